@@ -1,0 +1,19 @@
+package tsdb
+
+import "errors"
+
+// Errors returned for samples the head refuses. Each refuses one sample;
+// other samples of the same request are unaffected.
+var (
+	// ErrOutOfOrderSample: the sample is older than the newest sample of its
+	// series and out-of-order ingestion is disabled.
+	ErrOutOfOrderSample = errors.New("out of order sample")
+	// ErrTooOldSample: the sample is older than the newest sample of its
+	// series by more than the out-of-order window.
+	ErrTooOldSample = errors.New("sample is too old: outside the out-of-order window")
+	// ErrDuplicateSampleForTimestamp: the series already has a different
+	// value at this timestamp.
+	ErrDuplicateSampleForTimestamp = errors.New("duplicate sample for timestamp with a different value")
+	// ErrClosed: the head was closed.
+	ErrClosed = errors.New("tsdb head closed")
+)

@@ -1,0 +1,137 @@
+package tsdb
+
+import (
+	"math"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Appender returns an appender for one batch of samples.
+func (h *Head) Appender() Appender {
+	a := h.appenders.get()
+	a.head = h
+	return a
+}
+
+// headAppender buffers samples until Commit, so that a later WAL write can
+// sit between checking samples and making them visible.
+type headAppender struct {
+	head    *Head
+	samples []pendingSample
+	// newest maps each series touched by this batch to its newest accepted
+	// sample, so that a batch holding several samples of a series is
+	// checked as if the earlier ones were already applied.
+	newest map[*memSeries]sample
+}
+
+type pendingSample struct {
+	series *memSeries
+	t      int64
+	v      float64
+}
+
+type appenderPool struct{ pool sync.Pool }
+
+func (p *appenderPool) get() *headAppender {
+	if a, ok := p.pool.Get().(*headAppender); ok {
+		return a
+	}
+	return &headAppender{newest: map[*memSeries]sample{}}
+}
+
+// put clears every reference so pooled appenders keep no series alive.
+func (p *appenderPool) put(a *headAppender) {
+	clear(a.samples)
+	a.samples = a.samples[:0]
+	clear(a.newest)
+	a.head = nil
+	p.pool.Put(a)
+}
+
+func (a *headAppender) Append(lset labels.Labels, t int64, v float64) error {
+	s, _ := a.head.getOrCreate(lset)
+	outcome, err := a.check(s, t, v)
+	if err != nil {
+		a.head.metrics.rejected(err).Inc()
+		return err
+	}
+	if outcome == ignoredDuplicate {
+		a.head.metrics.duplicatesIgnored.Inc()
+		return nil
+	}
+	if n, ok := a.newest[s]; !ok || t > n.t {
+		a.newest[s] = sample{t: t, v: v}
+	}
+	a.samples = append(a.samples, pendingSample{series: s, t: t, v: v})
+	return nil
+}
+
+// check decides a sample's fate against the series' committed state and
+// the samples this batch already holds for it.
+func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, error) {
+	window := a.head.opts.OutOfOrderWindow.Milliseconds()
+	if n, ok := a.newest[s]; ok && n.t >= t {
+		if n.t == t {
+			if math.Float64bits(n.v) == math.Float64bits(v) {
+				return ignoredDuplicate, nil
+			}
+			return 0, ErrDuplicateSampleForTimestamp
+		}
+		if window == 0 {
+			return 0, ErrOutOfOrderSample
+		}
+		if t < n.t-window {
+			return 0, ErrTooOldSample
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkLocked(t, v, window)
+}
+
+// Commit applies the buffered samples. A sample that a concurrent batch
+// made unacceptable since Append is dropped and counted.
+func (a *headAppender) Commit() error {
+	defer a.head.appenders.put(a)
+	h := a.head
+	var locked *memSeries
+	appended := 0
+	// The head's time range is widened once per batch: a CAS per sample
+	// on one shared word would serialise the writers.
+	mint, maxt := int64(maxInt64), int64(minInt64)
+	for _, p := range a.samples {
+		if p.series != locked {
+			if locked != nil {
+				locked.mu.Unlock()
+			}
+			locked = p.series
+			locked.mu.Lock()
+		}
+		outcome, err := p.series.appendLocked(p.t, p.v, &h.opts, &h.numChunks)
+		switch {
+		case err != nil:
+			h.metrics.rejected(err).Inc()
+			h.metrics.commitConflicts.Inc()
+			continue
+		case outcome == ignoredDuplicate:
+			h.metrics.duplicatesIgnored.Inc()
+			continue
+		case outcome == appendedOutOfOrder:
+			h.metrics.outOfOrderAppended.Inc()
+		}
+		appended++
+		mint, maxt = min(mint, p.t), max(maxt, p.t)
+	}
+	if locked != nil {
+		locked.mu.Unlock()
+	}
+	if appended > 0 {
+		h.updateTimeRange(mint, maxt)
+	}
+	h.metrics.samplesAppended.Add(float64(appended))
+	h.numSamples.Add(int64(appended))
+	return nil
+}
+
+func (a *headAppender) Rollback() { a.head.appenders.put(a) }

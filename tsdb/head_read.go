@@ -1,0 +1,152 @@
+package tsdb
+
+import (
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// Querier returns a querier over the head's samples in [mint, maxt].
+func (h *Head) Querier(mint, maxt int64) (Querier, error) {
+	return &headQuerier{head: h, mint: mint, maxt: maxt}, nil
+}
+
+type headQuerier struct {
+	head       *Head
+	mint, maxt int64
+}
+
+// ctxCheckInterval is how many series a querier walks between checks of
+// its context: often enough to stop a large query promptly, rarely enough
+// to cost nothing.
+const ctxCheckInterval = 1024
+
+// matching returns the series that match ms and have samples in range.
+func (q *headQuerier) matching(ctx context.Context, ms []*labels.Matcher) ([]*memSeries, error) {
+	h := q.head
+	if h.MinTime() > q.maxt || h.MaxTime() < q.mint {
+		return nil, nil
+	}
+	refs := h.index.forMatchers(ms)
+	out := make([]*memSeries, 0, len(refs))
+	for i, ref := range refs {
+		if i%ctxCheckInterval == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		s := h.series.getByRef(ref)
+		if s == nil {
+			continue
+		}
+		s.mu.Lock()
+		ok := s.overlapsLocked(q.mint, q.maxt)
+		s.mu.Unlock()
+		if ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesSet {
+	series, err := q.matching(ctx, ms)
+	if err != nil {
+		return &headSeriesSet{err: err}
+	}
+	b := labels.NewScratchBuilder(16)
+	set := &headSeriesSet{series: make([]headSeries, len(series))}
+	for i, s := range series {
+		set.series[i] = headSeries{lset: q.head.symbols.labels(&b, s.syms), s: s, mint: q.mint, maxt: q.maxt}
+	}
+	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
+	return set
+}
+
+func (q *headQuerier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		if q.head.MinTime() > q.maxt || q.head.MaxTime() < q.mint {
+			return nil, nil
+		}
+		return q.head.index.labelNames(), nil
+	}
+	series, err := q.matching(ctx, ms)
+	if err != nil {
+		return nil, err
+	}
+	strs := q.head.symbols.load()
+	seen := map[string]struct{}{}
+	for _, s := range series {
+		for i := 0; i < len(s.syms); i += 2 {
+			seen[strs[s.syms[i]]] = struct{}{}
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*labels.Matcher) ([]string, error) {
+	if len(ms) == 0 {
+		if q.head.MinTime() > q.maxt || q.head.MaxTime() < q.mint {
+			return nil, nil
+		}
+		return q.head.index.labelValues(name), nil
+	}
+	series, err := q.matching(ctx, ms)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]struct{}{}
+	for _, s := range series {
+		if v := q.head.symbols.get(s.syms, name); v != "" {
+			seen[v] = struct{}{}
+		}
+	}
+	return sortedKeys(seen), nil
+}
+
+func (q *headQuerier) Close() error { return nil }
+
+func sortedKeys(m map[string]struct{}) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+type headSeriesSet struct {
+	series []headSeries
+	i      int
+	err    error
+}
+
+func (s *headSeriesSet) Next() bool {
+	if s.i >= len(s.series) {
+		return false
+	}
+	s.i++
+	return true
+}
+
+func (s *headSeriesSet) At() Series { return &s.series[s.i-1] }
+func (s *headSeriesSet) Err() error { return s.err }
+
+// headSeries reads one series' samples lazily: Iterator snapshots the
+// series when called, so samples appended after Select may be seen.
+type headSeries struct {
+	lset       labels.Labels
+	s          *memSeries
+	mint, maxt int64
+}
+
+func (hs *headSeries) Labels() labels.Labels { return hs.lset }
+
+func (hs *headSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	hs.s.mu.Lock()
+	snap := hs.s.snapshotLocked(hs.mint, hs.maxt)
+	hs.s.mu.Unlock()
+	return snap.iterator(it, hs.mint, hs.maxt)
+}

@@ -1,0 +1,71 @@
+package tsdb
+
+import (
+	"context"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// SeriesRef identifies a series in the head for its lifetime. Refs are
+// allocated in increasing order and never reused, so postings lists sorted
+// by ref are sorted by creation time too.
+type SeriesRef uint64
+
+// Appendable hands out appenders. One appender serves one write request.
+type Appendable interface {
+	Appender() Appender
+}
+
+// Appender adds samples to series and makes them visible on Commit.
+// An Appender is not safe for concurrent use.
+type Appender interface {
+	// Append buffers one sample of the series lset, creating the series if
+	// it is new. lset is read only during the call: the caller may reuse
+	// its memory afterwards. A returned error refuses this sample only; it
+	// is one of ErrOutOfOrderSample, ErrTooOldSample or
+	// ErrDuplicateSampleForTimestamp. Duplicates of a stored sample (same
+	// timestamp, same value bits) are accepted and ignored.
+	Append(lset labels.Labels, t int64, v float64) error
+	// Commit makes the buffered samples visible to queriers. The Appender
+	// must not be used after Commit or Rollback.
+	Commit() error
+	// Rollback drops the buffered samples.
+	Rollback()
+}
+
+// Queryable opens queriers over a time range.
+type Queryable interface {
+	// Querier returns a Querier over samples with mint <= t <= maxt.
+	Querier(mint, maxt int64) (Querier, error)
+}
+
+// Querier reads series, labels and samples over its time range.
+// Matchers follow Prometheus semantics: a matcher that matches the empty
+// string also matches series without that label.
+type Querier interface {
+	// Select returns the series matching all matchers, sorted by labels,
+	// with their samples in [mint, maxt] in time order.
+	Select(ctx context.Context, matchers ...*labels.Matcher) SeriesSet
+	// LabelNames returns the sorted label names of series matching the
+	// matchers (all series when none are given).
+	LabelNames(ctx context.Context, matchers ...*labels.Matcher) ([]string, error)
+	// LabelValues returns the sorted values of label name among series
+	// matching the matchers (all series when none are given).
+	LabelValues(ctx context.Context, name string, matchers ...*labels.Matcher) ([]string, error)
+	Close() error
+}
+
+// SeriesSet iterates over series. At is valid until the next call to Next.
+type SeriesSet interface {
+	Next() bool
+	At() Series
+	Err() error
+}
+
+// Series is one series with its samples in the querier's range.
+type Series interface {
+	Labels() labels.Labels
+	// Iterator returns an iterator over the samples; it may reuse it.
+	Iterator(it chunkenc.Iterator) chunkenc.Iterator
+}

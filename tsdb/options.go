@@ -1,0 +1,49 @@
+package tsdb
+
+import (
+	"fmt"
+	"time"
+)
+
+// HeadOptions configure the in-memory head.
+type HeadOptions struct {
+	// OutOfOrderWindow is how far behind the newest sample of a series a
+	// sample may be and still be accepted. Zero disables out-of-order
+	// ingestion.
+	OutOfOrderWindow time.Duration
+	// ChunkSamples is the number of samples after which the head chunk of a
+	// series is closed; 120 as in Prometheus, which keeps XOR chunks near
+	// their best compression while bounding the cost of decoding one.
+	ChunkSamples int
+	// OutOfOrderCapacity is the number of out-of-order samples a series
+	// buffers before they are encoded into a chunk.
+	OutOfOrderCapacity int
+	// StripeSize is the number of lock stripes of the series maps; a power
+	// of two.
+	StripeSize int
+}
+
+// DefaultHeadOptions returns the options etcdgate runs with by default.
+func DefaultHeadOptions() HeadOptions {
+	return HeadOptions{
+		OutOfOrderWindow:   10 * time.Minute,
+		ChunkSamples:       120,
+		OutOfOrderCapacity: 32,
+		StripeSize:         1 << 14,
+	}
+}
+
+// Validate reports the first invalid option.
+func (o HeadOptions) Validate() error {
+	switch {
+	case o.OutOfOrderWindow < 0:
+		return fmt.Errorf("out-of-order window %s is negative", o.OutOfOrderWindow)
+	case o.ChunkSamples < 1 || o.ChunkSamples > 65535:
+		return fmt.Errorf("chunk samples %d outside 1..65535", o.ChunkSamples)
+	case o.OutOfOrderCapacity < 1:
+		return fmt.Errorf("out-of-order capacity %d must be positive", o.OutOfOrderCapacity)
+	case o.StripeSize < 1 || o.StripeSize&(o.StripeSize-1) != 0:
+		return fmt.Errorf("stripe size %d is not a power of two", o.StripeSize)
+	}
+	return nil
+}

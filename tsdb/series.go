@@ -1,0 +1,159 @@
+package tsdb
+
+import (
+	"math"
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// memSeries is one series in the head.
+//
+// ref, hash and syms are immutable after creation. Everything else is
+// guarded by mu.
+type memSeries struct {
+	ref  SeriesRef
+	hash uint64   // labels.Labels.Hash of the series' labels
+	syms []uint32 // label names and values as symbol refs, in label order
+
+	mu       sync.Mutex
+	closed   []memChunk         // full in-order chunks, oldest first; immutable
+	head     *chunkenc.XORChunk // open in-order chunk, nil before the first sample
+	app      chunkenc.Appender  // appender of head
+	headMinT int64              // first timestamp in head
+	maxT     int64              // newest in-order timestamp; math.MinInt64 if none
+	lastV    uint64             // bits of the value at maxT
+	minT     int64              // oldest timestamp of any sample; math.MaxInt64 if none
+	ooo      []sample           // out-of-order samples not yet in a chunk, sorted by t
+	oooDone  []memChunk         // encoded out-of-order chunks; may overlap anything
+}
+
+// memChunk is a closed XOR chunk and the time range it covers.
+type memChunk struct {
+	data       []byte
+	minT, maxT int64
+}
+
+type sample struct {
+	t int64
+	v float64
+}
+
+func newMemSeries(ref SeriesRef, hash uint64, syms []uint32) *memSeries {
+	return &memSeries{ref: ref, hash: hash, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64}
+}
+
+// overlaps reports whether the series has samples in [mint, maxt]. The
+// caller holds s.mu.
+func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
+	if s.minT == math.MaxInt64 {
+		return false
+	}
+	newest := s.maxT
+	if n := len(s.ooo); n > 0 && s.ooo[n-1].t > newest {
+		newest = s.ooo[n-1].t
+	}
+	return s.minT <= maxt && newest >= mint
+}
+
+// seriesHashmap maps label hashes to series. A hash collision between two
+// different label sets is resolved by keeping the later series in
+// conflicts, compared by labels.
+type seriesHashmap struct {
+	unique    map[uint64]*memSeries
+	conflicts map[uint64][]*memSeries
+}
+
+func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *memSeries {
+	if s, ok := m.unique[hash]; ok && st.equal(s.syms, lset) {
+		return s
+	}
+	for _, s := range m.conflicts[hash] {
+		if st.equal(s.syms, lset) {
+			return s
+		}
+	}
+	return nil
+}
+
+func (m *seriesHashmap) set(s *memSeries) {
+	if _, ok := m.unique[s.hash]; !ok {
+		m.unique[s.hash] = s
+		return
+	}
+	if m.conflicts == nil {
+		m.conflicts = map[uint64][]*memSeries{}
+	}
+	m.conflicts[s.hash] = append(m.conflicts[s.hash], s)
+}
+
+// stripeSeries holds the head's series twice: by ref for queries and by
+// label hash for appends, each behind its own striped lock so that
+// concurrent writers to different series rarely contend. Stripe i of
+// hashes guards the series whose hash&mask == i; stripe i of refs those
+// whose ref&mask == i.
+type stripeSeries struct {
+	mask   uint64
+	refs   []map[SeriesRef]*memSeries
+	hashes []seriesHashmap
+	locks  []stripeLock
+}
+
+// stripeLock is padded to a cache line so neighbouring stripes do not
+// share one (as in Prometheus's stripeSeries).
+type stripeLock struct {
+	sync.RWMutex
+	_ [40]byte
+}
+
+func newStripeSeries(size int) *stripeSeries {
+	s := &stripeSeries{
+		mask:   uint64(size - 1),
+		refs:   make([]map[SeriesRef]*memSeries, size),
+		hashes: make([]seriesHashmap, size),
+		locks:  make([]stripeLock, size),
+	}
+	for i := range size {
+		s.refs[i] = map[SeriesRef]*memSeries{}
+		s.hashes[i] = seriesHashmap{unique: map[uint64]*memSeries{}}
+	}
+	return s
+}
+
+func (s *stripeSeries) getByHash(hash uint64, lset labels.Labels, st *symbolTable) *memSeries {
+	i := hash & s.mask
+	s.locks[i].RLock()
+	series := s.hashes[i].get(hash, lset, st)
+	s.locks[i].RUnlock()
+	return series
+}
+
+func (s *stripeSeries) getByRef(ref SeriesRef) *memSeries {
+	i := uint64(ref) & s.mask
+	s.locks[i].RLock()
+	series := s.refs[i][ref]
+	s.locks[i].RUnlock()
+	return series
+}
+
+// getOrSet returns the series already stored for lset, or stores and
+// returns the one create builds. create runs under the hash stripe's lock,
+// so two writers racing to create one series agree on one.
+func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, st *symbolTable, create func() *memSeries) (series *memSeries, created bool) {
+	i := hash & s.mask
+	s.locks[i].Lock()
+	if series = s.hashes[i].get(hash, lset, st); series != nil {
+		s.locks[i].Unlock()
+		return series, false
+	}
+	series = create()
+	s.hashes[i].set(series)
+	s.locks[i].Unlock()
+
+	j := uint64(series.ref) & s.mask
+	s.locks[j].Lock()
+	s.refs[j][series.ref] = series
+	s.locks[j].Unlock()
+	return series, true
+}

@@ -1,0 +1,85 @@
+package tsdb
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// seriesSnapshot is what a reader needs of a series for [mint, maxt],
+// copied under the series lock so that iterating needs no lock. Closed
+// chunks are shared (they are immutable); the open chunk and buffered
+// out-of-order samples are copied.
+type seriesSnapshot struct {
+	chunks []memChunk // in-order, non-overlapping, oldest first
+	ooo    []sample   // out-of-order samples in range, sorted by t
+}
+
+func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
+	var snap seriesSnapshot
+	for _, c := range s.closed {
+		if c.maxT >= mint && c.minT <= maxt {
+			snap.chunks = append(snap.chunks, c)
+		}
+	}
+	if s.head != nil && s.maxT >= mint && s.headMinT <= maxt {
+		snap.chunks = append(snap.chunks, memChunk{data: slices.Clone(s.head.Bytes()), minT: s.headMinT, maxT: s.maxT})
+	}
+	for _, c := range s.oooDone {
+		if c.maxT >= mint && c.minT <= maxt {
+			snap.ooo = appendChunkSamples(snap.ooo, c, mint, maxt)
+		}
+	}
+	for _, smp := range s.ooo {
+		if smp.t >= mint && smp.t <= maxt {
+			snap.ooo = append(snap.ooo, smp)
+		}
+	}
+	return snap
+}
+
+// iterator returns an iterator over the snapshot's samples in [mint, maxt].
+// Without out-of-order samples it streams the chunks; otherwise it merges
+// everything into one sorted slice, which is rare and bounded by the
+// out-of-order window.
+func (snap seriesSnapshot) iterator(reuse chunkenc.Iterator, mint, maxt int64) chunkenc.Iterator {
+	if len(snap.ooo) == 0 {
+		it, ok := reuse.(*chunksIterator)
+		if !ok {
+			it = &chunksIterator{}
+		}
+		it.reset(snap.chunks, mint, maxt)
+		return it
+	}
+	var all []sample
+	for _, c := range snap.chunks {
+		all = appendChunkSamples(all, c, mint, maxt)
+	}
+	all = append(all, snap.ooo...)
+	// Stable: for equal timestamps the in-order sample, appended first, wins.
+	slices.SortStableFunc(all, func(a, b sample) int { return cmp.Compare(a.t, b.t) })
+	all = slices.CompactFunc(all, func(a, b sample) bool { return a.t == b.t })
+	it, ok := reuse.(*samplesIterator)
+	if !ok {
+		it = &samplesIterator{}
+	}
+	it.reset(all)
+	return it
+}
+
+func appendChunkSamples(dst []sample, c memChunk, mint, maxt int64) []sample {
+	var xc chunkenc.XORChunk
+	xc.Reset(c.data)
+	it := xc.Iterator(nil)
+	for it.Next() != chunkenc.ValNone {
+		t, v := it.At()
+		if t > maxt {
+			break
+		}
+		if t >= mint {
+			dst = append(dst, sample{t: t, v: v})
+		}
+	}
+	return dst
+}
