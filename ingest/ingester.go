@@ -1,0 +1,262 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// Ingester runs the write path of one request: decompress, decode,
+// validate, append. It is safe for concurrent use.
+type Ingester struct {
+	store   tsdb.Appendable
+	limits  atomic.Pointer[Limits]
+	metrics *metrics
+	logger  *slog.Logger
+	now     func() time.Time
+	scratch sync.Pool // *writeScratch
+	// lastLog throttles the refusal log to one line per logInterval: a
+	// misbehaving sender must not flood the log with one line a request.
+	lastLog atomic.Int64
+}
+
+const logInterval = 10 * time.Second
+
+// Options configure an Ingester.
+type Options struct {
+	Limits     Limits
+	Registerer prometheus.Registerer // may be nil
+	Logger     *slog.Logger          // may be nil
+	// Now is the clock that decides which samples are too far in the
+	// future; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultOptions returns the options with default limits.
+func DefaultOptions() Options { return Options{Limits: DefaultLimits()} }
+
+// New returns an Ingester appending to store.
+func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest limits: %w", err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	in := &Ingester{store: store, metrics: newMetrics(opts.Registerer), logger: opts.Logger, now: opts.Now}
+	in.limits.Store(&opts.Limits)
+	return in, nil
+}
+
+// SetLimits replaces the limits; requests in flight keep the old ones.
+func (in *Ingester) SetLimits(l Limits) error {
+	if err := l.Validate(); err != nil {
+		return err
+	}
+	in.limits.Store(&l)
+	return nil
+}
+
+// Limits returns the limits in force.
+func (in *Ingester) Limits() Limits { return *in.limits.Load() }
+
+// Result says what happened to the samples of one request.
+type Result struct {
+	Series          int // series in the request
+	Samples         int // samples in the request, float and histogram
+	Accepted        int // samples stored or ignored as exact duplicates
+	RefusedSeries   int // series refused whole by validation
+	RefusedSamples  int // samples refused, including those of refused series
+	FirstRefusal    error
+	IgnoredMetadata int
+}
+
+// Err returns nil when every sample was accepted, and otherwise an error
+// that names the first problem and counts what was refused. It wraps
+// ErrInvalidSeries or ErrRejectedSamples.
+func (r Result) Err() error {
+	if r.FirstRefusal == nil {
+		return nil
+	}
+	return fmt.Errorf("refused %d of %d samples (%d of %d series invalid); first: %w",
+		r.RefusedSamples, r.Samples, r.RefusedSeries, r.Series, r.FirstRefusal)
+}
+
+// writeScratch is the per-request memory, pooled so that steady ingestion
+// allocates nothing per sample.
+type writeScratch struct {
+	raw     []byte // decompressed protobuf; wr's strings alias it
+	wr      WriteRequest
+	builder labels.ScratchBuilder
+	lset    labels.Labels // reused; valid only until the next series
+}
+
+// Write ingests one snappy-compressed remote-write 1.0 body. A returned
+// error is a fault of the whole request (ErrBodyTooLarge, ErrBadSnappy,
+// ErrBadProtobuf) or of the store, and nothing was stored; otherwise the
+// Result tells which samples were refused, while the rest were stored.
+func (in *Ingester) Write(body []byte) (Result, error) {
+	lim := in.limits.Load()
+	sc, _ := in.scratch.Get().(*writeScratch)
+	if sc == nil {
+		sc = &writeScratch{builder: labels.NewScratchBuilder(16)}
+	}
+	defer in.putScratch(sc)
+
+	if err := in.decode(body, lim, sc); err != nil {
+		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
+		return Result{}, err
+	}
+	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples(), IgnoredMetadata: sc.wr.Metadata}
+	in.metrics.seriesReceived.Add(float64(res.Series))
+	in.metrics.samplesReceived.Add(float64(res.Samples))
+
+	app := in.store.Appender()
+	maxT := in.now().Add(lim.MaxFutureDrift).UnixMilli()
+	for i := range sc.wr.Timeseries {
+		in.appendSeries(app, &sc.wr.Timeseries[i], lim, maxT, sc, &res)
+	}
+	if err := app.Commit(); err != nil {
+		return Result{}, fmt.Errorf("commit: %w", err)
+	}
+	res.Accepted = res.Samples - res.RefusedSamples
+	in.metrics.samplesAccepted.Add(float64(res.Accepted))
+	if err := res.Err(); err != nil {
+		in.logRefusal(err)
+	}
+	return res, nil
+}
+
+func (in *Ingester) logRefusal(err error) {
+	now := in.now().UnixNano()
+	last := in.lastLog.Load()
+	if now-last < int64(logInterval) || !in.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	in.logger.Warn("write request had refused samples (logged at most every 10s)", "err", err)
+}
+
+func (in *Ingester) putScratch(sc *writeScratch) {
+	sc.wr.Reset()
+	in.scratch.Put(sc)
+}
+
+// decode decompresses body into sc.raw and decodes it into sc.wr. The
+// decoded length is checked before anything is allocated, so a small
+// body claiming gigabytes is refused up front.
+func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
+	if len(body) > lim.MaxCompressedBodyBytes {
+		return fmt.Errorf("%w: %d bytes compressed, limit %d", ErrBodyTooLarge, len(body), lim.MaxCompressedBodyBytes)
+	}
+	n, err := snappy.DecodedLen(body)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSnappy, err)
+	}
+	if n > lim.MaxDecompressedBodyBytes {
+		return fmt.Errorf("%w: %d bytes decompressed, limit %d", ErrBodyTooLarge, n, lim.MaxDecompressedBodyBytes)
+	}
+	if cap(sc.raw) < n {
+		sc.raw = make([]byte, n)
+	}
+	raw, err := snappy.Decode(sc.raw[:cap(sc.raw)], body)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSnappy, err)
+	}
+	return sc.wr.Unmarshal(raw)
+}
+
+// appendSeries validates one series and appends its samples, recording
+// refusals in res.
+func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits, maxT int64, sc *writeScratch, res *Result) {
+	if ts.Histograms > 0 {
+		res.Samples += ts.Histograms
+		in.refuse(res, invalid(reasonNativeHistogram, "series %s: %d native histogram samples are not supported",
+			metricNameOf(ts.Labels), ts.Histograms), ts.Histograms)
+	}
+	if len(ts.Samples) == 0 {
+		return
+	}
+	if r := buildLabels(ts.Labels, lim, &sc.builder, &sc.lset); r != nil {
+		if r.reason != reasonDuplicateLabelName && r.reason != reasonMissingMetricName && r.reason != reasonTooManyLabels {
+			r.msg = fmt.Sprintf("series %s: %s", metricNameOf(ts.Labels), r.msg)
+		}
+		res.RefusedSeries++
+		in.metrics.seriesRejected.WithLabelValues(r.reason).Inc()
+		in.refuse(res, r, len(ts.Samples))
+		return
+	}
+	for _, s := range ts.Samples {
+		if s.Timestamp > maxT {
+			in.refuseSample(res, reasonTooFarInFuture, ErrInvalidSeries, func() string {
+				return fmt.Sprintf("series %s: sample at %s is more than %s in the future",
+					sc.lset.String(), formatMillis(s.Timestamp), lim.MaxFutureDrift)
+			})
+			continue
+		}
+		if err := app.Append(sc.lset, s.Timestamp, s.Value); err != nil {
+			in.refuseSample(res, tsdb.RejectReason(err), ErrRejectedSamples, func() string {
+				return fmt.Sprintf("series %s: sample at %s: %v", sc.lset.String(), formatMillis(s.Timestamp), err)
+			})
+		}
+	}
+}
+
+func formatMillis(t int64) string {
+	return time.UnixMilli(t).UTC().Format(time.RFC3339Nano)
+}
+
+// refuseSample counts one refused sample. The message is built only for
+// the first refusal of a request: a batch of thousands of refused samples
+// must not format thousands of messages nobody reads.
+func (in *Ingester) refuseSample(res *Result, reason string, class error, msg func() string) {
+	if res.FirstRefusal != nil {
+		res.RefusedSamples++
+		in.metrics.samplesRejected.WithLabelValues(reason).Inc()
+		return
+	}
+	in.refuse(res, &refusal{reason: reason, msg: msg(), class: class}, 1)
+}
+
+// refuse counts n refused samples and keeps the first refusal.
+func (in *Ingester) refuse(res *Result, r *refusal, n int) {
+	res.RefusedSamples += n
+	in.metrics.samplesRejected.WithLabelValues(r.reason).Add(float64(n))
+	if res.FirstRefusal == nil {
+		res.FirstRefusal = r
+	}
+}
+
+// metricNameOf names a series for an error message before its labels are
+// validated.
+func metricNameOf(ls []Label) string {
+	for _, l := range ls {
+		if l.Name == labels.MetricName {
+			return fmt.Sprintf("%.200q", l.Value)
+		}
+	}
+	return "without metric name"
+}
+
+func requestRejectReason(err error) string {
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		return "body_too_large"
+	case errors.Is(err, ErrBadSnappy):
+		return "bad_snappy"
+	case errors.Is(err, ErrBadProtobuf):
+		return "bad_protobuf"
+	}
+	return "other"
+}

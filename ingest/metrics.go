@@ -1,0 +1,50 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the write path's self-metrics.
+type metrics struct {
+	requestsRejected *prometheus.CounterVec
+	seriesReceived   prometheus.Counter
+	seriesRejected   *prometheus.CounterVec
+	samplesReceived  prometheus.Counter
+	samplesAccepted  prometheus.Counter
+	samplesRejected  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requestsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_requests_rejected_total",
+			Help: "Write requests refused whole, by reason.",
+		}, []string{"reason"}),
+		seriesReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_series_received_total",
+			Help: "Series entries received in write requests.",
+		}),
+		seriesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_series_rejected_total",
+			Help: "Series entries refused by validation, by reason.",
+		}, []string{"reason"}),
+		samplesReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_samples_received_total",
+			Help: "Float samples received in write requests.",
+		}),
+		samplesAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_samples_accepted_total",
+			Help: "Float samples accepted (stored, or ignored as exact duplicates).",
+		}),
+		samplesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_samples_rejected_total",
+			Help: "Samples refused, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{"body_too_large", "bad_snappy", "bad_protobuf"} {
+		m.requestsRejected.WithLabelValues(r)
+	}
+	if reg != nil {
+		reg.MustRegister(m.requestsRejected, m.seriesReceived, m.seriesRejected,
+			m.samplesReceived, m.samplesAccepted, m.samplesRejected)
+	}
+	return m
+}

@@ -1,0 +1,153 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// Limits bound what one request and one series may carry. They are
+// reloadable: an Ingester reads them once per request.
+type Limits struct {
+	MaxCompressedBodyBytes   int           // snappy body as received
+	MaxDecompressedBodyBytes int           // protobuf after snappy; stops snappy bombs
+	MaxLabelsPerSeries       int           // after empty values are dropped
+	MaxLabelNameLength       int           // bytes
+	MaxLabelValueLength      int           // bytes
+	MaxFutureDrift           time.Duration // how far past now a sample may be
+}
+
+// DefaultLimits returns limits that a fleet of etcd scrapers never hits:
+// Prometheus sends at most a few MiB per request and etcd series carry
+// about a dozen labels.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxCompressedBodyBytes:   16 << 20,
+		MaxDecompressedBodyBytes: 64 << 20,
+		MaxLabelsPerSeries:       40,
+		MaxLabelNameLength:       1024,
+		MaxLabelValueLength:      4096,
+		MaxFutureDrift:           10 * time.Minute,
+	}
+}
+
+// Validate reports the first invalid limit.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxCompressedBodyBytes <= 0:
+		return fmt.Errorf("max compressed body bytes %d must be positive", l.MaxCompressedBodyBytes)
+	case l.MaxDecompressedBodyBytes < l.MaxCompressedBodyBytes:
+		return fmt.Errorf("max decompressed body bytes %d is below max compressed body bytes %d", l.MaxDecompressedBodyBytes, l.MaxCompressedBodyBytes)
+	case l.MaxLabelsPerSeries <= 0:
+		return fmt.Errorf("max labels per series %d must be positive", l.MaxLabelsPerSeries)
+	case l.MaxLabelNameLength <= 0 || l.MaxLabelValueLength <= 0:
+		return errors.New("max label name and value lengths must be positive")
+	case l.MaxFutureDrift < 0:
+		return fmt.Errorf("max future drift %s is negative", l.MaxFutureDrift)
+	}
+	return nil
+}
+
+// Reasons a series or sample is refused, as used in metrics labels.
+const (
+	reasonInvalidLabelName   = "invalid_label_name"
+	reasonInvalidMetricName  = "invalid_metric_name"
+	reasonInvalidLabelValue  = "invalid_label_value"
+	reasonMissingMetricName  = "missing_metric_name"
+	reasonDuplicateLabelName = "duplicate_label_name"
+	reasonTooManyLabels      = "too_many_labels"
+	reasonLabelNameTooLong   = "label_name_too_long"
+	reasonLabelValueTooLong  = "label_value_too_long"
+	reasonTooFarInFuture     = "too_far_in_future"
+	reasonNativeHistogram    = "native_histogram_unsupported"
+)
+
+// refusal is why a series or sample was refused. It wraps ErrInvalidSeries
+// or, for samples the store refused, ErrRejectedSamples.
+type refusal struct {
+	reason string
+	msg    string
+	class  error
+}
+
+func (r *refusal) Error() string { return r.msg }
+func (r *refusal) Unwrap() error { return r.class }
+
+func invalid(reason, format string, args ...any) *refusal {
+	return &refusal{reason: reason, msg: fmt.Sprintf(format, args...), class: ErrInvalidSeries}
+}
+
+// IsValidLabelName reports whether name matches [a-zA-Z_][a-zA-Z0-9_]*.
+func IsValidLabelName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsValidMetricName reports whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*.
+func IsValidMetricName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c == '_' || c == ':' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// validateLabel checks one label pair against the naming rules and limits.
+func validateLabel(l Label, lim *Limits) *refusal {
+	switch {
+	case len(l.Name) > lim.MaxLabelNameLength:
+		return invalid(reasonLabelNameTooLong, "label name %.64q... is %d bytes, longer than the limit of %d", l.Name, len(l.Name), lim.MaxLabelNameLength)
+	case !IsValidLabelName(l.Name):
+		return invalid(reasonInvalidLabelName, "invalid label name %q", l.Name)
+	case len(l.Value) > lim.MaxLabelValueLength:
+		return invalid(reasonLabelValueTooLong, "value of label %q is %d bytes, longer than the limit of %d", l.Name, len(l.Value), lim.MaxLabelValueLength)
+	case !utf8.ValidString(l.Value):
+		return invalid(reasonInvalidLabelValue, "value of label %q is not valid UTF-8", l.Name)
+	case l.Name == labels.MetricName && !IsValidMetricName(l.Value):
+		return invalid(reasonInvalidMetricName, "invalid metric name %q", l.Value)
+	}
+	return nil
+}
+
+// buildLabels validates a decoded series' labels and writes them, sorted
+// and without empty values, into lset using b as scratch. lset's memory is
+// reused across calls: the caller must not keep it.
+func buildLabels(src []Label, lim *Limits, b *labels.ScratchBuilder, lset *labels.Labels) *refusal {
+	b.Reset()
+	for _, l := range src {
+		if err := validateLabel(l, lim); err != nil {
+			return err
+		}
+		if l.Value != "" {
+			b.Add(l.Name, l.Value)
+		}
+	}
+	b.Sort()
+	b.Overwrite(lset)
+	if name, dup := lset.HasDuplicateLabelNames(); dup {
+		return invalid(reasonDuplicateLabelName, "duplicate label name %q in series %s", name, lset.String())
+	}
+	if lset.Get(labels.MetricName) == "" {
+		return invalid(reasonMissingMetricName, "series %s has no %s label", lset.String(), labels.MetricName)
+	}
+	if n := lset.Len(); n > lim.MaxLabelsPerSeries {
+		return invalid(reasonTooManyLabels, "series %s has %d labels, more than the limit of %d", lset.String(), n, lim.MaxLabelsPerSeries)
+	}
+	return nil
+}

@@ -1,0 +1,63 @@
+package ingest
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+var (
+	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+)
+
+func TestNameValidators(t *testing.T) {
+	for _, s := range []string{"", "a", "_", "__name__", "a1", "1a", "a-b", "a:b", ":a", "é", "A_Z_09", "a b", "le"} {
+		if got, want := IsValidLabelName(s), labelNameRE.MatchString(s); got != want {
+			t.Errorf("IsValidLabelName(%q) = %v, want %v", s, got, want)
+		}
+		if got, want := IsValidMetricName(s), metricNameRE.MatchString(s); got != want {
+			t.Errorf("IsValidMetricName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestBuildLabels(t *testing.T) {
+	lim := DefaultLimits()
+	lim.MaxLabelsPerSeries = 3
+	cases := []struct {
+		name   string
+		in     []Label
+		want   string
+		reason string
+	}{
+		{"sorted and empty dropped", []Label{{"job", "etcd"}, {"__name__", "up"}, {"zone", ""}}, `{__name__="up", job="etcd"}`, ""},
+		{"invalid name", []Label{{"__name__", "up"}, {"a.b", "x"}}, "", reasonInvalidLabelName},
+		{"invalid metric name", []Label{{"__name__", "1up"}}, "", reasonInvalidMetricName},
+		{"colon in metric name is valid", []Label{{"__name__", "job:up:sum"}}, `{__name__="job:up:sum"}`, ""},
+		{"colon in label name is invalid", []Label{{"__name__", "up"}, {"a:b", "x"}}, "", reasonInvalidLabelName},
+		{"duplicate", []Label{{"__name__", "up"}, {"a", "1"}, {"a", "2"}}, "", reasonDuplicateLabelName},
+		{"missing name", []Label{{"a", "1"}}, "", reasonMissingMetricName},
+		{"empty metric name is missing", []Label{{"__name__", ""}, {"a", "1"}}, "", reasonInvalidMetricName},
+		{"too many", []Label{{"__name__", "up"}, {"a", "1"}, {"b", "1"}, {"c", "1"}}, "", reasonTooManyLabels},
+		{"empty values do not count", []Label{{"__name__", "up"}, {"a", "1"}, {"b", "1"}, {"c", ""}}, `{__name__="up", a="1", b="1"}`, ""},
+		{"long name", []Label{{"__name__", "up"}, {strings.Repeat("a", 1025), "1"}}, "", reasonLabelNameTooLong},
+		{"long value", []Label{{"__name__", "up"}, {"a", strings.Repeat("v", 4097)}}, "", reasonLabelValueTooLong},
+		{"invalid utf-8", []Label{{"__name__", "up"}, {"a", "\xc3\x28"}}, "", reasonInvalidLabelValue},
+	}
+	b := labels.NewScratchBuilder(8)
+	var lset labels.Labels
+	for _, c := range cases {
+		r := buildLabels(c.in, &lim, &b, &lset)
+		switch {
+		case c.reason == "" && r != nil:
+			t.Errorf("%s: refused: %v", c.name, r)
+		case c.reason != "" && (r == nil || r.reason != c.reason):
+			t.Errorf("%s: got %v, want reason %s", c.name, r, c.reason)
+		case c.reason == "" && lset.String() != c.want:
+			t.Errorf("%s: built %s, want %s", c.name, lset.String(), c.want)
+		}
+	}
+}
