@@ -1,0 +1,93 @@
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// Storage is what the read API needs of the store.
+type Storage interface {
+	tsdb.Queryable
+	Stats(limit int) tsdb.Stats
+}
+
+// BuildInfo is served at /api/v1/status/buildinfo.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	Branch    string `json:"branch"`
+	BuildUser string `json:"buildUser"`
+	BuildDate string `json:"buildDate"`
+	GoVersion string `json:"goVersion"`
+}
+
+// Options wire the API to the rest of the process.
+type Options struct {
+	Ingester  *ingest.Ingester
+	Storage   Storage
+	BuildInfo BuildInfo
+	Logger    *slog.Logger
+	// Registerer receives the API's own metrics; Gatherer serves /metrics.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Ready reports whether the node serves reads and writes (false while
+	// it recovers). Nil means always ready.
+	Ready func() bool
+	// Reload re-reads the configuration; nil disables /-/reload.
+	Reload func() error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// API serves the HTTP endpoints.
+type API struct {
+	opts    Options
+	metrics *httpMetrics
+	bodies  bodyPool
+}
+
+// New returns the API for opts.
+func New(opts Options) *API {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer)}
+}
+
+// Handler returns the router with every endpoint instrumented.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(pattern, name string, h http.HandlerFunc) {
+		mux.Handle(pattern, a.metrics.instrument(name, h))
+	}
+	handle("POST /api/v1/write", "write", a.write)
+	for _, m := range []string{"GET", "POST"} {
+		handle(m+" /api/v1/series", "series", a.series)
+		handle(m+" /api/v1/labels", "labels", a.labelNames)
+		handle(m+" /api/v1/label/{name}/values", "label_values", a.labelValues)
+	}
+	handle("GET /api/v1/status/buildinfo", "buildinfo", a.buildInfo)
+	handle("GET /api/v1/status/tsdb", "tsdb_status", a.tsdbStatus)
+	handle("GET /-/healthy", "healthy", a.healthy)
+	handle("HEAD /-/healthy", "healthy", a.healthy)
+	handle("GET /-/ready", "ready", a.ready)
+	handle("HEAD /-/ready", "ready", a.ready)
+	handle("POST /-/reload", "reload", a.reload)
+	handle("PUT /-/reload", "reload", a.reload)
+	if a.opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+func (a *API) isReady() bool { return a.opts.Ready == nil || a.opts.Ready() }

@@ -1,0 +1,71 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+func (a *API) buildInfo(w http.ResponseWriter, _ *http.Request) {
+	respond(w, a.opts.BuildInfo, nil)
+}
+
+// tsdbStatus is the data of /api/v1/status/tsdb, shaped as Prometheus's.
+type tsdbStatus struct {
+	HeadStats                   headStats `json:"headStats"`
+	SeriesCountByMetricName     []stat    `json:"seriesCountByMetricName"`
+	LabelValueCountByLabelName  []stat    `json:"labelValueCountByLabelName"`
+	MemoryInBytesByLabelName    []stat    `json:"memoryInBytesByLabelName"`
+	SeriesCountByLabelValuePair []stat    `json:"seriesCountByLabelValuePair"`
+}
+
+type headStats struct {
+	NumSeries     int64 `json:"numSeries"`
+	NumLabelPairs int   `json:"numLabelPairs"`
+	ChunkCount    int64 `json:"chunkCount"`
+	MinTime       int64 `json:"minTime"`
+	MaxTime       int64 `json:"maxTime"`
+}
+
+type stat struct {
+	Name  string `json:"name"`
+	Value uint64 `json:"value"`
+}
+
+func toStats(in []tsdb.Stat) []stat {
+	out := make([]stat, len(in))
+	for i, s := range in {
+		out[i] = stat{Name: s.Name, Value: s.Value}
+	}
+	return out
+}
+
+// tsdbStatus serves /api/v1/status/tsdb with the top limit (default 10)
+// entries of each cardinality list.
+func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request) {
+	limit := 10
+	if s := r.FormValue("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			respondError(w, badData(errors.New("limit must be a positive number not exceeding 10000")))
+			return
+		}
+		limit = n
+	}
+	st := a.opts.Storage.Stats(limit)
+	respond(w, tsdbStatus{
+		HeadStats: headStats{
+			NumSeries:     st.NumSeries,
+			NumLabelPairs: st.NumLabelPairs,
+			ChunkCount:    st.NumChunks,
+			MinTime:       st.MinTime,
+			MaxTime:       st.MaxTime,
+		},
+		SeriesCountByMetricName:     toStats(st.SeriesCountByMetricName),
+		LabelValueCountByLabelName:  toStats(st.LabelValueCountByLabelName),
+		MemoryInBytesByLabelName:    toStats(st.MemoryInBytesByLabelName),
+		SeriesCountByLabelValuePair: toStats(st.SeriesCountByLabelValuePair),
+	}, nil)
+}

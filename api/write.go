@@ -1,0 +1,124 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/etcdgate/etcdgate/ingest"
+)
+
+var errTruncatedBody = errors.New("truncated request body")
+
+// write serves POST /api/v1/write (Prometheus remote write 1.0). Success
+// is 204. A request with refused samples is 400 with a message naming the
+// first problem, and its valid samples are stored all the same; replies
+// are plain text, as Prometheus's receiver sends them.
+func (a *API) write(w http.ResponseWriter, r *http.Request) {
+	if !a.isReady() {
+		http.Error(w, "etcdgate is not ready: recovery in progress", http.StatusServiceUnavailable)
+		return
+	}
+	if err := checkWriteHeaders(r.Header); err != nil {
+		http.Error(w, err.Error(), writeStatusOf(err))
+		return
+	}
+	body := a.bodies.get()
+	defer a.bodies.put(body)
+	var err error
+	*body, err = readBody(r, *body, a.opts.Ingester.Limits().MaxCompressedBodyBytes)
+	if err != nil {
+		http.Error(w, err.Error(), writeStatusOf(err))
+		return
+	}
+	res, err := a.opts.Ingester.Write(*body)
+	if err != nil {
+		code := writeStatusOf(err)
+		if code >= 500 {
+			a.opts.Logger.Error("write failed", "err", err)
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(res.Accepted))
+	if err := res.Err(); err != nil {
+		http.Error(w, err.Error(), writeStatusOf(err))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// checkWriteHeaders accepts remote write 1.0 as senders label it:
+// Content-Type application/x-protobuf (no proto parameter, or
+// prometheus.WriteRequest) and Content-Encoding snappy. Absent headers are
+// tolerated, since a 1.0 body has only one possible encoding.
+func checkWriteHeaders(h http.Header) error {
+	if ct := h.Get("Content-Type"); ct != "" {
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/x-protobuf" {
+			return fmt.Errorf("%w: Content-Type %q, want application/x-protobuf", ingest.ErrUnsupportedMediaType, ct)
+		}
+		if p, ok := params["proto"]; ok && p != "prometheus.WriteRequest" {
+			return fmt.Errorf("%w: proto %q, only remote write 1.0 (prometheus.WriteRequest) is supported", ingest.ErrUnsupportedMediaType, p)
+		}
+	}
+	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "snappy") {
+		return fmt.Errorf("%w: Content-Encoding %q, want snappy", ingest.ErrUnsupportedMediaType, ce)
+	}
+	return nil
+}
+
+// readBody reads at most limit bytes of the body into buf.
+func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
+	if r.ContentLength > int64(limit) {
+		return buf, fmt.Errorf("%w: Content-Length %d, limit %d", ingest.ErrBodyTooLarge, r.ContentLength, limit)
+	}
+	buf = buf[:0]
+	lr := io.LimitReader(r.Body, int64(limit)+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return buf, fmt.Errorf("%w after %d bytes", errTruncatedBody, len(buf))
+			}
+			return buf, fmt.Errorf("%w: %v", errTruncatedBody, err)
+		}
+	}
+	if len(buf) > limit {
+		return buf, fmt.Errorf("%w: more than %d bytes", ingest.ErrBodyTooLarge, limit)
+	}
+	return buf, nil
+}
+
+// bodyPool recycles request body buffers between requests.
+type bodyPool struct{ pool sync.Pool }
+
+func (p *bodyPool) get() *[]byte {
+	if b, ok := p.pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 64<<10)
+	return &b
+}
+
+// put keeps buffers up to 4 MiB: one huge request must not pin its
+// buffer forever.
+func (p *bodyPool) put(b *[]byte) {
+	if cap(*b) > 4<<20 {
+		return
+	}
+	*b = (*b)[:0]
+	p.pool.Put(b)
+}
