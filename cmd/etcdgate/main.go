@@ -1,0 +1,49 @@
+// Command etcdgate is the monitoring gateway for etcd fleets: it receives
+// remote write, stores series and answers the Prometheus query API.
+//
+// Usage:
+//
+//	etcdgate serve [--config FILE] [--listen-address ADDR] [--data-dir DIR]
+//	etcdgate check config FILE
+//	etcdgate version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: etcdgate <command> [flags]
+
+commands:
+  serve          run the gateway
+  check config   validate a configuration file without starting anything
+  version        print version information
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run dispatches a command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(args[1:], stderr)
+	case "check":
+		return runCheck(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, buildInfo().String())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "etcdgate: unknown command %q\n%s", args[0], usage)
+	return 2
+}

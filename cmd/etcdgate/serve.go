@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/etcdgate/etcdgate/api"
+	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// serveFlags are the command-line settings of serve; flags that were set
+// override the config file, on start and on every reload.
+type serveFlags struct {
+	configFile    string
+	listenAddress string
+	dataDir       string
+}
+
+func (f serveFlags) load() (Config, error) {
+	cfg, err := LoadConfig(f.configFile)
+	if err != nil {
+		return cfg, err
+	}
+	if f.listenAddress != "" {
+		cfg.ListenAddress = f.listenAddress
+	}
+	if f.dataDir != "" {
+		cfg.DataDir = f.dataDir
+	}
+	return cfg, cfg.Validate()
+}
+
+func runServe(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (every key has a default)")
+	fs.StringVar(&f.listenAddress, "listen-address", "", "address of the HTTP API, overriding listen_address (default 127.0.0.1:9390)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for persistent state, overriding data_dir (default ./data)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := f.load()
+	if err != nil {
+		fmt.Fprintf(stderr, "etcdgate: %v\n", err)
+		return 1
+	}
+	var level slog.LevelVar
+	lvl, _ := parseLogLevel(cfg.LogLevel)
+	level.Set(lvl)
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: &level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	g, err := newGateway(cfg, f, logger, &level)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := g.run(ctx, hup); err != nil {
+		logger.Error("stopped with error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// gateway is one running etcdgate node.
+type gateway struct {
+	flags   serveFlags
+	logger  *slog.Logger
+	level   *slog.LevelVar
+	reg     *prometheus.Registry
+	head    *tsdb.Head
+	ingest  *ingest.Ingester
+	server  *http.Server
+	ready   chan struct{} // closed when the node serves reads and writes
+	reloads *reloadMetrics
+
+	mu  sync.Mutex // serialises reloads
+	cfg Config     // guarded by mu
+}
+
+func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.LevelVar) (*gateway, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	g := &gateway{flags: flags, logger: logger, level: level, reg: reg, cfg: cfg, ready: make(chan struct{})}
+	g.reloads = newReloadMetrics(reg)
+	bi := buildInfo()
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "etcdgate_build_info",
+		Help:        "A metric with a constant '1' value labeled by version, revision and goversion.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
+	}, func() float64 { return 1 }))
+
+	var err error
+	if g.head, err = tsdb.NewHead(cfg.HeadOptions(), reg); err != nil {
+		return nil, err
+	}
+	if g.ingest, err = ingest.New(g.head, ingest.Options{Limits: cfg.IngestLimits(), Registerer: reg, Logger: logger}); err != nil {
+		return nil, err
+	}
+	a := api.New(api.Options{
+		Ingester:   g.ingest,
+		Storage:    g.head,
+		BuildInfo:  api.BuildInfo(bi),
+		Logger:     logger,
+		Registerer: reg,
+		Gatherer:   reg,
+		Ready:      g.isReady,
+		Reload:     g.reload,
+	})
+	g.server = &http.Server{
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	return g, nil
+}
+
+func (g *gateway) isReady() bool {
+	select {
+	case <-g.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// run serves until ctx is done, reloading on every SIGHUP, then shuts the
+// server down gracefully: requests in flight finish (up to 30 s).
+func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
+	ln, err := net.Listen("tcp", g.cfg.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- g.server.Serve(ln) }()
+	// The head is in memory only: nothing to recover before serving.
+	close(g.ready)
+	g.logger.Info("etcdgate started", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version)
+
+	for {
+		select {
+		case <-hup:
+			if err := g.reload(); err != nil {
+				g.logger.Error("reload failed; previous configuration stays in force", "err", err)
+			}
+		case err := <-serveErr:
+			return fmt.Errorf("http server: %w", err)
+		case <-ctx.Done():
+			g.logger.Info("shutting down")
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := g.server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			g.logger.Info("stopped")
+			return nil
+		}
+	}
+}
+
+// reload re-reads the configuration and applies what can change live.
+// Ingestion and queries continue throughout: the new limits are swapped in
+// atomically. On error the previous configuration stays.
+func (g *gateway) reload() (err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	defer func() { g.reloads.observe(err) }()
+	cfg, err := g.flags.load()
+	if err != nil {
+		return err
+	}
+	if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
+		return err
+	}
+	lvl, _ := parseLogLevel(cfg.LogLevel)
+	g.level.Set(lvl)
+	if cfg.ListenAddress != g.cfg.ListenAddress || cfg.DataDir != g.cfg.DataDir || cfg.Head != g.cfg.Head {
+		g.logger.Warn("listen_address, data_dir and head settings change only on restart")
+		cfg.ListenAddress, cfg.DataDir, cfg.Head = g.cfg.ListenAddress, g.cfg.DataDir, g.cfg.Head
+	}
+	g.cfg = cfg
+	g.logger.Info("configuration reloaded", "file", g.flags.configFile)
+	return nil
+}
+
+type reloadMetrics struct {
+	success   prometheus.Gauge
+	timestamp prometheus.Gauge
+}
+
+func newReloadMetrics(reg prometheus.Registerer) *reloadMetrics {
+	m := &reloadMetrics{
+		success: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "etcdgate_config_last_reload_successful",
+			Help: "Whether the last configuration reload attempt was successful.",
+		}),
+		timestamp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "etcdgate_config_last_reload_success_timestamp_seconds",
+			Help: "Timestamp of the last successful configuration reload.",
+		}),
+	}
+	m.success.Set(1)
+	m.timestamp.SetToCurrentTime()
+	reg.MustRegister(m.success, m.timestamp)
+	return m
+}
+
+func (m *reloadMetrics) observe(err error) {
+	if err != nil {
+		m.success.Set(0)
+		return
+	}
+	m.success.Set(1)
+	m.timestamp.SetToCurrentTime()
+}
