@@ -10,6 +10,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/etcdgate/etcdgate/tsdb"
@@ -242,7 +243,7 @@ func (in *Ingester) refuse(res *Result, r *refusal, n int) {
 // validated.
 func metricNameOf(ls []Label) string {
 	for _, l := range ls {
-		if l.Name == labels.MetricName {
+		if l.Name == model.MetricNameLabel {
 			return fmt.Sprintf("%.200q", l.Value)
 		}
 	}

@@ -29,13 +29,8 @@ func newSymbolTable() *symbolTable {
 	return st
 }
 
-// intern returns the reference of s, adding a private copy of s if new.
-func (st *symbolTable) intern(s string) uint32 {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.internLocked(s)
-}
-
+// internLocked returns the reference of s, adding a private copy of s if
+// new. The caller holds st.mu.
 func (st *symbolTable) internLocked(s string) uint32 {
 	if id, ok := st.ids[s]; ok {
 		return id
