@@ -44,12 +44,20 @@ func parseReadRequest(r *http.Request, requireMatch bool) (readRequest, *apiErro
 	return req, nil
 }
 
-func (a *API) querier(req readRequest) (tsdb.Querier, *apiError) {
+// openRead parses a read request and opens a querier over its range. On
+// failure it has answered the client and returns ok false.
+func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool) (readRequest, tsdb.Querier, bool) {
+	req, apiErr := parseReadRequest(r, requireMatch)
+	if apiErr != nil {
+		respondError(w, apiErr)
+		return req, nil, false
+	}
 	q, err := a.opts.Storage.Querier(req.mint, req.maxt)
 	if err != nil {
-		return nil, &apiError{typ: errorExecution, err: err}
+		respondError(w, &apiError{typ: errorExecution, err: err})
+		return req, nil, false
 	}
-	return q, nil
+	return req, q, true
 }
 
 // readError classifies an error from a querier.
@@ -66,14 +74,8 @@ func readError(err error) *apiError {
 // series serves /api/v1/series: the label sets of the series matching any
 // match[] selector, sorted and without duplicates.
 func (a *API) series(w http.ResponseWriter, r *http.Request) {
-	req, apiErr := parseReadRequest(r, true)
-	if apiErr != nil {
-		respondError(w, apiErr)
-		return
-	}
-	q, apiErr := a.querier(req)
-	if apiErr != nil {
-		respondError(w, apiErr)
+	req, q, ok := a.openRead(w, r, true)
+	if !ok {
 		return
 	}
 	defer q.Close()
@@ -126,14 +128,8 @@ func (a *API) labelValues(w http.ResponseWriter, r *http.Request) {
 func (a *API) labelStrings(w http.ResponseWriter, r *http.Request,
 	get func(context.Context, tsdb.Querier, []*labels.Matcher) ([]string, error),
 ) {
-	req, apiErr := parseReadRequest(r, false)
-	if apiErr != nil {
-		respondError(w, apiErr)
-		return
-	}
-	q, apiErr := a.querier(req)
-	if apiErr != nil {
-		respondError(w, apiErr)
+	req, q, ok := a.openRead(w, r, false)
+	if !ok {
 		return
 	}
 	defer q.Close()

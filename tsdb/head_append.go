@@ -72,17 +72,8 @@ func (a *headAppender) Append(lset labels.Labels, t int64, v float64) error {
 func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, error) {
 	window := a.head.opts.OutOfOrderWindow.Milliseconds()
 	if n, ok := a.newest[s]; ok && n.t >= t {
-		if n.t == t {
-			if math.Float64bits(n.v) == math.Float64bits(v) {
-				return ignoredDuplicate, nil
-			}
-			return 0, ErrDuplicateSampleForTimestamp
-		}
-		if window == 0 {
-			return 0, ErrOutOfOrderSample
-		}
-		if t < n.t-window {
-			return 0, ErrTooOldSample
+		if outcome, decided, err := checkAgainstNewest(n.t, math.Float64bits(n.v), t, v, window); decided {
+			return outcome, err
 		}
 	}
 	s.mu.Lock()

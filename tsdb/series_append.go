@@ -21,20 +21,8 @@ const (
 // checkLocked decides where a sample would go without changing the series.
 // The caller holds s.mu.
 func (s *memSeries) checkLocked(t int64, v float64, oooWindow int64) (appendOutcome, error) {
-	if t > s.maxT {
-		return appendedInOrder, nil
-	}
-	if t == s.maxT {
-		if math.Float64bits(v) == s.lastV {
-			return ignoredDuplicate, nil
-		}
-		return 0, ErrDuplicateSampleForTimestamp
-	}
-	if oooWindow == 0 {
-		return 0, ErrOutOfOrderSample
-	}
-	if t < s.maxT-oooWindow {
-		return 0, ErrTooOldSample
+	if outcome, decided, err := checkAgainstNewest(s.maxT, s.lastV, t, v, oooWindow); decided {
+		return outcome, err
 	}
 	if stored, ok := s.valueAtLocked(t); ok {
 		if math.Float64bits(stored) == math.Float64bits(v) {
@@ -43,6 +31,26 @@ func (s *memSeries) checkLocked(t int64, v float64, oooWindow int64) (appendOutc
 		return 0, ErrDuplicateSampleForTimestamp
 	}
 	return appendedOutOfOrder, nil
+}
+
+// checkAgainstNewest decides a sample's fate from the newest sample of
+// its series (newestT, with value bits newestV) alone. It leaves undecided
+// only a sample inside the out-of-order window, which needs a look at the
+// stored samples for a duplicate.
+func checkAgainstNewest(newestT int64, newestV uint64, t int64, v float64, oooWindow int64) (outcome appendOutcome, decided bool, err error) {
+	switch {
+	case t > newestT:
+		return appendedInOrder, true, nil
+	case t == newestT && math.Float64bits(v) == newestV:
+		return ignoredDuplicate, true, nil
+	case t == newestT:
+		return 0, true, ErrDuplicateSampleForTimestamp
+	case oooWindow == 0:
+		return 0, true, ErrOutOfOrderSample
+	case t < newestT-oooWindow:
+		return 0, true, ErrTooOldSample
+	}
+	return appendedOutOfOrder, false, nil
 }
 
 // appendLocked adds a sample, checking it first, and counts chunks it
