@@ -1,8 +1,10 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,9 +53,18 @@ type API struct {
 	opts    Options
 	metrics *httpMetrics
 	bodies  bodyPool
+	// backend is nil until the store has recovered: the API answers
+	// health checks from the start and data requests once it is set.
+	backend atomic.Pointer[backend]
 }
 
-// New returns the API for opts.
+type backend struct {
+	ingester *ingest.Ingester
+	storage  Storage
+}
+
+// New returns the API for opts. If opts carries no Ingester and Storage,
+// data endpoints answer 503 until SetBackend.
 func New(opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -61,7 +72,16 @@ func New(opts Options) *API {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer)}
+	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer)}
+	if opts.Ingester != nil && opts.Storage != nil {
+		a.SetBackend(opts.Ingester, opts.Storage)
+	}
+	return a
+}
+
+// SetBackend makes the API serve writes and reads.
+func (a *API) SetBackend(in *ingest.Ingester, st Storage) {
+	a.backend.Store(&backend{ingester: in, storage: st})
 }
 
 // Handler returns the router with every endpoint instrumented.
@@ -90,4 +110,20 @@ func (a *API) Handler() http.Handler {
 	return mux
 }
 
-func (a *API) isReady() bool { return a.opts.Ready == nil || a.opts.Ready() }
+func (a *API) isReady() bool {
+	return a.backend.Load() != nil && (a.opts.Ready == nil || a.opts.Ready())
+}
+
+// ready returns the backend, or answers 503 and returns nil.
+func (a *API) readyBackend(w http.ResponseWriter, jsonAPI bool) *backend {
+	b := a.backend.Load()
+	if b != nil && (a.opts.Ready == nil || a.opts.Ready()) {
+		return b
+	}
+	if jsonAPI {
+		respondError(w, &apiError{typ: errorUnavailable, err: errors.New("etcdgate is not ready: recovery in progress")})
+	} else {
+		http.Error(w, "etcdgate is not ready: recovery in progress", http.StatusServiceUnavailable)
+	}
+	return nil
+}

@@ -47,12 +47,16 @@ func parseReadRequest(r *http.Request, requireMatch bool) (readRequest, *apiErro
 // openRead parses a read request and opens a querier over its range. On
 // failure it has answered the client and returns ok false.
 func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool) (readRequest, tsdb.Querier, bool) {
+	b := a.readyBackend(w, true)
+	if b == nil {
+		return readRequest{}, nil, false
+	}
 	req, apiErr := parseReadRequest(r, requireMatch)
 	if apiErr != nil {
 		respondError(w, apiErr)
 		return req, nil, false
 	}
-	q, err := a.opts.Storage.Querier(req.mint, req.maxt)
+	q, err := b.storage.Querier(req.mint, req.maxt)
 	if err != nil {
 		respondError(w, &apiError{typ: errorExecution, err: err})
 		return req, nil, false

@@ -54,7 +54,11 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	st := a.opts.Storage.Stats(limit)
+	b := a.readyBackend(w, true)
+	if b == nil {
+		return
+	}
+	st := b.storage.Stats(limit)
 	respond(w, tsdbStatus{
 		HeadStats: headStats{
 			NumSeries:     st.NumSeries,

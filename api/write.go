@@ -20,8 +20,8 @@ var errTruncatedBody = errors.New("truncated request body")
 // first problem, and its valid samples are stored all the same; replies
 // are plain text, as Prometheus's receiver sends them.
 func (a *API) write(w http.ResponseWriter, r *http.Request) {
-	if !a.isReady() {
-		http.Error(w, "etcdgate is not ready: recovery in progress", http.StatusServiceUnavailable)
+	b := a.readyBackend(w, false)
+	if b == nil {
 		return
 	}
 	if err := checkWriteHeaders(r.Header); err != nil {
@@ -31,12 +31,12 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 	body := a.bodies.get()
 	defer a.bodies.put(body)
 	var err error
-	*body, err = readBody(r, *body, a.opts.Ingester.Limits().MaxCompressedBodyBytes)
+	*body, err = readBody(r, *body, b.ingester.Limits().MaxCompressedBodyBytes)
 	if err != nil {
 		http.Error(w, err.Error(), writeStatusOf(err))
 		return
 	}
-	res, err := a.opts.Ingester.Write(*body)
+	res, err := b.ingester.Write(*body)
 	if err != nil {
 		code := writeStatusOf(err)
 		if code >= 500 {

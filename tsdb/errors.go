@@ -14,6 +14,12 @@ var (
 	// ErrDuplicateSampleForTimestamp: the series already has a different
 	// value at this timestamp.
 	ErrDuplicateSampleForTimestamp = errors.New("duplicate sample for timestamp with a different value")
+	// ErrSeriesLimit: a new series was refused because the head holds
+	// limits.max_series active series.
+	ErrSeriesLimit = errors.New("series limit reached")
+	// ErrHeadBytesLimit: a new series was refused because the head's
+	// memory reached limits.max_head_bytes.
+	ErrHeadBytesLimit = errors.New("head memory limit reached")
 	// ErrClosed: the head was closed.
 	ErrClosed = errors.New("tsdb head closed")
 )

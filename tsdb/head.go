@@ -2,7 +2,9 @@ package tsdb
 
 import (
 	"fmt"
+	"slices"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,8 +20,11 @@ type Head struct {
 	index   *postings
 	metrics *headMetrics
 
+	limits     atomic.Pointer[HeadLimits]
 	lastRef    atomic.Uint64
-	numSeries  atomic.Int64
+	numSeries  atomic.Int64 // active series
+	numIndexed atomic.Int64 // all series in the index, active or not
+	headBytes  atomic.Int64 // accounted memory of active series
 	minTime    atomic.Int64 // oldest sample timestamp; math.MaxInt64 when empty
 	maxTime    atomic.Int64 // newest sample timestamp; math.MinInt64 when empty
 	appenders  appenderPool
@@ -41,8 +46,57 @@ func NewHead(opts HeadOptions, reg prometheus.Registerer) (*Head, error) {
 	}
 	h.minTime.Store(maxInt64)
 	h.maxTime.Store(minInt64)
+	h.limits.Store(&opts.Limits)
 	h.metrics = newHeadMetrics(h, reg)
 	return h, nil
+}
+
+// SetLimits replaces the head's memory ceiling; it applies to the next
+// series created or reactivated.
+func (h *Head) SetLimits(l HeadLimits) { h.limits.Store(&l) }
+
+// Bytes returns the memory the head accounts for its active series.
+func (h *Head) Bytes() int64 { return h.headBytes.Load() }
+
+// NumIndexedSeries returns all series the index knows, including those
+// whose samples are only in the store.
+func (h *Head) NumIndexedSeries() int64 { return h.numIndexed.Load() }
+
+// checkLimits refuses one more active series past the ceiling.
+func (h *Head) checkLimits() error {
+	l := h.limits.Load()
+	if n := h.numSeries.Load(); l.MaxSeries > 0 && n >= l.MaxSeries {
+		return fmt.Errorf("%w: %d active series, max_series is %d", ErrSeriesLimit, n, l.MaxSeries)
+	}
+	if b := h.headBytes.Load(); l.MaxBytes > 0 && b >= l.MaxBytes {
+		return fmt.Errorf("%w: head holds %d bytes, max_head_bytes is %d", ErrHeadBytesLimit, b, l.MaxBytes)
+	}
+	return nil
+}
+
+// seriesOverhead estimates what an active series costs besides its
+// chunks: the struct, its symbol refs, two map entries and its postings.
+func seriesOverhead(nsyms int) int64 {
+	return int64(unsafe.Sizeof(memSeries{})) + int64(nsyms)*4 + 2*32 + int64(nsyms/2)*12
+}
+
+// activateLocked makes s hold samples again and counts it toward the
+// head. The caller holds s.mu.
+func (h *Head) activateLocked(s *memSeries) {
+	s.active = true
+	s.bytes = seriesOverhead(len(s.syms))
+	h.headBytes.Add(s.bytes)
+	h.numSeries.Add(1)
+}
+
+// deactivateLocked drops s's sample state from memory; its samples must
+// already be in the store. The caller holds s.mu.
+func (h *Head) deactivateLocked(s *memSeries) {
+	s.head, s.app, s.closed, s.ooo, s.oooDone = nil, nil, nil, nil, nil
+	s.active = false
+	h.headBytes.Add(-s.bytes)
+	s.bytes = 0
+	h.numSeries.Add(-1)
 }
 
 const (
@@ -59,24 +113,30 @@ func (h *Head) MinTime() int64 { return h.minTime.Load() }
 // MaxTime returns the newest sample timestamp, or math.MinInt64 if empty.
 func (h *Head) MaxTime() int64 { return h.maxTime.Load() }
 
-// getOrCreate returns the series of lset, creating it if new.
-func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool) {
+// getOrCreate returns the series of lset, creating it (active) if new,
+// unless the head is at its limits.
+func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err error) {
 	hash := lset.Hash()
 	if s := h.series.getByHash(hash, lset, h.symbols); s != nil {
-		return s, false
+		return s, false, nil
+	}
+	if err := h.checkLimits(); err != nil {
+		return nil, false, err
 	}
 	// Intern before taking the stripe lock: interning may allocate, and a
 	// losing racer only leaves symbols that the winner also interned.
 	syms := h.symbols.internLabels(make([]uint32, 0, 2*lset.Len()), lset)
 	s, created = h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
-		return newMemSeries(SeriesRef(h.lastRef.Add(1)), hash, syms)
+		s := newMemSeries(SeriesRef(h.lastRef.Add(1)), hash, syms)
+		h.activateLocked(s) // not yet published: no lock needed
+		return s
 	})
 	if created {
 		h.index.add(s.ref, h.symbols.load(), s.syms)
-		h.numSeries.Add(1)
+		h.numIndexed.Add(1)
 		h.metrics.seriesCreated.Inc()
 	}
-	return s, created
+	return s, created, nil
 }
 
 // updateTimeRange widens the head's time range to include [mint, maxt].
@@ -93,4 +153,24 @@ func (h *Head) updateTimeRange(mint, maxt int64) {
 			break
 		}
 	}
+}
+
+// removeSeries takes deleted series out of the maps and postings.
+func (h *Head) removeSeries(gone []*memSeries) {
+	refs := make([]SeriesRef, 0, len(gone))
+	st := h.series
+	for _, s := range gone {
+		i := s.hash & st.mask
+		st.locks[i].Lock()
+		st.hashes[i].del(s)
+		st.locks[i].Unlock()
+		j := uint64(s.ref) & st.mask
+		st.locks[j].Lock()
+		delete(st.refs[j], s.ref)
+		st.locks[j].Unlock()
+		refs = append(refs, s.ref)
+	}
+	slices.Sort(refs)
+	h.index.deleteRefs(refs)
+	h.numIndexed.Add(-int64(len(gone)))
 }

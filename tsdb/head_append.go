@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"errors"
 	"math"
 	"sync"
 
@@ -24,6 +25,10 @@ type headAppender struct {
 	// checked as if the earlier ones were already applied.
 	newest map[*memSeries]sample
 }
+
+// errSeriesRemoved: the series was removed from the index between lookup
+// and check; the caller looks it up again.
+var errSeriesRemoved = errors.New("series removed by retention")
 
 type pendingSample struct {
 	series *memSeries
@@ -50,8 +55,18 @@ func (p *appenderPool) put(a *headAppender) {
 }
 
 func (a *headAppender) Append(lset labels.Labels, t int64, v float64) error {
-	s, _ := a.head.getOrCreate(lset)
+	s, _, err := a.head.getOrCreate(lset)
+	if err != nil {
+		a.head.metrics.rejected(err).Inc()
+		return err
+	}
 	outcome, err := a.check(s, t, v)
+	if errors.Is(err, errSeriesRemoved) {
+		// Retention removed the series after the lookup: it starts anew.
+		if s, _, err = a.head.getOrCreate(lset); err == nil {
+			outcome, err = a.check(s, t, v)
+		}
+	}
 	if err != nil {
 		a.head.metrics.rejected(err).Inc()
 		return err
@@ -78,6 +93,15 @@ func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, e
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.deleted {
+		return 0, errSeriesRemoved
+	}
+	if !s.active {
+		if err := a.head.checkLimits(); err != nil {
+			return 0, err
+		}
+		a.head.activateLocked(s)
+	}
 	return s.checkLocked(t, v, window)
 }
 
@@ -99,7 +123,7 @@ func (a *headAppender) Commit() error {
 			locked = p.series
 			locked.mu.Lock()
 		}
-		outcome, err := p.series.appendLocked(p.t, p.v, &h.opts, &h.numChunks)
+		outcome, err := p.series.appendLocked(p.t, p.v, h)
 		switch {
 		case err != nil:
 			h.metrics.rejected(err).Inc()

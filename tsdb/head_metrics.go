@@ -44,7 +44,7 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 			Help: "Samples the head refused, by reason.",
 		}, []string{"reason"}),
 	}
-	for _, r := range []string{"out_of_order", "too_old", "duplicate_timestamp"} {
+	for _, r := range []string{"out_of_order", "too_old", "duplicate_timestamp", "series_limit", "head_bytes_limit"} {
 		m.samplesRejected.WithLabelValues(r)
 	}
 	if reg != nil {
@@ -54,6 +54,14 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 				Name: "etcdgate_tsdb_head_series",
 				Help: "Active series in the head.",
 			}, func() float64 { return float64(h.NumSeries()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "etcdgate_tsdb_head_bytes",
+				Help: "Memory the head accounts for its active series and their chunks.",
+			}, func() float64 { return float64(h.Bytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "etcdgate_tsdb_index_series",
+				Help: "Series in the index, active or with samples only in the store.",
+			}, func() float64 { return float64(h.NumIndexedSeries()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_head_symbols",
 				Help: "Distinct label names and values interned by the head.",
@@ -73,6 +81,10 @@ func RejectReason(err error) string {
 		return "too_old"
 	case errors.Is(err, ErrDuplicateSampleForTimestamp):
 		return "duplicate_timestamp"
+	case errors.Is(err, ErrSeriesLimit):
+		return "series_limit"
+	case errors.Is(err, ErrHeadBytesLimit):
+		return "head_bytes_limit"
 	}
 	return "other"
 }

@@ -13,9 +13,16 @@ func (h *Head) Querier(mint, maxt int64) (Querier, error) {
 	return &headQuerier{head: h, mint: mint, maxt: maxt}, nil
 }
 
+// Querier returns a querier over [mint, maxt] that reads the head and the
+// store's chunks as one.
+func (db *DB) Querier(mint, maxt int64) (Querier, error) {
+	return &headQuerier{head: db.head, mint: mint, maxt: maxt, store: db.store.reader()}, nil
+}
+
 type headQuerier struct {
 	head       *Head
 	mint, maxt int64
+	store      *storeReader // nil for a head without a store
 }
 
 // ctxCheckInterval is how many series a querier walks between checks of
@@ -59,7 +66,7 @@ func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesS
 	b := labels.NewScratchBuilder(16)
 	set := &headSeriesSet{series: make([]headSeries, len(series))}
 	for i, s := range series {
-		set.series[i] = headSeries{lset: q.head.symbols.labels(&b, s.syms), s: s, mint: q.mint, maxt: q.maxt}
+		set.series[i] = headSeries{lset: q.head.symbols.labels(&b, s.syms), s: s, mint: q.mint, maxt: q.maxt, store: q.store}
 	}
 	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
 	return set
@@ -106,7 +113,12 @@ func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*label
 	return sortedKeys(seen), nil
 }
 
-func (q *headQuerier) Close() error { return nil }
+func (q *headQuerier) Close() error {
+	if q.store != nil {
+		q.store.close()
+	}
+	return nil
+}
 
 func sortedKeys(m map[string]struct{}) []string {
 	keys := make([]string, 0, len(m))
@@ -140,6 +152,7 @@ type headSeries struct {
 	lset       labels.Labels
 	s          *memSeries
 	mint, maxt int64
+	store      *storeReader
 }
 
 func (hs *headSeries) Labels() labels.Labels { return hs.lset }
@@ -147,6 +160,16 @@ func (hs *headSeries) Labels() labels.Labels { return hs.lset }
 func (hs *headSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	hs.s.mu.Lock()
 	snap := hs.s.snapshotLocked(hs.mint, hs.maxt)
+	persistedMaxT, minT := hs.s.persistedMaxT, hs.s.minT
 	hs.s.mu.Unlock()
+	if hs.store != nil && hs.mint <= persistedMaxT {
+		// Chunks persisted and still in memory (between a checkpoint's
+		// write and its release) overlap; the merge drops duplicates.
+		persisted, err := hs.store.chunks(nil, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT))
+		if err != nil {
+			return errIterator{err}
+		}
+		snap.chunks = append(persisted, snap.chunks...)
+	}
 	return snap.iterator(it, hs.mint, hs.maxt)
 }

@@ -127,3 +127,17 @@ func (it *samplesIterator) Seek(t int64) chunkenc.ValueType {
 func (it *samplesIterator) At() (int64, float64) { return it.samples[it.i].t, it.samples[it.i].v }
 func (it *samplesIterator) AtT() int64           { return it.samples[it.i].t }
 func (it *samplesIterator) Err() error           { return nil }
+
+// errIterator is an exhausted iterator that reports err.
+type errIterator struct{ err error }
+
+func (e errIterator) Next() chunkenc.ValueType                                       { return chunkenc.ValNone }
+func (e errIterator) Seek(int64) chunkenc.ValueType                                  { return chunkenc.ValNone }
+func (e errIterator) At() (int64, float64)                                           { return 0, 0 }
+func (e errIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) { return 0, nil }
+func (e errIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	return 0, nil
+}
+func (e errIterator) AtT() int64  { return 0 }
+func (e errIterator) AtST() int64 { return 0 }
+func (e errIterator) Err() error  { return e.err }

@@ -21,6 +21,19 @@ type HeadOptions struct {
 	// StripeSize is the number of lock stripes of the series maps; a power
 	// of two.
 	StripeSize int
+	// ChunkRange aligns chunks in time: a chunk never spans a multiple of
+	// it, so each persisted chunk lies in one time bucket of the store and
+	// retention can drop whole buckets.
+	ChunkRange time.Duration
+	// Limits bound the head; they can change at run time (Head.SetLimits).
+	Limits HeadLimits
+}
+
+// HeadLimits is the head's memory ceiling. Past either limit new series
+// are refused while existing series keep ingesting. Zero means no limit.
+type HeadLimits struct {
+	MaxSeries int64 // active series
+	MaxBytes  int64 // bytes the head accounts for its series and chunks
 }
 
 // DefaultHeadOptions returns the options etcdgate runs with by default.
@@ -30,6 +43,7 @@ func DefaultHeadOptions() HeadOptions {
 		ChunkSamples:       120,
 		OutOfOrderCapacity: 32,
 		StripeSize:         1 << 14,
+		ChunkRange:         2 * time.Hour,
 	}
 }
 
@@ -44,6 +58,10 @@ func (o HeadOptions) Validate() error {
 		return fmt.Errorf("out-of-order capacity %d must be positive", o.OutOfOrderCapacity)
 	case o.StripeSize < 1 || o.StripeSize&(o.StripeSize-1) != 0:
 		return fmt.Errorf("stripe size %d is not a power of two", o.StripeSize)
+	case o.ChunkRange < time.Minute:
+		return fmt.Errorf("chunk range %s is shorter than a minute", o.ChunkRange)
+	case o.Limits.MaxSeries < 0 || o.Limits.MaxBytes < 0:
+		return fmt.Errorf("head limits %+v are negative", o.Limits)
 	}
 	return nil
 }

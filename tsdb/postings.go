@@ -173,3 +173,24 @@ func (p *postings) labelValues(name string) []string {
 	slices.Sort(values)
 	return values
 }
+
+// deleteRefs removes the sorted refs from every list, dropping lists and
+// names left empty. It walks the whole index: retention calls it rarely,
+// for many refs at once.
+func (p *postings) deleteRefs(refs []SeriesRef) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.all = withoutSorted(p.all, refs)
+	for name, values := range p.m {
+		for v, list := range values {
+			if list = withoutSorted(list, refs); len(list) == 0 {
+				delete(values, v)
+			} else {
+				values[v] = list
+			}
+		}
+		if len(values) == 0 {
+			delete(p.m, name)
+		}
+	}
+}

@@ -18,7 +18,7 @@ func TestPostingsForMatchersAgainstBruteForce(t *testing.T) {
 	var all []labels.Labels
 	for range 300 {
 		ls := randomLabelSet(r)
-		s, created := h.getOrCreate(ls)
+		s, created, _ := h.getOrCreate(ls)
 		if created {
 			all = append(all, ls)
 		}

@@ -2,31 +2,47 @@ package tsdb
 
 import (
 	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
-// memSeries is one series in the head.
+// memSeries is one series known to the store. An active series holds its
+// recent samples in memory and counts toward the head's limits; an
+// inactive one (no samples for the staleness period, or loaded from the
+// store at start) keeps only its labels and time range, so that queries
+// still find its persisted chunks.
 //
-// ref, hash and syms are immutable after creation. Everything else is
-// guarded by mu.
+// ref, hash and syms are immutable after creation; logged is atomic.
+// Everything else is guarded by mu.
 type memSeries struct {
 	ref  SeriesRef
 	hash uint64   // labels.Labels.Hash of the series' labels
 	syms []uint32 // label names and values as symbol refs, in label order
 
-	mu       sync.Mutex
-	closed   []memChunk         // full in-order chunks, oldest first; immutable
-	head     *chunkenc.XORChunk // open in-order chunk, nil before the first sample
-	app      chunkenc.Appender  // appender of head
-	headMinT int64              // first timestamp in head
-	maxT     int64              // newest in-order timestamp; math.MinInt64 if none
-	lastV    uint64             // bits of the value at maxT
-	minT     int64              // oldest timestamp of any sample; math.MaxInt64 if none
-	ooo      []sample           // out-of-order samples not yet in a chunk, sorted by t
-	oooDone  []memChunk         // encoded out-of-order chunks; may overlap anything
+	// logged: the series' record is in the WAL or the store, so a WAL
+	// record may refer to it by ref alone.
+	logged atomic.Bool
+
+	mu             sync.Mutex
+	active         bool               // holds sample state and counts toward head limits
+	deleted        bool               // removed from the index; appenders must look up again
+	indexPersisted bool               // the store holds the series record
+	dirty          bool               // samples appended since the last checkpoint
+	bytes          int64              // head bytes accounted to this series
+	persistedMaxT  int64              // newest timestamp in the store's chunks; math.MinInt64 if none
+	closed         []memChunk         // full in-order chunks, oldest first; immutable
+	head           *chunkenc.XORChunk // open in-order chunk, nil before the first sample
+	app            chunkenc.Appender  // appender of head
+	headMinT       int64              // first timestamp in head
+	maxT           int64              // newest in-order timestamp; math.MinInt64 if none
+	lastV          uint64             // bits of the value at maxT
+	minT           int64              // oldest timestamp of any sample; math.MaxInt64 if none
+	ooo            []sample           // out-of-order samples not yet in a chunk, sorted by t
+	oooDone        []memChunk         // encoded out-of-order chunks; may overlap anything
 }
 
 // memChunk is a closed XOR chunk and the time range it covers.
@@ -41,7 +57,7 @@ type sample struct {
 }
 
 func newMemSeries(ref SeriesRef, hash uint64, syms []uint32) *memSeries {
-	return &memSeries{ref: ref, hash: hash, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64}
+	return &memSeries{ref: ref, hash: hash, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
 }
 
 // overlaps reports whether the series has samples in [mint, maxt]. The
@@ -75,6 +91,21 @@ func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *m
 		}
 	}
 	return nil
+}
+
+func (m *seriesHashmap) del(s *memSeries) {
+	if m.unique[s.hash] == s {
+		delete(m.unique, s.hash)
+		if c := m.conflicts[s.hash]; len(c) > 0 {
+			m.unique[s.hash] = c[0]
+			m.conflicts[s.hash] = c[1:]
+		}
+	} else if c := m.conflicts[s.hash]; len(c) > 0 {
+		m.conflicts[s.hash] = slices.DeleteFunc(c, func(x *memSeries) bool { return x == s })
+	}
+	if len(m.conflicts[s.hash]) == 0 {
+		delete(m.conflicts, s.hash)
+	}
 }
 
 func (m *seriesHashmap) set(s *memSeries) {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"math"
 	"slices"
-	"sync/atomic"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -53,30 +52,76 @@ func checkAgainstNewest(newestT int64, newestV uint64, t int64, v float64, oooWi
 	return appendedOutOfOrder, false, nil
 }
 
-// appendLocked adds a sample, checking it first, and counts chunks it
-// creates in chunks. The caller holds s.mu.
-func (s *memSeries) appendLocked(t int64, v float64, o *HeadOptions, chunks *atomic.Int64) (appendOutcome, error) {
+// appendLocked adds a sample, checking it first, and accounts the chunks
+// and bytes it adds to h. The caller holds s.mu.
+func (s *memSeries) appendLocked(t int64, v float64, h *Head) (appendOutcome, error) {
+	o := &h.opts
+	if !s.active {
+		h.activateLocked(s) // accepted by Append; a checkpoint deactivated it since
+	}
 	outcome, err := s.checkLocked(t, v, o.OutOfOrderWindow.Milliseconds())
 	if err != nil {
 		return outcome, err
 	}
+	before := s.chunkBytesLocked()
 	switch outcome {
 	case appendedInOrder:
-		if s.appendInOrderLocked(t, v, o.ChunkSamples) {
-			chunks.Add(1)
+		if s.appendInOrderLocked(t, v, o.ChunkSamples, o.ChunkRange.Milliseconds()) {
+			h.numChunks.Add(1)
 		}
 	case appendedOutOfOrder:
 		if s.appendOutOfOrderLocked(t, v, o.OutOfOrderCapacity) {
-			chunks.Add(1)
+			h.numChunks.Add(1)
 		}
+	default:
+		return outcome, nil
 	}
 	s.minT = min(s.minT, t)
+	s.dirty = true
+	if d := s.chunkBytesLocked() - before; d != 0 {
+		s.bytes += d
+		h.headBytes.Add(d)
+	}
 	return outcome, nil
 }
 
-// appendInOrderLocked reports whether it started a new chunk.
-func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int) (newChunk bool) {
-	if s.head != nil && s.head.NumSamples() >= chunkSamples {
+// chunkBytesLocked is the memory the series' samples hold, counted by
+// capacity: what the Go heap actually keeps.
+func (s *memSeries) chunkBytesLocked() int64 {
+	n := int64(cap(s.ooo)) * 16
+	if s.head != nil {
+		n += int64(cap(s.head.Bytes())) + xorChunkOverhead
+	}
+	for _, c := range s.closed {
+		n += int64(cap(c.data)) + memChunkSize
+	}
+	for _, c := range s.oooDone {
+		n += int64(cap(c.data)) + memChunkSize
+	}
+	return n
+}
+
+// Estimated sizes of the structures behind a chunk: the XORChunk and its
+// appender for an open chunk, the memChunk entry for a closed one.
+const (
+	xorChunkOverhead = 32 + 48
+	memChunkSize     = 40
+)
+
+// chunkRangeEnd returns the first multiple of r after t: the boundary the
+// chunk holding t must not cross.
+func chunkRangeEnd(t, r int64) int64 {
+	q := t / r
+	if t < 0 && t%r != 0 {
+		q--
+	}
+	return (q + 1) * r
+}
+
+// appendInOrderLocked reports whether it started a new chunk. A chunk is
+// cut when full or when t crosses a multiple of chunkRange.
+func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, chunkRange int64) (newChunk bool) {
+	if s.head != nil && (s.head.NumSamples() >= chunkSamples || t >= chunkRangeEnd(s.headMinT, chunkRange)) {
 		s.closed = append(s.closed, s.closeHeadLocked())
 	}
 	if s.head == nil {
@@ -109,17 +154,31 @@ func (s *memSeries) appendOutOfOrderLocked(t int64, v float64, capacity int) boo
 	if len(s.ooo) < capacity {
 		return false
 	}
+	s.spillOutOfOrderLocked()
+	return true
+}
+
+// spillOutOfOrderLocked encodes the buffered out-of-order samples into a
+// chunk.
+func (s *memSeries) spillOutOfOrderLocked() {
+	if len(s.ooo) == 0 {
+		return
+	}
+	s.oooDone = append(s.oooDone, encodeSamples(s.ooo))
+	s.ooo = s.ooo[:0]
+}
+
+// encodeSamples returns a chunk of samples, which must be sorted by time.
+func encodeSamples(samples []sample) memChunk {
 	c := chunkenc.NewXORChunk()
 	app, err := c.Appender()
 	if err != nil {
 		panic("BUG: appender of an empty XOR chunk: " + err.Error())
 	}
-	for _, smp := range s.ooo {
+	for _, smp := range samples {
 		app.Append(0, smp.t, smp.v)
 	}
-	s.oooDone = append(s.oooDone, memChunk{data: slices.Clone(c.Bytes()), minT: s.ooo[0].t, maxT: s.ooo[len(s.ooo)-1].t})
-	s.ooo = s.ooo[:0]
-	return true
+	return memChunk{data: slices.Clone(c.Bytes()), minT: samples[0].t, maxT: samples[len(samples)-1].t}
 }
 
 // valueAtLocked finds a stored sample at timestamp t. It decodes chunks,

@@ -44,7 +44,7 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
 // everything into one sorted slice, which is rare and bounded by the
 // out-of-order window.
 func (snap seriesSnapshot) iterator(reuse chunkenc.Iterator, mint, maxt int64) chunkenc.Iterator {
-	if len(snap.ooo) == 0 {
+	if len(snap.ooo) == 0 && !overlapping(snap.chunks) {
 		it, ok := reuse.(*chunksIterator)
 		if !ok {
 			it = &chunksIterator{}
@@ -66,6 +66,17 @@ func (snap seriesSnapshot) iterator(reuse chunkenc.Iterator, mint, maxt int64) c
 	}
 	it.reset(all)
 	return it
+}
+
+// overlapping reports whether chunks, in order, are not strictly
+// time-ordered: then they need the merge.
+func overlapping(chunks []memChunk) bool {
+	for i := 1; i < len(chunks); i++ {
+		if chunks[i].minT <= chunks[i-1].maxT {
+			return true
+		}
+	}
+	return false
 }
 
 func appendChunkSamples(dst []sample, c memChunk, mint, maxt int64) []sample {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -28,8 +29,22 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 
+	// Retention is how long samples are kept behind the newest one.
+	// Changes need a restart.
+	Retention Duration `yaml:"retention"`
+
+	WAL    WALConfig    `yaml:"wal"`
 	Head   HeadConfig   `yaml:"head"`
 	Limits LimitsConfig `yaml:"limits"`
+}
+
+// WALConfig sets when writes are acknowledged. Changes need a restart.
+type WALConfig struct {
+	// Sync is none (acknowledge once in the page cache: survives a crash
+	// of the process) or interval (fsync every SyncInterval, acknowledge
+	// after it: survives a power cut).
+	Sync         string   `yaml:"sync"`
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // HeadConfig configures the in-memory head. Changing it needs a restart.
@@ -37,6 +52,12 @@ type HeadConfig struct {
 	// OutOfOrderWindow is how far behind its newest sample a series still
 	// accepts samples; 0 refuses every out-of-order sample.
 	OutOfOrderWindow Duration `yaml:"out_of_order_window"`
+	// CheckpointInterval is how often new chunks and series are written
+	// to the store and the WAL truncated behind them.
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// StalenessPeriod: a series without samples for this long (behind
+	// the newest sample) is flushed to the store and leaves the head.
+	StalenessPeriod Duration `yaml:"staleness_period"`
 }
 
 // LimitsConfig bounds requests and series. Reloadable.
@@ -47,18 +68,29 @@ type LimitsConfig struct {
 	MaxLabelNameLength       int      `yaml:"max_label_name_length"`
 	MaxLabelValueLength      int      `yaml:"max_label_value_length"`
 	MaxFutureDrift           Duration `yaml:"max_future_drift"`
+	// MaxSeries and MaxHeadBytes are the head's ceiling: past either, new
+	// series are refused (400) while existing ones keep ingesting. 0 means
+	// no limit. The defaults are sized to the machine's memory.
+	MaxSeries    int64 `yaml:"max_series"`
+	MaxHeadBytes int64 `yaml:"max_head_bytes"`
 }
 
 // DefaultConfig returns the configuration `etcdgate serve` runs with when
 // given no file.
 func DefaultConfig() Config {
 	lim := ingest.DefaultLimits()
+	db := tsdb.DefaultOptions()
+	maxSeries, maxBytes := defaultHeadLimits(physicalMemory())
 	return Config{
 		ListenAddress: "127.0.0.1:9390",
 		DataDir:       "./data",
 		LogLevel:      "info",
+		Retention:     Duration(db.Retention),
+		WAL:           WALConfig{Sync: string(db.WALSync), SyncInterval: Duration(db.WALSyncInterval)},
 		Head: HeadConfig{
-			OutOfOrderWindow: Duration(tsdb.DefaultHeadOptions().OutOfOrderWindow),
+			OutOfOrderWindow:   Duration(db.Head.OutOfOrderWindow),
+			CheckpointInterval: Duration(db.CheckpointInterval),
+			StalenessPeriod:    Duration(db.StalenessPeriod),
 		},
 		Limits: LimitsConfig{
 			MaxCompressedBodyBytes:   lim.MaxCompressedBodyBytes,
@@ -67,8 +99,30 @@ func DefaultConfig() Config {
 			MaxLabelNameLength:       lim.MaxLabelNameLength,
 			MaxLabelValueLength:      lim.MaxLabelValueLength,
 			MaxFutureDrift:           Duration(lim.MaxFutureDrift),
+			MaxSeries:                maxSeries,
+			MaxHeadBytes:             maxBytes,
 		},
 	}
+}
+
+// defaultHeadLimits sizes the head to the machine: half of its memory for
+// the head's accounted bytes (the rest covers the Go runtime's headroom,
+// badger and queries), and one series per 1.2 KiB of memory (10M series
+// on a 12 GiB share). Without a reading, no limit.
+func defaultHeadLimits(memBytes int64) (maxSeries, maxHeadBytes int64) {
+	if memBytes <= 0 {
+		return 0, 0
+	}
+	return memBytes / 2 / 600, memBytes / 2
+}
+
+// physicalMemory returns the machine's memory in bytes, or 0 if unknown.
+func physicalMemory() int64 {
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		return 0
+	}
+	return int64(si.Totalram) * int64(si.Unit)
 }
 
 // LoadConfig reads a config file over the defaults. Unknown keys are
@@ -105,8 +159,11 @@ func (c Config) Validate() error {
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return err
 	}
-	if err := c.HeadOptions().Validate(); err != nil {
-		return fmt.Errorf("head: %w", err)
+	if c.Limits.MaxSeries < 0 || c.Limits.MaxHeadBytes < 0 {
+		return errors.New("limits: max_series and max_head_bytes must not be negative")
+	}
+	if err := c.DBOptions().Validate(); err != nil {
+		return err
 	}
 	if err := c.IngestLimits().Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)
@@ -114,11 +171,22 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// HeadOptions translates the head section.
-func (c Config) HeadOptions() tsdb.HeadOptions {
-	o := tsdb.DefaultHeadOptions()
-	o.OutOfOrderWindow = time.Duration(c.Head.OutOfOrderWindow)
+// DBOptions translates the storage settings.
+func (c Config) DBOptions() tsdb.Options {
+	o := tsdb.DefaultOptions()
+	o.Head.OutOfOrderWindow = time.Duration(c.Head.OutOfOrderWindow)
+	o.Head.Limits = c.HeadLimits()
+	o.WALSync = tsdb.WALSync(c.WAL.Sync)
+	o.WALSyncInterval = time.Duration(c.WAL.SyncInterval)
+	o.CheckpointInterval = time.Duration(c.Head.CheckpointInterval)
+	o.StalenessPeriod = time.Duration(c.Head.StalenessPeriod)
+	o.Retention = time.Duration(c.Retention)
 	return o
+}
+
+// HeadLimits translates the head's ceiling.
+func (c Config) HeadLimits() tsdb.HeadLimits {
+	return tsdb.HeadLimits{MaxSeries: c.Limits.MaxSeries, MaxBytes: c.Limits.MaxHeadBytes}
 }
 
 // IngestLimits translates the limits section.

@@ -13,7 +13,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ListenAddress != "127.0.0.1:9390" || cfg.DataDir != "./data" || cfg.HeadOptions().OutOfOrderWindow != 10*time.Minute {
+	if cfg.ListenAddress != "127.0.0.1:9390" || cfg.DataDir != "./data" || cfg.DBOptions().Head.OutOfOrderWindow != 10*time.Minute ||
+		cfg.HeadLimits().MaxBytes <= 0 || cfg.DBOptions().Retention != 15*24*time.Hour {
 		t.Fatalf("defaults %+v", cfg)
 	}
 	empty, err := LoadConfig("testdata/empty.good.yml")
@@ -29,8 +30,10 @@ func TestLoadConfigFull(t *testing.T) {
 	}
 	lim := cfg.IngestLimits()
 	if cfg.ListenAddress != "127.0.0.1:19999" || cfg.LogLevel != "debug" ||
-		cfg.HeadOptions().OutOfOrderWindow != 30*time.Minute || lim.MaxLabelsPerSeries != 20 ||
-		lim.MaxFutureDrift != time.Hour || lim.MaxDecompressedBodyBytes != 8<<20 {
+		cfg.DBOptions().Head.OutOfOrderWindow != 30*time.Minute || lim.MaxLabelsPerSeries != 20 ||
+		lim.MaxFutureDrift != time.Hour || lim.MaxDecompressedBodyBytes != 8<<20 ||
+		cfg.DBOptions().WALSync != "interval" || cfg.DBOptions().Retention != 30*24*time.Hour ||
+		cfg.HeadLimits().MaxSeries != 5000000 || cfg.DBOptions().StalenessPeriod != time.Hour {
 		t.Fatalf("loaded %+v", cfg)
 	}
 }
@@ -45,6 +48,8 @@ func TestLoadConfigBad(t *testing.T) {
 		"negative_limit.bad.yml":                "max labels per series -1",
 		"syntax.bad.yml":                        "line 3",
 		"decompressed_below_compressed.bad.yml": "below max compressed body bytes",
+		"wal_sync.bad.yml":                      `wal sync "always"`,
+		"short_retention.bad.yml":               "retention 30m0s is shorter than the chunk range",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yml")
 	if len(files) != len(want) {

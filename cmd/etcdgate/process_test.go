@@ -142,9 +142,15 @@ func httpGet(url string) (int, string) {
 // startGateway runs `etcdgate serve` on a free port and waits until ready.
 func startGateway(t *testing.T, extra ...string) (p *process, url string) {
 	t.Helper()
+	return startGatewayIn(t, t.TempDir(), extra...)
+}
+
+// startGatewayIn is startGateway on a given data directory.
+func startGatewayIn(t *testing.T, dataDir string, extra ...string) (p *process, url string) {
+	t.Helper()
 	port := freePort(t)
 	url = fmt.Sprintf("http://127.0.0.1:%d", port)
-	args := append([]string{"serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", t.TempDir()}, extra...)
+	args := append([]string{"serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dataDir}, extra...)
 	p = startProcess(t, gatewayBinary, args...)
 	waitFor(t, 20*time.Second, "etcdgate ready", func() bool {
 		code, _ := httpGet(url + "/-/ready")

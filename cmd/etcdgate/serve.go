@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -89,13 +90,14 @@ type gateway struct {
 	logger  *slog.Logger
 	level   *slog.LevelVar
 	reg     *prometheus.Registry
-	head    *tsdb.Head
-	ingest  *ingest.Ingester
+	api     *api.API
+	db      *tsdb.DB         // set once recovery ends
+	ingest  *ingest.Ingester // set once recovery ends
 	server  *http.Server
 	ready   chan struct{} // closed when the node serves reads and writes
 	reloads *reloadMetrics
 
-	mu  sync.Mutex // serialises reloads
+	mu  sync.Mutex // serialises reloads and guards the start of ingest
 	cfg Config     // guarded by mu
 }
 
@@ -117,16 +119,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	}, func() float64 { return 1 }))
 
-	var err error
-	if g.head, err = tsdb.NewHead(cfg.HeadOptions(), reg); err != nil {
-		return nil, err
-	}
-	if g.ingest, err = ingest.New(g.head, ingest.Options{Limits: cfg.IngestLimits(), Registerer: reg, Logger: logger}); err != nil {
-		return nil, err
-	}
-	a := api.New(api.Options{
-		Ingester:   g.ingest,
-		Storage:    g.head,
+	g.api = api.New(api.Options{
 		BuildInfo:  api.BuildInfo(bi),
 		Logger:     logger,
 		Registerer: reg,
@@ -135,7 +128,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Reload:     g.reload,
 	})
 	g.server = &http.Server{
-		Handler:           a.Handler(),
+		Handler:           g.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -152,8 +145,10 @@ func (g *gateway) isReady() bool {
 	}
 }
 
-// run serves until ctx is done, reloading on every SIGHUP, then shuts the
-// server down gracefully: requests in flight finish (up to 30 s).
+// run serves until ctx is done, reloading on every SIGHUP, then shuts
+// down gracefully: requests in flight finish (up to 30 s) and the store
+// checkpoints so that the next start replays no WAL. The server answers
+// /-/healthy from the start and data requests once recovery is done.
 func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	ln, err := net.Listen("tcp", g.cfg.ListenAddress)
 	if err != nil {
@@ -161,12 +156,18 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.server.Serve(ln) }()
-	// The head is in memory only: nothing to recover before serving.
-	close(g.ready)
-	g.logger.Info("etcdgate started", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version)
+	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version)
 
+	opened := make(chan error, 1)
+	go func() { opened <- g.openStore() }()
 	for {
 		select {
+		case err := <-opened:
+			if err != nil {
+				g.server.Close()
+				return err
+			}
+			g.logger.Info("etcdgate ready")
 		case <-hup:
 			if err := g.reload(); err != nil {
 				g.logger.Error("reload failed; previous configuration stays in force", "err", err)
@@ -174,16 +175,54 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		case err := <-serveErr:
 			return fmt.Errorf("http server: %w", err)
 		case <-ctx.Done():
-			g.logger.Info("shutting down")
-			shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := g.server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			g.logger.Info("stopped")
-			return nil
+			return g.shutdown(opened)
 		}
 	}
+}
+
+// openStore recovers the store and starts serving data.
+func (g *gateway) openStore() error {
+	g.mu.Lock()
+	cfg := g.cfg
+	g.mu.Unlock()
+	db, err := tsdb.Open(filepath.Join(cfg.DataDir, "tsdb"), cfg.DBOptions(), g.reg, g.logger)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	in, err := ingest.New(db, ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	g.mu.Lock()
+	g.db, g.ingest = db, in
+	// A reload during recovery changed g.cfg: apply its limits now.
+	in.SetLimits(g.cfg.IngestLimits())
+	db.SetLimits(g.cfg.HeadLimits())
+	g.mu.Unlock()
+	g.api.SetBackend(in, db)
+	close(g.ready)
+	return nil
+}
+
+func (g *gateway) shutdown(opened <-chan error) error {
+	g.logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if !g.isReady() {
+		// Recovery is still running: let it finish, so the store closes cleanly.
+		if err := <-opened; err != nil {
+			return err
+		}
+	}
+	if err := g.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	g.logger.Info("stopped")
+	return nil
 }
 
 // reload re-reads the configuration and applies what can change live.
@@ -197,14 +236,19 @@ func (g *gateway) reload() (err error) {
 	if err != nil {
 		return err
 	}
-	if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
-		return err
+	if g.ingest != nil {
+		if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
+			return err
+		}
+		g.db.SetLimits(cfg.HeadLimits())
 	}
 	lvl, _ := parseLogLevel(cfg.LogLevel)
 	g.level.Set(lvl)
-	if cfg.ListenAddress != g.cfg.ListenAddress || cfg.DataDir != g.cfg.DataDir || cfg.Head != g.cfg.Head {
-		g.logger.Warn("listen_address, data_dir and head settings change only on restart")
+	if cfg.ListenAddress != g.cfg.ListenAddress || cfg.DataDir != g.cfg.DataDir || cfg.Head != g.cfg.Head ||
+		cfg.WAL != g.cfg.WAL || cfg.Retention != g.cfg.Retention {
+		g.logger.Warn("listen_address, data_dir, retention, wal and head settings change only on restart")
 		cfg.ListenAddress, cfg.DataDir, cfg.Head = g.cfg.ListenAddress, g.cfg.DataDir, g.cfg.Head
+		cfg.WAL, cfg.Retention = g.cfg.WAL, g.cfg.Retention
 	}
 	g.cfg = cfg
 	g.logger.Info("configuration reloaded", "file", g.flags.configFile)

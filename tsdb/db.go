@@ -1,0 +1,179 @@
+package tsdb
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a DB: the head, the WAL, persistence and retention.
+type Options struct {
+	Head HeadOptions
+	// WALSync is when writes are acknowledged relative to fsync.
+	WALSync WALSync
+	// WALSyncInterval is the fsync period of WALSyncInterval.
+	WALSyncInterval time.Duration
+	// CheckpointInterval is how often the head's new state is written to
+	// the store and the WAL truncated behind it.
+	CheckpointInterval time.Duration
+	// StalenessPeriod: an active series with no sample this much older
+	// than the newest sample of the head is flushed to the store and
+	// leaves the head at the next checkpoint.
+	StalenessPeriod time.Duration
+	// Retention is how much data, behind the newest sample, the store
+	// keeps. Whole buckets (Head.ChunkRange) older than that are dropped.
+	Retention time.Duration
+}
+
+// DefaultOptions returns the options etcdgate runs with by default.
+func DefaultOptions() Options {
+	return Options{
+		Head:               DefaultHeadOptions(),
+		WALSync:            WALSyncNone,
+		WALSyncInterval:    100 * time.Millisecond,
+		CheckpointInterval: 5 * time.Minute,
+		StalenessPeriod:    15 * time.Minute,
+		Retention:          15 * 24 * time.Hour,
+	}
+}
+
+// Validate reports the first invalid option.
+func (o Options) Validate() error {
+	if err := o.Head.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.WALSync != WALSyncNone && o.WALSync != WALSyncInterval:
+		return fmt.Errorf("wal sync %q: want none or interval", o.WALSync)
+	case o.WALSync == WALSyncInterval && o.WALSyncInterval <= 0:
+		return fmt.Errorf("wal sync interval %s must be positive", o.WALSyncInterval)
+	case o.CheckpointInterval <= 0:
+		return fmt.Errorf("checkpoint interval %s must be positive", o.CheckpointInterval)
+	case o.StalenessPeriod <= o.Head.OutOfOrderWindow:
+		return fmt.Errorf("staleness period %s must exceed the out-of-order window %s", o.StalenessPeriod, o.Head.OutOfOrderWindow)
+	case o.Retention < o.Head.ChunkRange:
+		return fmt.Errorf("retention %s is shorter than the chunk range %s", o.Retention, o.Head.ChunkRange)
+	}
+	return nil
+}
+
+// DB is the durable store: the head in memory, a WAL that makes every
+// acknowledged sample survive a crash, and badger holding the series
+// index and closed chunks.
+//
+// Durability rule: a commit is logged to the WAL before it is applied to
+// the head, under commitMu held shared; a checkpoint cuts the WAL under
+// commitMu held exclusively, so every record below the cut is already in
+// the head when the checkpoint walks it, and therefore in the store when
+// the checkpoint ends and deletes those segments.
+type DB struct {
+	dir     string
+	opts    Options
+	logger  *slog.Logger
+	head    *Head
+	wal     *wal
+	store   *store
+	metrics *dbMetrics
+
+	commitMu     sync.RWMutex // shared by commits, exclusive to a WAL cut
+	checkpointMu sync.Mutex   // one checkpoint or retention pass at a time
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (or creates) the store in dir and recovers its state: the
+// series index and open chunks from badger, then the WAL tail. It returns
+// when the DB is ready to serve.
+func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logger) (*DB, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	head, err := NewHead(opts.Head, reg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(filepath.Join(dir, "badger"), opts.Head.ChunkRange.Milliseconds(), logger)
+	if err != nil {
+		return nil, err
+	}
+	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, stop: make(chan struct{}), done: make(chan struct{})}
+	db.metrics = newDBMetrics(reg)
+	if err := db.recover(); err != nil {
+		st.close()
+		return nil, fmt.Errorf("recover %s: %w", dir, err)
+	}
+	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
+		st.close()
+		return nil, err
+	}
+	db.metrics.recoverySeconds.Set(time.Since(start).Seconds())
+	logger.Info("tsdb ready", "series", head.NumIndexedSeries(), "active_series", head.NumSeries(),
+		"duration", time.Since(start).Round(time.Millisecond))
+	go db.run()
+	return db, nil
+}
+
+// Head returns the in-memory head.
+func (db *DB) Head() *Head { return db.head }
+
+// SetLimits replaces the head's memory ceiling.
+func (db *DB) SetLimits(l HeadLimits) { db.head.SetLimits(l) }
+
+// Stats returns the head's cardinality statistics.
+func (db *DB) Stats(limit int) Stats { return db.head.Stats(limit) }
+
+// run checkpoints and applies retention every CheckpointInterval.
+func (db *DB) run() {
+	defer close(db.done)
+	t := time.NewTicker(db.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.stop:
+			return
+		case <-t.C:
+		}
+		if err := db.Checkpoint(); err != nil {
+			db.logger.Error("checkpoint failed; the WAL keeps the data", "err", err)
+		}
+		if err := db.ApplyRetention(); err != nil {
+			db.logger.Error("retention failed", "err", err)
+		}
+	}
+}
+
+// Close checkpoints, so the next start replays nothing, and closes.
+func (db *DB) Close() error {
+	close(db.stop)
+	<-db.done
+	cpErr := db.Checkpoint()
+	werr := db.wal.close()
+	serr := db.store.close()
+	return errors.Join(cpErr, werr, serr)
+}
+
+// dirSize returns the bytes of the files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// DiskBytes returns the bytes the DB occupies on disk (WAL and badger).
+func (db *DB) DiskBytes() int64 { return dirSize(db.dir) }

@@ -1,0 +1,213 @@
+package tsdb
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// checkpointBatch is how many series a checkpoint collects before writing
+// them and releasing their persisted chunks: it bounds the memory a
+// checkpoint holds in flight.
+const checkpointBatch = 8192
+
+// persistItem is what a checkpoint took from one series: how many of its
+// closed and out-of-order chunks it wrote, and whether the series may
+// leave the head once they are written.
+type persistItem struct {
+	s          *memSeries
+	nClosed    int
+	nOOO       int
+	maxT       int64 // of any chunk written
+	deactivate bool
+}
+
+// Checkpoint writes everything the head holds that the store lacks, then
+// deletes the WAL segments it covers. Series without samples for the
+// staleness period are flushed and leave the head.
+func (db *DB) Checkpoint() (err error) {
+	db.checkpointMu.Lock()
+	defer db.checkpointMu.Unlock()
+	start := time.Now()
+	defer func() {
+		if err != nil {
+			db.metrics.checkpointFailures.Inc()
+			return
+		}
+		db.metrics.checkpoints.Inc()
+		db.metrics.checkpointSeconds.Set(time.Since(start).Seconds())
+	}()
+
+	db.commitMu.Lock()
+	seg, err := db.wal.cut()
+	db.commitMu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cut WAL: %w", err)
+	}
+	staleBefore := db.head.MaxTime() - db.opts.StalenessPeriod.Milliseconds()
+	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore}
+	if err := cp.walk(); err != nil {
+		return err
+	}
+	if err := db.store.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(keyCheckpoint, binary.AppendUvarint(nil, uint64(seg)))
+	}); err != nil {
+		return fmt.Errorf("write checkpoint record: %w", err)
+	}
+	if db.opts.WALSync == WALSyncInterval {
+		if err := db.store.db.Sync(); err != nil {
+			return err
+		}
+	}
+	return db.wal.truncateBefore(seg)
+}
+
+type checkpointer struct {
+	db          *DB
+	seq         uint32 // base of the seq part of out-of-order chunk keys
+	staleBefore int64
+	builder     labels.ScratchBuilder
+	items       []persistItem
+	wb          *badger.WriteBatch
+}
+
+// walk visits every series in batches: collect under each series' lock,
+// write the batch, then release what was written.
+func (cp *checkpointer) walk() error {
+	st := cp.db.head.series
+	var batch []*memSeries
+	for i := range st.refs {
+		st.locks[i].RLock()
+		for _, s := range st.refs[i] {
+			batch = append(batch, s)
+		}
+		st.locks[i].RUnlock()
+		if len(batch) >= checkpointBatch || i == len(st.refs)-1 {
+			if err := cp.persist(batch); err != nil {
+				return err
+			}
+			batch = batch[:0]
+		}
+	}
+	return nil
+}
+
+func (cp *checkpointer) persist(batch []*memSeries) error {
+	cp.wb = cp.db.store.db.NewWriteBatch()
+	defer cp.wb.Cancel()
+	cp.items = cp.items[:0]
+	for _, s := range batch {
+		s.mu.Lock()
+		item, err := cp.collectLocked(s)
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if item != nil {
+			cp.items = append(cp.items, *item)
+		}
+	}
+	if err := cp.wb.Flush(); err != nil {
+		return fmt.Errorf("write checkpoint batch: %w", err)
+	}
+	for _, it := range cp.items {
+		cp.release(it)
+	}
+	return nil
+}
+
+// collectLocked queues the series' unpersisted state in the write batch.
+// It returns nil when the series has nothing new. The caller holds s.mu.
+func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
+	st := cp.db.store
+	deactivate := s.active && s.maxT < cp.staleBefore
+	if !s.active && s.indexPersisted {
+		return nil, nil
+	}
+	if !s.dirty && !deactivate && s.indexPersisted && len(s.closed) == 0 && len(s.ooo) == 0 && len(s.oooDone) == 0 {
+		return nil, nil
+	}
+	if deactivate && s.head != nil {
+		s.closed = append(s.closed, s.closeHeadLocked())
+	}
+	s.spillOutOfOrderLocked()
+	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.oooDone), maxT: minInt64, deactivate: deactivate}
+	for _, c := range s.closed {
+		if err := cp.wb.Set(st.chunkKey(s.ref, c.minT, chunkInOrder, 0), encodeChunkValue(c)); err != nil {
+			return nil, err
+		}
+		item.maxT = max(item.maxT, c.maxT)
+	}
+	for i, c := range s.oooDone {
+		if err := cp.setOutOfOrder(s.ref, c, cp.seq|uint32(i&0xfff)); err != nil {
+			return nil, err
+		}
+		item.maxT = max(item.maxT, c.maxT)
+	}
+	if !s.indexPersisted || deactivate {
+		lset := cp.db.head.symbols.labels(&cp.builder, s.syms)
+		rec := seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
+		if err := cp.wb.Set(seriesKey(prefixSeries, s.ref), encodeSeriesValue(rec, lset)); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	switch {
+	case deactivate:
+		err = cp.wb.Delete(seriesKey(prefixHead, s.ref))
+	case s.dirty && s.active:
+		snap := headSnapshot{headMinT: s.headMinT, maxT: s.maxT, lastV: s.lastV}
+		if s.head != nil {
+			snap.chunk = slices.Clone(s.head.Bytes())
+		}
+		err = cp.wb.Set(seriesKey(prefixHead, s.ref), encodeHeadSnapshot(snap))
+	}
+	s.dirty = false
+	return item, err
+}
+
+// setOutOfOrder writes an out-of-order chunk, split at bucket boundaries
+// so that each piece lies in one bucket.
+func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) error {
+	st := cp.db.store
+	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
+		return cp.wb.Set(st.chunkKey(ref, c.minT, chunkOutOfOrder, seq), encodeChunkValue(c))
+	}
+	samples := appendChunkSamples(nil, c, c.minT, c.maxT)
+	for len(samples) > 0 {
+		end := chunkRangeEnd(samples[0].t, st.bucketRange)
+		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
+		piece := encodeSamples(samples[:n])
+		if err := cp.wb.Set(st.chunkKey(ref, piece.minT, chunkOutOfOrder, seq), encodeChunkValue(piece)); err != nil {
+			return err
+		}
+		samples = samples[n:]
+	}
+	return nil
+}
+
+// release drops from memory the chunks a written batch holds, and lets a
+// stale series leave the head unless a sample arrived meanwhile.
+func (cp *checkpointer) release(it persistItem) {
+	s, h := it.s, cp.db.head
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	before := s.chunkBytesLocked()
+	s.closed = slices.Delete(s.closed, 0, it.nClosed)
+	s.oooDone = slices.Delete(s.oooDone, 0, it.nOOO)
+	s.indexPersisted = true
+	s.persistedMaxT = max(s.persistedMaxT, it.maxT)
+	if s.active {
+		d := s.chunkBytesLocked() - before
+		s.bytes += d
+		h.headBytes.Add(d)
+	}
+	if it.deactivate && s.active && s.head == nil && len(s.closed) == 0 && len(s.ooo) == 0 && len(s.oooDone) == 0 {
+		h.deactivateLocked(s)
+	}
+}

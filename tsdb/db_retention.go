@@ -1,0 +1,110 @@
+package tsdb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// ApplyRetention drops the store's time buckets that end more than
+// Retention before the newest sample, removes from the index the series
+// with no data left, and lets badger reclaim the space.
+func (db *DB) ApplyRetention() error {
+	db.checkpointMu.Lock()
+	defer db.checkpointMu.Unlock()
+	newest := db.head.MaxTime()
+	if newest == minInt64 {
+		return nil
+	}
+	cutoff := newest - db.opts.Retention.Milliseconds()
+	// Bucket b covers [b·R, (b+1)·R): it may go when (b+1)·R <= cutoff.
+	lastDead := db.store.bucketOf(cutoff) - 1
+	dropped, err := db.store.dropBucketsThrough(lastDead)
+	if err != nil {
+		return err
+	}
+	db.metrics.bucketsDropped.Add(float64(dropped))
+	keptFrom := (lastDead + 1) * db.store.bucketRange
+	removed, err := db.removeExpiredSeries(keptFrom)
+	if err != nil {
+		return err
+	}
+	db.metrics.seriesRemoved.Add(float64(removed))
+	for db.store.db.RunValueLogGC(0.5) == nil {
+	}
+	if dropped > 0 || removed > 0 {
+		db.logger.Info("retention applied", "buckets_dropped", dropped, "series_removed", removed, "kept_from_ms", keptFrom)
+	}
+	return nil
+}
+
+// dropBucketsThrough drops the chunk buckets up to and including last and
+// returns how many held data.
+func (s *store) dropBucketsThrough(last int64) (int, error) {
+	var prefixes [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); {
+			key := it.Item().Key()
+			if len(key) != chunkKeyLen {
+				return fmt.Errorf("chunk key of %d bytes", len(key))
+			}
+			b := unflipSign(binary.BigEndian.Uint64(key[1:9]))
+			if b > last {
+				break
+			}
+			p := append([]byte{prefixChunk}, key[1:9]...)
+			prefixes = append(prefixes, p)
+			// Jump to the next bucket.
+			it.Seek(binary.BigEndian.AppendUint64([]byte{prefixChunk}, flipSign(b+1)))
+		}
+		return nil
+	})
+	if err != nil || len(prefixes) == 0 {
+		return 0, err
+	}
+	if err := s.db.DropPrefix(prefixes...); err != nil {
+		return 0, fmt.Errorf("drop chunk buckets: %w", err)
+	}
+	return len(prefixes), nil
+}
+
+// removeExpiredSeries removes inactive series whose newest sample is
+// older than keptFrom, and raises the oldest time of the others.
+func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
+	h := db.head
+	var expired []*memSeries
+	st := h.series
+	for i := range st.refs {
+		st.locks[i].RLock()
+		for _, s := range st.refs[i] {
+			s.mu.Lock()
+			if !s.active && s.maxT < keptFrom {
+				s.deleted = true
+				expired = append(expired, s)
+			} else if s.minT < keptFrom {
+				s.minT = keptFrom
+			}
+			s.mu.Unlock()
+		}
+		st.locks[i].RUnlock()
+	}
+	if len(expired) == 0 {
+		return 0, nil
+	}
+	wb := db.store.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, s := range expired {
+		if err := wb.Delete(seriesKey(prefixSeries, s.ref)); err != nil {
+			return 0, err
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, errors.Join(errors.New("delete expired series"), err)
+	}
+	h.removeSeries(expired)
+	return len(expired), nil
+}

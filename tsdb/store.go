@@ -1,0 +1,211 @@
+package tsdb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// store persists series and closed chunks in badger. Keys:
+//
+//	's' ref                          → series record: minT, maxT, lastV, labels
+//	'h' ref                          → head snapshot: open chunk, maxT, lastV
+//	'c' bucket ref minT kind seq     → chunk: maxT, XOR bytes
+//	'm' "checkpoint"                 → first WAL segment not covered by the store
+//
+// Integers are big-endian, timestamps with the sign bit flipped, so keys
+// sort by time. Chunks come first by time bucket (ChunkRange), then by
+// series: retention drops a whole bucket with one prefix drop, and a
+// query reads a series' chunks with one seek per bucket. In-order chunks
+// (kind 0) never cross a bucket; out-of-order ones (kind 1) are split at
+// bucket boundaries when written, and seq keeps them apart.
+type store struct {
+	db          *badger.DB
+	bucketRange int64 // milliseconds
+}
+
+const (
+	prefixSeries = 's'
+	prefixHead   = 'h'
+	prefixChunk  = 'c'
+	chunkKeyLen  = 1 + 8 + 8 + 8 + 1 + 4
+
+	chunkInOrder    byte = 0
+	chunkOutOfOrder byte = 1
+)
+
+var keyCheckpoint = []byte("mcheckpoint")
+
+// badgerOptions sizes badger for a node whose memory belongs to the head.
+// Chunks and series records are small (tens to hundreds of bytes), so
+// values live in the LSM tree (ValueThreshold), and the value log is
+// nearly empty. Memtables: 2 × 32 MiB — large enough that a checkpoint of
+// a million series flushes in a few tables, small enough to cost 64 MiB.
+// Block cache 64 MiB and index cache 32 MiB: queries of recent data hit
+// the head, so the caches serve older ranges, where a miss costs a read.
+func badgerOptions(dir string, logger *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{logger}).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(2).
+		WithValueThreshold(4 << 10). // ≤ 15% of the memtable, as badger requires
+		WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(64 << 20).
+		WithIndexCacheSize(32 << 20).
+		WithNumCompactors(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBaseTableSize(8 << 20).
+		WithCompression(options.Snappy).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false)
+}
+
+func openStore(dir string, bucketRange int64, logger *slog.Logger) (*store, error) {
+	db, err := badger.Open(badgerOptions(dir, logger))
+	if err != nil {
+		return nil, fmt.Errorf("open badger in %s: %w", dir, err)
+	}
+	return &store{db: db, bucketRange: bucketRange}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+func flipSign(t int64) uint64 { return uint64(t) ^ (1 << 63) }
+
+func unflipSign(u uint64) int64 { return int64(u ^ (1 << 63)) }
+
+func (s *store) bucketOf(t int64) int64 {
+	return chunkRangeEnd(t, s.bucketRange)/s.bucketRange - 1
+}
+
+func seriesKey(prefix byte, ref SeriesRef) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefix}, uint64(ref))
+}
+
+func chunkPrefix(dst []byte, bucket int64, ref SeriesRef) []byte {
+	dst = append(dst[:0], prefixChunk)
+	dst = binary.BigEndian.AppendUint64(dst, flipSign(bucket))
+	return binary.BigEndian.AppendUint64(dst, uint64(ref))
+}
+
+func (s *store) chunkKey(ref SeriesRef, minT int64, kind byte, seq uint32) []byte {
+	k := chunkPrefix(make([]byte, 0, chunkKeyLen), s.bucketOf(minT), ref)
+	k = binary.BigEndian.AppendUint64(k, flipSign(minT))
+	k = append(k, kind)
+	return binary.BigEndian.AppendUint32(k, seq)
+}
+
+func encodeChunkValue(c memChunk) []byte {
+	v := binary.AppendVarint(make([]byte, 0, len(c.data)+10), c.maxT)
+	return append(v, c.data...)
+}
+
+func decodeChunk(key, val []byte) (memChunk, error) {
+	if len(key) != chunkKeyLen {
+		return memChunk{}, fmt.Errorf("chunk key of %d bytes", len(key))
+	}
+	maxT, n := binary.Varint(val)
+	if n <= 0 {
+		return memChunk{}, errors.New("chunk value without max time")
+	}
+	minT := unflipSign(binary.BigEndian.Uint64(key[17:25]))
+	return memChunk{data: val[n:], minT: minT, maxT: maxT}, nil
+}
+
+// seriesRecord is what the store keeps of a series besides its chunks.
+type seriesRecord struct {
+	minT, maxT int64
+	lastV      uint64
+}
+
+func encodeSeriesValue(rec seriesRecord, lset labels.Labels) []byte {
+	v := binary.AppendVarint(nil, rec.minT)
+	v = binary.AppendVarint(v, rec.maxT)
+	v = binary.LittleEndian.AppendUint64(v, rec.lastV)
+	return appendWALSeries(v, []walSeries{{lset: lset}})
+}
+
+func decodeSeriesValue(val []byte, r *walRecordReader, fn func(seriesRecord, labels.Labels) error) error {
+	d := decbuf{b: val}
+	rec := seriesRecord{minT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
+	if d.err != nil {
+		return d.err
+	}
+	return r.decode(d.b, func(_ SeriesRef, lset labels.Labels) error { return fn(rec, lset) }, nil)
+}
+
+// headSnapshot is the open chunk of an active series at a checkpoint.
+type headSnapshot struct {
+	headMinT, maxT int64
+	lastV          uint64
+	chunk          []byte // nil when the series has no open chunk
+}
+
+func encodeHeadSnapshot(h headSnapshot) []byte {
+	v := binary.AppendVarint(nil, h.headMinT)
+	v = binary.AppendVarint(v, h.maxT)
+	v = binary.LittleEndian.AppendUint64(v, h.lastV)
+	return append(v, h.chunk...)
+}
+
+func decodeHeadSnapshot(val []byte) (headSnapshot, error) {
+	d := decbuf{b: val}
+	h := headSnapshot{headMinT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
+	if len(d.b) > 0 {
+		h.chunk = d.b
+	}
+	return h, d.err
+}
+
+// checkpointSegment returns the first WAL segment to replay (0: all).
+func (s *store) checkpointSegment() (int, error) {
+	seg := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyCheckpoint)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			u, n := binary.Uvarint(v)
+			if n <= 0 || u > math.MaxInt32 {
+				return errors.New("malformed checkpoint record")
+			}
+			seg = int(u)
+			return nil
+		})
+	})
+	return seg, err
+}
+
+// scan calls fn for every key under prefix; val is valid during the call.
+func (s *store) scan(prefix byte, fn func(key, val []byte) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefix}, PrefetchValues: true, PrefetchSize: 256})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			if err := item.Value(func(v []byte) error { return fn(item.Key(), v) }); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// badgerLogger routes badger's logs to slog, dropping its chatty Info.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn("badger: " + fmt.Sprintf(f, a...)) }
+func (b badgerLogger) Infof(string, ...any)        {}
+func (b badgerLogger) Debugf(string, ...any)       {}
