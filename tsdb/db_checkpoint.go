@@ -129,21 +129,21 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	if !s.active && s.indexPersisted {
 		return nil, nil
 	}
-	if !s.dirty && !deactivate && s.indexPersisted && len(s.closed) == 0 && len(s.ooo) == 0 && len(s.oooDone) == 0 {
+	if !s.dirty && !deactivate && s.indexPersisted && len(s.closed) == 0 && s.ooo.empty() {
 		return nil, nil
 	}
 	if deactivate && s.head != nil {
 		s.closed = append(s.closed, s.closeHeadLocked())
 	}
 	s.spillOutOfOrderLocked()
-	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.oooDone), maxT: minInt64, deactivate: deactivate}
+	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closed {
 		if err := cp.wb.Set(st.chunkKey(s.ref, c.minT, chunkInOrder, 0), encodeChunkValue(c)); err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
 	}
-	for i, c := range s.oooDone {
+	for i, c := range s.ooo.chunks() {
 		if err := cp.setOutOfOrder(s.ref, c, cp.seq|uint32(i&0xfff)); err != nil {
 			return nil, err
 		}
@@ -161,9 +161,9 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	case deactivate:
 		err = cp.wb.Delete(seriesKey(prefixHead, s.ref))
 	case s.dirty && s.active:
-		snap := headSnapshot{headMinT: s.headMinT, maxT: s.maxT, lastV: s.lastV}
+		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
 		if s.head != nil {
-			snap.chunk = slices.Clone(s.head.Bytes())
+			snap.headMinT, snap.chunk = s.headMinTLocked(), slices.Clone(s.head.Bytes())
 		}
 		err = cp.wb.Set(seriesKey(prefixHead, s.ref), encodeHeadSnapshot(snap))
 	}
@@ -199,15 +199,18 @@ func (cp *checkpointer) release(it persistItem) {
 	defer s.mu.Unlock()
 	before := s.chunkBytesLocked()
 	s.closed = slices.Delete(s.closed, 0, it.nClosed)
-	s.oooDone = slices.Delete(s.oooDone, 0, it.nOOO)
+	if s.ooo != nil {
+		s.ooo.done = slices.Delete(s.ooo.done, 0, it.nOOO)
+		if s.ooo.empty() {
+			s.ooo = nil
+		}
+	}
 	s.indexPersisted = true
 	s.persistedMaxT = max(s.persistedMaxT, it.maxT)
 	if s.active {
-		d := s.chunkBytesLocked() - before
-		s.bytes += d
-		h.headBytes.Add(d)
+		h.headBytes.Add(s.chunkBytesLocked() - before)
 	}
-	if it.deactivate && s.active && s.head == nil && len(s.closed) == 0 && len(s.ooo) == 0 && len(s.oooDone) == 0 {
+	if it.deactivate && s.active && s.head == nil && len(s.closed) == 0 && s.ooo.empty() {
 		h.deactivateLocked(s)
 	}
 }

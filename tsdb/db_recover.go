@@ -67,9 +67,7 @@ func (db *DB) restoreHeadSnapshot(key, val []byte) error {
 		if err := s.reopenHeadLocked(snap); err != nil {
 			return fmt.Errorf("head snapshot of series %d: %w", ref, err)
 		}
-		d := s.chunkBytesLocked()
-		s.bytes += d
-		db.head.headBytes.Add(d)
+		db.head.headBytes.Add(s.chunkBytesLocked())
 	}
 	db.head.updateTimeRange(snap.headMinT, snap.maxT)
 	return nil
@@ -82,7 +80,7 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 	var src chunkenc.XORChunk
 	src.Reset(snap.chunk)
 	it := src.Iterator(nil)
-	c := chunkenc.NewXORChunk()
+	c := newHeadChunk()
 	app, err := c.Appender()
 	if err != nil {
 		return err
@@ -94,7 +92,7 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 	if err := it.Err(); err != nil {
 		return err
 	}
-	s.head, s.app, s.headMinT = c, app, snap.headMinT
+	s.head, s.app = c, app
 	return nil
 }
 

@@ -84,18 +84,16 @@ func seriesOverhead(nsyms int) int64 {
 // head. The caller holds s.mu.
 func (h *Head) activateLocked(s *memSeries) {
 	s.active = true
-	s.bytes = seriesOverhead(len(s.syms))
-	h.headBytes.Add(s.bytes)
+	h.headBytes.Add(s.bytesLocked())
 	h.numSeries.Add(1)
 }
 
 // deactivateLocked drops s's sample state from memory; its samples must
 // already be in the store. The caller holds s.mu.
 func (h *Head) deactivateLocked(s *memSeries) {
-	s.head, s.app, s.closed, s.ooo, s.oooDone = nil, nil, nil, nil, nil
+	h.headBytes.Add(-s.bytesLocked())
+	s.head, s.app, s.closed, s.ooo = nil, nil, nil, nil
 	s.active = false
-	h.headBytes.Add(-s.bytes)
-	s.bytes = 0
 	h.numSeries.Add(-1)
 }
 

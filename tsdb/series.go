@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"encoding/binary"
 	"math"
 	"slices"
 	"sync"
@@ -23,26 +24,69 @@ type memSeries struct {
 	hash uint64   // labels.Labels.Hash of the series' labels
 	syms []uint32 // label names and values as symbol refs, in label order
 
+	mu sync.Mutex
 	// logged: the series' record is in the WAL or the store, so a WAL
-	// record may refer to it by ref alone.
-	logged atomic.Bool
-
-	mu             sync.Mutex
+	// record may refer to it by ref alone. It shares a word with the
+	// flags below: the struct is sized to fit 144 bytes, a size class
+	// that a million series notice.
+	logged         atomic.Bool
 	active         bool               // holds sample state and counts toward head limits
 	deleted        bool               // removed from the index; appenders must look up again
 	indexPersisted bool               // the store holds the series record
 	dirty          bool               // samples appended since the last checkpoint
-	bytes          int64              // head bytes accounted to this series
 	persistedMaxT  int64              // newest timestamp in the store's chunks; math.MinInt64 if none
 	closed         []memChunk         // full in-order chunks, oldest first; immutable
 	head           *chunkenc.XORChunk // open in-order chunk, nil before the first sample
 	app            chunkenc.Appender  // appender of head
-	headMinT       int64              // first timestamp in head
 	maxT           int64              // newest in-order timestamp; math.MinInt64 if none
 	lastV          uint64             // bits of the value at maxT
 	minT           int64              // oldest timestamp of any sample; math.MaxInt64 if none
-	ooo            []sample           // out-of-order samples not yet in a chunk, sorted by t
-	oooDone        []memChunk         // encoded out-of-order chunks; may overlap anything
+	ooo            *outOfOrder        // nil while the series has no out-of-order samples
+}
+
+// headMinTLocked is the first timestamp of the open chunk, read from the
+// chunk itself (an XOR chunk starts with it as a varint after its 2-byte
+// header) rather than kept in a field. The caller holds s.mu and s.head
+// is not nil.
+func (s *memSeries) headMinTLocked() int64 {
+	t, n := binary.Varint(s.head.Bytes()[2:])
+	if n <= 0 {
+		panic("BUG: open chunk without a first timestamp")
+	}
+	return t
+}
+
+// bytesLocked is what the series costs the head: its fixed overhead and
+// its chunks. The caller holds s.mu.
+func (s *memSeries) bytesLocked() int64 {
+	return seriesOverhead(len(s.syms)) + s.chunkBytesLocked()
+}
+
+// outOfOrder holds a series' out-of-order samples. It sits behind a
+// pointer because few series ever have any: inline, its two slice
+// headers would cost every series 48 bytes.
+type outOfOrder struct {
+	buf  []sample   // not yet in a chunk, sorted by t
+	done []memChunk // encoded; may overlap anything
+}
+
+// empty reports whether o holds nothing; o may be nil.
+func (o *outOfOrder) empty() bool { return o == nil || len(o.buf) == 0 && len(o.done) == 0 }
+
+// chunks returns the encoded chunks; o may be nil.
+func (o *outOfOrder) chunks() []memChunk {
+	if o == nil {
+		return nil
+	}
+	return o.done
+}
+
+// samples returns the buffered samples; o may be nil.
+func (o *outOfOrder) samples() []sample {
+	if o == nil {
+		return nil
+	}
+	return o.buf
 }
 
 // memChunk is a closed XOR chunk and the time range it covers.
@@ -67,8 +111,8 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 		return false
 	}
 	newest := s.maxT
-	if n := len(s.ooo); n > 0 && s.ooo[n-1].t > newest {
-		newest = s.ooo[n-1].t
+	if buf := s.ooo.samples(); len(buf) > 0 && buf[len(buf)-1].t > newest {
+		newest = buf[len(buf)-1].t
 	}
 	return s.minT <= maxt && newest >= mint
 }

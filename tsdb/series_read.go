@@ -23,15 +23,15 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
 			snap.chunks = append(snap.chunks, c)
 		}
 	}
-	if s.head != nil && s.maxT >= mint && s.headMinT <= maxt {
-		snap.chunks = append(snap.chunks, memChunk{data: slices.Clone(s.head.Bytes()), minT: s.headMinT, maxT: s.maxT})
+	if s.head != nil && s.maxT >= mint && s.headMinTLocked() <= maxt {
+		snap.chunks = append(snap.chunks, memChunk{data: slices.Clone(s.head.Bytes()), minT: s.headMinTLocked(), maxT: s.maxT})
 	}
-	for _, c := range s.oooDone {
+	for _, c := range s.ooo.chunks() {
 		if c.maxT >= mint && c.minT <= maxt {
 			snap.ooo = appendChunkSamples(snap.ooo, c, mint, maxt)
 		}
 	}
-	for _, smp := range s.ooo {
+	for _, smp := range s.ooo.samples() {
 		if smp.t >= mint && smp.t <= maxt {
 			snap.ooo = append(snap.ooo, smp)
 		}
