@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -104,6 +105,13 @@ func (a *API) Handler() http.Handler {
 	handle("HEAD /-/ready", "ready", a.ready)
 	handle("POST /-/reload", "reload", a.reload)
 	handle("PUT /-/reload", "reload", a.reload)
+	// Profiles, as Prometheus serves them, for the heap and CPU breakdowns
+	// that performance work starts from.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if a.opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{}))
 	}

@@ -34,9 +34,9 @@ type Options struct {
 // DefaultOptions returns the options etcdgate runs with by default.
 func DefaultOptions() Options {
 	return Options{
-		Head:               DefaultHeadOptions(),
-		WALSync:            WALSyncNone,
-		WALSyncInterval:    100 * time.Millisecond,
+		Head:            DefaultHeadOptions(),
+		WALSync:         WALSyncNone,
+		WALSyncInterval: 100 * time.Millisecond,
 		// Two minutes bound the WAL a restart replays: at a million series
 		// scraped every 15 s, 8M samples, ~12 s of replay.
 		CheckpointInterval: 2 * time.Minute,

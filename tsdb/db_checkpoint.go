@@ -79,22 +79,7 @@ type checkpointer struct {
 // walk visits every series in batches: collect under each series' lock,
 // write the batch, then release what was written.
 func (cp *checkpointer) walk() error {
-	st := cp.db.head.series
-	var batch []*memSeries
-	for i := range st.refs {
-		st.locks[i].RLock()
-		for _, s := range st.refs[i] {
-			batch = append(batch, s)
-		}
-		st.locks[i].RUnlock()
-		if len(batch) >= checkpointBatch || i == len(st.refs)-1 {
-			if err := cp.persist(batch); err != nil {
-				return err
-			}
-			batch = batch[:0]
-		}
-	}
-	return nil
+	return cp.db.head.series.refs.batches(checkpointBatch, cp.persist)
 }
 
 func (cp *checkpointer) persist(batch []*memSeries) error {

@@ -147,9 +147,9 @@ func (db *DB) replayWAL(from int) error {
 // Its record is in the store or the WAL, so it counts as logged.
 func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 	hash := lset.Hash()
-	syms := h.symbols.internLabels(make([]uint32, 0, 2*lset.Len()), lset)
+	syms := h.symbols.internLabels(lset)
 	s, created := h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
-		return newMemSeries(ref, hash, syms)
+		return newMemSeries(ref, syms)
 	})
 	if created {
 		s.logged.Store(true)

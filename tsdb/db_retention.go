@@ -77,10 +77,8 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	h := db.head
 	var expired []*memSeries
-	st := h.series
-	for i := range st.refs {
-		st.locks[i].RLock()
-		for _, s := range st.refs[i] {
+	h.series.refs.batches(checkpointBatch, func(batch []*memSeries) error {
+		for _, s := range batch {
 			s.mu.Lock()
 			if !s.active && s.maxT < keptFrom {
 				s.deleted = true
@@ -90,8 +88,8 @@ func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 			}
 			s.mu.Unlock()
 		}
-		st.locks[i].RUnlock()
-	}
+		return nil
+	})
 	if len(expired) == 0 {
 		return 0, nil
 	}

@@ -76,8 +76,10 @@ func (h *Head) checkLimits() error {
 
 // seriesOverhead estimates what an active series costs besides its
 // chunks: the struct, its symbol refs, two map entries and its postings.
-func seriesOverhead(nsyms int) int64 {
-	return int64(unsafe.Sizeof(memSeries{})) + int64(nsyms)*4 + 2*32 + int64(nsyms/2)*12
+func seriesOverhead(symBytes int) int64 {
+	// ~2.5 bytes a reference: a label's two refs take ~5 bytes and its
+	// postings entry 8 (plus slack, 12).
+	return int64(unsafe.Sizeof(memSeries{})) + int64(symBytes) + 2*32 + int64(symBytes/5)*12
 }
 
 // activateLocked makes s hold samples again and counts it toward the
@@ -123,9 +125,9 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 	}
 	// Intern before taking the stripe lock: interning may allocate, and a
 	// losing racer only leaves symbols that the winner also interned.
-	syms := h.symbols.internLabels(make([]uint32, 0, 2*lset.Len()), lset)
+	syms := h.symbols.internLabels(lset)
 	s, created = h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
-		s := newMemSeries(SeriesRef(h.lastRef.Add(1)), hash, syms)
+		s := newMemSeries(SeriesRef(h.lastRef.Add(1)), syms)
 		h.activateLocked(s) // not yet published: no lock needed
 		return s
 	})
@@ -157,15 +159,14 @@ func (h *Head) updateTimeRange(mint, maxt int64) {
 func (h *Head) removeSeries(gone []*memSeries) {
 	refs := make([]SeriesRef, 0, len(gone))
 	st := h.series
+	b := labels.NewScratchBuilder(16)
 	for _, s := range gone {
-		i := s.hash & st.mask
+		hash := h.symbols.labels(&b, s.syms).Hash()
+		i := hash & st.mask
 		st.locks[i].Lock()
-		st.hashes[i].del(s)
+		st.hashes[i].del(hash, s)
 		st.locks[i].Unlock()
-		j := uint64(s.ref) & st.mask
-		st.locks[j].Lock()
-		delete(st.refs[j], s.ref)
-		st.locks[j].Unlock()
+		st.refs.del(s.ref)
 		refs = append(refs, s.ref)
 	}
 	slices.Sort(refs)

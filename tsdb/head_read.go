@@ -86,9 +86,7 @@ func (q *headQuerier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]
 	strs := q.head.symbols.load()
 	seen := map[string]struct{}{}
 	for _, s := range series {
-		for i := 0; i < len(s.syms); i += 2 {
-			seen[strs[s.syms[i]]] = struct{}{}
-		}
+		s.syms.each(func(n, _ uint32) { seen[strs[n]] = struct{}{} })
 	}
 	return sortedKeys(seen), nil
 }

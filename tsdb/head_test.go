@@ -273,7 +273,7 @@ func TestStripeSeriesHashCollision(t *testing.T) {
 	b := labels.FromStrings("__name__", "b")
 	const hash = 42 // both label sets forced onto one hash
 	mk := func(ref SeriesRef, lset labels.Labels) func() *memSeries {
-		return func() *memSeries { return newMemSeries(ref, hash, st.internLabels(nil, lset)) }
+		return func() *memSeries { return newMemSeries(ref, st.internLabels(lset)) }
 	}
 	sa, created := s.getOrSet(hash, a, st, mk(1, a))
 	if !created {
@@ -475,4 +475,22 @@ func randomLabelSet(r *rand.Rand) labels.Labels {
 	}
 	b.Sort()
 	return b.Labels()
+}
+
+func TestSeriesHashmapDeleteKeepsConflicts(t *testing.T) {
+	st := newSymbolTable()
+	var m seriesHashmap
+	m.unique = map[uint64]*memSeries{}
+	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
+	sa, sb := newMemSeries(1, st.internLabels(a)), newMemSeries(2, st.internLabels(b))
+	m.set(7, sa)
+	m.set(7, sb)
+	m.del(7, sa)
+	if m.get(7, b, st) != sb || m.get(7, a, st) != nil {
+		t.Fatal("deleting the first of two colliding series lost the second")
+	}
+	m.del(7, sb)
+	if len(m.unique) != 0 || len(m.conflicts) != 0 {
+		t.Fatalf("maps not empty: %v %v", m.unique, m.conflicts)
+	}
 }

@@ -23,19 +23,19 @@ func newPostings() *postings {
 
 // add indexes ref under every name and value of the series spelled by
 // refs in strs.
-func (p *postings) add(ref SeriesRef, strs []string, syms []uint32) {
+func (p *postings) add(ref SeriesRef, strs []string, syms symRefs) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.all = insertSorted(p.all, ref)
-	for i := 0; i+1 < len(syms); i += 2 {
-		name, value := strs[syms[i]], strs[syms[i+1]]
+	syms.each(func(n, v uint32) {
+		name, value := strs[n], strs[v]
 		values := p.m[name]
 		if values == nil {
 			values = map[string][]SeriesRef{}
 			p.m[name] = values
 		}
 		values[value] = insertSorted(values[value], ref)
-	}
+	})
 }
 
 func insertSorted(list []SeriesRef, ref SeriesRef) []SeriesRef {

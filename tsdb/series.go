@@ -17,17 +17,16 @@ import (
 // store at start) keeps only its labels and time range, so that queries
 // still find its persisted chunks.
 //
-// ref, hash and syms are immutable after creation; logged is atomic.
+// ref and syms are immutable after creation; logged is atomic.
 // Everything else is guarded by mu.
 type memSeries struct {
 	ref  SeriesRef
-	hash uint64   // labels.Labels.Hash of the series' labels
-	syms []uint32 // label names and values as symbol refs, in label order
+	syms symRefs // label names and values as symbol refs, in label order
 
 	mu sync.Mutex
 	// logged: the series' record is in the WAL or the store, so a WAL
 	// record may refer to it by ref alone. It shares a word with the
-	// flags below: the struct is sized to fit 144 bytes, a size class
+	// flags below: the struct is sized to fit 128 bytes, a size class
 	// that a million series notice.
 	logged         atomic.Bool
 	active         bool               // holds sample state and counts toward head limits
@@ -100,8 +99,8 @@ type sample struct {
 	v float64
 }
 
-func newMemSeries(ref SeriesRef, hash uint64, syms []uint32) *memSeries {
-	return &memSeries{ref: ref, hash: hash, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
+func newMemSeries(ref SeriesRef, syms symRefs) *memSeries {
+	return &memSeries{ref: ref, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
 }
 
 // overlaps reports whether the series has samples in [mint, maxt]. The
@@ -137,40 +136,39 @@ func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *m
 	return nil
 }
 
-func (m *seriesHashmap) del(s *memSeries) {
-	if m.unique[s.hash] == s {
-		delete(m.unique, s.hash)
-		if c := m.conflicts[s.hash]; len(c) > 0 {
-			m.unique[s.hash] = c[0]
-			m.conflicts[s.hash] = c[1:]
+func (m *seriesHashmap) del(hash uint64, s *memSeries) {
+	if m.unique[hash] == s {
+		delete(m.unique, hash)
+		if c := m.conflicts[hash]; len(c) > 0 {
+			m.unique[hash] = c[0]
+			m.conflicts[hash] = c[1:]
 		}
-	} else if c := m.conflicts[s.hash]; len(c) > 0 {
-		m.conflicts[s.hash] = slices.DeleteFunc(c, func(x *memSeries) bool { return x == s })
+	} else if c := m.conflicts[hash]; len(c) > 0 {
+		m.conflicts[hash] = slices.DeleteFunc(c, func(x *memSeries) bool { return x == s })
 	}
-	if len(m.conflicts[s.hash]) == 0 {
-		delete(m.conflicts, s.hash)
+	if len(m.conflicts[hash]) == 0 {
+		delete(m.conflicts, hash)
 	}
 }
 
-func (m *seriesHashmap) set(s *memSeries) {
-	if _, ok := m.unique[s.hash]; !ok {
-		m.unique[s.hash] = s
+func (m *seriesHashmap) set(hash uint64, s *memSeries) {
+	if _, ok := m.unique[hash]; !ok {
+		m.unique[hash] = s
 		return
 	}
 	if m.conflicts == nil {
 		m.conflicts = map[uint64][]*memSeries{}
 	}
-	m.conflicts[s.hash] = append(m.conflicts[s.hash], s)
+	m.conflicts[hash] = append(m.conflicts[hash], s)
 }
 
-// stripeSeries holds the head's series twice: by ref for queries and by
-// label hash for appends, each behind its own striped lock so that
-// concurrent writers to different series rarely contend. Stripe i of
-// hashes guards the series whose hash&mask == i; stripe i of refs those
-// whose ref&mask == i.
+// stripeSeries holds the head's series twice: by label hash for appends,
+// behind striped locks so that concurrent writers to different series
+// rarely contend (stripe i guards the series whose hash&mask == i), and by
+// ref for queries.
 type stripeSeries struct {
 	mask   uint64
-	refs   []map[SeriesRef]*memSeries
+	refs   seriesRefs
 	hashes []seriesHashmap
 	locks  []stripeLock
 }
@@ -185,12 +183,10 @@ type stripeLock struct {
 func newStripeSeries(size int) *stripeSeries {
 	s := &stripeSeries{
 		mask:   uint64(size - 1),
-		refs:   make([]map[SeriesRef]*memSeries, size),
 		hashes: make([]seriesHashmap, size),
 		locks:  make([]stripeLock, size),
 	}
 	for i := range size {
-		s.refs[i] = map[SeriesRef]*memSeries{}
 		s.hashes[i] = seriesHashmap{unique: map[uint64]*memSeries{}}
 	}
 	return s
@@ -204,13 +200,7 @@ func (s *stripeSeries) getByHash(hash uint64, lset labels.Labels, st *symbolTabl
 	return series
 }
 
-func (s *stripeSeries) getByRef(ref SeriesRef) *memSeries {
-	i := uint64(ref) & s.mask
-	s.locks[i].RLock()
-	series := s.refs[i][ref]
-	s.locks[i].RUnlock()
-	return series
-}
+func (s *stripeSeries) getByRef(ref SeriesRef) *memSeries { return s.refs.get(ref) }
 
 // getOrSet returns the series already stored for lset, or stores and
 // returns the one create builds. create runs under the hash stripe's lock,
@@ -223,12 +213,8 @@ func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, st *symbolTable
 		return series, false
 	}
 	series = create()
-	s.hashes[i].set(series)
+	s.hashes[i].set(hash, series)
 	s.locks[i].Unlock()
-
-	j := uint64(series.ref) & s.mask
-	s.locks[j].Lock()
-	s.refs[j][series.ref] = series
-	s.locks[j].Unlock()
+	s.refs.set(series)
 	return series, true
 }

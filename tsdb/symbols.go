@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"encoding/binary"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,15 +45,47 @@ func (st *symbolTable) internLocked(s string) uint32 {
 	return id
 }
 
-// internLabels appends the references of lset's names and values to dst,
-// as name, value pairs in label order.
-func (st *symbolTable) internLabels(dst []uint32, lset labels.Labels) []uint32 {
+// symRefs spells a label set as symbol references, name then value for
+// each label in label order, each reference a uvarint. Symbols interned
+// early (label names, common values) take one byte: an etcd series of 12
+// labels takes ~40 bytes where 24 uint32s take 96. A string, not a slice,
+// saves 8 more bytes of header per series.
+type symRefs string
+
+// next decodes the reference at byte offset i and returns it with the
+// offset of the following one.
+func (r symRefs) next(i int) (uint32, int) {
+	var v uint32
+	for shift := 0; ; shift += 7 {
+		c := r[i]
+		i++
+		v |= uint32(c&0x7f) << shift
+		if c < 0x80 {
+			return v, i
+		}
+	}
+}
+
+// each calls fn with the name and value references of every label.
+func (r symRefs) each(fn func(name, value uint32)) {
+	for i := 0; i < len(r); {
+		var n, v uint32
+		n, i = r.next(i)
+		v, i = r.next(i)
+		fn(n, v)
+	}
+}
+
+// internLabels returns the references spelling lset, interning what is new.
+func (st *symbolTable) internLabels(lset labels.Labels) symRefs {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	buf := make([]byte, 0, 4*lset.Len())
 	lset.Range(func(l labels.Label) {
-		dst = append(dst, st.internLocked(l.Name), st.internLocked(l.Value))
+		buf = binary.AppendUvarint(buf, uint64(st.internLocked(l.Name)))
+		buf = binary.AppendUvarint(buf, uint64(st.internLocked(l.Value)))
 	})
-	return dst
+	return symRefs(buf)
 }
 
 // load returns a snapshot holding every symbol interned so far.
@@ -61,37 +94,43 @@ func (st *symbolTable) load() []string { return *st.strs.Load() }
 // len returns the number of distinct symbols.
 func (st *symbolTable) len() int { return len(st.load()) }
 
-// equal reports whether the symbol references refs spell lset.
-func (st *symbolTable) equal(refs []uint32, lset labels.Labels) bool {
+// equal reports whether refs spell lset.
+func (st *symbolTable) equal(refs symRefs, lset labels.Labels) bool {
 	strs := st.load()
 	i, eq := 0, true
 	lset.Range(func(l labels.Label) {
-		if !eq || i+1 >= len(refs) || strs[refs[i]] != l.Name || strs[refs[i+1]] != l.Value {
+		if !eq || i >= len(refs) {
 			eq = false
 			return
 		}
-		i += 2
+		var n, v uint32
+		n, i = refs.next(i)
+		if i >= len(refs) {
+			eq = false
+			return
+		}
+		v, i = refs.next(i)
+		eq = strs[n] == l.Name && strs[v] == l.Value
 	})
 	return eq && i == len(refs)
 }
 
-// labels rebuilds the label set the references spell, using b as scratch.
-func (st *symbolTable) labels(b *labels.ScratchBuilder, refs []uint32) labels.Labels {
+// labels rebuilds the label set refs spell, using b as scratch.
+func (st *symbolTable) labels(b *labels.ScratchBuilder, refs symRefs) labels.Labels {
 	strs := st.load()
 	b.Reset()
-	for i := 0; i+1 < len(refs); i += 2 {
-		b.Add(strs[refs[i]], strs[refs[i+1]])
-	}
+	refs.each(func(n, v uint32) { b.Add(strs[n], strs[v]) })
 	return b.Labels()
 }
 
-// get returns the label value of name in refs, or "" if absent.
-func (st *symbolTable) get(refs []uint32, name string) string {
+// get returns the value of label name in refs, or "" if absent.
+func (st *symbolTable) get(refs symRefs, name string) string {
 	strs := st.load()
-	for i := 0; i+1 < len(refs); i += 2 {
-		if strs[refs[i]] == name {
-			return strs[refs[i+1]]
+	value := ""
+	refs.each(func(n, v uint32) {
+		if strs[n] == name {
+			value = strs[v]
 		}
-	}
-	return ""
+	})
+	return value
 }
