@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -64,6 +65,10 @@ func (db *DB) Checkpoint() (err error) {
 			return err
 		}
 	}
+	// A checkpoint allocates a burst of short-lived buffers (records,
+	// badger's table builders) that the runtime would return to the OS
+	// only slowly; RSS would stay at the burst's peak for minutes.
+	debug.FreeOSMemory()
 	return db.wal.truncateBefore(seg)
 }
 
@@ -72,8 +77,15 @@ type checkpointer struct {
 	seq         uint32 // base of the seq part of out-of-order chunk keys
 	staleBefore int64
 	builder     labels.ScratchBuilder
+	lset        labels.Labels // reused for series records
 	items       []persistItem
 	wb          *badger.WriteBatch
+	arena       arena // keys and values of the batch being written
+}
+
+// set queues key and value, both encoded into the arena.
+func (cp *checkpointer) set(key, val func([]byte) []byte) error {
+	return cp.wb.Set(cp.arena.add(key), cp.arena.add(val))
 }
 
 // walk visits every series in batches: collect under each series' lock,
@@ -103,6 +115,7 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	for _, it := range cp.items {
 		cp.release(it)
 	}
+	cp.arena.reset()
 	return nil
 }
 
@@ -123,7 +136,9 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	s.spillOutOfOrderLocked()
 	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closed {
-		if err := cp.wb.Set(st.chunkKey(s.ref, c.minT, chunkInOrder, 0), encodeChunkValue(c)); err != nil {
+		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, c.minT, chunkInOrder, 0) },
+			func(b []byte) []byte { return appendChunkValue(b, c) })
+		if err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
@@ -135,22 +150,26 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		item.maxT = max(item.maxT, c.maxT)
 	}
 	if !s.indexPersisted || deactivate {
-		lset := cp.db.head.symbols.labels(&cp.builder, s.syms)
+		cp.db.head.symbols.labelsInto(&cp.builder, s.syms, &cp.lset)
 		rec := seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
-		if err := cp.wb.Set(seriesKey(prefixSeries, s.ref), encodeSeriesValue(rec, lset)); err != nil {
+		err := cp.set(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) },
+			func(b []byte) []byte { return appendSeriesValue(b, rec, cp.lset) })
+		if err != nil {
 			return nil, err
 		}
 	}
 	var err error
 	switch {
 	case deactivate:
-		err = cp.wb.Delete(seriesKey(prefixHead, s.ref))
+		err = cp.wb.Delete(cp.arena.add(func(b []byte) []byte { return appendSeriesKey(b, prefixHead, s.ref) }))
 	case s.dirty && s.active:
 		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
 		if s.head != nil {
-			snap.headMinT, snap.chunk = s.headMinTLocked(), slices.Clone(s.head.Bytes())
+			// Encoded into the arena under s.mu: no copy of the chunk needed.
+			snap.headMinT, snap.chunk = s.headMinTLocked(), s.head.Bytes()
 		}
-		err = cp.wb.Set(seriesKey(prefixHead, s.ref), encodeHeadSnapshot(snap))
+		err = cp.set(func(b []byte) []byte { return appendSeriesKey(b, prefixHead, s.ref) },
+			func(b []byte) []byte { return appendHeadSnapshot(b, snap) })
 	}
 	s.dirty = false
 	return item, err
@@ -161,14 +180,17 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) error {
 	st := cp.db.store
 	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
-		return cp.wb.Set(st.chunkKey(ref, c.minT, chunkOutOfOrder, seq), encodeChunkValue(c))
+		return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, c.minT, chunkOutOfOrder, seq) },
+			func(b []byte) []byte { return appendChunkValue(b, c) })
 	}
 	samples := appendChunkSamples(nil, c, c.minT, c.maxT)
 	for len(samples) > 0 {
 		end := chunkRangeEnd(samples[0].t, st.bucketRange)
 		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
 		piece := encodeSamples(samples[:n])
-		if err := cp.wb.Set(st.chunkKey(ref, piece.minT, chunkOutOfOrder, seq), encodeChunkValue(piece)); err != nil {
+		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, piece.minT, chunkOutOfOrder, seq) },
+			func(b []byte) []byte { return appendChunkValue(b, piece) })
+		if err != nil {
 			return err
 		}
 		samples = samples[n:]

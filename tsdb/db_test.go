@@ -439,8 +439,10 @@ func TestDBConcurrentCommitsSurviveCrash(t *testing.T) {
 
 // tableBytes is the size of badger's tables: its memtable and value-log
 // files are preallocated and say nothing about the data.
-func tableBytes(t *testing.T, dir string) int64 {
-	files, err := filepath.Glob(filepath.Join(dir, "badger", "*.sst"))
+func tableBytes(t testing.TB, dir string) int64 { return tableBytesIn(t, filepath.Join(dir, "badger")) }
+
+func tableBytesIn(t testing.TB, badgerDir string) int64 {
+	files, err := filepath.Glob(filepath.Join(badgerDir, "*.sst"))
 	if err != nil {
 		t.Fatal(err)
 	}

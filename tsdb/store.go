@@ -62,7 +62,9 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 		WithNumCompactors(2).
 		WithNumLevelZeroTables(4).
 		WithNumLevelZeroTablesStall(12).
-		WithBaseTableSize(8 << 20).
+		// Table builders and compactions allocate buffers of about a table:
+		// 2 MiB tables keep a checkpoint's spike of transient memory small.
+		WithBaseTableSize(2 << 20).
 		WithCompression(options.Snappy).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
@@ -86,8 +88,10 @@ func (s *store) bucketOf(t int64) int64 {
 	return chunkRangeEnd(t, s.bucketRange)/s.bucketRange - 1
 }
 
-func seriesKey(prefix byte, ref SeriesRef) []byte {
-	return binary.BigEndian.AppendUint64([]byte{prefix}, uint64(ref))
+func seriesKey(prefix byte, ref SeriesRef) []byte { return appendSeriesKey(nil, prefix, ref) }
+
+func appendSeriesKey(dst []byte, prefix byte, ref SeriesRef) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefix), uint64(ref))
 }
 
 func chunkPrefix(dst []byte, bucket int64, ref SeriesRef) []byte {
@@ -96,16 +100,17 @@ func chunkPrefix(dst []byte, bucket int64, ref SeriesRef) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(ref))
 }
 
-func (s *store) chunkKey(ref SeriesRef, minT int64, kind byte, seq uint32) []byte {
-	k := chunkPrefix(make([]byte, 0, chunkKeyLen), s.bucketOf(minT), ref)
+func (s *store) appendChunkKey(dst []byte, ref SeriesRef, minT int64, kind byte, seq uint32) []byte {
+	k := append(dst, prefixChunk)
+	k = binary.BigEndian.AppendUint64(k, flipSign(s.bucketOf(minT)))
+	k = binary.BigEndian.AppendUint64(k, uint64(ref))
 	k = binary.BigEndian.AppendUint64(k, flipSign(minT))
 	k = append(k, kind)
 	return binary.BigEndian.AppendUint32(k, seq)
 }
 
-func encodeChunkValue(c memChunk) []byte {
-	v := binary.AppendVarint(make([]byte, 0, len(c.data)+10), c.maxT)
-	return append(v, c.data...)
+func appendChunkValue(dst []byte, c memChunk) []byte {
+	return append(binary.AppendVarint(dst, c.maxT), c.data...)
 }
 
 func decodeChunk(key, val []byte) (memChunk, error) {
@@ -126,8 +131,8 @@ type seriesRecord struct {
 	lastV      uint64
 }
 
-func encodeSeriesValue(rec seriesRecord, lset labels.Labels) []byte {
-	v := binary.AppendVarint(nil, rec.minT)
+func appendSeriesValue(dst []byte, rec seriesRecord, lset labels.Labels) []byte {
+	v := binary.AppendVarint(dst, rec.minT)
 	v = binary.AppendVarint(v, rec.maxT)
 	v = binary.LittleEndian.AppendUint64(v, rec.lastV)
 	return appendWALSeries(v, []walSeries{{lset: lset}})
@@ -149,8 +154,8 @@ type headSnapshot struct {
 	chunk          []byte // nil when the series has no open chunk
 }
 
-func encodeHeadSnapshot(h headSnapshot) []byte {
-	v := binary.AppendVarint(nil, h.headMinT)
+func appendHeadSnapshot(dst []byte, h headSnapshot) []byte {
+	v := binary.AppendVarint(dst, h.headMinT)
 	v = binary.AppendVarint(v, h.maxT)
 	v = binary.LittleEndian.AppendUint64(v, h.lastV)
 	return append(v, h.chunk...)

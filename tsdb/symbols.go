@@ -123,6 +123,15 @@ func (st *symbolTable) labels(b *labels.ScratchBuilder, refs symRefs) labels.Lab
 	return b.Labels()
 }
 
+// labelsInto writes the label set refs spell into ls, reusing ls's
+// memory through b: ls must not be shared.
+func (st *symbolTable) labelsInto(b *labels.ScratchBuilder, refs symRefs, ls *labels.Labels) {
+	strs := st.load()
+	b.Reset()
+	refs.each(func(n, v uint32) { b.Add(strs[n], strs[v]) })
+	b.Overwrite(ls)
+}
+
 // get returns the value of label name in refs, or "" if absent.
 func (st *symbolTable) get(refs symRefs, name string) string {
 	strs := st.load()
