@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/etcdgate
 PKGS      := ./...
 # Packages whose concurrency the race detector must check.
-RACE_PKGS := ./ingest/... ./tsdb/... ./api/...
+RACE_PKGS := ./ingest/... ./tsdb/... ./api/... ./bench/...
 FUZZTIME  ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -13,7 +13,7 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.branch=$(BRANCH) \
              -X main.buildUser=$(shell whoami)@$(shell hostname) \
              -X main.buildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: build run test test-race bench fuzz lint vet fmt-check staticcheck clean
+.PHONY: build run test test-race bench bench-go fuzz lint vet fmt-check staticcheck clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/etcdgate
@@ -30,8 +30,16 @@ test:
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
+# The standard capacity scenario (bench/run-standard.sh): a fresh
+# etcdgate takes ~1,000,000 series of a synthetic etcd fleet, steady for
+# 5 minutes; prints the table, writes bin/bench/standard.{json,svg}.
+# BENCH_FLAGS adds `etcdgate bench` flags. Not part of `make test`.
+BENCH_FLAGS ?=
+bench: build
+	BENCH_OUT=bin/bench bench/run-standard.sh ./$(BIN) $(BENCH_FLAGS)
+
 # Micro-benchmarks of the write path (decode, validate, head append).
-bench:
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./ingest/... ./tsdb/...
 
 # A short run of every fuzz target; FUZZTIME=5m for a longer one.

@@ -5,6 +5,7 @@
 //
 //	etcdgate serve [--config FILE] [--listen-address ADDR] [--data-dir DIR]
 //	etcdgate check config FILE
+//	etcdgate bench --target NAME=URL [flags]
 //	etcdgate version
 package main
 
@@ -19,6 +20,7 @@ const usage = `usage: etcdgate <command> [flags]
 commands:
   serve          run the gateway
   check config   validate a configuration file without starting anything
+  bench          measure what remote-write receivers hold (etcdgate bench --help)
   version        print version information
 `
 
@@ -37,6 +39,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runServe(args[1:], stderr)
 	case "check":
 		return runCheck(args[1:], stdout, stderr)
+	case "bench":
+		return runBench(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, buildInfo().String())
 		return 0
