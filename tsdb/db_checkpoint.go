@@ -2,7 +2,6 @@ package tsdb
 
 import (
 	"cmp"
-	"encoding/binary"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -28,9 +27,11 @@ type persistItem struct {
 	deactivate bool
 }
 
-// Checkpoint writes everything the head holds that the store lacks, then
-// deletes the WAL segments it covers. Series without samples for the
-// staleness period are flushed and leave the head.
+// Checkpoint writes everything the head holds that the store lacks (new
+// series records, closed and out-of-order chunks to badger; every open
+// chunk to a new head snapshot), then deletes the WAL segments it covers.
+// Series without samples for the staleness period are flushed and leave
+// the head.
 func (db *DB) Checkpoint() (err error) {
 	db.checkpointMu.Lock()
 	defer db.checkpointMu.Unlock()
@@ -50,20 +51,27 @@ func (db *DB) Checkpoint() (err error) {
 	if err != nil {
 		return fmt.Errorf("cut WAL: %w", err)
 	}
-	staleBefore := db.head.MaxTime() - db.opts.StalenessPeriod.Milliseconds()
-	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore}
-	if err := cp.walk(); err != nil {
+	snap, err := createSnapshot(db.dir, seg)
+	if err != nil {
 		return err
 	}
-	if err := db.store.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(keyCheckpoint, binary.AppendUvarint(nil, uint64(seg)))
-	}); err != nil {
-		return fmt.Errorf("write checkpoint record: %w", err)
+	staleBefore := db.head.MaxTime() - db.opts.StalenessPeriod.Milliseconds()
+	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, snap: snap}
+	if err := cp.walk(); err != nil {
+		snap.abort()
+		return err
 	}
-	if db.opts.WALSync == WALSyncInterval {
+	sync := db.opts.WALSync == WALSyncInterval
+	if sync {
 		if err := db.store.db.Sync(); err != nil {
+			snap.abort()
 			return err
 		}
+	}
+	// The snapshot goes in place only once badger holds the chunks it no
+	// longer carries; the WAL goes only once the snapshot is in place.
+	if err := snap.commit(sync); err != nil {
+		return err
 	}
 	// A checkpoint allocates a burst of short-lived buffers (records,
 	// badger's table builders) that the runtime would return to the OS
@@ -81,6 +89,7 @@ type checkpointer struct {
 	items       []persistItem
 	wb          *badger.WriteBatch
 	arena       arena // keys and values of the batch being written
+	snap        *snapshotWriter
 }
 
 // set queues key and value, both encoded into the arena.
@@ -124,10 +133,19 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	st := cp.db.store
 	deactivate := s.active && s.maxT < cp.staleBefore
+	if s.active && !deactivate {
+		// Every active series is in the new snapshot, changed or not:
+		// the file replaces the previous one whole.
+		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
+		if s.head != nil {
+			snap.headMinT, snap.chunk = s.headMinTLocked(), s.head.Bytes()
+		}
+		cp.snap.add(s.ref, snap)
+	}
 	if !s.active && s.indexPersisted {
 		return nil, nil
 	}
-	if !s.dirty && !deactivate && s.indexPersisted && len(s.closed) == 0 && s.ooo.empty() {
+	if !deactivate && s.indexPersisted && len(s.closed) == 0 && s.ooo.empty() {
 		return nil, nil
 	}
 	if deactivate && s.head != nil {
@@ -158,21 +176,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 			return nil, err
 		}
 	}
-	var err error
-	switch {
-	case deactivate:
-		err = cp.wb.Delete(cp.arena.add(func(b []byte) []byte { return appendSeriesKey(b, prefixHead, s.ref) }))
-	case s.dirty && s.active:
-		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
-		if s.head != nil {
-			// Encoded into the arena under s.mu: no copy of the chunk needed.
-			snap.headMinT, snap.chunk = s.headMinTLocked(), s.head.Bytes()
-		}
-		err = cp.set(func(b []byte) []byte { return appendSeriesKey(b, prefixHead, s.ref) },
-			func(b []byte) []byte { return appendHeadSnapshot(b, snap) })
-	}
-	s.dirty = false
-	return item, err
+	return item, nil
 }
 
 // setOutOfOrder writes an out-of-order chunk, split at bucket boundaries

@@ -32,26 +32,20 @@ func (db *DB) recover() error {
 	if err != nil {
 		return fmt.Errorf("load series: %w", err)
 	}
-	if err := db.store.scan(prefixHead, db.restoreHeadSnapshot); err != nil {
-		return fmt.Errorf("load head snapshots: %w", err)
-	}
-	from, err := db.store.checkpointSegment()
+	from, found, err := readSnapshot(db.dir, db.restoreHeadSnapshot)
 	if err != nil {
-		return err
+		// The open chunks it held are lost; what the store and the WAL
+		// hold is still served.
+		db.logger.Error("head snapshot unreadable; open chunks of the last checkpoint are lost", "err", err)
+	}
+	if !found {
+		from = 0
 	}
 	return db.replayWAL(from)
 }
 
 // restoreHeadSnapshot reopens the open chunk of an active series.
-func (db *DB) restoreHeadSnapshot(key, val []byte) error {
-	if len(key) != 9 {
-		return fmt.Errorf("head snapshot key of %d bytes", len(key))
-	}
-	ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-	snap, err := decodeHeadSnapshot(val)
-	if err != nil {
-		return fmt.Errorf("head snapshot of series %d: %w", ref, err)
-	}
+func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot) error {
 	s := db.head.series.getByRef(ref)
 	if s == nil {
 		return nil // its series record was removed by retention
@@ -68,8 +62,10 @@ func (db *DB) restoreHeadSnapshot(key, val []byte) error {
 			return fmt.Errorf("head snapshot of series %d: %w", ref, err)
 		}
 		db.head.headBytes.Add(s.chunkBytesLocked())
+		db.head.updateTimeRange(snap.headMinT, snap.maxT)
+	} else {
+		db.head.updateTimeRange(snap.maxT, snap.maxT)
 	}
-	db.head.updateTimeRange(snap.headMinT, snap.maxT)
 	return nil
 }
 

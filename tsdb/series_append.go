@@ -77,7 +77,6 @@ func (s *memSeries) appendLocked(t int64, v float64, h *Head) (appendOutcome, er
 		return outcome, nil
 	}
 	s.minT = min(s.minT, t)
-	s.dirty = true
 	if d := s.chunkBytesLocked() - before; d != 0 {
 		h.headBytes.Add(d)
 	}

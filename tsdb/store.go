@@ -5,19 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// store persists series and closed chunks in badger. Keys:
+// store persists series and closed chunks in badger (open chunks go to
+// the head snapshot file, see snapshot.go). Keys:
 //
 //	's' ref                          → series record: minT, maxT, lastV, labels
-//	'h' ref                          → head snapshot: open chunk, maxT, lastV
 //	'c' bucket ref minT kind seq     → chunk: maxT, XOR bytes
-//	'm' "checkpoint"                 → first WAL segment not covered by the store
 //
 // Integers are big-endian, timestamps with the sign bit flipped, so keys
 // sort by time. Chunks come first by time bucket (ChunkRange), then by
@@ -32,15 +30,12 @@ type store struct {
 
 const (
 	prefixSeries = 's'
-	prefixHead   = 'h'
 	prefixChunk  = 'c'
 	chunkKeyLen  = 1 + 8 + 8 + 8 + 1 + 4
 
 	chunkInOrder    byte = 0
 	chunkOutOfOrder byte = 1
 )
-
-var keyCheckpoint = []byte("mcheckpoint")
 
 // badgerOptions sizes badger for a node whose memory belongs to the head.
 // Chunks and series records are small (tens to hundreds of bytes), so
@@ -145,52 +140,6 @@ func decodeSeriesValue(val []byte, r *walRecordReader, fn func(seriesRecord, lab
 		return d.err
 	}
 	return r.decode(d.b, func(_ SeriesRef, lset labels.Labels) error { return fn(rec, lset) }, nil)
-}
-
-// headSnapshot is the open chunk of an active series at a checkpoint.
-type headSnapshot struct {
-	headMinT, maxT int64
-	lastV          uint64
-	chunk          []byte // nil when the series has no open chunk
-}
-
-func appendHeadSnapshot(dst []byte, h headSnapshot) []byte {
-	v := binary.AppendVarint(dst, h.headMinT)
-	v = binary.AppendVarint(v, h.maxT)
-	v = binary.LittleEndian.AppendUint64(v, h.lastV)
-	return append(v, h.chunk...)
-}
-
-func decodeHeadSnapshot(val []byte) (headSnapshot, error) {
-	d := decbuf{b: val}
-	h := headSnapshot{headMinT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
-	if len(d.b) > 0 {
-		h.chunk = d.b
-	}
-	return h, d.err
-}
-
-// checkpointSegment returns the first WAL segment to replay (0: all).
-func (s *store) checkpointSegment() (int, error) {
-	seg := 0
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(keyCheckpoint)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			u, n := binary.Uvarint(v)
-			if n <= 0 || u > math.MaxInt32 {
-				return errors.New("malformed checkpoint record")
-			}
-			seg = int(u)
-			return nil
-		})
-	})
-	return seg, err
 }
 
 // scan calls fn for every key under prefix; val is valid during the call.

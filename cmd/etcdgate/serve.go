@@ -53,6 +53,14 @@ func (f serveFlags) load() (Config, error) {
 // GOGC environment variable overrides it.
 const defaultGOGC = 30
 
+// scavengeInterval is how often freed heap is handed back to the OS. The
+// runtime's scavenger does it lazily (it keeps ~10% above the heap goal
+// and paces itself), so bursts — badger compactions, big queries — leave
+// RSS high for minutes, while RSS is the capacity figure operators
+// watch. Each call forces a GC: at a million series ~0.3 s of one core,
+// under 1% of it every 30 s.
+const scavengeInterval = 30 * time.Second
+
 func runServe(args []string, stderr io.Writer) int {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGOGC)
@@ -170,8 +178,12 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 
 	opened := make(chan error, 1)
 	go func() { opened <- g.openStore() }()
+	scavenge := time.NewTicker(scavengeInterval)
+	defer scavenge.Stop()
 	for {
 		select {
+		case <-scavenge.C:
+			debug.FreeOSMemory()
 		case err := <-opened:
 			if err != nil {
 				g.server.Close()
