@@ -61,6 +61,11 @@ type SendOptions struct {
 	MaxSamplesPerSend int
 	// Interval is the scrape interval; 0 scrapes as fast as sends allow.
 	Interval time.Duration
+	// Backfill, with Interval 0, stamps rounds BackfillStep apart
+	// starting Backfill before the run, sent as fast as the target takes
+	// them: hours of regularly spaced samples in minutes, which is what
+	// closes and persists chunks (disk bytes per sample).
+	Backfill, BackfillStep time.Duration
 	// BatchSendDeadline is how long a partial batch may wait for more
 	// samples (Prometheus: batch_send_deadline).
 	BatchSendDeadline time.Duration
@@ -212,6 +217,8 @@ func (o *Options) Validate() error {
 		return bad("max samples per send must be at least 1")
 	case s.Interval < 0 || s.BatchSendDeadline <= 0 || s.Timeout <= 0:
 		return bad("interval must be >= 0, batch send deadline and timeout > 0")
+	case s.Backfill < 0 || (s.Backfill > 0 && (s.Interval != 0 || s.BackfillStep <= 0)):
+		return bad("backfill needs interval 0 and a positive backfill step")
 	case s.MinBackoff <= 0 || s.MaxBackoff < s.MinBackoff:
 		return bad("back-off must satisfy 0 < min <= max")
 	case o.Duration < 0 || (o.Duration == 0 && o.Mode != ModeRamp):

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,13 +28,14 @@ type fakeTarget struct {
 
 	mu       sync.Mutex
 	series   map[string]bool // guarded by mu
+	stamps   map[int64]bool  // sample timestamps seen; guarded by mu
 	accepted int64           // guarded by mu
 	stale    int64           // guarded by mu
 	queries  int             // guarded by mu
 }
 
 func newFakeTarget(t *testing.T, rejectAbove int) (*fakeTarget, string) {
-	f := &fakeTarget{rejectAbove: rejectAbove, series: map[string]bool{}}
+	f := &fakeTarget{rejectAbove: rejectAbove, series: map[string]bool{}, stamps: map[int64]bool{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv.URL
@@ -78,6 +80,9 @@ func (f *fakeTarget) write(w http.ResponseWriter, r *http.Request) {
 	var key bytes.Buffer
 	var fresh []string
 	for _, ts := range wr.Timeseries {
+		for _, s := range ts.Samples {
+			f.stamps[s.Timestamp] = true
+		}
 		key.Reset()
 		for _, l := range ts.Labels {
 			key.WriteString(l.Name + "=" + l.Value + ",")
@@ -290,5 +295,36 @@ func TestRunRefusesUnreachableTarget(t *testing.T) {
 	_, err := Run(context.Background(), testRunOptions(ModeSteady, Target{Name: "gone", URL: url}))
 	if err == nil || !strings.Contains(err.Error(), ErrTargetUnreachable.Error()) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRunBackfillStampsRoundsApart: with --backfill, rounds carry
+// timestamps a step apart from the past up to now, sent as fast as the
+// target takes them.
+func TestRunBackfillStampsRoundsApart(t *testing.T) {
+	f, url := newFakeTarget(t, 0)
+	o := testRunOptions(ModeSteady, Target{Name: "a", URL: url})
+	o.Fleet.Clusters, o.Fleet.Members = 1, 1
+	o.Send.Interval, o.Send.Backfill, o.Send.BackfillStep = 0, 10*time.Minute, 15*time.Second
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var stamps []int64
+	for ts := range f.stamps {
+		stamps = append(stamps, ts)
+	}
+	slices.Sort(stamps)
+	if len(stamps) < 30 {
+		t.Fatalf("%d distinct timestamps, want the 40 rounds of 10 minutes at 15 s", len(stamps))
+	}
+	for i := 1; i < len(stamps); i++ {
+		if d := stamps[i] - stamps[i-1]; d != 15000 {
+			t.Fatalf("rounds %d ms apart, want 15000", d)
+		}
+	}
+	if last := time.UnixMilli(stamps[len(stamps)-1]); time.Since(last) > time.Minute || time.Until(last) > 0 {
+		t.Fatalf("backfill ended at %s, not caught up with the clock", last)
 	}
 }

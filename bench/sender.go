@@ -83,7 +83,14 @@ func (s *sender) run(ctx context.Context, stop <-chan struct{}, start time.Time)
 		s.takeChanges()
 		roundStart := start.Add(time.Duration(round) * interval)
 		var roundTS int64
-		if interval == 0 {
+		if bf := s.opts.Send.Backfill; interval == 0 && bf > 0 {
+			// Backfill: regularly spaced rounds from the past, as fast as
+			// possible, until they catch up with the clock.
+			roundTS = start.Add(-bf + time.Duration(round)*s.opts.Send.BackfillStep).UnixMilli()
+			if roundTS > time.Now().UnixMilli() {
+				break
+			}
+		} else if interval == 0 {
 			// As fast as possible: one timestamp per round, always
 			// increasing, never far ahead of the clock.
 			roundTS = max(time.Now().UnixMilli(), s.lastTS+1)

@@ -96,6 +96,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, benchFlags
 	fs.Float64Var(&o.Fleet.LeaderChangeProb, "leader-change-prob", o.Fleet.LeaderChangeProb, "chance per cluster and scrape that the leader moves")
 	fs.Float64Var(&o.Fleet.SlowFsyncProb, "slow-fsync-prob", o.Fleet.SlowFsyncProb, "chance per member and scrape of a slow disk")
 	fs.DurationVar(&o.Send.Interval, "interval", o.Send.Interval, "scrape interval; 0 sends as fast as the target takes it")
+	fs.DurationVar(&o.Send.Backfill, "backfill", 0, "with --interval 0: stamp rounds --backfill-step apart from this long ago, as fast as possible")
+	fs.DurationVar(&o.Send.BackfillStep, "backfill-step", 15*time.Second, "spacing of backfilled rounds")
 	fs.IntVar(&o.Send.Senders, "senders", o.Send.Senders, "concurrent remote-write clients, each owning a shard of the fleet")
 	fs.IntVar(&o.Send.MaxSamplesPerSend, "max-samples-per-send", o.Send.MaxSamplesPerSend, "samples per request at most")
 	fs.DurationVar(&o.Send.BatchSendDeadline, "batch-send-deadline", o.Send.BatchSendDeadline, "longest wait of a partial batch")
