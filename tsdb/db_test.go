@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 func testDBOptions() Options {
@@ -45,37 +44,12 @@ func crash(t testing.TB, db *DB) {
 
 func dbAppend(t testing.TB, db *DB, lset labels.Labels, ts int64, v float64) error {
 	t.Helper()
-	app := db.Appender()
-	err := app.Append(lset, ts, v)
-	if cerr := app.Commit(); cerr != nil {
-		t.Fatal(cerr)
-	}
-	return err
+	return appendOne(t, db, lset, ts, v)
 }
 
 func dbSelect(t testing.TB, db *DB, mint, maxt int64, ms ...*labels.Matcher) map[string][]sample {
 	t.Helper()
-	q, err := db.Querier(mint, maxt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	out := map[string][]sample{}
-	set := q.Select(context.Background(), ms...)
-	var it chunkenc.Iterator
-	for set.Next() {
-		it = set.At().Iterator(it)
-		var got []sample
-		for it.Next() == chunkenc.ValFloat {
-			ts, v := it.At()
-			got = append(got, sample{ts, v})
-		}
-		if err := it.Err(); err != nil {
-			t.Fatal(err)
-		}
-		out[set.At().Labels().String()] = got
-	}
-	return out
+	return selectAll(t, db, mint, maxt, ms...)
 }
 
 var matchAll = labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+")

@@ -29,7 +29,7 @@ func newTestHead(t testing.TB, mod func(*HeadOptions)) *Head {
 	return h
 }
 
-func appendOne(t testing.TB, h *Head, lset labels.Labels, ts int64, v float64) error {
+func appendOne(t testing.TB, h Appendable, lset labels.Labels, ts int64, v float64) error {
 	t.Helper()
 	app := h.Appender()
 	err := app.Append(lset, ts, v)
@@ -41,7 +41,7 @@ func appendOne(t testing.TB, h *Head, lset labels.Labels, ts int64, v float64) e
 
 // selectAll returns every series matching ms in [mint, maxt] as
 // label string → samples.
-func selectAll(t testing.TB, h *Head, mint, maxt int64, ms ...*labels.Matcher) map[string][]sample {
+func selectAll(t testing.TB, h Queryable, mint, maxt int64, ms ...*labels.Matcher) map[string][]sample {
 	t.Helper()
 	q, err := h.Querier(mint, maxt)
 	if err != nil {
