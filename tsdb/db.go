@@ -86,8 +86,9 @@ type DB struct {
 	commitMu     sync.RWMutex // shared by commits, exclusive to a WAL cut
 	checkpointMu sync.Mutex   // one checkpoint or retention pass at a time
 
-	stop chan struct{}
-	done chan struct{}
+	stop      chan struct{}
+	done      chan struct{}
+	indexDone chan struct{}
 }
 
 // Open opens (or creates) the store in dir and recovers its state: the
@@ -109,7 +110,8 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, stop: make(chan struct{}), done: make(chan struct{})}
+	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st,
+		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
 	db.metrics = newDBMetrics(reg)
 	if err := db.recover(); err != nil {
 		st.close()
@@ -122,7 +124,9 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	db.metrics.recoverySeconds.Set(time.Since(start).Seconds())
 	logger.Info("tsdb ready", "series", head.NumIndexedSeries(), "active_series", head.NumSeries(),
 		"duration", time.Since(start).Round(time.Millisecond))
+	head.created.enable()
 	go db.run()
+	go db.indexLoop(db.stop, db.indexDone)
 	return db, nil
 }
 
@@ -159,6 +163,7 @@ func (db *DB) run() {
 func (db *DB) Close() error {
 	close(db.stop)
 	<-db.done
+	<-db.indexDone
 	cpErr := db.Checkpoint()
 	werr := db.wal.close()
 	serr := db.store.close()

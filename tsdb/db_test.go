@@ -37,6 +37,7 @@ func crash(t testing.TB, db *DB) {
 	t.Helper()
 	close(db.stop)
 	<-db.done
+	<-db.indexDone
 	if err := errors.Join(db.wal.close(), db.store.close()); err != nil {
 		t.Fatal(err)
 	}
@@ -427,4 +428,34 @@ func tableBytesIn(t testing.TB, badgerDir string) int64 {
 		}
 	}
 	return n
+}
+
+// TestDBIndexesNewSeriesWithoutCheckpoint: series records reach the store
+// soon after the series are created, not at the next checkpoint.
+func TestDBIndexesNewSeriesWithoutCheckpoint(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), testDBOptions())
+	defer db.Close()
+	app := db.Appender()
+	for i := range 100 {
+		if err := app.Append(labels.FromStrings("__name__", "m", "i", fmt.Sprint(i)), 1000, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := 0
+		if err := db.store.scan(prefixSeries, func(_, _ []byte) error { n++; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if n == 100 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 100 series records in the store", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -21,6 +21,7 @@ type Head struct {
 	metrics *headMetrics
 
 	limits     atomic.Pointer[HeadLimits]
+	created    createdQueue // new series for the store's index; nil queue for a bare head
 	lastRef    atomic.Uint64
 	numSeries  atomic.Int64 // active series
 	numIndexed atomic.Int64 // all series in the index, active or not
@@ -135,6 +136,7 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 		h.index.add(s.ref, h.symbols.load(), s.syms)
 		h.numIndexed.Add(1)
 		h.metrics.seriesCreated.Inc()
+		h.created.add(s)
 	}
 	return s, created, nil
 }
