@@ -47,6 +47,10 @@ type Options struct {
 	Reload func() error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// RelabelStatus returns what /api/v1/status/relabel serves (JSON);
+	// nil means relabeling is off. A function, because api does not
+	// import relabel.
+	RelabelStatus func() any
 }
 
 // API serves the HTTP endpoints.
@@ -99,6 +103,7 @@ func (a *API) Handler() http.Handler {
 	}
 	handle("GET /api/v1/status/buildinfo", "buildinfo", a.buildInfo)
 	handle("GET /api/v1/status/tsdb", "tsdb_status", a.tsdbStatus)
+	handle("GET /api/v1/status/relabel", "relabel_status", a.relabelStatus)
 	handle("GET /-/healthy", "healthy", a.healthy)
 	handle("HEAD /-/healthy", "healthy", a.healthy)
 	handle("GET /-/ready", "ready", a.ready)

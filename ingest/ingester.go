@@ -20,6 +20,7 @@ import (
 // validate, append. It is safe for concurrent use.
 type Ingester struct {
 	store   tsdb.Appendable
+	relabel Relabeler // nil: series are stored as sent; immutable
 	limits  atomic.Pointer[Limits]
 	metrics *metrics
 	logger  *slog.Logger
@@ -40,6 +41,9 @@ type Options struct {
 	// Now is the clock that decides which samples are too far in the
 	// future; nil means time.Now.
 	Now func() time.Time
+	// Relabeler rewrites or drops series after validation; nil stores
+	// them as sent.
+	Relabeler Relabeler
 }
 
 // DefaultOptions returns the options with default limits.
@@ -56,7 +60,7 @@ func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	in := &Ingester{store: store, metrics: newMetrics(opts.Registerer), logger: opts.Logger, now: opts.Now}
+	in := &Ingester{store: store, relabel: opts.Relabeler, metrics: newMetrics(opts.Registerer), logger: opts.Logger, now: opts.Now}
 	in.limits.Store(&opts.Limits)
 	return in, nil
 }
@@ -80,6 +84,7 @@ type Result struct {
 	Accepted        int // samples stored or ignored as exact duplicates
 	RefusedSeries   int // series refused whole by validation
 	RefusedSamples  int // samples refused, including those of refused series
+	DroppedSamples  int // samples of series dropped by relabeling: not stored, not an error
 	FirstRefusal    error
 	IgnoredMetadata int
 }
@@ -132,8 +137,11 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 	if err := app.Commit(); err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}
-	res.Accepted = res.Samples - res.RefusedSamples
+	res.Accepted = res.Samples - res.RefusedSamples - res.DroppedSamples
 	in.metrics.samplesAccepted.Add(float64(res.Accepted))
+	if res.DroppedSamples > 0 {
+		in.metrics.samplesDropped.Add(float64(res.DroppedSamples))
+	}
 	if err := res.Err(); err != nil {
 		in.logRefusal(err)
 	}
@@ -198,17 +206,34 @@ func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 		in.refuse(res, r, len(ts.Samples))
 		return
 	}
+	lset := sc.lset
+	if in.relabel != nil {
+		out, keep, measured := in.relabel.Relabel(sc.lset)
+		if !keep {
+			res.DroppedSamples += len(ts.Samples)
+			return
+		}
+		lset = out
+		if measured {
+			defer in.relabel.Measure(out, ts.Samples[len(ts.Samples)-1].Value)
+		}
+	}
+	in.appendSamples(app, ts, lset, lim, maxT, res)
+}
+
+// appendSamples appends the samples of one series stored as lset.
+func (in *Ingester) appendSamples(app tsdb.Appender, ts *TimeSeries, lset labels.Labels, lim *Limits, maxT int64, res *Result) {
 	for _, s := range ts.Samples {
 		if s.Timestamp > maxT {
 			in.refuseSample(res, reasonTooFarInFuture, ErrInvalidSeries, func() string {
 				return fmt.Sprintf("series %s: sample at %s is more than %s in the future",
-					sc.lset.String(), formatMillis(s.Timestamp), lim.MaxFutureDrift)
+					lset.String(), formatMillis(s.Timestamp), lim.MaxFutureDrift)
 			})
 			continue
 		}
-		if err := app.Append(sc.lset, s.Timestamp, s.Value); err != nil {
+		if err := app.Append(lset, s.Timestamp, s.Value); err != nil {
 			in.refuseSample(res, tsdb.RejectReason(err), ErrRejectedSamples, func() string {
-				return fmt.Sprintf("series %s: sample at %s: %v", sc.lset.String(), formatMillis(s.Timestamp), err)
+				return fmt.Sprintf("series %s: sample at %s: %v", lset.String(), formatMillis(s.Timestamp), err)
 			})
 		}
 	}

@@ -10,6 +10,7 @@ type metrics struct {
 	samplesReceived  prometheus.Counter
 	samplesAccepted  prometheus.Counter
 	samplesRejected  *prometheus.CounterVec
+	samplesDropped   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -38,13 +39,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "etcdgate_ingest_samples_rejected_total",
 			Help: "Samples refused, by reason.",
 		}, []string{"reason"}),
+		samplesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_samples_dropped_total",
+			Help: "Samples of series dropped by relabeling (not stored, not an error).",
+		}),
 	}
 	for _, r := range []string{"body_too_large", "bad_snappy", "bad_protobuf"} {
 		m.requestsRejected.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.requestsRejected, m.seriesReceived, m.seriesRejected,
-			m.samplesReceived, m.samplesAccepted, m.samplesRejected)
+			m.samplesReceived, m.samplesAccepted, m.samplesRejected, m.samplesDropped)
 	}
 	return m
 }

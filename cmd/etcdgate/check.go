@@ -3,22 +3,28 @@ package main
 import (
 	"fmt"
 	"io"
+
+	"github.com/etcdgate/etcdgate/relabel"
 )
 
 // runCheck validates files without starting anything, like promtool.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	if len(args) < 2 || args[0] != "config" {
-		fmt.Fprintln(stderr, "usage: etcdgate check config FILE...")
+	if len(args) < 2 || args[0] != "config" && args[0] != "registry" {
+		fmt.Fprintln(stderr, "usage: etcdgate check config FILE... | etcdgate check registry FILE...")
 		return 2
+	}
+	load, what := func(p string) error { _, err := LoadConfig(p); return err }, "valid etcdgate config"
+	if args[0] == "registry" {
+		load, what = func(p string) error { _, err := relabel.LoadRegistryFile(p); return err }, "valid cluster registry"
 	}
 	code := 0
 	for _, path := range args[1:] {
-		if _, err := LoadConfig(path); err != nil {
+		if err := load(path); err != nil {
 			fmt.Fprintf(stderr, "FAILED: %v\n", err)
 			code = 1
 			continue
 		}
-		fmt.Fprintf(stdout, "SUCCESS: %s is valid etcdgate config\n", path)
+		fmt.Fprintf(stdout, "SUCCESS: %s is %s\n", path, what)
 	}
 	return code
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/relabel"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -36,6 +38,35 @@ type Config struct {
 	WAL    WALConfig    `yaml:"wal"`
 	Head   HeadConfig   `yaml:"head"`
 	Limits LimitsConfig `yaml:"limits"`
+
+	// RelabelConfigs run on every series, with Prometheus's semantics.
+	RelabelConfigs []*relabel.RuleConfig `yaml:"relabel_configs"`
+	// Sources are relabel rules for the series their matchers select.
+	Sources []relabel.Source `yaml:"sources"`
+	// Registry stamps product, scenario, size and region on each series
+	// of a registered etcd cluster.
+	Registry RegistryConfig `yaml:"registry"`
+	// SizeRules derive a cluster's size from measured figures.
+	SizeRules []relabel.SizeRule `yaml:"size_rules"`
+}
+
+// RegistryConfig locates the cluster registry. The file's contents reload
+// on change and on reload; file and etcd settings change on restart.
+type RegistryConfig struct {
+	File string `yaml:"file"`
+	// ClusterLabel is the series label holding the etcd cluster ID.
+	ClusterLabel string `yaml:"cluster_label"`
+	// Defaults are stamped on series of clusters not in the registry
+	// (size also on registered clusters that declare none). Keys merge
+	// with the built-in defaults; an empty value unsets one.
+	Defaults map[string]string  `yaml:"defaults"`
+	Etcd     RegistryEtcdConfig `yaml:"etcd"`
+}
+
+// RegistryEtcdConfig is the etcd key prefix clusters are registered under.
+type RegistryEtcdConfig struct {
+	Endpoints []string `yaml:"endpoints"`
+	Prefix    string   `yaml:"prefix"`
 }
 
 // WALConfig sets when writes are acknowledged. Changes need a restart.
@@ -80,6 +111,7 @@ type LimitsConfig struct {
 func DefaultConfig() Config {
 	lim := ingest.DefaultLimits()
 	db := tsdb.DefaultOptions()
+	rl := relabel.DefaultConfig()
 	maxSeries, maxBytes := defaultHeadLimits(physicalMemory())
 	return Config{
 		ListenAddress: "127.0.0.1:9390",
@@ -101,6 +133,11 @@ func DefaultConfig() Config {
 			MaxFutureDrift:           Duration(lim.MaxFutureDrift),
 			MaxSeries:                maxSeries,
 			MaxHeadBytes:             maxBytes,
+		},
+		Registry: RegistryConfig{
+			ClusterLabel: rl.ClusterLabel,
+			Defaults:     rl.Defaults,
+			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/"},
 		},
 	}
 }
@@ -145,6 +182,17 @@ func LoadConfig(path string) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	// The registry file is named relative to the config, as Prometheus
+	// names rule files, and checked here so that a reload with a broken
+	// registry changes nothing and `check config` reports it.
+	if f := cfg.Registry.File; f != "" && !filepath.IsAbs(f) {
+		cfg.Registry.File = filepath.Join(filepath.Dir(path), f)
+	}
+	if cfg.Registry.File != "" {
+		if _, err := relabel.LoadRegistryFile(cfg.Registry.File); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
 	return cfg, nil
 }
 
@@ -168,7 +216,37 @@ func (c Config) Validate() error {
 	if err := c.IngestLimits().Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)
 	}
+	if err := c.RelabelConfig().Validate(); err != nil {
+		return fmt.Errorf("relabel: %w", err)
+	}
+	if len(c.Registry.Etcd.Endpoints) > 0 && c.Registry.Etcd.Prefix == "" {
+		return errors.New("registry: etcd prefix is empty")
+	}
 	return nil
+}
+
+// RelabelEnabled reports whether any relabeling or registry key is set.
+// Without them series are stored as sent, with no pipeline on the path.
+func (c Config) RelabelEnabled() bool {
+	return len(c.RelabelConfigs) > 0 || len(c.Sources) > 0 || len(c.SizeRules) > 0 ||
+		c.Registry.File != "" || len(c.Registry.Etcd.Endpoints) > 0
+}
+
+// RelabelConfig translates the reloadable relabeling settings.
+func (c Config) RelabelConfig() relabel.Config {
+	defaults := make(map[string]string, len(c.Registry.Defaults))
+	for n, v := range c.Registry.Defaults {
+		if v != "" {
+			defaults[n] = v
+		}
+	}
+	return relabel.Config{
+		RelabelConfigs: c.RelabelConfigs,
+		Sources:        c.Sources,
+		SizeRules:      c.SizeRules,
+		ClusterLabel:   c.Registry.ClusterLabel,
+		Defaults:       defaults,
+	}
 }
 
 // DBOptions translates the storage settings.

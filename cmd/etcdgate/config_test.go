@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 func TestLoadConfigDefaults(t *testing.T) {
@@ -18,7 +23,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatalf("defaults %+v", cfg)
 	}
 	empty, err := LoadConfig("testdata/empty.good.yml")
-	if err != nil || empty != cfg {
+	if err != nil || !reflect.DeepEqual(empty, cfg) {
 		t.Fatalf("empty file differs from defaults: %v %+v", err, empty)
 	}
 }
@@ -50,6 +55,11 @@ func TestLoadConfigBad(t *testing.T) {
 		"decompressed_below_compressed.bad.yml": "below max compressed body bytes",
 		"wal_sync.bad.yml":                      `wal sync "always"`,
 		"short_retention.bad.yml":               "retention 30m0s is shorter than the chunk range",
+		"relabel_rule.bad.yml":                  "line 4: relabel config: relabel configuration for hashmod requires non-zero modulus",
+		"relabel_unknown_key.bad.yml":           "line 6: field target_lable not found in relabel config",
+		"registry_size.bad.yml":                 `registry/bad_size.yml: line 4: cluster "etcd-pay-eu-2": unknown size "medium"`,
+		"registry_duplicate.bad.yml":            `registry/duplicate.yml: line 3: duplicate cluster "etcd-pay-eu-1" (first at line 2)`,
+		"size_rule.bad.yml":                     "size rule etcd_mvcc_db_total_size_in_bytes: small_below 4.294967296e+09 and large_from 1.048576e+08",
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yml")
 	if len(files) != len(want) {
@@ -60,6 +70,23 @@ func TestLoadConfigBad(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want[filepath.Base(f)]) {
 			t.Errorf("%s: error %v, want it to contain %q", f, err, want[filepath.Base(f)])
 		}
+	}
+}
+
+func TestLoadConfigRelabel(t *testing.T) {
+	cfg, err := LoadConfig("testdata/relabel.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := cfg.RelabelConfig()
+	if !cfg.RelabelEnabled() || len(rc.RelabelConfigs) != 2 || len(rc.Sources) != 1 || rc.Sources[0].RelabelConfigs[0].Line != 13 ||
+		rc.ClusterLabel != "etcd_cluster" || rc.Defaults["scenario"] != "unassigned" || rc.Defaults["size"] != "small" ||
+		len(rc.SizeRules) != 2 || cfg.Registry.File != "testdata/registry/clusters.yml" ||
+		cfg.Registry.Etcd.Prefix != "/registry/etcd-clusters/" || len(cfg.Registry.Etcd.Endpoints) != 1 {
+		t.Fatalf("loaded %+v", cfg)
+	}
+	if def, _ := LoadConfig(""); def.RelabelEnabled() || def.RelabelConfig().Defaults["size"] != "default" {
+		t.Fatalf("defaults enable relabeling: %+v", def.Registry)
 	}
 }
 
@@ -84,5 +111,63 @@ func TestCheckConfigCommand(t *testing.T) {
 	}
 	if code := run([]string{"frobnicate"}, &out, &errOut); code != 2 {
 		t.Fatalf("unknown command: exit %d", code)
+	}
+}
+
+func TestCheckRegistryCommand(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "registry", "testdata/registry/clusters.yml", "testdata/registry/bad_size.yml"}, &out, &errOut); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "SUCCESS: testdata/registry/clusters.yml is valid cluster registry") ||
+		!strings.Contains(errOut.String(), `line 4: cluster "etcd-pay-eu-2": unknown size "medium"`) {
+		t.Fatalf("stdout %q stderr %q", out.String(), errOut.String())
+	}
+}
+
+// TestReloadRelabel checks the reload wiring: a broken registry file is
+// refused and the previous clusters stay; a good edit and new rules are
+// applied without a restart.
+func TestReloadRelabel(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("etcdgate.yml", "data_dir: "+dir+"\nregistry: {file: clusters.yml}\n")
+	write("clusters.yml", "clusters: [{cluster: a, product: one}]\n")
+	flags := serveFlags{configFile: filepath.Join(dir, "etcdgate.yml")}
+	cfg, err := flags.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGateway(cfg, flags, slog.New(slog.DiscardHandler), new(slog.LevelVar))
+	if err != nil {
+		t.Fatal(err)
+	}
+	product := func() string {
+		out, _, _ := g.relabel.Relabel(labels.FromStrings("__name__", "up", "cluster", "a", "job", "etcd"))
+		return out.Get("product")
+	}
+	if product() != "one" {
+		t.Fatal("registry not loaded at start")
+	}
+	write("clusters.yml", "clusters: [{cluster: a, product: two}, {cluster: a}]\n")
+	if err := g.reload(); err == nil || !strings.Contains(err.Error(), "duplicate cluster") {
+		t.Fatalf("reload error %v", err)
+	}
+	if product() != "one" {
+		t.Fatal("a refused registry changed the labels")
+	}
+	write("clusters.yml", "clusters: [{cluster: a, product: two}]\n")
+	write("etcdgate.yml", "data_dir: "+dir+"\nregistry: {file: clusters.yml}\nrelabel_configs: [{regex: job, action: labeldrop}]\n")
+	if err := g.reload(); err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ := g.relabel.Relabel(labels.FromStrings("__name__", "up", "cluster", "a", "job", "etcd"))
+	if out.Get("product") != "two" || out.Get("job") != "" {
+		t.Fatalf("after reload: %s", out)
 	}
 }

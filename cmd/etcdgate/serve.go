@@ -13,15 +13,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/relabel"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -114,6 +118,8 @@ type gateway struct {
 	server  *http.Server
 	ready   chan struct{} // closed when the node serves reads and writes
 	reloads *reloadMetrics
+	relabel *relabel.Pipeline    // nil when relabeling is off
+	regFile *relabel.FileWatcher // nil without registry.file
 
 	mu  sync.Mutex // serialises reloads and guards the start of ingest
 	cfg Config     // guarded by mu
@@ -137,13 +143,21 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	}, func() float64 { return 1 }))
 
+	if err := g.newRelabel(cfg); err != nil {
+		return nil, err
+	}
+	var relabelStatus func() any
+	if g.relabel != nil {
+		relabelStatus = func() any { return g.relabel.Status() }
+	}
 	g.api = api.New(api.Options{
-		BuildInfo:  api.BuildInfo(bi),
-		Logger:     logger,
-		Registerer: reg,
-		Gatherer:   reg,
-		Ready:      g.isReady,
-		Reload:     g.reload,
+		BuildInfo:     api.BuildInfo(bi),
+		Logger:        logger,
+		Registerer:    reg,
+		Gatherer:      reg,
+		Ready:         g.isReady,
+		Reload:        g.reload,
+		RelabelStatus: relabelStatus,
 	})
 	g.server = &http.Server{
 		Handler:           g.api.Handler(),
@@ -152,6 +166,53 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	return g, nil
+}
+
+// newRelabel builds the relabel pipeline when the config asks for one and
+// loads the registry file; a broken file stops the start.
+func (g *gateway) newRelabel(cfg Config) error {
+	if !cfg.RelabelEnabled() {
+		return nil
+	}
+	opts := relabel.DefaultOptions()
+	opts.Config, opts.Registerer, opts.Logger = cfg.RelabelConfig(), g.reg, g.logger
+	p, err := relabel.New(opts)
+	if err != nil {
+		return fmt.Errorf("relabel: %w", err)
+	}
+	g.relabel = p
+	if cfg.Registry.File != "" {
+		g.regFile = relabel.NewFileWatcher(cfg.Registry.File, p.Registry(), g.logger, p.RegistryErrorCounter("file"))
+		if err := g.regFile.Load(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registryPollInterval is how often the registry file's mtime is checked.
+const registryPollInterval = 5 * time.Second
+
+// startRegistry starts the goroutines that follow the registry file and
+// the etcd prefix. They stop when ctx is done; the returned function
+// waits for them.
+func (g *gateway) startRegistry(ctx context.Context) (wait func(), err error) {
+	var wg sync.WaitGroup
+	if g.regFile != nil {
+		wg.Go(func() { g.regFile.Run(ctx.Done(), registryPollInterval) })
+	}
+	if e := g.cfg.Registry.Etcd; g.relabel != nil && len(e.Endpoints) > 0 {
+		client, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
+		}
+		w := relabel.NewEtcdWatcher(client, e.Prefix, g.relabel.Registry(), g.logger, g.relabel.RegistryErrorCounter("etcd"))
+		wg.Go(func() {
+			defer client.Close()
+			w.Run(ctx)
+		})
+	}
+	return wg.Wait, nil
 }
 
 func (g *gateway) isReady() bool {
@@ -171,6 +232,13 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	ln, err := net.Listen("tcp", g.cfg.ListenAddress)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	regCtx, stopRegistry := context.WithCancel(ctx)
+	waitRegistry, err := g.startRegistry(regCtx)
+	defer func() { stopRegistry(); waitRegistry() }()
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.server.Serve(ln) }()
@@ -211,7 +279,11 @@ func (g *gateway) openStore() error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	in, err := ingest.New(db, ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger})
+	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger}
+	if g.relabel != nil { // a nil *Pipeline in the interface would not be nil
+		opts.Relabeler = g.relabel
+	}
+	in, err := ingest.New(db, opts)
 	if err != nil {
 		db.Close()
 		return err
@@ -258,6 +330,9 @@ func (g *gateway) reload() (err error) {
 	if err != nil {
 		return err
 	}
+	if err := g.reloadRelabel(&cfg); err != nil {
+		return err
+	}
 	if g.ingest != nil {
 		if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
 			return err
@@ -275,6 +350,28 @@ func (g *gateway) reload() (err error) {
 	g.cfg = cfg
 	g.logger.Info("configuration reloaded", "file", g.flags.configFile)
 	return nil
+}
+
+// reloadRelabel re-reads the registry file and swaps the relabel rules.
+// The file is read first: when it is refused, nothing changes.
+func (g *gateway) reloadRelabel(cfg *Config) error {
+	if g.relabel == nil {
+		if cfg.RelabelEnabled() {
+			g.logger.Warn("relabeling and the registry were off at start; turning them on needs a restart")
+		}
+		return nil
+	}
+	if cfg.Registry.File != g.cfg.Registry.File || !slices.Equal(cfg.Registry.Etcd.Endpoints, g.cfg.Registry.Etcd.Endpoints) ||
+		cfg.Registry.Etcd.Prefix != g.cfg.Registry.Etcd.Prefix {
+		g.logger.Warn("registry file and etcd settings change only on restart")
+		cfg.Registry.File, cfg.Registry.Etcd = g.cfg.Registry.File, g.cfg.Registry.Etcd
+	}
+	if g.regFile != nil {
+		if err := g.regFile.Load(); err != nil {
+			return err
+		}
+	}
+	return g.relabel.SetConfig(cfg.RelabelConfig())
 }
 
 type reloadMetrics struct {
