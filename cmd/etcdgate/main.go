@@ -4,7 +4,8 @@
 // Usage:
 //
 //	etcdgate serve [--config FILE] [--listen-address ADDR] [--data-dir DIR]
-//	etcdgate check config FILE
+//	etcdgate check config FILE...
+//	etcdgate check registry FILE...
 //	etcdgate bench --target NAME=URL [flags]
 //	etcdgate version
 package main
@@ -19,7 +20,8 @@ const usage = `usage: etcdgate <command> [flags]
 
 commands:
   serve          run the gateway
-  check config   validate a configuration file without starting anything
+  check config   validate configuration files without starting anything
+  check registry validate cluster registry files
   bench          measure what remote-write receivers hold (etcdgate bench --help)
   version        print version information
 `
