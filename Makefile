@@ -9,7 +9,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
-LDFLAGS   := -X main.version=$(VERSION) -X main.branch=$(BRANCH) \
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -X main.version=$(VERSION) -X main.branch=$(BRANCH) -X main.revision=$(REVISION) \
              -X main.buildUser=$(shell whoami)@$(shell hostname) \
              -X main.buildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 

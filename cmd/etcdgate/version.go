@@ -11,6 +11,7 @@ import (
 // Set by the Makefile through -ldflags.
 var (
 	version   = "dev"
+	revision  = ""
 	branch    = ""
 	buildUser = ""
 	buildDate = ""
@@ -23,11 +24,11 @@ func (i info) String() string {
 		i.Version, i.Branch, i.Revision, i.BuildUser, i.BuildDate, i.GoVersion)
 }
 
-// buildInfo describes this binary; the revision comes from the VCS stamp
-// the go command embeds.
+// buildInfo describes this binary; without a revision from the Makefile,
+// it takes the VCS stamp the go command embeds, if any.
 func buildInfo() info {
-	bi := info{Version: version, Branch: branch, BuildUser: buildUser, BuildDate: buildDate, GoVersion: runtime.Version()}
-	if b, ok := debug.ReadBuildInfo(); ok {
+	bi := info{Version: version, Revision: revision, Branch: branch, BuildUser: buildUser, BuildDate: buildDate, GoVersion: runtime.Version()}
+	if b, ok := debug.ReadBuildInfo(); ok && bi.Revision == "" {
 		for _, s := range b.Settings {
 			if s.Key == "vcs.revision" {
 				bi.Revision = s.Value
