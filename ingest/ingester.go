@@ -20,7 +20,8 @@ import (
 // validate, append. It is safe for concurrent use.
 type Ingester struct {
 	store   tsdb.Appendable
-	relabel Relabeler // nil: series are stored as sent; immutable
+	relabel Relabeler    // nil: series are stored as sent; immutable
+	series  *seriesCache // with relabel: sent series → stored series; immutable
 	limits  atomic.Pointer[Limits]
 	metrics *metrics
 	logger  *slog.Logger
@@ -44,7 +45,13 @@ type Options struct {
 	// Relabeler rewrites or drops series after validation; nil stores
 	// them as sent.
 	Relabeler Relabeler
+	// SeriesCacheEntries bounds the cache of sent series, used with a
+	// Relabeler (about 40 bytes an entry). Zero means DefaultSeriesCacheEntries.
+	SeriesCacheEntries int
 }
+
+// DefaultSeriesCacheEntries covers the 10M series a node is designed for.
+const DefaultSeriesCacheEntries = 10_000_000
 
 // DefaultOptions returns the options with default limits.
 func DefaultOptions() Options { return Options{Limits: DefaultLimits()} }
@@ -60,7 +67,13 @@ func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.SeriesCacheEntries <= 0 {
+		opts.SeriesCacheEntries = DefaultSeriesCacheEntries
+	}
 	in := &Ingester{store: store, relabel: opts.Relabeler, metrics: newMetrics(opts.Registerer), logger: opts.Logger, now: opts.Now}
+	if opts.Relabeler != nil {
+		in.series = newSeriesCache(opts.SeriesCacheEntries)
+	}
 	in.limits.Store(&opts.Limits)
 	return in, nil
 }
@@ -71,6 +84,10 @@ func (in *Ingester) SetLimits(l Limits) error {
 		return err
 	}
 	in.limits.Store(&l)
+	if in.series != nil {
+		// Cached series skip validation: new limits must see them again.
+		in.series.reset()
+	}
 	return nil
 }
 
@@ -106,6 +123,7 @@ type writeScratch struct {
 	raw     []byte // decompressed protobuf; wr's strings alias it
 	wr      WriteRequest
 	builder labels.ScratchBuilder
+	hashBuf []byte        // scratch of sentHashes
 	lset    labels.Labels // reused; valid only until the next series
 }
 
@@ -197,6 +215,13 @@ func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 	if len(ts.Samples) == 0 {
 		return
 	}
+	var h, check uint64
+	if in.series != nil {
+		h, check, sc.hashBuf = sentHashes(ts.Labels, sc.hashBuf)
+		if in.appendKnown(app, ts, h, check, lim, maxT, sc, res) {
+			return
+		}
+	}
 	if r := buildLabels(ts.Labels, lim, &sc.builder, &sc.lset); r != nil {
 		if r.reason != reasonDuplicateLabelName && r.reason != reasonMissingMetricName && r.reason != reasonTooManyLabels {
 			r.msg = fmt.Sprintf("series %s: %s", metricNameOf(ts.Labels), r.msg)
@@ -206,23 +231,77 @@ func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 		in.refuse(res, r, len(ts.Samples))
 		return
 	}
-	lset := sc.lset
-	if in.relabel != nil {
-		out, keep, measured := in.relabel.Relabel(sc.lset)
-		if !keep {
-			res.DroppedSamples += len(ts.Samples)
-			return
-		}
-		lset = out
-		if measured {
-			defer in.relabel.Measure(out, ts.Samples[len(ts.Samples)-1].Value)
-		}
+	if in.relabel == nil {
+		in.appendSamples(app, ts, sc.lset, lim, maxT, res)
+		return
 	}
-	in.appendSamples(app, ts, lset, lim, maxT, res)
+	out, keep, measured, outcome := in.relabel.RelabelOutcome(sc.lset)
+	if !keep {
+		res.DroppedSamples += len(ts.Samples)
+		in.series.put(h, cachedSeries{check: check, outcome: outcome})
+		return
+	}
+	if measured {
+		// Measured series are few and need their labels on every request:
+		// they are not cached.
+		defer in.relabel.Measure(out, ts.Samples[len(ts.Samples)-1].Value)
+		in.appendSamples(app, ts, out, lim, maxT, res)
+		return
+	}
+	if ref := in.appendSamples(app, ts, out, lim, maxT, res); ref != 0 {
+		in.series.put(h, cachedSeries{check: check, ref: ref, outcome: outcome})
+	}
 }
 
-// appendSamples appends the samples of one series stored as lset.
-func (in *Ingester) appendSamples(app tsdb.Appender, ts *TimeSeries, lset labels.Labels, lim *Limits, maxT int64, res *Result) {
+// appendKnown appends the samples of a series the cache knows, by ref.
+// It returns false when the cache cannot serve the series (unknown,
+// outcome stale, stored series gone) and nothing was appended.
+func (in *Ingester) appendKnown(app tsdb.Appender, ts *TimeSeries, h, check uint64, lim *Limits, maxT int64, sc *writeScratch, res *Result) bool {
+	c, ok := in.series.get(h, check)
+	if !ok || !in.relabel.Current(c.outcome) {
+		return false
+	}
+	if c.ref == 0 {
+		res.DroppedSamples += len(ts.Samples)
+		return true
+	}
+	for _, s := range ts.Samples {
+		if s.Timestamp > maxT {
+			in.refuseSample(res, reasonTooFarInFuture, ErrInvalidSeries, func() string {
+				return fmt.Sprintf("series %s: sample at %s is more than %s in the future",
+					sentLabels(ts.Labels), formatMillis(s.Timestamp), lim.MaxFutureDrift)
+			})
+			continue
+		}
+		ok, err := app.AppendRef(c.ref, s.Timestamp, s.Value)
+		if !ok {
+			// The stored series is gone (retention): the request's samples
+			// go by labels; those appended already are exact duplicates.
+			return false
+		}
+		if err != nil {
+			in.refuseSample(res, tsdb.RejectReason(err), ErrRejectedSamples, func() string {
+				return fmt.Sprintf("series %s: sample at %s: %v", sentLabels(ts.Labels), formatMillis(s.Timestamp), err)
+			})
+		}
+	}
+	return true
+}
+
+// sentLabels formats decoded labels for an error message.
+func sentLabels(ls []Label) string {
+	b := labels.NewScratchBuilder(len(ls))
+	for _, l := range ls {
+		b.Add(l.Name, l.Value)
+	}
+	b.Sort()
+	return b.Labels().String()
+}
+
+// appendSamples appends the samples of one series stored as lset and
+// returns the stored series' ref, or 0 if no sample reached the store.
+func (in *Ingester) appendSamples(app tsdb.Appender, ts *TimeSeries, lset labels.Labels, lim *Limits, maxT int64, res *Result) tsdb.SeriesRef {
+	var ref tsdb.SeriesRef
 	for _, s := range ts.Samples {
 		if s.Timestamp > maxT {
 			in.refuseSample(res, reasonTooFarInFuture, ErrInvalidSeries, func() string {
@@ -231,12 +310,17 @@ func (in *Ingester) appendSamples(app tsdb.Appender, ts *TimeSeries, lset labels
 			})
 			continue
 		}
-		if err := app.Append(lset, s.Timestamp, s.Value); err != nil {
+		r, err := app.AppendSeries(lset, s.Timestamp, s.Value)
+		if r != 0 {
+			ref = r
+		}
+		if err != nil {
 			in.refuseSample(res, tsdb.RejectReason(err), ErrRejectedSamples, func() string {
 				return fmt.Sprintf("series %s: sample at %s: %v", lset.String(), formatMillis(s.Timestamp), err)
 			})
 		}
 	}
+	return ref
 }
 
 func formatMillis(t int64) string {

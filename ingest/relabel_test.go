@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"github.com/prometheus/prometheus/prompb"
 	"testing"
 	"time"
 
@@ -92,5 +93,72 @@ func TestWriteWithRelabeling(t *testing.T) {
 	// derived size is default (no db is below 1 byte).
 	if p.Status().DerivedSizes["etcd-us-east-1-1"] != relabel.SizeDefault {
 		t.Fatalf("derived sizes %v", p.Status().DerivedSizes)
+	}
+}
+
+// TestSeriesCacheFollowsRegistryAndLimits: a series written before its
+// cluster is registered is stored under the defaults; once registered, its
+// next samples go to a series with the registry's labels (the cached
+// outcome is stale), and new limits reach cached series too.
+func TestSeriesCacheFollowsRegistryAndLimits(t *testing.T) {
+	in, head, p, _ := newRelabelIngester(t)
+	ts := testNow.Add(-10 * time.Minute).UnixMilli()
+	write := func(ts int64, extra ...prompb.Label) Result {
+		t.Helper()
+		series := prompb.TimeSeries{
+			Labels: append([]prompb.Label{
+				{Name: "__name__", Value: "etcd_server_has_leader"}, {Name: "cluster", Value: "etcd-new"}, {Name: "job", Value: "etcd"},
+			}, extra...),
+			Samples: []prompb.Sample{{Value: 1, Timestamp: ts}},
+		}
+		res, err := in.Write(marshalSnappy(&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{series}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	scenarios := func() []string {
+		q, _ := head.Querier(0, ts+10*60000)
+		v, _ := q.LabelValues(context.Background(), "scenario", labels.MustNewMatcher(labels.MatchEqual, "cluster", "etcd-new"))
+		return v
+	}
+	for i := range 3 { // the second and third samples come through the cache
+		if res := write(ts + int64(i)*15000); res.Err() != nil || res.Accepted != 1 {
+			t.Fatalf("write %d: %+v", i, res)
+		}
+	}
+	if got := scenarios(); len(got) != 1 || got[0] != "unknown" {
+		t.Fatalf("scenarios before registration: %v", got)
+	}
+	p.Registry().PutEtcd(&relabel.Record{Cluster: "etcd-new", Scenario: "platform", Size: relabel.SizeSmall})
+	if res := write(ts + 3*15000); res.Accepted != 1 {
+		t.Fatalf("write after registration: %+v", res)
+	}
+	if got := scenarios(); len(got) != 2 || got[1] != "unknown" || got[0] != "platform" {
+		t.Fatalf("scenarios after registration: %v", got)
+	}
+	lim := in.Limits()
+	lim.MaxLabelsPerSeries = 2
+	if err := in.SetLimits(lim); err != nil {
+		t.Fatal(err)
+	}
+	if res := write(ts + 4*15000); res.RefusedSeries != 1 {
+		t.Fatalf("cached series escaped a new limit: %+v", res)
+	}
+}
+
+func TestSeriesCacheTellsCollisionsApart(t *testing.T) {
+	c := newSeriesCache(100)
+	c.put(7, cachedSeries{check: 1, ref: 42})
+	if e, ok := c.get(7, 1); !ok || e.ref != 42 {
+		t.Fatal("hit")
+	}
+	if _, ok := c.get(7, 2); ok {
+		t.Fatal("a different series with the same first hash was served")
+	}
+	h1, c1, buf := sentHashes([]Label{{"a", "bc"}}, nil)
+	h2, c2, _ := sentHashes([]Label{{"ab", "c"}}, buf)
+	if h1 == h2 || c1 == c2 || h1 == c1 {
+		t.Fatal("label boundaries are not part of the hash")
 	}
 }

@@ -7,22 +7,27 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// entry is the cached outcome for one input series. Its fields are
-// immutable after it is published, except the two versions, which only
-// move forward when a revalidation finds the entry still right.
+// entry is the cached outcome for one input series; immutable after it
+// is published.
 type entry struct {
 	in      labels.Labels // the key, kept to tell hash collisions apart
 	out     labels.Labels
 	keep    bool
 	measure int // 1 + index of the size rule this series feeds, or 0
+	*basis
+}
 
-	// What the outcome was computed from, to notice when it is stale.
+// basis is what an outcome was computed from, to notice when it is
+// stale. It is apart from the entry so that a caller holding an Outcome
+// keeps these few fields alive, not the entry's label sets. The versions
+// only move forward, when a revalidation finds the outcome still right.
+type basis struct {
 	rules   *compiled
 	cluster string
 	rec     *Record // nil for an unknown cluster
 	derived string  // derived size used
 
-	regVersion  atomic.Uint64 // registry version known to leave the entry valid
+	regVersion  atomic.Uint64 // registry version known to leave the outcome valid
 	sizeVersion atomic.Uint64 // size tracker version, likewise
 }
 
@@ -98,4 +103,40 @@ func (c *cache) len() int {
 		s.mu.RUnlock()
 	}
 	return n
+}
+
+// bases shares one basis among the outcomes computed from the same rules,
+// cluster record and derived size: every series of a cluster. A caller
+// keeping an Outcome per series (ingest) then pays a pointer a series,
+// not a basis. Stale bases (an older record or rule set) are dropped
+// wholesale when the map outgrows maxBases.
+type bases struct {
+	mu sync.Mutex
+	m  map[basisKey]*basis // guarded by mu
+}
+
+type basisKey struct {
+	rules   *compiled
+	cluster string
+	rec     *Record
+	derived string
+}
+
+const maxBases = 1 << 16
+
+// get returns the shared basis for k, publishing a new one if needed.
+// version is the registry version k was computed at.
+func (bs *bases) get(k basisKey, version uint64) *basis {
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	if shared, ok := bs.m[k]; ok {
+		return shared
+	}
+	if bs.m == nil || len(bs.m) >= maxBases {
+		bs.m = map[basisKey]*basis{}
+	}
+	nb := &basis{rules: k.rules, cluster: k.cluster, rec: k.rec, derived: k.derived}
+	nb.regVersion.Store(version)
+	bs.m[k] = nb
+	return nb
 }

@@ -39,7 +39,9 @@ func (c Config) Validate() error {
 type Options struct {
 	Config Config
 	// CacheEntries bounds the outcome cache. An entry holds the input and
-	// output label sets, about 1 KiB for an etcd series.
+	// output label sets, about 1 KiB for an etcd series. A caller that
+	// keeps Outcomes (ingest does, per series) only misses into it when a
+	// series is new or its outcome went stale, so it can stay small.
 	CacheEntries int
 	// Registry supplies cluster records; nil means an empty one.
 	Registry   *Registry
@@ -48,9 +50,11 @@ type Options struct {
 }
 
 // DefaultOptions returns options with the default config and a cache of
-// a million series (about 1 GiB at most).
+// 4Ki series (about 4 MiB): ingest keeps the outcome of every settled
+// series itself, so this cache serves only the few series it does not
+// (measured ones) and repeats within a burst of new series.
 func DefaultOptions() Options {
-	return Options{Config: DefaultConfig(), CacheEntries: 1 << 20}
+	return Options{Config: DefaultConfig(), CacheEntries: 1 << 12}
 }
 
 // Validate reports the first invalid option.

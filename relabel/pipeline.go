@@ -17,6 +17,7 @@ type Pipeline struct {
 	registry *Registry // immutable pointer; the registry publishes snapshots
 	sizes    *sizeTracker
 	cache    *cache
+	bases    bases
 	metrics  *metrics
 	logger   *slog.Logger
 }
@@ -82,24 +83,47 @@ func sameSizeRules(a, b []SizeRule) bool {
 // memory: the pipeline copies it when it keeps it. out is immutable and
 // may be kept.
 func (p *Pipeline) Relabel(in labels.Labels) (out labels.Labels, keep, measured bool) {
+	e := p.outcome(in)
+	return e.out, e.keep, e.measure > 0
+}
+
+// Outcome is an opaque handle on one series' relabeling outcome, for a
+// caller that caches what it did with the outcome (ingest keeps the
+// stored series' ref) and must learn when the outcome goes stale.
+type Outcome struct{ b *basis }
+
+// RelabelOutcome is Relabel that also returns the outcome's handle.
+func (p *Pipeline) RelabelOutcome(in labels.Labels) (out labels.Labels, keep, measured bool, o Outcome) {
+	e := p.outcome(in)
+	return e.out, e.keep, e.measure > 0, Outcome{e.basis}
+}
+
+// Current reports whether o still describes what relabeling its series
+// gives now: the rules, the cluster's registry record and its derived
+// size are unchanged. In the common case it is three loads and compares.
+func (p *Pipeline) Current(o Outcome) bool {
+	return o.b != nil && p.valid(o.b, p.rules.Load(), p.registry.snap.Load(), p.sizes.version.Load())
+}
+
+func (p *Pipeline) outcome(in labels.Labels) *entry {
 	h := in.Hash()
 	c := p.rules.Load()
 	snap := p.registry.snap.Load()
 	sizeVer := p.sizes.version.Load()
-	if e := p.cache.get(h, in); e != nil && p.valid(e, c, snap, sizeVer) {
-		return e.out, e.keep, e.measure > 0
+	if e := p.cache.get(h, in); e != nil && p.valid(e.basis, c, snap, sizeVer) {
+		return e
 	}
 	e := p.compute(in, c, snap)
 	e.regVersion.Store(snap.version)
 	e.sizeVersion.Store(sizeVer)
 	p.cache.put(h, e)
-	return e.out, e.keep, e.measure > 0
+	return e
 }
 
 // valid reports whether e still holds for the current state. The common
 // case is two comparisons; after a registry or size change elsewhere, the
 // entry's own cluster is looked up once and the entry marked current.
-func (p *Pipeline) valid(e *entry, c *compiled, snap *snapshot, sizeVer uint64) bool {
+func (p *Pipeline) valid(e *basis, c *compiled, snap *snapshot, sizeVer uint64) bool {
 	if e.rules != c {
 		return false
 	}
@@ -117,24 +141,28 @@ func (p *Pipeline) valid(e *entry, c *compiled, snap *snapshot, sizeVer uint64) 
 // compute runs the rules and the enrichment for one series.
 func (p *Pipeline) compute(in labels.Labels, c *compiled, snap *snapshot) *entry {
 	p.metrics.computed.Inc()
-	e := &entry{in: in.Copy(), rules: c}
+	e := &entry{in: in.Copy()}
+	b := basisKey{rules: c} // filled in, then shared: see bases
 	// Built from the copy: a Builder without changes returns its base,
 	// and in is the caller's scratch memory.
 	lb := labels.NewBuilder(e.in)
 	if reason := runRules(c, lb); reason != "" {
+		e.basis = p.bases.get(b, snap.version)
 		return p.drop(e, reason)
 	}
 	if lb.Get(model.MetricNameLabel) == "" {
+		e.basis = p.bases.get(b, snap.version)
 		return p.drop(e, reasonNoMetricName)
 	}
-	if e.cluster = lb.Get(c.cluster); e.cluster != "" {
-		e.rec = snap.records[e.cluster]
-		e.derived = p.sizes.get(e.cluster)
-		if e.rec == nil {
+	if b.cluster = lb.Get(c.cluster); b.cluster != "" {
+		b.rec = snap.records[b.cluster]
+		b.derived = p.sizes.get(b.cluster)
+		if b.rec == nil {
 			p.metrics.unknown.Inc()
 		}
-		enrich(lb, e.rec, e.derived, c.defaults)
+		enrich(lb, b.rec, b.derived, c.defaults)
 	}
+	e.basis = p.bases.get(b, snap.version)
 	e.out = lb.Labels()
 	if err := checkNames(e.out); err != nil {
 		p.logger.Debug("series dropped after relabeling", "series", in.String(), "err", err)

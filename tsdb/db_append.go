@@ -30,6 +30,14 @@ func (a *dbAppender) Append(lset labels.Labels, t int64, v float64) error {
 	return a.ha.Append(lset, t, v)
 }
 
+func (a *dbAppender) AppendSeries(lset labels.Labels, t int64, v float64) (SeriesRef, error) {
+	return a.ha.AppendSeries(lset, t, v)
+}
+
+func (a *dbAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error) {
+	return a.ha.AppendRef(ref, t, v)
+}
+
 // Commit writes one WAL record (the series not yet logged, then the
 // samples) and applies the samples to the head. A WAL error is returned
 // and nothing is applied: the client retries.

@@ -55,10 +55,15 @@ func (p *appenderPool) put(a *headAppender) {
 }
 
 func (a *headAppender) Append(lset labels.Labels, t int64, v float64) error {
+	_, err := a.AppendSeries(lset, t, v)
+	return err
+}
+
+func (a *headAppender) AppendSeries(lset labels.Labels, t int64, v float64) (SeriesRef, error) {
 	s, _, err := a.head.getOrCreate(lset)
 	if err != nil {
 		a.head.metrics.rejected(err).Inc()
-		return err
+		return 0, err
 	}
 	outcome, err := a.check(s, t, v)
 	if errors.Is(err, errSeriesRemoved) {
@@ -67,6 +72,23 @@ func (a *headAppender) Append(lset labels.Labels, t int64, v float64) error {
 			outcome, err = a.check(s, t, v)
 		}
 	}
+	return s.ref, a.buffer(s, outcome, err, t, v)
+}
+
+func (a *headAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error) {
+	s := a.head.series.getByRef(ref)
+	if s == nil {
+		return false, nil
+	}
+	outcome, err := a.check(s, t, v)
+	if errors.Is(err, errSeriesRemoved) {
+		return false, nil
+	}
+	return true, a.buffer(s, outcome, err, t, v)
+}
+
+// buffer keeps a checked sample for Commit, or counts why it was refused.
+func (a *headAppender) buffer(s *memSeries, outcome appendOutcome, err error, t int64, v float64) error {
 	if err != nil {
 		a.head.metrics.rejected(err).Inc()
 		return err

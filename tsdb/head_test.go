@@ -494,3 +494,28 @@ func TestSeriesHashmapDeleteKeepsConflicts(t *testing.T) {
 		t.Fatalf("maps not empty: %v %v", m.unique, m.conflicts)
 	}
 }
+
+func TestHeadAppendRef(t *testing.T) {
+	h := newTestHead(t, nil)
+	lset := labels.FromStrings("__name__", "m")
+	app := h.Appender()
+	ref, err := app.AppendSeries(lset, 1, 1)
+	if err != nil || ref == 0 {
+		t.Fatal(ref, err)
+	}
+	if ok, err := app.AppendRef(ref, 2, 2); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if ok, err := app.AppendRef(ref, 2, 3); !ok || !errors.Is(err, ErrDuplicateSampleForTimestamp) {
+		t.Fatalf("conflicting sample by ref: %v %v", ok, err)
+	}
+	if ok, _ := app.AppendRef(ref+100, 3, 3); ok {
+		t.Fatal("unknown ref accepted")
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := selectAll(t, h, 0, 10, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))[lset.String()]; len(got) != 2 {
+		t.Fatalf("got %v", got)
+	}
+}

@@ -27,6 +27,13 @@ type Appender interface {
 	// ErrDuplicateSampleForTimestamp. Duplicates of a stored sample (same
 	// timestamp, same value bits) are accepted and ignored.
 	Append(lset labels.Labels, t int64, v float64) error
+	// AppendSeries is Append that also returns the series' ref, for
+	// AppendRef to use with later samples of the same series.
+	AppendSeries(lset labels.Labels, t int64, v float64) (SeriesRef, error)
+	// AppendRef appends a sample to the series ref. It skips the lookup
+	// by labels; ok is false (and nothing is appended) when the ref is no
+	// longer a series of the store, and the caller appends by labels.
+	AppendRef(ref SeriesRef, t int64, v float64) (ok bool, err error)
 	// Commit makes the buffered samples visible to queriers. The Appender
 	// must not be used after Commit or Rollback.
 	Commit() error
