@@ -2,6 +2,7 @@ package relabel
 
 import (
 	"fmt"
+	"github.com/prometheus/common/model"
 	"maps"
 	"slices"
 	"sync"
@@ -177,16 +178,6 @@ func equalRecords(a, b *Record) bool {
 		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.KubernetesClusters, b.KubernetesClusters)
 }
 
-// validLabelName reports whether name matches [a-zA-Z_][a-zA-Z0-9_]*.
-func validLabelName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+// validLabelName reports whether name matches [a-zA-Z_][a-zA-Z0-9_]*,
+// the names the write path accepts.
+func validLabelName(name string) bool { return model.LegacyValidation.IsValidLabelName(name) }
