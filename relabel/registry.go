@@ -2,11 +2,12 @@ package relabel
 
 import (
 	"fmt"
-	"github.com/prometheus/common/model"
 	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/common/model"
 )
 
 // Sizes a cluster may have. Thresholds and alert routing key on them.
