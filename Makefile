@@ -57,10 +57,8 @@ lint: fmt-check vet staticcheck
 fmt-check:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# stdmethods is off because chunkenc.Iterator's Seek(int64) ValueType,
-# which our iterators must implement, is not io.Seeker's signature.
 vet:
-	$(GO) vet -stdmethods=false $(PKGS)
+	$(GO) vet $(PKGS)
 
 staticcheck:
 	$(GO) run $(STATICCHECK) $(PKGS)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // queryRaw reads the samples of the one series named name straight from
@@ -23,7 +22,7 @@ func queryRaw(t *testing.T, e *testEnv, name string) [][2]float64 {
 	var out [][2]float64
 	for set.Next() {
 		it := set.At().Iterator(nil)
-		for it.Next() == chunkenc.ValFloat {
+		for it.Next() {
 			ts, v := it.At()
 			out = append(out, [2]float64{float64(ts), v})
 		}

@@ -1,7 +1,6 @@
 package tsdb
 
 import (
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 	"runtime"
 	"testing"
 
@@ -135,7 +134,7 @@ func BenchmarkChunkEncodeDecode(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			it.reset([]memChunk{c}, minInt64, maxInt64)
-			for it.Next() != chunkenc.ValNone {
+			for it.Next() {
 			}
 		}
 		b.ReportMetric(float64(len(samples)*b.N)/b.Elapsed().Seconds(), "samples/s")

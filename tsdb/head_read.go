@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // Querier returns a querier over the head's samples in [mint, maxt].
@@ -155,7 +154,7 @@ type headSeries struct {
 
 func (hs *headSeries) Labels() labels.Labels { return hs.lset }
 
-func (hs *headSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+func (hs *headSeries) Iterator(it Iterator) Iterator {
 	hs.s.mu.Lock()
 	snap := hs.s.snapshotLocked(hs.mint, hs.maxt)
 	persistedMaxT, minT := hs.s.persistedMaxT, hs.s.minT

@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 func newTestHead(t testing.TB, mod func(*HeadOptions)) *Head {
@@ -50,7 +49,7 @@ func selectAll(t testing.TB, h Queryable, mint, maxt int64, ms ...*labels.Matche
 	defer q.Close()
 	out := map[string][]sample{}
 	set := q.Select(context.Background(), ms...)
-	var it chunkenc.Iterator
+	var it Iterator
 	prev := labels.EmptyLabels()
 	for set.Next() {
 		s := set.At()
@@ -60,7 +59,7 @@ func selectAll(t testing.TB, h Queryable, mint, maxt int64, ms ...*labels.Matche
 		prev = s.Labels()
 		it = s.Iterator(it)
 		var samples []sample
-		for it.Next() == chunkenc.ValFloat {
+		for it.Next() {
 			ts, v := it.At()
 			samples = append(samples, sample{ts, v})
 		}
@@ -439,11 +438,14 @@ func TestChunksIteratorSeek(t *testing.T) {
 	}
 	it := set.At().Iterator(nil)
 	for _, c := range []struct{ seek, want int64 }{{5, 10}, {10, 10}, {0, 10}, {455, 460}, {990, 990}} {
-		if it.Seek(c.seek) != chunkenc.ValFloat || it.AtT() != c.want {
-			t.Fatalf("Seek(%d) at %d, want %d", c.seek, it.AtT(), c.want)
+		if !it.SeekTo(c.seek) {
+			t.Fatalf("SeekTo(%d) found nothing", c.seek)
+		}
+		if ts, _ := it.At(); ts != c.want {
+			t.Fatalf("SeekTo(%d) at %d, want %d", c.seek, ts, c.want)
 		}
 	}
-	if it.Seek(991) != chunkenc.ValNone {
+	if it.SeekTo(991) {
 		t.Fatal("seek past the end found a sample")
 	}
 }

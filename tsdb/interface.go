@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // SeriesRef identifies a series in the head for its lifetime. Refs are
@@ -74,5 +73,21 @@ type SeriesSet interface {
 type Series interface {
 	Labels() labels.Labels
 	// Iterator returns an iterator over the samples; it may reuse it.
-	Iterator(it chunkenc.Iterator) chunkenc.Iterator
+	Iterator(reuse Iterator) Iterator
+}
+
+// Iterator walks the float samples of a series in time order. The store
+// holds float samples only, so this is chunkenc.Iterator without the
+// histogram half (and without its Seek, whose name go vet reserves for
+// io.Seeker's signature).
+type Iterator interface {
+	// Next advances to the next sample and reports whether there is one.
+	Next() bool
+	// SeekTo advances to the first sample at or after t, unless the
+	// current one already is, and reports whether there is one.
+	SeekTo(t int64) bool
+	// At returns the current sample.
+	At() (t int64, v float64)
+	// Err returns the error that ended the iteration, if any.
+	Err() error
 }

@@ -1,27 +1,10 @@
 package tsdb
 
-import (
-	"github.com/prometheus/prometheus/model/histogram"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
-)
-
-// floatOnly completes chunkenc.Iterator for iterators of float samples.
-type floatOnly struct{}
-
-func (floatOnly) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
-	panic("BUG: AtHistogram on a float series")
-}
-
-func (floatOnly) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	panic("BUG: AtFloatHistogram on a float series")
-}
-
-func (floatOnly) AtST() int64 { return 0 }
+import "github.com/prometheus/prometheus/tsdb/chunkenc"
 
 // chunksIterator walks non-overlapping in-order chunks, yielding samples
 // in [mint, maxt].
 type chunksIterator struct {
-	floatOnly
 	chunks     []memChunk
 	mint, maxt int64
 	xc         chunkenc.XORChunk
@@ -35,30 +18,30 @@ type chunksIterator struct {
 
 func (it *chunksIterator) reset(chunks []memChunk, mint, maxt int64) {
 	it.chunks, it.mint, it.maxt, it.err = chunks, mint, maxt, nil
-	if it.cur != nil {
-		it.cur = it.xc.Iterator(it.cur) // keep the allocation for reuse
-	}
 	it.started, it.valid = false, false
 }
 
-func (it *chunksIterator) Next() chunkenc.ValueType {
+func (it *chunksIterator) Next() bool {
+	it.valid = it.next()
+	return it.valid
+}
+
+func (it *chunksIterator) next() bool {
 	for {
 		if !it.started {
 			if len(it.chunks) == 0 {
-				it.valid = false
-				return chunkenc.ValNone
+				return false
 			}
 			it.xc.Reset(it.chunks[0].data)
-			it.cur = it.xc.Iterator(it.cur)
+			it.cur = it.xc.Iterator(it.cur) // keeps the allocation for reuse
 			it.started = true
 		}
 		if it.cur.Next() == chunkenc.ValNone {
 			if err := it.cur.Err(); err != nil {
-				it.err, it.valid = err, false
-				return chunkenc.ValNone
+				it.err = err
+				return false
 			}
-			it.chunks = it.chunks[1:]
-			it.started = false
+			it.chunks, it.started = it.chunks[1:], false
 			continue
 		}
 		t, v := it.cur.At()
@@ -66,78 +49,63 @@ func (it *chunksIterator) Next() chunkenc.ValueType {
 			continue
 		}
 		if t > it.maxt {
-			it.chunks = nil
-			it.started, it.valid = false, false
-			return chunkenc.ValNone
+			it.chunks, it.started = nil, false
+			return false
 		}
-		it.t, it.v, it.valid = t, v, true
-		return chunkenc.ValFloat
+		it.t, it.v = t, v
+		return true
 	}
 }
 
-func (it *chunksIterator) Seek(t int64) chunkenc.ValueType {
+func (it *chunksIterator) SeekTo(t int64) bool {
 	if it.valid && it.t >= t {
-		return chunkenc.ValFloat
+		return true
 	}
-	if t > it.mint {
-		it.mint = t
-	}
+	it.mint = max(it.mint, t)
 	// Skip whole chunks that end before t without decoding them.
 	for len(it.chunks) > 1 && it.chunks[0].maxT < t {
-		it.chunks = it.chunks[1:]
-		it.started = false
+		it.chunks, it.started = it.chunks[1:], false
 	}
 	return it.Next()
 }
 
 func (it *chunksIterator) At() (int64, float64) { return it.t, it.v }
-func (it *chunksIterator) AtT() int64           { return it.t }
 func (it *chunksIterator) Err() error           { return it.err }
 
 // samplesIterator walks a sorted slice of samples.
 type samplesIterator struct {
-	floatOnly
 	samples []sample
 	i       int
 }
 
 func (it *samplesIterator) reset(samples []sample) { it.samples, it.i = samples, -1 }
 
-func (it *samplesIterator) Next() chunkenc.ValueType {
+func (it *samplesIterator) Next() bool {
 	if it.i+1 >= len(it.samples) {
 		it.i = len(it.samples)
-		return chunkenc.ValNone
+		return false
 	}
 	it.i++
-	return chunkenc.ValFloat
+	return true
 }
 
-func (it *samplesIterator) Seek(t int64) chunkenc.ValueType {
-	if it.i < 0 {
-		it.i = 0
-	}
+func (it *samplesIterator) SeekTo(t int64) bool {
+	it.i = max(it.i, 0)
 	for ; it.i < len(it.samples); it.i++ {
 		if it.samples[it.i].t >= t {
-			return chunkenc.ValFloat
+			return true
 		}
 	}
-	return chunkenc.ValNone
+	return false
 }
 
 func (it *samplesIterator) At() (int64, float64) { return it.samples[it.i].t, it.samples[it.i].v }
-func (it *samplesIterator) AtT() int64           { return it.samples[it.i].t }
 func (it *samplesIterator) Err() error           { return nil }
 
 // errIterator is an exhausted iterator that reports err.
 type errIterator struct{ err error }
 
-func (e errIterator) Next() chunkenc.ValueType                                       { return chunkenc.ValNone }
-func (e errIterator) Seek(int64) chunkenc.ValueType                                  { return chunkenc.ValNone }
-func (e errIterator) At() (int64, float64)                                           { return 0, 0 }
-func (e errIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) { return 0, nil }
-func (e errIterator) AtFloatHistogram(*histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
-	return 0, nil
-}
-func (e errIterator) AtT() int64  { return 0 }
-func (e errIterator) AtST() int64 { return 0 }
-func (e errIterator) Err() error  { return e.err }
+func (e errIterator) Next() bool           { return false }
+func (e errIterator) SeekTo(int64) bool    { return false }
+func (e errIterator) At() (int64, float64) { return 0, 0 }
+func (e errIterator) Err() error           { return e.err }

@@ -43,7 +43,7 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
 // Without out-of-order samples it streams the chunks; otherwise it merges
 // everything into one sorted slice, which is rare and bounded by the
 // out-of-order window.
-func (snap seriesSnapshot) iterator(reuse chunkenc.Iterator, mint, maxt int64) chunkenc.Iterator {
+func (snap seriesSnapshot) iterator(reuse Iterator, mint, maxt int64) Iterator {
 	if len(snap.ooo) == 0 && !overlapping(snap.chunks) {
 		it, ok := reuse.(*chunksIterator)
 		if !ok {

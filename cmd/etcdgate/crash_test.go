@@ -17,7 +17,6 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/etcdgate/etcdgate/tsdb"
 )
@@ -126,13 +125,13 @@ func verifyCrashData(t *testing.T, dataDir string, clients []*crashClient) {
 	defer q.Close()
 	set := q.Select(context.Background(), labels.MustNewMatcher(labels.MatchEqual, "__name__", "crash_test"))
 	stored := map[string]map[int64]int{}
-	var it chunkenc.Iterator
+	var it tsdb.Iterator
 	for set.Next() {
 		key := set.At().Labels().Get("client") + "/" + set.At().Labels().Get("s")
 		stored[key] = map[int64]int{}
 		it = set.At().Iterator(it)
 		prev := int64(math.MinInt64)
-		for it.Next() == chunkenc.ValFloat {
+		for it.Next() {
 			ts, v := it.At()
 			if ts <= prev || v != float64(ts) {
 				t.Fatalf("%s: sample (%d, %v) after %d", key, ts, v, prev)
