@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -45,8 +44,6 @@ type Options struct {
 	Ready func() bool
 	// Reload re-reads the configuration; nil disables /-/reload.
 	Reload func() error
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
 	// RelabelStatus returns what /api/v1/status/relabel serves (JSON);
 	// nil means relabeling is off. A function, because api does not
 	// import relabel.
@@ -73,9 +70,6 @@ type backend struct {
 func New(opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
 	}
 	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer)}
 	if opts.Ingester != nil && opts.Storage != nil {

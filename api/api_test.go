@@ -49,7 +49,6 @@ func newTestEnv(t *testing.T) *testEnv {
 	a := New(Options{
 		Ingester: in, Storage: head, Registerer: reg, Gatherer: reg,
 		BuildInfo: BuildInfo{Version: "1.2.3", GoVersion: "go1.26"},
-		Now:       func() time.Time { return testNow },
 	})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
 	"unsafe"
 )
 
@@ -37,7 +36,7 @@ type TimeSeries struct {
 //
 // Ownership: after Unmarshal(src), label strings alias src and the Labels
 // and Samples of every series alias wr's own buffers. All of it is valid
-// until the next Unmarshal, Reset or PutWriteRequest of wr; a caller that
+// until the next Unmarshal or Reset of wr; a caller that
 // keeps a label longer must copy it (strings.Clone). A WriteRequest keeps
 // buffers as large as the largest request it decoded.
 type WriteRequest struct {
@@ -65,25 +64,6 @@ func (wr *WriteRequest) Reset() {
 
 // NumSamples returns the float samples in all series.
 func (wr *WriteRequest) NumSamples() int { return len(wr.samples) }
-
-var writeRequestPool sync.Pool
-
-// GetWriteRequest returns an empty WriteRequest from a pool. Hand it back
-// with PutWriteRequest once nothing uses its series any more.
-func GetWriteRequest() *WriteRequest {
-	if wr, ok := writeRequestPool.Get().(*WriteRequest); ok {
-		return wr
-	}
-	return &WriteRequest{}
-}
-
-// PutWriteRequest resets wr, clearing its references to the decoded buffer
-// so that buffer can be freed, and returns wr to the pool. wr, its series
-// and their labels must not be used after Put.
-func PutWriteRequest(wr *WriteRequest) {
-	wr.Reset()
-	writeRequestPool.Put(wr)
-}
 
 // Unmarshal decodes src (an uncompressed protobuf WriteRequest) into wr,
 // replacing its previous content. Strings alias src: src must stay

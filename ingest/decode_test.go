@@ -111,8 +111,7 @@ func TestUnmarshalWriteRequest(t *testing.T) {
 }
 
 func TestUnmarshalEtcdSnappy(t *testing.T) {
-	wr := GetWriteRequest()
-	defer PutWriteRequest(wr)
+	wr := &WriteRequest{}
 	for k, req := range etcdWriteRequests(2, 3, 500, testTS) {
 		data, err := snappy.Decode(nil, marshalSnappy(req))
 		if err != nil {
@@ -243,24 +242,23 @@ func TestUnmarshalZeroAllocs(t *testing.T) {
 	}
 }
 
-func TestPutWriteRequestClearsReferences(t *testing.T) {
+// TestResetClearsReferences: a reused WriteRequest (ingest pools them)
+// must keep no reference into a decoded buffer once Reset, or the pool
+// would pin every large request's body.
+func TestResetClearsReferences(t *testing.T) {
 	big := decodeCase{req: etcdWriteRequests(1, 3, 1<<20, testTS)[0]}.bytes(t)
 	small := decodeCase{req: richRequest()}.bytes(t)
-	wr := GetWriteRequest()
+	var wr WriteRequest
 	for _, data := range [][]byte{big, small} { // small leaves big's tail behind
 		if err := wr.Unmarshal(data); err != nil {
 			t.Fatal(err)
 		}
 	}
-	PutWriteRequest(wr)
-	// wr is used after Put only to look at what the pool holds.
-	requireCleared(t, wr)
-
-	fresh := GetWriteRequest()
-	defer PutWriteRequest(fresh)
-	if len(fresh.Timeseries) != 0 || fresh.NumSamples() != 0 || fresh.Metadata != 0 {
-		t.Fatalf("GetWriteRequest returned stale content: %d series, %d samples, %d metadata",
-			len(fresh.Timeseries), fresh.NumSamples(), fresh.Metadata)
+	wr.Reset()
+	requireCleared(t, &wr)
+	if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || wr.Metadata != 0 {
+		t.Fatalf("Reset left stale content: %d series, %d samples, %d metadata",
+			len(wr.Timeseries), wr.NumSamples(), wr.Metadata)
 	}
 }
 

@@ -96,14 +96,13 @@ func (in *Ingester) Limits() Limits { return *in.limits.Load() }
 
 // Result says what happened to the samples of one request.
 type Result struct {
-	Series          int // series in the request
-	Samples         int // samples in the request, float and histogram
-	Accepted        int // samples stored or ignored as exact duplicates
-	RefusedSeries   int // series refused whole by validation
-	RefusedSamples  int // samples refused, including those of refused series
-	DroppedSamples  int // samples of series dropped by relabeling: not stored, not an error
-	FirstRefusal    error
-	IgnoredMetadata int
+	Series         int // series in the request
+	Samples        int // samples in the request, float and histogram
+	Accepted       int // samples stored or ignored as exact duplicates
+	RefusedSeries  int // series refused whole by validation
+	RefusedSamples int // samples refused, including those of refused series
+	DroppedSamples int // samples of series dropped by relabeling: not stored, not an error
+	FirstRefusal   error
 }
 
 // Err returns nil when every sample was accepted, and otherwise an error
@@ -143,7 +142,7 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Result{}, err
 	}
-	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples(), IgnoredMetadata: sc.wr.Metadata}
+	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples()}
 	in.metrics.seriesReceived.Add(float64(res.Series))
 	in.metrics.samplesReceived.Add(float64(res.Samples))
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -169,18 +168,3 @@ func (db *DB) Close() error {
 	serr := db.store.close()
 	return errors.Join(cpErr, werr, serr)
 }
-
-// dirSize returns the bytes of the files under dir.
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			n += info.Size()
-		}
-		return nil
-	})
-	return n
-}
-
-// DiskBytes returns the bytes the DB occupies on disk (WAL and badger).
-func (db *DB) DiskBytes() int64 { return dirSize(db.dir) }

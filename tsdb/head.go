@@ -29,7 +29,6 @@ type Head struct {
 	minTime    atomic.Int64 // oldest sample timestamp; math.MaxInt64 when empty
 	maxTime    atomic.Int64 // newest sample timestamp; math.MinInt64 when empty
 	appenders  appenderPool
-	numSamples atomic.Int64 // samples appended since start
 	numChunks  atomic.Int64 // chunks created since start
 }
 

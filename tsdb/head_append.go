@@ -167,7 +167,6 @@ func (a *headAppender) Commit() error {
 		h.updateTimeRange(mint, maxt)
 	}
 	h.metrics.samplesAppended.Add(float64(appended))
-	h.numSamples.Add(int64(appended))
 	return nil
 }
 

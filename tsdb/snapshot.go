@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 )
@@ -154,23 +153,6 @@ func readSnapshot(dir string, fn func(SeriesRef, headSnapshot) error) (seg int, 
 		return 0, true, fmt.Errorf("%w: no header", errBadSnapshot)
 	}
 	return seg, true, nil
-}
-
-// readFrame returns the payload of the frame at off, if intact.
-func readFrame(data []byte, off int) (payload []byte, next int, ok bool) {
-	if off+walFrameHeader > len(data) {
-		return nil, 0, false
-	}
-	n := int(binary.LittleEndian.Uint32(data[off:]))
-	end := off + walFrameHeader + n
-	if n > walMaxRecord || end > len(data) {
-		return nil, 0, false
-	}
-	payload = data[off+walFrameHeader : end]
-	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) {
-		return nil, 0, false
-	}
-	return payload, end, true
 }
 
 func decodeSnapshotHeader(p []byte) (int, error) {

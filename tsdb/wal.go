@@ -310,7 +310,6 @@ func replayWAL(dir string, from int, logger *slog.Logger, fn func(payload []byte
 	if err != nil {
 		return err
 	}
-	var buf []byte
 	for k, s := range segs {
 		if s < from {
 			continue
@@ -320,7 +319,7 @@ func replayWAL(dir string, from int, logger *slog.Logger, fn func(payload []byte
 		if err != nil {
 			return fmt.Errorf("read WAL segment %d: %w", s, err)
 		}
-		good, err := replaySegment(data, &buf, fn)
+		good, err := replaySegment(data, fn)
 		if err != nil {
 			return fmt.Errorf("WAL segment %d: %w", s, err)
 		}
@@ -335,25 +334,36 @@ func replayWAL(dir string, from int, logger *slog.Logger, fn func(payload []byte
 	return nil
 }
 
-// replaySegment returns the length of the intact prefix of data.
-func replaySegment(data []byte, buf *[]byte, fn func([]byte) error) (int, error) {
+// replaySegment returns the length of the intact prefix of data. fn
+// must not keep the payload.
+func replaySegment(data []byte, fn func([]byte) error) (int, error) {
 	off := 0
-	for off+walFrameHeader <= len(data) {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		sum := binary.LittleEndian.Uint32(data[off+4:])
-		end := off + walFrameHeader + n
-		if n > walMaxRecord || end > len(data) {
+	for off < len(data) {
+		payload, next, ok := readFrame(data, off)
+		if !ok {
 			return off, nil
 		}
-		payload := data[off+walFrameHeader : end]
-		if crc32.Checksum(payload, castagnoli) != sum {
-			return off, nil
-		}
-		*buf = append((*buf)[:0], payload...)
-		if err := fn(*buf); err != nil {
+		if err := fn(payload); err != nil {
 			return off, err
 		}
-		off = end
+		off = next
 	}
 	return off, nil
+}
+
+// readFrame returns the payload of the frame at off, if intact.
+func readFrame(data []byte, off int) (payload []byte, next int, ok bool) {
+	if off+walFrameHeader > len(data) {
+		return nil, 0, false
+	}
+	n := int(binary.LittleEndian.Uint32(data[off:]))
+	end := off + walFrameHeader + n
+	if n > walMaxRecord || end > len(data) {
+		return nil, 0, false
+	}
+	payload = data[off+walFrameHeader : end]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(data[off+4:]) {
+		return nil, 0, false
+	}
+	return payload, end, true
 }
