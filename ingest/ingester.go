@@ -134,7 +134,7 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 	lim := in.limits.Load()
 	sc, _ := in.scratch.Get().(*writeScratch)
 	if sc == nil {
-		sc = &writeScratch{builder: labels.NewScratchBuilder(16)}
+		sc = newWriteScratch()
 	}
 	defer in.putScratch(sc)
 
@@ -163,6 +163,10 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 		in.logRefusal(err)
 	}
 	return res, nil
+}
+
+func newWriteScratch() *writeScratch {
+	return &writeScratch{builder: labels.NewScratchBuilder(16)}
 }
 
 func (in *Ingester) logRefusal(err error) {
