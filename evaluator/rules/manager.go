@@ -1,0 +1,173 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// Options wire a Manager to the rest of the process.
+type Options struct {
+	Query      QueryFunc
+	Appendable Appendable
+	// Queryable reads ALERTS_FOR_STATE to restore alert clocks after a
+	// restart; nil skips the restore.
+	Queryable tsdb.Queryable
+	// Notify receives alerts due for a notification; nil sends none.
+	Notify NotifyFunc
+	// EvaluationInterval is the interval of groups that set none.
+	EvaluationInterval time.Duration
+	// ResendDelay is how often a firing alert is sent again.
+	ResendDelay time.Duration
+	// OutageTolerance is how far back a restart looks for
+	// ALERTS_FOR_STATE; ForGracePeriod the least time a restored alert
+	// with a long 'for' waits before firing.
+	OutageTolerance time.Duration
+	ForGracePeriod  time.Duration
+	// ExternalLabels and ExternalURL are the $externalLabels and
+	// $externalURL of templates.
+	ExternalLabels map[string]string
+	ExternalURL    string
+	Registerer     prometheus.Registerer
+	Logger         *slog.Logger
+}
+
+// DefaultOptions returns Prometheus's defaults, with etcdgate's 30 s
+// evaluation interval.
+func DefaultOptions() Options {
+	return Options{
+		EvaluationInterval: 30 * time.Second,
+		ResendDelay:        time.Minute,
+		OutageTolerance:    time.Hour,
+		ForGracePeriod:     10 * time.Minute,
+	}
+}
+
+// Validate reports missing wiring and bad durations.
+func (o Options) Validate() error {
+	switch {
+	case o.Query == nil:
+		return errors.New("rules: no query function")
+	case o.Appendable == nil:
+		return errors.New("rules: no appendable")
+	case o.EvaluationInterval <= 0:
+		return errors.New("rules: evaluation interval must be positive")
+	case o.ResendDelay <= 0 || o.OutageTolerance <= 0 || o.ForGracePeriod < 0:
+		return errors.New("rules: resend delay and outage tolerance must be positive, for grace period not negative")
+	}
+	return nil
+}
+
+// Manager runs rule groups and swaps them on Update.
+type Manager struct {
+	opts    Options // immutable
+	metrics *metrics
+
+	mu       sync.Mutex // guards the fields below; serialises Update and Stop
+	groups   map[string]*Group
+	restored bool // the first Update happened: later groups do not restore
+	stopped  bool
+}
+
+// NewManager returns a manager with no groups.
+func NewManager(opts Options) (*Manager, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.Logger = orDiscard(opts.Logger)
+	return &Manager{opts: opts, metrics: newMetrics(opts.Registerer), groups: map[string]*Group{}}, nil
+}
+
+// Update replaces the running groups with specs. A group whose spec did
+// not change keeps running untouched; a changed group takes over the
+// alert state and series of its predecessor's rules (matched by kind,
+// name and labels); a removed group's series get stale markers. Specs
+// must be valid (ParseFile validates files; generators produce valid
+// specs); Update checks the group keys are unique.
+func (m *Manager) Update(specs []GroupSpec) error {
+	seen := map[string]bool{}
+	for _, s := range specs {
+		k := s.File + ";" + s.Name
+		if seen[k] {
+			return fmt.Errorf("rule group %q of %q defined twice", s.Name, s.File)
+		}
+		seen[k] = true
+		if errs := (&RuleFile{Groups: []GroupSpec{s}}).Validate(); len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopped {
+		return errors.New("rules: manager stopped")
+	}
+	next := make(map[string]*Group, len(specs))
+	now := time.Now()
+	for _, s := range specs {
+		k := s.File + ";" + s.Name
+		old := m.groups[k]
+		if old != nil && reflect.DeepEqual(old.spec, s) {
+			next[k] = old
+			continue
+		}
+		g := newGroup(s, &m.opts, m.metrics)
+		g.shouldRestore = !m.restored
+		if !g.shouldRestore {
+			g.setRestored()
+		}
+		if old != nil {
+			// Halted first, so that it does not evaluate after its state
+			// moved on.
+			old.halt()
+			g.copyState(old)
+			old.markStale(context.Background(), now, g.inheritedFrom)
+		}
+		next[k] = g
+		g.start()
+	}
+	for k, old := range m.groups {
+		if next[k] == nil {
+			old.halt()
+			old.markStale(context.Background(), now, nil)
+			m.metrics.deleteGroup(k)
+		}
+	}
+	m.groups, m.restored = next, true
+	return nil
+}
+
+// Stop halts every group and waits for evaluations in flight.
+func (m *Manager) Stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, g := range m.groups {
+		g.halt()
+	}
+	m.stopped = true
+}
+
+// Groups returns the running groups sorted by file and name.
+func (m *Manager) Groups() []*Group {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Group, 0, len(m.groups))
+	for _, g := range m.groups {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].spec.File != out[j].spec.File {
+			return out[i].spec.File < out[j].spec.File
+		}
+		return out[i].spec.Name < out[j].spec.Name
+	})
+	return out
+}
