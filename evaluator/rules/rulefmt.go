@@ -22,12 +22,12 @@ type RuleFile struct {
 
 // GroupSpec is one rule group as written in a file.
 type GroupSpec struct {
-	Name        string         `yaml:"name"`
-	Interval    model.Duration `yaml:"interval,omitempty"`
-	QueryOffset model.Duration `yaml:"query_offset,omitempty"`
-	Limit       int            `yaml:"limit,omitempty"`
+	Name        string            `yaml:"name"`
+	Interval    model.Duration    `yaml:"interval,omitempty"`
+	QueryOffset model.Duration    `yaml:"query_offset,omitempty"`
+	Limit       int               `yaml:"limit,omitempty"`
 	Labels      map[string]string `yaml:"labels,omitempty"`
-	Rules       []RuleSpec     `yaml:"rules"`
+	Rules       []RuleSpec        `yaml:"rules"`
 
 	// File is the file the group came from ("" for generated groups);
 	// with Name it identifies the group across reloads.
