@@ -236,4 +236,3 @@ func TestMissedIterations(t *testing.T) {
 		t.Fatalf("last duration series: %d %v", n, err)
 	}
 }
-

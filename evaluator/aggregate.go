@@ -1,0 +1,325 @@
+package evaluator
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// grouping is an aggregation's by/without clause.
+type grouping struct {
+	without bool
+	names   []string // sorted; for without, includes __name__
+}
+
+func newGrouping(e *metricsql.AggrFuncExpr) grouping {
+	g := grouping{without: strings.EqualFold(e.Modifier.Op, "without")}
+	g.names = slices.Clone(e.Modifier.Args)
+	if g.without {
+		g.names = append(g.names, labels.MetricName)
+	}
+	slices.Sort(g.names)
+	return g
+}
+
+func (g grouping) key(lset labels.Labels, buf []byte) []byte {
+	if g.without {
+		return lset.BytesWithoutLabels(buf, g.names...)
+	}
+	return lset.BytesWithLabels(buf, g.names...)
+}
+
+func (g grouping) metric(lset labels.Labels) labels.Labels {
+	b := labels.NewBuilder(lset)
+	if g.without {
+		b.Del(g.names...)
+	} else {
+		b.Keep(g.names...)
+	}
+	return b.Labels()
+}
+
+// aggregate evaluates an aggregation operator.
+func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
+	op := strings.ToLower(e.Name)
+	var param any
+	arg := e.Args[len(e.Args)-1]
+	switch op {
+	case "topk", "bottomk", "quantile", "limitk", "limit_ratio", "count_values":
+		if len(e.Args) != 2 {
+			raise("wrong number of arguments for aggregate expression provided, expected 2, got %d", len(e.Args))
+		}
+		param = ev.eval(e.Args[0])
+	case "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar":
+		if len(e.Args) != 1 {
+			raise("wrong number of arguments for aggregate expression provided, expected 1, got %d", len(e.Args))
+		}
+	default:
+		raise("aggregation %q is not supported", e.Name)
+	}
+	m := vectorOf(ev.eval(arg))
+	g := newGrouping(e)
+	switch op {
+	case "topk", "bottomk", "limitk":
+		return ev.aggregateK(op, m, g, scalarOf(param))
+	case "count_values":
+		s, ok := param.(String)
+		if !ok {
+			raise("expected string parameter in count_values")
+		}
+		return ev.countValues(m, g, s.V)
+	}
+	var q scalarSteps
+	if op == "quantile" {
+		q = scalarOf(param)
+	}
+	return ev.aggregateGroups(op, m, g, q)
+}
+
+// groupState accumulates one group at one step.
+type groupState struct {
+	metric      labels.Labels
+	seen        bool
+	value, c    float64 // value and Kahan compensation
+	mean        float64
+	count       float64
+	incremental bool
+	values      []float64
+}
+
+func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSteps) Matrix {
+	groupOf := make([]int, len(m))
+	var groups []*groupState
+	index := map[string]int{}
+	var buf []byte
+	for i, s := range m {
+		buf = g.key(s.Metric, buf[:0])
+		k, ok := index[string(buf)]
+		if !ok {
+			k = len(groups)
+			index[string(buf)] = k
+			groups = append(groups, &groupState{metric: g.metric(s.Metric)})
+		}
+		groupOf[i] = k
+	}
+	c := newCollector(ev)
+	st := newStepper(m)
+	for i, n := 0, ev.numSteps(); i < n; i++ {
+		ts := ev.stepTime(i)
+		idx := st.at(ts)
+		if len(idx) == 0 {
+			continue
+		}
+		for _, gs := range groups {
+			gs.seen = false
+		}
+		for _, k := range idx {
+			accumulate(op, groups[groupOf[k]], st.value(k))
+		}
+		for _, gs := range groups {
+			if gs.seen {
+				var qi float64
+				if q != nil {
+					qi = q[i]
+				}
+				c.add(gs.metric, ts, finish(op, gs, qi))
+			}
+		}
+		if op == "quantile" && (math.IsNaN(q[i]) || q[i] < 0 || q[i] > 1) {
+			ev.annos.add(false, quantileWarning(q[i]))
+		}
+	}
+	return c.matrix()
+}
+
+func accumulate(op string, gs *groupState, f float64) {
+	if !gs.seen {
+		gs.seen, gs.count, gs.c, gs.incremental = true, 1, 0, false
+		gs.value, gs.mean = f, f
+		gs.values = append(gs.values[:0], f)
+		if op == "stddev" || op == "stdvar" {
+			gs.value = 0
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				gs.value = math.NaN()
+			}
+		}
+		return
+	}
+	gs.count++
+	switch op {
+	case "sum":
+		gs.value, gs.c = kahanInc(f, gs.value, gs.c)
+	case "avg":
+		accumulateAvg(gs, f)
+	case "max":
+		if gs.value < f || math.IsNaN(gs.value) {
+			gs.value = f
+		}
+	case "min":
+		if gs.value > f || math.IsNaN(gs.value) {
+			gs.value = f
+		}
+	case "stddev", "stdvar":
+		delta := f - gs.mean
+		gs.mean += delta / gs.count
+		gs.value += delta * (f - gs.mean)
+	case "quantile":
+		gs.values = append(gs.values, f)
+	}
+}
+
+// accumulateAvg sums while the sum is finite and switches to an
+// incremental mean when it would overflow, as Prometheus does.
+func accumulateAvg(gs *groupState, f float64) {
+	if !gs.incremental {
+		ns, nc := kahanInc(f, gs.value, gs.c)
+		if !math.IsInf(ns, 0) {
+			gs.value, gs.c = ns, nc
+			return
+		}
+		gs.incremental = true
+		gs.mean = gs.value / (gs.count - 1)
+		gs.c /= gs.count - 1
+	}
+	q := (gs.count - 1) / gs.count
+	gs.mean, gs.c = kahanInc(f/gs.count, q*gs.mean, q*gs.c)
+}
+
+func finish(op string, gs *groupState, q float64) float64 {
+	switch op {
+	case "sum":
+		if math.IsInf(gs.value, 0) {
+			return gs.value
+		}
+		return gs.value + gs.c
+	case "avg":
+		if gs.incremental {
+			return gs.mean + gs.c
+		}
+		return gs.value/gs.count + gs.c/gs.count
+	case "count":
+		return gs.count
+	case "group":
+		return 1
+	case "stdvar":
+		return gs.value / gs.count
+	case "stddev":
+		return math.Sqrt(gs.value / gs.count)
+	case "quantile":
+		return quantileOf(q, gs.values)
+	}
+	return gs.value // min, max
+}
+
+// aggregateK is topk, bottomk and limitk: they select samples and keep
+// their labels. For an instant query, each group's selection is ordered
+// (topk descending, bottomk ascending).
+func (ev *evaluator) aggregateK(op string, m Matrix, g grouping, ks scalarSteps) Matrix {
+	groupOf, ngroups := groupIndex(m, g)
+	c := newCollector(ev)
+	st := newStepper(m)
+	chosen := make([][]int, ngroups)
+	for i, n := 0, ev.numSteps(); i < n; i++ {
+		ts := ev.stepTime(i)
+		idx := st.at(ts)
+		if len(idx) == 0 {
+			continue
+		}
+		k := ks[i]
+		if math.IsNaN(k) {
+			raise("Parameter value is NaN")
+		}
+		if k < 1 {
+			continue
+		}
+		for gi := range chosen {
+			chosen[gi] = chosen[gi][:0]
+		}
+		for _, si := range idx {
+			chosen[groupOf[si]] = append(chosen[groupOf[si]], si)
+		}
+		for _, members := range chosen {
+			if op != "limitk" {
+				sortByValue(members, st, op == "topk")
+			}
+			if float64(len(members)) > k {
+				members = members[:int(k)]
+			}
+			for _, si := range members {
+				c.add(m[si].Metric, ts, st.value(si))
+			}
+		}
+	}
+	return c.matrix()
+}
+
+// sortByValue orders series indices by their current value, NaN last.
+func sortByValue(idx []int, st *stepper, desc bool) {
+	sort.SliceStable(idx, func(a, b int) bool {
+		x, y := st.value(idx[a]), st.value(idx[b])
+		if math.IsNaN(x) || math.IsNaN(y) {
+			return !math.IsNaN(x)
+		}
+		if desc {
+			return x > y
+		}
+		return x < y
+	})
+}
+
+func groupIndex(m Matrix, g grouping) ([]int, int) {
+	groupOf := make([]int, len(m))
+	index := map[string]int{}
+	var buf []byte
+	for i, s := range m {
+		buf = g.key(s.Metric, buf[:0])
+		k, ok := index[string(buf)]
+		if !ok {
+			k = len(index)
+			index[string(buf)] = k
+		}
+		groupOf[i] = k
+	}
+	return groupOf, len(index)
+}
+
+// countValues counts, per group, the samples with each distinct value;
+// the value becomes the label name.
+func (ev *evaluator) countValues(m Matrix, g grouping, name string) Matrix {
+	if !isValidLabelName(name) {
+		raise("invalid label name %q", name)
+	}
+	c := newCollector(ev)
+	st := newStepper(m)
+	type key struct {
+		group string
+		value string
+	}
+	for i, n := 0, ev.numSteps(); i < n; i++ {
+		ts := ev.stepTime(i)
+		counts := map[key]float64{}
+		metrics := map[key]labels.Labels{}
+		var order []key
+		var buf []byte
+		for _, si := range st.at(ts) {
+			v := formatFloat(st.value(si))
+			buf = g.key(m[si].Metric, buf[:0])
+			k := key{string(buf), v}
+			if _, ok := counts[k]; !ok {
+				order = append(order, k)
+				b := labels.NewBuilder(g.metric(m[si].Metric))
+				b.Set(name, v)
+				metrics[k] = b.Labels()
+			}
+			counts[k]++
+		}
+		for _, k := range order {
+			c.add(metrics[k], ts, counts[k])
+		}
+	}
+	return c.matrix()
+}

@@ -1,0 +1,81 @@
+package evaluator
+
+import (
+	"context"
+	"time"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// Options configures an Engine. Zero values take the defaults below.
+type Options struct {
+	// LookbackDelta is how far back an instant selector looks for a
+	// sample (Prometheus's --query.lookback-delta). Default 5m.
+	LookbackDelta time.Duration
+	// Timeout bounds one query. Default 2m.
+	Timeout time.Duration
+	// MaxSamples bounds the samples a query holds in memory at once
+	// (Prometheus's --query.max-samples). Default 50,000,000.
+	MaxSamples int64
+	// MaxConcurrent bounds the queries evaluated at once; more wait for a
+	// slot until their timeout. Default 20.
+	MaxConcurrent int
+	// DefaultSubqueryStep is the step of a subquery that gives none, as
+	// in x[5m:] (Prometheus's global evaluation interval). Default 1m.
+	DefaultSubqueryStep time.Duration
+}
+
+const (
+	DefaultLookbackDelta = 5 * time.Minute
+	DefaultTimeout       = 2 * time.Minute
+	DefaultMaxSamples    = 50_000_000
+	DefaultMaxConcurrent = 20
+)
+
+// Engine evaluates queries over a store. It is safe for concurrent use.
+type Engine struct {
+	store tsdb.Queryable
+	opts  Options
+	slots chan struct{}
+}
+
+// NewEngine returns an engine reading from store.
+func NewEngine(store tsdb.Queryable, opts Options) *Engine {
+	if opts.LookbackDelta <= 0 {
+		opts.LookbackDelta = DefaultLookbackDelta
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxSamples <= 0 {
+		opts.MaxSamples = DefaultMaxSamples
+	}
+	if opts.MaxConcurrent <= 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.DefaultSubqueryStep <= 0 {
+		opts.DefaultSubqueryStep = time.Minute
+	}
+	return &Engine{store: store, opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
+}
+
+// Options returns the engine's options with defaults filled in.
+func (e *Engine) Options() Options { return e.opts }
+
+// Instant evaluates qs at ts. The result is a Vector, Scalar or String
+// (or a Matrix when qs is a range-vector expression).
+func (e *Engine) Instant(ctx context.Context, qs string, ts time.Time) (*Result, error) {
+	t := ts.UnixMilli()
+	return e.exec(ctx, qs, t, t, 0, true)
+}
+
+// Range evaluates qs at every step from start to end and returns a Matrix.
+func (e *Engine) Range(ctx context.Context, qs string, start, end time.Time, step time.Duration) (*Result, error) {
+	if step <= 0 {
+		return nil, badQuery("zero or negative query resolution step widths are not accepted. Try a positive integer")
+	}
+	if end.Before(start) {
+		return nil, badQuery("end timestamp must not be before start time")
+	}
+	return e.exec(ctx, qs, start.UnixMilli(), end.UnixMilli(), step.Milliseconds(), false)
+}

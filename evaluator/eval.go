@@ -1,0 +1,145 @@
+package evaluator
+
+import (
+	"context"
+
+	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// queryState is what every evaluator of one query shares: the store,
+// the limits and the accounting. Subqueries get evaluators of their own
+// steps over the same queryState.
+type queryState struct {
+	ctx                  context.Context
+	store                tsdb.Queryable
+	lookback             int64
+	queryStart, queryEnd int64 // what start() and end() mean in @
+	defaultSubqueryStep  int64
+
+	maxSamples int64 // bound on points held at once
+	held       int64 // points held by intermediate results
+
+	samplesLoaded, seriesLoaded int64
+	annos                       Annotations
+}
+
+// evaluator evaluates expressions at the steps start, start+interval, ...
+// end. Every expression evaluates to its value at all steps at once: a
+// Matrix whose series hold points at step timestamps (instant-vector
+// expressions), scalarSteps, String, or rangeMatrix (a range-vector
+// expression at the top of an instant query).
+type evaluator struct {
+	*queryState
+	start, end, interval int64
+}
+
+func (ev *evaluator) numSteps() int { return int((ev.end-ev.start)/ev.interval) + 1 }
+
+func (ev *evaluator) stepTime(i int) int64 { return ev.start + int64(i)*ev.interval }
+
+func (ev *evaluator) eval(e metricsql.Expr) any {
+	ev.checkContext()
+	switch e := e.(type) {
+	case *metricsql.NumberExpr:
+		return ev.constant(e.N)
+	case *metricsql.StringExpr:
+		return String{V: e.S}
+	case *metricsql.DurationExpr:
+		return ev.constant(float64(e.Duration(ev.interval)) / 1000)
+	case *metricsql.MetricExpr:
+		return ev.vectorSelector(e, selectorMods{})
+	case *metricsql.RollupExpr:
+		return ev.rollupExpr(e)
+	case *metricsql.FuncExpr:
+		return ev.call(e)
+	case *metricsql.AggrFuncExpr:
+		return ev.aggregate(e)
+	case *metricsql.BinaryOpExpr:
+		return ev.binary(e)
+	}
+	raise("unsupported expression %s", e.AppendString(nil))
+	return nil
+}
+
+// rollupExpr evaluates a selector with modifiers, a range selector or a
+// subquery. Range vectors are values only at the top of an instant query;
+// functions taking them read them through rangeSource instead.
+func (ev *evaluator) rollupExpr(e *metricsql.RollupExpr) any {
+	mods := ev.modsOf(e)
+	if e.Window == nil && !e.ForSubquery() {
+		me, ok := e.Expr.(*metricsql.MetricExpr)
+		if !ok {
+			raise("offset and @ modifiers apply only to selectors and subqueries")
+		}
+		return ev.vectorSelector(me, mods)
+	}
+	src := ev.rangeSource(e)
+	var out rangeMatrix
+	end := src.mods.refTime(ev.end)
+	src.each(func(metric labels.Labels, pts []FPoint) {
+		if w := windowPoints(pts, end-src.rangeMs, end); len(w) > 0 {
+			ev.hold(len(w))
+			out = append(out, Series{Metric: metric, Floats: w})
+		}
+	})
+	return out
+}
+
+// constant is a number at every step.
+func (ev *evaluator) constant(f float64) scalarSteps {
+	s := make(scalarSteps, ev.numSteps())
+	for i := range s {
+		s[i] = f
+	}
+	return s
+}
+
+// checkContext aborts the query when its context has ended.
+func (ev *evaluator) checkContext() {
+	if err := ev.ctx.Err(); err != nil {
+		raiseErr(contextError(err, "evaluating the query"))
+	}
+}
+
+// hold accounts n more points held by the query and enforces the limit.
+func (ev *evaluator) hold(n int) {
+	ev.held += int64(n)
+	if ev.held > ev.maxSamples {
+		raiseErr(ErrTooManySamples)
+	}
+}
+
+// release returns points to the budget once a result is consumed.
+func (ev *evaluator) release(m Matrix) {
+	for _, s := range m {
+		ev.held -= int64(len(s.Floats))
+	}
+}
+
+// vectorOf asserts that v is an instant vector.
+func vectorOf(v any) Matrix {
+	m, ok := v.(Matrix)
+	if !ok {
+		raise("expected instant vector, got %T", v)
+	}
+	return m
+}
+
+func scalarOf(v any) scalarSteps {
+	s, ok := v.(scalarSteps)
+	if !ok {
+		raise("expected scalar, got %T", v)
+	}
+	return s
+}
+
+// dropName returns lset without its metric name.
+func dropName(lset labels.Labels) labels.Labels {
+	if !lset.Has(labels.MetricName) {
+		return lset
+	}
+	return labels.NewBuilder(lset).Del(labels.MetricName).Labels()
+}

@@ -1,0 +1,137 @@
+package evaluator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"sort"
+
+	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// exec parses qs and evaluates it at the steps start, start+interval, ...
+// end. instant selects the instant-query result shapes.
+func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64, instant bool) (*Result, error) {
+	expr, err := Parse(qs)
+	if err != nil {
+		return nil, err
+	}
+	typ := typeOf(expr)
+	if !instant && typ != typeVector && typ != typeScalar {
+		return nil, badQuery("invalid expression type %q for range query, must be Scalar or instant Vector", typ)
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	select {
+	case e.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, contextError(ctx.Err(), "waiting for a query slot")
+	}
+	defer func() { <-e.slots }()
+
+	if interval <= 0 {
+		interval = 1
+	}
+	ev := &evaluator{
+		queryState: &queryState{
+			ctx:                 ctx,
+			store:               e.store,
+			lookback:            e.opts.LookbackDelta.Milliseconds(),
+			queryStart:          start,
+			queryEnd:            end,
+			defaultSubqueryStep: e.opts.DefaultSubqueryStep.Milliseconds(),
+			maxSamples:          e.opts.MaxSamples,
+		},
+		start:    start,
+		end:      end,
+		interval: interval,
+	}
+	val, err := ev.run(expr)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded, SeriesLoaded: ev.seriesLoaded}}
+	res.Value = ev.resultValue(val, instant)
+	return res, nil
+}
+
+// run evaluates expr, turning evaluation panics into errors.
+func (ev *evaluator) run(expr metricsql.Expr) (val any, err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if ee, ok := r.(evalError); ok {
+			err = ee.err
+			return
+		}
+		err = fmt.Errorf("unexpected error: %v\n%s", r, debug.Stack())
+	}()
+	return ev.eval(expr), nil
+}
+
+// contextError maps a context's end to ErrTimeout or ErrCanceled.
+func contextError(err error, during string) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w while %s", ErrTimeout, during)
+	}
+	return fmt.Errorf("%w while %s", ErrCanceled, during)
+}
+
+// resultValue shapes an evaluation result for the API.
+func (ev *evaluator) resultValue(val any, instant bool) Value {
+	switch v := val.(type) {
+	case String:
+		return String{T: ev.start, V: v.V}
+	case scalarSteps:
+		if instant {
+			return Scalar{T: ev.start, V: v[0]}
+		}
+		pts := make([]FPoint, len(v))
+		for i, f := range v {
+			pts[i] = FPoint{T: ev.start + int64(i)*ev.interval, F: f}
+		}
+		return Matrix{{Metric: labels.EmptyLabels(), Floats: pts}}
+	case rangeMatrix:
+		m := Matrix(v)
+		sortMatrix(m)
+		return m
+	case Matrix:
+		if !instant {
+			m := v[:0]
+			for _, s := range v {
+				if len(s.Floats) > 0 {
+					m = append(m, s)
+				}
+			}
+			sortMatrix(m)
+			return m
+		}
+		vec := make(Vector, 0, len(v))
+		for _, s := range v {
+			for _, p := range s.Floats {
+				vec = append(vec, Sample{Metric: s.Metric, T: p.T, F: p.F})
+			}
+		}
+		return vec
+	}
+	panic(fmt.Sprintf("unexpected evaluation result %T", val))
+}
+
+func sortMatrix(m Matrix) {
+	sort.Slice(m, func(i, j int) bool { return labels.Compare(m[i].Metric, m[j].Metric) < 0 })
+}
+
+// scalarSteps is a scalar's value at every step of the query.
+type scalarSteps []float64
+
+// rangeMatrix is the value of a range-vector expression (a matrix
+// selector or a subquery) at an instant query's single step: every series
+// with its raw samples in the window.
+type rangeMatrix Matrix
+
+var nan = math.NaN()

@@ -1,0 +1,162 @@
+package evaluator
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+
+	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// smallDeltaTolerance is the relative difference between neighbouring
+// bucket counts that is taken for floating-point noise, as in Prometheus.
+const smallDeltaTolerance = 1e-12
+
+type bucket struct {
+	upperBound, count float64
+}
+
+// histogramQuantile is histogram_quantile(φ, buckets) over classic
+// histograms: at every step, the buckets of each series (its labels
+// without le) give one quantile.
+func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
+	qs := scalarOf(ev.eval(args[0]))
+	m := vectorOf(ev.eval(args[1]))
+	type group struct {
+		metric  labels.Labels
+		buckets []bucket
+	}
+	c := newCollector(ev)
+	groups := map[string]*group{}
+	var keyBuf []byte
+	ev.forEachStep(m, func(i int, ts int64, vec Vector) {
+		q := qs[i]
+		if math.IsNaN(q) || q < 0 || q > 1 {
+			ev.annos.add(false, quantileWarning(q))
+		}
+		for _, g := range groups {
+			g.buckets = g.buckets[:0]
+		}
+		for _, s := range vec {
+			le := s.Metric.Get(labels.BucketLabel)
+			ub, err := strconv.ParseFloat(le, 64)
+			if err != nil || math.IsNaN(ub) {
+				ev.annos.add(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
+				continue
+			}
+			keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)
+			g, ok := groups[string(keyBuf)]
+			if !ok {
+				g = &group{metric: labels.NewBuilder(s.Metric).Del(labels.MetricName, labels.BucketLabel).Labels()}
+				groups[string(keyBuf)] = g
+			}
+			g.buckets = append(g.buckets, bucket{ub, s.F})
+		}
+		for _, g := range groups {
+			if len(g.buckets) == 0 {
+				continue
+			}
+			f, forced := bucketQuantile(q, g.buckets)
+			if forced {
+				ev.annos.add(true, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)")
+			}
+			c.add(g.metric, ts, f)
+		}
+	})
+	return c.matrix()
+}
+
+// bucketQuantile estimates the q-quantile from cumulative buckets by
+// linear interpolation within the bucket holding the rank. It reports
+// whether the counts had to be made monotonic.
+func bucketQuantile(q float64, buckets []bucket) (float64, bool) {
+	switch {
+	case math.IsNaN(q):
+		return math.NaN(), false
+	case q < 0:
+		return math.Inf(-1), false
+	case q > 1:
+		return math.Inf(+1), false
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
+	if !math.IsInf(buckets[len(buckets)-1].upperBound, +1) {
+		return math.NaN(), false
+	}
+	buckets = coalesceBuckets(buckets)
+	forced := ensureMonotonic(buckets)
+	if len(buckets) < 2 {
+		return math.NaN(), forced
+	}
+	observations := buckets[len(buckets)-1].count
+	if observations == 0 {
+		return math.NaN(), forced
+	}
+	rank := q * observations
+	b := sort.Search(len(buckets)-1, func(i int) bool { return buckets[i].count >= rank })
+	switch {
+	case b == len(buckets)-1:
+		return buckets[len(buckets)-2].upperBound, forced
+	case b == 0 && buckets[0].upperBound <= 0:
+		return buckets[0].upperBound, forced
+	}
+	var start float64
+	end, count := buckets[b].upperBound, buckets[b].count
+	if b > 0 {
+		start = buckets[b-1].upperBound
+		count -= buckets[b-1].count
+		rank -= buckets[b-1].count
+	}
+	return start + (end-start)*(rank/count), forced
+}
+
+// coalesceBuckets merges sorted buckets with equal upper bounds.
+func coalesceBuckets(buckets []bucket) []bucket {
+	last, i := buckets[0], 0
+	for _, b := range buckets[1:] {
+		if b.upperBound == last.upperBound {
+			last.count += b.count
+			continue
+		}
+		buckets[i] = last
+		last = b
+		i++
+	}
+	buckets[i] = last
+	return buckets[:i+1]
+}
+
+// ensureMonotonic ignores differences between neighbouring counts that are
+// floating-point noise and removes decreases (possible with remote write
+// or partial scrapes), so the rank search is well defined.
+func ensureMonotonic(buckets []bucket) (forced bool) {
+	prev := buckets[0].count
+	for i := 1; i < len(buckets); i++ {
+		curr := buckets[i].count
+		switch {
+		case curr == prev:
+		case almostEqual(prev, curr, smallDeltaTolerance):
+			buckets[i].count = prev
+		case curr < prev:
+			buckets[i].count = prev
+			forced = true
+		default:
+			prev = curr
+		}
+	}
+	return forced
+}
+
+func almostEqual(a, b, epsilon float64) bool {
+	const minNormal = 2.2250738585072014e-308
+	if a == b {
+		return true
+	}
+	absSum := math.Abs(a) + math.Abs(b)
+	diff := math.Abs(a - b)
+	if a == 0 || b == 0 || absSum < minNormal {
+		return diff < epsilon*minNormal
+	}
+	return diff/math.Min(absSum, math.MaxFloat64) < epsilon
+}

@@ -1,0 +1,181 @@
+package evaluator
+
+import (
+	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// rangeSource is a range-vector argument: a range selector or a subquery.
+// each hands every series' points (sorted, without staleness markers) to
+// fn one series at a time, so that a rollup over a range selector never
+// holds more than one series' raw samples.
+type rangeSource struct {
+	rangeMs int64
+	mods    selectorMods
+	each    func(fn func(metric labels.Labels, pts []FPoint))
+}
+
+func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
+	mods := ev.modsOf(e)
+	rng := e.Window.Duration(ev.interval)
+	if rng <= 0 {
+		raise("range must be positive, got %s", e.Window.AppendString(nil))
+	}
+	src := &rangeSource{rangeMs: rng, mods: mods}
+	if e.ForSubquery() {
+		m := ev.subquery(e, mods, rng)
+		src.each = func(fn func(labels.Labels, []FPoint)) {
+			for _, s := range m {
+				fn(s.Metric, s.Floats)
+			}
+		}
+		return src
+	}
+	me, ok := e.Expr.(*metricsql.MetricExpr)
+	if !ok {
+		raise("ranges are only allowed for vector selectors, not %s", e.Expr.AppendString(nil))
+	}
+	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
+	src.each = func(fn func(labels.Labels, []FPoint)) {
+		var buf []FPoint
+		ev.selectSeries(me, first-rng+1, last, func(lset labels.Labels, it tsdb.Iterator) {
+			buf = ev.load(it, buf[:0], true)
+			if len(buf) > 0 {
+				fn(lset, buf)
+			}
+		})
+	}
+	return src
+}
+
+// subquery evaluates e.Expr at the subquery's own steps: multiples of its
+// step (aligned to 0, as Prometheus aligns them) inside every window the
+// outer steps read.
+func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng int64) Matrix {
+	step := e.Step.Duration(ev.interval)
+	if step <= 0 {
+		step = ev.defaultSubqueryStep
+	}
+	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
+	start := step * ((first - rng) / step)
+	if start <= first-rng {
+		start += step
+	}
+	if start > last {
+		return nil
+	}
+	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step}
+	switch v := sub.eval(e.Expr).(type) {
+	case Matrix:
+		return v
+	case scalarSteps:
+		pts := make([]FPoint, len(v))
+		for i, f := range v {
+			pts[i] = FPoint{T: sub.stepTime(i), F: f}
+		}
+		return Matrix{{Metric: labels.EmptyLabels(), Floats: pts}}
+	}
+	raise("subquery is only allowed on instant vectors, not %s", e.Expr.AppendString(nil))
+	return nil
+}
+
+// rollupWindow is what a range function sees at one step: the points of
+// one series in (start, end] and the step's scalar arguments.
+type rollupWindow struct {
+	pts        []FPoint
+	start, end int64 // milliseconds; start is exclusive
+	rangeMs    int64
+	params     []float64
+	metric     labels.Labels
+	ev         *evaluator
+}
+
+// rollupFunc computes a range function over a window; ok false means no
+// result for this series at this step.
+type rollupFunc func(w *rollupWindow) (f float64, ok bool)
+
+// rollup applies fn to every series of src at every step.
+func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarSteps, keepName bool) Matrix {
+	n := ev.numSteps()
+	w := rollupWindow{rangeMs: src.rangeMs, params: make([]float64, len(params)), ev: ev}
+	var out Matrix
+	src.each(func(metric labels.Labels, pts []FPoint) {
+		w.metric = metric
+		var res []FPoint
+		lo, hi := 0, 0
+		for i := 0; i < n; i++ {
+			ts := ev.stepTime(i)
+			ref := src.mods.refTime(ts)
+			for hi < len(pts) && pts[hi].T <= ref {
+				hi++
+			}
+			for lo < hi && pts[lo].T <= ref-src.rangeMs {
+				lo++
+			}
+			if lo == hi {
+				continue
+			}
+			w.pts, w.start, w.end = pts[lo:hi], ref-src.rangeMs, ref
+			for k, p := range params {
+				w.params[k] = p[i]
+			}
+			if f, ok := fn(&w); ok {
+				res = append(res, FPoint{T: ts, F: f})
+			}
+		}
+		if len(res) == 0 {
+			return
+		}
+		ev.hold(len(res))
+		if !keepName {
+			metric = dropName(metric)
+		}
+		out = append(out, Series{Metric: metric, Floats: res})
+	})
+	if !keepName {
+		out = ev.mergeSameLabels(out)
+	}
+	return out
+}
+
+// mergeSameLabels joins series whose label sets became equal (after the
+// metric name was dropped) when their points do not overlap, and fails
+// the query as Prometheus does when they do.
+func (ev *evaluator) mergeSameLabels(m Matrix) Matrix {
+	if len(m) < 2 {
+		return m
+	}
+	index := make(map[uint64]int, len(m))
+	out := m[:0]
+	for _, s := range m {
+		h := s.Metric.Hash()
+		i, dup := index[h]
+		if !dup {
+			index[h] = len(out)
+			out = append(out, s)
+			continue
+		}
+		out[i].Floats = mergePoints(out[i].Floats, s.Floats, s.Metric)
+	}
+	return out
+}
+
+func mergePoints(a, b []FPoint, metric labels.Labels) []FPoint {
+	res := make([]FPoint, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i].T < b[j].T):
+			res = append(res, a[i])
+			i++
+		case i == len(a) || b[j].T < a[i].T:
+			res = append(res, b[j])
+			j++
+		default:
+			raise("vector cannot contain metrics with the same labelset %s", metric.String())
+		}
+	}
+	return res
+}

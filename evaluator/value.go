@@ -1,0 +1,78 @@
+package evaluator
+
+import (
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// ValueType names the kind of a query result, as the Prometheus API's
+// resultType does.
+type ValueType string
+
+const (
+	ValueTypeVector ValueType = "vector"
+	ValueTypeMatrix ValueType = "matrix"
+	ValueTypeScalar ValueType = "scalar"
+	ValueTypeString ValueType = "string"
+)
+
+// Value is a query result: Vector, Matrix, Scalar or String.
+type Value interface {
+	Type() ValueType
+}
+
+// Sample is one series' value at one instant.
+type Sample struct {
+	Metric labels.Labels
+	T      int64
+	F      float64
+}
+
+// Vector is an instant vector: at most one sample per series.
+type Vector []Sample
+
+// FPoint is a sample of a series in a Matrix.
+type FPoint struct {
+	T int64
+	F float64
+}
+
+// Series is one series of a Matrix with its points in time order.
+type Series struct {
+	Metric labels.Labels
+	Floats []FPoint
+}
+
+// Matrix is the result of a range query or of a range-vector expression.
+type Matrix []Series
+
+// Scalar is a single number at an instant.
+type Scalar struct {
+	T int64
+	V float64
+}
+
+// String is a string literal result.
+type String struct {
+	T int64
+	V string
+}
+
+func (Vector) Type() ValueType { return ValueTypeVector }
+func (Matrix) Type() ValueType { return ValueTypeMatrix }
+func (Scalar) Type() ValueType { return ValueTypeScalar }
+func (String) Type() ValueType { return ValueTypeString }
+
+// Result is what an evaluation returns besides the value.
+type Result struct {
+	Value    Value
+	Warnings Annotations
+	Stats    Stats
+}
+
+// Stats counts the work a query did.
+type Stats struct {
+	// SamplesLoaded is the number of samples read from the store.
+	SamplesLoaded int64
+	// SeriesLoaded is the number of series read from the store.
+	SeriesLoaded int64
+}
