@@ -32,7 +32,11 @@ func (ev *evaluator) absentOverTime(arg metricsql.Expr) Matrix {
 			present[(p.T-ev.start)/ev.interval] = true
 		}
 	}
-	return ev.absentAt(present, absentLabels(re.Expr))
+	var lset labels.Labels // a subquery gives no labels, as in Prometheus
+	if !re.ForSubquery() {
+		lset = absentLabels(re.Expr)
+	}
+	return ev.absentAt(present, lset)
 }
 
 func (ev *evaluator) absentAt(present []bool, lset labels.Labels) Matrix {
@@ -50,8 +54,8 @@ func (ev *evaluator) absentAt(present []bool, lset labels.Labels) Matrix {
 }
 
 // absentLabels are the labels an absent series is given: those the
-// selector matches by equality, except the metric name, and none that
-// appear in two equality matchers.
+// selector matches by equality, except the metric name and labels with
+// more than one matcher.
 func absentLabels(e metricsql.Expr) labels.Labels {
 	me, _, ok := selectorOf(e)
 	if !ok || len(me.LabelFilterss) != 1 {
@@ -63,8 +67,8 @@ func absentLabels(e metricsql.Expr) labels.Labels {
 		if lf.Label == labels.MetricName {
 			continue
 		}
+		seen[lf.Label]++
 		if !lf.IsRegexp && !lf.IsNegative {
-			seen[lf.Label]++
 			b.Set(lf.Label, lf.Value)
 		}
 	}

@@ -65,7 +65,13 @@ func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
 	g := newGrouping(e)
 	switch op {
 	case "topk", "bottomk", "limitk":
-		return ev.aggregateK(op, m, g, scalarOf(param))
+		ks := scalarOf(param)
+		for _, k := range ks {
+			if math.IsNaN(k) {
+				raise("Parameter value is NaN")
+			}
+		}
+		return ev.aggregateK(op, m, g, ks)
 	case "count_values":
 		s, ok := param.(String)
 		if !ok {
@@ -288,37 +294,30 @@ func groupIndex(m Matrix, g grouping) ([]int, int) {
 }
 
 // countValues counts, per group, the samples with each distinct value;
-// the value becomes the label name.
+// the value becomes a label. Groups whose label sets coincide once the
+// value label is set are counted together.
 func (ev *evaluator) countValues(m Matrix, g grouping, name string) Matrix {
 	if !isValidLabelName(name) {
 		raise("invalid label name %q", name)
 	}
 	c := newCollector(ev)
 	st := newStepper(m)
-	type key struct {
-		group string
-		value string
-	}
 	for i, n := 0, ev.numSteps(); i < n; i++ {
 		ts := ev.stepTime(i)
-		counts := map[key]float64{}
-		metrics := map[key]labels.Labels{}
-		var order []key
-		var buf []byte
+		counts := map[uint64]float64{}
+		var order []labels.Labels
 		for _, si := range st.at(ts) {
-			v := formatFloat(st.value(si))
-			buf = g.key(m[si].Metric, buf[:0])
-			k := key{string(buf), v}
-			if _, ok := counts[k]; !ok {
-				order = append(order, k)
-				b := labels.NewBuilder(g.metric(m[si].Metric))
-				b.Set(name, v)
-				metrics[k] = b.Labels()
+			b := labels.NewBuilder(g.metric(m[si].Metric))
+			b.Set(name, formatFloat(st.value(si)))
+			lset := b.Labels()
+			h := lset.Hash()
+			if _, ok := counts[h]; !ok {
+				order = append(order, lset)
 			}
-			counts[k]++
+			counts[h]++
 		}
-		for _, k := range order {
-			c.add(metrics[k], ts, counts[k])
+		for _, lset := range order {
+			c.add(lset, ts, counts[lset.Hash()])
 		}
 	}
 	return c.matrix()

@@ -16,7 +16,8 @@ type queryState struct {
 	ctx                  context.Context
 	store                tsdb.Queryable
 	lookback             int64
-	queryStart, queryEnd int64 // what start() and end() mean in @
+	queryStart, queryEnd int64 // what start() and end() mean
+	queryStep            int64 // what step() means: 0 for an instant query
 	defaultSubqueryStep  int64
 
 	maxSamples int64 // bound on points held at once

@@ -32,8 +32,9 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	}
 	defer func() { <-e.slots }()
 
+	step := interval
 	if interval <= 0 {
-		interval = 1
+		interval = 1 // one step; step() is still 0
 	}
 	ev := &evaluator{
 		queryState: &queryState{
@@ -42,6 +43,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			lookback:            e.opts.LookbackDelta.Milliseconds(),
 			queryStart:          start,
 			queryEnd:            end,
+			queryStep:           step,
 			defaultSubqueryStep: e.opts.DefaultSubqueryStep.Milliseconds(),
 			maxSamples:          e.opts.MaxSamples,
 		},

@@ -33,8 +33,12 @@ func (ev *evaluator) call(e *metricsql.FuncExpr) any {
 		return s
 	case "pi":
 		return ev.constant(math.Pi)
-	case "start", "end":
-		raise("%s() is only allowed in an @ modifier", name)
+	case "start":
+		return ev.constant(float64(ev.queryStart) / 1000)
+	case "end":
+		return ev.constant(float64(ev.queryEnd) / 1000)
+	case "step":
+		return ev.constant(float64(ev.queryStep) / 1000)
 	case "vector":
 		return ev.vectorFunc(scalarOf(ev.eval(e.Args[0])))
 	case "scalar":
@@ -59,6 +63,8 @@ func (ev *evaluator) call(e *metricsql.FuncExpr) any {
 		return ev.labelJoin(e.Args)
 	case "histogram_quantile":
 		return ev.histogramQuantile(e.Args)
+	case "histogram_fraction":
+		return ev.histogramFraction(e.Args)
 	}
 	raise("function %q is not supported", e.Name)
 	return nil
@@ -90,8 +96,8 @@ var mathFuncs = map[string]func(float64) float64{
 	"sin": math.Sin, "cos": math.Cos, "tan": math.Tan, "asin": math.Asin, "acos": math.Acos,
 	"atan": math.Atan, "sinh": math.Sinh, "cosh": math.Cosh, "tanh": math.Tanh,
 	"asinh": math.Asinh, "acosh": math.Acosh, "atanh": math.Atanh,
-	"deg": func(f float64) float64 { return f * 180 / math.Pi },
-	"rad": func(f float64) float64 { return f * math.Pi / 180 },
+	"deg": func(f float64) float64 { return f * (180 / math.Pi) },
+	"rad": func(f float64) float64 { return f * (math.Pi / 180) },
 	"sgn": func(f float64) float64 {
 		switch {
 		case f < 0:
@@ -235,7 +241,8 @@ func (ev *evaluator) resolveMods(re *metricsql.RollupExpr) selectorMods {
 // sortByValue orders an instant query's vector; a range query's result is
 // always ordered by labels, so there it does nothing. NaN sorts last.
 func (ev *evaluator) sortByValue(m Matrix, desc bool) Matrix {
-	if ev.numSteps() != 1 {
+	if ev.queryStep != 0 {
+		ev.annos.add(false, sortInRangeQuery)
 		return m
 	}
 	sort.SliceStable(m, func(i, j int) bool {
@@ -251,7 +258,14 @@ func (ev *evaluator) sortByValue(m Matrix, desc bool) Matrix {
 	return m
 }
 
+// sortInRangeQuery is Prometheus's warning for sort functions in a range
+// query, whose result is ordered by labels whatever the query says.
+const sortInRangeQuery = "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
+
 func (ev *evaluator) sortByLabel(m Matrix, names []string, desc bool) Matrix {
+	if ev.queryStep != 0 {
+		ev.annos.add(false, sortInRangeQuery)
+	}
 	sort.SliceStable(m, func(i, j int) bool {
 		for _, n := range names {
 			a, b := m[i].Metric.Get(n), m[j].Metric.Get(n)

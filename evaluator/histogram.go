@@ -23,20 +23,45 @@ type bucket struct {
 // without le) give one quantile.
 func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
 	qs := scalarOf(ev.eval(args[0]))
+	for _, q := range qs {
+		if math.IsNaN(q) || q < 0 || q > 1 {
+			ev.annos.add(false, quantileWarning(q))
+		}
+	}
 	m := vectorOf(ev.eval(args[1]))
+	return ev.eachClassicHistogram(m, func(i int, buckets []bucket) (float64, bool) {
+		f, forced := bucketQuantile(qs[i], buckets)
+		if forced {
+			ev.annos.add(true, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)")
+		}
+		return f, true
+	})
+}
+
+// histogramFraction is histogram_fraction(lower, upper, buckets): the
+// estimated share of observations between lower and upper.
+func (ev *evaluator) histogramFraction(args []metricsql.Expr) Matrix {
+	lower, upper := scalarOf(ev.eval(args[0])), scalarOf(ev.eval(args[1]))
+	m := vectorOf(ev.eval(args[2]))
+	return ev.eachClassicHistogram(m, func(i int, buckets []bucket) (float64, bool) {
+		return bucketFraction(lower[i], upper[i], buckets), true
+	})
+}
+
+// eachClassicHistogram groups the bucket series of m by their labels
+// without le, at every step, and collects fn's value for each group under
+// those labels without the metric name.
+func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []bucket) (float64, bool)) Matrix {
 	type group struct {
 		metric  labels.Labels
 		buckets []bucket
 	}
 	c := newCollector(ev)
 	groups := map[string]*group{}
+	var order []*group
 	var keyBuf []byte
 	ev.forEachStep(m, func(i int, ts int64, vec Vector) {
-		q := qs[i]
-		if math.IsNaN(q) || q < 0 || q > 1 {
-			ev.annos.add(false, quantileWarning(q))
-		}
-		for _, g := range groups {
+		for _, g := range order {
 			g.buckets = g.buckets[:0]
 		}
 		for _, s := range vec {
@@ -51,21 +76,81 @@ func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
 			if !ok {
 				g = &group{metric: labels.NewBuilder(s.Metric).Del(labels.MetricName, labels.BucketLabel).Labels()}
 				groups[string(keyBuf)] = g
+				order = append(order, g)
 			}
 			g.buckets = append(g.buckets, bucket{ub, s.F})
 		}
-		for _, g := range groups {
+		for _, g := range order {
 			if len(g.buckets) == 0 {
 				continue
 			}
-			f, forced := bucketQuantile(q, g.buckets)
-			if forced {
-				ev.annos.add(true, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)")
+			if f, ok := fn(i, g.buckets); ok {
+				c.add(g.metric, ts, f)
 			}
-			c.add(g.metric, ts, f)
 		}
 	})
 	return c.matrix()
+}
+
+// bucketFraction estimates the share of observations in (lower, upper]
+// by linear interpolation inside buckets, as Prometheus does.
+func bucketFraction(lower, upper float64, buckets []bucket) float64 {
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
+	if !math.IsInf(buckets[len(buckets)-1].upperBound, +1) {
+		return math.NaN()
+	}
+	buckets = coalesceBuckets(buckets)
+	count := buckets[len(buckets)-1].count
+	if count == 0 || math.IsNaN(lower) || math.IsNaN(upper) {
+		return math.NaN()
+	}
+	if lower >= upper {
+		return 0
+	}
+	var rank, lowerRank, upperRank float64
+	var lowerSet, upperSet bool
+	lowerBound := 0.0
+	if buckets[0].upperBound <= 0 {
+		lowerBound = math.Inf(-1)
+	}
+	for i, b := range buckets {
+		if i > 0 {
+			lowerBound = buckets[i-1].upperBound
+		}
+		upperBound := b.upperBound
+		interpolate := func(v float64) float64 {
+			if lowerBound == math.Inf(-1) {
+				return b.count
+			}
+			return rank + (b.count-rank)*(v-lowerBound)/(upperBound-lowerBound)
+		}
+		if !lowerSet && lowerBound >= lower {
+			lowerRank, lowerSet = rank, true
+		}
+		if !upperSet && lowerBound >= upper {
+			upperRank, upperSet = rank, true
+		}
+		if lowerSet && upperSet {
+			break
+		}
+		if !lowerSet && lowerBound < lower && upperBound > lower {
+			lowerRank, lowerSet = interpolate(lower), true
+		}
+		if !upperSet && lowerBound < upper && upperBound > upper {
+			upperRank, upperSet = interpolate(upper), true
+		}
+		if lowerSet && upperSet {
+			break
+		}
+		rank = b.count
+	}
+	if !lowerSet || lowerRank > count {
+		lowerRank = count
+	}
+	if !upperSet || upperRank > count {
+		upperRank = count
+	}
+	return (upperRank - lowerRank) / count
 }
 
 // bucketQuantile estimates the q-quantile from cumulative buckets by

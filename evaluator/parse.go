@@ -75,6 +75,10 @@ var funcSigs = func() map[string]funcSig {
 	m := map[string]funcSig{
 		"time":                         sig(typeScalar, 0, 0),
 		"pi":                           sig(typeScalar, 0, 0),
+		"start":                        sig(typeScalar, 0, 0),
+		"end":                          sig(typeScalar, 0, 0),
+		"step":                         sig(typeScalar, 0, 0),
+		"histogram_fraction":           sig(typeVector, 3, 3, typeScalar, typeScalar, typeVector),
 		"scalar":                       sig(typeScalar, 1, 1, typeVector),
 		"vector":                       sig(typeVector, 1, 1, typeScalar),
 		"round":                        sig(typeVector, 1, 2, typeVector, typeScalar),
@@ -180,7 +184,7 @@ func checkRollup(e *metricsql.RollupExpr) error {
 	}
 	if e.At != nil {
 		switch a := e.At.(type) {
-		case *metricsql.NumberExpr:
+		case *metricsql.NumberExpr, *metricsql.DurationExpr:
 		case *metricsql.FuncExpr:
 			if n := strings.ToLower(a.Name); n != "start" && n != "end" {
 				return badQuery("@ modifier must be a number, start() or end()")

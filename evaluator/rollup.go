@@ -86,6 +86,7 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 type rollupWindow struct {
 	pts        []FPoint
 	start, end int64 // milliseconds; start is exclusive
+	ts         int64 // the step's evaluation time
 	rangeMs    int64
 	params     []float64
 	metric     labels.Labels
@@ -117,7 +118,7 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 			if lo == hi {
 				continue
 			}
-			w.pts, w.start, w.end = pts[lo:hi], ref-src.rangeMs, ref
+			w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
 			for k, p := range params {
 				w.params[k] = p[i]
 			}
@@ -174,7 +175,7 @@ func mergePoints(a, b []FPoint, metric labels.Labels) []FPoint {
 			res = append(res, b[j])
 			j++
 		default:
-			raise("vector cannot contain metrics with the same labelset %s", metric.String())
+			raise("vector cannot contain metrics with the same labelset")
 		}
 	}
 	return res

@@ -167,6 +167,9 @@ func quantileOf(q float64, vals []float64) float64 {
 	lower := math.Max(0, math.Floor(rank))
 	upper := math.Min(n-1, lower+1)
 	weight := rank - math.Floor(rank)
+	if weight == 0 {
+		return vals[int(lower)] // and not an interpolation with ±Inf
+	}
 	return vals[int(lower)]*(1-weight) + vals[int(upper)]*weight
 }
 
@@ -298,13 +301,13 @@ func deriv(w *rollupWindow) (float64, bool) {
 	return slope, true
 }
 
-// predictLinear extrapolates from the step's evaluation time, which is the
-// window's end plus any offset.
+// predictLinear extrapolates from the step's evaluation time, whatever
+// offset or @ moved the window to.
 func predictLinear(w *rollupWindow) (float64, bool) {
 	if len(w.pts) < 2 {
 		return 0, false
 	}
-	slope, intercept := linearRegression(w.pts, w.end)
+	slope, intercept := linearRegression(w.pts, w.ts)
 	return slope*w.params[0] + intercept, true
 }
 

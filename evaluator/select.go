@@ -46,6 +46,8 @@ func (ev *evaluator) atTime(e metricsql.Expr) int64 {
 	switch a := e.(type) {
 	case *metricsql.NumberExpr:
 		return int64(math.Round(a.N * 1000))
+	case *metricsql.DurationExpr:
+		return a.Duration(0)
 	case *metricsql.FuncExpr:
 		switch a.Name {
 		case "start":
