@@ -48,6 +48,10 @@ type Options struct {
 	// nil means relabeling is off. A function, because api does not
 	// import relabel.
 	RelabelStatus func() any
+	// Rules serves /api/v1/rules and /api/v1/alerts (nil: no rules);
+	// SLOStatus serves /api/v1/slo (nil: no SLOs).
+	Rules     RuleGroups
+	SLOStatus SLOStatus
 }
 
 // API serves the HTTP endpoints.
@@ -58,6 +62,7 @@ type API struct {
 	// backend is nil until the store has recovered: the API answers
 	// health checks from the start and data requests once it is set.
 	backend atomic.Pointer[backend]
+	engine  atomic.Pointer[QueryEngine]
 }
 
 type backend struct {
@@ -91,6 +96,8 @@ func (a *API) Handler() http.Handler {
 	}
 	handle("POST /api/v1/write", "write", a.write)
 	for _, m := range []string{"GET", "POST"} {
+		handle(m+" /api/v1/query", "query", a.query)
+		handle(m+" /api/v1/query_range", "query_range", a.queryRange)
 		handle(m+" /api/v1/series", "series", a.series)
 		handle(m+" /api/v1/labels", "labels", a.labelNames)
 		handle(m+" /api/v1/label/{name}/values", "label_values", a.labelValues)
@@ -98,6 +105,9 @@ func (a *API) Handler() http.Handler {
 	handle("GET /api/v1/status/buildinfo", "buildinfo", a.buildInfo)
 	handle("GET /api/v1/status/tsdb", "tsdb_status", a.tsdbStatus)
 	handle("GET /api/v1/status/relabel", "relabel_status", a.relabelStatus)
+	handle("GET /api/v1/rules", "rules", a.ruleGroups)
+	handle("GET /api/v1/alerts", "alerts", a.alerts)
+	handle("GET /api/v1/slo", "slo", a.sloStatus)
 	handle("GET /-/healthy", "healthy", a.healthy)
 	handle("HEAD /-/healthy", "healthy", a.healthy)
 	handle("GET /-/ready", "ready", a.ready)

@@ -321,3 +321,6 @@ func ruleKey(r Rule) string {
 	sort.Strings(ls)
 	return fmt.Sprint(kind, "\x00", r.Name(), "\x00", ls)
 }
+
+// Limit is the group's limit on series or alerts per rule (0: none).
+func (g *Group) Limit() int { return g.spec.Limit }

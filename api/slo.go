@@ -1,0 +1,33 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// SLOStatus computes what /api/v1/slo serves: each SLO with its error
+// budget left and burn rates per cluster and rolled up per scenario and
+// region. A function, so that api does not run queries itself.
+type SLOStatus func(ctx context.Context, t time.Time) (any, error)
+
+func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
+	if a.opts.SLOStatus == nil {
+		respond(w, map[string]any{"slos": []any{}}, nil)
+		return
+	}
+	t := time.Now()
+	if s := r.URL.Query().Get("time"); s != "" {
+		var err error
+		if t, err = parseTime(s); err != nil {
+			respondError(w, badData(err))
+			return
+		}
+	}
+	data, err := a.opts.SLOStatus(r.Context(), t)
+	if err != nil {
+		respondError(w, &apiError{typ: errorExecution, err: err})
+		return
+	}
+	respond(w, data, nil)
+}
