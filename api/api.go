@@ -62,6 +62,7 @@ type API struct {
 	// backend is nil until the store has recovered: the API answers
 	// health checks from the start and data requests once it is set.
 	backend atomic.Pointer[backend]
+	engine  atomic.Pointer[QueryEngine]
 }
 
 type backend struct {
@@ -95,6 +96,8 @@ func (a *API) Handler() http.Handler {
 	}
 	handle("POST /api/v1/write", "write", a.write)
 	for _, m := range []string{"GET", "POST"} {
+		handle(m+" /api/v1/query", "query", a.query)
+		handle(m+" /api/v1/query_range", "query_range", a.queryRange)
 		handle(m+" /api/v1/series", "series", a.series)
 		handle(m+" /api/v1/labels", "labels", a.labelNames)
 		handle(m+" /api/v1/label/{name}/values", "label_values", a.labelValues)

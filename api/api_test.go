@@ -24,6 +24,7 @@ var testNow = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 type testEnv struct {
 	t      *testing.T
 	head   *tsdb.Head
+	api    *API
 	server *httptest.Server
 }
 
@@ -52,7 +53,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	})
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &testEnv{t: t, head: head, server: srv}
+	return &testEnv{t: t, head: head, api: a, server: srv}
 }
 
 // ms is testNow in milliseconds minus offset.

@@ -1,0 +1,158 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/etcdgate/etcdgate/evaluator"
+)
+
+// QueryEngine evaluates PromQL for /api/v1/query and /api/v1/query_range.
+type QueryEngine interface {
+	Instant(ctx context.Context, qs string, ts time.Time) (*evaluator.Result, error)
+	Range(ctx context.Context, qs string, start, end time.Time, step time.Duration) (*evaluator.Result, error)
+}
+
+// maxPointsPerSeries bounds a range query's resolution, as Prometheus
+// does: a longer range needs a coarser step.
+const maxPointsPerSeries = 11000
+
+// SetQueryEngine makes the API answer queries.
+func (a *API) SetQueryEngine(e QueryEngine) { a.engine.Store(&e) }
+
+func (a *API) queryEngine(w http.ResponseWriter) QueryEngine {
+	if e := a.engine.Load(); e != nil && a.isReady() {
+		return *e
+	}
+	respondError(w, &apiError{typ: errorUnavailable, err: errors.New("etcdgate is not ready: recovery in progress")})
+	return nil
+}
+
+// query serves GET|POST /api/v1/query.
+func (a *API) query(w http.ResponseWriter, r *http.Request) {
+	eng := a.queryEngine(w)
+	if eng == nil {
+		return
+	}
+	ts, err := parseTimeParam(r, "time", time.Now())
+	if err != nil {
+		respondError(w, badData(err))
+		return
+	}
+	ctx, cancel, err := queryContext(r)
+	if err != nil {
+		respondError(w, badData(err))
+		return
+	}
+	defer cancel()
+	res, err := eng.Instant(ctx, r.FormValue("query"), ts)
+	if err != nil {
+		respondError(w, queryError(err))
+		return
+	}
+	writeQueryResult(w, res)
+}
+
+// queryRange serves GET|POST /api/v1/query_range.
+func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
+	eng := a.queryEngine(w)
+	if eng == nil {
+		return
+	}
+	start, end, step, err := parseRangeParams(r)
+	if err != nil {
+		respondError(w, badData(err))
+		return
+	}
+	ctx, cancel, err := queryContext(r)
+	if err != nil {
+		respondError(w, badData(err))
+		return
+	}
+	defer cancel()
+	res, err := eng.Range(ctx, r.FormValue("query"), start, end, step)
+	if err != nil {
+		respondError(w, queryError(err))
+		return
+	}
+	writeQueryResult(w, res)
+}
+
+func parseRangeParams(r *http.Request) (start, end time.Time, step time.Duration, err error) {
+	for _, p := range []string{"start", "end", "step"} {
+		if r.FormValue(p) == "" {
+			return start, end, 0, fmt.Errorf("invalid parameter %q: missing", p)
+		}
+	}
+	if start, err = parseTimeParam(r, "start", time.Time{}); err != nil {
+		return start, end, 0, err
+	}
+	if end, err = parseTimeParam(r, "end", time.Time{}); err != nil {
+		return start, end, 0, err
+	}
+	if end.Before(start) {
+		return start, end, 0, errors.New("invalid parameter \"end\": end timestamp must not be before start time")
+	}
+	if step, err = parseDuration(r.FormValue("step")); err != nil {
+		return start, end, 0, fmt.Errorf("invalid parameter \"step\": %w", err)
+	}
+	if step <= 0 {
+		return start, end, 0, errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer")
+	}
+	if end.Sub(start)/step > maxPointsPerSeries {
+		return start, end, 0, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
+	}
+	return start, end, step, nil
+}
+
+// queryContext applies the timeout parameter; the engine's own timeout
+// still bounds the query.
+func queryContext(r *http.Request) (context.Context, context.CancelFunc, error) {
+	s := r.FormValue("timeout")
+	if s == "" {
+		ctx, cancel := context.WithCancel(r.Context())
+		return ctx, cancel, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid parameter \"timeout\": %w", err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), d)
+	return ctx, cancel, nil
+}
+
+// parseDuration accepts seconds with optional decimals or a Prometheus
+// duration such as 1m30s.
+func parseDuration(s string) (time.Duration, error) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		d := f * float64(time.Second)
+		if d >= float64(math.MaxInt64) || d <= float64(math.MinInt64) {
+			return 0, fmt.Errorf("cannot parse %q to a valid duration. It overflows int64", s)
+		}
+		return time.Duration(d), nil
+	}
+	if d, err := model.ParseDuration(s); err == nil {
+		return time.Duration(d), nil
+	}
+	return 0, fmt.Errorf("cannot parse %q to a valid duration", s)
+}
+
+// queryError maps an evaluation error to its Prometheus error type.
+func queryError(err error) *apiError {
+	switch {
+	case errors.Is(err, evaluator.ErrBadQuery):
+		return &apiError{typ: errorBadData, err: err}
+	case errors.Is(err, evaluator.ErrTimeout):
+		return &apiError{typ: errorTimeout, err: err}
+	case errors.Is(err, evaluator.ErrCanceled):
+		return &apiError{typ: errorCanceled, err: err}
+	}
+	return &apiError{typ: errorExecution, err: err}
+}
