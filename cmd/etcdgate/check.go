@@ -9,8 +9,11 @@ import (
 
 // runCheck validates files without starting anything, like promtool.
 func runCheck(args []string, stdout, stderr io.Writer) int {
+	if len(args) >= 2 && args[0] == "rules" {
+		return runCheckRules(args[1:], stdout, stderr) // rules_cmd.go
+	}
 	if len(args) < 2 || args[0] != "config" && args[0] != "registry" {
-		fmt.Fprintln(stderr, "usage: etcdgate check config FILE... | etcdgate check registry FILE...")
+		fmt.Fprintln(stderr, "usage: etcdgate check config FILE... | etcdgate check registry FILE... | etcdgate check rules FILE...")
 		return 2
 	}
 	load, what := func(p string) error { _, err := LoadConfig(p); return err }, "valid etcdgate config"

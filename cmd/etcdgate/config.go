@@ -48,6 +48,10 @@ type Config struct {
 	Registry RegistryConfig `yaml:"registry"`
 	// SizeRules derive a cluster's size from measured figures.
 	SizeRules []relabel.SizeRule `yaml:"size_rules"`
+
+	// RulesConfig: rule_files, evaluation_interval, alerting, thresholds,
+	// slos, slo_files (rules_config.go).
+	RulesConfig `yaml:",inline"`
 }
 
 // RegistryConfig locates the cluster registry. The file's contents reload
@@ -139,6 +143,7 @@ func DefaultConfig() Config {
 			Defaults:     rl.Defaults,
 			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/"},
 		},
+		RulesConfig: defaultRulesConfig(),
 	}
 }
 
@@ -193,6 +198,10 @@ func LoadConfig(path string) (Config, error) {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
+	// Rule and SLO files too, so that a broken one fails the reload.
+	if err := cfg.RulesConfig.load(filepath.Dir(path)); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
 	return cfg, nil
 }
 
@@ -222,7 +231,7 @@ func (c Config) Validate() error {
 	if len(c.Registry.Etcd.Endpoints) > 0 && c.Registry.Etcd.Prefix == "" {
 		return errors.New("registry: etcd prefix is empty")
 	}
-	return nil
+	return c.RulesConfig.Validate()
 }
 
 // RelabelEnabled reports whether any relabeling or registry key is set.

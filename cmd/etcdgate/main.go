@@ -6,6 +6,8 @@
 //	etcdgate serve [--config FILE] [--listen-address ADDR] [--data-dir DIR]
 //	etcdgate check config FILE...
 //	etcdgate check registry FILE...
+//	etcdgate check rules FILE...
+//	etcdgate slo generate FILE
 //	etcdgate bench --target NAME=URL [flags]
 //	etcdgate version
 package main
@@ -22,6 +24,8 @@ commands:
   serve          run the gateway
   check config   validate configuration files without starting anything
   check registry validate cluster registry files
+  check rules    validate Prometheus rule files
+  slo generate   print the rules an SLO file generates, as a Prometheus rule file
   bench          measure what remote-write receivers hold (etcdgate bench --help)
   version        print version information
 `
@@ -43,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCheck(args[1:], stdout, stderr)
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "slo":
+		return runSLO(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, buildInfo().String())
 		return 0

@@ -120,6 +120,7 @@ type gateway struct {
 	reloads *reloadMetrics
 	relabel *relabel.Pipeline    // nil when relabeling is off
 	regFile *relabel.FileWatcher // nil without registry.file
+	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
 
 	mu  sync.Mutex // serialises reloads and guards the start of ingest
 	cfg Config     // guarded by mu
@@ -150,6 +151,11 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	if g.relabel != nil {
 		relabelStatus = func() any { return g.relabel.Status() }
 	}
+	rt, err := newRuleRuntime(cfg, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	g.rules = rt
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
 		Logger:        logger,
@@ -158,6 +164,8 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Ready:         g.isReady,
 		Reload:        g.reload,
 		RelabelStatus: relabelStatus,
+		Rules:         g.rules,
+		SLOStatus:     g.rules.sloStatus,
 	})
 	g.server = &http.Server{
 		Handler:           g.api.Handler(),
@@ -296,7 +304,9 @@ func (g *gateway) openStore() error {
 	g.mu.Unlock()
 	g.api.SetBackend(in, db)
 	close(g.ready)
-	return nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rules.start(db, in, g.cfg)
 }
 
 func (g *gateway) shutdown(opened <-chan error) error {
@@ -312,6 +322,7 @@ func (g *gateway) shutdown(opened <-chan error) error {
 			return err
 		}
 	}
+	g.rules.stop()
 	if err := g.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -328,6 +339,9 @@ func (g *gateway) reload() (err error) {
 	defer func() { g.reloads.observe(err) }()
 	cfg, err := g.flags.load()
 	if err != nil {
+		return err
+	}
+	if err := g.rules.apply(cfg); err != nil {
 		return err
 	}
 	if err := g.reloadRelabel(&cfg); err != nil {

@@ -1,157 +1,24 @@
 package notifier
 
 import (
-	"encoding/json"
-	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/evaluator/notifier/amtest"
 )
-
-// alertmanagerBinary finds Debian's prometheus-alertmanager. On CI
-// (.ci/run installs it) a missing binary fails the test; elsewhere it
-// skips.
-func alertmanagerBinary(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("alertmanager not installed; .ci/run installs Debian's prometheus-alertmanager package")
-	}
-	t.Skip("alertmanager not installed (apt-get install prometheus-alertmanager)")
-	return ""
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// webhook is the receiver the Alertmanager notifies: it records the
-// status and labels of every alert of every notification.
-type webhook struct {
-	mu   sync.Mutex
-	got  []string // "status alertname cluster region"
-	seen chan struct{}
-}
-
-func (w *webhook) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
-	var msg struct {
-		Alerts []struct {
-			Status string            `json:"status"`
-			Labels map[string]string `json:"labels"`
-		} `json:"alerts"`
-	}
-	body, _ := io.ReadAll(r.Body)
-	if err := json.Unmarshal(body, &msg); err != nil {
-		return
-	}
-	w.mu.Lock()
-	for _, a := range msg.Alerts {
-		w.got = append(w.got, fmt.Sprintf("%s %s %s %s", a.Status, a.Labels["alertname"], a.Labels["cluster"], a.Labels["region"]))
-	}
-	w.mu.Unlock()
-	select {
-	case w.seen <- struct{}{}:
-	default:
-	}
-}
-
-func (w *webhook) waitFor(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.After(30 * time.Second)
-	for {
-		w.mu.Lock()
-		for _, g := range w.got {
-			if g == want {
-				w.mu.Unlock()
-				return
-			}
-		}
-		got := append([]string(nil), w.got...)
-		w.mu.Unlock()
-		select {
-		case <-w.seen:
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatalf("webhook never got %q; got %q", want, got)
-		}
-	}
-}
-
-// startAlertmanager runs Debian's Alertmanager on a free loopback port,
-// clustering off, routing every alert to hook without delay.
-func startAlertmanager(t *testing.T, hook string) string {
-	bin := alertmanagerBinary(t)
-	dir := t.TempDir()
-	cfg := fmt.Sprintf(`route:
-  receiver: hook
-  group_by: [alertname, cluster]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: %s
-        send_resolved: true
-`, hook)
-	cfgFile := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.path="+dir, "--web.listen-address="+addr,
-		"--cluster.listen-address=", "--log.level=warn")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("alertmanager not ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // TestAlertmanagerReceivesAlertAndResolution: a firing alert sent through
 // the notifier reaches a real Alertmanager's receiver with the external
 // labels, then its resolution does. A second, unreachable Alertmanager in
 // the configuration does not stop delivery to the first.
 func TestAlertmanagerReceivesAlertAndResolution(t *testing.T) {
-	hook := &webhook{seen: make(chan struct{}, 1)}
-	srv := httptest.NewServer(hook)
-	defer srv.Close()
-	am := startAlertmanager(t, srv.URL)
+	hook, hookURL := amtest.NewWebhook(t)
+	am := amtest.Start(t, hookURL)
 
 	opts := DefaultOptions()
-	opts.Alertmanagers = []string{am, fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	opts.Alertmanagers = []string{am, "http://127.0.0.1:1"}
 	opts.ExternalLabels = labels.FromStrings("region", "eu-west")
 	opts.MaxRetries, opts.RetryBackoff = 1, 10*time.Millisecond
 	m, err := New(opts)
@@ -170,10 +37,10 @@ func TestAlertmanagerReceivesAlertAndResolution(t *testing.T) {
 		GeneratorURL: "http://etcdgate/graph",
 	}
 	m.Send(alert)
-	hook.waitFor(t, "firing EtcdNoLeader etcd-pay-1 eu-west")
+	hook.WaitFor(t, "firing EtcdNoLeader etcd-pay-1 eu-west")
 
 	resolved := *alert
 	resolved.EndsAt = time.Now()
 	m.Send(&resolved)
-	hook.waitFor(t, "resolved EtcdNoLeader etcd-pay-1 eu-west")
+	hook.WaitFor(t, "resolved EtcdNoLeader etcd-pay-1 eu-west")
 }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/evaluator/notifier"
+	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/evaluator/slo"
+	"github.com/etcdgate/etcdgate/evaluator/thresholds"
+)
+
+// RulesConfig is the rules part of Config: rule files, alerting,
+// threshold tables and SLOs. Everything in it is reloadable.
+type RulesConfig struct {
+	// RuleFiles are globs of Prometheus rule files, relative to the
+	// config file.
+	RuleFiles []string `yaml:"rule_files"`
+	// EvaluationInterval is the interval of groups that set none.
+	EvaluationInterval Duration       `yaml:"evaluation_interval"`
+	Alerting           AlertingConfig `yaml:"alerting"`
+	// Thresholds compile into etcdgate_threshold series.
+	Thresholds thresholds.Config `yaml:"thresholds"`
+	// SLOs inline, and SLOFiles (globs, relative to the config file) of
+	// `slos:` files; both generate rule groups.
+	SLOs     []slo.Spec `yaml:"slos"`
+	SLOFiles []string   `yaml:"slo_files"`
+
+	// Filled by load: the groups to run and every SLO.
+	groups  []rules.GroupSpec
+	allSLOs []slo.Spec
+}
+
+// AlertingConfig is where alerts go, in Prometheus's alerting shape.
+type AlertingConfig struct {
+	// ExternalLabels are added to every alert sent (and are
+	// $externalLabels in templates).
+	ExternalLabels map[string]string    `yaml:"external_labels"`
+	Alertmanagers  []AlertmanagerConfig `yaml:"alertmanagers"`
+	// ResendDelay is how often firing alerts are sent again.
+	ResendDelay Duration `yaml:"resend_delay"`
+	// QueueCapacity bounds the alerts waiting to be sent (oldest dropped).
+	QueueCapacity int `yaml:"queue_capacity"`
+	MaxBatchSize  int `yaml:"max_batch_size"`
+	// MaxRetries is how often a failed send is retried.
+	MaxRetries int `yaml:"max_retries"`
+}
+
+// AlertmanagerConfig is one alertmanagers entry: static targets only.
+type AlertmanagerConfig struct {
+	Scheme        string         `yaml:"scheme"`
+	PathPrefix    string         `yaml:"path_prefix"`
+	Timeout       Duration       `yaml:"timeout"`
+	APIVersion    string         `yaml:"api_version"`
+	StaticConfigs []StaticConfig `yaml:"static_configs"`
+}
+
+// StaticConfig lists Alertmanager host:port targets.
+type StaticConfig struct {
+	Targets []string `yaml:"targets"`
+}
+
+func defaultRulesConfig() RulesConfig {
+	ro, no := rules.DefaultOptions(), notifier.DefaultOptions()
+	return RulesConfig{
+		EvaluationInterval: Duration(ro.EvaluationInterval),
+		Alerting: AlertingConfig{
+			ResendDelay: Duration(ro.ResendDelay), QueueCapacity: no.QueueCapacity,
+			MaxBatchSize: no.MaxBatchSize, MaxRetries: no.MaxRetries,
+		},
+	}
+}
+
+// Validate checks what can be checked without reading files.
+func (c RulesConfig) Validate() error {
+	if c.EvaluationInterval <= 0 || c.Alerting.ResendDelay <= 0 {
+		return errors.New("evaluation_interval and alerting.resend_delay must be positive")
+	}
+	for k := range c.Alerting.ExternalLabels {
+		if !model.LegacyValidation.IsValidLabelName(k) {
+			return fmt.Errorf("alerting.external_labels: invalid label name %q", k)
+		}
+	}
+	for i, am := range c.Alerting.Alertmanagers {
+		if am.APIVersion != "" && am.APIVersion != "v2" {
+			return fmt.Errorf("alerting.alertmanagers[%d]: api_version %q: only v2 is supported", i, am.APIVersion)
+		}
+		if am.Scheme != "" && am.Scheme != "http" && am.Scheme != "https" {
+			return fmt.Errorf("alerting.alertmanagers[%d]: scheme %q: want http or https", i, am.Scheme)
+		}
+	}
+	if _, err := c.NotifierOptions(); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
+	if err := c.Thresholds.Validate(); err != nil {
+		return err
+	}
+	return slo.Validate(c.SLOs)
+}
+
+// NotifierOptions translates the alerting section.
+func (c RulesConfig) NotifierOptions() (notifier.Options, error) {
+	o := notifier.DefaultOptions()
+	a := c.Alerting
+	o.QueueCapacity, o.MaxBatchSize, o.MaxRetries = a.QueueCapacity, a.MaxBatchSize, a.MaxRetries
+	o.ExternalLabels = labels.FromMap(a.ExternalLabels)
+	for _, am := range a.Alertmanagers {
+		scheme := am.Scheme
+		if scheme == "" {
+			scheme = "http"
+		}
+		if am.Timeout > 0 {
+			o.Timeout = max(o.Timeout, time.Duration(am.Timeout))
+		}
+		for _, sc := range am.StaticConfigs {
+			for _, t := range sc.Targets {
+				u := url.URL{Scheme: scheme, Host: t, Path: "/" + strings.Trim(am.PathPrefix, "/")}
+				o.Alertmanagers = append(o.Alertmanagers, u.String())
+			}
+		}
+	}
+	return o, o.Validate()
+}
+
+// load reads the rule and SLO files (relative to dir) and compiles the
+// groups to run: thresholds first, then rule files, then SLOs.
+func (c *RulesConfig) load(dir string) error {
+	c.groups, c.allSLOs = nil, append([]slo.Spec(nil), c.SLOs...)
+	if g, ok, err := c.Thresholds.Compile(); err != nil {
+		return err
+	} else if ok {
+		c.groups = append(c.groups, g)
+	}
+	fileGroups, err := rules.LoadFiles(dir, c.RuleFiles)
+	if err != nil {
+		return err
+	}
+	c.groups = append(c.groups, fileGroups...)
+	for _, pat := range c.SLOFiles {
+		files, err := globRelative(dir, pat)
+		if err != nil {
+			return fmt.Errorf("slo_files: %w", err)
+		}
+		for _, f := range files {
+			specs, err := slo.LoadFile(f)
+			if err != nil {
+				return err
+			}
+			c.allSLOs = append(c.allSLOs, specs...)
+		}
+	}
+	if err := slo.Validate(c.allSLOs); err != nil {
+		return fmt.Errorf("slos: %w", err)
+	}
+	sloGroups, err := slo.Generate(c.allSLOs)
+	if err != nil {
+		return err
+	}
+	c.groups = append(c.groups, sloGroups...)
+	return nil
+}
+
+func globRelative(dir, pat string) ([]string, error) {
+	if !filepath.IsAbs(pat) && dir != "" {
+		pat = filepath.Join(dir, pat)
+	}
+	return filepath.Glob(pat)
+}

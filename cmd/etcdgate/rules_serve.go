@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/evaluator"
+	"github.com/etcdgate/etcdgate/evaluator/notifier"
+	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/evaluator/slo"
+	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// ruleRuntime runs the rule manager and the notifier of a gateway. It
+// exists from the start (the API serves /api/v1/rules from it) and runs
+// once the store is open.
+type ruleRuntime struct {
+	logger      *slog.Logger
+	reg         prometheus.Registerer
+	notifier    *notifier.Manager // immutable after construction
+	notifierRun sync.WaitGroup
+
+	manager atomic.Pointer[rules.Manager] // nil until start
+	query   atomic.Pointer[rules.QueryFunc]
+	slos    atomic.Pointer[[]slo.Spec]
+}
+
+func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*ruleRuntime, error) {
+	no, err := cfg.NotifierOptions()
+	if err != nil {
+		return nil, err
+	}
+	no.Registerer, no.Logger = reg, logger
+	n, err := notifier.New(no)
+	if err != nil {
+		return nil, err
+	}
+	rt := &ruleRuntime{logger: logger, reg: reg, notifier: n}
+	slos := cfg.allSLOs
+	rt.slos.Store(&slos)
+	rt.notifierRun.Go(n.Run)
+	return rt, nil
+}
+
+// start runs the groups of cfg over the store: queries through an engine
+// of their own (rule evaluation does not wait for API queries' slots),
+// results through the ingester's write path.
+func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config) error {
+	q := rules.EngineQueryFunc(evaluator.NewEngine(db, evaluator.Options{}))
+	rt.query.Store(&q)
+	opts := rules.DefaultOptions()
+	opts.Query, opts.Appendable, opts.Queryable = q, pushAppender{in}, db
+	opts.Notify = rt.notify
+	opts.EvaluationInterval = time.Duration(cfg.EvaluationInterval)
+	opts.ResendDelay = time.Duration(cfg.Alerting.ResendDelay)
+	opts.ExternalLabels = cfg.Alerting.ExternalLabels
+	opts.ExternalURL = "http://" + cfg.ListenAddress
+	opts.Registerer, opts.Logger = rt.reg, rt.logger
+	m, err := rules.NewManager(opts)
+	if err != nil {
+		return err
+	}
+	if err := m.Update(cfg.groups); err != nil {
+		return fmt.Errorf("rules: %w", err)
+	}
+	rt.manager.Store(m)
+	rt.logger.Info("rule manager started", "groups", len(cfg.groups))
+	return nil
+}
+
+// apply swaps in a reloaded configuration's groups, SLOs and Alertmanagers.
+// Evaluation interval and resend delay changes take effect on restart.
+func (rt *ruleRuntime) apply(cfg Config) error {
+	no, err := cfg.NotifierOptions()
+	if err != nil {
+		return err
+	}
+	if m := rt.manager.Load(); m != nil {
+		if err := m.Update(cfg.groups); err != nil {
+			return fmt.Errorf("rules: %w", err)
+		}
+	}
+	if err := rt.notifier.ApplyConfig(no); err != nil {
+		return err
+	}
+	slos := cfg.allSLOs
+	rt.slos.Store(&slos)
+	return nil
+}
+
+func (rt *ruleRuntime) stop() {
+	if m := rt.manager.Load(); m != nil {
+		m.Stop()
+	}
+	rt.notifier.Stop()
+	rt.notifierRun.Wait()
+}
+
+// Groups serves the API: none until the store is open.
+func (rt *ruleRuntime) Groups() []*rules.Group {
+	if m := rt.manager.Load(); m != nil {
+		return m.Groups()
+	}
+	return nil
+}
+
+func (rt *ruleRuntime) sloStatus(ctx context.Context, t time.Time) (any, error) {
+	q := rt.query.Load()
+	if q == nil {
+		return nil, fmt.Errorf("etcdgate is not ready: recovery in progress")
+	}
+	st, err := slo.Statuses(ctx, *q, *rt.slos.Load(), t)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"slos": st}, nil
+}
+
+// notify hands rule alerts to the notifier as Prometheus's rule manager
+// does: a resolved alert ends at its resolution, a firing one is valid
+// until ValidUntil.
+func (rt *ruleRuntime) notify(_ context.Context, expr string, alerts ...*rules.Alert) {
+	out := make([]*notifier.Alert, 0, len(alerts))
+	for _, a := range alerts {
+		na := &notifier.Alert{
+			Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.ActiveAt, EndsAt: a.ValidUntil,
+			GeneratorURL: "/graph?g0.expr=" + url.QueryEscape(expr) + "&g0.tab=1",
+		}
+		if !a.ResolvedAt.IsZero() {
+			na.EndsAt = a.ResolvedAt
+		}
+		out = append(out, na)
+	}
+	rt.notifier.Send(out...)
+}
+
+// pushAppender stores rule results through the ingester, with the same
+// validation, relabeling and limits as remote write.
+type pushAppender struct{ in *ingest.Ingester }
+
+func (p pushAppender) AppendSamples(_ context.Context, samples []evaluator.Sample) error {
+	series := make([]ingest.TimeSeries, len(samples))
+	pairs := make([]ingest.Sample, len(samples))
+	for i, s := range samples {
+		ls := make([]ingest.Label, 0, s.Metric.Len())
+		s.Metric.Range(func(l labels.Label) { ls = append(ls, ingest.Label{Name: l.Name, Value: l.Value}) })
+		pairs[i] = ingest.Sample{Value: s.F, Timestamp: s.T}
+		series[i] = ingest.TimeSeries{Labels: ls, Samples: pairs[i : i+1]}
+	}
+	res, err := p.in.Push(series)
+	if err != nil {
+		return err
+	}
+	return res.Err()
+}

@@ -1,0 +1,152 @@
+// Package amtest runs Debian's Alertmanager for integration tests, with a
+// webhook receiver that records what it is notified of.
+package amtest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// binary finds Debian's prometheus-alertmanager. On CI (.ci/run installs
+// it) a missing binary fails the test; elsewhere it skips.
+func binary(t testing.TB) string {
+	t.Helper()
+	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("alertmanager not installed; .ci/run installs Debian's prometheus-alertmanager package")
+	}
+	t.Skip("alertmanager not installed (apt-get install prometheus-alertmanager)")
+	return ""
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Webhook is a receiver for the Alertmanager to notify: it records
+// "status alertname cluster region" of every alert of every notification.
+type Webhook struct {
+	mu   sync.Mutex
+	got  []string // "status alertname cluster region"
+	seen chan struct{}
+}
+
+func (w *Webhook) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Alerts []struct {
+			Status string            `json:"status"`
+			Labels map[string]string `json:"labels"`
+		} `json:"alerts"`
+	}
+	body, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return
+	}
+	w.mu.Lock()
+	for _, a := range msg.Alerts {
+		w.got = append(w.got, fmt.Sprintf("%s %s %s %s", a.Status, a.Labels["alertname"], a.Labels["cluster"], a.Labels["region"]))
+	}
+	w.mu.Unlock()
+	select {
+	case w.seen <- struct{}{}:
+	default:
+	}
+}
+
+// NewWebhook returns a webhook served on loopback until the test ends,
+// and its URL.
+func NewWebhook(t testing.TB) (*Webhook, string) {
+	w := &Webhook{seen: make(chan struct{}, 1)}
+	srv := httptest.NewServer(w)
+	t.Cleanup(srv.Close)
+	return w, srv.URL
+}
+
+// WaitFor waits up to 30 s for a notification line equal to want.
+func (w *Webhook) WaitFor(t testing.TB, want string) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		w.mu.Lock()
+		for _, g := range w.got {
+			if g == want {
+				w.mu.Unlock()
+				return
+			}
+		}
+		got := append([]string(nil), w.got...)
+		w.mu.Unlock()
+		select {
+		case <-w.seen:
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("webhook never got %q; got %q", want, got)
+		}
+	}
+}
+
+// Start runs Debian's Alertmanager on a free loopback port, clustering
+// off, routing every alert to hook without delay, until the test ends.
+// It returns the Alertmanager's base URL.
+func Start(t testing.TB, hook string) string {
+	t.Helper()
+	bin := binary(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`route:
+  receiver: hook
+  group_by: [alertname, cluster]
+  group_wait: 0s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: %s
+        send_resolved: true
+`, hook)
+	cfgFile := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.path="+dir, "--web.listen-address="+addr,
+		"--cluster.listen-address=", "--log.level=warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := http.Get(base + "/-/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alertmanager not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
