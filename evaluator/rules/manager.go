@@ -39,6 +39,10 @@ type Options struct {
 	ExternalURL    string
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
+
+	// manual leaves groups unscheduled: the caller drives Eval and
+	// RestoreForState on a synthetic clock (the promtool-style tests).
+	manual bool
 }
 
 // DefaultOptions returns Prometheus's defaults, with etcdgate's 30 s
@@ -132,7 +136,9 @@ func (m *Manager) Update(specs []GroupSpec) error {
 			old.markStale(context.Background(), now, g.inheritedFrom)
 		}
 		next[k] = g
-		g.start()
+		if !m.opts.manual {
+			g.start()
+		}
 	}
 	for k, old := range m.groups {
 		if next[k] == nil {
