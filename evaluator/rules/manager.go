@@ -39,10 +39,10 @@ type Options struct {
 	ExternalURL    string
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
-
-	// manual leaves groups unscheduled: the caller drives Eval and
-	// RestoreForState on a synthetic clock (the promtool-style tests).
-	manual bool
+	// Manual leaves groups unscheduled: the caller drives Group.Eval
+	// and Group.RestoreForState on a clock of its own (rule tests,
+	// backfilling rules over past data).
+	Manual bool
 }
 
 // DefaultOptions returns Prometheus's defaults, with etcdgate's 30 s
@@ -136,7 +136,7 @@ func (m *Manager) Update(specs []GroupSpec) error {
 			old.markStale(context.Background(), now, g.inheritedFrom)
 		}
 		next[k] = g
-		if !m.opts.manual {
+		if !m.opts.Manual {
 			g.start()
 		}
 	}

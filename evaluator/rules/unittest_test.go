@@ -107,7 +107,7 @@ func runUnitTest(t *testing.T, dir string, f unitFile, ut unitTest) {
 	r.loadSeries(ut)
 	r.opts = DefaultOptions()
 	r.opts.Query, r.opts.Appendable, r.opts.Queryable = EngineQueryFunc(r.engine), headStore{r.head}, r.head
-	r.opts.EvaluationInterval, r.opts.ExternalLabels, r.opts.manual = time.Duration(f.EvaluationInterval), ut.ExternalLabels, true
+	r.opts.EvaluationInterval, r.opts.ExternalLabels, r.opts.Manual = time.Duration(f.EvaluationInterval), ut.ExternalLabels, true
 	r.opts.Logger = orDiscard(nil)
 	r.start(f.RuleFiles)
 
