@@ -26,15 +26,8 @@ func newHeadStore(t testing.TB) headStore {
 	return headStore{h}
 }
 
-func (s headStore) AppendSamples(_ context.Context, samples []evaluator.Sample) error {
-	app := s.h.Appender()
-	for _, x := range samples {
-		if err := app.Append(x.Metric, x.T, x.F); err != nil {
-			app.Rollback()
-			return err
-		}
-	}
-	return app.Commit()
+func (s headStore) AppendSamples(ctx context.Context, samples []evaluator.Sample) error {
+	return TSDBAppendable{s.h}.AppendSamples(ctx, samples)
 }
 
 // last returns the last sample at or before t of the series ls, and

@@ -160,23 +160,10 @@ func loadHead(t *testing.T, input map[string]string) *tsdb.Head {
 	return head
 }
 
-type headAppendable struct{ h *tsdb.Head }
-
-func (a headAppendable) AppendSamples(_ context.Context, samples []evaluator.Sample) error {
-	app := a.h.Appender()
-	for _, s := range samples {
-		if err := app.Append(s.Metric, s.T, s.F); err != nil {
-			app.Rollback()
-			return err
-		}
-	}
-	return app.Commit()
-}
-
 func manualManager(t *testing.T, e *evaluator.Engine, head *tsdb.Head, groups []rules.GroupSpec) *rules.Manager {
 	t.Helper()
 	opts := rules.DefaultOptions()
-	opts.Query, opts.Appendable, opts.Queryable, opts.Manual = rules.EngineQueryFunc(e), headAppendable{head}, head, true
+	opts.Query, opts.Appendable, opts.Queryable, opts.Manual = rules.EngineQueryFunc(e), rules.TSDBAppendable{Store: head}, head, true
 	m, err := rules.NewManager(opts)
 	if err != nil {
 		t.Fatal(err)
