@@ -136,7 +136,7 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 			}
 		}
 		if op == "quantile" && (math.IsNaN(q[i]) || q[i] < 0 || q[i] > 1) {
-			ev.annos.add(false, quantileWarning(q[i]))
+			ev.annotate(false, quantileWarning(q[i]))
 		}
 	}
 	return c.matrix()

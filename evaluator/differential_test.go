@@ -176,6 +176,10 @@ var diffQueries = []string{
 // etcd-like data with this engine and with Prometheus's, and requires the
 // same answers.
 func TestDifferentialAgainstPrometheus(t *testing.T) {
+	// Every selector runs on several workers, in small batches, so that
+	// the race detector sees the parallel path.
+	defer func(n, b int) { minParallelSeries, seriesBatch = n, b }(minParallelSeries, seriesBatch)
+	minParallelSeries, seriesBatch = 4, 3
 	f := newEtcdFleet(t, 6, 3*time.Hour)
 	queries := append(append([]string(nil), diffQueries...), randomQueries(rand.New(rand.NewPCG(7, 9)), 300)...)
 	ours := NewEngine(f.head, Options{})

@@ -2,6 +2,8 @@ package evaluator
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/prometheus/model/labels"
@@ -20,11 +22,20 @@ type queryState struct {
 	queryStep            int64 // what step() means: 0 for an instant query
 	defaultSubqueryStep  int64
 
-	maxSamples int64 // bound on points held at once
-	held       int64 // points held by intermediate results
+	maxSamples int64        // bound on points held at once
+	held       atomic.Int64 // points held by intermediate results
 
-	samplesLoaded, seriesLoaded int64
+	// Series workers update these concurrently.
+	samplesLoaded, seriesLoaded atomic.Int64
+	annosMu                     sync.Mutex
 	annos                       Annotations
+}
+
+// annotate records a warning (or an info note) for the query's result.
+func (qs *queryState) annotate(info bool, msg string) {
+	qs.annosMu.Lock()
+	qs.annos.add(info, msg)
+	qs.annosMu.Unlock()
 }
 
 // evaluator evaluates expressions at the steps start, start+interval, ...
@@ -78,15 +89,15 @@ func (ev *evaluator) rollupExpr(e *metricsql.RollupExpr) any {
 		return ev.vectorSelector(me, mods)
 	}
 	src := ev.rangeSource(e)
-	var out rangeMatrix
+	var out Matrix
 	end := src.mods.refTime(ev.end)
-	src.each(func(metric labels.Labels, pts []FPoint) {
+	src.each(func(n int) { out = make(Matrix, n) }, func(_ *seriesWorker, i int, metric labels.Labels, pts []FPoint) {
 		if w := windowPoints(pts, end-src.rangeMs, end); len(w) > 0 {
 			ev.hold(len(w))
-			out = append(out, Series{Metric: metric, Floats: w})
+			out[i] = Series{Metric: metric, Floats: w}
 		}
 	})
-	return out
+	return rangeMatrix(compact(out))
 }
 
 // constant is a number at every step.
@@ -107,8 +118,7 @@ func (ev *evaluator) checkContext() {
 
 // hold accounts n more points held by the query and enforces the limit.
 func (ev *evaluator) hold(n int) {
-	ev.held += int64(n)
-	if ev.held > ev.maxSamples {
+	if ev.held.Add(int64(n)) > ev.maxSamples {
 		raiseErr(ErrTooManySamples)
 	}
 }
@@ -116,7 +126,7 @@ func (ev *evaluator) hold(n int) {
 // release returns points to the budget once a result is consumed.
 func (ev *evaluator) release(m Matrix) {
 	for _, s := range m {
-		ev.held -= int64(len(s.Floats))
+		ev.held.Add(-int64(len(s.Floats)))
 	}
 }
 
@@ -138,9 +148,4 @@ func scalarOf(v any) scalarSteps {
 }
 
 // dropName returns lset without its metric name.
-func dropName(lset labels.Labels) labels.Labels {
-	if !lset.Has(labels.MetricName) {
-		return lset
-	}
-	return labels.NewBuilder(lset).Del(labels.MetricName).Labels()
-}
+func dropName(lset labels.Labels) labels.Labels { return lset.DropMetricName() }

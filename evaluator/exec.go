@@ -55,7 +55,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded, SeriesLoaded: ev.seriesLoaded}}
+	res := &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load()}}
 	res.Value = ev.resultValue(val, instant)
 	return res, nil
 }

@@ -242,7 +242,7 @@ func (ev *evaluator) resolveMods(re *metricsql.RollupExpr) selectorMods {
 // always ordered by labels, so there it does nothing. NaN sorts last.
 func (ev *evaluator) sortByValue(m Matrix, desc bool) Matrix {
 	if ev.queryStep != 0 {
-		ev.annos.add(false, sortInRangeQuery)
+		ev.annotate(false, sortInRangeQuery)
 		return m
 	}
 	sort.SliceStable(m, func(i, j int) bool {
@@ -264,7 +264,7 @@ const sortInRangeQuery = "PromQL warning: sort is ineffective for range queries 
 
 func (ev *evaluator) sortByLabel(m Matrix, names []string, desc bool) Matrix {
 	if ev.queryStep != 0 {
-		ev.annos.add(false, sortInRangeQuery)
+		ev.annotate(false, sortInRangeQuery)
 	}
 	sort.SliceStable(m, func(i, j int) bool {
 		for _, n := range names {

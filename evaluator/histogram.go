@@ -25,14 +25,14 @@ func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
 	qs := scalarOf(ev.eval(args[0]))
 	for _, q := range qs {
 		if math.IsNaN(q) || q < 0 || q > 1 {
-			ev.annos.add(false, quantileWarning(q))
+			ev.annotate(false, quantileWarning(q))
 		}
 	}
 	m := vectorOf(ev.eval(args[1]))
 	return ev.eachClassicHistogram(m, func(i int, buckets []bucket) (float64, bool) {
 		f, forced := bucketQuantile(qs[i], buckets)
 		if forced {
-			ev.annos.add(true, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)")
+			ev.annotate(true, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)")
 		}
 		return f, true
 	})
@@ -68,7 +68,7 @@ func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []
 			le := s.Metric.Get(labels.BucketLabel)
 			ub, err := strconv.ParseFloat(le, 64)
 			if err != nil || math.IsNaN(ub) {
-				ev.annos.add(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
+				ev.annotate(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
 				continue
 			}
 			keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)

@@ -3,18 +3,17 @@ package evaluator
 import (
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // rangeSource is a range-vector argument: a range selector or a subquery.
-// each hands every series' points (sorted, without staleness markers) to
-// fn one series at a time, so that a rollup over a range selector never
-// holds more than one series' raw samples.
+// each tells start the number of series, then hands every series' points
+// (sorted, without staleness markers) to fn, with the series' position:
+// a rollup over a range selector holds only one series' raw samples per
+// worker at a time.
 type rangeSource struct {
 	rangeMs int64
 	mods    selectorMods
-	each    func(fn func(metric labels.Labels, pts []FPoint))
+	each    func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint))
 }
 
 func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
@@ -26,10 +25,9 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	src := &rangeSource{rangeMs: rng, mods: mods}
 	if e.ForSubquery() {
 		m := ev.subquery(e, mods, rng)
-		src.each = func(fn func(labels.Labels, []FPoint)) {
-			for _, s := range m {
-				fn(s.Metric, s.Floats)
-			}
+		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint)) {
+			start(len(m))
+			ev.parallel(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) })
 		}
 		return src
 	}
@@ -38,14 +36,8 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 		raise("ranges are only allowed for vector selectors, not %s", e.Expr.AppendString(nil))
 	}
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
-	src.each = func(fn func(labels.Labels, []FPoint)) {
-		var buf []FPoint
-		ev.selectSeries(me, first-rng+1, last, func(lset labels.Labels, it tsdb.Iterator) {
-			buf = ev.load(it, buf[:0], true)
-			if len(buf) > 0 {
-				fn(lset, buf)
-			}
-		})
+	src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint)) {
+		ev.forSeries(me, first-rng+1, last, true, start, fn)
 	}
 	return src
 }
@@ -100,10 +92,12 @@ type rollupFunc func(w *rollupWindow) (f float64, ok bool)
 // rollup applies fn to every series of src at every step.
 func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarSteps, keepName bool) Matrix {
 	n := ev.numSteps()
-	w := rollupWindow{rangeMs: src.rangeMs, params: make([]float64, len(params)), ev: ev}
 	var out Matrix
-	src.each(func(metric labels.Labels, pts []FPoint) {
-		w.metric = metric
+	src.each(func(count int) { out = make(Matrix, count) }, func(_ *seriesWorker, si int, metric labels.Labels, pts []FPoint) {
+		w := rollupWindow{rangeMs: src.rangeMs, metric: metric, ev: ev}
+		if len(params) > 0 {
+			w.params = make([]float64, len(params))
+		}
 		var res []FPoint
 		lo, hi := 0, 0
 		for i := 0; i < n; i++ {
@@ -123,6 +117,9 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 				w.params[k] = p[i]
 			}
 			if f, ok := fn(&w); ok {
+				if res == nil {
+					res = make([]FPoint, 0, n-i)
+				}
 				res = append(res, FPoint{T: ts, F: f})
 			}
 		}
@@ -131,10 +128,11 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 		}
 		ev.hold(len(res))
 		if !keepName {
-			metric = dropName(metric)
+			metric = metric.DropMetricName()
 		}
-		out = append(out, Series{Metric: metric, Floats: res})
+		out[si] = Series{Metric: metric, Floats: res}
 	})
+	out = compact(out)
 	if !keepName {
 		out = ev.mergeSameLabels(out)
 	}

@@ -140,7 +140,7 @@ func madOverTime(w *rollupWindow) (float64, bool) {
 func quantileOverTime(w *rollupWindow) (float64, bool) {
 	q := w.params[0]
 	if math.IsNaN(q) || q < 0 || q > 1 {
-		w.ev.annos.add(false, quantileWarning(q))
+		w.ev.annotate(false, quantileWarning(q))
 	}
 	vals := make([]float64, len(w.pts))
 	for i, p := range w.pts {

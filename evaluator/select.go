@@ -95,44 +95,57 @@ func matcherSets(me *metricsql.MetricExpr) [][]*labels.Matcher {
 	return sets
 }
 
-// selectSeries calls fn for every series matching me that has samples in
-// [mint, maxt], in label order within each matcher set.
-func (ev *evaluator) selectSeries(me *metricsql.MetricExpr, mint, maxt int64, fn func(lset labels.Labels, it tsdb.Iterator)) {
+// forSeries selects the series matching me with samples in [mint, maxt]
+// and hands each one's samples to fn, from several goroutines. i is the
+// series' position in label order (within each matcher set), for callers
+// that keep results in order. start, if not nil, learns the number of
+// series first. Staleness markers are dropped when dropStale is set.
+func (ev *evaluator) forSeries(me *metricsql.MetricExpr, mint, maxt int64, dropStale bool,
+	start func(n int), fn func(w *seriesWorker, i int, lset labels.Labels, pts []FPoint)) {
 	q, err := ev.store.Querier(mint, maxt)
 	if err != nil {
 		raiseErr(err)
 	}
-	defer q.Close()
+	defer q.Close() // after the workers: iterators read through it
+	series := ev.selectAll(q, me)
+	ev.seriesLoaded.Add(int64(len(series)))
+	if start != nil {
+		start(len(series))
+	}
+	ev.parallel(len(series), func(w *seriesWorker, i int) {
+		w.it = series[i].Iterator(w.it)
+		w.buf = ev.load(w.it, w.buf[:0], dropStale)
+		fn(w, i, series[i].Labels(), w.buf)
+	})
+}
+
+// selectAll returns the series of every matcher set, without duplicates.
+func (ev *evaluator) selectAll(q tsdb.Querier, me *metricsql.MetricExpr) []tsdb.Series {
 	sets := matcherSets(me)
 	var seen map[uint64]struct{}
 	if len(sets) > 1 {
 		seen = map[uint64]struct{}{}
 	}
-	var it tsdb.Iterator
+	var series []tsdb.Series
 	for _, ms := range sets {
 		ss := q.Select(ev.ctx, ms...)
 		for ss.Next() {
 			s := ss.At()
-			lset := s.Labels()
 			if seen != nil {
-				h := lset.Hash()
+				h := s.Labels().Hash()
 				if _, dup := seen[h]; dup {
 					continue
 				}
 				seen[h] = struct{}{}
 			}
-			ev.seriesLoaded++
-			if ev.seriesLoaded%1024 == 0 {
-				ev.checkContext()
-			}
-			it = s.Iterator(it)
-			fn(lset, it)
+			series = append(series, s)
 		}
 		if err := ss.Err(); err != nil {
 			ev.checkContext()
 			raiseErr(err)
 		}
 	}
+	return series
 }
 
 // load appends the iterator's samples to buf, dropping staleness markers
@@ -148,8 +161,8 @@ func (ev *evaluator) load(it tsdb.Iterator, buf []FPoint, dropStale bool) []FPoi
 	if err := it.Err(); err != nil {
 		raiseErr(err)
 	}
-	ev.samplesLoaded += int64(len(buf))
-	if int64(len(buf)) > ev.maxSamples-ev.held {
+	ev.samplesLoaded.Add(int64(len(buf)))
+	if int64(len(buf)) > ev.maxSamples-ev.held.Load() {
 		raiseErr(ErrTooManySamples)
 	}
 	return buf
@@ -171,15 +184,25 @@ func (ev *evaluator) vectorSelectorTimes(me *metricsql.MetricExpr, mods selector
 func (ev *evaluator) selectInstant(me *metricsql.MetricExpr, mods selectorMods, times bool) Matrix {
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
 	var out Matrix
-	var buf []FPoint
-	ev.selectSeries(me, first-ev.lookback+1, last, func(lset labels.Labels, it tsdb.Iterator) {
-		buf = ev.load(it, buf[:0], false)
-		pts := ev.instantPoints(buf, mods, times)
-		if len(pts) > 0 {
-			ev.hold(len(pts))
-			out = append(out, Series{Metric: lset, Floats: pts})
+	ev.forSeries(me, first-ev.lookback+1, last, false,
+		func(n int) { out = make(Matrix, n) },
+		func(_ *seriesWorker, i int, lset labels.Labels, pts []FPoint) {
+			if p := ev.instantPoints(pts, mods, times); len(p) > 0 {
+				ev.hold(len(p))
+				out[i] = Series{Metric: lset, Floats: p}
+			}
+		})
+	return compact(out)
+}
+
+// compact drops the empty series of m, keeping the order.
+func compact(m Matrix) Matrix {
+	out := m[:0]
+	for _, s := range m {
+		if len(s.Floats) > 0 {
+			out = append(out, s)
 		}
-	})
+	}
 	return out
 }
 

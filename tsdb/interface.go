@@ -62,7 +62,10 @@ type Querier interface {
 	Close() error
 }
 
-// SeriesSet iterates over series. At is valid until the next call to Next.
+// SeriesSet iterates over series. A Series from At stays valid after Next
+// and until the Querier is closed, and the Iterators of different Series
+// may be used from different goroutines: the query engine decodes series
+// in parallel.
 type SeriesSet interface {
 	Next() bool
 	At() Series

@@ -1,0 +1,76 @@
+package evaluator
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// Series are evaluated in batches of seriesBatch by up to GOMAXPROCS
+// workers; below minParallelSeries one goroutine does it, as handing out
+// work would cost more than it saves. A variable so tests can force the
+// parallel path on small data.
+var (
+	minParallelSeries = 512
+	seriesBatch       = 64
+)
+
+// seriesWorker is one goroutine's scratch: an iterator and a sample
+// buffer reused from series to series.
+type seriesWorker struct {
+	it  tsdb.Iterator
+	buf []FPoint
+}
+
+// parallel calls fn for every i in [0, n), from several goroutines when n
+// is large. A panic in fn (how evaluation raises errors) stops the other
+// workers and is re-raised in the caller's goroutine.
+func (ev *evaluator) parallel(n int, fn func(w *seriesWorker, i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/minParallelSeries)
+	if workers <= 1 {
+		w := &seriesWorker{}
+		for i := range n {
+			if i%1024 == 0 {
+				ev.checkContext()
+			}
+			fn(w, i)
+		}
+		return
+	}
+	var (
+		next     atomic.Int64
+		failed   atomic.Bool
+		panicked any
+		once     sync.Once
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { panicked = r })
+					failed.Store(true)
+				}
+			}()
+			w := &seriesWorker{}
+			for !failed.Load() {
+				start := int(next.Add(int64(seriesBatch))) - seriesBatch
+				if start >= n {
+					return
+				}
+				ev.checkContext()
+				for i := start; i < min(start+seriesBatch, n); i++ {
+					fn(w, i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
+}
