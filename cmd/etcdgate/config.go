@@ -49,6 +49,9 @@ type Config struct {
 	// SizeRules derive a cluster's size from measured figures.
 	SizeRules []relabel.SizeRule `yaml:"size_rules"`
 
+	// Query bounds PromQL evaluation (query_config.go).
+	Query QueryConfig `yaml:"query"`
+
 	// RulesConfig: rule_files, evaluation_interval, alerting, thresholds,
 	// slos, slo_files (rules_config.go).
 	RulesConfig `yaml:",inline"`
@@ -143,6 +146,7 @@ func DefaultConfig() Config {
 			Defaults:     rl.Defaults,
 			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/"},
 		},
+		Query:       defaultQueryConfig(),
 		RulesConfig: defaultRulesConfig(),
 	}
 }
@@ -230,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Registry.Etcd.Endpoints) > 0 && c.Registry.Etcd.Prefix == "" {
 		return errors.New("registry: etcd prefix is empty")
+	}
+	if err := c.Query.Validate(); err != nil {
+		return err
 	}
 	return c.RulesConfig.Validate()
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -97,6 +98,22 @@ remote_write:
 			t.Fatalf("%s: etcdgate has %v, Prometheus scraped %v", match, got, want)
 		}
 	}
+	// Queries over what arrived answer as Prometheus answers over what it
+	// scraped, at a time both have complete (remote write lags by about a
+	// second; a few retries absorb a slow send).
+	for _, q := range []string{
+		`count by (job) (up)`,
+		`sum by (job) (rate(scrape_samples_scraped[10s]))`,
+		`histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[15s])))`,
+		`max by (job) (max_over_time(scrape_duration_seconds[20s])) > bool 0`,
+	} {
+		var got, want string
+		waitFor(t, 30*time.Second, "etcdgate to answer "+q+" as Prometheus does", func() bool {
+			at := strconv.FormatInt(time.Now().Add(-5*time.Second).Unix(), 10)
+			got, want = queryResult(t, gw, q, at), queryResult(t, promURL, q, at)
+			return got == want && got != "[]"
+		})
+	}
 	// Many metric families arrived, not only a few.
 	if n := len(seriesOf(t, gw, `{job="prometheus"}`)); n < 100 {
 		t.Fatalf("only %d series of job prometheus arrived", n)
@@ -112,4 +129,33 @@ remote_write:
 	if err := prom.stop(30 * time.Second); err != nil {
 		t.Fatalf("stop prometheus: %v", err)
 	}
+}
+
+// queryResult runs an instant query and returns its result normalised for
+// comparison: samples sorted, without the external label Prometheus adds
+// when it sends.
+func queryResult(t *testing.T, base, query, at string) string {
+	t.Helper()
+	code, body := httpGet(base + "/api/v1/query?" + url.Values{"query": {query}, "time": {at}}.Encode())
+	if code != 200 {
+		t.Fatalf("query %s at %s: %d %s", query, base, code, body)
+	}
+	var resp struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatalf("query %s at %s: %v", query, base, err)
+	}
+	var out []string
+	for _, r := range resp.Data.Result {
+		delete(r.Metric, "replica")
+		out = append(out, fmt.Sprint(r.Metric, r.Value))
+	}
+	slices.Sort(out)
+	return fmt.Sprint(out)
 }

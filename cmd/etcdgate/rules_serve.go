@@ -55,7 +55,7 @@ func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) 
 // of their own (rule evaluation does not wait for API queries' slots),
 // results through the ingester's write path.
 func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config) error {
-	q := rules.EngineQueryFunc(evaluator.NewEngine(db, evaluator.Options{}))
+	q := rules.EngineQueryFunc(evaluator.NewEngine(db, cfg.Query.EngineOptions()))
 	rt.query.Store(&q)
 	opts := rules.DefaultOptions()
 	opts.Query, opts.Appendable, opts.Queryable = q, pushAppender{in}, db

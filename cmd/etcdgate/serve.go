@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
+	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
 	"github.com/etcdgate/etcdgate/relabel"
 	"github.com/etcdgate/etcdgate/tsdb"
@@ -303,6 +304,7 @@ func (g *gateway) openStore() error {
 	db.SetLimits(g.cfg.HeadLimits())
 	g.mu.Unlock()
 	g.api.SetBackend(in, db)
+	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.EngineOptions()))
 	close(g.ready)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -352,6 +354,10 @@ func (g *gateway) reload() (err error) {
 			return err
 		}
 		g.db.SetLimits(cfg.HeadLimits())
+		if cfg.Query != g.cfg.Query {
+			// Queries running keep the engine they started on.
+			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.EngineOptions()))
+		}
 	}
 	lvl, _ := parseLogLevel(cfg.LogLevel)
 	g.level.Set(lvl)
