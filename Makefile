@@ -3,7 +3,7 @@ GO        ?= go
 BIN       := bin/etcdgate
 PKGS      := ./...
 # Packages whose concurrency the race detector must check.
-RACE_PKGS := ./ingest/... ./tsdb/... ./api/... ./bench/... ./relabel/...
+RACE_PKGS := ./ingest/... ./tsdb/... ./api/... ./bench/... ./relabel/... ./evaluator/...
 FUZZTIME  ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
@@ -14,7 +14,7 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.branch=$(BRANCH) -X main.revisio
              -X main.buildUser=$(shell whoami)@$(shell hostname) \
              -X main.buildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: build run test test-race bench bench-go fuzz lint vet fmt-check staticcheck clean
+.PHONY: build run test test-race bench bench-go bench-query fuzz lint vet fmt-check staticcheck clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/etcdgate
@@ -42,6 +42,14 @@ bench: build
 # Micro-benchmarks of the write path (decode, validate, head append).
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./ingest/... ./tsdb/...
+
+# Query engine benchmarks: etcd SLO queries (error ratio, p99 latency,
+# leader changes) over 100k series, with this engine and Prometheus's on
+# the same data. QUERY_BENCH='Query/series=1M' for the 1M-series fleet
+# (loading it into both stores takes minutes and ~8 GiB).
+QUERY_BENCH ?= Query/series=100k
+bench-query:
+	$(GO) test -run '^$$' -bench '$(QUERY_BENCH)' -benchmem -benchtime 10x -timeout 60m ./evaluator/
 
 # A short run of every fuzz target; FUZZTIME=5m for a longer one.
 fuzz:

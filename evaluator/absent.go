@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -64,7 +65,7 @@ func absentLabels(e metricsql.Expr) labels.Labels {
 	b := labels.NewBuilder(labels.EmptyLabels())
 	seen := map[string]int{}
 	for _, lf := range me.LabelFilterss[0] {
-		if lf.Label == labels.MetricName {
+		if lf.Label == model.MetricNameLabel {
 			continue
 		}
 		seen[lf.Label]++

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -20,7 +21,7 @@ func newGrouping(e *metricsql.AggrFuncExpr) grouping {
 	g := grouping{without: strings.EqualFold(e.Modifier.Op, "without")}
 	g.names = slices.Clone(e.Modifier.Args)
 	if g.without {
-		g.names = append(g.names, labels.MetricName)
+		g.names = append(g.names, model.MetricNameLabel)
 	}
 	slices.Sort(g.names)
 	return g

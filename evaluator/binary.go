@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -136,7 +137,7 @@ func newMatching(e *metricsql.BinaryOpExpr) *matching {
 	if m.on {
 		m.sigNames = slices.Sorted(slices.Values(m.labels))
 	} else {
-		m.sigNames = slices.Sorted(slices.Values(append([]string{labels.MetricName}, m.labels...)))
+		m.sigNames = slices.Sorted(slices.Values(append([]string{model.MetricNameLabel}, m.labels...)))
 		m.sigExcludes = true
 	}
 	return m

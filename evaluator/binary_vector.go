@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -144,7 +145,7 @@ func (ev *evaluator) checkUniqueMatch(matched map[string]map[uint64]struct{}, si
 func resultMetric(many, one labels.Labels, match *matching, dropName bool) labels.Labels {
 	b := labels.NewBuilder(many)
 	if dropName {
-		b.Del(labels.MetricName)
+		b.Del(model.MetricNameLabel)
 	}
 	if match.card == "one-to-one" {
 		if match.on {

@@ -14,8 +14,11 @@ type Options struct {
 	LookbackDelta time.Duration
 	// Timeout bounds one query. Default 2m.
 	Timeout time.Duration
-	// MaxSamples bounds the samples a query holds in memory at once
-	// (Prometheus's --query.max-samples). Default 50,000,000.
+	// MaxSamples bounds the points a query holds in memory: the raw
+	// samples of the series a worker is reading plus every point of the
+	// intermediate results (counted as they are made, never released, so
+	// the bound is conservative). Like Prometheus's --query.max-samples.
+	// Default 50,000,000.
 	MaxSamples int64
 	// MaxConcurrent bounds the queries evaluated at once; more wait for a
 	// slot until their timeout. Default 20.

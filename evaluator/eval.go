@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/etcdgate/etcdgate/tsdb"
@@ -123,13 +124,6 @@ func (ev *evaluator) hold(n int) {
 	}
 }
 
-// release returns points to the budget once a result is consumed.
-func (ev *evaluator) release(m Matrix) {
-	for _, s := range m {
-		ev.held.Add(-int64(len(s.Floats)))
-	}
-}
-
 // vectorOf asserts that v is an instant vector.
 func vectorOf(v any) Matrix {
 	m, ok := v.(Matrix)
@@ -148,4 +142,6 @@ func scalarOf(v any) scalarSteps {
 }
 
 // dropName returns lset without its metric name.
-func dropName(lset labels.Labels) labels.Labels { return lset.DropMetricName() }
+func dropName(lset labels.Labels) labels.Labels { return lset.DropReserved(isMetricName) }
+
+func isMetricName(name string) bool { return name == model.MetricNameLabel }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime/debug"
 	"sort"
 
@@ -135,5 +134,3 @@ type scalarSteps []float64
 // selector or a subquery) at an instant query's single step: every series
 // with its raw samples in the window.
 type rangeMatrix Matrix
-
-var nan = math.NaN()

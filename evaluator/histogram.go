@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -74,7 +75,7 @@ func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []
 			keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)
 			g, ok := groups[string(keyBuf)]
 			if !ok {
-				g = &group{metric: labels.NewBuilder(s.Metric).Del(labels.MetricName, labels.BucketLabel).Labels()}
+				g = &group{metric: labels.NewBuilder(s.Metric).Del(model.MetricNameLabel, labels.BucketLabel).Labels()}
 				groups[string(keyBuf)] = g
 				order = append(order, g)
 			}

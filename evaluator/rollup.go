@@ -128,7 +128,7 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 		}
 		ev.hold(len(res))
 		if !keepName {
-			metric = metric.DropMetricName()
+			metric = dropName(metric)
 		}
 		out[si] = Series{Metric: metric, Floats: res}
 	})

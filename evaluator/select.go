@@ -31,8 +31,6 @@ func (m selectorMods) refTime(ts int64) int64 {
 	return ts - m.offset
 }
 
-func (ev *evaluator) refTime(ts int64, m selectorMods) int64 { return m.refTime(ts) }
-
 func (ev *evaluator) modsOf(e *metricsql.RollupExpr) selectorMods {
 	m := selectorMods{offset: e.Offset.Duration(ev.interval)}
 	if e.At != nil {
