@@ -43,6 +43,8 @@ const PeriodInterval = time.Hour
 func RatioMetric(window string) string { return "slo:sli_error:ratio_rate" + window }
 
 const (
+	errorRateMetric = "slo:sli_error:rate5m"
+	totalRateMetric = "slo:sli_total:rate5m"
 	hourlyMetric    = "slo:sli_error:ratio_rate1h:hourly"
 	budgetLeft      = "slo:period_error_budget_remaining:ratio"
 	objectiveMetric = "slo:objective:ratio"
@@ -81,23 +83,39 @@ func (s *Spec) queries() (pre []rules.RuleSpec, errQ, totalQ string, err error) 
 	return b.pre, b.errorQuery, b.totalQuery, err
 }
 
+// ratioGroup records the SLI's error and total rates over 5m, from the
+// raw series, and derives every window's error ratio from those two
+// recorded series: a window of W reads one sample per round and cluster
+// instead of every raw sample of every member (a 3d window of raw
+// counters scraped every 30s is 8,640 samples per series). This is how
+// Sloth computes its period ratio; the ratio of the sums of the 5m rates
+// over W is the error ratio over W with its edges smoothed by 5m.
 func (s *Spec) ratioGroup() (rules.GroupSpec, error) {
 	pre, errQ, totalQ, err := s.queries()
 	if err != nil {
 		return rules.GroupSpec{}, err
 	}
 	g := rules.GroupSpec{Name: "slo-" + s.Name, Rules: pre}
-	for _, w := range Windows {
-		e, err := expandWindow(errQ, w)
-		if err != nil {
-			return g, err
-		}
-		t, err := expandWindow(totalQ, w)
-		if err != nil {
-			return g, err
-		}
+	e, err := expandWindow(errQ, Windows[0])
+	if err != nil {
+		return g, err
+	}
+	t, err := expandWindow(totalQ, Windows[0])
+	if err != nil {
+		return g, err
+	}
+	sel := fmt.Sprintf("{slo=%q}", s.Name)
+	g.Rules = append(g.Rules,
+		rules.RuleSpec{Record: errorRateMetric, Expr: e, Labels: s.sloLabel()},
+		rules.RuleSpec{Record: totalRateMetric, Expr: t, Labels: s.sloLabel()},
+		rules.RuleSpec{Record: RatioMetric(Windows[0]), Expr: errorRateMetric + sel + " / " + totalRateMetric + sel, Labels: s.sloLabel()},
+	)
+	for _, w := range Windows[1:] {
 		g.Rules = append(g.Rules, rules.RuleSpec{
-			Record: RatioMetric(w), Expr: fmt.Sprintf("(%s)\n/\n(%s)", e, t), Labels: s.sloLabel(),
+			Record: RatioMetric(w),
+			Expr: fmt.Sprintf("sum_over_time(%s%s[%s])\n/\nsum_over_time(%s%s[%s])",
+				errorRateMetric, sel, w, totalRateMetric, sel, w),
+			Labels: s.sloLabel(),
 		})
 	}
 	g.Rules = append(g.Rules, s.alert("page"), s.alert("ticket"))

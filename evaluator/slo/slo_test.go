@@ -36,8 +36,8 @@ func TestGenerate(t *testing.T) {
 		t.Fatalf("generated rules invalid: %v\n%s", errs, out)
 	}
 	g := groups[0]
-	// availability: its member rule, 7 ratios, page and ticket alerts.
-	if len(g.Rules) != 1+len(Windows)+2 || g.Rules[0].Record != "slo:etcd_member_unavailable:bool" {
+	// availability: its member rule, error and total rates, 7 ratios, page and ticket alerts.
+	if len(g.Rules) != 1+2+len(Windows)+2 || g.Rules[0].Record != "slo:etcd_member_unavailable:bool" {
 		t.Fatalf("availability group: %+v", g.Rules)
 	}
 	page := g.Rules[len(g.Rules)-2]
@@ -94,7 +94,7 @@ func TestGeneratedRulesPassPromtool(t *testing.T) {
 	if err != nil {
 		t.Fatalf("promtool check rules: %v\n%s", err, res)
 	}
-	if !strings.Contains(string(res), "SUCCESS: 80 rules found") {
+	if !strings.Contains(string(res), "SUCCESS: 92 rules found") {
 		t.Fatalf("promtool: %s", res)
 	}
 }
