@@ -33,9 +33,11 @@ type RulesConfig struct {
 	SLOs     []slo.Spec `yaml:"slos"`
 	SLOFiles []string   `yaml:"slo_files"`
 
-	// Filled by load: the groups to run and every SLO.
-	groups  []rules.GroupSpec
-	allSLOs []slo.Spec
+	// Filled by load: the groups to run, every SLO, and the rule and SLO
+	// file globs made absolute (watched for changes).
+	groups    []rules.GroupSpec
+	allSLOs   []slo.Spec
+	fileGlobs []string
 }
 
 // AlertingConfig is where alerts go, in Prometheus's alerting shape.
@@ -132,7 +134,13 @@ func (c RulesConfig) NotifierOptions() (notifier.Options, error) {
 // load reads the rule and SLO files (relative to dir) and compiles the
 // groups to run: thresholds first, then rule files, then SLOs.
 func (c *RulesConfig) load(dir string) error {
-	c.groups, c.allSLOs = nil, append([]slo.Spec(nil), c.SLOs...)
+	c.groups, c.allSLOs, c.fileGlobs = nil, append([]slo.Spec(nil), c.SLOs...), nil
+	for _, g := range append(append([]string(nil), c.RuleFiles...), c.SLOFiles...) {
+		if !filepath.IsAbs(g) {
+			g = filepath.Join(dir, g)
+		}
+		c.fileGlobs = append(c.fileGlobs, g)
+	}
 	if g, ok, err := c.Thresholds.Compile(); err != nil {
 		return err
 	} else if ok {

@@ -32,6 +32,8 @@ type ruleRuntime struct {
 	manager atomic.Pointer[rules.Manager] // nil until start
 	query   atomic.Pointer[rules.QueryFunc]
 	slos    atomic.Pointer[[]slo.Spec]
+	globs   atomic.Pointer[[]string] // rule and SLO files to watch
+	watcher atomic.Pointer[fileWatcher] // set by start
 }
 
 func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*ruleRuntime, error) {
@@ -45,8 +47,9 @@ func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) 
 		return nil, err
 	}
 	rt := &ruleRuntime{logger: logger, reg: reg, notifier: n}
-	slos := cfg.allSLOs
+	slos, globs := cfg.allSLOs, cfg.fileGlobs
 	rt.slos.Store(&slos)
+	rt.globs.Store(&globs)
 	rt.notifierRun.Go(n.Run)
 	return rt, nil
 }
@@ -54,7 +57,9 @@ func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) 
 // start runs the groups of cfg over the store: queries through an engine
 // of their own (rule evaluation does not wait for API queries' slots),
 // results through the ingester's write path.
-func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config) error {
+// reload re-reads the whole configuration when a rule or SLO file
+// changes.
+func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reload func() error) error {
 	q := rules.EngineQueryFunc(evaluator.NewEngine(db, cfg.Query.EngineOptions()))
 	rt.query.Store(&q)
 	opts := rules.DefaultOptions()
@@ -73,6 +78,9 @@ func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config) error
 		return fmt.Errorf("rules: %w", err)
 	}
 	rt.manager.Store(m)
+	w := newFileWatcher(rt.logger, func() []string { return *rt.globs.Load() }, reload)
+	w.start(rulesPollInterval)
+	rt.watcher.Store(w)
 	rt.logger.Info("rule manager started", "groups", len(cfg.groups))
 	return nil
 }
@@ -92,12 +100,16 @@ func (rt *ruleRuntime) apply(cfg Config) error {
 	if err := rt.notifier.ApplyConfig(no); err != nil {
 		return err
 	}
-	slos := cfg.allSLOs
+	slos, globs := cfg.allSLOs, cfg.fileGlobs
 	rt.slos.Store(&slos)
+	rt.globs.Store(&globs)
 	return nil
 }
 
 func (rt *ruleRuntime) stop() {
+	if w := rt.watcher.Load(); w != nil {
+		w.close()
+	}
 	if m := rt.manager.Load(); m != nil {
 		m.Stop()
 	}

@@ -308,7 +308,7 @@ func (g *gateway) openStore() error {
 	close(g.ready)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.rules.start(db, in, g.cfg)
+	return g.rules.start(db, in, g.cfg, g.reload)
 }
 
 func (g *gateway) shutdown(opened <-chan error) error {

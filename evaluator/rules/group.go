@@ -60,7 +60,7 @@ func newGroup(spec GroupSpec, opts *Options, m *metrics) *Group {
 		stop:       make(chan struct{}), done: make(chan struct{}),
 	}
 	for _, rs := range spec.Rules {
-		g.rules = append(g.rules, newRule(rs, opts.ExternalLabels, opts.ExternalURL))
+		g.rules = append(g.rules, newRule(withGroupLabels(rs, spec.Labels), opts.ExternalLabels, opts.ExternalURL))
 	}
 	m.groupInterval.WithLabelValues(g.key).Set(interval.Seconds())
 	m.groupRules.WithLabelValues(g.key).Set(float64(len(g.rules)))
@@ -324,3 +324,20 @@ func ruleKey(r Rule) string {
 
 // Limit is the group's limit on series or alerts per rule (0: none).
 func (g *Group) Limit() int { return g.spec.Limit }
+
+// withGroupLabels adds the group's labels to a rule's, as Prometheus 3
+// does; the rule's own labels win.
+func withGroupLabels(rs RuleSpec, groupLabels map[string]string) RuleSpec {
+	if len(groupLabels) == 0 {
+		return rs
+	}
+	merged := make(map[string]string, len(groupLabels)+len(rs.Labels))
+	for k, v := range groupLabels {
+		merged[k] = v
+	}
+	for k, v := range rs.Labels {
+		merged[k] = v
+	}
+	rs.Labels = merged
+	return rs
+}
