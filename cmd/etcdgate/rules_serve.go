@@ -32,7 +32,7 @@ type ruleRuntime struct {
 	manager atomic.Pointer[rules.Manager] // nil until start
 	query   atomic.Pointer[rules.QueryFunc]
 	slos    atomic.Pointer[[]slo.Spec]
-	globs   atomic.Pointer[[]string] // rule and SLO files to watch
+	globs   atomic.Pointer[[]string]    // rule and SLO files to watch
 	watcher atomic.Pointer[fileWatcher] // set by start
 }
 
