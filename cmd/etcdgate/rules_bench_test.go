@@ -11,7 +11,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
-	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/evaluator/rules"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
@@ -123,7 +122,6 @@ func BenchmarkRulePackRound(b *testing.B) {
 	for _, clusters := range []int{1000, 10000} {
 		b.Run(fmt.Sprintf("clusters=%d", clusters), func(b *testing.B) {
 			m, end := benchPackManager(b, clusters)
-			defer m.Stop()
 			ctx := context.Background()
 			for _, concurrent := range []bool{false, true} {
 				mode := map[bool]string{false: "sequential", true: "concurrent"}[concurrent]
@@ -154,10 +152,6 @@ func BenchmarkRulePackRound(b *testing.B) {
 // benchPackManager loads the fleet and the pack and runs a first round
 // (it creates the recorded series and restores alert state).
 func benchPackManager(b *testing.B, clusters int) (*rules.Manager, time.Time) {
-	cfg, err := LoadConfig(packConfig)
-	if err != nil {
-		b.Fatal(err)
-	}
 	head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -165,16 +159,7 @@ func benchPackManager(b *testing.B, clusters int) (*rules.Manager, time.Time) {
 	end := time.Unix(1_800_000_000, 0)
 	start := time.Now()
 	loadBenchFleet(b, head, clusters, 12, end)
-	opts := rules.DefaultOptions()
-	opts.Query = rules.EngineQueryFunc(evaluator.NewEngine(head, evaluator.Options{}))
-	opts.Appendable, opts.Queryable, opts.Manual = rules.TSDBAppendable{Store: head}, head, true
-	m, err := rules.NewManager(opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.Update(cfg.groups); err != nil {
-		b.Fatal(err)
-	}
+	m := packManager(b, head)
 	n := 0
 	for _, g := range m.Groups() {
 		n += len(g.Rules())

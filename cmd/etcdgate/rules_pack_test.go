@@ -88,10 +88,6 @@ func appendPackSeries(t *testing.T, head *tsdb.Head, members []packMember, steps
 // cluster (0.25 s) and the large one (0.4 s), not for the platform
 // cluster (1 s) nor the default one (0.5 s), with one rule for all.
 func TestRulePackThresholdsByScenario(t *testing.T) {
-	cfg, err := LoadConfig(packConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
 	head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,18 +98,7 @@ func TestRulePackThresholdsByScenario(t *testing.T) {
 	}
 	step := 30 * time.Second
 	appendPackSeries(t, head, members, 30, step)
-
-	opts := rules.DefaultOptions()
-	opts.Query = rules.EngineQueryFunc(evaluator.NewEngine(head, evaluator.Options{}))
-	opts.Appendable, opts.Queryable, opts.Manual = rules.TSDBAppendable{Store: head}, head, true
-	m, err := rules.NewManager(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Stop()
-	if err := m.Update(cfg.groups); err != nil {
-		t.Fatal(err)
-	}
+	m := packManager(t, head)
 	ctx := context.Background()
 	for i := range 30 {
 		for _, g := range m.Groups() {
@@ -144,4 +129,26 @@ func TestRulePackThresholdsByScenario(t *testing.T) {
 	if strings.Join(firing, " ") != "big biz" {
 		t.Fatalf("EtcdHighFsyncDurations firing for %q, want big and biz", firing)
 	}
+}
+
+// packManager runs the default pack (thresholds, rules, SLOs) over head
+// with the real engine; the caller drives the groups (Options.Manual).
+func packManager(tb testing.TB, head *tsdb.Head) *rules.Manager {
+	tb.Helper()
+	cfg, err := LoadConfig(packConfig)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts := rules.DefaultOptions()
+	opts.Query = rules.EngineQueryFunc(evaluator.NewEngine(head, evaluator.Options{}))
+	opts.Appendable, opts.Queryable, opts.Manual = rules.TSDBAppendable{Store: head}, head, true
+	m, err := rules.NewManager(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(m.Stop)
+	if err := m.Update(cfg.groups); err != nil {
+		tb.Fatal(err)
+	}
+	return m
 }
