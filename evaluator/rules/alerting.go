@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/etcdgate/etcdgate/evaluator"
@@ -129,8 +130,8 @@ func (r *AlertingRule) alertsOf(res evaluator.Vector) (map[uint64]*Alert, error)
 	found := make(map[uint64]*Alert, len(res))
 	for _, s := range res {
 		data := templateData{Labels: s.Metric.Map(), ExternalLabels: r.externalLabels, ExternalURL: r.externalURL, Value: s.F}
-		delete(data.Labels, labels.MetricName)
-		lb := labels.NewBuilder(s.Metric).Del(labels.MetricName)
+		delete(data.Labels, model.MetricNameLabel)
+		lb := labels.NewBuilder(s.Metric).Del(model.MetricNameLabel)
 		for k, v := range r.spec.Labels {
 			lb.Set(k, expandTemplate("__alert_"+r.spec.Alert, v, data))
 		}
@@ -152,14 +153,14 @@ func (r *AlertingRule) alertsOf(res evaluator.Vector) (map[uint64]*Alert, error)
 
 func alertSample(a *Alert, t time.Time) evaluator.Sample {
 	lb := labels.NewBuilder(a.Labels)
-	lb.Set(labels.MetricName, alertMetricName)
+	lb.Set(model.MetricNameLabel, alertMetricName)
 	lb.Set(alertStateLabel, a.State.String())
 	return evaluator.Sample{Metric: lb.Labels(), T: t.UnixMilli(), F: 1}
 }
 
 func forStateSample(a *Alert, t time.Time) evaluator.Sample {
 	lb := labels.NewBuilder(a.Labels)
-	lb.Set(labels.MetricName, alertForStateMetricName)
+	lb.Set(model.MetricNameLabel, alertForStateMetricName)
 	return evaluator.Sample{Metric: lb.Labels(), T: t.UnixMilli(), F: float64(a.ActiveAt.Unix())}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/etcdgate/etcdgate/evaluator"
@@ -34,7 +35,7 @@ func (r *RecordingRule) Eval(ctx context.Context, ts time.Time, queryOffset time
 	out := make(evaluator.Vector, 0, len(vec))
 	for _, s := range vec {
 		lb := labels.NewBuilder(s.Metric)
-		lb.Set(labels.MetricName, r.spec.Record)
+		lb.Set(model.MetricNameLabel, r.spec.Record)
 		for k, v := range r.spec.Labels {
 			lb.Set(k, v)
 		}

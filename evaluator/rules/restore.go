@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -64,7 +65,7 @@ type savedState struct {
 // rule name, keyed by the hash of the alert's labels.
 func lastForStates(ctx context.Context, q tsdb.Querier, name string) (map[uint64]savedState, error) {
 	set := q.Select(ctx,
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, alertForStateMetricName),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, alertForStateMetricName),
 		labels.MustNewMatcher(labels.MatchEqual, alertNameLabel, name))
 	out := map[uint64]savedState{}
 	var it tsdb.Iterator
@@ -85,7 +86,7 @@ func lastForStates(ctx context.Context, q tsdb.Querier, name string) (map[uint64
 		if !found {
 			continue
 		}
-		ls := labels.NewBuilder(s.Labels()).Del(labels.MetricName).Labels()
+		ls := labels.NewBuilder(s.Labels()).Del(model.MetricNameLabel).Labels()
 		out[ls.Hash()] = savedState{activeAt: time.Unix(int64(v), 0), downAt: time.UnixMilli(t)}
 	}
 	return out, set.Err()

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+	"unicode"
 
 	"github.com/prometheus/common/helpers/templates"
 )
@@ -34,7 +35,7 @@ var templateFuncs = template.FuncMap{
 	"humanizeTimestamp":  templates.HumanizeTimestamp,
 	"toUpper":            strings.ToUpper,
 	"toLower":            strings.ToLower,
-	"title":              strings.Title, //nolint:staticcheck // Prometheus's templates offer title
+	"title":              title,
 	"match":              regexp.MatchString,
 	"reReplaceAll": func(pattern, repl, text string) string {
 		return regexp.MustCompile(pattern).ReplaceAllString(text, repl)
@@ -116,4 +117,17 @@ func humanizePercentage(i any) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("%.4g%%", v*100), nil
+}
+
+// title upper-cases the first letter of every word, as Prometheus's
+// title does for the ASCII and Latin text of alert templates.
+func title(s string) string {
+	prev := ' '
+	return strings.Map(func(r rune) rune {
+		defer func() { prev = r }()
+		if !unicode.IsLetter(prev) && !unicode.IsDigit(prev) && prev != '\'' {
+			return unicode.ToTitle(r)
+		}
+		return r
+	}, s)
 }

@@ -57,7 +57,7 @@ func (s *Spec) status(ctx context.Context, query rules.QueryFunc, t time.Time) (
 	st := Status{Name: s.Name, Objective: s.Objective, Window: model.Duration(s.Window).String(), ErrorBudget: s.ErrorBudget()}
 	entries := map[uint64]*Entry{}
 	entry := func(ls labels.Labels) *Entry {
-		ls = labels.NewBuilder(ls).Del(labels.MetricName, "slo").Labels()
+		ls = labels.NewBuilder(ls).Del(model.MetricNameLabel, "slo").Labels()
 		h := ls.Hash()
 		if entries[h] == nil {
 			entries[h] = &Entry{Labels: ls.Map(), BurnRates: map[string]float64{}}
