@@ -117,3 +117,55 @@ alerting:
 	pushLeader(t, base, 1)
 	hook.WaitFor(t, "resolved EtcdNoLeader c1 eu-west")
 }
+
+// TestServeRestartRestoresAlertClock restarts the binary on the same data
+// directory while an alert is pending: the restarted node takes the
+// alert's ActiveAt from ALERTS_FOR_STATE instead of starting its 'for'
+// clock again. ('for' is within the 10m grace period; a longer one would
+// be shifted by the downtime, as in Prometheus.)
+func TestServeRestartRestoresAlertClock(t *testing.T) {
+	dir, dataDir := t.TempDir(), t.TempDir()
+	rulesYAML := strings.Replace(e2eRules, "labels: {severity: critical}", "for: 5m\n        labels: {severity: critical}", 1)
+	if err := os.WriteFile(filepath.Join(dir, "etcd.yml"), []byte(rulesYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "etcdgate.yml")
+	if err := os.WriteFile(cfgFile, []byte("rule_files: [etcd.yml]\nevaluation_interval: 1s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, base := startGatewayIn(t, dataDir, "--config", cfgFile)
+	pushLeader(t, base, 0)
+	// Pending, and its clock written: ALERTS_FOR_STATE is written from the
+	// round after the first.
+	waitFor(t, 10*time.Second, "ALERTS_FOR_STATE", func() bool {
+		return len(seriesOf(t, base, `ALERTS_FOR_STATE{alertname="EtcdNoLeader"}`)) == 1
+	})
+	before := activeAlerts(t, base)
+	if len(before) != 1 || before[0]["state"] != "pending" {
+		t.Fatalf("alerts before restart: %v", before)
+	}
+	time.Sleep(2 * time.Second) // so that a reset clock would show
+	if err := p.stop(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	_, base = startGatewayIn(t, dataDir, "--config", cfgFile)
+	// ALERTS_FOR_STATE holds whole seconds, as in Prometheus.
+	second := func(a map[string]any) int64 {
+		ts, _ := time.Parse(time.RFC3339Nano, a["activeAt"].(string))
+		return ts.Unix()
+	}
+	var after []map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after = activeAlerts(t, base)
+		if len(after) == 1 && second(after[0]) == second(before[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alert not restored: before %v, after %v; ALERTS_FOR_STATE %v", before, after,
+				seriesOf(t, base, "ALERTS_FOR_STATE"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
