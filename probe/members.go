@@ -1,0 +1,59 @@
+package probe
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// memberStatus is one endpoint's answer to Status.
+type memberStatus struct {
+	Endpoint string
+	Resp     *clientv3.StatusResponse // nil when Err is set
+	Latency  time.Duration
+	Err      error
+}
+
+// statusAll asks every endpoint of the target for its status, in
+// parallel, so that one dead member costs the time of one request.
+func statusAll(ctx context.Context, s *Session) []memberStatus {
+	out := make([]memberStatus, len(s.Target.Endpoints))
+	var wg sync.WaitGroup
+	for i, ep := range s.Target.Endpoints {
+		wg.Go(func() {
+			start := time.Now()
+			resp, err := s.Client.Status(ctx, ep)
+			out[i] = memberStatus{Endpoint: ep, Resp: resp, Latency: time.Since(start), Err: err}
+			if err != nil {
+				out[i].Err = fmt.Errorf("status of %s: %w", ep, err)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// reachable returns the members that answered, and an error naming every
+// one that did not when none did.
+func reachable(sts []memberStatus) ([]memberStatus, error) {
+	var ok []memberStatus
+	var errs []string
+	for _, st := range sts {
+		if st.Err != nil {
+			errs = append(errs, st.Err.Error())
+			continue
+		}
+		ok = append(ok, st)
+	}
+	if len(ok) == 0 {
+		return nil, fmt.Errorf("no member answered: %s", strings.Join(errs, "; "))
+	}
+	return ok, nil
+}
+
+// memberID formats a member ID as etcd prints it.
+func memberID(id uint64) string { return fmt.Sprintf("%x", id) }
