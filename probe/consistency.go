@@ -131,8 +131,12 @@ func compareMembers(ms []memberData, problems []string) ([]Finding, []string) {
 		mismatch := 0.0
 		if (sig{m.Hash, m.CompactRevision}) != major {
 			mismatch = 1
-			problems = append(problems, fmt.Sprintf("member %s (%s) hash %d differs from the majority's %d (compact revision %d, majority %d)",
-				memberID(m.Resp.Header.MemberId), m.Endpoint, m.Hash, major.hash, m.CompactRevision, major.compact))
+			p := fmt.Sprintf("member %s (%s) hash %d differs from the majority's %d",
+				memberID(m.Resp.Header.MemberId), m.Endpoint, m.Hash, major.hash)
+			if m.CompactRevision != major.compact {
+				p += fmt.Sprintf(" (compacted to revision %d, the majority to %d)", m.CompactRevision, major.compact)
+			}
+			problems = append(problems, p)
 		}
 		if m.Keys != ref {
 			problems = append(problems, fmt.Sprintf("member %s (%s) has %d keys, %+d against the majority",

@@ -109,7 +109,7 @@ func (h HotKeys) result(keys, prefixes map[string]int, total int, window time.Du
 		res.Findings = append(res.Findings, Finding{Name: "etcdgate_inspection_hot_prefix_writes_per_second",
 			Labels: []labels.Label{{Name: "prefix", Value: p}}, Value: float64(prefixes[p]) / sec})
 	}
-	res.Message = fmt.Sprintf("%d writes in %s (%.1f/s) to %d keys", total, window.Round(time.Millisecond), float64(total)/sec, len(keys))
+	res.Message = fmt.Sprintf("%d writes in %s (%.1f/s) to %d keys", total, roundDuration(window), float64(total)/sec, len(keys))
 	if len(list) > 0 {
 		res.Message += "; hottest: " + strings.Join(list, ", ")
 	}

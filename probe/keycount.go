@@ -84,7 +84,7 @@ func (k KeyCount) Inspect(ctx context.Context, s *Session, prev any) (Result, er
 	if hasPrev && elapsed > 0 {
 		d := total.Count - p.Total
 		res.Findings = append(res.Findings, Finding{Name: "etcdgate_inspection_keys_growth_per_second", Value: float64(d) / elapsed})
-		res.Message += fmt.Sprintf(" (%+d in %s)", d, now.Sub(p.At).Round(time.Second))
+		res.Message += fmt.Sprintf(" (%+d in %s)", d, roundDuration(now.Sub(p.At)))
 	}
 	if len(parts) > 0 {
 		res.Message += "; " + strings.Join(parts[:min(len(parts), 10)], ", ")
@@ -127,4 +127,12 @@ func (k KeyCount) cap(counts map[string]int64) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// roundDuration rounds d for a message: to the second from a minute up.
+func roundDuration(d time.Duration) time.Duration {
+	if d >= time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
 }

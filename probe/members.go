@@ -19,16 +19,27 @@ type memberStatus struct {
 }
 
 // statusAll asks every endpoint of the target for its status, in
-// parallel, so that one dead member costs the time of one request.
+// parallel, so that one dead member costs the time of one request. A
+// member that does not answer within half the time left is given up on,
+// so that the inspection still has time for the members that did.
 func statusAll(ctx context.Context, s *Session) []memberStatus {
+	limit := time.Duration(1<<63 - 1)
+	if dl, ok := ctx.Deadline(); ok {
+		limit = time.Until(dl) / 2
+	}
+	sctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	out := make([]memberStatus, len(s.Target.Endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range s.Target.Endpoints {
 		wg.Go(func() {
 			start := time.Now()
-			resp, err := s.Client.Status(ctx, ep)
+			resp, err := s.Client.Status(sctx, ep)
 			out[i] = memberStatus{Endpoint: ep, Resp: resp, Latency: time.Since(start), Err: err}
-			if err != nil {
+			switch {
+			case err != nil && sctx.Err() != nil && ctx.Err() == nil:
+				out[i].Err = fmt.Errorf("status of %s: no answer within %s", ep, limit.Round(time.Millisecond))
+			case err != nil:
 				out[i].Err = fmt.Errorf("status of %s: %w", ep, err)
 			}
 		})

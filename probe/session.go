@@ -96,7 +96,11 @@ func (s *Session) Load() (requests, bytes int64) { return s.requests.Load(), s.b
 
 func (s *Session) countUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	err := invoker(ctx, method, req, reply, cc, opts...)
+	// clientv3 makes every call wait for a ready connection, so a dead
+	// member costs the whole timeout and hides why; failing fast turns
+	// it into "connection refused" at once. The client's own retry
+	// interceptor still tries another endpoint.
+	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.WaitForReady(false))...)
 	s.requests.Add(1)
 	if m, ok := reply.(proto.Message); ok && err == nil {
 		s.bytes.Add(int64(proto.Size(m)))
