@@ -88,7 +88,7 @@ func (r *Runner) inspect(ctx context.Context, t Target, insp Inspection, timeout
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The error itself often says only "context deadline exceeded":
 		// say what that means for an inspection.
-		err = fmt.Errorf("no complete answer within the %s timeout: %w", timeout, err)
+		err = fmt.Errorf("no answer within the %s timeout: %w", timeout, err)
 	}
 	return res, requests, bytes, err
 }
