@@ -52,20 +52,9 @@ func (Consistency) Inspect(ctx context.Context, s *Session, _ any) (Result, erro
 	}
 	wg.Wait()
 	var res Result
-	var problems []string
-	for _, st := range all {
-		if st.Err != nil {
-			problems = append(problems, st.Err.Error())
-		}
-	}
-	var answered []memberData
-	for _, d := range data {
-		if d.Err != nil {
-			problems = append(problems, d.Err.Error())
-			continue
-		}
-		answered = append(answered, d)
-	}
+	_, problems := partition(all, func(st memberStatus) error { return st.Err })
+	answered, failed := partition(data, func(d memberData) error { return d.Err })
+	problems = append(problems, failed...)
 	if len(answered) == 0 {
 		return Result{}, fmt.Errorf("no member answered at revision %d: %s", rev, strings.Join(problems, "; "))
 	}

@@ -51,15 +51,7 @@ func statusAll(ctx context.Context, s *Session) []memberStatus {
 // reachable returns the members that answered, and an error naming every
 // one that did not when none did.
 func reachable(sts []memberStatus) ([]memberStatus, error) {
-	var ok []memberStatus
-	var errs []string
-	for _, st := range sts {
-		if st.Err != nil {
-			errs = append(errs, st.Err.Error())
-			continue
-		}
-		ok = append(ok, st)
-	}
+	ok, errs := partition(sts, func(st memberStatus) error { return st.Err })
 	if len(ok) == 0 {
 		return nil, fmt.Errorf("no member answered: %s", strings.Join(errs, "; "))
 	}
@@ -68,3 +60,16 @@ func reachable(sts []memberStatus) ([]memberStatus, error) {
 
 // memberID formats a member ID as etcd prints it.
 func memberID(id uint64) string { return fmt.Sprintf("%x", id) }
+
+// partition splits items into those without error and the messages of
+// the errors of the others.
+func partition[T any](items []T, errOf func(T) error) (ok []T, errs []string) {
+	for _, it := range items {
+		if err := errOf(it); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		ok = append(ok, it)
+	}
+	return ok, errs
+}

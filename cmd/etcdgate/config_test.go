@@ -181,3 +181,20 @@ func TestReloadRelabel(t *testing.T) {
 		t.Fatalf("after reload: %s", out)
 	}
 }
+
+// checkBadConfigs loads every file glob matches and checks that each is
+// refused with the message want gives for its name, and that every file
+// has an expectation.
+func checkBadConfigs(t *testing.T, glob string, want map[string]string) {
+	t.Helper()
+	files, _ := filepath.Glob(glob)
+	if len(files) != len(want) {
+		t.Fatalf("%d bad files, %d expectations", len(files), len(want))
+	}
+	for _, f := range files {
+		_, err := LoadConfig(f)
+		if err == nil || !strings.Contains(err.Error(), want[filepath.Base(f)]) {
+			t.Errorf("%s: error %v, want it to contain %q", f, err, want[filepath.Base(f)])
+		}
+	}
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -77,14 +76,5 @@ func TestLoadProbeConfigBad(t *testing.T) {
 		"unknown_key.bad.yml":        "line 5: field quota_ratio not found",
 		"tls_pair.bad.yml":           `probe: target "etcd-1": tls cert_file and key_file go together`,
 	}
-	files, _ := filepath.Glob("testdata/probe/*.bad.yml")
-	if len(files) != len(want) {
-		t.Fatalf("%d bad files, %d expectations", len(files), len(want))
-	}
-	for _, f := range files {
-		_, err := LoadConfig(f)
-		if err == nil || !strings.Contains(err.Error(), want[filepath.Base(f)]) {
-			t.Errorf("%s: error %v, want it to contain %q", f, err, want[filepath.Base(f)])
-		}
-	}
+	checkBadConfigs(t, "testdata/probe/*.bad.yml", want)
 }
