@@ -128,8 +128,10 @@ func TestSchedulerIsolatesFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
+	// Stopped by cancellation, as serve stops it: runs in progress are
+	// interrupted, not failed.
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
 	s.Run(ctx)
 
 	goodRuns := records.List(Filter{Cluster: "etcd-good"})
@@ -155,5 +157,19 @@ func TestSchedulerIsolatesFailures(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(runner.metrics.runs.WithLabelValues("health", "success")); int(n) != len(records.List(Filter{Cluster: "etcd-good", Inspection: "health"})) {
 		t.Fatalf("etcdgate_probe_runs_total{health,success} = %v", n)
+	}
+}
+
+// TestInterruptedRunIsNotPublished stops a run mid-way, as a shutdown
+// does: no record, no series.
+func TestInterruptedRunIsNotPublished(t *testing.T) {
+	records, col := NewRecordStore(time.Hour, 10), &collector{}
+	r := NewRunner(RunnerOptions{Emitter: col, Records: records})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	tg := Target{Cluster: "etcd-slow", Endpoints: []string{silentEndpoint(t)}}
+	rec, _ := r.Run(ctx, tg, DefaultHealth(), 10*time.Second, nil)
+	if !strings.HasPrefix(rec.Message, "interrupted: ") || len(records.List(Filter{})) != 0 || len(col.series) != 0 {
+		t.Fatalf("%+v; %d records, %d series", rec, len(records.List(Filter{})), len(col.series))
 	}
 }

@@ -40,7 +40,8 @@ func NewRunner(opts RunnerOptions) *Runner {
 
 // Run runs insp once against t within timeout. prev is the state the
 // previous successful run returned. It returns the record and the state
-// to hand to the next run (nil when the run failed).
+// to hand to the next run (nil when the run failed). A run cut short
+// because ctx ended is returned failed but not published.
 func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout time.Duration, prev any) (Record, any) {
 	r.metrics.running.Inc()
 	defer r.metrics.running.Dec()
@@ -48,6 +49,12 @@ func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout tim
 	res, requests, bytes, err := r.inspect(ctx, t, insp, timeout, prev)
 	rec.End = time.Now()
 	rec.Requests, rec.BytesRead = requests, bytes
+	if err != nil && ctx.Err() != nil {
+		// Interrupted (etcdgate is stopping): the run found nothing
+		// about the cluster, so it is neither recorded nor counted.
+		rec.Status, rec.Message = StatusFailed, "interrupted: "+err.Error()
+		return rec, nil
+	}
 	if err != nil {
 		rec.Status, rec.Message = StatusFailed, err.Error()
 		res = Result{}
