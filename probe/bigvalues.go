@@ -61,7 +61,7 @@ func (b BigValues) Inspect(ctx context.Context, s *Session, _ any) (Result, erro
 	g := newPrefixGrouper(b.Prefixes)
 	top := map[string][]bigValue{} // per prefix, largest first, at most TopN
 	counts := map[string]int{}
-	st, err := b.Paging.scan(ctx, s.Client, false, func(kv *mvccpb.KeyValue) {
+	st, err := b.Paging.scan(ctx, s, false, func(kv *mvccpb.KeyValue) {
 		if int64(len(kv.Value)) < b.Threshold {
 			return
 		}

@@ -29,6 +29,7 @@ func TestBigValues(t *testing.T) {
 	if _, err := kv.Put(ctx, "/registry/secrets/ns/medium", strings.Repeat("y", 50<<10)); err != nil {
 		t.Fatal(err)
 	}
+	c.WaitConverged(t)
 	b := DefaultBigValues()
 	b.Paging.PageSize = 100 // several pages, and a page holding the big value
 	rec, _, col := inspect(t, testTarget("etcd-big", c), b, 30*time.Second, nil)

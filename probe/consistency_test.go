@@ -20,6 +20,7 @@ func TestConsistency(t *testing.T) {
 	for range 5 {
 		putKeys(t, b.Client(t), "/registry/pods/b/p", 40)
 	}
+	a.WaitConverged(t)
 
 	rec, _, col := inspect(t, testTarget("etcd-a", a), Consistency{}, 10*time.Second, nil)
 	wantRecord(t, rec, StatusSuccess, "total key num is 250, nodeKeyDiff is 0, 3 members compared", "hashes agree")

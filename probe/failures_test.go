@@ -86,6 +86,7 @@ func TestTLS(t *testing.T) {
 	certs := etcdtest.NewCerts(t)
 	c := etcdtest.Start(t, etcdtest.Options{Members: 3, TLS: certs})
 	putKeys(t, c.Client(t), "/registry/secrets/ns/s", 30)
+	c.WaitConverged(t)
 	tg := testTarget("etcd-tls", c)
 	tg.TLS = TLSConfig{CAFile: certs.CA, CertFile: certs.ClientCert, KeyFile: certs.ClientKey}
 	for _, in := range []Inspection{DefaultHealth(), Consistency{}, DefaultKeyCount()} {

@@ -52,17 +52,13 @@ type keyCountState struct {
 
 // Inspect implements Inspection.
 func (k KeyCount) Inspect(ctx context.Context, s *Session, prev any) (Result, error) {
-	total, err := s.Client.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly(), clientv3.WithSerializable())
-	if err != nil {
-		return Result{}, fmt.Errorf("count keys: %w", err)
-	}
-	counts, err := k.count(ctx, s.Client)
+	total, counts, err := k.count(ctx, s)
 	if err != nil {
 		return Result{}, err
 	}
 	now := time.Now()
-	state := keyCountState{At: now, Total: total.Count, Counts: counts}
-	res := Result{Status: StatusSuccess, State: state, Findings: []Finding{{Name: "etcdgate_inspection_keys", Value: float64(total.Count)}}}
+	state := keyCountState{At: now, Total: total, Counts: counts}
+	res := Result{Status: StatusSuccess, State: state, Findings: []Finding{{Name: "etcdgate_inspection_keys", Value: float64(total)}}}
 	p, hasPrev := prev.(keyCountState)
 	elapsed := now.Sub(p.At).Seconds()
 	var parts []string
@@ -80,9 +76,9 @@ func (k KeyCount) Inspect(ctx context.Context, s *Session, prev any) (Result, er
 		}
 		parts = append(parts, part)
 	}
-	res.Message = fmt.Sprintf("total key num is %d", total.Count)
+	res.Message = fmt.Sprintf("total key num is %d", total)
 	if hasPrev && elapsed > 0 {
-		d := total.Count - p.Total
+		d := total - p.Total
 		res.Findings = append(res.Findings, Finding{Name: "etcdgate_inspection_keys_growth_per_second", Value: float64(d) / elapsed})
 		res.Message += fmt.Sprintf(" (%+d in %s)", d, roundDuration(now.Sub(p.At)))
 	}
@@ -92,24 +88,35 @@ func (k KeyCount) Inspect(ctx context.Context, s *Session, prev any) (Result, er
 	return res, nil
 }
 
-// count returns the keys per prefix.
-func (k KeyCount) count(ctx context.Context, c *clientv3.Client) (map[string]int64, error) {
+// count returns the total and the keys per prefix, all at one revision
+// of one member.
+func (k KeyCount) count(ctx context.Context, s *Session) (int64, map[string]int64, error) {
 	counts := map[string]int64{}
-	if len(k.Prefixes) > 0 {
-		for _, p := range k.Prefixes {
-			resp, err := c.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable())
-			if err != nil {
-				return nil, fmt.Errorf("count keys under %q: %w", p, err)
-			}
-			counts[p] = resp.Count
+	if len(k.Prefixes) == 0 {
+		g := newPrefixGrouper(nil)
+		st, err := k.Paging.scan(ctx, s, true, func(kv *mvccpb.KeyValue) { counts[g.group(kv.Key)]++ })
+		if err != nil {
+			return 0, nil, err
 		}
-		return counts, nil
+		return st.Keys, k.cap(counts), nil
 	}
-	g := newPrefixGrouper(nil)
-	if _, err := k.Paging.scan(ctx, c, true, func(kv *mvccpb.KeyValue) { counts[g.group(kv.Key)]++ }); err != nil {
-		return nil, err
+	var total *clientv3.GetResponse
+	c, err := s.firstMember(ctx, func(c *clientv3.Client) (err error) {
+		total, err = c.Get(ctx, "\x00", clientv3.WithFromKey(), clientv3.WithCountOnly(), clientv3.WithSerializable())
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("count keys: %w", err)
 	}
-	return k.cap(counts), nil
+	for _, p := range k.Prefixes {
+		resp, err := c.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable(),
+			clientv3.WithRev(total.Header.Revision))
+		if err != nil {
+			return 0, nil, fmt.Errorf("count keys under %q: %w", p, err)
+		}
+		counts[p] = resp.Count
+	}
+	return total.Count, counts, nil
 }
 
 // cap keeps the MaxPrefixes largest groups and sums the rest as other.

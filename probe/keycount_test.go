@@ -33,6 +33,7 @@ func TestKeyCountGrowth(t *testing.T) {
 	kv := c.Client(t)
 	putKeys(t, kv, "/registry/services/specs/default/s", 12)
 	putKeys(t, kv, "/other/x", 3)
+	c.WaitConverged(t)
 	tg := testTarget("etcd-grow", c)
 	grouped := DefaultKeyCount()
 	configured := KeyCount{Prefixes: []string{"/registry/pods/", "/registry/"}, MaxPrefixes: 10, Paging: DefaultPaging()}
@@ -42,6 +43,7 @@ func TestKeyCountGrowth(t *testing.T) {
 	_, configuredPrev, _ := inspect(t, tg, configured, 30*time.Second, nil)
 
 	putKeys(t, kv, "/registry/pods/default/p", 10000)
+	c.WaitConverged(t)
 
 	rec, _, col := inspect(t, tg, grouped, 30*time.Second, groupedPrev)
 	wantRecord(t, rec, StatusSuccess, "total key num is 10015 (+10000 in", "/registry/pods/ 10000 (+10000,")

@@ -38,6 +38,7 @@ func TestInspectionRoundLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	c.WaitConverged(t)
 	t.Logf("filled %d keys of %d bytes in %s", keys, len(value), time.Since(fill).Round(time.Millisecond))
 	tg := testTarget("etcd-load", c)
 	var requests, bytes int64

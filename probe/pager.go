@@ -11,10 +11,10 @@ import (
 
 // Paging bounds how hard a keyspace scan presses on a cluster: pages of at
 // most PageSize keys, and a pause after each page so that the scan reads
-// no more than BytesPerSecond on average. The reads are serializable (a
-// member answers from its own store, no round to the leader) and all at
-// the revision of the first page, so the scan sees one consistent
-// keyspace while writes go on.
+// no more than BytesPerSecond on average. The reads go to one member and
+// are serializable (it answers from its own store, no round to the
+// leader), all at the revision of the first page, so the scan sees one
+// consistent keyspace while writes go on.
 type Paging struct {
 	PageSize       int64
 	BytesPerSecond int64
@@ -44,27 +44,22 @@ type scanStats struct {
 	Revision int64
 }
 
-// scan calls fn for every key of the keyspace, in key order. With
-// keysOnly the values are not sent and fn sees them empty.
-func (p Paging) scan(ctx context.Context, c *clientv3.Client, keysOnly bool, fn func(kv *mvccpb.KeyValue)) (scanStats, error) {
+// scan calls fn for every key of the keyspace, in key order, reading
+// from one member. With keysOnly the values are not sent and fn sees
+// them empty.
+func (p Paging) scan(ctx context.Context, s *Session, keysOnly bool, fn func(kv *mvccpb.KeyValue)) (scanStats, error) {
 	var st scanStats
 	start := time.Now()
-	key := "\x00"
+	var resp *clientv3.GetResponse
+	c, err := s.firstMember(ctx, func(c *clientv3.Client) (err error) {
+		resp, err = p.page(ctx, c, "\x00", 0, keysOnly)
+		return err
+	})
+	if err != nil {
+		return st, fmt.Errorf("read keys (page 1): %w", err)
+	}
+	st.Revision = resp.Header.Revision
 	for {
-		opts := []clientv3.OpOption{clientv3.WithFromKey(), clientv3.WithLimit(p.PageSize), clientv3.WithSerializable()}
-		if st.Revision > 0 {
-			opts = append(opts, clientv3.WithRev(st.Revision))
-		}
-		if keysOnly {
-			opts = append(opts, clientv3.WithKeysOnly())
-		}
-		resp, err := c.Get(ctx, key, opts...)
-		if err != nil {
-			return st, fmt.Errorf("read keys from %q (page %d): %w", key, st.Pages+1, err)
-		}
-		if st.Revision == 0 {
-			st.Revision = resp.Header.Revision
-		}
 		st.Pages++
 		for _, kv := range resp.Kvs {
 			st.Keys++
@@ -74,11 +69,23 @@ func (p Paging) scan(ctx context.Context, c *clientv3.Client, keysOnly bool, fn 
 		if !resp.More || len(resp.Kvs) == 0 {
 			return st, nil
 		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		key := string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 		if err := p.pace(ctx, start, st.Bytes); err != nil {
 			return st, err
 		}
+		if resp, err = p.page(ctx, c, key, st.Revision, keysOnly); err != nil {
+			return st, fmt.Errorf("read keys from %q (page %d): %w", key, st.Pages+1, err)
+		}
 	}
+}
+
+// page reads up to PageSize keys from key on, at rev (0: the latest).
+func (p Paging) page(ctx context.Context, c *clientv3.Client, key string, rev int64, keysOnly bool) (*clientv3.GetResponse, error) {
+	opts := []clientv3.OpOption{clientv3.WithFromKey(), clientv3.WithLimit(p.PageSize), clientv3.WithSerializable(), clientv3.WithRev(rev)}
+	if keysOnly {
+		opts = append(opts, clientv3.WithKeysOnly())
+	}
+	return c.Get(ctx, key, opts...)
 }
 
 // pace sleeps until the bytes read so far fit the rate.

@@ -49,10 +49,11 @@ func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout tim
 	res, requests, bytes, err := r.inspect(ctx, t, insp, timeout, prev)
 	rec.End = time.Now()
 	rec.Requests, rec.BytesRead = requests, bytes
-	if err != nil && ctx.Err() != nil {
-		// Interrupted (etcdgate is stopping): the run found nothing
-		// about the cluster, so it is neither recorded nor counted.
-		rec.Status, rec.Message = StatusFailed, "interrupted: "+err.Error()
+	if ctx.Err() != nil {
+		// Interrupted (etcdgate is stopping): what the run found is
+		// partial at best (members "failing" with context canceled), so
+		// it is neither recorded nor counted.
+		rec.Status, rec.Message = StatusFailed, "interrupted: "+context.Cause(ctx).Error()
 		return rec, nil
 	}
 	if err != nil {

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,28 @@ func (s *Session) Member(endpoint string) (*clientv3.Client, error) {
 	}
 	s.members[endpoint] = c
 	return c, nil
+}
+
+// firstMember calls fn with a client of each member in turn until one
+// answers, and returns that client: reads that follow at the revision it
+// answered at must go to the same member, as another may not have
+// applied that revision yet.
+func (s *Session) firstMember(ctx context.Context, fn func(*clientv3.Client) error) (*clientv3.Client, error) {
+	var errs []string
+	for _, ep := range s.Target.Endpoints {
+		c, err := s.Member(ep)
+		if err == nil {
+			err = fn(c)
+		}
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, fmt.Sprintf("%s: %v", ep, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("no member answered: %s", strings.Join(errs, "; "))
 }
 
 // Close closes every connection of the session.

@@ -21,6 +21,7 @@ func TestProbeCommand(t *testing.T) {
 	if _, err := c.Client(t).Put(t.Context(), "/registry/pods/ns/p", "v"); err != nil {
 		t.Fatal(err)
 	}
+	c.WaitConverged(t)
 	eps := strings.Join(c.Endpoints(), ",")
 	var out, errb bytes.Buffer
 	code := run([]string{"probe", "--target", eps, "--inspection", "consistency", "--cluster", "etcd-cli", "--series"}, &out, &errb)

@@ -114,6 +114,31 @@ func (c *Cluster) Endpoints() []string {
 	return eps
 }
 
+// WaitConverged waits until every running member has applied the same
+// revision: after writes, before a test reads from each member's own
+// store (serializable reads) and expects to see them all.
+func (c *Cluster) WaitConverged(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		revs := map[int64]bool{}
+		for _, m := range c.Members {
+			select {
+			case <-m.Etcd.Server.StopNotify():
+			default:
+				revs[m.Etcd.Server.KV().Rev()] = true
+			}
+		}
+		if len(revs) <= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("members still at revisions %v after 10s", revs)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Client returns a client of every member, closed when the test ends.
 // For a TLS cluster it presents the client certificate.
 func (c *Cluster) Client(t testing.TB) *clientv3.Client {
