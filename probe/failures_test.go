@@ -122,8 +122,8 @@ func TestSchedulerIsolatesFailures(t *testing.T) {
 	opts.Concurrency, opts.Tick, opts.MaxBackoff = 2, 20*time.Millisecond, 2*time.Second
 	opts.Targets = func() []Target { return targets }
 	opts.Plans = []Plan{
-		{Inspection: DefaultHealth(), Interval: 100 * time.Millisecond, Timeout: time.Second},
-		{Inspection: Consistency{}, Interval: 100 * time.Millisecond, Timeout: time.Second},
+		{Inspection: DefaultHealth(), Interval: 100 * time.Millisecond, Timeout: 2 * time.Second},
+		{Inspection: Consistency{}, Interval: 100 * time.Millisecond, Timeout: 2 * time.Second},
 	}
 	s, err := NewScheduler(opts, runner)
 	if err != nil {
@@ -132,7 +132,7 @@ func TestSchedulerIsolatesFailures(t *testing.T) {
 	// Stopped by cancellation, as serve stops it: runs in progress are
 	// interrupted, not failed.
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(3*time.Second, cancel)
+	time.AfterFunc(4*time.Second, cancel)
 	s.Run(ctx)
 
 	goodRuns := records.List(Filter{Cluster: "etcd-good"})
@@ -143,17 +143,17 @@ func TestSchedulerIsolatesFailures(t *testing.T) {
 	}
 	if len(records.List(Filter{Cluster: "etcd-good", Inspection: "health"})) < 3 ||
 		len(records.List(Filter{Cluster: "etcd-good", Inspection: "consistency"})) < 3 {
-		t.Fatalf("healthy cluster inspected only %d times in 3s", len(goodRuns))
+		t.Fatalf("healthy cluster inspected only %d times in 4s", len(goodRuns))
 	}
 	for cluster, msg := range want {
 		failed := records.List(Filter{Cluster: cluster, Status: StatusFailed})
 		if len(failed) == 0 || !strings.Contains(failed[0].Message, msg) {
 			t.Fatalf("%s: failed records %v, want a message with %q", cluster, failed, msg)
 		}
-		// Without back-off two inspections every 100 ms make 60 runs;
-		// doubling intervals make about 12.
-		if n := len(records.List(Filter{Cluster: cluster})); n > 16 {
-			t.Errorf("%s: %d runs in 3s despite back-off", cluster, n)
+		// Without back-off two inspections every 100 ms make 80 runs;
+		// doubling intervals make about 14.
+		if n := len(records.List(Filter{Cluster: cluster})); n > 20 {
+			t.Errorf("%s: %d runs in 4s despite back-off", cluster, n)
 		}
 	}
 	if n := testutil.ToFloat64(runner.metrics.runs.WithLabelValues("health", "success")); int(n) != len(records.List(Filter{Cluster: "etcd-good", Inspection: "health"})) {
