@@ -52,6 +52,8 @@ type Options struct {
 	// SLOStatus serves /api/v1/slo (nil: no SLOs).
 	Rules     RuleGroups
 	SLOStatus SLOStatus
+	// Inspections serves /api/v1/inspections; nil: no prober runs.
+	Inspections InspectionRecords
 }
 
 // API serves the HTTP endpoints.
@@ -108,6 +110,7 @@ func (a *API) Handler() http.Handler {
 	handle("GET /api/v1/rules", "rules", a.ruleGroups)
 	handle("GET /api/v1/alerts", "alerts", a.alerts)
 	handle("GET /api/v1/slo", "slo", a.sloStatus)
+	handle("GET /api/v1/inspections", "inspections", a.inspections)
 	handle("GET /-/healthy", "healthy", a.healthy)
 	handle("HEAD /-/healthy", "healthy", a.healthy)
 	handle("GET /-/ready", "ready", a.ready)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,8 +17,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+
+	"github.com/etcdgate/etcdgate/internal/etcdtest"
 )
 
 // TestCaptureEtcdMetrics regenerates testdata/etcd-metrics.txt.gz, the
@@ -31,8 +30,8 @@ import (
 //	go test -tags capture -run TestCaptureEtcdMetrics ./bench
 func TestCaptureEtcdMetrics(t *testing.T) {
 	start := time.Now()
-	members := startEtcdCluster(t, 3)
-	client, err := clientv3.New(clientv3.Config{Endpoints: []string{members[0].Config().ListenClientUrls[0].String()}, DialTimeout: 5 * time.Second})
+	members := etcdtest.Start(t, etcdtest.Options{Members: 3}).Members
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{members[0].ClientURL}, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,8 +41,8 @@ func TestCaptureEtcdMetrics(t *testing.T) {
 	// statusMonitoringInterval): wait for one round so they exist.
 	time.Sleep(35 * time.Second)
 
-	page := scrapeEtcd(t, members[0].Config().ListenClientUrls[0])
-	self := members[0].Server.MemberID().String()
+	page := scrapeEtcd(t, members[0].Etcd.Config().ListenClientUrls[0])
+	self := members[0].Etcd.Server.MemberID().String()
 	var text bytes.Buffer
 	fmt.Fprintf(&text, "# etcdgate capture: /metrics of member 0 of a 3-member embedded etcd v3.7.3 cluster (--metrics=basic)\n")
 	fmt.Fprintf(&text, "# etcdgate capture: uptime_seconds=%.0f\n", time.Since(start).Seconds())
@@ -97,58 +96,6 @@ func labelValue(line, name string) (string, bool) {
 	}
 	v, _, _ := strings.Cut(rest, `"`)
 	return v, true
-}
-
-// startEtcdCluster starts n embedded etcd members on free loopback ports
-// and waits until they serve. Peer ports are chosen before the start
-// because every member must know all peer URLs up front.
-func startEtcdCluster(t *testing.T, n int) []*embed.Etcd {
-	t.Helper()
-	cfgs := make([]*embed.Config, n)
-	var initial []string
-	for i := range cfgs {
-		cfg := embed.NewConfig()
-		cfg.Name = fmt.Sprintf("m%d", i)
-		cfg.Dir = t.TempDir()
-		cfg.Logger = "zap"
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		cfg.TickMs, cfg.ElectionMs = 10, 100
-		cfg.UnsafeNoFsync = true
-		peer, client := freeLoopbackURL(t), freeLoopbackURL(t)
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfg.InitialClusterToken = "etcdgate-capture"
-		initial = append(initial, cfg.Name+"="+peer.String())
-		cfgs[i] = cfg
-	}
-	members := make([]*embed.Etcd, n)
-	for i, cfg := range cfgs {
-		cfg.InitialCluster = strings.Join(initial, ",")
-		e, err := embed.StartEtcd(cfg)
-		if err != nil {
-			t.Fatalf("start etcd %s: %v", cfg.Name, err)
-		}
-		members[i] = e
-		t.Cleanup(e.Close)
-	}
-	for _, e := range members {
-		select {
-		case <-e.Server.ReadyNotify():
-		case <-time.After(30 * time.Second):
-			t.Fatal("etcd cluster not ready after 30s")
-		}
-	}
-	return members
-}
-
-func freeLoopbackURL(t *testing.T) url.URL {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
 }
 
 // etcdTraffic exercises the gRPC methods a Kubernetes API server uses, so

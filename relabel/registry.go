@@ -3,6 +3,7 @@ package relabel
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type Record struct {
 	// Override makes the registry's labels replace those the series
 	// already carries; by default the series' own labels win.
 	Override bool `yaml:"override" json:"override,omitempty"`
+	// Endpoints are the cluster's etcd client URLs, for the prober to
+	// inspect it; not stamped on series.
+	Endpoints []string `yaml:"endpoints" json:"endpoints,omitempty"`
 }
 
 // Validate checks one record.
@@ -52,6 +56,11 @@ func (r *Record) Validate() error {
 	for n := range r.Labels {
 		if !validLabelName(n) {
 			return fmt.Errorf("cluster %q: invalid label name %q", r.Cluster, n)
+		}
+	}
+	for _, ep := range r.Endpoints {
+		if u, err := url.Parse(ep); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("cluster %q: endpoint %q: want http://host:port or https://host:port", r.Cluster, ep)
 		}
 	}
 	return nil
@@ -176,7 +185,8 @@ func (r *Registry) publishLocked() {
 func equalRecords(a, b *Record) bool {
 	return a.Cluster == b.Cluster && a.Product == b.Product && a.Scenario == b.Scenario &&
 		a.Size == b.Size && a.Region == b.Region && a.Override == b.Override &&
-		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.KubernetesClusters, b.KubernetesClusters)
+		maps.Equal(a.Labels, b.Labels) && slices.Equal(a.KubernetesClusters, b.KubernetesClusters) &&
+		slices.Equal(a.Endpoints, b.Endpoints)
 }
 
 // validLabelName reports whether name matches [a-zA-Z_][a-zA-Z0-9_]*,

@@ -23,6 +23,7 @@ import (
 //	    region: eu-west
 //	    labels: {team: storage}
 //	    kubernetes_clusters: [k8s-prod-eu-1]
+//	    endpoints: [https://10.0.0.1:2379]
 //	    override: false
 type registryFile struct {
 	Clusters []Record `yaml:"clusters"`

@@ -29,6 +29,7 @@ func TestParseRegistryBad(t *testing.T) {
 		"unknown_size.bad.yml": `line 4: cluster "b": unknown size "huge"`,
 		"duplicate.bad.yml":    `line 5: duplicate cluster "a" (first at line 2)`,
 		"unknown_key.bad.yml":  "line 3: field prodcut not found",
+		"endpoint.bad.yml":     `line 4: cluster "b": endpoint "10.0.0.2:2379": want http://host:port or https://host:port`,
 	}
 	files, _ := filepath.Glob("testdata/*.bad.yml")
 	if len(files) != len(want) {

@@ -55,6 +55,8 @@ type Config struct {
 	// RulesConfig: rule_files, evaluation_interval, alerting, thresholds,
 	// slos, slo_files (rules_config.go).
 	RulesConfig `yaml:",inline"`
+	// Probe inspects etcd clusters directly.
+	Probe ProbeConfig `yaml:"probe"`
 }
 
 // RegistryConfig locates the cluster registry. The file's contents reload
@@ -148,6 +150,7 @@ func DefaultConfig() Config {
 		},
 		Query:       defaultQueryConfig(),
 		RulesConfig: defaultRulesConfig(),
+		Probe:       defaultProbeConfig(),
 	}
 }
 
@@ -206,6 +209,7 @@ func LoadConfig(path string) (Config, error) {
 	if err := cfg.RulesConfig.load(filepath.Dir(path)); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
+	cfg.Probe.resolvePaths(filepath.Dir(path))
 	return cfg, nil
 }
 
@@ -236,6 +240,12 @@ func (c Config) Validate() error {
 		return errors.New("registry: etcd prefix is empty")
 	}
 	if err := c.Query.Validate(); err != nil {
+		return err
+	}
+	if c.Probe.RegistryTargets && c.Registry.File == "" && len(c.Registry.Etcd.Endpoints) == 0 {
+		return errors.New("probe: registry_targets needs registry.file or registry.etcd.endpoints")
+	}
+	if err := c.Probe.Validate(); err != nil {
 		return err
 	}
 	return c.RulesConfig.Validate()

@@ -9,6 +9,7 @@
 //	etcdgate check rules FILE...
 //	etcdgate slo generate FILE
 //	etcdgate bench --target NAME=URL [flags]
+//	etcdgate probe --target URLS|CLUSTER --inspection NAME [flags]
 //	etcdgate version
 package main
 
@@ -27,6 +28,7 @@ commands:
   check rules    validate Prometheus rule files
   slo generate   print the rules an SLO file generates, as a Prometheus rule file
   bench          measure what remote-write receivers hold (etcdgate bench --help)
+  probe          run one etcd inspection once and print its record (etcdgate probe --help)
   version        print version information
 `
 
@@ -49,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "slo":
 		return runSLO(args[1:], stdout, stderr)
+	case "probe":
+		return runProbe(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, buildInfo().String())
 		return 0

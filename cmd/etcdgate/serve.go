@@ -26,6 +26,7 @@ import (
 	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/probe"
 	"github.com/etcdgate/etcdgate/relabel"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
@@ -122,6 +123,7 @@ type gateway struct {
 	relabel *relabel.Pipeline    // nil when relabeling is off
 	regFile *relabel.FileWatcher // nil without registry.file
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
+	records *probe.RecordStore   // inspection records; nil when nothing is inspected
 
 	mu  sync.Mutex // serialises reloads and guards the start of ingest
 	cfg Config     // guarded by mu
@@ -137,6 +139,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	g := &gateway{flags: flags, logger: logger, level: level, reg: reg, cfg: cfg, ready: make(chan struct{})}
+	g.records = newProbeRecords(cfg)
 	g.reloads = newReloadMetrics(reg)
 	bi := buildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -167,6 +170,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		RelabelStatus: relabelStatus,
 		Rules:         g.rules,
 		SLOStatus:     g.rules.sloStatus,
+		Inspections:   g.inspectionRecords(),
 	})
 	g.server = &http.Server{
 		Handler:           g.api.Handler(),
@@ -257,6 +261,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { opened <- g.openStore() }()
 	scavenge := time.NewTicker(scavengeInterval)
 	defer scavenge.Stop()
+	stopProbe := func() {}
 	for {
 		select {
 		case <-scavenge.C:
@@ -267,6 +272,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 				return err
 			}
 			g.logger.Info("etcdgate ready")
+			stopProbe = g.startProbe(ctx)
 		case <-hup:
 			if err := g.reload(); err != nil {
 				g.logger.Error("reload failed; previous configuration stays in force", "err", err)
@@ -274,6 +280,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		case err := <-serveErr:
 			return fmt.Errorf("http server: %w", err)
 		case <-ctx.Done():
+			stopProbe() // before the store closes: runs emit into it
 			return g.shutdown(opened)
 		}
 	}
@@ -349,6 +356,7 @@ func (g *gateway) reload() (err error) {
 	if err := g.reloadRelabel(&cfg); err != nil {
 		return err
 	}
+	g.keepProbeSettings(&cfg)
 	if g.ingest != nil {
 		if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
 			return err
