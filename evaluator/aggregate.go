@@ -27,21 +27,45 @@ func newGrouping(e *metricsql.AggrFuncExpr) grouping {
 	return g
 }
 
-func (g grouping) key(lset labels.Labels, buf []byte) []byte {
+// key hashes the labels that identify lset's group. Like Prometheus,
+// groups are told apart by a 64-bit hash of their labels.
+func (g grouping) key(lset labels.Labels, buf []byte) (uint64, []byte) {
 	if g.without {
-		return lset.BytesWithoutLabels(buf, g.names...)
+		return lset.HashWithoutLabels(buf, g.names...)
 	}
-	return lset.BytesWithLabels(buf, g.names...)
+	return lset.HashForLabels(buf, g.names...)
 }
 
-func (g grouping) metric(lset labels.Labels) labels.Labels {
-	b := labels.NewBuilder(lset)
-	if g.without {
-		b.Del(g.names...)
-	} else {
-		b.Keep(g.names...)
+// metric is the label set of lset's group.
+func (g grouping) metric(lset labels.Labels, sb *labels.ScratchBuilder) labels.Labels {
+	sb.Reset()
+	lset.Range(func(l labels.Label) {
+		if _, listed := slices.BinarySearch(g.names, l.Name); listed != g.without {
+			sb.Add(l.Name, l.Value)
+		}
+	})
+	return sb.Labels() // lset is sorted, so is what was kept
+}
+
+// groupIndex assigns every series of m its group: groupOf[i] indexes
+// metrics, the groups' label sets in order of first appearance.
+func groupIndex(m Matrix, g grouping) (groupOf []int, metrics []labels.Labels) {
+	groupOf = make([]int, len(m))
+	index := map[uint64]int{}
+	sb := labels.NewScratchBuilder(8)
+	var buf []byte
+	for i, s := range m {
+		var h uint64
+		h, buf = g.key(s.Metric, buf)
+		k, ok := index[h]
+		if !ok {
+			k = len(metrics)
+			index[h] = k
+			metrics = append(metrics, g.metric(s.Metric, &sb))
+		}
+		groupOf[i] = k
 	}
-	return b.Labels()
+	return groupOf, metrics
 }
 
 // aggregate evaluates an aggregation operator.
@@ -89,7 +113,6 @@ func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
 
 // groupState accumulates one group at one step.
 type groupState struct {
-	metric      labels.Labels
 	seen        bool
 	value, c    float64 // value and Kahan compensation
 	mean        float64
@@ -99,21 +122,13 @@ type groupState struct {
 }
 
 func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSteps) Matrix {
-	groupOf := make([]int, len(m))
-	var groups []*groupState
-	index := map[string]int{}
-	var buf []byte
-	for i, s := range m {
-		buf = g.key(s.Metric, buf[:0])
-		k, ok := index[string(buf)]
-		if !ok {
-			k = len(groups)
-			index[string(buf)] = k
-			groups = append(groups, &groupState{metric: g.metric(s.Metric)})
-		}
-		groupOf[i] = k
+	groupOf, metrics := groupIndex(m, g)
+	groups := make([]*groupState, len(metrics))
+	out := make(Matrix, len(metrics))
+	for i := range groups {
+		groups[i] = &groupState{}
+		out[i].Metric = metrics[i]
 	}
-	c := newCollector(ev)
 	st := newStepper(m)
 	for i, n := 0, ev.numSteps(); i < n; i++ {
 		ts := ev.stepTime(i)
@@ -127,20 +142,21 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 		for _, k := range idx {
 			accumulate(op, groups[groupOf[k]], st.value(k))
 		}
-		for _, gs := range groups {
+		var qi float64
+		if q != nil {
+			qi = q[i]
+		}
+		for k, gs := range groups {
 			if gs.seen {
-				var qi float64
-				if q != nil {
-					qi = q[i]
-				}
-				c.add(gs.metric, ts, finish(op, gs, qi))
+				out[k].Floats = append(out[k].Floats, FPoint{T: ts, F: finish(op, gs, qi)})
+				ev.hold(1)
 			}
 		}
 		if op == "quantile" && (math.IsNaN(q[i]) || q[i] < 0 || q[i] > 1) {
 			ev.annotate(false, quantileWarning(q[i]))
 		}
 	}
-	return c.matrix()
+	return compact(out)
 }
 
 func accumulate(op string, gs *groupState, f float64) {
@@ -226,10 +242,10 @@ func finish(op string, gs *groupState, q float64) float64 {
 // their labels. For an instant query, each group's selection is ordered
 // (topk descending, bottomk ascending).
 func (ev *evaluator) aggregateK(op string, m Matrix, g grouping, ks scalarSteps) Matrix {
-	groupOf, ngroups := groupIndex(m, g)
+	groupOf, metrics := groupIndex(m, g)
 	c := newCollector(ev)
 	st := newStepper(m)
-	chosen := make([][]int, ngroups)
+	chosen := make([][]int, len(metrics))
 	for i, n := 0, ev.numSteps(); i < n; i++ {
 		ts := ev.stepTime(i)
 		idx := st.at(ts)
@@ -278,22 +294,6 @@ func sortByValue(idx []int, st *stepper, desc bool) {
 	})
 }
 
-func groupIndex(m Matrix, g grouping) ([]int, int) {
-	groupOf := make([]int, len(m))
-	index := map[string]int{}
-	var buf []byte
-	for i, s := range m {
-		buf = g.key(s.Metric, buf[:0])
-		k, ok := index[string(buf)]
-		if !ok {
-			k = len(index)
-			index[string(buf)] = k
-		}
-		groupOf[i] = k
-	}
-	return groupOf, len(index)
-}
-
 // countValues counts, per group, the samples with each distinct value;
 // the value becomes a label. Groups whose label sets coincide once the
 // value label is set are counted together.
@@ -303,12 +303,13 @@ func (ev *evaluator) countValues(m Matrix, g grouping, name string) Matrix {
 	}
 	c := newCollector(ev)
 	st := newStepper(m)
+	sb := labels.NewScratchBuilder(8)
 	for i, n := 0, ev.numSteps(); i < n; i++ {
 		ts := ev.stepTime(i)
 		counts := map[uint64]float64{}
 		var order []labels.Labels
 		for _, si := range st.at(ts) {
-			b := labels.NewBuilder(g.metric(m[si].Metric))
+			b := labels.NewBuilder(g.metric(m[si].Metric, &sb))
 			b.Set(name, formatFloat(st.value(si)))
 			lset := b.Labels()
 			h := lset.Hash()

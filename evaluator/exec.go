@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
+	"strings"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/prometheus/model/labels"
@@ -55,7 +56,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 		return nil, err
 	}
 	res := &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load()}}
-	res.Value = ev.resultValue(val, instant)
+	res.Value = ev.resultValue(val, instant, ordersResult(expr))
 	return res, nil
 }
 
@@ -84,7 +85,7 @@ func contextError(err error, during string) error {
 }
 
 // resultValue shapes an evaluation result for the API.
-func (ev *evaluator) resultValue(val any, instant bool) Value {
+func (ev *evaluator) resultValue(val any, instant, keepOrder bool) Value {
 	switch v := val.(type) {
 	case String:
 		return String{T: ev.start, V: v.V}
@@ -112,6 +113,9 @@ func (ev *evaluator) resultValue(val any, instant bool) Value {
 			sortMatrix(m)
 			return m
 		}
+		if !keepOrder {
+			sortMatrix(v) // series are selected in no particular order
+		}
 		vec := make(Vector, 0, len(v))
 		for _, s := range v {
 			for _, p := range s.Floats {
@@ -121,6 +125,25 @@ func (ev *evaluator) resultValue(val any, instant bool) Value {
 		return vec
 	}
 	panic(fmt.Sprintf("unexpected evaluation result %T", val))
+}
+
+// ordersResult reports whether expr's result order is its point, as for
+// sort() and topk(): an instant query returns those in their order, and
+// everything else by labels.
+func ordersResult(expr metricsql.Expr) bool {
+	switch e := expr.(type) {
+	case *metricsql.FuncExpr:
+		switch strings.ToLower(e.Name) {
+		case "sort", "sort_desc", "sort_by_label", "sort_by_label_desc":
+			return true
+		}
+	case *metricsql.AggrFuncExpr:
+		switch strings.ToLower(e.Name) {
+		case "topk", "bottomk":
+			return true
+		}
+	}
+	return false
 }
 
 func sortMatrix(m Matrix) {

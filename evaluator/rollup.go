@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -13,6 +14,9 @@ import (
 type rangeSource struct {
 	rangeMs int64
 	mods    selectorMods
+	// oneName: every series has the same metric name, so dropping it
+	// cannot make two label sets equal.
+	oneName bool
 	each    func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint))
 }
 
@@ -36,6 +40,7 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 		raise("ranges are only allowed for vector selectors, not %s", e.Expr.AppendString(nil))
 	}
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
+	src.oneName = pinsMetricName(me)
 	src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint)) {
 		ev.forSeries(me, first-rng+1, last, true, start, fn)
 	}
@@ -133,10 +138,23 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 		out[si] = Series{Metric: metric, Floats: res}
 	})
 	out = compact(out)
-	if !keepName {
+	if !keepName && !src.oneName {
 		out = ev.mergeSameLabels(out)
 	}
 	return out
+}
+
+// pinsMetricName reports whether me selects a single metric name.
+func pinsMetricName(me *metricsql.MetricExpr) bool {
+	if len(me.LabelFilterss) != 1 {
+		return false
+	}
+	for _, lf := range me.LabelFilterss[0] {
+		if lf.Label == model.MetricNameLabel && !lf.IsRegexp && !lf.IsNegative {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeSameLabels joins series whose label sets became equal (after the

@@ -95,8 +95,8 @@ func matcherSets(me *metricsql.MetricExpr) [][]*labels.Matcher {
 
 // forSeries selects the series matching me with samples in [mint, maxt]
 // and hands each one's samples to fn, from several goroutines. i is the
-// series' position in label order (within each matcher set), for callers
-// that keep results in order. start, if not nil, learns the number of
+// series' position in the selection, for callers that keep results in a
+// stable order. start, if not nil, learns the number of
 // series first. Staleness markers are dropped when dropStale is set.
 func (ev *evaluator) forSeries(me *metricsql.MetricExpr, mint, maxt int64, dropStale bool,
 	start func(n int), fn func(w *seriesWorker, i int, lset labels.Labels, pts []FPoint)) {
@@ -126,7 +126,7 @@ func (ev *evaluator) selectAll(q tsdb.Querier, me *metricsql.MetricExpr) []tsdb.
 	}
 	var series []tsdb.Series
 	for _, ms := range sets {
-		ss := q.Select(ev.ctx, ms...)
+		ss := q.SelectUnsorted(ev.ctx, ms...)
 		for ss.Next() {
 			s := ss.At()
 			if seen != nil {

@@ -58,6 +58,17 @@ func (q *headQuerier) matching(ctx context.Context, ms []*labels.Matcher) ([]*me
 }
 
 func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesSet {
+	set := q.selectUnsorted(ctx, ms)
+	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
+	return set
+}
+
+func (q *headQuerier) SelectUnsorted(ctx context.Context, ms ...*labels.Matcher) SeriesSet {
+	return q.selectUnsorted(ctx, ms)
+}
+
+// selectUnsorted returns the matching series in the order of their refs.
+func (q *headQuerier) selectUnsorted(ctx context.Context, ms []*labels.Matcher) *headSeriesSet {
 	series, err := q.matching(ctx, ms)
 	if err != nil {
 		return &headSeriesSet{err: err}
@@ -67,7 +78,6 @@ func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesS
 	for i, s := range series {
 		set.series[i] = headSeries{lset: q.head.symbols.labels(&b, s.syms), s: s, mint: q.mint, maxt: q.maxt, store: q.store}
 	}
-	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
 	return set
 }
 

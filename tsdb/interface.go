@@ -53,6 +53,10 @@ type Querier interface {
 	// Select returns the series matching all matchers, sorted by labels,
 	// with their samples in [mint, maxt] in time order.
 	Select(ctx context.Context, matchers ...*labels.Matcher) SeriesSet
+	// SelectUnsorted is Select without the sort by labels, for callers
+	// to whom order does not matter (the query engine): on hundreds of
+	// thousands of series the sort costs as much as reading them.
+	SelectUnsorted(ctx context.Context, matchers ...*labels.Matcher) SeriesSet
 	// LabelNames returns the sorted label names of series matching the
 	// matchers (all series when none are given).
 	LabelNames(ctx context.Context, matchers ...*labels.Matcher) ([]string, error)
