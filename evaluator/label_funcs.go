@@ -25,14 +25,27 @@ func (ev *evaluator) labelReplace(args []metricsql.Expr) Matrix {
 	}
 	m := vectorOf(ev.eval(args[0]))
 	b := labels.NewBuilder(labels.EmptyLabels())
+	// Series share source values (often all of them: label_replace(x,
+	// "c", "v", "", "") stamps a constant), so each value is matched once.
+	type outcome struct {
+		matched bool
+		value   string
+	}
+	seen := map[string]outcome{}
 	for i := range m {
 		srcVal := m[i].Metric.Get(src)
-		idx := re.FindStringSubmatchIndex(srcVal)
-		if idx == nil {
+		o, ok := seen[srcVal]
+		if !ok {
+			if idx := re.FindStringSubmatchIndex(srcVal); idx != nil {
+				o = outcome{true, string(re.ExpandString(nil, repl, srcVal, idx))}
+			}
+			seen[srcVal] = o
+		}
+		if !o.matched {
 			continue
 		}
 		b.Reset(m[i].Metric)
-		b.Set(dst, string(re.ExpandString(nil, repl, srcVal, idx)))
+		b.Set(dst, o.value)
 		m[i].Metric = b.Labels()
 	}
 	return ev.mergeSameLabels(m)
