@@ -10,6 +10,8 @@ import (
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/evaluator"
 )
 
 // The widest time range, as Prometheus's API defines it: the extremes of
@@ -98,7 +100,7 @@ func parseMatchers(selectors []string) ([][]*labels.Matcher, error) {
 			return nil, fmt.Errorf("invalid parameter \"match[]\": %q is not a series selector", s)
 		}
 		for _, group := range me.LabelFilterss {
-			set, err := toMatchers(group)
+			set, err := evaluator.Matchers(group)
 			if err != nil {
 				return nil, fmt.Errorf("invalid parameter \"match[]\": %w", err)
 			}
@@ -109,27 +111,6 @@ func parseMatchers(selectors []string) ([][]*labels.Matcher, error) {
 		}
 	}
 	return sets, nil
-}
-
-func toMatchers(filters []metricsql.LabelFilter) ([]*labels.Matcher, error) {
-	ms := make([]*labels.Matcher, 0, len(filters))
-	for _, f := range filters {
-		typ := labels.MatchEqual
-		switch {
-		case f.IsRegexp && f.IsNegative:
-			typ = labels.MatchNotRegexp
-		case f.IsRegexp:
-			typ = labels.MatchRegexp
-		case f.IsNegative:
-			typ = labels.MatchNotEqual
-		}
-		m, err := labels.NewMatcher(typ, f.Label, f.Value)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, m)
-	}
-	return ms, nil
 }
 
 func hasNonEmptyMatcher(ms []*labels.Matcher) bool {

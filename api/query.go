@@ -37,47 +37,42 @@ func (a *API) queryEngine(w http.ResponseWriter) QueryEngine {
 
 // query serves GET|POST /api/v1/query.
 func (a *API) query(w http.ResponseWriter, r *http.Request) {
-	eng := a.queryEngine(w)
-	if eng == nil {
-		return
-	}
 	ts, err := parseTimeParam(r, "time", time.Now())
 	if err != nil {
 		respondError(w, badData(err))
 		return
 	}
-	ctx, cancel, err := queryContext(r)
-	if err != nil {
-		respondError(w, badData(err))
-		return
-	}
-	defer cancel()
-	res, err := eng.Instant(ctx, r.FormValue("query"), ts)
-	if err != nil {
-		respondError(w, queryError(err))
-		return
-	}
-	writeQueryResult(w, res)
+	a.runQuery(w, r, func(ctx context.Context, eng QueryEngine) (*evaluator.Result, error) {
+		return eng.Instant(ctx, r.FormValue("query"), ts)
+	})
 }
 
 // queryRange serves GET|POST /api/v1/query_range.
 func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
-	eng := a.queryEngine(w)
-	if eng == nil {
-		return
-	}
 	start, end, step, err := parseRangeParams(r)
 	if err != nil {
 		respondError(w, badData(err))
 		return
 	}
+	a.runQuery(w, r, func(ctx context.Context, eng QueryEngine) (*evaluator.Result, error) {
+		return eng.Range(ctx, r.FormValue("query"), start, end, step)
+	})
+}
+
+// runQuery evaluates with the request's timeout and writes the result or
+// the error in Prometheus's shape.
+func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context.Context, QueryEngine) (*evaluator.Result, error)) {
+	eng := a.queryEngine(w)
+	if eng == nil {
+		return
+	}
 	ctx, cancel, err := queryContext(r)
 	if err != nil {
 		respondError(w, badData(err))
 		return
 	}
 	defer cancel()
-	res, err := eng.Range(ctx, r.FormValue("query"), start, end, step)
+	res, err := eval(ctx, eng)
 	if err != nil {
 		respondError(w, queryError(err))
 		return

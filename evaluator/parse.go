@@ -131,12 +131,12 @@ func checkExpr(e metricsql.Expr) error {
 
 func checkSelector(me *metricsql.MetricExpr) error {
 	for _, lfs := range me.LabelFilterss {
+		ms, err := Matchers(lfs)
+		if err != nil {
+			return badQuery("%v", err)
+		}
 		nonEmpty := false
-		for _, lf := range lfs {
-			m, err := labels.NewMatcher(matchType(lf), lf.Label, lf.Value)
-			if err != nil {
-				return badQuery("invalid regular expression %q: %v", lf.Value, err)
-			}
+		for _, m := range ms {
 			if !m.Matches("") {
 				nonEmpty = true
 			}

@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"fmt"
 	"math"
 	"sort"
 
@@ -71,26 +72,27 @@ func (ev *evaluator) atTime(e metricsql.Expr) int64 {
 func matcherSets(me *metricsql.MetricExpr) [][]*labels.Matcher {
 	sets := make([][]*labels.Matcher, 0, len(me.LabelFilterss))
 	for _, lfs := range me.LabelFilterss {
-		ms := make([]*labels.Matcher, 0, len(lfs))
-		for _, lf := range lfs {
-			t := labels.MatchEqual
-			switch {
-			case lf.IsRegexp && lf.IsNegative:
-				t = labels.MatchNotRegexp
-			case lf.IsRegexp:
-				t = labels.MatchRegexp
-			case lf.IsNegative:
-				t = labels.MatchNotEqual
-			}
-			m, err := labels.NewMatcher(t, lf.Label, lf.Value)
-			if err != nil {
-				raiseErr(badQuery("invalid regular expression in %s: %v", lf.AppendString(nil), err))
-			}
-			ms = append(ms, m)
+		ms, err := Matchers(lfs)
+		if err != nil {
+			raiseErr(badQuery("%v", err))
 		}
 		sets = append(sets, ms)
 	}
 	return sets
+}
+
+// Matchers turns one group of a selector's label filters into Prometheus
+// matchers (regexes anchored, as in PromQL).
+func Matchers(filters []metricsql.LabelFilter) ([]*labels.Matcher, error) {
+	ms := make([]*labels.Matcher, 0, len(filters))
+	for _, lf := range filters {
+		m, err := labels.NewMatcher(matchType(lf), lf.Label, lf.Value)
+		if err != nil {
+			return nil, fmt.Errorf("invalid regular expression in %s: %w", lf.AppendString(nil), err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
 }
 
 // forSeries selects the series matching me with samples in [mint, maxt]
