@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 
 	"github.com/etcdgate/etcdgate/internal/etcdtest"
 )
@@ -32,7 +32,7 @@ func (c *collector) value(name string, match ...string) (float64, bool) {
 	defer c.mu.Unlock()
 	for i := len(c.series) - 1; i >= 0; i-- {
 		s := c.series[i]
-		if s.Labels.Get(labels.MetricName) != name {
+		if s.Labels.Get(model.MetricNameLabel) != name {
 			continue
 		}
 		ok := true

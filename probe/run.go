@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -111,7 +112,7 @@ func runSeries(t *Target, rec *Record, findings []Finding) []Series {
 	out := make([]Series, 0, len(findings)+2)
 	add := func(name string, extra []labels.Label, v float64) {
 		b := labels.NewBuilder(base.Labels())
-		b.Set(labels.MetricName, name)
+		b.Set(model.MetricNameLabel, name)
 		for _, l := range extra {
 			b.Set(l.Name, l.Value)
 		}

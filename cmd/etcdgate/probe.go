@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/etcdgate/etcdgate/probe"
@@ -145,12 +146,12 @@ func (p *seriesPrinter) print(w io.Writer) {
 	for _, s := range p.series {
 		var ls []string
 		s.Labels.Range(func(l labels.Label) {
-			if l.Name != labels.MetricName {
+			if l.Name != model.MetricNameLabel {
 				ls = append(ls, fmt.Sprintf("%s=%q", l.Name, l.Value))
 			}
 		})
 		for _, smp := range s.Samples {
-			fmt.Fprintf(w, "%s{%s} %g\n", s.Labels.Get(labels.MetricName), strings.Join(ls, ","), smp.V)
+			fmt.Fprintf(w, "%s{%s} %g\n", s.Labels.Get(model.MetricNameLabel), strings.Join(ls, ","), smp.V)
 		}
 	}
 }
