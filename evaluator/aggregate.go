@@ -86,8 +86,11 @@ func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
 	default:
 		raise("aggregation %q is not supported", e.Name)
 	}
-	m := vectorOf(ev.eval(arg))
 	g := newGrouping(e)
+	if m, ok := ev.fusedAggregate(op, e, g); ok {
+		return m
+	}
+	m := vectorOf(ev.eval(arg))
 	switch op {
 	case "topk", "bottomk", "limitk":
 		ks := scalarOf(param)
@@ -163,7 +166,9 @@ func accumulate(op string, gs *groupState, f float64) {
 	if !gs.seen {
 		gs.seen, gs.count, gs.c, gs.incremental = true, 1, 0, false
 		gs.value, gs.mean = f, f
-		gs.values = append(gs.values[:0], f)
+		if op == "quantile" {
+			gs.values = append(gs.values[:0], f)
+		}
 		if op == "stddev" || op == "stdvar" {
 			gs.value = 0
 			if math.IsNaN(f) || math.IsInf(f, 0) {

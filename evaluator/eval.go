@@ -97,7 +97,7 @@ func (ev *evaluator) rollupExpr(e *metricsql.RollupExpr) any {
 			ev.hold(len(w))
 			out[i] = Series{Metric: metric, Floats: w}
 		}
-	})
+	}, nil)
 	return rangeMatrix(compact(out))
 }
 

@@ -3,6 +3,7 @@ package evaluator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,41 @@ func TestConcurrencyLimit(t *testing.T) {
 	<-e.slots // one finishes
 	if _, err := e.Instant(context.Background(), "up", time.UnixMilli(0)); err != nil {
 		t.Fatalf("with a free slot: %v", err)
+	}
+}
+
+// TestFleetAggregationHoldsGroupsOnly checks that an aggregation of a
+// range function over many series holds its groups, not one result per
+// series: under a sample limit far below the series count, the fused
+// form answers while the same query written to force per-series results
+// does not.
+func TestFleetAggregationHoldsGroupsOnly(t *testing.T) {
+	head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := head.Appender()
+	for s := range 1000 {
+		lset := labels.FromStrings("__name__", "grpc_server_handled_total", "cluster", fmt.Sprintf("c%d", s%10), "instance", fmt.Sprint(s))
+		for i := range 20 {
+			if err := app.Append(lset, int64(i)*15000, float64(i*s)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	e := NewEngine(head, Options{MaxSamples: 200})
+	at := time.UnixMilli(19 * 15000)
+	res, err := e.Instant(context.Background(), `sum by (cluster) (rate(grpc_server_handled_total[5m]))`, at)
+	if err != nil {
+		t.Fatalf("fused aggregation: %v", err)
+	}
+	if got := len(res.Value.(Vector)); got != 10 {
+		t.Fatalf("%d groups, want 10", got)
+	}
+	if _, err := e.Instant(context.Background(), `sum by (cluster) (rate(grpc_server_handled_total[5m]) * 1)`, at); !errors.Is(err, ErrTooManySamples) {
+		t.Fatalf("per-series results under a limit of 200: %v", err)
 	}
 }

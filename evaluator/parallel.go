@@ -22,12 +22,21 @@ var (
 type seriesWorker struct {
 	it  tsdb.Iterator
 	buf []FPoint
+	// partial is the worker's share of a fused aggregation
+	// (aggregate_rollup.go); nil otherwise.
+	partial *partialAggregate
 }
 
 // parallel calls fn for every i in [0, n), from several goroutines when n
 // is large. A panic in fn (how evaluation raises errors) stops the other
 // workers and is re-raised in the caller's goroutine.
 func (ev *evaluator) parallel(n int, fn func(w *seriesWorker, i int)) {
+	ev.parallelWorkers(n, fn, nil)
+}
+
+// parallelWorkers is parallel with a hook that every worker calls when it
+// has finished its share (from its own goroutine).
+func (ev *evaluator) parallelWorkers(n int, fn func(w *seriesWorker, i int), done func(w *seriesWorker)) {
 	workers := min(runtime.GOMAXPROCS(0), n/minParallelSeries)
 	if workers <= 1 {
 		w := &seriesWorker{}
@@ -36,6 +45,9 @@ func (ev *evaluator) parallel(n int, fn func(w *seriesWorker, i int)) {
 				ev.checkContext()
 			}
 			fn(w, i)
+		}
+		if done != nil {
+			done(w)
 		}
 		return
 	}
@@ -60,6 +72,9 @@ func (ev *evaluator) parallel(n int, fn func(w *seriesWorker, i int)) {
 			for !failed.Load() {
 				start := int(next.Add(int64(seriesBatch))) - seriesBatch
 				if start >= n {
+					if done != nil {
+						done(w)
+					}
 					return
 				}
 				ev.checkContext()

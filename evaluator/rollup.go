@@ -17,7 +17,7 @@ type rangeSource struct {
 	// oneName: every series has the same metric name, so dropping it
 	// cannot make two label sets equal.
 	oneName bool
-	each    func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint))
+	each    func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint), done func(w *seriesWorker))
 }
 
 func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
@@ -29,9 +29,9 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	src := &rangeSource{rangeMs: rng, mods: mods}
 	if e.ForSubquery() {
 		m := ev.subquery(e, mods, rng)
-		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint)) {
+		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint), done func(*seriesWorker)) {
 			start(len(m))
-			ev.parallel(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) })
+			ev.parallelWorkers(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) }, done)
 		}
 		return src
 	}
@@ -41,8 +41,8 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	}
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
 	src.oneName = pinsMetricName(me)
-	src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint)) {
-		ev.forSeries(me, first-rng+1, last, true, start, fn)
+	src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint), done func(*seriesWorker)) {
+		ev.forSeriesWorkers(me, first-rng+1, last, true, start, fn, done)
 	}
 	return src
 }
@@ -96,38 +96,9 @@ type rollupFunc func(w *rollupWindow) (f float64, ok bool)
 
 // rollup applies fn to every series of src at every step.
 func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarSteps, keepName bool) Matrix {
-	n := ev.numSteps()
 	var out Matrix
 	src.each(func(count int) { out = make(Matrix, count) }, func(_ *seriesWorker, si int, metric labels.Labels, pts []FPoint) {
-		w := rollupWindow{rangeMs: src.rangeMs, metric: metric, ev: ev}
-		if len(params) > 0 {
-			w.params = make([]float64, len(params))
-		}
-		var res []FPoint
-		lo, hi := 0, 0
-		for i := 0; i < n; i++ {
-			ts := ev.stepTime(i)
-			ref := src.mods.refTime(ts)
-			for hi < len(pts) && pts[hi].T <= ref {
-				hi++
-			}
-			for lo < hi && pts[lo].T <= ref-src.rangeMs {
-				lo++
-			}
-			if lo == hi {
-				continue
-			}
-			w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
-			for k, p := range params {
-				w.params[k] = p[i]
-			}
-			if f, ok := fn(&w); ok {
-				if res == nil {
-					res = make([]FPoint, 0, n-i)
-				}
-				res = append(res, FPoint{T: ts, F: f})
-			}
-		}
+		res := ev.rollupPoints(src, fn, params, metric, pts, nil)
 		if len(res) == 0 {
 			return
 		}
@@ -136,12 +107,47 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 			metric = dropName(metric)
 		}
 		out[si] = Series{Metric: metric, Floats: res}
-	})
+	}, nil)
 	out = compact(out)
 	if !keepName && !src.oneName {
 		out = ev.mergeSameLabels(out)
 	}
 	return out
+}
+
+// rollupPoints computes fn over one series' points at every step and
+// appends the results (at step times) to dst.
+func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, metric labels.Labels, pts, dst []FPoint) []FPoint {
+	n := ev.numSteps()
+	w := rollupWindow{rangeMs: src.rangeMs, metric: metric, ev: ev}
+	if len(params) > 0 {
+		w.params = make([]float64, len(params))
+	}
+	lo, hi := 0, 0
+	for i := 0; i < n; i++ {
+		ts := ev.stepTime(i)
+		ref := src.mods.refTime(ts)
+		for hi < len(pts) && pts[hi].T <= ref {
+			hi++
+		}
+		for lo < hi && pts[lo].T <= ref-src.rangeMs {
+			lo++
+		}
+		if lo == hi {
+			continue
+		}
+		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
+		for k, p := range params {
+			w.params[k] = p[i]
+		}
+		if f, ok := fn(&w); ok {
+			if dst == nil {
+				dst = make([]FPoint, 0, n-i)
+			}
+			dst = append(dst, FPoint{T: ts, F: f})
+		}
+	}
+	return dst
 }
 
 // pinsMetricName reports whether me selects a single metric name.

@@ -95,13 +95,14 @@ func Matchers(filters []metricsql.LabelFilter) ([]*labels.Matcher, error) {
 	return ms, nil
 }
 
-// forSeries selects the series matching me with samples in [mint, maxt]
-// and hands each one's samples to fn, from several goroutines. i is the
-// series' position in the selection, for callers that keep results in a
-// stable order. start, if not nil, learns the number of
+// forSeriesWorkers selects the series matching me with samples in
+// [mint, maxt] and hands each one's samples to fn, from several
+// goroutines; each worker calls done, if not nil, when it has finished.
+// i is the series' position in the selection, for callers that keep
+// results in a stable order. start, if not nil, learns the number of
 // series first. Staleness markers are dropped when dropStale is set.
-func (ev *evaluator) forSeries(me *metricsql.MetricExpr, mint, maxt int64, dropStale bool,
-	start func(n int), fn func(w *seriesWorker, i int, lset labels.Labels, pts []FPoint)) {
+func (ev *evaluator) forSeriesWorkers(me *metricsql.MetricExpr, mint, maxt int64, dropStale bool,
+	start func(n int), fn func(w *seriesWorker, i int, lset labels.Labels, pts []FPoint), done func(w *seriesWorker)) {
 	q, err := ev.store.Querier(mint, maxt)
 	if err != nil {
 		raiseErr(err)
@@ -112,11 +113,11 @@ func (ev *evaluator) forSeries(me *metricsql.MetricExpr, mint, maxt int64, dropS
 	if start != nil {
 		start(len(series))
 	}
-	ev.parallel(len(series), func(w *seriesWorker, i int) {
+	ev.parallelWorkers(len(series), func(w *seriesWorker, i int) {
 		w.it = series[i].Iterator(w.it)
 		w.buf = ev.load(w.it, w.buf[:0], dropStale)
 		fn(w, i, series[i].Labels(), w.buf)
-	})
+	}, done)
 }
 
 // selectAll returns the series of every matcher set, without duplicates.
@@ -184,14 +185,14 @@ func (ev *evaluator) vectorSelectorTimes(me *metricsql.MetricExpr, mods selector
 func (ev *evaluator) selectInstant(me *metricsql.MetricExpr, mods selectorMods, times bool) Matrix {
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
 	var out Matrix
-	ev.forSeries(me, first-ev.lookback+1, last, false,
+	ev.forSeriesWorkers(me, first-ev.lookback+1, last, false,
 		func(n int) { out = make(Matrix, n) },
 		func(_ *seriesWorker, i int, lset labels.Labels, pts []FPoint) {
 			if p := ev.instantPoints(pts, mods, times); len(p) > 0 {
 				ev.hold(len(p))
 				out[i] = Series{Metric: lset, Floats: p}
 			}
-		})
+		}, nil)
 	return compact(out)
 }
 

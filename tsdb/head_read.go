@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	"slices"
+	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -59,6 +60,11 @@ func (q *headQuerier) matching(ctx context.Context, ms []*labels.Matcher) ([]*me
 
 func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesSet {
 	set := q.selectUnsorted(ctx, ms)
+	b := labels.NewScratchBuilder(16)
+	for i := range set.series {
+		hs := &set.series[i]
+		hs.lset = q.head.symbols.labels(&b, hs.s.syms)
+	}
 	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
 	return set
 }
@@ -67,16 +73,18 @@ func (q *headQuerier) SelectUnsorted(ctx context.Context, ms ...*labels.Matcher)
 	return q.selectUnsorted(ctx, ms)
 }
 
-// selectUnsorted returns the matching series in the order of their refs.
+// selectUnsorted returns the matching series in the order of their refs,
+// without building their label sets: Labels builds one when asked, so a
+// caller that reads a million series and keeps few of them never holds a
+// million label sets.
 func (q *headQuerier) selectUnsorted(ctx context.Context, ms []*labels.Matcher) *headSeriesSet {
 	series, err := q.matching(ctx, ms)
 	if err != nil {
 		return &headSeriesSet{err: err}
 	}
-	b := labels.NewScratchBuilder(16)
 	set := &headSeriesSet{series: make([]headSeries, len(series))}
 	for i, s := range series {
-		set.series[i] = headSeries{lset: q.head.symbols.labels(&b, s.syms), s: s, mint: q.mint, maxt: q.maxt, store: q.store}
+		set.series[i] = headSeries{symbols: q.head.symbols, s: s, mint: q.mint, maxt: q.maxt, store: q.store}
 	}
 	return set
 }
@@ -156,13 +164,28 @@ func (s *headSeriesSet) Err() error { return s.err }
 // headSeries reads one series' samples lazily: Iterator snapshots the
 // series when called, so samples appended after Select may be seen.
 type headSeries struct {
-	lset       labels.Labels
+	lset       labels.Labels // set by Select; empty: built by Labels on each call
+	symbols    *symbolTable
 	s          *memSeries
 	mint, maxt int64
 	store      *storeReader
 }
 
-func (hs *headSeries) Labels() labels.Labels { return hs.lset }
+func (hs *headSeries) Labels() labels.Labels {
+	if !hs.lset.IsEmpty() {
+		return hs.lset
+	}
+	b := scratchBuilders.Get().(*labels.ScratchBuilder)
+	lset := hs.symbols.labels(b, hs.s.syms)
+	scratchBuilders.Put(b)
+	return lset
+}
+
+// scratchBuilders serve Labels, which query workers call concurrently.
+var scratchBuilders = sync.Pool{New: func() any {
+	b := labels.NewScratchBuilder(16)
+	return &b
+}}
 
 func (hs *headSeries) Iterator(it Iterator) Iterator {
 	hs.s.mu.Lock()
