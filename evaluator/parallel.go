@@ -27,15 +27,10 @@ type seriesWorker struct {
 	partial *partialAggregate
 }
 
-// parallel calls fn for every i in [0, n), from several goroutines when n
-// is large. A panic in fn (how evaluation raises errors) stops the other
-// workers and is re-raised in the caller's goroutine.
-func (ev *evaluator) parallel(n int, fn func(w *seriesWorker, i int)) {
-	ev.parallelWorkers(n, fn, nil)
-}
-
-// parallelWorkers is parallel with a hook that every worker calls when it
-// has finished its share (from its own goroutine).
+// parallelWorkers calls fn for every i in [0, n), from several goroutines
+// when n is large, and done (if not nil) in each worker's goroutine when
+// it has finished its share. A panic in fn (how evaluation raises errors)
+// stops the other workers and is re-raised in the caller's goroutine.
 func (ev *evaluator) parallelWorkers(n int, fn func(w *seriesWorker, i int), done func(w *seriesWorker)) {
 	workers := min(runtime.GOMAXPROCS(0), n/minParallelSeries)
 	if workers <= 1 {
