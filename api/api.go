@@ -56,6 +56,9 @@ type Options struct {
 	Inspections InspectionRecords
 }
 
+// errNotReady answers data requests while the store recovers.
+var errNotReady = errors.New("etcdgate is not ready: recovery in progress")
+
 // API serves the HTTP endpoints.
 type API struct {
 	opts    Options
@@ -141,9 +144,9 @@ func (a *API) readyBackend(w http.ResponseWriter, jsonAPI bool) *backend {
 		return b
 	}
 	if jsonAPI {
-		respondError(w, &apiError{typ: errorUnavailable, err: errors.New("etcdgate is not ready: recovery in progress")})
+		respondError(w, &apiError{typ: errorUnavailable, err: errNotReady})
 	} else {
-		http.Error(w, "etcdgate is not ready: recovery in progress", http.StatusServiceUnavailable)
+		http.Error(w, errNotReady.Error(), http.StatusServiceUnavailable)
 	}
 	return nil
 }

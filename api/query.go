@@ -31,7 +31,7 @@ func (a *API) queryEngine(w http.ResponseWriter) QueryEngine {
 	if e := a.engine.Load(); e != nil && a.isReady() {
 		return *e
 	}
-	respondError(w, &apiError{typ: errorUnavailable, err: errors.New("etcdgate is not ready: recovery in progress")})
+	respondError(w, &apiError{typ: errorUnavailable, err: errNotReady})
 	return nil
 }
 

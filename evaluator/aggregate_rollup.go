@@ -92,7 +92,7 @@ func (ev *evaluator) fusedAggregate(op string, e *metricsql.AggrFuncExpr, g grou
 // foldSeries rolls one series up and folds its points into p.
 func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn rollupFunc, params []scalarSteps,
 	p *partialAggregate, metric labels.Labels, pts []FPoint) {
-	p.pts = ev.rollupPoints(src, fn, params, metric, pts, p.pts[:0])
+	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0])
 	if len(p.pts) == 0 {
 		return
 	}

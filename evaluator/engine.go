@@ -62,9 +62,6 @@ func NewEngine(store tsdb.Queryable, opts Options) *Engine {
 	return &Engine{store: store, opts: opts, slots: make(chan struct{}, opts.MaxConcurrent)}
 }
 
-// Options returns the engine's options with defaults filled in.
-func (e *Engine) Options() Options { return e.opts }
-
 // Instant evaluates qs at ts. The result is a Vector, Scalar or String
 // (or a Matrix when qs is a range-vector expression).
 func (e *Engine) Instant(ctx context.Context, qs string, ts time.Time) (*Result, error) {

@@ -50,57 +50,79 @@ func (ev *evaluator) histogramFraction(args []metricsql.Expr) Matrix {
 }
 
 // eachClassicHistogram groups the bucket series of m by their labels
-// without le, at every step, and collects fn's value for each group under
+// without le and, at every step, collects fn's value for each group under
 // those labels without the metric name.
 func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []bucket) (float64, bool)) Matrix {
-	type group struct {
-		metric  labels.Labels
-		buckets []bucket
-	}
-	c := newCollector(ev)
-	groups := map[string]*group{}
-	var order []*group
+	// A series' group and upper bound are the same at every step: find
+	// them once.
+	groupOf, bounds := make([]int, len(m)), make([]float64, len(m))
+	var out Matrix
+	index := map[string]int{}
 	var keyBuf []byte
-	ev.forEachStep(m, func(i int, ts int64, vec Vector) {
-		for _, g := range order {
-			g.buckets = g.buckets[:0]
+	for i, s := range m {
+		le := s.Metric.Get(labels.BucketLabel)
+		ub, err := strconv.ParseFloat(le, 64)
+		if err != nil || math.IsNaN(ub) {
+			ev.annotate(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
+			groupOf[i] = -1
+			continue
 		}
-		for _, s := range vec {
-			le := s.Metric.Get(labels.BucketLabel)
-			ub, err := strconv.ParseFloat(le, 64)
-			if err != nil || math.IsNaN(ub) {
-				ev.annotate(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
+		keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)
+		g, ok := index[string(keyBuf)]
+		if !ok {
+			g = len(out)
+			index[string(keyBuf)] = g
+			out = append(out, Series{Metric: labels.NewBuilder(s.Metric).Del(model.MetricNameLabel, labels.BucketLabel).Labels()})
+		}
+		groupOf[i], bounds[i] = g, ub
+	}
+	buckets := make([][]bucket, len(out))
+	st := newStepper(m)
+	for i, n := 0, ev.numSteps(); i < n; i++ {
+		if i%256 == 0 {
+			ev.checkContext()
+		}
+		ts := ev.stepTime(i)
+		for g := range buckets {
+			buckets[g] = buckets[g][:0]
+		}
+		for _, k := range st.at(ts) {
+			if g := groupOf[k]; g >= 0 {
+				buckets[g] = append(buckets[g], bucket{bounds[k], st.value(k)})
+			}
+		}
+		for g, b := range buckets {
+			if len(b) == 0 {
 				continue
 			}
-			keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)
-			g, ok := groups[string(keyBuf)]
-			if !ok {
-				g = &group{metric: labels.NewBuilder(s.Metric).Del(model.MetricNameLabel, labels.BucketLabel).Labels()}
-				groups[string(keyBuf)] = g
-				order = append(order, g)
-			}
-			g.buckets = append(g.buckets, bucket{ub, s.F})
-		}
-		for _, g := range order {
-			if len(g.buckets) == 0 {
-				continue
-			}
-			if f, ok := fn(i, g.buckets); ok {
-				c.add(g.metric, ts, f)
+			if f, ok := fn(i, b); ok {
+				out[g].Floats = append(out[g].Floats, FPoint{T: ts, F: f})
+				ev.hold(1)
 			}
 		}
-	})
-	return c.matrix()
+	}
+	// Histograms of different names but otherwise equal labels collide
+	// once the name is gone, which fails the query as in Prometheus.
+	return ev.mergeSameLabels(compact(out))
+}
+
+// sortedBuckets orders buckets by upper bound and merges equal bounds. ok
+// is false without a +Inf bucket, where no estimate is defined.
+func sortedBuckets(buckets []bucket) ([]bucket, bool) {
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
+	if !math.IsInf(buckets[len(buckets)-1].upperBound, +1) {
+		return nil, false
+	}
+	return coalesceBuckets(buckets), true
 }
 
 // bucketFraction estimates the share of observations in (lower, upper]
 // by linear interpolation inside buckets, as Prometheus does.
 func bucketFraction(lower, upper float64, buckets []bucket) float64 {
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
-	if !math.IsInf(buckets[len(buckets)-1].upperBound, +1) {
+	buckets, ok := sortedBuckets(buckets)
+	if !ok {
 		return math.NaN()
 	}
-	buckets = coalesceBuckets(buckets)
 	count := buckets[len(buckets)-1].count
 	if count == 0 || math.IsNaN(lower) || math.IsNaN(upper) {
 		return math.NaN()
@@ -166,11 +188,10 @@ func bucketQuantile(q float64, buckets []bucket) (float64, bool) {
 	case q > 1:
 		return math.Inf(+1), false
 	}
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
-	if !math.IsInf(buckets[len(buckets)-1].upperBound, +1) {
+	buckets, ok := sortedBuckets(buckets)
+	if !ok {
 		return math.NaN(), false
 	}
-	buckets = coalesceBuckets(buckets)
 	forced := ensureMonotonic(buckets)
 	if len(buckets) < 2 {
 		return math.NaN(), forced

@@ -36,6 +36,8 @@ var experimentalFuncs = []string{
 	"ts_of_max_over_time", "ts_of_min_over_time", "histogram_quantiles", "limitk",
 }
 
+var experimentalCall = regexp.MustCompile(`\b(` + strings.Join(experimentalFuncs, "|") + `)\s*\(`)
+
 // skippedEvals are single evals skipped, by file and line, with the
 // reason; skippedByRule adds the evals skipped by a rule.
 var skippedEvals = map[string]lineReasons{
@@ -180,10 +182,8 @@ func evalSkipReason(lines []string, i int, hist map[string]bool) string {
 		return ""
 	}
 	query := m[1]
-	for _, f := range experimentalFuncs {
-		if regexp.MustCompile(`\b` + f + `\s*\(`).MatchString(query) {
-			return "calls experimental function " + f
-		}
+	if m := experimentalCall.FindStringSubmatch(query); m != nil {
+		return "calls experimental function " + m[1]
 	}
 	for name := range hist {
 		if regexp.MustCompile(`\b` + regexp.QuoteMeta(name) + `\b`).MatchString(query) {

@@ -86,7 +86,6 @@ type rollupWindow struct {
 	ts         int64 // the step's evaluation time
 	rangeMs    int64
 	params     []float64
-	metric     labels.Labels
 	ev         *evaluator
 }
 
@@ -98,7 +97,7 @@ type rollupFunc func(w *rollupWindow) (f float64, ok bool)
 func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarSteps, keepName bool) Matrix {
 	var out Matrix
 	src.each(func(count int) { out = make(Matrix, count) }, func(_ *seriesWorker, si int, metric labels.Labels, pts []FPoint) {
-		res := ev.rollupPoints(src, fn, params, metric, pts, nil)
+		res := ev.rollupPoints(src, fn, params, pts, nil)
 		if len(res) == 0 {
 			return
 		}
@@ -117,9 +116,9 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 
 // rollupPoints computes fn over one series' points at every step and
 // appends the results (at step times) to dst.
-func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, metric labels.Labels, pts, dst []FPoint) []FPoint {
+func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint) []FPoint {
 	n := ev.numSteps()
-	w := rollupWindow{rangeMs: src.rangeMs, metric: metric, ev: ev}
+	w := rollupWindow{rangeMs: src.rangeMs, ev: ev}
 	if len(params) > 0 {
 		w.params = make([]float64, len(params))
 	}

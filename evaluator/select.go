@@ -54,14 +54,6 @@ func (ev *evaluator) atTime(e metricsql.Expr) int64 {
 		case "end":
 			return ev.queryEnd
 		}
-	case *metricsql.BinaryOpExpr:
-		if a.Op == "-" {
-			if n, ok := a.Right.(*metricsql.NumberExpr); ok {
-				if l, ok := a.Left.(*metricsql.NumberExpr); ok && l.N == 0 {
-					return int64(math.Round(-n.N * 1000))
-				}
-			}
-		}
 	}
 	raise("@ modifier must be a number, start() or end(), not %s", e.AppendString(nil))
 	return 0

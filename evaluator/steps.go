@@ -2,29 +2,6 @@ package evaluator
 
 import "github.com/prometheus/prometheus/model/labels"
 
-// forEachStep calls fn with the vector of m at every step. The vector is
-// reused between calls; its samples carry the index of their series in m
-// in T's place is the step time.
-func (ev *evaluator) forEachStep(m Matrix, fn func(i int, ts int64, vec Vector)) {
-	pos := make([]int, len(m))
-	var vec Vector
-	for i, n := 0, ev.numSteps(); i < n; i++ {
-		if i%256 == 0 {
-			ev.checkContext()
-		}
-		ts := ev.stepTime(i)
-		vec = vec[:0]
-		for k := range m {
-			pts := m[k].Floats
-			if p := pos[k]; p < len(pts) && pts[p].T == ts {
-				vec = append(vec, Sample{Metric: m[k].Metric, T: ts, F: pts[p].F})
-				pos[k]++
-			}
-		}
-		fn(i, ts, vec)
-	}
-}
-
 // collector builds a Matrix from samples produced step by step, one
 // series per label set. Two samples of one label set at one step fail the
 // query, as in Prometheus.

@@ -132,10 +132,7 @@ type writeScratch struct {
 // Result tells which samples were refused, while the rest were stored.
 func (in *Ingester) Write(body []byte) (Result, error) {
 	lim := in.limits.Load()
-	sc, _ := in.scratch.Get().(*writeScratch)
-	if sc == nil {
-		sc = newWriteScratch()
-	}
+	sc := in.getScratch()
 	defer in.putScratch(sc)
 
 	if err := in.decode(body, lim, sc); err != nil {
@@ -145,11 +142,16 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples()}
 	in.metrics.seriesReceived.Add(float64(res.Series))
 	in.metrics.samplesReceived.Add(float64(res.Samples))
+	return in.appendAll(sc.wr.Timeseries, lim, sc, res)
+}
 
+// appendAll validates, relabels and appends series, commits them, and
+// completes res, which counts their series and float samples already.
+func (in *Ingester) appendAll(series []TimeSeries, lim *Limits, sc *writeScratch, res Result) (Result, error) {
 	app := in.store.Appender()
 	maxT := in.now().Add(lim.MaxFutureDrift).UnixMilli()
-	for i := range sc.wr.Timeseries {
-		in.appendSeries(app, &sc.wr.Timeseries[i], lim, maxT, sc, &res)
+	for i := range series {
+		in.appendSeries(app, &series[i], lim, maxT, sc, &res)
 	}
 	if err := app.Commit(); err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
@@ -165,7 +167,10 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 	return res, nil
 }
 
-func newWriteScratch() *writeScratch {
+func (in *Ingester) getScratch() *writeScratch {
+	if sc, ok := in.scratch.Get().(*writeScratch); ok {
+		return sc
+	}
 	return &writeScratch{builder: labels.NewScratchBuilder(16)}
 }
 

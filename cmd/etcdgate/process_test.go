@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
 // gatewayBinary is bin/etcdgate built once for the tests that run the
@@ -36,17 +37,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// freePort returns a port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // process is a child process whose output is kept for failure messages.
@@ -148,7 +138,7 @@ func startGateway(t *testing.T, extra ...string) (p *process, url string) {
 // startGatewayIn is startGateway on a given data directory.
 func startGatewayIn(t *testing.T, dataDir string, extra ...string) (p *process, url string) {
 	t.Helper()
-	port := freePort(t)
+	port := testnet.FreePort(t)
 	url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	args := append([]string{"serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", dataDir}, extra...)
 	p = startProcess(t, gatewayBinary, args...)

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
 // prometheusBinary finds Debian's prometheus. On CI (.ci/run installs it)
@@ -54,7 +56,7 @@ func TestPrometheusRemoteWrite(t *testing.T) {
 	promBin := prometheusBinary(t)
 	_, gw := startGateway(t)
 
-	promPort := freePort(t)
+	promPort := testnet.FreePort(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
 global:

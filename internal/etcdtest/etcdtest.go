@@ -7,7 +7,6 @@ package etcdtest
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,6 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
 // Options shape a cluster. The zero value is one plain-text member.
@@ -164,10 +165,5 @@ func (c *Cluster) Client(t testing.TB) *clientv3.Client {
 // race is rare enough.
 func FreeURL(t testing.TB, scheme string) url.URL {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return url.URL{Scheme: scheme, Host: l.Addr().String()}
+	return url.URL{Scheme: scheme, Host: fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t))}
 }

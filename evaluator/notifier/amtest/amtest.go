@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
 // binary finds Debian's prometheus-alertmanager. On CI (.ci/run installs
@@ -31,16 +32,6 @@ func binary(t testing.TB) string {
 	}
 	t.Skip("alertmanager not installed (apt-get install prometheus-alertmanager)")
 	return ""
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Webhook is a receiver for the Alertmanager to notify: it records
@@ -128,7 +119,7 @@ receivers:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t))
 	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.path="+dir, "--web.listen-address="+addr,
 		"--cluster.listen-address=", "--log.level=warn")
 	cmd.Stderr = os.Stderr
