@@ -147,6 +147,9 @@ func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 	s, created := h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
 		return newMemSeries(ref, syms)
 	})
+	if !created {
+		h.symbols.release(syms) // never published: no reader holds it
+	}
 	if created {
 		s.logged.Store(true)
 		h.index.add(ref, h.symbols.load(), s.syms)

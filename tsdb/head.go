@@ -30,6 +30,11 @@ type Head struct {
 	maxTime    atomic.Int64 // newest sample timestamp; math.MinInt64 when empty
 	appenders  appenderPool
 	numChunks  atomic.Int64 // chunks created since start
+
+	// readers and removed make the memory of series removed from the
+	// index reusable only once no appender or querier can hold them.
+	readers *epochs
+	removed limbo
 }
 
 // NewHead returns an empty head. Its metrics are registered with reg,
@@ -43,6 +48,7 @@ func NewHead(opts HeadOptions, reg prometheus.Registerer) (*Head, error) {
 		symbols: newSymbolTable(),
 		series:  newStripeSeries(opts.StripeSize),
 		index:   newPostings(),
+		readers: newEpochs(),
 	}
 	h.minTime.Store(maxInt64)
 	h.maxTime.Store(minInt64)
@@ -131,6 +137,9 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 		h.activateLocked(s) // not yet published: no lock needed
 		return s
 	})
+	if !created {
+		h.symbols.release(syms) // never published: no reader holds it
+	}
 	if created {
 		h.index.add(s.ref, h.symbols.load(), s.syms)
 		h.numIndexed.Add(1)
@@ -156,9 +165,13 @@ func (h *Head) updateTimeRange(mint, maxt int64) {
 	}
 }
 
-// removeSeries takes deleted series out of the maps and postings.
+// removeSeries takes deleted series out of the maps and postings. Their
+// symbols are released once no reader can hold them any more: at the end
+// of this call if none can, else at a later call of collectRemoved.
 func (h *Head) removeSeries(gone []*memSeries) {
-	refs := make([]SeriesRef, 0, len(gone))
+	if len(gone) == 0 {
+		return
+	}
 	st := h.series
 	b := labels.NewScratchBuilder(16)
 	for _, s := range gone {
@@ -168,9 +181,18 @@ func (h *Head) removeSeries(gone []*memSeries) {
 		st.hashes[i].del(hash, s)
 		st.locks[i].Unlock()
 		st.refs.del(s.ref)
-		refs = append(refs, s.ref)
 	}
-	slices.Sort(refs)
-	h.index.deleteRefs(refs)
+	h.index.deleteSeries(h.symbols.load(), gone)
 	h.numIndexed.Add(-int64(len(gone)))
+	// Readers that start from here on cannot find the removed series.
+	h.removed.add(h.readers.advance(), slices.Clone(gone))
+	h.collectRemoved()
+}
+
+// collectRemoved releases the symbols of removed series that no reader
+// can hold any more.
+func (h *Head) collectRemoved() {
+	for _, s := range h.removed.takeBefore(h.readers.oldest()) {
+		h.symbols.release(s.syms)
+	}
 }

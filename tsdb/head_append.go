@@ -12,6 +12,7 @@ import (
 func (h *Head) Appender() Appender {
 	a := h.appenders.get()
 	a.head = h
+	a.epoch = h.readers.enter()
 	return a
 }
 
@@ -19,6 +20,7 @@ func (h *Head) Appender() Appender {
 // sit between checking samples and making them visible.
 type headAppender struct {
 	head    *Head
+	epoch   uint64 // entered in head.readers until Commit or Rollback
 	samples []pendingSample
 	// newest maps each series touched by this batch to its newest accepted
 	// sample, so that a batch holding several samples of a series is
@@ -50,6 +52,7 @@ func (p *appenderPool) put(a *headAppender) {
 	clear(a.samples)
 	a.samples = a.samples[:0]
 	clear(a.newest)
+	a.head.readers.exit(a.epoch)
 	a.head = nil
 	p.pool.Put(a)
 }

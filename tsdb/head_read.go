@@ -4,25 +4,28 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
 
 // Querier returns a querier over the head's samples in [mint, maxt].
 func (h *Head) Querier(mint, maxt int64) (Querier, error) {
-	return &headQuerier{head: h, mint: mint, maxt: maxt}, nil
+	return &headQuerier{head: h, mint: mint, maxt: maxt, epoch: h.readers.enter()}, nil
 }
 
 // Querier returns a querier over [mint, maxt] that reads the head and the
 // store's chunks as one.
 func (db *DB) Querier(mint, maxt int64) (Querier, error) {
-	return &headQuerier{head: db.head, mint: mint, maxt: maxt, store: db.store.reader()}, nil
+	return &headQuerier{head: db.head, mint: mint, maxt: maxt, store: db.store.reader(), epoch: db.head.readers.enter()}, nil
 }
 
 type headQuerier struct {
 	head       *Head
 	mint, maxt int64
 	store      *storeReader // nil for a head without a store
+	epoch      uint64       // entered in head.readers until Close
+	closed     atomic.Bool
 }
 
 // ctxCheckInterval is how many series a querier walks between checks of
@@ -129,6 +132,10 @@ func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*label
 }
 
 func (q *headQuerier) Close() error {
+	if q.closed.Swap(true) {
+		return nil
+	}
+	q.head.readers.exit(q.epoch)
 	if q.store != nil {
 		q.store.close()
 	}

@@ -174,23 +174,35 @@ func (p *postings) labelValues(name string) []string {
 	return values
 }
 
-// deleteRefs removes the sorted refs from every list, dropping lists and
-// names left empty. It walks the whole index: retention calls it rarely,
-// for many refs at once.
-func (p *postings) deleteRefs(refs []SeriesRef) {
+// deleteSeries removes the series from the lists of their labels (spelled
+// in strs), dropping lists and names left empty. It touches only those
+// lists: a checkpoint that evicts a batch of series does not walk the
+// whole index.
+func (p *postings) deleteSeries(strs []string, gone []*memSeries) {
+	type pair struct{ name, value string }
+	byPair := map[pair][]SeriesRef{}
+	refs := make([]SeriesRef, 0, len(gone))
+	for _, s := range gone {
+		refs = append(refs, s.ref)
+		s.syms.each(func(n, v uint32) {
+			k := pair{strs[n], strs[v]}
+			byPair[k] = append(byPair[k], s.ref)
+		})
+	}
+	slices.Sort(refs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.all = withoutSorted(p.all, refs)
-	for name, values := range p.m {
-		for v, list := range values {
-			if list = withoutSorted(list, refs); len(list) == 0 {
-				delete(values, v)
-			} else {
-				values[v] = list
-			}
+	for k, del := range byPair {
+		slices.Sort(del)
+		values := p.m[k.name]
+		if list := withoutSorted(values[k.value], del); len(list) == 0 {
+			delete(values, k.value)
+		} else {
+			values[k.value] = list
 		}
 		if len(values) == 0 {
-			delete(p.m, name)
+			delete(p.m, k.name)
 		}
 	}
 }

@@ -10,18 +10,33 @@ import (
 )
 
 // symbolTable interns label names and values. Each distinct string is
-// stored once; a series keeps 4-byte references to it.
+// stored once; a series keeps uvarint references to it, and each reference
+// is counted, so that a string no series uses any more is dropped and its
+// slot reused: label churn (pods and instances that come and go) does not
+// grow the table.
 //
-// Reads are lock-free: strs holds an append-only slice whose elements below
-// its length never change, so a reader that loaded the slice after a series
-// was published sees every symbol that series refers to. Writers serialise
-// on mu.
+// Reads are lock-free: strs holds a slice whose slots change only while no
+// reader can look at them. A slot is filled before the series referring to
+// it is published, and cleared (its count at zero) only once the head's
+// epochs say that no reader can still hold a series referring to it (see
+// Head.removeSeries). A reader that loaded the slice after a series was
+// published sees every symbol that series refers to. Writers serialise on
+// mu.
 type symbolTable struct {
-	strs atomic.Pointer[[]string]
+	strs  atomic.Pointer[[]string]
+	live  atomic.Int64 // strings in the table
+	bytes atomic.Int64 // memory the table accounts for its strings
 
-	mu  sync.Mutex
-	ids map[string]uint32 // guarded by mu
+	mu    sync.Mutex
+	ids   map[string]uint32 // guarded by mu
+	count []uint32          // guarded by mu: references to each slot, 0 for a free one
+	free  []uint32          // guarded by mu: free slots, reused before the slice grows
 }
+
+// symbolOverhead estimates what a symbol costs besides its bytes: its slot
+// (16), count (4), map entry (~16+4 with the swiss table's slack) and the
+// postings map entry keyed by it (~48 with its one-element list).
+const symbolOverhead = 96
 
 func newSymbolTable() *symbolTable {
 	st := &symbolTable{ids: map[string]uint32{}}
@@ -31,19 +46,63 @@ func newSymbolTable() *symbolTable {
 }
 
 // internLocked returns the reference of s, adding a private copy of s if
-// new. The caller holds st.mu.
+// new, and counts one more reference to it. The caller holds st.mu.
 func (st *symbolTable) internLocked(s string) uint32 {
 	if id, ok := st.ids[s]; ok {
+		st.count[id]++
 		return id
 	}
 	s = strings.Clone(s) // the caller's string may alias a request buffer
 	strs := *st.strs.Load()
-	id := uint32(len(strs))
-	strs = append(strs, s)
-	st.strs.Store(&strs)
+	var id uint32
+	if n := len(st.free); n > 0 {
+		id = st.free[n-1]
+		st.free = st.free[:n-1]
+		strs[id] = s // no reader looks at a free slot
+		st.count[id] = 1
+	} else {
+		id = uint32(len(strs))
+		strs = append(strs, s)
+		st.strs.Store(&strs)
+		st.count = append(st.count, 1)
+	}
 	st.ids[s] = id
+	st.live.Add(1)
+	st.bytes.Add(int64(len(s)) + symbolOverhead)
 	return id
 }
+
+// releaseLocked drops one reference to id, freeing the slot at zero. The
+// caller holds st.mu, and no reader may still hold a series referring to
+// id through this reference.
+func (st *symbolTable) releaseLocked(id uint32) {
+	if st.count[id] == 0 {
+		panic("BUG: symbol released more often than interned")
+	}
+	if st.count[id]--; st.count[id] > 0 {
+		return
+	}
+	strs := *st.strs.Load()
+	s := strs[id]
+	delete(st.ids, s)
+	strs[id] = "" // drop the string's memory
+	st.free = append(st.free, id)
+	st.live.Add(-1)
+	st.bytes.Add(-int64(len(s)) - symbolOverhead)
+}
+
+// release drops the references of one series' label set.
+func (st *symbolTable) release(refs symRefs) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	refs.each(func(n, v uint32) {
+		st.releaseLocked(n)
+		st.releaseLocked(v)
+	})
+}
+
+// size returns the memory the table accounts for its strings.
+func (st *symbolTable) size() int64 { return st.bytes.Load() }
 
 // symRefs spells a label set as symbol references, name then value for
 // each label in label order, each reference a uvarint. Symbols interned
@@ -88,11 +147,11 @@ func (st *symbolTable) internLabels(lset labels.Labels) symRefs {
 	return symRefs(buf)
 }
 
-// load returns a snapshot holding every symbol interned so far.
+// load returns the slots; those of published series are filled.
 func (st *symbolTable) load() []string { return *st.strs.Load() }
 
-// len returns the number of distinct symbols.
-func (st *symbolTable) len() int { return len(st.load()) }
+// len returns the number of distinct symbols in use.
+func (st *symbolTable) len() int { return int(st.live.Load()) }
 
 // equal reports whether refs spell lset.
 func (st *symbolTable) equal(refs symRefs, lset labels.Labels) bool {
