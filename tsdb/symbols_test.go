@@ -55,7 +55,9 @@ func TestSymbolTableReleasesAndReusesSlots(t *testing.T) {
 // created meanwhile (which would take freed slots).
 func TestHeadRemovedSeriesReleaseSymbolsAfterReaders(t *testing.T) {
 	h := newTestHead(t, nil)
-	pod := func(i int) labels.Labels { return labels.FromStrings("__name__", "up", "pod", fmt.Sprintf("pod-%d", i)) }
+	pod := func(i int) labels.Labels {
+		return labels.FromStrings("__name__", "up", "pod", fmt.Sprintf("pod-%d", i))
+	}
 	for i := range 100 {
 		if err := appendOne(t, h, pod(i), 1000, 1); err != nil {
 			t.Fatal(err)
