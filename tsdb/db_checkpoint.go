@@ -219,7 +219,7 @@ func (cp *checkpointer) release(it persistItem) {
 	s.indexPersisted = true
 	s.persistedMaxT = max(s.persistedMaxT, it.maxT)
 	if s.active {
-		h.headBytes.Add(s.chunkBytesLocked() - before)
+		h.chunkBytes.Add(s.chunkBytesLocked() - before)
 	}
 	if it.deactivate && s.active && s.head == nil && len(s.closed) == 0 && s.ooo.empty() {
 		h.deactivateLocked(s)

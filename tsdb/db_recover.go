@@ -61,7 +61,7 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot) error {
 		if err := s.reopenHeadLocked(snap); err != nil {
 			return fmt.Errorf("head snapshot of series %d: %w", ref, err)
 		}
-		db.head.headBytes.Add(s.chunkBytesLocked())
+		db.head.chunkBytes.Add(s.chunkBytesLocked())
 		db.head.updateTimeRange(snap.headMinT, snap.maxT)
 	} else {
 		db.head.updateTimeRange(snap.maxT, snap.maxT)
@@ -154,6 +154,7 @@ func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 		s.logged.Store(true)
 		h.index.add(ref, h.symbols.load(), s.syms)
 		h.numIndexed.Add(1)
+		h.indexBytes.Add(seriesOverhead(len(s.syms)))
 		for {
 			last := h.lastRef.Load()
 			if uint64(ref) <= last || h.lastRef.CompareAndSwap(last, uint64(ref)) {

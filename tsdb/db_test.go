@@ -232,7 +232,7 @@ func TestDBSeriesChurnFreesMemory(t *testing.T) {
 	}
 	writeCluster("old", 0, 30*60000)
 	writeCluster("new", 30*60000, 60*60000) // the old cluster is gone
-	bytesBoth := db.head.Bytes()
+	bytesBoth := db.head.chunkBytes.Load()
 	if err := db.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
@@ -242,8 +242,8 @@ func TestDBSeriesChurnFreesMemory(t *testing.T) {
 	if n := db.head.NumIndexedSeries(); n != 100 {
 		t.Fatalf("%d indexed series, want 100", n)
 	}
-	if b := db.head.Bytes(); b > bytesBoth*7/10 { // the old half, ~40% of the bytes, is released
-		t.Fatalf("head bytes %d after churn, %d with both clusters", b, bytesBoth)
+	if b := db.head.chunkBytes.Load(); b > bytesBoth*7/10 { // the old half, ~40% of the bytes, is released
+		t.Fatalf("head chunk bytes %d after churn, %d with both clusters", b, bytesBoth)
 	}
 	got := dbSelect(t, db, 0, 60*60000, labels.MustNewMatcher(labels.MatchEqual, "cluster", "old"))
 	if len(got) != 50 {

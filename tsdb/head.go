@@ -25,7 +25,8 @@ type Head struct {
 	lastRef    atomic.Uint64
 	numSeries  atomic.Int64 // active series
 	numIndexed atomic.Int64 // all series in the index, active or not
-	headBytes  atomic.Int64 // accounted memory of active series
+	chunkBytes atomic.Int64 // accounted memory of active series' samples
+	indexBytes atomic.Int64 // accounted memory of indexed series besides samples and symbols
 	minTime    atomic.Int64 // oldest sample timestamp; math.MaxInt64 when empty
 	maxTime    atomic.Int64 // newest sample timestamp; math.MinInt64 when empty
 	appenders  appenderPool
@@ -61,8 +62,13 @@ func NewHead(opts HeadOptions, reg prometheus.Registerer) (*Head, error) {
 // series created or reactivated.
 func (h *Head) SetLimits(l HeadLimits) { h.limits.Store(&l) }
 
-// Bytes returns the memory the head accounts for its active series.
-func (h *Head) Bytes() int64 { return h.headBytes.Load() }
+// Bytes returns the memory the head accounts for: the samples of active
+// series, every indexed series' struct, label references and postings,
+// and the symbol table's strings. It is what limits.max_head_bytes
+// bounds, so label churn (unique values) counts as much as samples do.
+func (h *Head) Bytes() int64 {
+	return h.chunkBytes.Load() + h.indexBytes.Load() + h.symbols.size()
+}
 
 // NumIndexedSeries returns all series the index knows, including those
 // whose samples are only in the store.
@@ -74,14 +80,15 @@ func (h *Head) checkLimits() error {
 	if n := h.numSeries.Load(); l.MaxSeries > 0 && n >= l.MaxSeries {
 		return fmt.Errorf("%w: %d active series, max_series is %d", ErrSeriesLimit, n, l.MaxSeries)
 	}
-	if b := h.headBytes.Load(); l.MaxBytes > 0 && b >= l.MaxBytes {
+	if b := h.Bytes(); l.MaxBytes > 0 && b >= l.MaxBytes {
 		return fmt.Errorf("%w: head holds %d bytes, max_head_bytes is %d", ErrHeadBytesLimit, b, l.MaxBytes)
 	}
 	return nil
 }
 
-// seriesOverhead estimates what an active series costs besides its
-// chunks: the struct, its symbol refs, two map entries and its postings.
+// seriesOverhead estimates what an indexed series costs besides its chunks
+// and symbols: the struct, its symbol refs, two map entries and its
+// postings.
 func seriesOverhead(symBytes int) int64 {
 	// ~2.5 bytes a reference: a label's two refs take ~5 bytes and its
 	// postings entry 8 (plus slack, 12).
@@ -89,17 +96,17 @@ func seriesOverhead(symBytes int) int64 {
 }
 
 // activateLocked makes s hold samples again and counts it toward the
-// head. The caller holds s.mu.
+// head's active series. The caller holds s.mu.
 func (h *Head) activateLocked(s *memSeries) {
 	s.active = true
-	h.headBytes.Add(s.bytesLocked())
+	h.chunkBytes.Add(s.chunkBytesLocked())
 	h.numSeries.Add(1)
 }
 
 // deactivateLocked drops s's sample state from memory; its samples must
 // already be in the store. The caller holds s.mu.
 func (h *Head) deactivateLocked(s *memSeries) {
-	h.headBytes.Add(-s.bytesLocked())
+	h.chunkBytes.Add(-s.chunkBytesLocked())
 	s.head, s.app, s.closed, s.ooo = nil, nil, nil, nil
 	s.active = false
 	h.numSeries.Add(-1)
@@ -143,6 +150,7 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 	if created {
 		h.index.add(s.ref, h.symbols.load(), s.syms)
 		h.numIndexed.Add(1)
+		h.indexBytes.Add(seriesOverhead(len(s.syms)))
 		h.metrics.seriesCreated.Inc()
 		h.created.add(s)
 	}
@@ -165,7 +173,8 @@ func (h *Head) updateTimeRange(mint, maxt int64) {
 	}
 }
 
-// removeSeries takes deleted series out of the maps and postings. Their
+// removeSeries takes deleted, inactive series out of the maps and
+// postings. Their
 // symbols are released once no reader can hold them any more: at the end
 // of this call if none can, else at a later call of collectRemoved.
 func (h *Head) removeSeries(gone []*memSeries) {
@@ -194,5 +203,6 @@ func (h *Head) removeSeries(gone []*memSeries) {
 func (h *Head) collectRemoved() {
 	for _, s := range h.removed.takeBefore(h.readers.oldest()) {
 		h.symbols.release(s.syms)
+		h.indexBytes.Add(-seriesOverhead(len(s.syms)))
 	}
 }

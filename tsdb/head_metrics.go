@@ -56,7 +56,7 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 			}, func() float64 { return float64(h.NumSeries()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_head_bytes",
-				Help: "Memory the head accounts for its active series and their chunks.",
+				Help: "Memory the head accounts for (limits.max_head_bytes bounds it): samples of active series, every indexed series, and the label symbols.",
 			}, func() float64 { return float64(h.Bytes()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_index_series",
@@ -66,6 +66,10 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 				Name: "etcdgate_tsdb_head_symbols",
 				Help: "Distinct label names and values interned by the head.",
 			}, func() float64 { return float64(h.symbols.len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "etcdgate_tsdb_head_symbol_bytes",
+				Help: "Memory the head accounts for its label symbols, part of etcdgate_tsdb_head_bytes.",
+			}, func() float64 { return float64(h.symbols.size()) }),
 		)
 	}
 	return m

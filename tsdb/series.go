@@ -54,12 +54,6 @@ func (s *memSeries) headMinTLocked() int64 {
 	return t
 }
 
-// bytesLocked is what the series costs the head: its fixed overhead and
-// its chunks. The caller holds s.mu.
-func (s *memSeries) bytesLocked() int64 {
-	return seriesOverhead(len(s.syms)) + s.chunkBytesLocked()
-}
-
 // outOfOrder holds a series' out-of-order samples. It sits behind a
 // pointer because few series ever have any: inline, its two slice
 // headers would cost every series 48 bytes.

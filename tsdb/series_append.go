@@ -78,7 +78,7 @@ func (s *memSeries) appendLocked(t int64, v float64, h *Head) (appendOutcome, er
 	}
 	s.minT = min(s.minT, t)
 	if d := s.chunkBytesLocked() - before; d != 0 {
-		h.headBytes.Add(d)
+		h.chunkBytes.Add(d)
 	}
 	return outcome, nil
 }
