@@ -116,6 +116,10 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		st.close()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	if head.evicted, err = openEvictedStore(st); err != nil {
+		st.close()
+		return nil, err
+	}
 	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
 		st.close()
 		return nil, err

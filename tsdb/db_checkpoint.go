@@ -57,10 +57,15 @@ func (db *DB) Checkpoint() (err error) {
 	}
 	staleBefore := db.head.MaxTime() - db.opts.StalenessPeriod.Milliseconds()
 	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, snap: snap}
+	if err := db.startEvictions(&cp); err != nil {
+		snap.abort()
+		return err
+	}
 	if err := cp.walk(); err != nil {
 		snap.abort()
 		return err
 	}
+	db.head.flagEpoch = db.head.readers.advance() // see series_evict.go
 	sync := db.opts.WALSync == WALSyncInterval
 	if sync {
 		if err := db.store.db.Sync(); err != nil {
@@ -90,6 +95,7 @@ type checkpointer struct {
 	wb          *badger.WriteBatch
 	arena       arena // keys and values of the batch being written
 	snap        *snapshotWriter
+	evict       evictor // series leaving memory (series_evict.go)
 }
 
 // set queues key and value, both encoded into the arena.
@@ -118,12 +124,16 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 			cp.items = append(cp.items, *item)
 		}
 	}
+	if err := cp.queueEvictionHashes(); err != nil {
+		return err
+	}
 	if err := cp.wb.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint batch: %w", err)
 	}
 	for _, it := range cp.items {
 		cp.release(it)
 	}
+	cp.finishEvictions()
 	cp.arena.reset()
 	return nil
 }
@@ -141,6 +151,9 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 			snap.headMinT, snap.chunk = s.headMinTLocked(), s.head.Bytes()
 		}
 		cp.snap.add(s.ref, snap)
+	}
+	if evicted, err := cp.evictLocked(s); evicted || err != nil {
+		return nil, err
 	}
 	if !s.active && s.indexPersisted {
 		return nil, nil

@@ -152,6 +152,7 @@ func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 	}
 	if created {
 		s.logged.Store(true)
+		s.evictable = true // inactive: a checkpoint may evict it
 		h.index.add(ref, h.symbols.load(), s.syms)
 		h.numIndexed.Add(1)
 		h.indexBytes.Add(seriesOverhead(len(s.syms)))

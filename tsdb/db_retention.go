@@ -26,6 +26,9 @@ func (db *DB) ApplyRetention() error {
 		return err
 	}
 	db.metrics.bucketsDropped.Add(float64(dropped))
+	if err := db.dropEvictedThrough(lastDead); err != nil {
+		return err
+	}
 	keptFrom := (lastDead + 1) * db.store.bucketRange
 	removed, err := db.removeExpiredSeries(keptFrom)
 	if err != nil {

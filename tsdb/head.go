@@ -36,6 +36,14 @@ type Head struct {
 	// index reusable only once no appender or querier can hold them.
 	readers *epochs
 	removed limbo
+
+	// evicted finds series that left memory; nil for a head without a
+	// store. revived queues those that came back for the next checkpoint.
+	evicted *evictedStore
+	revived revivedQueue
+	// flagEpoch is the epoch in which the last checkpoint flagged series
+	// evictable. Guarded by the DB's checkpointMu.
+	flagEpoch uint64
 }
 
 // NewHead returns an empty head. Its metrics are registered with reg,
@@ -98,7 +106,7 @@ func seriesOverhead(symBytes int) int64 {
 // activateLocked makes s hold samples again and counts it toward the
 // head's active series. The caller holds s.mu.
 func (h *Head) activateLocked(s *memSeries) {
-	s.active = true
+	s.active, s.evictable = true, false
 	h.chunkBytes.Add(s.chunkBytesLocked())
 	h.numSeries.Add(1)
 }
@@ -108,7 +116,7 @@ func (h *Head) activateLocked(s *memSeries) {
 func (h *Head) deactivateLocked(s *memSeries) {
 	h.chunkBytes.Add(-s.chunkBytesLocked())
 	s.head, s.app, s.closed, s.ooo = nil, nil, nil, nil
-	s.active = false
+	s.active, s.evictable = false, true
 	h.numSeries.Add(-1)
 }
 
@@ -127,7 +135,8 @@ func (h *Head) MinTime() int64 { return h.minTime.Load() }
 func (h *Head) MaxTime() int64 { return h.maxTime.Load() }
 
 // getOrCreate returns the series of lset, creating it (active) if new,
-// unless the head is at its limits.
+// unless the head is at its limits. A series evicted to the store comes
+// back under its old ref.
 func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err error) {
 	hash := lset.Hash()
 	if s := h.series.getByHash(hash, lset, h.symbols); s != nil {
@@ -136,25 +145,40 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 	if err := h.checkLimits(); err != nil {
 		return nil, false, err
 	}
+	ev, revived, err := h.evicted.lookup(hash, lset)
+	if err != nil {
+		// Creating it anew would give its labels a second ref.
+		return nil, false, fmt.Errorf("look up evicted series: %w", err)
+	}
 	// Intern before taking the stripe lock: interning may allocate, and a
-	// losing racer only leaves symbols that the winner also interned.
+	// losing racer releases what it interned.
 	syms := h.symbols.internLabels(lset)
 	s, created = h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
-		s := newMemSeries(SeriesRef(h.lastRef.Add(1)), syms)
-		h.activateLocked(s) // not yet published: no lock needed
+		if !revived {
+			s := newMemSeries(SeriesRef(h.lastRef.Add(1)), syms)
+			h.activateLocked(s) // not yet published: no lock needed
+			return s
+		}
+		s := newMemSeries(ev.ref, syms)
+		s.minT, s.maxT, s.lastV, s.persistedMaxT = ev.rec.minT, ev.rec.maxT, ev.rec.lastV, ev.rec.maxT
+		h.activateLocked(s)
 		return s
 	})
 	if !created {
 		h.symbols.release(syms) // never published: no reader holds it
+		return s, false, nil
 	}
-	if created {
-		h.index.add(s.ref, h.symbols.load(), s.syms)
-		h.numIndexed.Add(1)
-		h.indexBytes.Add(seriesOverhead(len(s.syms)))
+	h.index.add(s.ref, h.symbols.load(), s.syms)
+	h.numIndexed.Add(1)
+	h.indexBytes.Add(seriesOverhead(len(s.syms)))
+	h.created.add(s)
+	if revived {
+		h.metrics.seriesRevived.Inc()
+		h.revived.add(revivedSeries{ref: ev.ref, bucket: ev.bucket, lset: ev.lset})
+	} else {
 		h.metrics.seriesCreated.Inc()
-		h.created.add(s)
 	}
-	return s, created, nil
+	return s, true, nil
 }
 
 // updateTimeRange widens the head's time range to include [mint, maxt].
@@ -174,9 +198,9 @@ func (h *Head) updateTimeRange(mint, maxt int64) {
 }
 
 // removeSeries takes deleted, inactive series out of the maps and
-// postings. Their
-// symbols are released once no reader can hold them any more: at the end
-// of this call if none can, else at a later call of collectRemoved.
+// postings. Their symbols are released once no reader can hold them any
+// more: at the end of this call if none can, else at a later call of
+// collectRemoved.
 func (h *Head) removeSeries(gone []*memSeries) {
 	if len(gone) == 0 {
 		return
@@ -190,6 +214,39 @@ func (h *Head) removeSeries(gone []*memSeries) {
 		st.hashes[i].del(hash, s)
 		st.locks[i].Unlock()
 		st.refs.del(s.ref)
+	}
+	h.forgetUnlinked(gone)
+}
+
+// unlinkIfInactive marks s deleted and takes it out of the series maps if
+// it is inactive, under its stripe's lock and its own, so that an appender
+// either activated it before or finds it deleted and looks up again.
+func (h *Head) unlinkIfInactive(s *memSeries) bool {
+	st := h.series
+	b := scratchBuilders.Get().(*labels.ScratchBuilder)
+	hash := h.symbols.labels(b, s.syms).Hash()
+	scratchBuilders.Put(b)
+	i := hash & st.mask
+	st.locks[i].Lock()
+	s.mu.Lock()
+	ok := !s.active && !s.deleted
+	if ok {
+		s.deleted = true
+		st.hashes[i].del(hash, s)
+	}
+	s.mu.Unlock()
+	st.locks[i].Unlock()
+	if ok {
+		st.refs.del(s.ref)
+	}
+	return ok
+}
+
+// forgetUnlinked takes series already out of the maps out of the postings
+// and queues their memory for release.
+func (h *Head) forgetUnlinked(gone []*memSeries) {
+	if len(gone) == 0 {
+		return
 	}
 	h.index.deleteSeries(h.symbols.load(), gone)
 	h.numIndexed.Add(-int64(len(gone)))

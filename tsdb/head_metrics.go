@@ -10,6 +10,8 @@ import (
 // heads can live in one process (and one test).
 type headMetrics struct {
 	seriesCreated      prometheus.Counter
+	seriesEvicted      prometheus.Counter
+	seriesRevived      prometheus.Counter
 	samplesAppended    prometheus.Counter
 	outOfOrderAppended prometheus.Counter
 	duplicatesIgnored  prometheus.Counter
@@ -22,6 +24,14 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 		seriesCreated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "etcdgate_tsdb_head_series_created_total",
 			Help: "Series created in the head.",
+		}),
+		seriesEvicted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_head_series_evicted_total",
+			Help: "Inactive series that left memory; their data stays queryable from the store.",
+		}),
+		seriesRevived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_head_series_revived_total",
+			Help: "Evicted series that received samples again and came back under their old ref.",
 		}),
 		samplesAppended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "etcdgate_tsdb_head_samples_appended_total",
@@ -48,7 +58,7 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 		m.samplesRejected.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.seriesCreated, m.samplesAppended, m.outOfOrderAppended,
+		reg.MustRegister(m.seriesCreated, m.seriesEvicted, m.seriesRevived, m.samplesAppended, m.outOfOrderAppended,
 			m.duplicatesIgnored, m.commitConflicts, m.samplesRejected,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_head_series",

@@ -65,8 +65,9 @@ func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesS
 	set := q.selectUnsorted(ctx, ms)
 	b := labels.NewScratchBuilder(16)
 	for i := range set.series {
-		hs := &set.series[i]
-		hs.lset = q.head.symbols.labels(&b, hs.s.syms)
+		if hs := &set.series[i]; hs.s != nil {
+			hs.lset = q.head.symbols.labels(&b, hs.s.syms)
+		}
 	}
 	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
 	return set
@@ -85,19 +86,37 @@ func (q *headQuerier) selectUnsorted(ctx context.Context, ms []*labels.Matcher) 
 	if err != nil {
 		return &headSeriesSet{err: err}
 	}
-	set := &headSeriesSet{series: make([]headSeries, len(series))}
+	evicted, err := q.evictedMatching(ctx, ms)
+	if err != nil {
+		return &headSeriesSet{err: err}
+	}
+	set := &headSeriesSet{series: make([]headSeries, len(series), len(series)+len(evicted))}
 	for i, s := range series {
 		set.series[i] = headSeries{symbols: q.head.symbols, s: s, mint: q.mint, maxt: q.maxt, store: q.store}
+	}
+	for i := range evicted {
+		set.series = append(set.series, headSeries{lset: evicted[i].lset, evicted: &evicted[i], q: q})
 	}
 	return set
 }
 
 func (q *headQuerier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]string, error) {
 	if len(ms) == 0 {
-		if q.head.MinTime() > q.maxt || q.head.MaxTime() < q.mint {
-			return nil, nil
+		var names []string
+		if q.head.MinTime() <= q.maxt && q.head.MaxTime() >= q.mint {
+			names = q.head.index.labelNames()
 		}
-		return q.head.index.labelNames(), nil
+		if q.head.evicted == nil || q.store == nil {
+			return names, nil
+		}
+		seen := make(map[string]struct{}, len(names))
+		for _, n := range names {
+			seen[n] = struct{}{}
+		}
+		if err := q.evictedLabelNames(seen); err != nil {
+			return nil, err
+		}
+		return sortedKeys(seen), nil
 	}
 	series, err := q.matching(ctx, ms)
 	if err != nil {
@@ -108,15 +127,33 @@ func (q *headQuerier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]
 	for _, s := range series {
 		s.syms.each(func(n, _ uint32) { seen[strs[n]] = struct{}{} })
 	}
+	evicted, err := q.evictedMatching(ctx, ms)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evicted {
+		e.lset.Range(func(l labels.Label) { seen[l.Name] = struct{}{} })
+	}
 	return sortedKeys(seen), nil
 }
 
 func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*labels.Matcher) ([]string, error) {
 	if len(ms) == 0 {
-		if q.head.MinTime() > q.maxt || q.head.MaxTime() < q.mint {
-			return nil, nil
+		var values []string
+		if q.head.MinTime() <= q.maxt && q.head.MaxTime() >= q.mint {
+			values = q.head.index.labelValues(name)
 		}
-		return q.head.index.labelValues(name), nil
+		if q.head.evicted == nil || q.store == nil {
+			return values, nil
+		}
+		seen := make(map[string]struct{}, len(values))
+		for _, v := range values {
+			seen[v] = struct{}{}
+		}
+		if err := q.evictedLabelValues(name, seen); err != nil {
+			return nil, err
+		}
+		return sortedKeys(seen), nil
 	}
 	series, err := q.matching(ctx, ms)
 	if err != nil {
@@ -125,6 +162,15 @@ func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*label
 	seen := map[string]struct{}{}
 	for _, s := range series {
 		if v := q.head.symbols.get(s.syms, name); v != "" {
+			seen[v] = struct{}{}
+		}
+	}
+	evicted, err := q.evictedMatching(ctx, ms)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range evicted {
+		if v := e.lset.Get(name); v != "" {
 			seen[v] = struct{}{}
 		}
 	}
@@ -176,6 +222,9 @@ type headSeries struct {
 	s          *memSeries
 	mint, maxt int64
 	store      *storeReader
+	// An evicted series (s is nil) is read from the store only.
+	evicted *evictedSeries
+	q       *headQuerier
 }
 
 func (hs *headSeries) Labels() labels.Labels {
@@ -195,6 +244,9 @@ var scratchBuilders = sync.Pool{New: func() any {
 }}
 
 func (hs *headSeries) Iterator(it Iterator) Iterator {
+	if hs.s == nil {
+		return hs.q.evictedIterator(hs.evicted, it)
+	}
 	hs.s.mu.Lock()
 	snap := hs.s.snapshotLocked(hs.mint, hs.maxt)
 	persistedMaxT, minT := hs.s.persistedMaxT, hs.s.minT

@@ -1,0 +1,276 @@
+package tsdb
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// podSeries is one series of a churning fleet: a pod label unique to it.
+func podSeries(cluster string, i int) labels.Labels {
+	return labels.FromStrings("__name__", "etcd_server_has_leader", "cluster", cluster, "pod", fmt.Sprintf("%s-%d", cluster, i))
+}
+
+// writePods appends one sample per step for n pods of cluster in [from, to)
+// and returns the pods' refs.
+func writePods(t testing.TB, db *DB, cluster string, n int, from, to int64) []SeriesRef {
+	t.Helper()
+	refs := make([]SeriesRef, n)
+	for ts := from; ts < to; ts += 15000 {
+		app := db.Appender()
+		for i := range n {
+			ref, err := app.AppendSeries(podSeries(cluster, i), ts, float64(ts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			refs[i] = ref
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return refs
+}
+
+func checkpoint(t testing.TB, db *DB) {
+	t.Helper()
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func countKeys(t testing.TB, db *DB, prefix byte) int {
+	t.Helper()
+	n := 0
+	if err := db.store.scan(prefix, func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func labelValues(t testing.TB, db *DB, mint, maxt int64, name string, ms ...*labels.Matcher) []string {
+	t.Helper()
+	q, err := db.Querier(mint, maxt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	v, err := q.LabelValues(context.Background(), name, ms...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestDBEvictsInactiveSeries: series without samples for the staleness
+// period leave memory entirely (struct, postings, symbols) at the second
+// checkpoint; their data stays queryable from the store by any matcher,
+// before and after a restart; a sample brings one back under its old ref.
+func TestDBEvictsInactiveSeries(t *testing.T) {
+	dir := t.TempDir()
+	o := testDBOptions()
+	db := openTestDB(t, dir, o)
+	defer func() { db.Close() }()
+	const minute = 60000
+	oldRefs := writePods(t, db, "old", 50, 0, 30*minute)
+	writePods(t, db, "new", 50, 30*minute, 60*minute) // the old cluster is gone
+	symbolsBoth, bytesBoth := db.head.symbols.len(), db.head.Bytes()
+
+	checkpoint(t, db) // the old pods leave the head's active set
+	if n := db.head.NumIndexedSeries(); n != 100 {
+		t.Fatalf("%d indexed series after one checkpoint, want 100", n)
+	}
+	checkpoint(t, db) // no reader of that epoch is left: they leave memory
+	if n := db.head.NumIndexedSeries(); n != 50 {
+		t.Fatalf("%d indexed series after eviction, want 50", n)
+	}
+	if n, want := db.head.symbols.len(), symbolsBoth-51; n != want { // "old" and its 50 pods
+		t.Fatalf("%d symbols after eviction, want %d", n, want)
+	}
+	if b := db.head.Bytes(); b > bytesBoth*2/3 { // the old half, ~40%, is released
+		t.Fatalf("head accounts %d bytes after eviction, %d with both clusters", b, bytesBoth)
+	}
+	if n := countKeys(t, db, prefixEvicted); n != 50 {
+		t.Fatalf("%d evicted records, want 50", n)
+	}
+
+	checkOld := func(db *DB, n int) {
+		t.Helper()
+		old := labels.MustNewMatcher(labels.MatchEqual, "cluster", "old")
+		got := dbSelect(t, db, 0, 60*minute-1, old) // before the revival's sample
+		if len(got) != n {
+			t.Fatalf("%d old series readable, want %d", len(got), n)
+		}
+		for i := range n {
+			checkSeries(t, got[podSeries("old", i).String()], 0, 15000, 120)
+		}
+		for _, c := range []struct {
+			ms   []*labels.Matcher
+			want int
+		}{
+			{[]*labels.Matcher{labels.MustNewMatcher(labels.MatchRegexp, "pod", "old-1.*")}, 11},
+			{[]*labels.Matcher{old, labels.MustNewMatcher(labels.MatchNotEqual, "pod", "old-3")}, n - 1},
+			{[]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "etcd_server_has_leader")}, n + 50},
+			{[]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "pod", "old-7"), labels.MustNewMatcher(labels.MatchEqual, "zone", "")}, 1},
+		} {
+			if got := dbSelect(t, db, 0, 60*minute, c.ms...); len(got) != c.want {
+				t.Fatalf("%v selects %d series, want %d", c.ms, len(got), c.want)
+			}
+		}
+		// After the old pods' last sample, none of them is selected.
+		for ls, samples := range dbSelect(t, db, 45*minute, 60*minute-1, old) {
+			if len(samples) != 0 {
+				t.Fatalf("%s has samples after its last sample: %v", ls, samples)
+			}
+		}
+		if v := labelValues(t, db, 0, 60*minute, "cluster"); !slices.Equal(v, []string{"new", "old"}) {
+			t.Fatalf("cluster values %v", v)
+		}
+		if v := labelValues(t, db, 0, 60*minute, "pod", old); len(v) != n {
+			t.Fatalf("%d pod values of the old cluster, want %d", len(v), n)
+		}
+	}
+	checkOld(db, 50)
+
+	// A sample for an evicted pod brings it back under its old ref.
+	app := db.Appender()
+	ref, err := app.AppendSeries(podSeries("old", 0), 60*minute, 60*minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if ref != oldRefs[0] {
+		t.Fatalf("revived series has ref %d, had %d", ref, oldRefs[0])
+	}
+	got := dbSelect(t, db, 0, 61*minute, labels.MustNewMatcher(labels.MatchEqual, "pod", "old-0"))
+	if len(got) != 1 {
+		t.Fatalf("revived series selected %d times", len(got))
+	}
+	if s := got[podSeries("old", 0).String()]; len(s) != 121 || s[120] != (sample{60 * minute, 60 * minute}) {
+		t.Fatalf("revived series holds %d samples, last %v", len(s), s[len(s)-1])
+	} else {
+		checkSeries(t, s[:120], 0, 15000, 120)
+	}
+	checkpoint(t, db) // deletes its evicted keys
+	if n := countKeys(t, db, prefixEvicted); n != 49 {
+		t.Fatalf("%d evicted records after a revival, want 49", n)
+	}
+
+	// A restart loads no evicted series, and still reads them.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTestDB(t, dir, o)
+	if n := db.head.NumIndexedSeries(); n != 51 {
+		t.Fatalf("%d series loaded at restart, want 51", n)
+	}
+	checkOld(db, 50)
+	app = db.Appender()
+	if ref, err = app.AppendSeries(podSeries("old", 1), 60*minute, 60*minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if ref != oldRefs[1] {
+		t.Fatalf("series revived after a restart has ref %d, had %d", ref, oldRefs[1])
+	}
+}
+
+// TestDBEvictionWaitsForReaders: a series that an open appender may still
+// commit to, or an open querier read, stays in memory.
+func TestDBEvictionWaitsForReaders(t *testing.T) {
+	for _, reader := range []string{"appender", "querier"} {
+		t.Run("reader="+reader, func(t *testing.T) {
+			db := openTestDB(t, t.TempDir(), testDBOptions())
+			defer db.Close()
+			const minute = 60000
+			writePods(t, db, "old", 5, 0, 10*minute)
+			var done func()
+			if reader == "appender" {
+				// The appender holds a pod that the next checkpoint
+				// finds stale, and commits only after the checkpoints.
+				app := db.Appender()
+				if err := app.Append(podSeries("old", 0), 10*minute, 1); err != nil {
+					t.Fatal(err)
+				}
+				done = func() {
+					if err := app.Commit(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else {
+				q, err := db.Querier(0, 10*minute)
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = func() { q.Close() }
+			}
+			writePods(t, db, "new", 5, 30*minute, 31*minute)
+			for range 3 {
+				checkpoint(t, db)
+			}
+			if n := db.head.NumIndexedSeries(); n != 10 {
+				t.Fatalf("%d indexed series with a %s open, want 10", n, reader)
+			}
+			done()
+			checkpoint(t, db)
+			checkpoint(t, db)
+			if n := db.head.NumIndexedSeries(); n != 5 {
+				t.Fatalf("%d indexed series after the %s ended, want 5", n, reader)
+			}
+			got := dbSelect(t, db, 0, 11*minute, labels.MustNewMatcher(labels.MatchEqual, "cluster", "old"))
+			if len(got) != 5 {
+				t.Fatalf("%d old series readable", len(got))
+			}
+			if reader == "appender" {
+				if s := got[podSeries("old", 0).String()]; len(s) != 41 || s[40].t != 10*minute {
+					t.Fatalf("the late commit's sample is lost: %d samples, last %v", len(s), s[len(s)-1])
+				}
+			}
+		})
+	}
+}
+
+// TestDBRetentionDropsEvictedSeries: evicted series whose data expired
+// leave the store's keys too.
+func TestDBRetentionDropsEvictedSeries(t *testing.T) {
+	o := testDBOptions()
+	o.Head.ChunkRange = time.Hour
+	o.Retention = 3 * time.Hour
+	db := openTestDB(t, t.TempDir(), o)
+	defer db.Close()
+	hour := time.Hour.Milliseconds()
+	writePods(t, db, "old", 20, 0, hour/2)
+	writePods(t, db, "new", 20, hour, 2*hour)
+	checkpoint(t, db)
+	checkpoint(t, db)
+	if n := countKeys(t, db, prefixEvicted); n != 20 {
+		t.Fatalf("%d evicted records, want 20", n)
+	}
+	writePods(t, db, "new", 20, 2*hour, 6*hour)
+	if err := db.ApplyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []byte{prefixEvicted, prefixEvictedPostings, prefixEvictedHash} {
+		if n := countKeys(t, db, p); n != 0 {
+			t.Fatalf("%d keys %q left after retention", n, p)
+		}
+	}
+	if got := dbSelect(t, db, 0, 6*hour, labels.MustNewMatcher(labels.MatchEqual, "cluster", "old")); len(got) != 0 {
+		t.Fatalf("%d expired series selected", len(got))
+	}
+	// The pod comes back as a new series.
+	if err := dbAppend(t, db, podSeries("old", 0), 6*hour, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := dbSelect(t, db, 0, 7*hour, labels.MustNewMatcher(labels.MatchEqual, "cluster", "old")); len(got) != 1 {
+		t.Fatalf("%d series after a comeback", len(got))
+	}
+}
