@@ -106,6 +106,7 @@ func (cp *checkpointer) set(key, val func([]byte) []byte) error {
 // walk visits every series in batches: collect under each series' lock,
 // write the batch, then release what was written.
 func (cp *checkpointer) walk() error {
+	defer cp.evict.u.discard()
 	return cp.db.head.series.refs.batches(checkpointBatch, cp.persist)
 }
 
@@ -161,10 +162,14 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	if !deactivate && s.indexPersisted && len(s.closed) == 0 && s.ooo.empty() {
 		return nil, nil
 	}
+	before := s.chunkBytesLocked()
 	if deactivate && s.head != nil {
 		s.closed = append(s.closed, s.closeHeadLocked())
 	}
 	s.spillOutOfOrderLocked()
+	if s.active { // closing and spilling change what the chunks hold
+		cp.db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
+	}
 	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closed {
 		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, c.minT, chunkInOrder, 0) },

@@ -239,10 +239,11 @@ func readEvicted(txn *badger.Txn, r *walRecordReader, bucket int64, ref SeriesRe
 	return out, err == nil, err
 }
 
-// hashUpdates batches read-modify-writes of hash entries. The caller
-// holds the DB's checkpointMu.
+// hashUpdates batches read-modify-writes of hash entries, reading through
+// one transaction per batch. The caller holds the DB's checkpointMu.
 type hashUpdates struct {
 	es      *evictedStore
+	txn     *badger.Txn // nil until the first read of a batch
 	pending map[uint64][]hashEntry
 }
 
@@ -250,17 +251,23 @@ func (u *hashUpdates) entries(hash uint64) ([]hashEntry, error) {
 	if e, ok := u.pending[hash]; ok {
 		return e, nil
 	}
-	var entries []hashEntry
-	err := u.es.st.db.View(func(txn *badger.Txn) error {
-		var err error
-		entries, err = getHashEntries(txn, hash)
-		return err
-	})
+	if u.txn == nil {
+		u.txn = u.es.st.db.NewTransaction(false)
+	}
+	entries, err := getHashEntries(u.txn, hash)
 	if u.pending == nil {
 		u.pending = map[uint64][]hashEntry{}
 	}
 	u.pending[hash] = entries
 	return entries, err
+}
+
+// discard ends the batch's read transaction.
+func (u *hashUpdates) discard() {
+	if u.txn != nil {
+		u.txn.Discard()
+		u.txn = nil
+	}
 }
 
 // set records that hash leads to ref in bucket, replacing any entry of ref.
@@ -294,8 +301,10 @@ func (u *hashUpdates) remove(hash uint64, ref SeriesRef, bucket int64) error {
 	return nil
 }
 
-// write queues the pending entries in wb and forgets them.
+// write queues the pending entries in wb and forgets them; the next read
+// starts a new transaction, which sees them once wb is flushed.
 func (u *hashUpdates) write(wb *badger.WriteBatch) error {
+	u.discard()
 	for hash, entries := range u.pending {
 		var err error
 		if len(entries) == 0 {
@@ -366,6 +375,7 @@ func (db *DB) cleanRevived() error {
 	wb := db.store.db.NewWriteBatch()
 	defer wb.Cancel()
 	u := hashUpdates{es: db.head.evicted}
+	defer u.discard()
 	var err error
 	for _, r := range revived {
 		if err = deleteEvictedKeys(wb, &u, r); err != nil {
@@ -482,6 +492,7 @@ func (db *DB) dropEvictedThrough(last int64) error {
 		return nil
 	}
 	u := hashUpdates{es: es}
+	defer u.discard()
 	var buckets []int64
 	err := db.store.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEvicted}, PrefetchValues: true, PrefetchSize: 256})
