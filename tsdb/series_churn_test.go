@@ -22,8 +22,7 @@ import (
 //
 // ETCDGATE_CHURN_SERIES sets the series per wave (default 50,000),
 // ETCDGATE_CHURN_WAVES the waves (default 5): a quarter of a million
-// series by default, which takes ~40 s on 2 busy cores; the figures in
-// the README come from 10 waves of 200,000.
+// series by default, which takes ~40-60 s on 2 busy cores.
 func TestChurnMemoryComesBack(t *testing.T) {
 	perWave, waves := envInt(t, "ETCDGATE_CHURN_SERIES", 50_000), envInt(t, "ETCDGATE_CHURN_WAVES", 5)
 	o := testDBOptions()
