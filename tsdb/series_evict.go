@@ -468,8 +468,8 @@ func (cp *checkpointer) finishEvictions() {
 		p := ev.pending[i]
 		h.revived.add(revivedSeries{ref: p.ref, bucket: p.bucket, lset: p.lset})
 	}
-	h.metrics.seriesEvicted.Add(float64(len(ev.gone)))
 	h.forgetUnlinked(ev.gone)
+	h.metrics.seriesEvicted.Add(float64(len(ev.gone)))
 	clear(ev.series)
 	clear(ev.pending)
 	ev.series, ev.pending = ev.series[:0], ev.pending[:0]
