@@ -101,3 +101,14 @@ func (l *limbo) takeBefore(oldest uint64) []*memSeries {
 	l.pending = l.pending[n:]
 	return out
 }
+
+// len returns the number of series waiting.
+func (l *limbo) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, b := range l.pending {
+		n += len(b.series)
+	}
+	return n
+}

@@ -77,6 +77,10 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 				Help: "Distinct label names and values interned by the head.",
 			}, func() float64 { return float64(h.symbols.len()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "etcdgate_tsdb_head_removed_series_waiting",
+				Help: "Series out of the index whose memory waits for appenders and queriers that started before their removal to end; a value that stays up means a reader that never ends.",
+			}, func() float64 { return float64(h.removed.len()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_head_symbol_bytes",
 				Help: "Memory the head accounts for its label symbols, part of etcdgate_tsdb_head_bytes.",
 			}, func() float64 { return float64(h.symbols.size()) }),

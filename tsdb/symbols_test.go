@@ -86,6 +86,9 @@ func TestHeadRemovedSeriesReleaseSymbolsAfterReaders(t *testing.T) {
 	if n := h.symbols.len(); n != 103 {
 		t.Fatalf("%d symbols while a querier is open, want 103", n)
 	}
+	if n := h.removed.len(); n != 50 {
+		t.Fatalf("%d removed series waiting, want 50", n)
+	}
 	for i := 100; i < 150; i++ { // would reuse freed slots
 		if err := appendOne(t, h, pod(i), 1000, 1); err != nil {
 			t.Fatal(err)
@@ -100,6 +103,9 @@ func TestHeadRemovedSeriesReleaseSymbolsAfterReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.collectRemoved()
+	if n := h.removed.len(); n != 0 {
+		t.Fatalf("%d removed series waiting after the querier closed", n)
+	}
 	if n := h.symbols.len(); n != 103 {
 		t.Fatalf("%d symbols after the querier closed, want 103 (50 pods freed, 50 new)", n)
 	}
