@@ -3,6 +3,7 @@ package tsdb
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -41,6 +42,10 @@ type Head struct {
 	// store. revived queues those that came back for the next checkpoint.
 	evicted *evictedStore
 	revived revivedQueue
+	// evictMu is held exclusively while evicted series leave the maps and
+	// postings, and shared by a revival, so that a revival cannot put a
+	// ref back before the eviction has finished taking it out.
+	evictMu sync.RWMutex
 	// flagEpoch is the epoch in which the last checkpoint flagged series
 	// evictable. Guarded by the DB's checkpointMu.
 	flagEpoch uint64
@@ -153,6 +158,10 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 	// Intern before taking the stripe lock: interning may allocate, and a
 	// losing racer releases what it interned.
 	syms := h.symbols.internLabels(lset)
+	if revived {
+		h.evictMu.RLock()
+		defer h.evictMu.RUnlock()
+	}
 	s, created = h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
 		if !revived {
 			s := newMemSeries(SeriesRef(h.lastRef.Add(1)), syms)
@@ -220,7 +229,8 @@ func (h *Head) removeSeries(gone []*memSeries) {
 
 // unlinkIfInactive marks s deleted and takes it out of the series maps if
 // it is inactive, under its stripe's lock and its own, so that an appender
-// either activated it before or finds it deleted and looks up again.
+// either activated it before or finds it deleted and looks up again. The
+// caller holds h.evictMu.
 func (h *Head) unlinkIfInactive(s *memSeries) bool {
 	st := h.series
 	b := scratchBuilders.Get().(*labels.ScratchBuilder)
@@ -233,12 +243,10 @@ func (h *Head) unlinkIfInactive(s *memSeries) bool {
 	if ok {
 		s.deleted = true
 		st.hashes[i].del(hash, s)
+		st.refs.del(s.ref)
 	}
 	s.mu.Unlock()
 	st.locks[i].Unlock()
-	if ok {
-		st.refs.del(s.ref)
-	}
 	return ok
 }
 

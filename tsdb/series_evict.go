@@ -455,6 +455,8 @@ func (cp *checkpointer) finishEvictions() {
 		return
 	}
 	h.evicted.raiseMaxBucket(maxBucketOf(ev.pending))
+	h.evictMu.Lock()
+	defer h.evictMu.Unlock()
 	ev.gone = ev.gone[:0]
 	for i, s := range ev.series {
 		if h.unlinkIfInactive(s) {
