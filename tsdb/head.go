@@ -46,6 +46,9 @@ type Head struct {
 	// postings, and shared by a revival, so that a revival cannot put a
 	// ref back before the eviction has finished taking it out.
 	evictMu sync.RWMutex
+	// testHookEvicting, set by tests only, runs between taking evicted
+	// series out of the maps and out of the postings.
+	testHookEvicting func()
 	// flagEpoch is the epoch in which the last checkpoint flagged series
 	// evictable. Guarded by the DB's checkpointMu.
 	flagEpoch uint64

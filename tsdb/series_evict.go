@@ -470,6 +470,9 @@ func (cp *checkpointer) finishEvictions() {
 		p := ev.pending[i]
 		h.revived.add(revivedSeries{ref: p.ref, bucket: p.bucket, lset: p.lset})
 	}
+	if h.testHookEvicting != nil {
+		h.testHookEvicting()
+	}
 	h.forgetUnlinked(ev.gone)
 	h.metrics.seriesEvicted.Add(float64(len(ev.gone)))
 	clear(ev.series)

@@ -274,3 +274,50 @@ func TestDBRetentionDropsEvictedSeries(t *testing.T) {
 		t.Fatalf("%d series after a comeback", len(got))
 	}
 }
+
+// TestDBRevivalDuringEviction: a sample arriving while an eviction is
+// taking its series out of memory (after the maps, before the postings)
+// revives the series, and the rest of the eviction does not take the
+// revived series out again.
+func TestDBRevivalDuringEviction(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), testDBOptions())
+	defer db.Close()
+	const minute = 60000
+	refs := writePods(t, db, "old", 5, 0, 10*minute)
+	writePods(t, db, "new", 5, 30*minute, 31*minute)
+	checkpoint(t, db) // the old pods go stale
+	done := make(chan error, 1)
+	db.head.testHookEvicting = func() {
+		db.head.testHookEvicting = nil
+		go func() {
+			app := db.Appender()
+			_, err := app.AppendSeries(podSeries("old", 0), 31*minute, 1)
+			if cerr := app.Commit(); err == nil {
+				err = cerr
+			}
+			done <- err
+		}()
+		// The revival waits for the eviction to end; without that it
+		// would finish well within this wait, and the eviction would
+		// then take it out of the refs and postings.
+		select {
+		case err := <-done:
+			done <- err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	checkpoint(t, db)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if db.head.series.getByRef(refs[0]) == nil {
+		t.Fatal("the revived series is not in the ref pages")
+	}
+	if v := labelValues(t, db, 31*minute, 31*minute, "pod", labels.MustNewMatcher(labels.MatchEqual, "cluster", "old")); !slices.Equal(v, []string{"old-0"}) {
+		t.Fatalf("pods of the old cluster at the revival: %v", v)
+	}
+	got := dbSelect(t, db, 0, 32*minute, labels.MustNewMatcher(labels.MatchEqual, "pod", "old-0"))
+	if s := got[podSeries("old", 0).String()]; len(got) != 1 || len(s) != 41 {
+		t.Fatalf("revived series reads %d series, %d samples", len(got), len(s))
+	}
+}
