@@ -99,13 +99,16 @@ func TestChurnMemoryComesBack(t *testing.T) {
 	// a wave.
 	wave := own[0] - baseOwn
 	mid := waves / 2
+	// The estimate from a sampled profile, pools and reused buffers move
+	// by a few MiB between two measurements of the same state.
+	const noise = 8 << 20
 	for w := 1; w < waves; w++ {
 		// Under the race detector waves are too small for heap figures.
-		if grown := own[w] - own[1]; !raceEnabled && grown > wave {
+		if grown := own[w] - own[1]; !raceEnabled && grown > wave+noise {
 			t.Errorf("heap outside badger after wave %d is %.1f MiB over its level after the second wave (a wave is %.1f MiB)",
 				w, float64(grown)/(1<<20), float64(wave)/(1<<20))
 		}
-		if grown := own[w] - own[mid]; !raceEnabled && waves >= 8 && w > mid && grown > wave/4 {
+		if grown := own[w] - own[mid]; !raceEnabled && waves >= 8 && w > mid && grown > wave/4+noise {
 			t.Errorf("heap outside badger grew by %.1f MiB from wave %d to wave %d (a wave is %.1f MiB)",
 				float64(grown)/(1<<20), mid, w, float64(wave)/(1<<20))
 		}

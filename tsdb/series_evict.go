@@ -25,7 +25,7 @@ import (
 // symbol table. Its chunks stay where they are.
 //
 //	'z' bucket ref                         → series record (as under 's')
-//	'x' bucket len name len value ref      → (empty): postings of evicted series
+//	'x' bucket len name len value ref      → minT maxT (varints): postings of evicted series
 //	'h' labels-hash                        → (ref bucket)*: find an evicted series by labels
 //
 // Queries over a range that reaches back to evicted buckets read those
@@ -424,7 +424,7 @@ func (cp *checkpointer) evictLocked(s *memSeries) (bool, error) {
 	cp.lset.Range(func(l labels.Label) {
 		if err == nil {
 			err = cp.set(func(b []byte) []byte { return appendPostingKey(b, bucket, l.Name, l.Value, s.ref) },
-				func(b []byte) []byte { return b })
+				func(b []byte) []byte { return appendPostingValue(b, rec.minT, rec.maxT) })
 		}
 	})
 	if err != nil {
@@ -599,7 +599,7 @@ func (q *headQuerier) evictedMatching(ctx context.Context, ms []*labels.Matcher)
 			if pick == nil {
 				return scanEvictedBucket(it, b, check)
 			}
-			return scanEvictedPostings(it, b, pick, check)
+			return scanEvictedPostings(it, b, pick, q.mint, q.maxt, check)
 		})
 	})
 	return out, err
@@ -647,35 +647,65 @@ func scanEvictedBucket(it *badger.Iterator, b int64, fn func(int64, SeriesRef) e
 	return nil
 }
 
-func scanEvictedPostings(it *badger.Iterator, b int64, m *labels.Matcher, fn func(int64, SeriesRef) error) error {
+// scanEvictedPostings calls fn with the series of bucket b whose label
+// m.Name matches m and whose samples overlap [mint, maxt], as the posting
+// says: a query of recent data skips series evicted earlier in the bucket
+// without reading their records.
+func scanEvictedPostings(it *badger.Iterator, b int64, m *labels.Matcher, mint, maxt int64, fn func(int64, SeriesRef) error) error {
 	p := appendPostingPrefix(nil, b, m.Name)
 	if m.Type == labels.MatchEqual {
 		p = binary.AppendUvarint(p, uint64(len(m.Value)))
 		p = append(p, m.Value...)
 	}
 	for it.Seek(p); it.ValidForPrefix(p); it.Next() {
-		key := it.Item().Key()
-		tail := key[len(p):]
+		item := it.Item()
+		tail := item.Key()[len(p):]
+		var ref SeriesRef
 		if m.Type == labels.MatchEqual {
 			if len(tail) != 8 {
-				continue // a longer value sharing the prefix cannot: the length is in it
+				continue // cannot happen: the value's length is in the prefix
 			}
-			if err := fn(b, SeriesRef(binary.BigEndian.Uint64(tail))); err != nil {
+			ref = SeriesRef(binary.BigEndian.Uint64(tail))
+		} else {
+			value, r, err := parsePostingTail(tail)
+			if err != nil {
 				return err
 			}
-			continue
+			if !m.Matches(string(value)) {
+				continue
+			}
+			ref = r
 		}
-		value, ref, err := parsePostingTail(tail)
+		var minT, maxT int64
+		err := item.Value(func(v []byte) error {
+			var err error
+			minT, maxT, err = decodePostingValue(v)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		if m.Matches(string(value)) {
-			if err := fn(b, ref); err != nil {
-				return err
-			}
+		if minT > maxt || maxT < mint {
+			continue
+		}
+		if err := fn(b, ref); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func appendPostingValue(dst []byte, minT, maxT int64) []byte {
+	return binary.AppendVarint(binary.AppendVarint(dst, minT), maxT)
+}
+
+func decodePostingValue(v []byte) (minT, maxT int64, err error) {
+	d := decbuf{b: v}
+	minT, maxT = d.varint(), d.varint()
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("posting value")
+	}
+	return minT, maxT, d.err
 }
 
 // evictedLabelNames adds to seen the label names of evicted series in
