@@ -32,6 +32,9 @@ type ProbeConfig struct {
 	RecordRetention Duration          `yaml:"record_retention"`
 	MaxRecords      int               `yaml:"max_records"`
 	Inspections     InspectionsConfig `yaml:"inspections"`
+	// MaxResponseBytes bounds one answer of an etcd member: a larger one
+	// is refused before it is read (a keyspace scan asks for fewer keys).
+	MaxResponseBytes int `yaml:"max_response_bytes"`
 }
 
 // ProbeTargetConfig is one etcd cluster to inspect.
@@ -84,6 +87,7 @@ type HealthConfig struct {
 type PagingConfig struct {
 	PageSize       int64 `yaml:"page_size"`
 	BytesPerSecond int64 `yaml:"bytes_per_second"`
+	MaxKeys        int64 `yaml:"max_keys"`
 }
 
 type BigValuesConfig struct {
@@ -92,6 +96,7 @@ type BigValuesConfig struct {
 	ThresholdBytes int64    `yaml:"threshold_bytes"`
 	TopN           int      `yaml:"top_n"`
 	Prefixes       []string `yaml:"prefixes"`
+	MaxPrefixes    int      `yaml:"max_prefixes"`
 }
 
 type KeyCountConfig struct {
@@ -114,22 +119,23 @@ type HotKeysConfig struct {
 // intervals suit a fleet: cheap checks often, keyspace scans rarely.
 func defaultProbeConfig() ProbeConfig {
 	s, so := probe.DefaultSettings(), probe.DefaultSchedulerOptions()
-	paging := PagingConfig{PageSize: s.BigValues.Paging.PageSize, BytesPerSecond: s.BigValues.Paging.BytesPerSecond}
+	paging := PagingConfig(s.BigValues.Paging)
 	sched := func(interval, timeout time.Duration) ScheduleConfig {
 		return ScheduleConfig{Interval: Duration(interval), Timeout: Duration(timeout)}
 	}
 	return ProbeConfig{
-		Concurrency:     so.Concurrency,
-		Jitter:          so.Jitter,
-		MaxBackoff:      Duration(so.MaxBackoff),
-		RecordRetention: Duration(24 * time.Hour),
-		MaxRecords:      100000,
+		Concurrency:      so.Concurrency,
+		Jitter:           so.Jitter,
+		MaxBackoff:       Duration(so.MaxBackoff),
+		RecordRetention:  Duration(24 * time.Hour),
+		MaxRecords:       100000,
+		MaxResponseBytes: probe.DefaultMaxResponseBytes,
 		Inspections: InspectionsConfig{
 			Consistency: sched(5*time.Minute, time.Minute),
 			Health: HealthConfig{ScheduleConfig: sched(30*time.Second, 10*time.Second),
 				QuotaWarnRatio: s.Health.QuotaWarnRatio, MaxApplyLag: s.Health.MaxApplyLag},
 			BigValues: BigValuesConfig{ScheduleConfig: sched(time.Hour, 10*time.Minute), PagingConfig: paging,
-				ThresholdBytes: s.BigValues.Threshold, TopN: s.BigValues.TopN},
+				ThresholdBytes: s.BigValues.Threshold, TopN: s.BigValues.TopN, MaxPrefixes: s.BigValues.MaxPrefixes},
 			KeyCount: KeyCountConfig{ScheduleConfig: sched(10*time.Minute, 5*time.Minute), PagingConfig: paging,
 				MaxPrefixes: s.KeyCount.MaxPrefixes},
 			HotKeys: HotKeysConfig{ScheduleConfig: sched(10*time.Minute, time.Minute), Window: Duration(s.HotKeys.Window),
@@ -147,7 +153,7 @@ func (c ProbeConfig) Settings() probe.Settings {
 	return probe.Settings{
 		Health: probe.Health{QuotaWarnRatio: in.Health.QuotaWarnRatio, MaxApplyLag: in.Health.MaxApplyLag},
 		BigValues: probe.BigValues{Threshold: in.BigValues.ThresholdBytes, TopN: in.BigValues.TopN, Prefixes: in.BigValues.Prefixes,
-			Paging: probe.Paging(in.BigValues.PagingConfig)},
+			MaxPrefixes: in.BigValues.MaxPrefixes, Paging: probe.Paging(in.BigValues.PagingConfig)},
 		KeyCount: probe.KeyCount{Prefixes: in.KeyCount.Prefixes, MaxPrefixes: in.KeyCount.MaxPrefixes,
 			Paging: probe.Paging(in.KeyCount.PagingConfig)},
 		HotKeys: probe.HotKeys{Window: time.Duration(in.HotKeys.Window), TopN: in.HotKeys.TopN, Prefixes: in.HotKeys.Prefixes,
@@ -189,6 +195,9 @@ func (c ProbeConfig) Validate() error {
 	}
 	if c.RecordRetention <= 0 || c.MaxRecords < 1 {
 		return errors.New("probe: record_retention and max_records must be positive")
+	}
+	if c.MaxResponseBytes < 64<<10 {
+		return fmt.Errorf("probe: max_response_bytes %d: want at least 64 KiB", c.MaxResponseBytes)
 	}
 	seen := map[string]bool{}
 	for _, tc := range c.Targets {

@@ -45,7 +45,8 @@ func (g *gateway) startProbe(ctx context.Context) (stop func()) {
 	if g.records == nil {
 		return func() {}
 	}
-	runner := probe.NewRunner(probe.RunnerOptions{Emitter: ingestEmitter{in}, Records: g.records, Registerer: g.reg, Logger: g.logger})
+	runner := probe.NewRunner(probe.RunnerOptions{Emitter: ingestEmitter{in}, Records: g.records, Registerer: g.reg, Logger: g.logger,
+		MaxResponseBytes: cfg.MaxResponseBytes})
 	sched, err := probe.NewScheduler(cfg.SchedulerOptions(g.probeTargets), runner)
 	if err != nil { // Validate has checked the same options
 		panic("BUG: probe scheduler options: " + err.Error())
