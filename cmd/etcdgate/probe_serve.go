@@ -72,16 +72,16 @@ func (g *gateway) probeTargets() []probe.Target {
 
 // keepProbeSettings keeps the running probe settings but the targets on
 // reload, and says so when others changed.
-func (g *gateway) keepProbeSettings(cfg *Config) {
+func (g *gateway) keepProbeSettings(cfg *Config, running Config) {
 	if g.records == nil && cfg.Probe.Enabled() {
 		g.logger.Warn("the probe was off at start; turning it on needs a restart")
 	}
-	next, cur := cfg.Probe, g.cfg.Probe
+	next, cur := cfg.Probe, running.Probe
 	next.Targets, cur.Targets = nil, nil
 	if !reflect.DeepEqual(next, cur) {
 		g.logger.Warn("probe settings other than targets change only on restart")
 		targets := cfg.Probe.Targets
-		cfg.Probe = g.cfg.Probe
+		cfg.Probe = running.Probe
 		cfg.Probe.Targets = targets
 	}
 }

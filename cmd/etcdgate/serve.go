@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -125,8 +124,12 @@ type gateway struct {
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
 	records *probe.RecordStore   // inspection records; nil when nothing is inspected
 
-	mu  sync.Mutex // serialises reloads and guards the start of ingest
-	cfg Config     // guarded by mu
+	// reloadMu serialises reloads and the start of ingest and rules
+	// (reload.go); it is held across file reads and rule groups halting,
+	// so nothing on the path of a request takes it.
+	reloadMu sync.Mutex
+	mu       sync.Mutex // guards cfg, db and ingest; held only to read or swap them
+	cfg      Config     // guarded by mu
 }
 
 func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.LevelVar) (*gateway, error) {
@@ -304,18 +307,20 @@ func (g *gateway) openStore() error {
 		db.Close()
 		return err
 	}
+	// No reload between taking the config and starting the rules: a
+	// reload during recovery changed g.cfg, and its limits apply now.
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
 	g.mu.Lock()
 	g.db, g.ingest = db, in
-	// A reload during recovery changed g.cfg: apply its limits now.
-	in.SetLimits(g.cfg.IngestLimits())
-	db.SetLimits(g.cfg.HeadLimits())
+	cfg = g.cfg
 	g.mu.Unlock()
+	in.SetLimits(cfg.IngestLimits())
+	db.SetLimits(cfg.HeadLimits())
 	g.api.SetBackend(in, db)
-	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.EngineOptions()))
+	g.api.SetQueryEngine(evaluator.NewEngine(db, cfg.Query.EngineOptions()))
 	close(g.ready)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.rules.start(db, in, g.cfg, g.reload)
+	return g.rules.start(db, in, cfg, g.reload)
 }
 
 func (g *gateway) shutdown(opened <-chan error) error {
@@ -337,69 +342,6 @@ func (g *gateway) shutdown(opened <-chan error) error {
 	}
 	g.logger.Info("stopped")
 	return nil
-}
-
-// reload re-reads the configuration and applies what can change live.
-// Ingestion and queries continue throughout: the new limits are swapped in
-// atomically. On error the previous configuration stays.
-func (g *gateway) reload() (err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	defer func() { g.reloads.observe(err) }()
-	cfg, err := g.flags.load()
-	if err != nil {
-		return err
-	}
-	if err := g.rules.apply(cfg); err != nil {
-		return err
-	}
-	if err := g.reloadRelabel(&cfg); err != nil {
-		return err
-	}
-	g.keepProbeSettings(&cfg)
-	if g.ingest != nil {
-		if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
-			return err
-		}
-		g.db.SetLimits(cfg.HeadLimits())
-		if cfg.Query != g.cfg.Query {
-			// Queries running keep the engine they started on.
-			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.EngineOptions()))
-		}
-	}
-	lvl, _ := parseLogLevel(cfg.LogLevel)
-	g.level.Set(lvl)
-	if cfg.ListenAddress != g.cfg.ListenAddress || cfg.DataDir != g.cfg.DataDir || cfg.Head != g.cfg.Head ||
-		cfg.WAL != g.cfg.WAL || cfg.Retention != g.cfg.Retention {
-		g.logger.Warn("listen_address, data_dir, retention, wal and head settings change only on restart")
-		cfg.ListenAddress, cfg.DataDir, cfg.Head = g.cfg.ListenAddress, g.cfg.DataDir, g.cfg.Head
-		cfg.WAL, cfg.Retention = g.cfg.WAL, g.cfg.Retention
-	}
-	g.cfg = cfg
-	g.logger.Info("configuration reloaded", "file", g.flags.configFile)
-	return nil
-}
-
-// reloadRelabel re-reads the registry file and swaps the relabel rules.
-// The file is read first: when it is refused, nothing changes.
-func (g *gateway) reloadRelabel(cfg *Config) error {
-	if g.relabel == nil {
-		if cfg.RelabelEnabled() {
-			g.logger.Warn("relabeling and the registry were off at start; turning them on needs a restart")
-		}
-		return nil
-	}
-	if cfg.Registry.File != g.cfg.Registry.File || !slices.Equal(cfg.Registry.Etcd.Endpoints, g.cfg.Registry.Etcd.Endpoints) ||
-		cfg.Registry.Etcd.Prefix != g.cfg.Registry.Etcd.Prefix {
-		g.logger.Warn("registry file and etcd settings change only on restart")
-		cfg.Registry.File, cfg.Registry.Etcd = g.cfg.Registry.File, g.cfg.Registry.Etcd
-	}
-	if g.regFile != nil {
-		if err := g.regFile.Load(); err != nil {
-			return err
-		}
-	}
-	return g.relabel.SetConfig(cfg.RelabelConfig())
 }
 
 type reloadMetrics struct {
