@@ -1,15 +1,9 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"time"
 )
-
-// SLOStatus computes what /api/v1/slo serves: each SLO with its error
-// budget left and burn rates per cluster and rolled up per scenario and
-// region. A function, so that api does not run queries itself.
-type SLOStatus func(ctx context.Context, t time.Time) (any, error)
 
 func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
 	if a.opts.SLOStatus == nil {

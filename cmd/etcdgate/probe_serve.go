@@ -23,13 +23,13 @@ func newProbeRecords(cfg Config) *probe.RecordStore {
 	return probe.NewRecordStore(time.Duration(cfg.Probe.RecordRetention), cfg.Probe.MaxRecords)
 }
 
-// inspectionRecords is the store as the API sees it: a nil store must be
+// inspectionRecords is the store as the API sees it: no store must be
 // a nil interface, not an interface holding nil.
 func (g *gateway) inspectionRecords() api.InspectionRecords {
 	if g.records == nil {
 		return nil
 	}
-	return g.records
+	return probeRecords{g.records}
 }
 
 // startProbe starts the inspection scheduler once the store takes
