@@ -15,23 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdgate/etcdgate/internal/testbin"
 	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
-// binary finds Debian's prometheus-alertmanager. On CI (.ci/run installs
-// it) a missing binary fails the test; elsewhere it skips.
+// binary finds Debian's prometheus-alertmanager; the test fails without it.
 func binary(t testing.TB) string {
 	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("alertmanager not installed; .ci/run installs Debian's prometheus-alertmanager package")
-	}
-	t.Skip("alertmanager not installed (apt-get install prometheus-alertmanager)")
-	return ""
+	return testbin.Alertmanager(t)
 }
 
 // Webhook is a receiver for the Alertmanager to notify: it records
