@@ -33,6 +33,10 @@ type Options struct {
 	// series of cluster c (a registry's product, scenario, size); they
 	// replace a base label of the same name.
 	ClusterLabels func(c int) []string
+	// Extensive adds what etcd's --metrics=extensive exposes: a
+	// grpc_server_handling_seconds histogram per gRPC method (14 series
+	// each, 154 a member).
+	Extensive bool
 }
 
 // DefaultOptions is one cluster of three members in eu-west-1, us-east-1
@@ -119,6 +123,9 @@ func (f *Fleet) AppendMember(dst []Sample, m int, ts int64) []Sample {
 		g.base = override(g.base, f.opts.ClusterLabels(c))
 	}
 	g.member(c, i, f.opts.Members)
+	if f.opts.Extensive {
+		g.handlingHistograms()
+	}
 	return g.out
 }
 
@@ -144,6 +151,8 @@ next:
 var (
 	diskBuckets = expBuckets(0.001, 14)
 	peerBuckets = expBuckets(0.0001, 14)
+	// client_golang's DefBuckets, without +Inf (histogram adds it).
+	defaultBuckets = []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"}
 )
 
 var grpcMethods = []struct{ service, method, typ string }{
@@ -247,6 +256,15 @@ func (g *gen) grpc() {
 			}
 			g.add("grpc_server_handled_total", v, append([]string{"grpc_code", code}, kv...)...)
 		}
+	}
+}
+
+// handlingHistograms adds grpc_server_handling_seconds per method, with
+// client_golang's default buckets, as go-grpc-prometheus does.
+func (g *gen) handlingHistograms() {
+	for _, gm := range grpcMethods {
+		g.histogram("grpc_server_handling_seconds", defaultBuckets,
+			"grpc_method", gm.method, "grpc_service", gm.service, "grpc_type", gm.typ)
 	}
 }
 

@@ -68,3 +68,17 @@ func TestHistogramsCumulative(t *testing.T) {
 		t.Fatal("no wal fsync buckets")
 	}
 }
+
+// TestExtensive: every gRPC method gets a handling-time histogram.
+func TestExtensive(t *testing.T) {
+	plain, ext := New(Options{}).Member(0, 0), New(Options{Extensive: true}).Member(0, 0)
+	var range99 int
+	for _, s := range ext[len(plain):] {
+		if s.Labels.Get(model.MetricNameLabel) == "grpc_server_handling_seconds_bucket" && s.Labels.Get("grpc_method") == "Range" {
+			range99++
+		}
+	}
+	if len(ext)-len(plain) != 11*14 || range99 != 12 {
+		t.Fatalf("%d extensive series, %d Range buckets", len(ext)-len(plain), range99)
+	}
+}
