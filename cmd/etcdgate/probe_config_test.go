@@ -17,7 +17,8 @@ func TestLoadProbeConfigFull(t *testing.T) {
 	s := p.Settings()
 	if !p.Enabled() || p.Concurrency != 8 || s.Health.MaxApplyLag != 500 || s.BigValues.Threshold != 512<<10 ||
 		s.BigValues.Paging.PageSize != 200 || s.KeyCount.Paging.BytesPerSecond != 4<<20 || s.HotKeys.Window != 30*time.Second ||
-		len(s.KeyCount.Prefixes) != 2 || s.HotKeys.MaxKeys != 5000 {
+		len(s.KeyCount.Prefixes) != 2 || s.HotKeys.MaxKeys != 5000 || p.MaxResponseBytes != 4<<20 ||
+		s.BigValues.Paging.MaxKeys != 100000 || s.BigValues.MaxPrefixes != 20 || s.KeyCount.Paging.MaxKeys != 2000000 {
 		t.Fatalf("loaded %+v", p)
 	}
 	so := p.SchedulerOptions(nil)
@@ -75,6 +76,8 @@ func TestLoadProbeConfigBad(t *testing.T) {
 		"concurrency.bad.yml":        "probe: concurrency 0: want at least 1",
 		"unknown_key.bad.yml":        "line 5: field quota_ratio not found",
 		"tls_pair.bad.yml":           `probe: target "etcd-1": tls cert_file and key_file go together`,
+		"max_response.bad.yml":       "probe: max_response_bytes 1024: want at least 64 KiB",
+		"max_keys.bad.yml":           "probe: big_values: max_keys 0: want at least 1",
 	}
 	checkBadConfigs(t, "testdata/probe/*.bad.yml", want)
 }
