@@ -12,8 +12,11 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if len(args) >= 2 && args[0] == "rules" {
 		return runCheckRules(args[1:], stdout, stderr) // rules_cmd.go
 	}
+	if len(args) >= 2 && args[0] == "web-config" {
+		return runCheckWebConfig(args[1:], stdout, stderr) // serve_auth.go
+	}
 	if len(args) < 2 || args[0] != "config" && args[0] != "registry" {
-		fmt.Fprintln(stderr, "usage: etcdgate check config FILE... | etcdgate check registry FILE... | etcdgate check rules FILE...")
+		fmt.Fprintln(stderr, "usage: etcdgate check config FILE... | etcdgate check registry FILE... | etcdgate check rules FILE... | etcdgate check web-config FILE...")
 		return 2
 	}
 	load, what := func(p string) error { _, err := LoadConfig(p); return err }, "valid etcdgate config"

@@ -57,6 +57,9 @@ type Config struct {
 	RulesConfig `yaml:",inline"`
 	// Probe inspects etcd clusters directly.
 	Probe ProbeConfig `yaml:"probe"`
+	// Web holds the roles of the identities --web.config.file
+	// authenticates (serve_auth.go).
+	Web WebConfig `yaml:"web"`
 }
 
 // RegistryConfig locates the cluster registry. The file's contents reload
@@ -246,6 +249,9 @@ func (c Config) Validate() error {
 		return errors.New("probe: registry_targets needs registry.file or registry.etcd.endpoints")
 	}
 	if err := c.Probe.Validate(); err != nil {
+		return err
+	}
+	if err := c.Web.Validate(); err != nil {
 		return err
 	}
 	return c.RulesConfig.Validate()

@@ -37,6 +37,10 @@ type serveFlags struct {
 	configFile    string
 	listenAddress string
 	dataDir       string
+	// Security flags, as in Prometheus (serve_auth.go).
+	webConfigFile   string
+	enableLifecycle bool
+	enablePprof     bool
 }
 
 func (f serveFlags) load() (Config, error) {
@@ -77,6 +81,7 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (every key has a default)")
 	fs.StringVar(&f.listenAddress, "listen-address", "", "address of the HTTP API, overriding listen_address (default 127.0.0.1:9390)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for persistent state, overriding data_dir (default ./data)")
+	f.addSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -123,6 +128,7 @@ type gateway struct {
 	relabel *relabel.Pipeline    // nil when relabeling is off
 	regFile *relabel.FileWatcher // nil without registry.file
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
+	auth    authState            // TLS and credentials (serve_auth.go)
 	records *probe.RecordStore   // inspection records; nil when nothing is inspected
 
 	mu  sync.Mutex // serialises reloads and guards the start of ingest
@@ -160,6 +166,12 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		return nil, err
 	}
 	g.rules = rt
+	policy, err := newAuthPolicy(flags.webConfigFile, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.auth.policy.Store(policy)
+	g.auth.tls = policy.TLSConfig() != nil
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
 		Logger:        logger,
@@ -171,6 +183,10 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Rules:         g.rules,
 		SLOStatus:     g.rules.sloStatus,
 		Inspections:   g.inspectionRecords(),
+
+		EnableLifecycle: flags.enableLifecycle,
+		EnablePprof:     flags.enablePprof,
+		Auth:            policy,
 	})
 	g.server = &http.Server{
 		Handler:           g.api.Handler(),
@@ -254,8 +270,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		return err
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.server.Serve(ln) }()
-	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version)
+	go func() { serveErr <- g.serve(ln) }()
+	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version,
+		"tls", g.auth.tls, "auth", g.auth.policy.Load().Required())
 
 	opened := make(chan error, 1)
 	go func() { opened <- g.openStore() }()
@@ -350,6 +367,11 @@ func (g *gateway) reload() (err error) {
 	if err != nil {
 		return err
 	}
+	// The web config file and roles first: a refused one changes nothing.
+	policy, err := g.reloadAuthPolicy(cfg)
+	if err != nil {
+		return err
+	}
 	if err := g.rules.apply(cfg); err != nil {
 		return err
 	}
@@ -376,6 +398,8 @@ func (g *gateway) reload() (err error) {
 		cfg.WAL, cfg.Retention = g.cfg.WAL, g.cfg.Retention
 	}
 	g.cfg = cfg
+	g.auth.policy.Store(policy)
+	g.api.SetAuth(policy)
 	g.logger.Info("configuration reloaded", "file", g.flags.configFile)
 	return nil
 }

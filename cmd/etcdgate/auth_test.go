@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/etcdgate/etcdgate/internal/etcdtest"
+	"github.com/etcdgate/etcdgate/internal/testnet"
+)
+
+// secureGateway is an etcdgate process serving TLS with basic auth.
+type secureGateway struct {
+	t      *testing.T
+	p      *process
+	base   string // https://127.0.0.1:port
+	client *http.Client
+	certs  *etcdtest.Certs
+	dir    string
+}
+
+// webConfigFor writes a web config file: server TLS from certs, client
+// certificates verified if given, and users with password "<user>-pw".
+func webConfigFor(t *testing.T, dir string, certs *etcdtest.Certs, users ...string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "tls_server_config:\n  cert_file: %s\n  key_file: %s\n  client_ca_file: %s\n  client_auth_type: VerifyClientCertIfGiven\n",
+		certs.ServerCert, certs.ServerKey, certs.CA)
+	b.WriteString("http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\nbasic_auth_users:\n")
+	for _, u := range users {
+		h, err := bcrypt.GenerateFromPassword([]byte(u+"-pw"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "  %s: %s\n", u, h)
+	}
+	path := filepath.Join(dir, "web.yml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+const rolesConfig = `web:
+  authorization:
+    write: {users: [writer, prometheus], client_certs: [scraper]}
+    read: {users: [reader]}
+    admin: {users: [admin]}
+`
+
+// startSecureGateway runs `etcdgate serve` with a web config file (TLS,
+// users writer, reader, admin, prometheus) and rolesConfig.
+func startSecureGateway(t *testing.T, extra ...string) *secureGateway {
+	t.Helper()
+	g := &secureGateway{t: t, certs: etcdtest.NewCerts(t), dir: t.TempDir()}
+	webCfg := webConfigFor(t, g.dir, g.certs, "writer", "reader", "admin", "prometheus")
+	cfgPath := filepath.Join(g.dir, "etcdgate.yml")
+	if err := os.WriteFile(cfgPath, []byte(rolesConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(g.certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	g.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	port := testnet.FreePort(t)
+	g.base = fmt.Sprintf("https://127.0.0.1:%d", port)
+	args := append([]string{"serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", filepath.Join(g.dir, "data"),
+		"--config", cfgPath, "--web.config.file", webCfg}, extra...)
+	g.p = startProcess(t, gatewayBinary, args...)
+	waitFor(t, 20*time.Second, "etcdgate ready over TLS", func() bool {
+		code, _ := g.do(http.MethodGet, "/-/ready", "", nil)
+		return code == http.StatusOK
+	})
+	return g
+}
+
+// do sends a request as user (password "<user>-pw"; "" sends none).
+func (g *secureGateway) do(method, path, user string, body []byte) (int, string) {
+	req, err := http.NewRequest(method, g.base+path, bytes.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, user+"-pw")
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Content-Encoding", "snappy")
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func leaderWrite(t *testing.T) []byte {
+	t.Helper()
+	ts := prompb.TimeSeries{
+		Labels:  []prompb.Label{{Name: "__name__", Value: "etcd_server_has_leader"}, {Name: "cluster", Value: "c1"}},
+		Samples: []prompb.Sample{{Value: 1, Timestamp: time.Now().UnixMilli()}},
+	}
+	raw, err := (&prompb.WriteRequest{Timeseries: []prompb.TimeSeries{ts}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+// TestServeAuth runs the binary with TLS, basic auth and roles: health is
+// open, everything else needs credentials; a writer cannot query and a
+// reader cannot write; the admin reloads over HTTP; the plain-HTTP port is
+// not served; a reload with a broken web config changes nothing, and one
+// that moves a user between roles applies to the next request.
+func TestServeAuth(t *testing.T) {
+	g := startSecureGateway(t, "--web.enable-lifecycle")
+	query := "/api/v1/query?" + url.Values{"query": {"etcd_server_has_leader"}}.Encode()
+	for _, tc := range []struct {
+		method, path, user string
+		body               []byte
+		want               int
+	}{
+		{"GET", "/-/healthy", "", nil, 200},
+		{"GET", "/-/ready", "", nil, 200},
+		{"GET", query, "", nil, 401},
+		{"GET", "/metrics", "", nil, 401},
+		{"POST", "/api/v1/write", "", leaderWrite(t), 401},
+		{"POST", "/-/reload", "", nil, 401},
+		{"GET", query, "nobody", nil, 401},
+		{"POST", "/api/v1/write", "writer", leaderWrite(t), 204},
+		{"GET", query, "writer", nil, 403},
+		{"GET", "/metrics", "writer", nil, 403},
+		{"POST", "/api/v1/write", "reader", leaderWrite(t), 403},
+		{"GET", query, "reader", nil, 200},
+		{"GET", "/metrics", "reader", nil, 200},
+		{"POST", "/-/reload", "reader", nil, 403},
+		{"POST", "/-/reload", "admin", nil, 200},
+		{"GET", "/debug/pprof/", "admin", nil, 404}, // --web.enable-pprof is off
+	} {
+		if code, body := g.do(tc.method, tc.path, tc.user, tc.body); code != tc.want {
+			t.Errorf("%s %s as %q: %d %s, want %d", tc.method, tc.path, tc.user, code, body, tc.want)
+		}
+	}
+	plain := strings.Replace(g.base, "https://", "http://", 1)
+	if code, body := httpGet(plain + query); code == http.StatusOK {
+		t.Fatalf("plain HTTP served a query: %s", body)
+	}
+	if strings.Contains(g.p.out.String(), "-pw") || strings.Contains(g.p.out.String(), "$2a$") {
+		t.Fatalf("a password or hash in the log:\n%s", g.p.out.String())
+	}
+
+	// A broken web config: the reload fails, the old users stay.
+	webCfg := filepath.Join(g.dir, "web.yml")
+	good, _ := os.ReadFile(webCfg)
+	if err := os.WriteFile(webCfg, []byte("basic_auth_users:\n  reader: not-a-hash\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := g.do("POST", "/-/reload", "admin", nil); code != http.StatusInternalServerError || !strings.Contains(body, "web config") {
+		t.Fatalf("reload of a broken web config: %d %s", code, body)
+	}
+	if code, _ := g.do("GET", query, "reader", nil); code != 200 {
+		t.Fatalf("reader after a failed reload: %d", code)
+	}
+	// Roles change at reload (SIGHUP): reader becomes a writer only.
+	os.WriteFile(webCfg, good, 0o600)
+	os.WriteFile(filepath.Join(g.dir, "etcdgate.yml"), []byte(`web:
+  authorization:
+    write: {users: [writer, reader]}
+    admin: {users: [admin]}
+`), 0o600)
+	g.p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the new roles", func() bool {
+		code, _ := g.do("GET", query, "reader", nil)
+		return code == http.StatusForbidden
+	})
+	if code, body := g.do("POST", "/api/v1/write", "reader", leaderWrite(t)); code != http.StatusNoContent {
+		t.Fatalf("reader as a writer after reload: %d %s", code, body)
+	}
+}
+
+// TestServeAuthClientCert: a client certificate of the CA whose CN is a
+// writer writes without a password; one of another CA is refused in
+// the handshake.
+func TestServeAuthClientCert(t *testing.T) {
+	g := startSecureGateway(t)
+	send := func(certs *etcdtest.Certs, cn string) (int, error) {
+		cf, kf := certs.IssueClient(t, cn)
+		pair, err := tls.LoadX509KeyPair(cf, kf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := g.client.Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig.Certificates = []tls.Certificate{pair}
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		resp, err := c.Post(g.base+"/api/v1/write", "application/x-protobuf", bytes.NewReader(leaderWrite(t)))
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if code, err := send(g.certs, "scraper"); err != nil || code != http.StatusNoContent {
+		t.Fatalf("scraper certificate: %d %v", code, err)
+	}
+	if code, err := send(g.certs, "grafana"); err != nil || code != http.StatusForbidden {
+		t.Fatalf("certificate without a role: %d %v", code, err)
+	}
+	if code, err := send(etcdtest.NewCerts(t), "scraper"); err == nil {
+		t.Fatalf("certificate of another CA: %d", code)
+	}
+}
+
+// TestServeRefusesBadWebConfig: serve stops at start with a clear error.
+func TestServeRefusesBadWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"plain password":    "basic_auth_users:\n  alice: hunter2\n",
+		"missing cert":      "tls_server_config:\n  cert_file: nope.pem\n  key_file: nope-key.pem\n",
+		"unknown role user": "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			webCfg := filepath.Join(dir, "web.yml")
+			os.WriteFile(webCfg, []byte(body), 0o600)
+			args := []string{"serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t)),
+				"--data-dir", filepath.Join(dir, "data"), "--web.config.file", webCfg}
+			want := "invalid web configuration"
+			if body == "" {
+				cfg := filepath.Join(dir, "etcdgate.yml")
+				os.WriteFile(cfg, []byte("web: {authorization: {read: {users: [ghost]}}}\n"), 0o600)
+				os.WriteFile(webCfg, []byte(fmt.Sprintf("basic_auth_users:\n  alice: %s\n", mustHash(t, "pw"))), 0o600)
+				args = append(args, "--config", cfg)
+				want = "is not in basic_auth_users"
+			}
+			p := startProcess(t, gatewayBinary, args...)
+			select {
+			case <-p.done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("serve did not stop")
+			}
+			if p.err == nil || !strings.Contains(p.out.String(), want) {
+				t.Fatalf("exit %v, output:\n%s", p.err, p.out.String())
+			}
+			if strings.Contains(p.out.String(), "hunter2") {
+				t.Fatalf("the password in the log:\n%s", p.out.String())
+			}
+		})
+	}
+	var out, errOut bytes.Buffer
+	good := filepath.Join(dir, "good.yml")
+	os.WriteFile(good, []byte(fmt.Sprintf("basic_auth_users:\n  alice: %s\n", mustHash(t, "pw"))), 0o600)
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("basic_auth_users:\n  alice: hunter2\n"), 0o600)
+	if code := run([]string{"check", "web-config", good}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "SUCCESS") {
+		t.Fatalf("check web-config good: %d %s %s", code, out.String(), errOut.String())
+	}
+	if code := run([]string{"check", "web-config", bad}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "FAILED") {
+		t.Fatalf("check web-config bad: %d %s", code, errOut.String())
+	}
+}
+
+func mustHash(t *testing.T, pw string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
+}
