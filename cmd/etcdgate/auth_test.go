@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -284,4 +285,64 @@ func mustHash(t *testing.T, pw string) string {
 		t.Fatal(err)
 	}
 	return string(h)
+}
+
+// authTestBinary finds an external binary the auth tests need, failing
+// with what to install when it is missing.
+func authTestBinary(t *testing.T, name, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s not installed: apt-get install %s (.ci/run installs it)", name, pkg)
+	}
+	return path
+}
+
+// TestPrometheusRemoteWriteSecure: Debian's Prometheus remote-writes to
+// etcdgate over TLS (verifying etcdgate's certificate against the CA)
+// with basic auth as a writer; a reader then queries what arrived, and
+// the writer's credential cannot read it.
+func TestPrometheusRemoteWriteSecure(t *testing.T) {
+	promBin := authTestBinary(t, "prometheus", "prometheus")
+	g := startSecureGateway(t)
+	promPort := testnet.FreePort(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: ["127.0.0.1:%d"]}]
+remote_write:
+  - url: %s/api/v1/write
+    basic_auth: {username: prometheus, password: prometheus-pw}
+    tls_config: {ca_file: %q}
+    queue_config: {batch_send_deadline: 1s}
+`, promPort, g.base, g.certs.CA)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	prom := startProcess(t, promBin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort), "--storage.remote.flush-deadline=5s")
+	query := "/api/v1/query?" + url.Values{"query": {`up{job="prometheus"}`}}.Encode()
+	waitFor(t, 90*time.Second, "Prometheus's up series, queried as reader", func() bool {
+		code, body := g.do("GET", query, "reader", nil)
+		return code == http.StatusOK && strings.Contains(body, `"job":"prometheus"`)
+	})
+	if code, _ := g.do("GET", query, "prometheus", nil); code != http.StatusForbidden {
+		t.Fatalf("the writer's credential queried: %d", code)
+	}
+	if err := prom.stop(30 * time.Second); err != nil {
+		t.Fatalf("stop prometheus: %v", err)
+	}
+	_, metrics := g.do("GET", "/metrics", "reader", nil)
+	for _, code := range []string{"401", "403"} {
+		if strings.Contains(metrics, fmt.Sprintf(`etcdgate_http_requests_total{code=%q,handler="write"}`, code)) {
+			t.Fatalf("Prometheus's writes were refused with %s", code)
+		}
+	}
+	if !strings.Contains(metrics, `etcdgate_http_requests_total{code="204",handler="write"}`) {
+		t.Fatal("no write of Prometheus's was accepted")
+	}
 }
