@@ -19,7 +19,9 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
 
+	"github.com/etcdgate/etcdgate/evaluator/notifier/amtest"
 	"github.com/etcdgate/etcdgate/internal/etcdtest"
 	"github.com/etcdgate/etcdgate/internal/testnet"
 )
@@ -344,5 +346,104 @@ remote_write:
 	}
 	if !strings.Contains(metrics, `etcdgate_http_requests_total{code="204",handler="write"}`) {
 		t.Fatal("no write of Prometheus's was accepted")
+	}
+}
+
+// TestServeRulesToSecureAlertmanager: Debian's Alertmanager behind its
+// own web config (TLS and basic auth) receives etcdgate's alerts, sent
+// with the alertmanagers entry's tls_config (a CA file relative to the
+// config) and basic_auth.
+func TestServeRulesToSecureAlertmanager(t *testing.T) {
+	authTestBinary(t, "prometheus-alertmanager", "prometheus-alertmanager")
+	certs := etcdtest.NewCerts(t)
+	dir := t.TempDir()
+	amWeb := filepath.Join(dir, "am-web.yml")
+	if err := os.WriteFile(amWeb, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  etcdgate: %s\n",
+		certs.ServerCert, certs.ServerKey, mustHash(t, "am-pw"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	amClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	hook, hookURL := amtest.NewWebhook(t)
+	amURL := amtest.StartSecure(t, hookURL, amtest.Secure{WebConfigFile: amWeb, Client: amClient, Username: "etcdgate", Password: "am-pw"})
+	if resp, err := amClient.Get(amURL + "/api/v2/alerts"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Alertmanager without credentials: %v %v", err, resp)
+	}
+	am, _ := url.Parse(amURL)
+
+	if err := os.WriteFile(filepath.Join(dir, "ca.pem"), pem, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etcd.yml"), []byte(e2eRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`rule_files: [etcd.yml]
+evaluation_interval: 1s
+alerting:
+  resend_delay: 1s
+  external_labels: {region: eu-west}
+  alertmanagers:
+    - scheme: https
+      static_configs: [{targets: [%q]}]
+      tls_config: {ca_file: ca.pem}
+      basic_auth: {username: etcdgate, password: am-pw}
+`, am.Host)
+	cfgFile := filepath.Join(dir, "etcdgate.yml")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, base := startGateway(t, "--config", cfgFile)
+	pushLeader(t, base, 0)
+	hook.WaitFor(t, "firing EtcdNoLeader c1 eu-west")
+	if strings.Contains(p.out.String(), "am-pw") {
+		t.Fatalf("the Alertmanager password in the log:\n%s", p.out.String())
+	}
+}
+
+// TestAlertmanagerHTTPConfig: the alertmanagers entry takes Prometheus's
+// http_config keys; files are relative to the config, a missing one or a
+// contradictory entry fails the load, and secrets are masked when the
+// config is marshalled.
+func TestAlertmanagerHTTPConfig(t *testing.T) {
+	dir := t.TempDir()
+	certs := etcdtest.NewCerts(t)
+	pem, _ := os.ReadFile(certs.CA)
+	os.WriteFile(filepath.Join(dir, "ca.pem"), pem, 0o600)
+	load := func(entry string) (Config, error) {
+		path := filepath.Join(dir, "etcdgate.yml")
+		os.WriteFile(path, []byte("alerting:\n  alertmanagers:\n    - static_configs: [{targets: [am:9093]}]\n"+entry), 0o600)
+		return LoadConfig(path)
+	}
+	cfg, err := load("      scheme: https\n      tls_config: {ca_file: ca.pem}\n      basic_auth: {username: u, password: s3cret}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	am := cfg.Alerting.Alertmanagers[0].HTTPClientConfig
+	if am.TLSConfig.CAFile != filepath.Join(dir, "ca.pem") || am.BasicAuth == nil || string(am.BasicAuth.Password) != "s3cret" {
+		t.Fatalf("parsed %+v", am)
+	}
+	o, err := cfg.NotifierOptions()
+	if err != nil || o.Clients["https://am:9093/"] == nil {
+		t.Fatalf("clients %v, %v", o.Clients, err)
+	}
+	out, err := yaml.Marshal(cfg)
+	if err != nil || strings.Contains(string(out), "s3cret") || !strings.Contains(string(out), "<secret>") {
+		t.Fatalf("marshalled config shows the secret or no mask: %v\n%s", err, out)
+	}
+	for name, entry := range map[string]string{
+		"missing CA":       "      tls_config: {ca_file: nope.pem}\n",
+		"basic and bearer": "      basic_auth: {username: u, password: p}\n      authorization: {credentials: t}\n",
+		"unknown key":      "      tls_confg: {ca_file: ca.pem}\n",
+	} {
+		if _, err := load(entry); err == nil {
+			t.Errorf("%s: loaded", name)
+		} else if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%s: error shows a secret: %v", name, err)
+		}
 	}
 }
