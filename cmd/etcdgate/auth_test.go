@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 
@@ -444,6 +446,105 @@ func TestAlertmanagerHTTPConfig(t *testing.T) {
 			t.Errorf("%s: loaded", name)
 		} else if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%s: error shows a secret: %v", name, err)
+		}
+	}
+}
+
+// TestRegistryEtcdTLSAndAuth: the registry's etcd serves TLS only, with
+// client certificates and etcd authentication on; etcdgate reads the
+// registry with registry.etcd.tls and its etcd user; a wrong password
+// stops the start with a clear error and is never logged.
+func TestRegistryEtcdTLSAndAuth(t *testing.T) {
+	certs := etcdtest.NewCerts(t)
+	cluster := etcdtest.Start(t, etcdtest.Options{TLS: certs})
+	client := cluster.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const prefix = "/etcdgate/clusters/"
+	if _, err := client.Put(ctx, prefix+"etcd-a", `{"product": "payments"}`); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func() error{
+		func() error { _, err := client.UserAdd(ctx, "root", "root-pw"); return err },
+		func() error { _, err := client.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := client.UserAdd(ctx, "registry", "registry-pw"); return err },
+		func() error { _, err := client.RoleAdd(ctx, "registry-read"); return err },
+		func() error {
+			_, err := client.RoleGrantPermission(ctx, "registry-read", prefix, clientv3.GetPrefixRangeEnd(prefix),
+				clientv3.PermissionType(clientv3.PermRead))
+			return err
+		},
+		func() error { _, err := client.UserGrantRole(ctx, "registry", "registry-read"); return err },
+		func() error { _, err := client.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	for _, f := range []string{certs.CA, certs.ClientCert, certs.ClientKey} {
+		b, _ := os.ReadFile(f)
+		os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o600)
+	}
+	config := func(password string) string {
+		path := filepath.Join(dir, password+".yml")
+		os.WriteFile(path, []byte(fmt.Sprintf(`registry:
+  etcd:
+    endpoints: [%s]
+    prefix: %s
+    tls: {ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem}
+    username: registry
+    password: %s
+`, strings.Join(cluster.Endpoints(), ", "), prefix, password)), 0o600)
+		return path
+	}
+	p, base := startGateway(t, "--config", config("registry-pw"))
+	waitFor(t, 20*time.Second, "the registry's cluster", func() bool {
+		return metricValue(t, base, "etcdgate_relabel_registry_clusters") == "1"
+	})
+	// A wrong password stops the start with etcd's reason.
+	bad := startProcess(t, gatewayBinary, "serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t)),
+		"--data-dir", t.TempDir(), "--config", config("wrong-pw"))
+	select {
+	case <-bad.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve with a wrong registry password did not stop")
+	}
+	if bad.err == nil || !strings.Contains(bad.out.String(), "registry etcd client: etcdserver: authentication failed") {
+		t.Fatalf("exit %v:\n%s", bad.err, bad.out.String())
+	}
+	for _, out := range []string{p.out.String(), bad.out.String()} {
+		if strings.Contains(out, "registry-pw") || strings.Contains(out, "wrong-pw") {
+			t.Fatalf("a password in the log:\n%s", out)
+		}
+	}
+}
+
+// TestRegistryEtcdConfigRefused: inconsistent registry etcd credentials
+// or a missing TLS file fail the load; the password is masked when the
+// config is marshalled.
+func TestRegistryEtcdConfigRefused(t *testing.T) {
+	dir := t.TempDir()
+	load := func(etcd string) (Config, error) {
+		path := filepath.Join(dir, "etcdgate.yml")
+		os.WriteFile(path, []byte("registry:\n  etcd:\n    endpoints: [https://127.0.0.1:2379]\n"+etcd), 0o600)
+		return LoadConfig(path)
+	}
+	cfg, err := load("    username: u\n    password: s3cret\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := yaml.Marshal(cfg); strings.Contains(string(out), "s3cret") {
+		t.Fatalf("marshalled config shows the password:\n%s", out)
+	}
+	for name, etcd := range map[string]string{
+		"user without password": "    username: u\n",
+		"password without user": "    password: p\n",
+		"cert without key":      "    tls: {cert_file: c.pem}\n",
+		"missing CA":            "    tls: {ca_file: nope.pem}\n",
+	} {
+		if _, err := load(etcd); err == nil {
+			t.Errorf("%s: loaded", name)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
@@ -79,6 +80,12 @@ type RegistryConfig struct {
 type RegistryEtcdConfig struct {
 	Endpoints []string `yaml:"endpoints"`
 	Prefix    string   `yaml:"prefix"`
+	// TLS and credentials of the registry's etcd client (serve_auth.go):
+	// CA, client certificate and key files (relative to the config
+	// file), and an etcd user. The password is masked when marshalled.
+	TLS      ProbeTLSConfig `yaml:"tls"`
+	Username string         `yaml:"username"`
+	Password config.Secret  `yaml:"password"`
 }
 
 // WALConfig sets when writes are acknowledged. Changes need a restart.
@@ -213,6 +220,12 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	cfg.Probe.resolvePaths(filepath.Dir(path))
+	// The registry's etcd TLS files too, read once so that a missing one
+	// fails the load and `check config`.
+	resolveTLSPaths(&cfg.Registry.Etcd.TLS, filepath.Dir(path))
+	if _, err := cfg.Registry.Etcd.TLS.tls().Load(); err != nil {
+		return cfg, fmt.Errorf("config %s: registry.etcd: %w", path, err)
+	}
 	return cfg, nil
 }
 
@@ -241,6 +254,9 @@ func (c Config) Validate() error {
 	}
 	if len(c.Registry.Etcd.Endpoints) > 0 && c.Registry.Etcd.Prefix == "" {
 		return errors.New("registry: etcd prefix is empty")
+	}
+	if err := c.Registry.Etcd.validate(); err != nil {
+		return err
 	}
 	if err := c.Query.Validate(); err != nil {
 		return err

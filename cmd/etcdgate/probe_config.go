@@ -271,15 +271,17 @@ func mergeLabels(base, over map[string]string) map[string]string {
 // resolvePaths makes TLS files relative to the config file's directory,
 // as the registry file is.
 func (c *ProbeConfig) resolvePaths(dir string) {
-	resolve := func(t *ProbeTLSConfig) {
-		for _, p := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
-			if *p != "" && !filepath.IsAbs(*p) {
-				*p = filepath.Join(dir, *p)
-			}
-		}
-	}
-	resolve(&c.RegistryTLS)
+	resolveTLSPaths(&c.RegistryTLS, dir)
 	for i := range c.Targets {
-		resolve(&c.Targets[i].TLS)
+		resolveTLSPaths(&c.Targets[i].TLS, dir)
+	}
+}
+
+// resolveTLSPaths makes t's relative files relative to dir.
+func resolveTLSPaths(t *ProbeTLSConfig, dir string) {
+	for _, p := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator"
@@ -231,7 +230,11 @@ func (g *gateway) startRegistry(ctx context.Context) (wait func(), err error) {
 		wg.Go(func() { g.regFile.Run(ctx.Done(), registryPollInterval) })
 	}
 	if e := g.cfg.Registry.Etcd; g.relabel != nil && len(e.Endpoints) > 0 {
-		client, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		cc, err := e.clientConfig()
+		if err != nil {
+			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
+		}
+		client, err := clientv3.New(cc)
 		if err != nil {
 			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
 		}
@@ -414,7 +417,8 @@ func (g *gateway) reloadRelabel(cfg *Config) error {
 		return nil
 	}
 	if cfg.Registry.File != g.cfg.Registry.File || !slices.Equal(cfg.Registry.Etcd.Endpoints, g.cfg.Registry.Etcd.Endpoints) ||
-		cfg.Registry.Etcd.Prefix != g.cfg.Registry.Etcd.Prefix {
+		cfg.Registry.Etcd.Prefix != g.cfg.Registry.Etcd.Prefix || cfg.Registry.Etcd.TLS != g.cfg.Registry.Etcd.TLS ||
+		cfg.Registry.Etcd.Username != g.cfg.Registry.Etcd.Username || cfg.Registry.Etcd.Password != g.cfg.Registry.Etcd.Password {
 		g.logger.Warn("registry file and etcd settings change only on restart")
 		cfg.Registry.File, cfg.Registry.Etcd = g.cfg.Registry.File, g.cfg.Registry.Etcd
 	}

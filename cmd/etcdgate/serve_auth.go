@@ -9,6 +9,10 @@ import (
 	"net"
 	"net/http"
 	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
 )
@@ -111,4 +115,29 @@ func runCheckWebConfig(paths []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "SUCCESS: %s is a valid web config file\n", path)
 	}
 	return code
+}
+
+// validate checks the registry etcd client's credentials: a user needs a
+// password, a client certificate needs its key.
+func (e RegistryEtcdConfig) validate() error {
+	if (e.Username == "") != (e.Password == "") {
+		return errors.New("registry.etcd: username and password go together")
+	}
+	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+		return errors.New("registry.etcd.tls: cert_file and key_file go together")
+	}
+	return nil
+}
+
+// clientConfig is the registry's etcd client: TLS when a CA or client
+// certificate is given, and the etcd user when set.
+func (e RegistryEtcdConfig) clientConfig() (clientv3.Config, error) {
+	tc, err := e.TLS.tls().Load()
+	if err != nil {
+		return clientv3.Config{}, err
+	}
+	return clientv3.Config{
+		Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+		TLS: tc, Username: e.Username, Password: string(e.Password),
+	}, nil
 }
