@@ -86,6 +86,8 @@ type RegistryEtcdConfig struct {
 	TLS      ProbeTLSConfig `yaml:"tls"`
 	Username string         `yaml:"username"`
 	Password config.Secret  `yaml:"password"`
+	// Limits bound the records read from etcd (untrusted input).
+	Limits relabel.RecordLimits `yaml:"limits"`
 }
 
 // WALConfig sets when writes are acknowledged. Changes need a restart.
@@ -156,7 +158,7 @@ func DefaultConfig() Config {
 		Registry: RegistryConfig{
 			ClusterLabel: rl.ClusterLabel,
 			Defaults:     rl.Defaults,
-			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/"},
+			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/", Limits: relabel.DefaultRecordLimits()},
 		},
 		Query:       defaultQueryConfig(),
 		RulesConfig: defaultRulesConfig(),

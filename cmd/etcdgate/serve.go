@@ -239,6 +239,7 @@ func (g *gateway) startRegistry(ctx context.Context) (wait func(), err error) {
 			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
 		}
 		w := relabel.NewEtcdWatcher(client, e.Prefix, g.relabel.Registry(), g.logger, g.relabel.RegistryErrorCounter("etcd"))
+		w.SetLimits(e.Limits)
 		wg.Go(func() {
 			defer client.Close()
 			w.Run(ctx)
@@ -418,7 +419,8 @@ func (g *gateway) reloadRelabel(cfg *Config) error {
 	}
 	if cfg.Registry.File != g.cfg.Registry.File || !slices.Equal(cfg.Registry.Etcd.Endpoints, g.cfg.Registry.Etcd.Endpoints) ||
 		cfg.Registry.Etcd.Prefix != g.cfg.Registry.Etcd.Prefix || cfg.Registry.Etcd.TLS != g.cfg.Registry.Etcd.TLS ||
-		cfg.Registry.Etcd.Username != g.cfg.Registry.Etcd.Username || cfg.Registry.Etcd.Password != g.cfg.Registry.Etcd.Password {
+		cfg.Registry.Etcd.Username != g.cfg.Registry.Etcd.Username || cfg.Registry.Etcd.Password != g.cfg.Registry.Etcd.Password ||
+		cfg.Registry.Etcd.Limits != g.cfg.Registry.Etcd.Limits {
 		g.logger.Warn("registry file and etcd settings change only on restart")
 		cfg.Registry.File, cfg.Registry.Etcd = g.cfg.Registry.File, g.cfg.Registry.Etcd
 	}

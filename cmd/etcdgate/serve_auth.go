@@ -120,6 +120,9 @@ func runCheckWebConfig(paths []string, stdout, stderr io.Writer) int {
 // validate checks the registry etcd client's credentials: a user needs a
 // password, a client certificate needs its key.
 func (e RegistryEtcdConfig) validate() error {
+	if err := e.Limits.Validate(); err != nil {
+		return fmt.Errorf("registry.etcd.limits: %w", err)
+	}
 	if (e.Username == "") != (e.Password == "") {
 		return errors.New("registry.etcd: username and password go together")
 	}
