@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -546,5 +548,67 @@ func TestRegistryEtcdConfigRefused(t *testing.T) {
 		if _, err := load(etcd); err == nil {
 			t.Errorf("%s: loaded", name)
 		}
+	}
+}
+
+// TestServeProbeEndpointAllowList: a registry cluster whose endpoint is
+// outside probe.registry_endpoint_allow is never dialed (a listener
+// counts connections) and is reported as refused; an allowed cluster of
+// the same registry is probed meanwhile.
+func TestServeProbeEndpointAllowList(t *testing.T) {
+	c := etcdtest.Start(t, etcdtest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dialed atomic.Int64
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dialed.Add(1)
+			conn.Close()
+		}
+	}()
+	defer ln.Close()
+	dir := t.TempDir()
+	registry := fmt.Sprintf(`clusters:
+  - cluster: etcd-ok
+    product: payments
+    endpoints: [%s]
+  - cluster: etcd-evil
+    product: payments
+    endpoints: [http://%s]
+`, c.Endpoints()[0], ln.Addr())
+	os.WriteFile(filepath.Join(dir, "clusters.yml"), []byte(registry), 0o600)
+	cfg := fmt.Sprintf(`registry:
+  file: clusters.yml
+probe:
+  registry_targets: true
+  registry_endpoint_allow: [%q]
+  inspections:
+    health: {interval: 200ms, timeout: 5s}
+`, c.Endpoints()[0])
+	cfgPath := filepath.Join(dir, "etcdgate.yml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	p, base := startGateway(t, "--config", cfgPath)
+	waitFor(t, 20*time.Second, "health runs of the allowed cluster", func() bool {
+		v := metricValue(t, base, `etcdgate_probe_runs_total{inspection="health",status="success"}`)
+		return v != "" && v != "0" && v != "1" && v != "2"
+	})
+	if n := dialed.Load(); n != 0 {
+		t.Fatalf("the refused endpoint was dialed %d times", n)
+	}
+	if v := metricValue(t, base, "etcdgate_probe_registry_targets_refused"); v != "1" {
+		t.Fatalf("etcdgate_probe_registry_targets_refused = %q", v)
+	}
+	if !strings.Contains(p.out.String(), "cluster=etcd-evil") {
+		t.Fatalf("the refusal is not logged:\n%s", p.out.String())
+	}
+	_, body := httpGet(base + "/api/v1/inspections?cluster=etcd-evil")
+	if strings.Contains(body, `"cluster":"etcd-evil"`) {
+		t.Fatalf("the refused cluster has records: %s", body)
 	}
 }

@@ -21,6 +21,10 @@ type ProbeConfig struct {
 	// endpoints, with RegistryTLS.
 	RegistryTargets bool           `yaml:"registry_targets"`
 	RegistryTLS     ProbeTLSConfig `yaml:"registry_tls"`
+	// RegistryEndpointAllow lists the endpoint patterns registry targets
+	// may be dialed at (probe_allow.go); registry_targets needs it. A
+	// cluster with an endpoint outside it is refused, never dialed.
+	RegistryEndpointAllow []string `yaml:"registry_endpoint_allow"`
 	// Concurrency bounds the runs in progress across all targets.
 	Concurrency int `yaml:"concurrency"`
 	// Jitter spreads each interval by up to this fraction.
@@ -190,6 +194,12 @@ func (c ProbeConfig) Validate() error {
 	if c.RecordRetention <= 0 || c.MaxRecords < 1 {
 		return errors.New("probe: record_retention and max_records must be positive")
 	}
+	if _, err := compileEndpointAllowList(c.RegistryEndpointAllow); err != nil {
+		return err
+	}
+	if c.RegistryTargets && len(c.RegistryEndpointAllow) == 0 {
+		return errors.New("probe: registry_targets needs registry_endpoint_allow: the endpoint patterns registry clusters may be probed at")
+	}
 	seen := map[string]bool{}
 	for _, tc := range c.Targets {
 		t := tc.target()
@@ -218,9 +228,16 @@ func (tc ProbeTargetConfig) target() probe.Target {
 
 // ProbeTargets returns the configured targets, their missing standard
 // labels filled from the registry, then the registry's clusters that
-// list endpoints (when registry_targets is on) and are not configured.
-// reg may be nil.
+// list endpoints (when registry_targets is on), are not configured and
+// whose endpoints are all in registry_endpoint_allow. reg may be nil.
 func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
+	out, _ := c.probeTargets(reg)
+	return out
+}
+
+// probeTargets is ProbeTargets with the registry clusters refused by the
+// allow-list.
+func (c ProbeConfig) probeTargets(reg *relabel.Registry) ([]probe.Target, []refusedTarget) {
 	out := make([]probe.Target, 0, len(c.Targets))
 	configured := make(map[string]bool, len(c.Targets))
 	for _, tc := range c.Targets {
@@ -234,10 +251,19 @@ func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
 		out = append(out, t)
 	}
 	if !c.RegistryTargets || reg == nil {
-		return out
+		return out, nil
 	}
+	allow, err := compileEndpointAllowList(c.RegistryEndpointAllow)
+	if err != nil || len(allow) == 0 {
+		allow = nil // Validate refuses both; allow nothing
+	}
+	var refused []refusedTarget
 	for id, rec := range reg.Records() {
 		if configured[id] || len(rec.Endpoints) == 0 {
+			continue
+		}
+		if !allow.allows(rec.Endpoints) {
+			refused = append(refused, refusedTarget{Cluster: id, Endpoints: rec.Endpoints})
 			continue
 		}
 		t := probe.Target{Cluster: id, Endpoints: rec.Endpoints, TLS: c.RegistryTLS.tls(), Labels: registryLabels(rec)}
@@ -245,7 +271,7 @@ func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
 			out = append(out, t)
 		}
 	}
-	return out
+	return out, refused
 }
 
 // registryLabels are the labels a registry entry gives a target.

@@ -129,6 +129,9 @@ type gateway struct {
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
 	auth    authState            // TLS and credentials (serve_auth.go)
 	records *probe.RecordStore   // inspection records; nil when nothing is inspected
+	// refusedTargets reports registry clusters outside the endpoint
+	// allow-list (probe_allow.go).
+	refusedTargets *refusedTargets
 
 	mu  sync.Mutex // serialises reloads and guards the start of ingest
 	cfg Config     // guarded by mu
@@ -145,6 +148,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	)
 	g := &gateway{flags: flags, logger: logger, level: level, reg: reg, cfg: cfg, ready: make(chan struct{})}
 	g.records = newProbeRecords(cfg)
+	g.refusedTargets = newRefusedTargets(reg, logger)
 	g.reloads = newReloadMetrics(reg)
 	bi := buildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
