@@ -90,7 +90,7 @@ func NewAuthPolicy(o AuthOptions) (*AuthPolicy, error) {
 	}
 	if len(w.Users) > 0 {
 		p.users = make(map[string][]byte, len(w.Users))
-		cost := bcrypt.DefaultCost
+		cost := bcrypt.MinCost // the dummy costs what the dearest real hash costs
 		for u, h := range w.Users {
 			c, err := bcrypt.Cost([]byte(h))
 			if err != nil {
@@ -98,7 +98,7 @@ func NewAuthPolicy(o AuthOptions) (*AuthPolicy, error) {
 				return nil, fmt.Errorf("%w: basic_auth_users: user %q: not a bcrypt hash", ErrAuthConfig, u)
 			}
 			p.users[u] = []byte(h)
-			cost = c
+			cost = max(cost, c)
 		}
 		var err error
 		if p.dummy, err = bcrypt.GenerateFromPassword([]byte("etcdgate unknown user"), cost); err != nil {
