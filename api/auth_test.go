@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"io"
 	"log"
@@ -466,4 +467,50 @@ basic_auth_users:
 	if _, err := LoadWebConfig(filepath.Join(dir, "absent.yml")); !errors.Is(err, ErrAuthConfig) {
 		t.Fatalf("absent file: %v", err)
 	}
+}
+
+// TestAuthMalformedHeaders: broken Authorization headers are 401, never
+// a 5xx or a pass.
+func TestAuthMalformedHeaders(t *testing.T) {
+	a, _ := newAuthAPI(t, mustPolicy(t, AuthOptions{Web: testWebConfig(t), Authorization: testAuthorization}))
+	h := a.Handler()
+	for _, v := range []string{
+		"Basic", "Basic ", "Basic !!!notbase64", "Basic cmVhZGVy", // "reader" without a colon
+		"Bearer reader-secret", "basic cmVhZGVyOnJlYWRlci1zZWNyZXQ=x", strings.Repeat("A", 64<<10),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("reader:reader-secret\x00")),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte(strings.Repeat("r", 100)+":"+strings.Repeat("p", 100))),
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/labels", nil)
+		req.Header.Set("Authorization", v)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("Authorization %.40q: %d", v, rec.Code)
+		}
+	}
+}
+
+// FuzzAuthorizationHeader: whatever the header, the guard answers 401
+// unless it carries exactly the credentials of a user with the read role.
+func FuzzAuthorizationHeader(f *testing.F) {
+	good := "Basic " + base64.StdEncoding.EncodeToString([]byte("reader:reader-secret"))
+	for _, s := range []string{good, "Basic", "Basic Og==", "Bearer x", "Basic cmVhZGVyOg=="} {
+		f.Add(s)
+	}
+	var h http.Handler
+	f.Fuzz(func(t *testing.T, v string) {
+		if h == nil {
+			a, _ := newAuthAPI(t, mustPolicy(t, AuthOptions{Web: testWebConfig(t), Authorization: testAuthorization}))
+			h = a.Handler()
+		}
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/labels", nil)
+		req.Header.Set("Authorization", v)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		user, pass, ok := req.BasicAuth()
+		valid := ok && (user == "reader" || user == "root") && pass == user+"-secret"
+		if valid != (rec.Code == http.StatusOK) || (!valid && rec.Code != http.StatusUnauthorized) {
+			t.Fatalf("Authorization %q: %d", v, rec.Code)
+		}
+	})
 }
