@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -610,5 +611,22 @@ probe:
 	_, body := httpGet(base + "/api/v1/inspections?cluster=etcd-evil")
 	if strings.Contains(body, `"cluster":"etcd-evil"`) {
 		t.Fatalf("the refused cluster has records: %s", body)
+	}
+}
+
+// TestHandshakeLogThrottled: a flood of failed TLS handshakes logs one
+// line per interval; other server errors pass.
+func TestHandshakeLogThrottled(t *testing.T) {
+	var buf bytes.Buffer
+	l := serverErrorLog(slog.New(slog.NewTextHandler(&buf, nil)))
+	for range 100 {
+		l.Printf("http: TLS handshake error from 10.0.0.1:1234: remote error: tls: bad certificate")
+	}
+	l.Printf("http: Accept error: too many open files")
+	if n := strings.Count(buf.String(), "TLS handshake error"); n != 1 {
+		t.Fatalf("%d handshake lines:\n%s", n, buf.String())
+	}
+	if !strings.Contains(buf.String(), "Accept error") {
+		t.Fatalf("other errors dropped:\n%s", buf.String())
 	}
 }

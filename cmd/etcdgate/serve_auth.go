@@ -6,8 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -143,4 +147,41 @@ func (e RegistryEtcdConfig) clientConfig() (clientv3.Config, error) {
 		Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
 		TLS: tc, Username: e.Username, Password: string(e.Password),
 	}, nil
+}
+
+// serverErrorLog is the HTTP server's error log: TLS handshake failures
+// (a scanner, a client without a valid certificate) can come once per
+// connection, so they are logged at most once per handshakeLogInterval
+// with the number suppressed; other errors pass.
+func serverErrorLog(logger *slog.Logger) *log.Logger {
+	return log.New(&handshakeThrottle{logger: logger}, "", 0)
+}
+
+const handshakeLogInterval = 10 * time.Second
+
+type handshakeThrottle struct {
+	logger     *slog.Logger
+	mu         sync.Mutex
+	last       time.Time // guarded by mu
+	suppressed int       // guarded by mu
+}
+
+func (h *handshakeThrottle) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if !strings.Contains(msg, "TLS handshake error") {
+		h.logger.Warn(msg)
+		return len(p), nil
+	}
+	h.mu.Lock()
+	now := time.Now()
+	if now.Sub(h.last) < handshakeLogInterval {
+		h.suppressed++
+		h.mu.Unlock()
+		return len(p), nil
+	}
+	n := h.suppressed
+	h.last, h.suppressed = now, 0
+	h.mu.Unlock()
+	h.logger.Warn(msg, "suppressed_since_last_log", n)
+	return len(p), nil
 }
