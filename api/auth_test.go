@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -513,4 +514,40 @@ func FuzzAuthorizationHeader(f *testing.F) {
 			t.Fatalf("Authorization %q: %d", v, rec.Code)
 		}
 	})
+}
+
+// BenchmarkAuthGuard measures the guard on a health-free endpoint with a
+// cached verdict (the common case) and with bcrypt at cost 10 (the first
+// request of a credential, or every request of a wrong one past the
+// refused cache).
+func BenchmarkAuthGuard(b *testing.B) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.DefaultCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := NewAuthPolicy(AuthOptions{Web: &web.Config{Users: map[string]config.Secret{"u": config.Secret(hash)}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := New(Options{Auth: p})
+	ok := a.guard(RoleRead, func(w http.ResponseWriter, _ *http.Request) {})
+	for _, bc := range []struct {
+		name   string
+		cached bool
+	}{{"verdict=cached", true}, {"verdict=bcrypt", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodGet, "/api/v1/labels", nil)
+				if bc.cached {
+					req.SetBasicAuth("u", "pw")
+				} else {
+					i++
+					req.SetBasicAuth("u", "pw"+strconv.Itoa(i)) // a new wrong password: always bcrypt
+				}
+				ok(httptest.NewRecorder(), req)
+			}
+		})
+	}
 }
