@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -76,6 +77,13 @@ func (z *Authorization) Validate() error {
 	return nil
 }
 
+// yamlValue is how YAML errors quote the offending value ("cannot
+// unmarshal !!str `...` into ..."): in a web config file that may be a
+// password, so it is never passed on.
+var yamlValue = regexp.MustCompile("`[^`]*`")
+
+func redactYAMLValues(err error) string { return yamlValue.ReplaceAllString(err.Error(), "`<redacted>`") }
+
 // LoadWebConfig reads a web config file in the format of Prometheus's
 // --web.config.file (github.com/prometheus/exporter-toolkit/web): it is
 // validated by the toolkit (bcrypt hashes, allowed headers, TLS files),
@@ -83,7 +91,7 @@ func (z *Authorization) Validate() error {
 // and relative paths resolved against the file's directory.
 func LoadWebConfig(path string) (*web.Config, error) {
 	if err := web.Validate(path); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrAuthConfig, path, err)
+		return nil, fmt.Errorf("%w: %s: %s", ErrAuthConfig, path, redactYAMLValues(err))
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -94,7 +102,7 @@ func LoadWebConfig(path string) (*web.Config, error) {
 		HTTPConfig: web.HTTPConfig{HTTP2: true},
 	}
 	if err := yaml.UnmarshalStrict(data, c); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrAuthConfig, path, err)
+		return nil, fmt.Errorf("%w: %s: %s", ErrAuthConfig, path, redactYAMLValues(err))
 	}
 	c.TLSConfig.SetDirectory(filepath.Dir(path))
 	return c, nil

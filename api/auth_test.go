@@ -453,6 +453,8 @@ basic_auth_users:
 		"unknown-key.yml":     "basic_auth_user: {}\n",
 		"bad-yaml.yml":        "basic_auth_users: [\n",
 		"plain-password.yml":  "basic_auth_users:\n  alice: hunter2\n",
+		"password-as-map.yml": "basic_auth_users: hunter2\n",
+		"password-as-seq.yml": "basic_auth_users:\n  alice: {hunter2: x}\n",
 		"bad-header.yml":      "http_server_config:\n  headers:\n    Server: etcdgate\n",
 		"missing-cert.yml":    "tls_server_config:\n  cert_file: nope.pem\n  key_file: server-key.pem\n",
 		"bad-client-auth.yml": "tls_server_config:\n  cert_file: server.pem\n  key_file: server-key.pem\n  client_auth_type: Maybe\n",
