@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -629,4 +630,102 @@ func TestHandshakeLogThrottled(t *testing.T) {
 	if !strings.Contains(buf.String(), "Accept error") {
 		t.Fatalf("other errors dropped:\n%s", buf.String())
 	}
+}
+
+// TestAttackPasswordFlood: concurrent requests with ever new wrong
+// passwords cost bcrypt each, but take at most half the cores: they get
+// 401, health answers meanwhile, a credential already verified is served
+// from the cache, and memory stays bounded.
+func TestAttackPasswordFlood(t *testing.T) {
+	dir := t.TempDir()
+	h, err := bcrypt.GenerateFromPassword([]byte("reader-pw"), bcrypt.DefaultCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webCfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(webCfg, []byte(fmt.Sprintf("basic_auth_users:\n  reader: %s\n", h)), 0o600)
+	port := testnet.FreePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	p := startProcess(t, gatewayBinary, "serve", "--listen-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--data-dir", filepath.Join(dir, "data"), "--web.config.file", webCfg)
+	waitFor(t, 20*time.Second, "etcdgate ready", func() bool { code, _ := httpGet(base + "/-/ready"); return code == http.StatusOK })
+	get := func(user, pass string) int {
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/labels", nil)
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("reader", "reader-pw"); code != http.StatusOK { // verified once, then cached
+		t.Fatalf("reader: %d", code)
+	}
+	before := procStatusBytes(t, p, "VmRSS")
+	const workers, perWorker = 16, 4
+	codes := make(chan int, workers*perWorker)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range perWorker {
+				codes <- get("reader", fmt.Sprintf("guess-%d-%d", w, i))
+			}
+		})
+	}
+	var slowest time.Duration
+	flooding := make(chan struct{})
+	go func() { wg.Wait(); close(flooding) }()
+	for done := false; !done; {
+		select {
+		case <-flooding:
+			done = true
+		case <-time.After(100 * time.Millisecond):
+			start := time.Now()
+			if code, _ := httpGet(base + "/-/healthy"); code != http.StatusOK {
+				t.Fatalf("health during the flood: %d", code)
+			}
+			if code := get("reader", "reader-pw"); code != http.StatusOK {
+				t.Fatalf("cached credential during the flood: %d", code)
+			}
+			slowest = max(slowest, time.Since(start))
+		}
+	}
+	close(codes)
+	for c := range codes {
+		if c != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d", c)
+		}
+	}
+	peak := procStatusBytes(t, p, "VmHWM")
+	t.Logf("%d wrong passwords; slowest health + cached read during the flood %s; RSS before %d MiB, peak %d MiB",
+		workers*perWorker, slowest.Round(time.Millisecond), before>>20, peak>>20)
+	if slowest > 2*time.Second {
+		t.Fatalf("health and a cached read took %s during the flood", slowest)
+	}
+	if growth := peak - before; growth > 100<<20 {
+		t.Fatalf("peak RSS grew by %d MiB", growth>>20)
+	}
+	if v := metricValueAs(t, base, "reader", "reader-pw", `etcdgate_http_auth_refused_total{reason="unauthenticated"}`); v != fmt.Sprint(workers*perWorker) {
+		t.Fatalf("refusals counted: %q", v)
+	}
+}
+
+// metricValueAs is metricValue with basic-auth credentials.
+func metricValueAs(t *testing.T, base, user, pass, series string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			return rest
+		}
+	}
+	return ""
 }
