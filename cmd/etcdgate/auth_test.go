@@ -729,3 +729,25 @@ func metricValueAs(t *testing.T, base, user, pass, series string) string {
 	}
 	return ""
 }
+
+// TestCheckConfigWithWebConfig: check config --web.config.file checks
+// web.authorization against the users of the web config file.
+func TestCheckConfigWithWebConfig(t *testing.T) {
+	dir := t.TempDir()
+	webCfg := filepath.Join(dir, "web.yml")
+	os.WriteFile(webCfg, []byte(fmt.Sprintf("basic_auth_users:\n  alice: %s\n", mustHash(t, "pw"))), 0o600)
+	good, bad := filepath.Join(dir, "good.yml"), filepath.Join(dir, "bad.yml")
+	os.WriteFile(good, []byte("web: {authorization: {read: {users: [alice]}}}\n"), 0o600)
+	os.WriteFile(bad, []byte("web: {authorization: {read: {users: [bob]}}}\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "config", "--web.config.file", webCfg, good}, &out, &errOut); code != 0 {
+		t.Fatalf("good: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"check", "config", bad}, &out, &errOut); code != 0 {
+		t.Fatalf("bad without the web config (cannot be checked): %d %s", code, errOut.String())
+	}
+	if code := run([]string{"check", "config", "--web.config.file", webCfg, bad}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), `user "bob" is not in basic_auth_users`) {
+		t.Fatalf("bad: %d %s", code, errOut.String())
+	}
+}
