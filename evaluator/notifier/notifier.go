@@ -105,10 +105,16 @@ func (m *Manager) ApplyConfig(opts Options) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	opts.Client, opts.Registerer, opts.Logger = m.opts.Client, m.opts.Registerer, m.opts.Logger
+	old := m.opts.Clients
 	m.opts = opts
 	m.metrics.queueCap.Set(float64(opts.QueueCapacity))
+	m.mu.Unlock()
+	// The replaced clients' idle connections would linger until their
+	// idle timeout; a send in flight keeps its busy ones.
+	for _, c := range old {
+		c.CloseIdleConnections()
+	}
 	return nil
 }
 
