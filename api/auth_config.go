@@ -82,7 +82,9 @@ func (z *Authorization) Validate() error {
 // password, so it is never passed on.
 var yamlValue = regexp.MustCompile("`[^`]*`")
 
-func redactYAMLValues(err error) string { return yamlValue.ReplaceAllString(err.Error(), "`<redacted>`") }
+func redactYAMLValues(err error) string {
+	return yamlValue.ReplaceAllString(err.Error(), "`<redacted>`")
+}
 
 // LoadWebConfig reads a web config file in the format of Prometheus's
 // --web.config.file (github.com/prometheus/exporter-toolkit/web): it is
