@@ -87,3 +87,7 @@ func respond(w http.ResponseWriter, data any, warnings []string) {
 func respondError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, statusOf(e.typ), response{Status: "error", ErrorType: e.typ, Error: e.err.Error()})
 }
+
+// ErrAuthConfig marks an invalid web config file or authorization block
+// (auth_config.go).
+var ErrAuthConfig = errors.New("invalid web configuration")

@@ -23,6 +23,10 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 // reload re-reads the configuration. Ingestion and queries go on while it
 // runs: the reload swaps settings atomically.
 func (a *API) reload(w http.ResponseWriter, _ *http.Request) {
+	if !a.opts.EnableLifecycle {
+		http.Error(w, "Lifecycle API is not enabled.", http.StatusForbidden)
+		return
+	}
 	if a.opts.Reload == nil {
 		http.Error(w, "reload is not configured", http.StatusNotImplemented)
 		return

@@ -175,8 +175,8 @@ func TestBuildInfoHealthReadyReload(t *testing.T) {
 	}
 	resp, _ := http.Post(e.server.URL+"/-/reload", "", nil)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotImplemented {
-		t.Fatalf("reload without a reloader: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("reload with the lifecycle API off: %d", resp.StatusCode)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
@@ -57,6 +58,9 @@ type Config struct {
 	RulesConfig `yaml:",inline"`
 	// Probe inspects etcd clusters directly.
 	Probe ProbeConfig `yaml:"probe"`
+	// Web holds the roles of the identities --web.config.file
+	// authenticates (serve_auth.go).
+	Web WebConfig `yaml:"web"`
 }
 
 // RegistryConfig locates the cluster registry. The file's contents reload
@@ -76,6 +80,14 @@ type RegistryConfig struct {
 type RegistryEtcdConfig struct {
 	Endpoints []string `yaml:"endpoints"`
 	Prefix    string   `yaml:"prefix"`
+	// TLS and credentials of the registry's etcd client (serve_auth.go):
+	// CA, client certificate and key files (relative to the config
+	// file), and an etcd user. The password is masked when marshalled.
+	TLS      ProbeTLSConfig `yaml:"tls"`
+	Username string         `yaml:"username"`
+	Password config.Secret  `yaml:"password"`
+	// Limits bound the records read from etcd (untrusted input).
+	Limits relabel.RecordLimits `yaml:"limits"`
 }
 
 // WALConfig sets when writes are acknowledged. Changes need a restart.
@@ -146,7 +158,7 @@ func DefaultConfig() Config {
 		Registry: RegistryConfig{
 			ClusterLabel: rl.ClusterLabel,
 			Defaults:     rl.Defaults,
-			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/"},
+			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/", Limits: relabel.DefaultRecordLimits()},
 		},
 		Query:       defaultQueryConfig(),
 		RulesConfig: defaultRulesConfig(),
@@ -210,6 +222,12 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	cfg.Probe.resolvePaths(filepath.Dir(path))
+	// The registry's etcd TLS files too, read once so that a missing one
+	// fails the load and `check config`.
+	resolveTLSPaths(&cfg.Registry.Etcd.TLS, filepath.Dir(path))
+	if _, err := cfg.Registry.Etcd.TLS.tls().Load(); err != nil {
+		return cfg, fmt.Errorf("config %s: registry.etcd: %w", path, err)
+	}
 	return cfg, nil
 }
 
@@ -239,6 +257,9 @@ func (c Config) Validate() error {
 	if len(c.Registry.Etcd.Endpoints) > 0 && c.Registry.Etcd.Prefix == "" {
 		return errors.New("registry: etcd prefix is empty")
 	}
+	if err := c.Registry.Etcd.validate(); err != nil {
+		return err
+	}
 	if err := c.Query.Validate(); err != nil {
 		return err
 	}
@@ -246,6 +267,9 @@ func (c Config) Validate() error {
 		return errors.New("probe: registry_targets needs registry.file or registry.etcd.endpoints")
 	}
 	if err := c.Probe.Validate(); err != nil {
+		return err
+	}
+	if err := c.Web.Validate(); err != nil {
 		return err
 	}
 	return c.RulesConfig.Validate()

@@ -21,6 +21,10 @@ type ProbeConfig struct {
 	// endpoints, with RegistryTLS.
 	RegistryTargets bool           `yaml:"registry_targets"`
 	RegistryTLS     ProbeTLSConfig `yaml:"registry_tls"`
+	// RegistryEndpointAllow lists the endpoint patterns registry targets
+	// may be dialed at (probe_allow.go); registry_targets needs it. A
+	// cluster with an endpoint outside it is refused, never dialed.
+	RegistryEndpointAllow []string `yaml:"registry_endpoint_allow"`
 	// Concurrency bounds the runs in progress across all targets.
 	Concurrency int `yaml:"concurrency"`
 	// Jitter spreads each interval by up to this fraction.
@@ -199,6 +203,12 @@ func (c ProbeConfig) Validate() error {
 	if c.MaxResponseBytes < 64<<10 {
 		return fmt.Errorf("probe: max_response_bytes %d: want at least 64 KiB", c.MaxResponseBytes)
 	}
+	if _, err := compileEndpointAllowList(c.RegistryEndpointAllow); err != nil {
+		return err
+	}
+	if c.RegistryTargets && len(c.RegistryEndpointAllow) == 0 {
+		return errors.New("probe: registry_targets needs registry_endpoint_allow: the endpoint patterns registry clusters may be probed at")
+	}
 	seen := map[string]bool{}
 	for _, tc := range c.Targets {
 		t := tc.target()
@@ -227,9 +237,16 @@ func (tc ProbeTargetConfig) target() probe.Target {
 
 // ProbeTargets returns the configured targets, their missing standard
 // labels filled from the registry, then the registry's clusters that
-// list endpoints (when registry_targets is on) and are not configured.
-// reg may be nil.
+// list endpoints (when registry_targets is on), are not configured and
+// whose endpoints are all in registry_endpoint_allow. reg may be nil.
 func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
+	out, _ := c.probeTargets(reg)
+	return out
+}
+
+// probeTargets is ProbeTargets with the registry clusters refused by the
+// allow-list.
+func (c ProbeConfig) probeTargets(reg *relabel.Registry) ([]probe.Target, []refusedTarget) {
 	out := make([]probe.Target, 0, len(c.Targets))
 	configured := make(map[string]bool, len(c.Targets))
 	for _, tc := range c.Targets {
@@ -243,10 +260,19 @@ func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
 		out = append(out, t)
 	}
 	if !c.RegistryTargets || reg == nil {
-		return out
+		return out, nil
 	}
+	allow, err := compileEndpointAllowList(c.RegistryEndpointAllow)
+	if err != nil || len(allow) == 0 {
+		allow = nil // Validate refuses both; allow nothing
+	}
+	var refused []refusedTarget
 	for id, rec := range reg.Records() {
 		if configured[id] || len(rec.Endpoints) == 0 {
+			continue
+		}
+		if !allow.allows(rec.Endpoints) {
+			refused = append(refused, refusedTarget{Cluster: id, Endpoints: rec.Endpoints})
 			continue
 		}
 		t := probe.Target{Cluster: id, Endpoints: rec.Endpoints, TLS: c.RegistryTLS.tls(), Labels: registryLabels(rec)}
@@ -254,7 +280,7 @@ func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
 			out = append(out, t)
 		}
 	}
-	return out
+	return out, refused
 }
 
 // registryLabels are the labels a registry entry gives a target.
@@ -280,15 +306,17 @@ func mergeLabels(base, over map[string]string) map[string]string {
 // resolvePaths makes TLS files relative to the config file's directory,
 // as the registry file is.
 func (c *ProbeConfig) resolvePaths(dir string) {
-	resolve := func(t *ProbeTLSConfig) {
-		for _, p := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
-			if *p != "" && !filepath.IsAbs(*p) {
-				*p = filepath.Join(dir, *p)
-			}
-		}
-	}
-	resolve(&c.RegistryTLS)
+	resolveTLSPaths(&c.RegistryTLS, dir)
 	for i := range c.Targets {
-		resolve(&c.Targets[i].TLS)
+		resolveTLSPaths(&c.Targets[i].TLS, dir)
+	}
+}
+
+// resolveTLSPaths makes t's relative files relative to dir.
+func resolveTLSPaths(t *ProbeTLSConfig, dir string) {
+	for _, p := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 }

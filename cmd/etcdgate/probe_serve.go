@@ -67,7 +67,9 @@ func (g *gateway) probeTargets() []probe.Target {
 	if g.relabel != nil {
 		reg = g.relabel.Registry()
 	}
-	return cfg.ProbeTargets(reg)
+	targets, refused := cfg.probeTargets(reg)
+	g.refusedTargets.report(refused)
+	return targets
 }
 
 // keepProbeSettings keeps the running probe settings but the targets on

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
 	"github.com/etcdgate/etcdgate/relabel"
@@ -23,6 +24,7 @@ type runtimeUpdate struct {
 	head     tsdb.HeadLimits
 	engine   *evaluator.Engine // the API's new engine; nil when unchanged or the store is not open
 	level    slog.Level
+	auth     *api.AuthPolicy // the web config file and roles, re-read
 }
 
 // reload re-reads the configuration and applies what can change live.
@@ -59,6 +61,10 @@ func (g *gateway) prepareReload(cfg Config) (*runtimeUpdate, error) {
 		return nil, err
 	}
 	u.level = lvl
+	// The web config file and roles (serve_auth.go).
+	if u.auth, err = g.reloadAuthPolicy(cfg); err != nil {
+		return nil, err
+	}
 	if g.relabel != nil {
 		c, err := relabel.Compile(cfg.RelabelConfig())
 		if err != nil {
@@ -105,7 +111,9 @@ func (g *gateway) keepRestartSettings(cfg *Config, cur Config) {
 		g.logger.Warn("relabeling and the registry were off at start; turning them on needs a restart")
 	}
 	if cfg.Registry.File != cur.Registry.File || !slices.Equal(cfg.Registry.Etcd.Endpoints, cur.Registry.Etcd.Endpoints) ||
-		cfg.Registry.Etcd.Prefix != cur.Registry.Etcd.Prefix {
+		cfg.Registry.Etcd.Prefix != cur.Registry.Etcd.Prefix || cfg.Registry.Etcd.TLS != cur.Registry.Etcd.TLS ||
+		cfg.Registry.Etcd.Username != cur.Registry.Etcd.Username || cfg.Registry.Etcd.Password != cur.Registry.Etcd.Password ||
+		cfg.Registry.Etcd.Limits != cur.Registry.Etcd.Limits {
 		g.logger.Warn("registry file and etcd settings change only on restart")
 		cfg.Registry.File, cfg.Registry.Etcd = cur.Registry.File, cur.Registry.Etcd
 	}
@@ -135,6 +143,8 @@ func (g *gateway) commitReload(u *runtimeUpdate) {
 		g.api.SetQueryEngine(u.engine)
 	}
 	g.level.Set(u.level)
+	g.auth.policy.Store(u.auth)
+	g.api.SetAuth(u.auth)
 	// Last: replaced rule groups finish their evaluation in flight first,
 	// while everything else already runs on the new configuration.
 	g.rules.commit(u.rules)

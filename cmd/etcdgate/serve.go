@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator"
@@ -36,6 +35,10 @@ type serveFlags struct {
 	configFile    string
 	listenAddress string
 	dataDir       string
+	// Security flags, as in Prometheus (serve_auth.go).
+	webConfigFile   string
+	enableLifecycle bool
+	enablePprof     bool
 }
 
 func (f serveFlags) load() (Config, error) {
@@ -76,6 +79,7 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (every key has a default)")
 	fs.StringVar(&f.listenAddress, "listen-address", "", "address of the HTTP API, overriding listen_address (default 127.0.0.1:9390)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for persistent state, overriding data_dir (default ./data)")
+	f.addSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -122,7 +126,11 @@ type gateway struct {
 	relabel *relabel.Pipeline    // nil when relabeling is off
 	regFile *relabel.FileWatcher // nil without registry.file
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
+	auth    authState            // TLS and credentials (serve_auth.go)
 	records *probe.RecordStore   // inspection records; nil when nothing is inspected
+	// refusedTargets reports registry clusters outside the endpoint
+	// allow-list (probe_allow.go).
+	refusedTargets *refusedTargets
 
 	// reloadMu serialises reloads and the start of ingest and rules
 	// (reload.go); it is held across file reads and rule groups halting,
@@ -143,6 +151,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	)
 	g := &gateway{flags: flags, logger: logger, level: level, reg: reg, cfg: cfg, ready: make(chan struct{})}
 	g.records = newProbeRecords(cfg)
+	g.refusedTargets = newRefusedTargets(reg, logger)
 	g.reloads = newReloadMetrics(reg)
 	bi := buildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -163,6 +172,12 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		return nil, err
 	}
 	g.rules = rt
+	policy, err := newAuthPolicy(flags.webConfigFile, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.auth.policy.Store(policy)
+	g.auth.tls = policy.TLSConfig() != nil
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
 		Logger:        logger,
@@ -174,12 +189,16 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Rules:         g.rules,
 		SLOStatus:     g.rules.sloStatus,
 		Inspections:   g.inspectionRecords(),
+
+		EnableLifecycle: flags.enableLifecycle,
+		EnablePprof:     flags.enablePprof,
+		Auth:            policy,
 	})
 	g.server = &http.Server{
 		Handler:           g.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(logger), // serve_auth.go: TLS handshake errors throttled
 	}
 	return g, nil
 }
@@ -218,11 +237,16 @@ func (g *gateway) startRegistry(ctx context.Context) (wait func(), err error) {
 		wg.Go(func() { g.regFile.Run(ctx.Done(), registryPollInterval) })
 	}
 	if e := g.cfg.Registry.Etcd; g.relabel != nil && len(e.Endpoints) > 0 {
-		client, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		cc, err := e.clientConfig()
+		if err != nil {
+			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
+		}
+		client, err := clientv3.New(cc)
 		if err != nil {
 			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
 		}
 		w := relabel.NewEtcdWatcher(client, e.Prefix, g.relabel.Registry(), g.logger, g.relabel.RegistryErrorCounter("etcd"))
+		w.SetLimits(e.Limits)
 		wg.Go(func() {
 			defer client.Close()
 			w.Run(ctx)
@@ -257,8 +281,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		return err
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.server.Serve(ln) }()
-	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version)
+	go func() { serveErr <- g.serve(ln) }()
+	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version,
+		"tls", g.auth.tls, "auth", g.auth.policy.Load().Required())
 
 	opened := make(chan error, 1)
 	go func() { opened <- g.openStore() }()

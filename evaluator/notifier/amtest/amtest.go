@@ -92,6 +92,22 @@ func (w *Webhook) WaitFor(t testing.TB, want string) {
 // It returns the Alertmanager's base URL.
 func Start(t testing.TB, hook string) string {
 	t.Helper()
+	return StartSecure(t, hook, Secure{})
+}
+
+// Secure runs the Alertmanager behind its own --web.config.file (TLS,
+// basic auth). Client, Username and Password are what the readiness
+// check uses to reach it.
+type Secure struct {
+	WebConfigFile      string
+	Client             *http.Client
+	Username, Password string
+}
+
+// StartSecure is Start with s: over TLS (an https URL is returned) when
+// s.Client is set.
+func StartSecure(t testing.TB, hook string, s Secure) string {
+	t.Helper()
 	bin := binary(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`route:
@@ -111,16 +127,27 @@ receivers:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t))
-	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.path="+dir, "--web.listen-address="+addr,
-		"--cluster.listen-address=", "--log.level=warn")
+	args := []string{"--config.file=" + cfgFile, "--storage.path=" + dir, "--web.listen-address=" + addr,
+		"--cluster.listen-address=", "--log.level=warn"}
+	if s.WebConfigFile != "" {
+		args = append(args, "--web.config.file="+s.WebConfigFile)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
+	base, client := "http://"+addr, http.DefaultClient
+	if s.Client != nil {
+		base, client = "https://"+addr, s.Client
+	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
+		req, _ := http.NewRequest(http.MethodGet, base+"/-/ready", nil)
+		if s.Username != "" {
+			req.SetBasicAuth(s.Username, s.Password)
+		}
+		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return base
