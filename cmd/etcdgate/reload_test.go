@@ -18,6 +18,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator/rules"
 )
 
@@ -46,6 +49,8 @@ func ruleGroups(prefix string, n int) string {
 	return b.String()
 }
 
+// startReloadFixture starts a gateway on config and files; a file named
+// web.yml among them is its --web.config.file.
 func startReloadFixture(t *testing.T, config string, files map[string]string) *reloadFixture {
 	t.Helper()
 	f := &reloadFixture{dir: t.TempDir()}
@@ -54,6 +59,9 @@ func startReloadFixture(t *testing.T, config string, files map[string]string) *r
 	}
 	f.write(t, "etcdgate.yml", "data_dir: "+f.dir+"\n"+config)
 	flags := serveFlags{configFile: filepath.Join(f.dir, "etcdgate.yml")}
+	if _, ok := files["web.yml"]; ok {
+		flags.webConfigFile = filepath.Join(f.dir, "web.yml")
+	}
 	cfg, err := flags.load()
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +91,7 @@ type runtimeState struct {
 	query   *rules.QueryFunc
 	level   slog.Level
 	cfg     string
+	auth    *api.AuthPolicy
 }
 
 func (f *reloadFixture) state() runtimeState {
@@ -91,7 +100,7 @@ func (f *reloadFixture) state() runtimeState {
 	cfg := fmt.Sprintf("%+v %+v %+v %v", f.g.cfg.Limits, f.g.cfg.Query, f.g.cfg.Registry, f.g.cfg.RuleFiles)
 	f.g.mu.Unlock()
 	return runtimeState{groups: f.g.rules.Groups(), product: out.Get("product"), job: out.Get("job"),
-		maxLbls: f.g.ingest.Limits().MaxLabelsPerSeries, query: f.g.rules.query.Load(), level: f.g.level.Level(), cfg: cfg}
+		maxLbls: f.g.ingest.Limits().MaxLabelsPerSeries, query: f.g.rules.query.Load(), level: f.g.level.Level(), cfg: cfg, auth: f.g.auth.policy.Load()}
 }
 
 func sameState(a, b runtimeState) bool {
@@ -104,14 +113,15 @@ func sameState(a, b runtimeState) bool {
 		}
 	}
 	return a.product == b.product && a.job == b.job && a.maxLbls == b.maxLbls && a.query == b.query &&
-		a.level == b.level && a.cfg == b.cfg
+		a.level == b.level && a.cfg == b.cfg && a.auth == b.auth
 }
 
 // TestFailedReloadChangesNothing reloads configs that change every
 // reloadable part (rules, relabel_configs, registry, limits, query
-// engine, log level) and are broken in one part only, that part checked
-// last or first: nothing at all changes, and the reload counts as failed.
-// Then the same changes without the fault apply, all of them.
+// engine, log level, web config) and are broken in one part only, that
+// part checked last or first: nothing at all changes, and the reload
+// counts as failed. Then the same changes without the fault apply, all
+// of them.
 func TestFailedReloadChangesNothing(t *testing.T) {
 	const start = "registry: {file: clusters.yml}\nrule_files: [a.yml]\nlimits: {max_labels_per_series: 10}\n"
 	const changes = "relabel_configs: [{regex: job, action: labeldrop}]\nlimits: {max_labels_per_series: 3}\n" +
@@ -140,10 +150,24 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 				"clusters.yml": "clusters: [{cluster: a, product: two}, {cluster: a}]\n"},
 			want: "duplicate cluster",
 		},
+		{
+			// Rules, relabeling and limits valid and changed; the web
+			// config file, re-read on reload, is broken.
+			name:   "web config invalid",
+			config: "registry: {file: clusters.yml}\nrule_files: [b.yml]\n",
+			files: map[string]string{"b.yml": ruleGroups("b", 2), "clusters.yml": "clusters: [{cluster: a, product: two}]\n",
+				"web.yml": "basic_auth_users: ["},
+			want: "web.yml",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			web := "basic_auth_users: {alice: '" + string(hash) + "'}\n"
 			f := startReloadFixture(t, start, map[string]string{"a.yml": ruleGroups("a", 3),
-				"clusters.yml": "clusters: [{cluster: a, product: one}]\n"})
+				"clusters.yml": "clusters: [{cluster: a, product: one}]\n", "web.yml": web})
 			before := f.state()
 			if len(before.groups) != 3 || before.product != "one" || before.job != "etcd" || before.maxLbls != 10 {
 				t.Fatalf("start: %+v", before)
@@ -164,13 +188,14 @@ func TestFailedReloadChangesNothing(t *testing.T) {
 
 			// The same changes, without the fault.
 			f.write(t, "clusters.yml", "clusters: [{cluster: a, product: two}]\n")
+			f.write(t, "web.yml", web+"# edited\n")
 			f.write(t, "etcdgate.yml", "data_dir: "+f.dir+"\nregistry: {file: clusters.yml}\nrule_files: [b.yml]\n"+changes)
 			if err := f.g.reload(); err != nil {
 				t.Fatal(err)
 			}
 			after := f.state()
 			if len(after.groups) != 2 || after.product != "two" || after.job != "" || after.maxLbls != 3 ||
-				after.query == before.query || after.level != slog.LevelDebug {
+				after.query == before.query || after.level != slog.LevelDebug || after.auth == before.auth {
 				t.Fatalf("a good reload did not apply every part: %+v", after)
 			}
 		})
