@@ -1,10 +1,17 @@
 package evaluator
 
 import (
+	"fmt"
+	"math"
+
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
+
+// maxRangeMs bounds a range or subquery window, 2^53 ms (285,000
+// years), far past any data, so that window arithmetic cannot overflow.
+const maxRangeMs = 1 << 53
 
 // rangeSource is a range-vector argument: a range selector or a subquery.
 // each tells start the number of series, then hands every series' points
@@ -26,12 +33,16 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	if rng <= 0 {
 		raise("range must be positive, got %s", e.Window.AppendString(nil))
 	}
+	if rng > maxRangeMs {
+		raiseErr(badQuery("range %s is longer than %d years", e.Window.AppendString(nil), maxRangeMs/(365*24*3600*1000)))
+	}
 	src := &rangeSource{rangeMs: rng, mods: mods}
 	if e.ForSubquery() {
 		m := ev.subquery(e, mods, rng)
 		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint), done func(*seriesWorker)) {
 			start(len(m))
 			ev.parallelWorkers(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) }, done)
+			ev.release(m.points()) // consumed: what fn keeps, it holds anew
 		}
 		return src
 	}
@@ -56,12 +67,22 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 		step = ev.defaultSubqueryStep
 	}
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
+	if rng > maxRangeMs || first < math.MinInt64/4 || last > math.MaxInt64/4 {
+		raiseErr(badQuery("subquery range %s reaches beyond the representable time", e.Window.AppendString(nil)))
+	}
 	start := step * ((first - rng) / step)
 	if start <= first-rng {
 		start += step
 	}
 	if start > last {
 		return nil
+	}
+	// Checked before anything is allocated: every series of the
+	// subquery has a point per step.
+	if steps := (last-start)/step + 1; steps > ev.maxSubquerySteps || steps > ev.maxSamples-ev.held.Load() {
+		raiseErr(fmt.Errorf("%w: subquery %s would evaluate %d steps per series, more than the limit of %d "+
+			"(query.max_subquery_steps) or than the samples the query may still hold; use a larger step",
+			ErrTooManySteps, e.AppendString(nil), steps, min(ev.maxSubquerySteps, ev.maxSamples-ev.held.Load())))
 	}
 	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step}
 	switch v := sub.eval(e.Expr).(type) {
