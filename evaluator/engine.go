@@ -2,6 +2,7 @@ package evaluator
 
 import (
 	"context"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -109,7 +110,17 @@ func (e *Engine) Range(ctx context.Context, qs string, start, end time.Time, ste
 		return nil, badQuery("end timestamp must not be before start time")
 	}
 	if steps := end.Sub(start) / step; int64(steps) > e.opts.MaxPointsPerSeries {
-		return nil, badQuery("exceeded maximum resolution of %d points per timeseries. Try decreasing the query resolution (?step=XX)", e.opts.MaxPointsPerSeries)
+		return nil, badQuery("exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)", thousands(e.opts.MaxPointsPerSeries))
 	}
 	return e.exec(ctx, qs, start.UnixMilli(), end.UnixMilli(), step.Milliseconds(), false)
+}
+
+// thousands formats n with comma separators, as Prometheus writes its
+// 11,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -312,6 +312,7 @@ func (g *gateway) openStore() error {
 	g.mu.Unlock()
 	g.api.SetBackend(in, db)
 	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.EngineOptions()))
+	g.api.SetReadLimits(g.cfg.Query.ReadLimits())
 	close(g.ready)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -365,6 +366,7 @@ func (g *gateway) reload() (err error) {
 		if cfg.Query != g.cfg.Query {
 			// Queries running keep the engine they started on.
 			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.EngineOptions()))
+			g.api.SetReadLimits(cfg.Query.ReadLimits())
 		}
 	}
 	lvl, _ := parseLogLevel(cfg.LogLevel)
