@@ -232,9 +232,7 @@ func (s panicSet) At() tsdb.Series { return panicSeries{s.SeriesSet.At()} }
 type panicSeries struct{ tsdb.Series }
 
 func (panicSeries) Iterator(tsdb.Iterator) tsdb.Iterator {
-	var m map[string]int
-	m["nil map"]++ // a runtime error, as a real bug would be
-	return nil
+	panic("injected iterator bug")
 }
 
 // TestPanicIsRecovered: a panic while evaluating, in the query's own
