@@ -26,7 +26,8 @@ type Options struct {
 	// slot until their timeout. Default 20.
 	MaxConcurrent int
 	// MaxQueued bounds the queries waiting for a slot; past it a query
-	// fails at once with ErrQueueFull (503). Default 100.
+	// fails at once with ErrQueueFull (503). Zero: no bound (the queue of
+	// an engine serving rule groups, whose number the operator sets).
 	MaxQueued int
 	// MaxPointsPerSeries bounds the steps of a range query, checked
 	// before evaluation starts (Prometheus's 11,000). Default 11,000.
@@ -49,7 +50,8 @@ const (
 	DefaultTimeout       = 2 * time.Minute
 	DefaultMaxSamples    = 50_000_000
 	DefaultMaxConcurrent = 20
-	DefaultMaxQueued     = 100
+	// DefaultMaxQueued is the queue the query API's engine is given.
+	DefaultMaxQueued = 100
 	// DefaultMaxPointsPerSeries is Prometheus's bound on a range query's
 	// resolution.
 	DefaultMaxPointsPerSeries = 11_000
@@ -77,9 +79,6 @@ func NewEngine(store tsdb.Queryable, opts Options) *Engine {
 	}
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
-	}
-	if opts.MaxQueued <= 0 {
-		opts.MaxQueued = DefaultMaxQueued
 	}
 	if opts.MaxPointsPerSeries <= 0 {
 		opts.MaxPointsPerSeries = DefaultMaxPointsPerSeries

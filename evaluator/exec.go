@@ -90,7 +90,7 @@ func (e *Engine) acquire(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if e.waiting.Add(1) > int64(e.opts.MaxQueued) {
+	if e.waiting.Add(1) > int64(e.opts.MaxQueued) && e.opts.MaxQueued > 0 {
 		e.waiting.Add(-1)
 		return fmt.Errorf("%w: %d queries run and %d wait (query.max_concurrency, query.max_queued)",
 			ErrQueueFull, e.opts.MaxConcurrent, e.opts.MaxQueued)

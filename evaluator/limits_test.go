@@ -279,3 +279,14 @@ func TestQueueFull(t *testing.T) {
 		t.Fatalf("with a free slot: %v", err)
 	}
 }
+
+// TestQueueUnbounded: an engine without MaxQueued (the rule groups')
+// lets every query wait for a slot until its timeout.
+func TestQueueUnbounded(t *testing.T) {
+	e := NewEngine(limitsHead(t, 1, 1), Options{MaxConcurrent: 1, Timeout: 20 * time.Millisecond})
+	e.slots <- struct{}{}
+	e.waiting.Store(1_000_000)
+	if _, err := e.Instant(context.Background(), "up", time.UnixMilli(0)); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("with a million waiting and no queue bound: %v", err)
+	}
+}

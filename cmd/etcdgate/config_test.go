@@ -43,7 +43,7 @@ func TestLoadConfigFull(t *testing.T) {
 		cfg.DBOptions().WALSync != "interval" || cfg.DBOptions().Retention != 30*24*time.Hour ||
 		cfg.HeadLimits().MaxSeries != 5000000 || cfg.DBOptions().StalenessPeriod != time.Hour ||
 		cfg.Query.EngineOptions() != (evaluator.Options{LookbackDelta: 2 * time.Minute, Timeout: 30 * time.Second, MaxSamples: 1000000, MaxConcurrent: 4,
-			MaxQueued: 100, MaxPointsPerSeries: 11000, MaxSubquerySteps: 1000000, ParseLimits: evaluator.DefaultParseLimits()}) {
+			MaxPointsPerSeries: 11000, MaxSubquerySteps: 1000000, ParseLimits: evaluator.DefaultParseLimits()}) {
 		t.Fatalf("loaded %+v", cfg)
 	}
 }

@@ -99,18 +99,27 @@ func (q QueryConfig) parseLimits() evaluator.ParseLimits {
 	return evaluator.ParseLimits{MaxLength: q.MaxQueryLength, MaxDepth: q.MaxQueryDepth}
 }
 
-// EngineOptions translates the settings for evaluator.NewEngine.
+// EngineOptions translates the settings for evaluator.NewEngine, for the
+// engine of rule groups: its queue has no bound (there are as many
+// waiting evaluations as configured groups at most).
 func (q QueryConfig) EngineOptions() evaluator.Options {
 	return evaluator.Options{
 		LookbackDelta:      time.Duration(q.LookbackDelta),
 		Timeout:            time.Duration(q.Timeout),
 		MaxSamples:         q.MaxSamples,
 		MaxConcurrent:      q.MaxConcurrency,
-		MaxQueued:          q.MaxQueued,
 		MaxPointsPerSeries: q.MaxPointsPerSeries,
 		MaxSubquerySteps:   q.MaxSubquerySteps,
 		ParseLimits:        q.parseLimits(),
 	}
+}
+
+// APIEngineOptions are EngineOptions for the query API's engine, whose
+// queue is bounded by max_queued: past it, 503 at once.
+func (q QueryConfig) APIEngineOptions() evaluator.Options {
+	o := q.EngineOptions()
+	o.MaxQueued = q.MaxQueued
+	return o
 }
 
 // ReadLimits translates the settings for api.SetReadLimits.

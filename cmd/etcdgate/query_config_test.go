@@ -14,7 +14,10 @@ func TestQueryLimitsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo := cfg.Query.EngineOptions()
+	if eo := cfg.Query.EngineOptions(); eo.MaxQueued != 0 {
+		t.Fatalf("the rules' engine has a bounded queue: %+v", eo)
+	}
+	eo := cfg.Query.APIEngineOptions()
 	if eo.MaxQueued != 7 || eo.MaxPointsPerSeries != 20000 || eo.MaxSubquerySteps != 5000 ||
 		eo.ParseLimits != (evaluator.ParseLimits{MaxLength: 4096, MaxDepth: 50}) {
 		t.Fatalf("engine options %+v", eo)

@@ -311,7 +311,7 @@ func (g *gateway) openStore() error {
 	db.SetLimits(g.cfg.HeadLimits())
 	g.mu.Unlock()
 	g.api.SetBackend(in, db)
-	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.EngineOptions()))
+	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.APIEngineOptions()))
 	g.api.SetReadLimits(g.cfg.Query.ReadLimits())
 	close(g.ready)
 	g.mu.Lock()
@@ -365,7 +365,7 @@ func (g *gateway) reload() (err error) {
 		g.db.SetLimits(cfg.HeadLimits())
 		if cfg.Query != g.cfg.Query {
 			// Queries running keep the engine they started on.
-			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.EngineOptions()))
+			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.APIEngineOptions()))
 			g.api.SetReadLimits(cfg.Query.ReadLimits())
 		}
 	}
