@@ -9,6 +9,10 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
+// stepsPerContextCheck is how many steps of one series a rollup
+// computes between checks of the query's context.
+const stepsPerContextCheck = 1024
+
 // maxRangeMs bounds a range or subquery window, 2^53 ms (285,000
 // years), far past any data, so that window arithmetic cannot overflow.
 const maxRangeMs = 1 << 53
@@ -145,6 +149,11 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 	}
 	lo, hi := 0, 0
 	for i := 0; i < n; i++ {
+		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
+			// A window of millions of samples at every step of a long
+			// range is slow even when it fits in memory.
+			ev.checkContext()
+		}
 		ts := ev.stepTime(i)
 		ref := src.mods.refTime(ts)
 		for hi < len(pts) && pts[hi].T <= ref {
