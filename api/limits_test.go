@@ -143,6 +143,10 @@ func TestListingSlots(t *testing.T) {
 			t.Errorf("%s with every slot taken: %d %+v", path, code, env)
 		}
 	}
+	// A bad request is answered at once, without waiting for a slot.
+	if code, env, _ := e.get("/api/v1/series", url.Values{"timeout": {"1h"}}); code != http.StatusBadRequest {
+		t.Errorf("series without match[] while listings are busy: %d %+v", code, env)
+	}
 	if code, env, _ := e.get("/api/v1/query", url.Values{"query": {"many"}, "time": {secs(0)}}); code != http.StatusOK {
 		t.Fatalf("a query while listings are busy: %d %+v", code, env)
 	}

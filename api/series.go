@@ -45,24 +45,47 @@ func parseReadRequest(r *http.Request, requireMatch bool, pl evaluator.ParseLimi
 	return req, nil
 }
 
-// openRead parses a read request and opens a querier over its range. On
-// failure it has answered the client and returns ok false.
-func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool) (readRequest, tsdb.Querier, bool) {
+// openedRead is a listing under way: its parameters, its context (with
+// the listing's timeout), its limits, and a querier over its range.
+type openedRead struct {
+	req     readRequest
+	ctx     context.Context
+	limits  ReadLimits
+	q       tsdb.Querier
+	release func()
+}
+
+func (o *openedRead) close() {
+	o.q.Close()
+	o.release()
+}
+
+// openRead parses a read request, takes a listing slot (waiting at most
+// the listing's timeout), and only then opens a querier over its range:
+// a bad request is answered at once, and no querier is held while it
+// waits. On failure it has answered the client and returns nil; the
+// caller closes what it returns.
+func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool) *openedRead {
 	b := a.readyBackend(w, true)
 	if b == nil {
-		return readRequest{}, nil, false
+		return nil
 	}
 	req, apiErr := parseReadRequest(r, requireMatch, a.listingState().limits.Parse)
 	if apiErr != nil {
 		respondError(w, apiErr)
-		return req, nil, false
+		return nil
+	}
+	ctx, st, release := a.startListing(w, r)
+	if release == nil {
+		return nil
 	}
 	q, err := b.storage.Querier(req.mint, req.maxt)
 	if err != nil {
+		release()
 		respondError(w, &apiError{typ: errorExecution, err: err})
-		return req, nil, false
+		return nil
 	}
-	return req, q, true
+	return &openedRead{req: req, ctx: ctx, limits: st.limits, q: q, release: release}
 }
 
 // readError classifies an error from a querier.
@@ -80,17 +103,13 @@ func readError(err error) *apiError {
 // match[] selector, sorted and without duplicates. Each selector's series
 // are collected up to the limit and one more, never all of them.
 func (a *API) series(w http.ResponseWriter, r *http.Request) {
-	req, q, ok := a.openRead(w, r, true)
-	if !ok {
+	o := a.openRead(w, r, true)
+	if o == nil {
 		return
 	}
-	defer q.Close()
-	ctx, st, release := a.startListing(w, r)
-	if release == nil {
-		return
-	}
-	defer release()
-	limit := st.limits.effectiveLimit(req.limit)
+	defer o.close()
+	req, q, ctx := o.req, o.q, o.ctx
+	limit := o.limits.effectiveLimit(req.limit)
 	var all []labels.Labels
 	for _, ms := range req.matcherSets {
 		n := 0
@@ -174,17 +193,13 @@ func (a *API) labelStrings(w http.ResponseWriter, r *http.Request,
 	get func(context.Context, tsdb.Querier, []*labels.Matcher) ([]string, error),
 	of func(l labels.Labels, add func(string) bool) bool,
 ) {
-	req, q, ok := a.openRead(w, r, false)
-	if !ok {
+	o := a.openRead(w, r, false)
+	if o == nil {
 		return
 	}
-	defer q.Close()
-	ctx, st, release := a.startListing(w, r)
-	if release == nil {
-		return
-	}
-	defer release()
-	limit := st.limits.effectiveLimit(req.limit)
+	defer o.close()
+	req, q, ctx := o.req, o.q, o.ctx
+	limit := o.limits.effectiveLimit(req.limit)
 	var out []string
 	if len(req.matcherSets) == 0 {
 		vals, err := get(ctx, q, nil)
