@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -288,5 +289,43 @@ func TestQueueUnbounded(t *testing.T) {
 	e.waiting.Store(1_000_000)
 	if _, err := e.Instant(context.Background(), "up", time.UnixMilli(0)); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("with a million waiting and no queue bound: %v", err)
+	}
+}
+
+// TestHeldAccounting checks the bookkeeping of max_samples on the
+// differential suite's queries: when a query ends, what it still holds
+// (its result) is counted, and nothing was released twice.
+func TestHeldAccounting(t *testing.T) {
+	f := newEtcdFleet(t, 3, 2*time.Hour)
+	e := NewEngine(f.head, Options{})
+	queries := append(append([]string(nil), diffQueries...), randomQueries(rand.New(rand.NewPCG(7, 9)), 300)...)
+	queries = append(queries, "max_over_time(vector(1)[10m:1m])", "sum(count_over_time(vector(time())[30m:1m]))")
+	start, end := f.start.Add(30*time.Minute).UnixMilli(), f.end.UnixMilli()
+	for _, q := range queries {
+		for _, steps := range [][3]int64{{end, end, 1}, {start, end, 90_000}} {
+			expr, err := Parse(q)
+			if err != nil {
+				continue
+			}
+			ev := &evaluator{queryState: &queryState{ctx: context.Background(), store: e.store, lookback: e.opts.LookbackDelta.Milliseconds(),
+				queryStart: steps[0], queryEnd: steps[1], defaultSubqueryStep: 60_000, maxSamples: e.opts.MaxSamples,
+				maxSubquerySteps: e.opts.MaxSubquerySteps}, start: steps[0], end: steps[1], interval: steps[2]}
+			val, err := ev.run(expr)
+			if err != nil {
+				continue
+			}
+			live := 0
+			switch v := val.(type) {
+			case Matrix:
+				live = v.points()
+			case rangeMatrix:
+				live = Matrix(v).points()
+			case scalarSteps:
+				live = len(v)
+			}
+			if held := ev.held.Load(); held < int64(live) {
+				t.Errorf("%q over %d steps: holds %d points, its result has %d", q, ev.numSteps(), held, live)
+			}
+		}
 	}
 }

@@ -93,6 +93,7 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 	case Matrix:
 		return v
 	case scalarSteps:
+		sub.hold(len(v)) // released with the matrix by rangeSource
 		pts := make([]FPoint, len(v))
 		for i, f := range v {
 			pts[i] = FPoint{T: sub.stepTime(i), F: f}
