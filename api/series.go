@@ -94,7 +94,7 @@ func readError(err error) *apiError {
 	case errors.Is(err, context.Canceled):
 		return &apiError{typ: errorCanceled, err: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &apiError{typ: errorTimeout, err: err}
+		return &apiError{typ: errorTimeout, err: fmt.Errorf("listing timed out (query.listing_timeout or the timeout parameter): %w", err)}
 	}
 	return &apiError{typ: errorExecution, err: err}
 }

@@ -215,6 +215,9 @@ func (ev *evaluator) instantPoints(buf []FPoint, mods selectorMods, times bool) 
 	var pts []FPoint
 	j := -1 // index of the last sample at or before the reference time
 	for i, n := 0, ev.numSteps(); i < n; i++ {
+		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
+			ev.checkContext() // a subquery's million steps, series after series
+		}
 		ts := ev.stepTime(i)
 		ref := mods.refTime(ts)
 		for j+1 < len(buf) && buf[j+1].T <= ref {

@@ -172,6 +172,14 @@ func TestAttackQueries(t *testing.T) {
 					t.Logf("series without limit: %d %s in %s", code, env.Error, took)
 				}
 				codes = append(codes, code)
+				// A listing with a timeout shorter than it needs ends at it.
+				start = time.Now()
+				code, env = postQuery(t, base, "/api/v1/series", url.Values{"match[]": match["match[]"], "timeout": {"0.001"}})
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("series with timeout=1ms answered %d after %s", code, took)
+				}
+				t.Logf("series with timeout=1ms: %d %s", code, env.Error)
+				codes = append(codes, code)
 				for _, path := range []string{"/api/v1/labels", "/api/v1/label/pod/values"} {
 					code, env = postQuery(t, base, path, limited)
 					if code == http.StatusOK && env.entries() > 10 {
