@@ -336,7 +336,8 @@ func (g *gateway) openStore() error {
 	db.SetLimits(g.cfg.HeadLimits())
 	g.mu.Unlock()
 	g.api.SetBackend(in, db)
-	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.EngineOptions()))
+	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.APIEngineOptions()))
+	g.api.SetReadLimits(g.cfg.Query.ReadLimits())
 	close(g.ready)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -394,7 +395,8 @@ func (g *gateway) reload() (err error) {
 		g.db.SetLimits(cfg.HeadLimits())
 		if cfg.Query != g.cfg.Query {
 			// Queries running keep the engine they started on.
-			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.EngineOptions()))
+			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.APIEngineOptions()))
+			g.api.SetReadLimits(cfg.Query.ReadLimits())
 		}
 	}
 	lvl, _ := parseLogLevel(cfg.LogLevel)
