@@ -77,6 +77,10 @@ type API struct {
 	// health checks from the start and data requests once it is set.
 	backend atomic.Pointer[backend]
 	engine  atomic.Pointer[QueryEngine]
+	// listing is the listing endpoints' limits and slots (limits.go);
+	// panics throttles the log of queries that panicked.
+	listing atomic.Pointer[listingState]
+	panics  panicLog
 }
 
 type backend struct {

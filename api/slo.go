@@ -18,9 +18,18 @@ func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	data, err := a.opts.SLOStatus(r.Context(), t)
+	ctx, _, release := a.startListing(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
+	data, err := a.opts.SLOStatus(ctx, t)
 	if err != nil {
-		respondError(w, &apiError{typ: errorExecution, err: err})
+		if ctx.Err() != nil {
+			respondError(w, readError(ctx.Err()))
+		} else {
+			respondError(w, queryError(err))
+		}
 		return
 	}
 	respond(w, data, nil)

@@ -23,6 +23,7 @@ type runtimeUpdate struct {
 	ingest   *ingest.Limits             // nil until the store is open
 	head     tsdb.HeadLimits
 	engine   *evaluator.Engine // the API's new engine; nil when unchanged or the store is not open
+	reads    api.ReadLimits    // the listing endpoints' limits, set with engine
 	level    slog.Level
 	auth     *api.AuthPolicy // the web config file and roles, re-read
 }
@@ -88,7 +89,8 @@ func (g *gateway) prepareReload(cfg Config) (*runtimeUpdate, error) {
 			// Queries running keep the engine they started on. Rules get
 			// an engine of their own, as at start: rule evaluation does
 			// not wait for API queries' slots.
-			u.engine = evaluator.NewEngine(db, cfg.Query.EngineOptions())
+			u.engine = evaluator.NewEngine(db, cfg.Query.APIEngineOptions())
+			u.reads = cfg.Query.ReadLimits()
 			rulesEngine = evaluator.NewEngine(db, cfg.Query.EngineOptions())
 		}
 	}
@@ -141,6 +143,7 @@ func (g *gateway) commitReload(u *runtimeUpdate) {
 	}
 	if u.engine != nil {
 		g.api.SetQueryEngine(u.engine)
+		g.api.SetReadLimits(u.reads)
 	}
 	g.level.Set(u.level)
 	g.auth.policy.Store(u.auth)

@@ -343,7 +343,8 @@ func (g *gateway) openStore() error {
 	in.SetLimits(cfg.IngestLimits())
 	db.SetLimits(cfg.HeadLimits())
 	g.api.SetBackend(in, db)
-	g.api.SetQueryEngine(evaluator.NewEngine(db, cfg.Query.EngineOptions()))
+	g.api.SetQueryEngine(evaluator.NewEngine(db, cfg.Query.APIEngineOptions()))
+	g.api.SetReadLimits(cfg.Query.ReadLimits())
 	close(g.ready)
 	return g.rules.start(db, in, cfg, g.reload)
 }
