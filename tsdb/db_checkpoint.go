@@ -46,12 +46,18 @@ func (db *DB) Checkpoint() (err error) {
 	}()
 
 	db.commitMu.Lock()
-	seg, err := db.wal.cut()
+	seg, recovering, err := db.wal.cut()
 	db.commitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cut WAL: %w", err)
 	}
-	snap, err := createSnapshot(db.dir, seg)
+	// The segments below the cut are synced before the snapshot that
+	// replaces them is written; a failed WAL's are not trusted at all:
+	// the head, which holds everything acknowledged, is checkpointed.
+	if err := db.wal.syncSegments(recovering); err != nil {
+		return err
+	}
+	snap, err := createSnapshot(db.dir, seg, db.opts.fs())
 	if err != nil {
 		return err
 	}
@@ -61,7 +67,7 @@ func (db *DB) Checkpoint() (err error) {
 		snap.abort()
 		return err
 	}
-	sync := db.opts.WALSync == WALSyncInterval
+	sync := db.opts.WALSync == WALSyncInterval || recovering
 	if sync {
 		if err := db.store.db.Sync(); err != nil {
 			snap.abort()
@@ -77,7 +83,13 @@ func (db *DB) Checkpoint() (err error) {
 	// badger's table builders) that the runtime would return to the OS
 	// only slowly; RSS would stay at the burst's peak for minutes.
 	debug.FreeOSMemory()
-	return db.wal.truncateBefore(seg)
+	if err := db.wal.truncateBefore(seg); err != nil {
+		return err
+	}
+	if recovering {
+		db.wal.recovered()
+	}
+	return nil
 }
 
 type checkpointer struct {

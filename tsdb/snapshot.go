@@ -38,6 +38,7 @@ type headSnapshot struct {
 
 type snapshotWriter struct {
 	dir     string
+	fs      WALFS
 	f       *os.File
 	w       *bufio.Writer
 	payload []byte
@@ -45,12 +46,12 @@ type snapshotWriter struct {
 	err     error
 }
 
-func createSnapshot(dir string, seg int) (*snapshotWriter, error) {
+func createSnapshot(dir string, seg int, fs WALFS) (*snapshotWriter, error) {
 	f, err := os.Create(filepath.Join(dir, snapshotName+".tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("create head snapshot: %w", err)
 	}
-	w := &snapshotWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	w := &snapshotWriter{dir: dir, fs: fs, f: f, w: bufio.NewWriterSize(f, 1<<20)}
 	w.payload = binary.AppendUvarint(append(w.payload, snapshotMagic...), uint64(seg))
 	w.flushFrame()
 	return w, w.err
@@ -79,7 +80,9 @@ func (w *snapshotWriter) flushFrame() {
 }
 
 // commit writes the file out and renames it into place; with sync it is
-// fsynced first, and the directory after.
+// fsynced first. The directory is fsynced after the rename in any mode:
+// the WAL segments the snapshot replaces are deleted next, and a power
+// cut must not keep those deletions but lose the rename.
 func (w *snapshotWriter) commit(sync bool) error {
 	w.flushFrame()
 	if w.err == nil {
@@ -98,8 +101,8 @@ func (w *snapshotWriter) commit(sync bool) error {
 	if err := os.Rename(w.f.Name(), filepath.Join(w.dir, snapshotName)); err != nil {
 		return fmt.Errorf("install head snapshot: %w", err)
 	}
-	if sync {
-		return syncDir(w.dir)
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return fmt.Errorf("sync directory of head snapshot: %w", err)
 	}
 	return nil
 }
