@@ -33,7 +33,11 @@ func (f *FaultFS) FailCreates(err error) { f.mu.Lock(); f.createErr = err; f.mu.
 
 // BeforeSync sets a hook called (without locks) before each segment
 // fsync, with the segment's base name; a test can block in it.
-func (f *FaultFS) BeforeSync(fn func(name string) error) { f.mu.Lock(); f.beforeSync = fn; f.mu.Unlock() }
+func (f *FaultFS) BeforeSync(fn func(name string) error) {
+	f.mu.Lock()
+	f.beforeSync = fn
+	f.mu.Unlock()
+}
 
 // Ops returns the operations so far: "create NAME", "remove NAME",
 // "sync NAME", "syncdir DIR", with base names.
