@@ -73,14 +73,17 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 }
 
 // removeExpiredSeries removes inactive series whose newest sample is
-// older than keptFrom, and raises the oldest time of the others.
+// older than keptFrom, and raises the oldest time of the others. A series
+// pinned by an appender that has not committed yet is kept: its commit
+// would otherwise acknowledge samples into a removed series. Deciding
+// under the series' lock, as the appender pins it, makes the two agree.
 func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	h := db.head
 	var expired []*memSeries
 	h.series.refs.batches(checkpointBatch, func(batch []*memSeries) error {
 		for _, s := range batch {
 			s.mu.Lock()
-			if !s.active && s.maxT < keptFrom {
+			if !s.active && s.maxT < keptFrom && s.pins == 0 {
 				s.deleted = true
 				expired = append(expired, s)
 			} else if s.minT < keptFrom {

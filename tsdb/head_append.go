@@ -124,7 +124,30 @@ func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, e
 		}
 		a.head.activateLocked(s)
 	}
-	return s.checkLocked(t, v, window)
+	outcome, err := s.checkLocked(t, v, window)
+	if _, pinned := a.newest[s]; err == nil && outcome != ignoredDuplicate && !pinned {
+		s.pinLocked() // buffer adds s to newest: unpinned on Commit or Rollback
+	}
+	return outcome, err
+}
+
+// pinLocked keeps retention from removing s until unpin. The caller
+// holds s.mu.
+func (s *memSeries) pinLocked() {
+	if s.pins < math.MaxUint8 {
+		s.pins++
+	}
+}
+
+// unpinAll releases the pins check took on the batch's series.
+func (a *headAppender) unpinAll() {
+	for s := range a.newest {
+		s.mu.Lock()
+		if s.pins < math.MaxUint8 {
+			s.pins--
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Commit applies the buffered samples. A sample that a concurrent batch
@@ -163,6 +186,7 @@ func (a *headAppender) Commit() error {
 	if locked != nil {
 		locked.mu.Unlock()
 	}
+	a.unpinAll()
 	if appended > 0 {
 		h.updateTimeRange(mint, maxt)
 	}
@@ -170,4 +194,7 @@ func (a *headAppender) Commit() error {
 	return nil
 }
 
-func (a *headAppender) Rollback() { a.head.appenders.put(a) }
+func (a *headAppender) Rollback() {
+	a.unpinAll()
+	a.head.appenders.put(a)
+}
