@@ -131,8 +131,10 @@ func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, e
 	return outcome, err
 }
 
-// pinLocked keeps retention from removing s until unpin. The caller
-// holds s.mu.
+// pinLocked keeps retention from removing s until the appender commits
+// or rolls back. pins counts such appenders in memSeries' padding byte;
+// at 255 it saturates and stays (the series is then never expired before
+// a restart: safe, merely kept). The caller holds s.mu.
 func (s *memSeries) pinLocked() {
 	if s.pins < math.MaxUint8 {
 		s.pins++
