@@ -105,6 +105,10 @@ type DB struct {
 
 	commitMu     sync.RWMutex // shared by commits, exclusive to a WAL cut
 	checkpointMu sync.Mutex   // one checkpoint or retention pass at a time
+	// lastCut is the WAL segment of the snapshot in place: the WAL is
+	// kept from the previous snapshot's segment on, for a recovery that
+	// must fall back to it. Guarded by checkpointMu.
+	lastCut int
 
 	stop      chan struct{}
 	done      chan struct{}

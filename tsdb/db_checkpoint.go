@@ -83,7 +83,11 @@ func (db *DB) Checkpoint() (err error) {
 	// badger's table builders) that the runtime would return to the OS
 	// only slowly; RSS would stay at the burst's peak for minutes.
 	debug.FreeOSMemory()
-	if err := db.wal.truncateBefore(seg); err != nil {
+	// The snapshot just replaced is now head.snapshot.prev: the WAL is
+	// kept from its segment on.
+	keepFrom := db.lastCut
+	db.lastCut = seg
+	if err := db.wal.truncateBefore(keepFrom); err != nil {
 		return err
 	}
 	if recovering {

@@ -22,8 +22,14 @@ import (
 // Each further payload holds records:
 //
 //	ref:uvarint headMinT:varint maxT:varint lastV:uint64-LE len:uvarint chunk
+//
+// The previous snapshot is kept as head.snapshot.prev, and the WAL from
+// its segment on: should the newest be lost or corrupt, recovery falls
+// back to it, the chunks in badger and a longer WAL replay, and loses
+// nothing.
 const (
-	snapshotName  = "head.snapshot"
+	snapshotName     = "head.snapshot"
+	snapshotPrevName = "head.snapshot.prev"
 	snapshotMagic = "etcdgate-head\x01"
 	// snapshotFrame is the payload size at which a frame is written.
 	snapshotFrame = 256 << 10
@@ -98,7 +104,12 @@ func (w *snapshotWriter) commit(sync bool) error {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("write head snapshot: %w", w.err)
 	}
-	if err := os.Rename(w.f.Name(), filepath.Join(w.dir, snapshotName)); err != nil {
+	cur := filepath.Join(w.dir, snapshotName)
+	if err := os.Rename(cur, filepath.Join(w.dir, snapshotPrevName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		os.Remove(w.f.Name())
+		return fmt.Errorf("keep previous head snapshot: %w", err)
+	}
+	if err := os.Rename(w.f.Name(), cur); err != nil {
 		return fmt.Errorf("install head snapshot: %w", err)
 	}
 	if err := w.fs.SyncDir(w.dir); err != nil {
@@ -127,7 +138,12 @@ var errBadSnapshot = errors.New("malformed head snapshot")
 // returns the WAL segment replay starts from; found is false when there
 // is no snapshot. A record's chunk is valid only during fn.
 func readSnapshot(dir string, fn func(SeriesRef, headSnapshot) error) (seg int, found bool, err error) {
-	data, err := os.ReadFile(filepath.Join(dir, snapshotName))
+	return readSnapshotFile(filepath.Join(dir, snapshotName), fn)
+}
+
+// readSnapshotFile reads the snapshot at path, as readSnapshot.
+func readSnapshotFile(path string, fn func(SeriesRef, headSnapshot) error) (seg int, found bool, err error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
 	}
