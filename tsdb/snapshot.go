@@ -30,7 +30,7 @@ import (
 const (
 	snapshotName     = "head.snapshot"
 	snapshotPrevName = "head.snapshot.prev"
-	snapshotMagic = "etcdgate-head\x01"
+	snapshotMagic    = "etcdgate-head\x01"
 	// snapshotFrame is the payload size at which a frame is written.
 	snapshotFrame = 256 << 10
 )
