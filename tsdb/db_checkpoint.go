@@ -61,7 +61,10 @@ func (db *DB) Checkpoint() (err error) {
 	if err != nil {
 		return err
 	}
-	staleBefore := db.head.MaxTime() - db.opts.StalenessPeriod.Milliseconds()
+	staleBefore := int64(minInt64) // an empty head: nothing is stale
+	if ref := db.refTime(); ref != minInt64 {
+		staleBefore = ref - db.opts.StalenessPeriod.Milliseconds()
+	}
 	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, snap: snap}
 	if err := cp.walk(); err != nil {
 		snap.abort()

@@ -4,17 +4,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // ApplyRetention drops the store's time buckets that end more than
-// Retention before the newest sample, removes from the index the series
-// with no data left, and lets badger reclaim the space.
+// Retention before the reference time (see refTime), removes from the
+// index the series with no data left, and lets badger reclaim the space.
 func (db *DB) ApplyRetention() error {
 	db.checkpointMu.Lock()
 	defer db.checkpointMu.Unlock()
-	newest := db.head.MaxTime()
+	newest := db.refTime()
 	if newest == minInt64 {
 		return nil
 	}
@@ -38,6 +39,15 @@ func (db *DB) ApplyRetention() error {
 		db.logger.Info("retention applied", "buckets_dropped", dropped, "series_removed", removed, "kept_from_ms", keptFrom)
 	}
 	return nil
+}
+
+// refTime is the time retention and staleness are measured from: the
+// newest sample, unless it is past the wall clock, then the wall clock.
+// One sample stamped years ahead must not expire all history, nor make
+// every series look stale; data written with old timestamps (a backfill,
+// a test) keeps being measured from its own newest sample.
+func (db *DB) refTime() int64 {
+	return min(db.head.MaxTime(), time.Now().UnixMilli())
 }
 
 // dropBucketsThrough drops the chunk buckets up to and including last and

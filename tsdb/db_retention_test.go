@@ -74,3 +74,43 @@ func TestRetentionRacingCommitKeepsSamples(t *testing.T) {
 		t.Fatalf("after a crash: %v", check2)
 	}
 }
+
+// TestRetentionIgnoresFarFutureSample: one sample ten years ahead must
+// not make retention drop the history, nor the checkpoint flush every
+// series as stale: both are measured from the wall clock when the newest
+// sample is past it. (Before the fix both were measured from the newest
+// sample: every bucket was dropped and every series deactivated.)
+func TestRetentionIgnoresFarFutureSample(t *testing.T) {
+	o := testDBOptions()
+	o.Head.ChunkRange = time.Hour
+	o.Retention = 3 * time.Hour
+	o.StalenessPeriod = 30 * time.Minute
+	db := openTestDB(t, t.TempDir(), o)
+	defer db.Close()
+	hour := time.Hour.Milliseconds()
+	now := time.Now().UnixMilli() / 60000 * 60000
+	a := labels.FromStrings("__name__", "a")
+	for ts := now - 5*hour; ts <= now; ts += 60000 {
+		if err := commitOne(db, a, ts, float64(ts)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Checkpoint(); err != nil { // closed chunks go to the store
+		t.Fatal(err)
+	}
+	future := labels.FromStrings("__name__", "future")
+	if err := commitOne(db, future, now+10*365*24*hour, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.head.NumSeries(); n != 2 {
+		t.Fatalf("%d active series after the far-future sample, want 2", n)
+	}
+	if err := db.ApplyRetention(); err != nil {
+		t.Fatal(err)
+	}
+	got := dbSelect(t, db, now-2*hour, now, labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))[a.String()]
+	checkSeries(t, got, now-2*hour, 60000, 121)
+}
