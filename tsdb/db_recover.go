@@ -80,11 +80,20 @@ func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, 
 	})
 }
 
-// scanChunks reads every persisted chunk's key and time range and widens
-// its series' time range, persistedMaxT and newest sample to match; the
-// series records alone are stale for series that were active. Then it
-// reads the newest chunk of each series for its last value.
+// scanChunks sets each series' time range, persistedMaxT and newest
+// sample from the chunks badger holds: a series record's range says what
+// the series held when the record was written (often in open chunks, so
+// in the lost snapshot), not what badger has. It reads every chunk's key
+// and time range, then the newest chunk of each series for its last value.
 func (db *DB) scanChunks() error {
+	db.head.series.refs.batches(checkpointBatch, func(batch []*memSeries) error {
+		for _, s := range batch {
+			s.mu.Lock()
+			s.minT, s.maxT, s.lastV, s.persistedMaxT = maxInt64, minInt64, 0, minInt64
+			s.mu.Unlock()
+		}
+		return nil
+	})
 	newest := map[SeriesRef][]byte{} // key of each series' newest chunk
 	err := db.store.scan(prefixChunk, func(key, val []byte) error {
 		c, err := decodeChunk(key, val)

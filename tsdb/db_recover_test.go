@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,10 +13,16 @@ import (
 // corrupt) after two checkpoints and a WAL tail: recovery must find every
 // series and chunk in badger, and every sample is read back exactly once.
 // (Before the fix the series' persisted chunks came only from the
-// snapshot's time range, and all but the oldest were hidden.)
+// snapshot's time range, and all but the oldest were hidden; and a series
+// record's time range, written while the samples were in open chunks,
+// made replay refuse them as out of order.)
 func TestRecoverWithoutHeadSnapshot(t *testing.T) {
-	for _, loss := range []string{"deleted", "corrupt"} {
-		t.Run(loss, func(t *testing.T) {
+	for _, tc := range []struct {
+		loss        string
+		checkpoints int // 1: there is no previous snapshot to fall back to
+	}{{"deleted", 2}, {"corrupt", 2}, {"deleted", 1}} {
+		loss := tc.loss
+		t.Run(fmt.Sprintf("%s/checkpoints=%d", loss, tc.checkpoints), func(t *testing.T) {
 			dir := t.TempDir()
 			o := testDBOptions()
 			db := openTestDB(t, dir, o)
@@ -36,8 +43,10 @@ func TestRecoverWithoutHeadSnapshot(t *testing.T) {
 			}
 			write(a, 300, 400) // closes a third chunk
 			write(b, 10, 20)
-			if err := db.Checkpoint(); err != nil {
-				t.Fatal(err)
+			if tc.checkpoints == 2 {
+				if err := db.Checkpoint(); err != nil {
+					t.Fatal(err)
+				}
 			}
 			write(a, 400, 450) // the WAL tail
 			write(b, 20, 30)
