@@ -168,21 +168,30 @@ func (db *DB) SetLimits(l HeadLimits) { db.head.SetLimits(l) }
 func (db *DB) Stats(limit int) Stats { return db.head.Stats(limit) }
 
 // run checkpoints and applies retention every CheckpointInterval, and
-// retries a failed WAL every WALRecoveryInterval.
+// retries a failed WAL every WALRecoveryInterval, backing off to every
+// 16th after repeated failures: each attempt is a whole checkpoint.
 func (db *DB) run() {
 	defer close(db.done)
 	t := time.NewTicker(db.opts.CheckpointInterval)
 	defer t.Stop()
 	retry := time.NewTicker(db.opts.WALRecoveryInterval)
 	defer retry.Stop()
+	failures, skip := 0, 0
 	for {
 		select {
 		case <-db.stop:
 			return
 		case <-retry.C:
-			if db.wal.failure() != nil {
+			switch {
+			case db.wal.failure() == nil:
+				failures, skip = 0, 0
+			case skip > 0:
+				skip--
+			default:
 				if err := db.Checkpoint(); err != nil {
-					db.logger.Warn("WAL recovery failed; writes stay refused", "err", err)
+					failures++
+					skip = 1<<min(failures, 4) - 1
+					db.logger.Warn("WAL recovery failed; writes stay refused", "err", err, "next_attempt_in", db.opts.WALRecoveryInterval*time.Duration(skip+1))
 				}
 			}
 			continue
