@@ -106,6 +106,11 @@ func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	if len(expired) == 0 {
 		return 0, nil
 	}
+	// Out of the maps first, before any I/O: an appender that meets a
+	// series marked deleted looks it up again until it is gone. A failed
+	// delete below leaves records without data, which the next start
+	// loads as empty series and the next pass removes.
+	h.removeSeries(expired)
 	wb := db.store.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, s := range expired {
@@ -116,6 +121,5 @@ func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	if err := wb.Flush(); err != nil {
 		return 0, errors.Join(errors.New("delete expired series"), err)
 	}
-	h.removeSeries(expired)
 	return len(expired), nil
 }

@@ -114,3 +114,46 @@ func TestRetentionIgnoresFarFutureSample(t *testing.T) {
 	got := dbSelect(t, db, now-2*hour, now, labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))[a.String()]
 	checkSeries(t, got, now-2*hour, 60000, 121)
 }
+
+// TestAppendSeriesDuringRemoval appends to a series that retention has
+// marked deleted but not yet taken out of the maps (it is deleting the
+// records from badger meanwhile): the append must wait the removal out
+// and store the sample in the series created anew, not refuse it.
+// (Before the fix the second lookup found the same doomed series and the
+// sample was refused, as a 400 that senders do not retry.)
+func TestAppendSeriesDuringRemoval(t *testing.T) {
+	h, err := NewHead(DefaultHeadOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := labels.FromStrings("__name__", "a")
+	if err := appendOne(t, h, a, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	s := h.series.getByRef(1)
+	s.mu.Lock()
+	s.deleted = true // as removeExpiredSeries marks it
+	s.mu.Unlock()
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		time.Sleep(20 * time.Millisecond) // let the append meet the doomed series
+		h.removeSeries([]*memSeries{s})
+	}()
+	app := h.Appender()
+	ref, err := app.AppendSeries(a, 2, 2)
+	if err != nil {
+		t.Fatalf("append during the removal: %v", err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	<-removed
+	if ref == 1 {
+		t.Fatal("sample appended to the removed series")
+	}
+	got := selectAll(t, h, 0, 10, matchAll)[a.String()]
+	if len(got) != 1 || got[0] != (sample{2, 2}) {
+		t.Fatalf("after the removal: %v", got)
+	}
+}

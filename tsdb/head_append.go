@@ -3,6 +3,7 @@ package tsdb
 import (
 	"errors"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -66,11 +67,15 @@ func (a *headAppender) AppendSeries(lset labels.Labels, t int64, v float64) (Ser
 		return 0, err
 	}
 	outcome, err := a.check(s, t, v)
-	if errors.Is(err, errSeriesRemoved) {
-		// Retention removed the series after the lookup: it starts anew.
-		if s, _, err = a.head.getOrCreate(lset); err == nil {
-			outcome, err = a.check(s, t, v)
+	for errors.Is(err, errSeriesRemoved) {
+		// Retention removed the series after the lookup, or is taking it
+		// out of the maps right now: look up until it starts anew.
+		runtime.Gosched()
+		if s, _, err = a.head.getOrCreate(lset); err != nil {
+			a.head.metrics.rejected(err).Inc()
+			return 0, err
 		}
+		outcome, err = a.check(s, t, v)
 	}
 	return s.ref, a.buffer(s, outcome, err, t, v)
 }
