@@ -135,13 +135,14 @@ func openWAL(dir string, fs WALFS, mode WALSync, interval time.Duration, logger 
 	return w, nil
 }
 
-// failLocked makes err the sticky failure unless one is set. The caller
-// holds mu.
+// failLocked makes err the sticky failure; a later failure (a recovery
+// attempt's) replaces the cause, so that it names the current fault. The
+// caller holds mu.
 func (w *wal) failLocked(err error) {
 	if w.err == nil {
-		w.err = fmt.Errorf("%w: %w", ErrWALFailed, err)
 		w.logger.Error("WAL failed; writes are refused until it recovers", "err", err)
 	}
+	w.err = fmt.Errorf("%w: %w", ErrWALFailed, err)
 	w.cond.Broadcast()
 }
 
@@ -279,7 +280,9 @@ func (w *wal) cut() (seg int, recovering bool, err error) {
 	w.switchLocked(next)
 	if recovering {
 		if _, err := next.Write(appendFrame(nil, nil)); err != nil {
-			return 0, true, fmt.Errorf("probe WAL segment %d: %w", w.segIndex, err)
+			err = fmt.Errorf("probe WAL segment %d: %w", w.segIndex, err)
+			w.failLocked(err)
+			return 0, true, err
 		}
 	}
 	return w.segIndex, recovering, nil
