@@ -182,6 +182,9 @@ func (w *wal) write(payload []byte) (uint64, error) {
 		}
 		w.flushLocked()
 	}
+	if w.written >= my {
+		return my, nil // a later group's failure is not this record's
+	}
 	return my, w.err
 }
 
