@@ -56,7 +56,7 @@ func writeStatusOf(err error) int {
 	switch {
 	case errors.Is(err, ingest.ErrUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ingest.ErrBodyTooLarge):
+	case errors.Is(err, ingest.ErrBodyTooLarge), errors.Is(err, tsdb.ErrCommitTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ingest.ErrBadSnappy), errors.Is(err, ingest.ErrBadProtobuf),
 		errors.Is(err, ingest.ErrInvalidSeries), errors.Is(err, ingest.ErrRejectedSamples),

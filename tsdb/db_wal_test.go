@@ -251,3 +251,31 @@ func TestWALFailureRefusesWritesUntilItClears(t *testing.T) {
 		})
 	}
 }
+
+// TestCommitTooLargeForTheWAL: a commit whose record exceeds the WAL's
+// limit is refused with ErrCommitTooLarge (the API's 413), stores
+// nothing, and leaves the WAL healthy. (Before, a plain error: a 500 that
+// senders retry forever.)
+func TestCommitTooLargeForTheWAL(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), testDBOptions())
+	defer db.Close()
+	big := strings.Repeat("x", 1<<20)
+	app := db.Appender()
+	for i := range walMaxRecord>>20 + 1 { // new series: their labels go in the record
+		if err := app.Append(labels.FromStrings("__name__", "a", "big", fmt.Sprint(i, big)), 1, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := app.Commit(); !errors.Is(err, ErrCommitTooLarge) || errors.Is(err, ErrWALFailed) {
+		t.Fatalf("oversized commit: %v", err)
+	}
+	if err := db.Err(); err != nil {
+		t.Fatalf("WAL failed by an oversized commit: %v", err)
+	}
+	if got := dbSelect(t, db, 0, 1<<40, matchAll); len(got) != 0 {
+		t.Fatalf("an oversized commit stored %d series", len(got))
+	}
+	if err := commitOne(db, labels.FromStrings("__name__", "a"), 2, 1); err != nil {
+		t.Fatal(err)
+	}
+}

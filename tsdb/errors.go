@@ -25,6 +25,11 @@ var (
 	// clears and a checkpoint moves the head to a fresh segment; nothing
 	// acknowledged before is lost. Retryable: the API answers 503.
 	ErrWALFailed = errors.New("WAL failed")
+	// ErrCommitTooLarge: one commit's WAL record would exceed the WAL's
+	// record limit (64 MiB); nothing was stored. Permanent for the same
+	// request: the API answers 413, so that senders split or drop it
+	// rather than retry it forever.
+	ErrCommitTooLarge = errors.New("commit too large for one WAL record")
 	// ErrClosed: the head was closed.
 	ErrClosed = errors.New("tsdb head closed")
 )

@@ -165,7 +165,7 @@ func appendFrame(dst, payload []byte) []byte {
 // is called.
 func (w *wal) write(payload []byte) (uint64, error) {
 	if len(payload) > walMaxRecord {
-		return 0, fmt.Errorf("WAL record of %d bytes exceeds %d", len(payload), walMaxRecord)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrCommitTooLarge, len(payload), walMaxRecord)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
