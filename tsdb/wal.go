@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,19 +63,20 @@ type wal struct {
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	pending  []byte        // framed records waiting for the next write; guarded by mu
-	spare    []byte        // buffer swapped with pending by the writer; guarded by mu
-	queued   uint64        // sequence of the last record in pending; guarded by mu
-	written  uint64        // records up to this sequence are written; guarded by mu
-	synced   uint64        // records up to this sequence are fsynced, and their segments' names; guarded by mu
-	flushing bool          // a writer is writing outside mu; guarded by mu
-	syncing  bool          // a syncer is syncing outside mu; guarded by mu
-	err      error         // sticky failure, wrapping ErrWALFailed; guarded by mu
-	seg      SegmentFile   // current segment; guarded by mu, written under flushing
-	segIndex int           // guarded by mu
-	segSize  int64         // guarded by flushing
-	closing  []SegmentFile // segments switched away from, to fsync and close; guarded by mu
-	dirDirty bool          // a segment was created since the directory's last fsync; guarded by mu
+	pending  []byte                // framed records waiting for the next write; guarded by mu
+	spare    []byte                // buffer swapped with pending by the writer; guarded by mu
+	queued   uint64                // sequence of the last record in pending; guarded by mu
+	written  uint64                // records up to this sequence are written; guarded by mu
+	synced   uint64                // records up to this sequence are fsynced, and their segments' names; guarded by mu
+	flushing bool                  // a writer is writing outside mu; guarded by mu
+	syncing  bool                  // a syncer is syncing outside mu; guarded by mu
+	err      error                 // sticky failure, wrapping ErrWALFailed; guarded by mu
+	failed   atomic.Pointer[error] // err, for failure to read without mu on every request
+	seg      SegmentFile           // current segment; guarded by mu, written under flushing
+	segIndex int                   // guarded by mu
+	segSize  int64                 // guarded by flushing
+	closing  []SegmentFile         // segments switched away from, to fsync and close; guarded by mu
+	dirDirty bool                  // a segment was created since the directory's last fsync; guarded by mu
 
 	stop chan struct{}
 	done chan struct{}
@@ -142,15 +144,18 @@ func (w *wal) failLocked(err error) {
 	if w.err == nil {
 		w.logger.Error("WAL failed; writes are refused until it recovers", "err", err)
 	}
-	w.err = fmt.Errorf("%w: %w", ErrWALFailed, err)
+	failed := fmt.Errorf("%w: %w", ErrWALFailed, err)
+	w.err = failed
+	w.failed.Store(&failed)
 	w.cond.Broadcast()
 }
 
 // failure returns the sticky failure, or nil.
 func (w *wal) failure() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // appendFrame frames payload onto dst.
@@ -297,6 +302,7 @@ func (w *wal) recovered() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.err = nil
+	w.failed.Store(nil)
 	w.synced = w.written
 	w.logger.Info("WAL recovered; writes are accepted again", "segment", w.segIndex)
 }
