@@ -28,6 +28,11 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), writeStatusOf(err))
 		return
 	}
+	if err := storageErr(b); err != nil { // refused before the body is read
+		w.Header().Set("Retry-After", storageRetryAfter)
+		http.Error(w, err.Error(), writeStatusOf(err))
+		return
+	}
 	body := a.bodies.get()
 	defer a.bodies.put(body)
 	var err error
@@ -41,6 +46,9 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		code := writeStatusOf(err)
 		if code >= 500 {
 			a.opts.Logger.Error("write failed", "err", err)
+		}
+		if code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", storageRetryAfter)
 		}
 		http.Error(w, err.Error(), code)
 		return

@@ -97,6 +97,9 @@ type WALConfig struct {
 	// after it: survives a power cut).
 	Sync         string   `yaml:"sync"`
 	SyncInterval Duration `yaml:"sync_interval"`
+	// RecoveryInterval is how often a failed WAL (full disk, I/O error)
+	// is retried; writes answer 503 until a retry succeeds.
+	RecoveryInterval Duration `yaml:"recovery_interval"`
 }
 
 // HeadConfig configures the in-memory head. Changing it needs a restart.
@@ -139,7 +142,7 @@ func DefaultConfig() Config {
 		DataDir:       "./data",
 		LogLevel:      "info",
 		Retention:     Duration(db.Retention),
-		WAL:           WALConfig{Sync: string(db.WALSync), SyncInterval: Duration(db.WALSyncInterval)},
+		WAL:           WALConfig{Sync: string(db.WALSync), SyncInterval: Duration(db.WALSyncInterval), RecoveryInterval: Duration(db.WALRecoveryInterval)},
 		Head: HeadConfig{
 			OutOfOrderWindow:   Duration(db.Head.OutOfOrderWindow),
 			CheckpointInterval: Duration(db.CheckpointInterval),
@@ -306,6 +309,7 @@ func (c Config) DBOptions() tsdb.Options {
 	o.Head.Limits = c.HeadLimits()
 	o.WALSync = tsdb.WALSync(c.WAL.Sync)
 	o.WALSyncInterval = time.Duration(c.WAL.SyncInterval)
+	o.WALRecoveryInterval = time.Duration(c.WAL.RecoveryInterval)
 	o.CheckpointInterval = time.Duration(c.Head.CheckpointInterval)
 	o.StalenessPeriod = time.Duration(c.Head.StalenessPeriod)
 	o.Retention = time.Duration(c.Retention)
