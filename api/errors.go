@@ -55,8 +55,10 @@ func writeStatusOf(err error) int {
 	switch {
 	case errors.Is(err, ingest.ErrUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ingest.ErrBodyTooLarge):
+	case errors.Is(err, ingest.ErrBodyTooLarge), errors.Is(err, ingest.ErrRequestTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ingest.ErrOverloaded):
+		return http.StatusTooManyRequests
 	case errors.Is(err, ingest.ErrBadSnappy), errors.Is(err, ingest.ErrBadProtobuf),
 		errors.Is(err, ingest.ErrInvalidSeries), errors.Is(err, ingest.ErrRejectedSamples),
 		errors.Is(err, errTruncatedBody):

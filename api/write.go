@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/etcdgate/etcdgate/ingest"
 )
@@ -28,21 +29,27 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), writeStatusOf(err))
 		return
 	}
-	body := a.bodies.get()
-	defer a.bodies.put(body)
-	var err error
-	*body, err = readBody(r, *body, b.ingester.Limits().MaxCompressedBodyBytes)
+	// Admitted before the body is read: a refused request costs nothing
+	// but its headers.
+	adm, err := b.ingester.Admit(r.ContentLength)
 	if err != nil {
-		http.Error(w, err.Error(), writeStatusOf(err))
+		writeError(w, err)
 		return
 	}
-	res, err := b.ingester.Write(*body)
+	defer adm.Release()
+	body := a.bodies.get()
+	defer a.bodies.put(body)
+	*body, err = readBody(r, *body, adm.Limits().MaxCompressedBodyBytes)
 	if err != nil {
-		code := writeStatusOf(err)
-		if code >= 500 {
+		writeError(w, err)
+		return
+	}
+	res, err := adm.Write(*body)
+	if err != nil {
+		if writeStatusOf(err) >= 500 {
 			a.opts.Logger.Error("write failed", "err", err)
 		}
-		http.Error(w, err.Error(), code)
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(res.Accepted))
@@ -51,6 +58,16 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// writeError answers a write with err's status code and message, and
+// with Retry-After when the node is overloaded.
+func writeError(w http.ResponseWriter, err error) {
+	var oe *ingest.OverloadError
+	if errors.As(err, &oe) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(oe.RetryAfter.Round(time.Second)/time.Second))))
+	}
+	http.Error(w, err.Error(), writeStatusOf(err))
 }
 
 // checkWriteHeaders accepts remote write 1.0 as senders label it:

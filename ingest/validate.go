@@ -19,19 +19,45 @@ type Limits struct {
 	MaxLabelNameLength       int           // bytes
 	MaxLabelValueLength      int           // bytes
 	MaxFutureDrift           time.Duration // how far past now a sample may be
+
+	// What one request may decode into, checked by the decoder before
+	// each buffer grows.
+	MaxSeriesPerRequest  int
+	MaxLabelsPerRequest  int // labels of all series together
+	MaxSamplesPerRequest int
+	// The budget all write requests share (admission.go): past either,
+	// writes are refused with 429.
+	MaxInflightWriteRequests int
+	MaxInflightWriteBytes    int // bodies, decompressed bodies, decoded structs
 }
 
 // DefaultLimits returns limits that a fleet of etcd scrapers never hits:
 // Prometheus sends at most a few MiB per request and etcd series carry
 // about a dozen labels.
+//
+// A decompressed body of 32 MiB is four times the largest block vmagent
+// sends (-remoteWrite.maxBlockSize, 8 MiB) and ten times a Prometheus
+// request; each request in flight holds it whole.
+//
+// Per request: Prometheus sends at most max_samples_per_send samples
+// (2,000 by default) and vmagent up to 10,000, one sample a series; 100k
+// series, 2M labels (20 a series) and 1M samples are 10 to 50 times that,
+// and hold at most 6 MiB, 64 MiB and 16 MiB of decoded structs. The
+// in-flight budget defaults are for a machine of a few GiB; etcdgate serve
+// sizes them from its memory limit.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxCompressedBodyBytes:   16 << 20,
-		MaxDecompressedBodyBytes: 64 << 20,
+		MaxDecompressedBodyBytes: 32 << 20,
 		MaxLabelsPerSeries:       40,
 		MaxLabelNameLength:       1024,
 		MaxLabelValueLength:      4096,
 		MaxFutureDrift:           10 * time.Minute,
+		MaxSeriesPerRequest:      100_000,
+		MaxLabelsPerRequest:      2_000_000,
+		MaxSamplesPerRequest:     1_000_000,
+		MaxInflightWriteRequests: 64,
+		MaxInflightWriteBytes:    256 << 20,
 	}
 }
 
@@ -48,6 +74,13 @@ func (l Limits) Validate() error {
 		return errors.New("max label name and value lengths must be positive")
 	case l.MaxFutureDrift < 0:
 		return fmt.Errorf("max future drift %s is negative", l.MaxFutureDrift)
+	case l.MaxSeriesPerRequest <= 0 || l.MaxLabelsPerRequest <= 0 || l.MaxSamplesPerRequest <= 0:
+		return errors.New("max series, labels and samples per request must be positive")
+	case l.MaxInflightWriteRequests <= 0:
+		return fmt.Errorf("max in-flight write requests %d must be positive", l.MaxInflightWriteRequests)
+	case l.MaxInflightWriteBytes < l.MaxCompressedBodyBytes:
+		return fmt.Errorf("max in-flight write bytes %d is below max compressed body bytes %d: the largest body could never be admitted",
+			l.MaxInflightWriteBytes, l.MaxCompressedBodyBytes)
 	}
 	return nil
 }
