@@ -59,6 +59,8 @@ func writeStatusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, ingest.ErrOverloaded):
 		return http.StatusTooManyRequests
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ingest.ErrBadSnappy), errors.Is(err, ingest.ErrBadProtobuf),
 		errors.Is(err, ingest.ErrInvalidSeries), errors.Is(err, ingest.ErrRejectedSamples),
 		errors.Is(err, errTruncatedBody):

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,7 +15,10 @@ import (
 	"github.com/etcdgate/etcdgate/ingest"
 )
 
-var errTruncatedBody = errors.New("truncated request body")
+var (
+	errTruncatedBody = errors.New("truncated request body")
+	errBodyTimeout   = errors.New("request body timed out (limits.write_request_timeout)")
+)
 
 // write serves POST /api/v1/write (Prometheus remote write 1.0). Success
 // is 204. A request with refused samples is 400 with a message naming the
@@ -37,13 +41,31 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer adm.Release()
+	lim := adm.Limits()
+	// A body that trickles, or an answer never read, must not hold the
+	// slot: both get a deadline. The server sets neither ReadTimeout nor
+	// WriteTimeout, which would cut queries and remote read streams too.
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(lim.WriteRequestTimeout)
+	if err := errors.Join(rc.SetReadDeadline(deadline), rc.SetWriteDeadline(deadline.Add(answerSlack))); err != nil {
+		// Only a ResponseWriter wrapper without Unwrap gets here: a bug.
+		a.opts.Logger.Error("BUG: write deadlines not set", "err", err)
+	}
+	defer func() {
+		// The next request on this connection has its own deadlines.
+		_ = rc.Flush()
+		_ = rc.SetWriteDeadline(time.Time{})
+	}()
 	body := a.bodies.get()
 	defer a.bodies.put(body)
-	*body, err = readBody(r, *body, adm.Limits().MaxCompressedBodyBytes)
+	*body, err = readBody(r, *body, lim.MaxCompressedBodyBytes)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
+	// The whole body is in: an expired deadline must not fail the
+	// server's background read of the connection while the write runs.
+	_ = rc.SetReadDeadline(time.Time{})
 	res, err := adm.Write(*body)
 	if err != nil {
 		if writeStatusOf(err) >= 500 {
@@ -59,6 +81,10 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// answerSlack is how long past the body's deadline the answer may take,
+// so that a body cut at its deadline still gets its 408.
+const answerSlack = 10 * time.Second
 
 // writeError answers a write with err's status code and message, and
 // with Retry-After when the node is overloaded.
@@ -107,6 +133,9 @@ func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
 			break
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return buf, fmt.Errorf("%w: %d bytes of the body arrived before the deadline", errBodyTimeout, len(buf))
+			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return buf, fmt.Errorf("%w after %d bytes", errTruncatedBody, len(buf))
 			}

@@ -1,7 +1,10 @@
 package api
 
 import (
+	"bufio"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -117,4 +120,35 @@ func TestWriteOverloadAnswers429(t *testing.T) {
 			t.Fatalf("a refused request stored %d series", n)
 		}
 	})
+}
+
+// TestWriteBodyDeadline: a body that stops arriving is cut at the write
+// request timeout with 408 and the slot is freed; a body that arrives in
+// time on the same kind of connection is stored.
+func TestWriteBodyDeadline(t *testing.T) {
+	lim := ingest.DefaultLimits()
+	lim.WriteRequestTimeout = 300 * time.Millisecond
+	lim.MaxInflightWriteRequests = 1
+	e, _ := newLimitedEnv(t, lim, 0)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.server.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 10 bytes promised, 1 sent, then nothing.
+	fmt.Fprintf(conn, "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\nContent-Length: 10\r\n\r\nx")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(msg), "write_request_timeout") {
+		t.Fatalf("stalled body: %d %s", resp.StatusCode, msg)
+	}
+	// The only slot is free again.
+	body := encode(t, series(one(1), "__name__", "up", "job", "etcd"))
+	if code, _, msg := e.postFull(body); code != http.StatusNoContent {
+		t.Fatalf("after the cut: %d %s", code, msg)
+	}
 }

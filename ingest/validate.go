@@ -29,11 +29,19 @@ type Limits struct {
 	// writes are refused with 429.
 	MaxInflightWriteRequests int
 	MaxInflightWriteBytes    int // bodies, decompressed bodies, decoded structs
+	// WriteRequestTimeout bounds how long a write's body may take to
+	// arrive and its answer to be taken, from admission: a sender that
+	// trickles its body, or never reads the answer, holds its slot no
+	// longer than this.
+	WriteRequestTimeout time.Duration
 }
 
 // DefaultLimits returns limits that a fleet of etcd scrapers never hits:
 // Prometheus sends at most a few MiB per request and etcd series carry
 // about a dozen labels.
+//
+// WriteRequestTimeout: Prometheus gives up on a request after 30 s
+// (remote_timeout); a minute lets a slow link finish a large body.
 //
 // A decompressed body of 32 MiB is four times the largest block vmagent
 // sends (-remoteWrite.maxBlockSize, 8 MiB) and ten times a Prometheus
@@ -58,6 +66,7 @@ func DefaultLimits() Limits {
 		MaxSamplesPerRequest:     1_000_000,
 		MaxInflightWriteRequests: 64,
 		MaxInflightWriteBytes:    256 << 20,
+		WriteRequestTimeout:      time.Minute,
 	}
 }
 
@@ -76,6 +85,8 @@ func (l Limits) Validate() error {
 		return fmt.Errorf("max future drift %s is negative", l.MaxFutureDrift)
 	case l.MaxSeriesPerRequest <= 0 || l.MaxLabelsPerRequest <= 0 || l.MaxSamplesPerRequest <= 0:
 		return errors.New("max series, labels and samples per request must be positive")
+	case l.WriteRequestTimeout <= 0:
+		return fmt.Errorf("write request timeout %s must be positive", l.WriteRequestTimeout)
 	case l.MaxInflightWriteRequests <= 0:
 		return fmt.Errorf("max in-flight write requests %d must be positive", l.MaxInflightWriteRequests)
 	case l.MaxInflightWriteBytes < l.MaxCompressedBodyBytes:

@@ -122,6 +122,8 @@ type LimitsConfig struct {
 	// answered 429 with Retry-After. Defaults sized to memory_limit_bytes.
 	MaxInflightWriteRequests int `yaml:"max_inflight_write_requests"`
 	MaxInflightWriteBytes    int `yaml:"max_inflight_write_bytes"`
+	// WriteRequestTimeout bounds a write's body arrival and answer.
+	WriteRequestTimeout Duration `yaml:"write_request_timeout"`
 	// MemoryLimitBytes is the memory the node sizes itself to (GOMEMLIMIT,
 	// the head's ceiling, the in-flight budget); the default is the cgroup
 	// memory limit, else the host's RAM. Changes need a restart.
@@ -162,6 +164,7 @@ func DefaultConfig() Config {
 			MaxSamplesPerRequest:     lim.MaxSamplesPerRequest,
 			MaxInflightWriteRequests: inflightRequests,
 			MaxInflightWriteBytes:    inflightBytes,
+			WriteRequestTimeout:      Duration(lim.WriteRequestTimeout),
 			MemoryLimitBytes:         memLimit,
 		},
 		Registry: RegistryConfig{
@@ -361,6 +364,7 @@ func (c Config) IngestLimits() ingest.Limits {
 		MaxSamplesPerRequest:     c.Limits.MaxSamplesPerRequest,
 		MaxInflightWriteRequests: c.Limits.MaxInflightWriteRequests,
 		MaxInflightWriteBytes:    c.Limits.MaxInflightWriteBytes,
+		WriteRequestTimeout:      time.Duration(c.Limits.WriteRequestTimeout),
 	}
 }
 
