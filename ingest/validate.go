@@ -126,32 +126,19 @@ func invalid(reason, format string, args ...any) *refusal {
 }
 
 // IsValidLabelName reports whether name matches [a-zA-Z_][a-zA-Z0-9_]*.
-func IsValidLabelName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+//
+// The project has one naming rule, Prometheus's legacy one, checked by
+// one function wherever a name is accepted or made: this one and
+// model.LegacyValidation.IsValidLabelName, which it calls, in ingest,
+// relabel, rules, SLOs, the prober and the engine's label_replace,
+// label_join and count_values. So a recording rule cannot make a name
+// that ingest refuses. tsdb and relabel import nothing of the project,
+// hence a function of prometheus/common/model rather than one of ours.
+func IsValidLabelName(name string) bool { return model.LegacyValidation.IsValidLabelName(name) }
 
-// IsValidMetricName reports whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*.
-func IsValidMetricName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || c == ':' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+// IsValidMetricName reports whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*,
+// with model.LegacyValidation as IsValidLabelName does.
+func IsValidMetricName(name string) bool { return model.LegacyValidation.IsValidMetricName(name) }
 
 // validateLabel checks one label pair against the naming rules and limits.
 func validateLabel(l Label, lim *Limits) *refusal {
