@@ -281,3 +281,24 @@ func TestPoolDropsLargeScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestUnmarshalLimitedZeroAllocs: the limits and the budget hook cost no
+// allocation once the buffers are warm.
+func TestUnmarshalLimitedZeroAllocs(t *testing.T) {
+	data, err := etcdWriteRequests(2, 3, 2000, testTS)[0].Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wr WriteRequest
+	reserved := 0
+	lim := DecodeLimits{MaxSeries: 10_000, MaxLabels: 100_000, MaxSamples: 10_000, Reserve: func(n int) error { reserved += n; return nil }}
+	if err := wr.UnmarshalLimited(data, lim); err != nil {
+		t.Fatal(err)
+	}
+	if reserved < wr.BufferBytes() {
+		t.Fatalf("reserved %d, buffers %d", reserved, wr.BufferBytes())
+	}
+	if a := testing.AllocsPerRun(20, func() { _ = wr.UnmarshalLimited(data, lim) }); a != 0 {
+		t.Fatalf("%v allocations per request", a)
+	}
+}

@@ -164,6 +164,19 @@ func validateLabel(l Label, lim *Limits) *refusal {
 // Senders send labels sorted (the remote-write spec requires it), so the
 // common path checks order and duplicates in one pass and never sorts.
 func buildLabels(src []Label, lim *Limits, b *labels.ScratchBuilder, lset *labels.Labels) *refusal {
+	// Counted before anything is built: a series of a million labels
+	// must not grow the pooled builder to a million.
+	if len(src) > lim.MaxLabelsPerSeries {
+		n := 0
+		for _, l := range src {
+			if l.Value != "" {
+				n++
+			}
+		}
+		if n > lim.MaxLabelsPerSeries {
+			return invalid(reasonTooManyLabels, "series %s has %d labels, more than the limit of %d", metricNameOf(src), n, lim.MaxLabelsPerSeries)
+		}
+	}
 	b.Reset()
 	sorted, hasName, n, prev := true, false, 0, ""
 	for _, l := range src {
