@@ -49,8 +49,9 @@ type Limits struct {
 //
 // Per request: Prometheus sends at most max_samples_per_send samples
 // (2,000 by default) and vmagent up to 10,000, one sample a series; 100k
-// series, 2M labels (20 a series) and 1M samples are 10 to 50 times that,
-// and hold at most 6 MiB, 64 MiB and 16 MiB of decoded structs. The
+// series and 1M samples are 10 to 50 times that, 1M labels is 2.5 times
+// 10,000 series of 40 labels (the most a series may have), and they hold
+// at most 6 MiB, 32 MiB and 16 MiB of decoded structs. The
 // in-flight budget defaults are for a machine of a few GiB; etcdgate serve
 // sizes them from its memory limit.
 func DefaultLimits() Limits {
@@ -62,7 +63,7 @@ func DefaultLimits() Limits {
 		MaxLabelValueLength:      4096,
 		MaxFutureDrift:           10 * time.Minute,
 		MaxSeriesPerRequest:      100_000,
-		MaxLabelsPerRequest:      2_000_000,
+		MaxLabelsPerRequest:      1_000_000,
 		MaxSamplesPerRequest:     1_000_000,
 		MaxInflightWriteRequests: 64,
 		MaxInflightWriteBytes:    256 << 20,

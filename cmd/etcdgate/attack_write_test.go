@@ -75,6 +75,10 @@ func TestAttackWriteAmplification(t *testing.T) {
 	// At the decompressed limit (32 MiB): decompressed, then refused by the
 	// decoder at the series limit (100k series, 6.4 MB).
 	atLimit := emptySeries(16 << 20)
+	// One series of 16M empty labels: refused at the label limit (1M
+	// labels, 32 MB of structs).
+	labels := bytes.Repeat([]byte{0x0a, 0x00}, 16<<20-8)
+	labelsAtLimit := snappy.Encode(nil, append(binary.AppendUvarint([]byte{0x0a}, uint64(len(labels))), labels...))
 	t.Logf("bodies: %d and %d bytes", len(huge), len(atLimit))
 	send := func(body []byte, n int) func(t *testing.T, base string) []int {
 		return func(t *testing.T, base string) []int {
@@ -92,6 +96,8 @@ func TestAttackWriteAmplification(t *testing.T) {
 			within: 10 * time.Second, maxGrowth: 100 << 20},
 		{name: "empty series at the decompressed limit x4", send: send(atLimit, 4), allowed: []int{http.StatusRequestEntityTooLarge},
 			within: 20 * time.Second, maxGrowth: 300 << 20},
+		{name: "empty labels at the decompressed limit x4", send: send(labelsAtLimit, 4), allowed: []int{http.StatusRequestEntityTooLarge},
+			within: 20 * time.Second, maxGrowth: 400 << 20},
 		{name: "declared 4GiB decompressed", send: send(declared, 1), allowed: []int{http.StatusRequestEntityTooLarge},
 			within: 2 * time.Second, maxGrowth: 20 << 20},
 	})
