@@ -3,6 +3,8 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -120,5 +122,20 @@ func TestDefaultInflightLimits(t *testing.T) {
 		if r, b := defaultInflightLimits(tc.mem); r != tc.requests || b != tc.size {
 			t.Errorf("memory %d: %d requests %d bytes, want %d %d", tc.mem, r, b, tc.requests, tc.size)
 		}
+	}
+}
+
+// TestServeSetsGoMemLimit: serve sets GOMEMLIMIT to 90% of
+// memory_limit_bytes, and sizes the in-flight write budget from it.
+func TestServeSetsGoMemLimit(t *testing.T) {
+	_, url := startGateway(t, writeConfig(t, "limits:\n  memory_limit_bytes: 1073741824\n")...)
+	memLimit := int64(1 << 30)
+	want := float64(int64(float64(memLimit) * goMemLimitFraction))
+	got := metricValue(t, url, "go_gc_gomemlimit_bytes")
+	if v, err := strconv.ParseFloat(strings.TrimSpace(got), 64); err != nil || v != want {
+		t.Fatalf("go_gc_gomemlimit_bytes %q, want %.0f", got, want)
+	}
+	if got := metricValue(t, url, "etcdgate_ingest_inflight_bytes"); got != "0" {
+		t.Fatalf("etcdgate_ingest_inflight_bytes %q at rest", got)
 	}
 }
