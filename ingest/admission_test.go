@@ -302,3 +302,24 @@ func TestUnmarshalLimitedZeroAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per request", a)
 	}
 }
+
+// TestMemWatchPacing: the heap is read at most once per interval, and a
+// reading below the threshold lifts the refusal.
+func TestMemWatchPacing(t *testing.T) {
+	runtime.GC()
+	m := newMemWatch(1<<10, DefaultMemoryWatermark)
+	t0 := time.Unix(1000, 0)
+	if err := m.check(t0); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("live heap over a 1 KiB limit: %v", err)
+	}
+	m.threshold = 1 << 62 // as if the heap had shrunk far below it
+	if err := m.check(t0.Add(memCheckInterval / 2)); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("within the interval the last reading holds: %v", err)
+	}
+	if err := m.check(t0.Add(memCheckInterval)); err != nil {
+		t.Fatalf("a new reading under the threshold: %v", err)
+	}
+	if err := newMemWatch(0, DefaultMemoryWatermark).check(t0); err != nil {
+		t.Fatalf("no limit, no check: %v", err)
+	}
+}
