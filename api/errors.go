@@ -56,8 +56,12 @@ func writeStatusOf(err error) int {
 	switch {
 	case errors.Is(err, ingest.ErrUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ingest.ErrBodyTooLarge), errors.Is(err, tsdb.ErrCommitTooLarge):
+	case errors.Is(err, ingest.ErrBodyTooLarge), errors.Is(err, ingest.ErrRequestTooLarge), errors.Is(err, tsdb.ErrCommitTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ingest.ErrOverloaded):
+		return http.StatusTooManyRequests
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ingest.ErrBadSnappy), errors.Is(err, ingest.ErrBadProtobuf),
 		errors.Is(err, ingest.ErrInvalidSeries), errors.Is(err, ingest.ErrRejectedSamples),
 		errors.Is(err, errTruncatedBody):
