@@ -279,4 +279,8 @@ func checkBinary(e *metricsql.BinaryOpExpr) error {
 	return nil
 }
 
-func isValidLabelName(name string) bool { return model.UTF8Validation.IsValidLabelName(name) }
+// isValidLabelName is the project's one label-name rule (see
+// ingest.IsValidLabelName): names the engine makes (label_replace,
+// label_join, count_values) are names ingest accepts, so a recording rule
+// cannot produce a series its own node refuses.
+func isValidLabelName(name string) bool { return model.LegacyValidation.IsValidLabelName(name) }

@@ -99,11 +99,15 @@ func runServe(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	goMemLimit, memSource := setGoMemLimit(cfg.Limits.MemoryLimitBytes)
+	logger.Info("memory limit", "memory_limit_bytes", cfg.Limits.MemoryLimitBytes, "gomemlimit", goMemLimit, "gomemlimit_source", memSource)
+
 	g, err := newGateway(cfg, f, logger, &level)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	g.goMemLimit = goMemLimit
 	if err := g.run(ctx, hup); err != nil {
 		logger.Error("stopped with error", "err", err)
 		return 1
@@ -138,6 +142,10 @@ type gateway struct {
 	reloadMu sync.Mutex
 	mu       sync.Mutex // guards cfg, db and ingest; held only to read or swap them
 	cfg      Config     // guarded by mu
+
+	// goMemLimit is GOMEMLIMIT (0: none), set before start; writes are
+	// refused with 429 while the live heap is near it.
+	goMemLimit int64
 }
 
 func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.LevelVar) (*gateway, error) {
@@ -323,7 +331,7 @@ func (g *gateway) openStore() error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger}
+	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger, MemoryLimit: g.goMemLimit}
 	if g.relabel != nil { // a nil *Pipeline in the interface would not be nil
 		opts.Relabeler = g.relabel
 	}
