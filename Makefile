@@ -25,8 +25,8 @@ run: build
 	./$(BIN) serve
 
 # Unit and integration tests, then the race detector on the concurrent
-# packages. Integration tests use Debian's prometheus when installed
-# (.ci/run installs it); on CI a missing binary fails them.
+# packages. Integration tests run Debian's prometheus, promtool and
+# prometheus-alertmanager (.ci/run installs them); a missing one fails them.
 test:
 	$(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race $(RACE_PKGS)

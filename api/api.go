@@ -44,6 +44,14 @@ type Options struct {
 	Ready func() bool
 	// Reload re-reads the configuration; nil disables /-/reload.
 	Reload func() error
+	// EnableLifecycle serves POST|PUT /-/reload (--web.enable-lifecycle);
+	// off, they answer 403 as in Prometheus.
+	EnableLifecycle bool
+	// EnablePprof serves /debug/pprof/* (--web.enable-pprof).
+	EnablePprof bool
+	// Auth is the initial auth policy (NewAuthPolicy); nil leaves every
+	// endpoint open. SetAuth replaces it.
+	Auth *AuthPolicy
 	// RelabelStatus returns what /api/v1/status/relabel serves (JSON);
 	// nil means relabeling is off. A function, because api does not
 	// import relabel.
@@ -63,11 +71,16 @@ var errNotReady = errors.New("etcdgate is not ready: recovery in progress")
 type API struct {
 	opts    Options
 	metrics *httpMetrics
+	auth    *authenticator
 	bodies  bodyPool
 	// backend is nil until the store has recovered: the API answers
 	// health checks from the start and data requests once it is set.
 	backend atomic.Pointer[backend]
 	engine  atomic.Pointer[QueryEngine]
+	// listing is the listing endpoints' limits and slots (limits.go);
+	// panics throttles the log of queries that panicked.
+	listing atomic.Pointer[listingState]
+	panics  panicLog
 }
 
 type backend struct {
@@ -81,7 +94,8 @@ func New(opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer)}
+	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger)}
+	a.auth.policy.Store(opts.Auth)
 	if opts.Ingester != nil && opts.Storage != nil {
 		a.SetBackend(opts.Ingester, opts.Storage)
 	}
@@ -93,45 +107,70 @@ func (a *API) SetBackend(in *ingest.Ingester, st Storage) {
 	a.backend.Store(&backend{ingester: in, storage: st})
 }
 
-// Handler returns the router with every endpoint instrumented.
+// Route is one endpoint of the router and the role it requires.
+type Route struct {
+	Pattern string // http.ServeMux pattern: "METHOD /path"
+	Name    string // handler label of the HTTP metrics
+	Role    Role
+	handler http.HandlerFunc
+}
+
+// Routes lists every endpoint Handler serves, with its role. Every
+// endpoint is registered through this list, so none escapes the guard.
+func (a *API) Routes() []Route {
+	var rs []Route
+	add := func(pattern, name string, role Role, h http.HandlerFunc) {
+		rs = append(rs, Route{Pattern: pattern, Name: name, Role: role, handler: h})
+	}
+	add("POST /api/v1/write", "write", RoleWrite, a.write)
+	for _, m := range []string{"GET", "POST"} {
+		add(m+" /api/v1/query", "query", RoleRead, a.query)
+		add(m+" /api/v1/query_range", "query_range", RoleRead, a.queryRange)
+		add(m+" /api/v1/series", "series", RoleRead, a.series)
+		add(m+" /api/v1/labels", "labels", RoleRead, a.labelNames)
+		add(m+" /api/v1/label/{name}/values", "label_values", RoleRead, a.labelValues)
+	}
+	add("GET /api/v1/status/buildinfo", "buildinfo", RoleRead, a.buildInfo)
+	add("GET /api/v1/status/tsdb", "tsdb_status", RoleRead, a.tsdbStatus)
+	add("GET /api/v1/status/relabel", "relabel_status", RoleRead, a.relabelStatus)
+	add("GET /api/v1/rules", "rules", RoleRead, a.ruleGroups)
+	add("GET /api/v1/alerts", "alerts", RoleRead, a.alerts)
+	add("GET /api/v1/slo", "slo", RoleRead, a.sloStatus)
+	add("GET /api/v1/inspections", "inspections", RoleRead, a.inspections)
+	add("GET /-/healthy", "healthy", RoleOpen, a.healthy)
+	add("HEAD /-/healthy", "healthy", RoleOpen, a.healthy)
+	add("GET /-/ready", "ready", RoleOpen, a.ready)
+	add("HEAD /-/ready", "ready", RoleOpen, a.ready)
+	add("POST /-/reload", "reload", RoleAdmin, a.reload)
+	add("PUT /-/reload", "reload", RoleAdmin, a.reload)
+	if a.opts.EnablePprof {
+		// Profiles, as Prometheus serves them with --web.enable-pprof,
+		// for the heap and CPU breakdowns performance work starts from.
+		add("GET /debug/pprof/", "pprof", RoleAdmin, pprof.Index)
+		add("GET /debug/pprof/cmdline", "pprof", RoleAdmin, pprof.Cmdline)
+		add("GET /debug/pprof/profile", "pprof", RoleAdmin, pprof.Profile)
+		add("GET /debug/pprof/symbol", "pprof", RoleAdmin, pprof.Symbol)
+		add("GET /debug/pprof/trace", "pprof", RoleAdmin, pprof.Trace)
+	}
+	if a.opts.Gatherer != nil {
+		add("GET /metrics", "metrics", RoleRead, promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
+	}
+	return rs
+}
+
+// Handler returns the router: every route instrumented and guarded by
+// the current auth policy (SetAuth).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
-	handle := func(pattern, name string, h http.HandlerFunc) {
-		mux.Handle(pattern, a.metrics.instrument(name, h))
-	}
-	handle("POST /api/v1/write", "write", a.write)
-	for _, m := range []string{"GET", "POST"} {
-		handle(m+" /api/v1/query", "query", a.query)
-		handle(m+" /api/v1/query_range", "query_range", a.queryRange)
-		handle(m+" /api/v1/series", "series", a.series)
-		handle(m+" /api/v1/labels", "labels", a.labelNames)
-		handle(m+" /api/v1/label/{name}/values", "label_values", a.labelValues)
-	}
-	handle("GET /api/v1/status/buildinfo", "buildinfo", a.buildInfo)
-	handle("GET /api/v1/status/tsdb", "tsdb_status", a.tsdbStatus)
-	handle("GET /api/v1/status/relabel", "relabel_status", a.relabelStatus)
-	handle("GET /api/v1/rules", "rules", a.ruleGroups)
-	handle("GET /api/v1/alerts", "alerts", a.alerts)
-	handle("GET /api/v1/slo", "slo", a.sloStatus)
-	handle("GET /api/v1/inspections", "inspections", a.inspections)
-	handle("GET /-/healthy", "healthy", a.healthy)
-	handle("HEAD /-/healthy", "healthy", a.healthy)
-	handle("GET /-/ready", "ready", a.ready)
-	handle("HEAD /-/ready", "ready", a.ready)
-	handle("POST /-/reload", "reload", a.reload)
-	handle("PUT /-/reload", "reload", a.reload)
-	// Profiles, as Prometheus serves them, for the heap and CPU breakdowns
-	// that performance work starts from.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	if a.opts.Gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{}))
+	for _, rt := range a.Routes() {
+		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Name, a.guard(rt.Role, rt.handler)))
 	}
 	return mux
 }
+
+// SetAuth swaps in a new auth policy; requests already past the guard
+// finish under the old one. Nil opens every endpoint.
+func (a *API) SetAuth(p *AuthPolicy) { a.auth.policy.Store(p) }
 
 func (a *API) isReady() bool {
 	return a.backend.Load() != nil && (a.opts.Ready == nil || a.opts.Ready())

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // errorType is the Prometheus API's errorType field.
@@ -55,14 +56,41 @@ func writeStatusOf(err error) int {
 	switch {
 	case errors.Is(err, ingest.ErrUnsupportedMediaType):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ingest.ErrBodyTooLarge):
+	case errors.Is(err, ingest.ErrBodyTooLarge), errors.Is(err, ingest.ErrRequestTooLarge), errors.Is(err, tsdb.ErrCommitTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ingest.ErrOverloaded):
+		return http.StatusTooManyRequests
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ingest.ErrBadSnappy), errors.Is(err, ingest.ErrBadProtobuf),
 		errors.Is(err, ingest.ErrInvalidSeries), errors.Is(err, ingest.ErrRejectedSamples),
 		errors.Is(err, errTruncatedBody):
 		return http.StatusBadRequest
+	case errors.Is(err, tsdb.ErrWALFailed):
+		// The disk refuses the WAL (full, I/O errors): retryable, and
+		// the store retries the WAL on its own.
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// storageRetryAfter is the Retry-After, in seconds, of a write refused
+// because the store cannot accept writes: about the store's WAL recovery
+// interval.
+const storageRetryAfter = "5"
+
+// storageHealth is implemented by a store that can fail as a whole
+// (tsdb.DB: a failed WAL); Err names the cause, nil when healthy.
+type storageHealth interface {
+	Err() error
+}
+
+// storageErr returns why the backend's store refuses writes, or nil.
+func storageErr(b *backend) error {
+	if h, ok := b.storage.(storageHealth); ok {
+		return h.Err()
+	}
+	return nil
 }
 
 // response is the envelope of every JSON API reply.
@@ -87,3 +115,7 @@ func respond(w http.ResponseWriter, data any, warnings []string) {
 func respondError(w http.ResponseWriter, e *apiError) {
 	writeJSON(w, statusOf(e.typ), response{Status: "error", ErrorType: e.typ, Error: e.err.Error()})
 }
+
+// ErrAuthConfig marks an invalid web config file or authorization block
+// (auth_config.go).
+var ErrAuthConfig = errors.New("invalid web configuration")

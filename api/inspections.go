@@ -4,15 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-
-	"github.com/etcdgate/etcdgate/probe"
 )
-
-// InspectionRecords is what /api/v1/inspections reads: the records of
-// recent inspection runs.
-type InspectionRecords interface {
-	List(f probe.Filter) []probe.Record
-}
 
 // defaultInspectionLimit bounds a reply when the request names no limit:
 // a fleet's day of records is far more than a page wants.
@@ -24,29 +16,34 @@ const defaultInspectionLimit = 1000
 // "not deployed" only through the config; a 404 would look like an
 // older etcdgate.
 func (a *API) inspections(w http.ResponseWriter, r *http.Request) {
-	f, err := parseInspectionFilter(r)
+	var names []string
+	if a.opts.Inspections != nil {
+		names = a.opts.Inspections.InspectionNames()
+	}
+	f, err := parseInspectionFilter(r, names)
 	if err != nil {
 		respondError(w, badData(err))
 		return
 	}
-	if a.opts.Inspections == nil {
-		respond(w, []probe.Record{}, nil)
-		return
+	recs := []InspectionRecord{}
+	if a.opts.Inspections != nil {
+		recs = append(recs, a.opts.Inspections.Inspections(f)...)
 	}
-	respond(w, a.opts.Inspections.List(f), nil)
+	respond(w, recs, nil)
 }
 
-func parseInspectionFilter(r *http.Request) (probe.Filter, error) {
-	f := probe.Filter{Cluster: r.FormValue("cluster"), Inspection: r.FormValue("inspection")}
-	if f.Inspection != "" && !slices.Contains(probe.Names(), f.Inspection) {
-		return f, fmt.Errorf("invalid parameter \"inspection\": unknown inspection %q: want one of %v", f.Inspection, probe.Names())
+// parseInspectionFilter reads the filter; names are the inspections it
+// may name (nil: any, as without a prober nothing is listed anyway).
+func parseInspectionFilter(r *http.Request, names []string) (InspectionFilter, error) {
+	f := InspectionFilter{Cluster: r.FormValue("cluster"), Inspection: r.FormValue("inspection")}
+	if f.Inspection != "" && names != nil && !slices.Contains(names, f.Inspection) {
+		return f, fmt.Errorf("invalid parameter \"inspection\": unknown inspection %q: want one of %v", f.Inspection, names)
 	}
 	if s := r.FormValue("status"); s != "" {
-		st, ok := probe.ParseStatus(s)
-		if !ok {
+		if !slices.Contains(inspectionStatuses, s) {
 			return f, fmt.Errorf("invalid parameter \"status\": %q: want success, warning or failed", s)
 		}
-		f.Status = st
+		f.Status = s
 	}
 	limit, err := parseLimit(r)
 	if err != nil {

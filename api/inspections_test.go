@@ -7,28 +7,42 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/etcdgate/etcdgate/probe"
 )
 
+// fakeRecords filters its records as the prober's record store does,
+// newest (last) first.
+type fakeRecords []InspectionRecord
+
+func (f fakeRecords) InspectionNames() []string {
+	return []string{"consistency", "health", "big_values", "key_count", "hot_keys"}
+}
+
+func (f fakeRecords) Inspections(flt InspectionFilter) []InspectionRecord {
+	var out []InspectionRecord
+	for i := len(f) - 1; i >= 0; i-- {
+		r := f[i]
+		if (flt.Cluster == "" || flt.Cluster == r.Cluster) && (flt.Inspection == "" || flt.Inspection == r.Inspection) &&
+			(flt.Status == "" || flt.Status == r.Status) && (flt.Limit == 0 || len(out) < flt.Limit) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func TestInspections(t *testing.T) {
-	store := probe.NewRecordStore(time.Hour, 100)
 	now := time.Now()
-	for _, r := range []probe.Record{
-		{Cluster: "etcd-a", Inspection: "health", Status: probe.StatusSuccess, Message: "3 of 3 members answered"},
-		{Cluster: "etcd-b", Inspection: "health", Status: probe.StatusFailed, Message: "connection refused"},
-		{Cluster: "etcd-a", Inspection: "consistency", Status: probe.StatusWarning, Message: "nodeKeyDiff is 3"},
-	} {
-		r.Start, r.End = now, now
-		store.Add(r)
+	store := fakeRecords{
+		{Cluster: "etcd-a", Inspection: "health", Status: "success", Message: "3 of 3 members answered", Start: now, End: now},
+		{Cluster: "etcd-b", Inspection: "health", Status: "failed", Message: "connection refused", Start: now, End: now},
+		{Cluster: "etcd-a", Inspection: "consistency", Status: "warning", Message: "nodeKeyDiff is 3", Start: now, End: now},
 	}
 	h := New(Options{Inspections: store}).Handler()
-	get := func(query string) (int, response, []probe.Record) {
+	get := func(query string) (int, response, []InspectionRecord) {
 		t.Helper()
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest("GET", "/api/v1/inspections"+query, nil))
 		var resp response
-		var recs []probe.Record
+		var recs []InspectionRecord
 		resp.Data = &recs
 		if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
 			t.Fatalf("%s: %v", w.Body, err)

@@ -43,6 +43,10 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes) through the recorder.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (m *httpMetrics) instrument(handler string, next http.HandlerFunc) http.Handler {
 	duration := m.duration.WithLabelValues(handler)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -84,13 +84,24 @@ func parseLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// maxMatchSelectors bounds the match[] parameters of one request: each
+// one is a pass over the index.
+const maxMatchSelectors = 1000
+
 // parseMatchers parses every match[] selector. A selector with `or`
 // groups yields one matcher set per group. Each set must contain a
 // matcher that does not match the empty string, so that no selector
 // selects every series by accident.
-func parseMatchers(selectors []string) ([][]*labels.Matcher, error) {
+func parseMatchers(selectors []string, pl evaluator.ParseLimits) ([][]*labels.Matcher, error) {
+	if len(selectors) > maxMatchSelectors {
+		return nil, fmt.Errorf("%d match[] selectors, more than the limit of %d", len(selectors), maxMatchSelectors)
+	}
 	var sets [][]*labels.Matcher
 	for _, s := range selectors {
+		// Bounded like query text: the parser recurses.
+		if err := evaluator.CheckQueryText(s, pl); err != nil {
+			return nil, fmt.Errorf("invalid parameter \"match[]\": %w", err)
+		}
 		expr, err := metricsql.Parse(s)
 		if err != nil {
 			return nil, fmt.Errorf("invalid parameter \"match[]\": %w", err)

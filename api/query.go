@@ -20,10 +20,6 @@ type QueryEngine interface {
 	Range(ctx context.Context, qs string, start, end time.Time, step time.Duration) (*evaluator.Result, error)
 }
 
-// maxPointsPerSeries bounds a range query's resolution, as Prometheus
-// does: a longer range needs a coarser step.
-const maxPointsPerSeries = 11000
-
 // SetQueryEngine makes the API answer queries.
 func (a *API) SetQueryEngine(e QueryEngine) { a.engine.Store(&e) }
 
@@ -74,6 +70,11 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context
 	defer cancel()
 	res, err := eval(ctx, eng)
 	if err != nil {
+		var pe *evaluator.PanicError
+		if errors.As(err, &pe) {
+			// The stack goes to the log, never to the client.
+			a.panics.log(a.opts.Logger, r.FormValue("query"), pe)
+		}
 		respondError(w, queryError(err))
 		return
 	}
@@ -100,9 +101,6 @@ func parseRangeParams(r *http.Request) (start, end time.Time, step time.Duration
 	}
 	if step <= 0 {
 		return start, end, 0, errors.New("zero or negative query resolution step widths are not accepted. Try a positive integer")
-	}
-	if end.Sub(start)/step > maxPointsPerSeries {
-		return start, end, 0, errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 	}
 	return start, end, step, nil
 }
@@ -148,6 +146,10 @@ func queryError(err error) *apiError {
 		return &apiError{typ: errorTimeout, err: err}
 	case errors.Is(err, evaluator.ErrCanceled):
 		return &apiError{typ: errorCanceled, err: err}
+	case errors.Is(err, evaluator.ErrQueueFull):
+		return &apiError{typ: errorUnavailable, err: err}
+	case errors.Is(err, evaluator.ErrInternal):
+		return &apiError{typ: errorInternal, err: evaluator.ErrInternal}
 	}
 	return &apiError{typ: errorExecution, err: err}
 }

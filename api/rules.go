@@ -9,15 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/etcdgate/etcdgate/evaluator/rules"
 )
-
-// RuleGroups is what /api/v1/rules and /api/v1/alerts read of the rule
-// manager.
-type RuleGroups interface {
-	Groups() []*rules.Group
-}
 
 // The JSON shapes of Prometheus's /api/v1/rules and /api/v1/alerts.
 type ruleGroupJSON struct {
@@ -48,7 +40,7 @@ type alertingRuleJSON struct {
 	Labels         map[string]string `json:"labels"`
 	Annotations    map[string]string `json:"annotations"`
 	Alerts         []alertJSON       `json:"alerts"`
-	Health         rules.Health      `json:"health"`
+	Health         string            `json:"health"`
 	LastError      string            `json:"lastError,omitempty"`
 	EvaluationTime float64           `json:"evaluationTime"`
 	LastEvaluation time.Time         `json:"lastEvaluation"`
@@ -59,7 +51,7 @@ type recordingRuleJSON struct {
 	Name           string            `json:"name"`
 	Query          string            `json:"query"`
 	Labels         map[string]string `json:"labels"`
-	Health         rules.Health      `json:"health"`
+	Health         string            `json:"health"`
 	LastError      string            `json:"lastError,omitempty"`
 	EvaluationTime float64           `json:"evaluationTime"`
 	LastEvaluation time.Time         `json:"lastEvaluation"`
@@ -101,11 +93,11 @@ func (a *API) ruleGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []ruleGroupJSON{}
 	if a.opts.Rules != nil {
-		for _, g := range a.opts.Rules.Groups() {
-			if !matchesAny(f.groups, g.Name()) || !matchesAny(f.file, g.File()) {
+		for _, g := range a.opts.Rules.RuleGroups() {
+			if !matchesAny(f.groups, g.Name) || !matchesAny(f.file, g.File) {
 				continue
 			}
-			if gj := groupJSON(g, f); len(gj.Rules) > 0 || (f.typ == "" && len(f.names) == 0) {
+			if gj := groupJSON(&g, f); len(gj.Rules) > 0 || (f.typ == "" && len(f.names) == 0) {
 				out = append(out, gj)
 			}
 		}
@@ -113,52 +105,49 @@ func (a *API) ruleGroups(w http.ResponseWriter, r *http.Request) {
 	respond(w, map[string]any{"groups": out}, nil)
 }
 
-func groupJSON(g *rules.Group, f ruleFilter) ruleGroupJSON {
-	last, took := g.Status()
+func groupJSON(g *RuleGroup, f ruleFilter) ruleGroupJSON {
 	gj := ruleGroupJSON{
-		Name: g.Name(), File: g.File(), Rules: []any{}, Interval: g.Interval().Seconds(), Limit: g.Limit(),
-		EvaluationTime: took.Seconds(), LastEvaluation: last,
+		Name: g.Name, File: g.File, Rules: []any{}, Interval: g.Interval.Seconds(), Limit: g.Limit,
+		EvaluationTime: g.EvaluationTime.Seconds(), LastEvaluation: g.LastEvaluation,
 	}
-	for _, r := range g.Rules() {
-		if !matchesAny(f.names, r.Name()) {
+	for _, r := range g.Rules {
+		if !matchesAny(f.names, r.Name) {
 			continue
 		}
-		s, h := r.Spec(), r.Health()
-		switch rule := r.(type) {
-		case *rules.AlertingRule:
+		if r.Alerting {
 			if f.typ == "record" {
 				continue
 			}
 			rj := alertingRuleJSON{
-				State: rule.State().String(), Name: s.Alert, Query: s.Expr,
-				Duration: time.Duration(s.For).Seconds(), KeepFiringFor: time.Duration(s.KeepFiringFor).Seconds(),
-				Labels: orEmpty(s.Labels), Annotations: orEmpty(s.Annotations), Alerts: []alertJSON{},
-				Health: h.Health, LastError: h.LastError, EvaluationTime: h.EvaluationTime.Seconds(),
-				LastEvaluation: h.LastEvaluation, Type: "alerting",
+				State: r.State, Name: r.Name, Query: r.Query,
+				Duration: r.For.Seconds(), KeepFiringFor: r.KeepFiringFor.Seconds(),
+				Labels: orEmpty(r.Labels), Annotations: orEmpty(r.Annotations), Alerts: []alertJSON{},
+				Health: r.Health, LastError: r.LastError, EvaluationTime: r.EvaluationTime.Seconds(),
+				LastEvaluation: r.LastEvaluation, Type: "alerting",
 			}
 			if !f.excludeAlerts {
-				rj.Alerts = alertsJSON(rule.ActiveAlerts())
+				rj.Alerts = alertsJSON(r.Alerts)
 			}
 			gj.Rules = append(gj.Rules, rj)
-		default:
-			if f.typ == "alert" {
-				continue
-			}
-			gj.Rules = append(gj.Rules, recordingRuleJSON{
-				Name: s.Record, Query: s.Expr, Labels: orEmpty(s.Labels), Health: h.Health, LastError: h.LastError,
-				EvaluationTime: h.EvaluationTime.Seconds(), LastEvaluation: h.LastEvaluation, Type: "recording",
-			})
+			continue
 		}
+		if f.typ == "alert" {
+			continue
+		}
+		gj.Rules = append(gj.Rules, recordingRuleJSON{
+			Name: r.Name, Query: r.Query, Labels: orEmpty(r.Labels), Health: r.Health, LastError: r.LastError,
+			EvaluationTime: r.EvaluationTime.Seconds(), LastEvaluation: r.LastEvaluation, Type: "recording",
+		})
 	}
 	return gj
 }
 
-func alertsJSON(alerts []rules.Alert) []alertJSON {
+func alertsJSON(alerts []Alert) []alertJSON {
 	out := make([]alertJSON, 0, len(alerts))
 	for _, al := range alerts {
 		activeAt := al.ActiveAt
 		aj := alertJSON{
-			Labels: al.Labels.Map(), Annotations: al.Annotations.Map(), State: al.State.String(),
+			Labels: al.Labels.Map(), Annotations: al.Annotations.Map(), State: al.State,
 			ActiveAt: &activeAt, Value: strconv.FormatFloat(al.Value, 'e', -1, 64),
 		}
 		if !al.KeepFiringSince.IsZero() {
@@ -176,10 +165,10 @@ func alertsJSON(alerts []rules.Alert) []alertJSON {
 func (a *API) alerts(w http.ResponseWriter, _ *http.Request) {
 	out := []alertJSON{}
 	if a.opts.Rules != nil {
-		for _, g := range a.opts.Rules.Groups() {
-			for _, r := range g.Rules() {
-				if ar, ok := r.(*rules.AlertingRule); ok {
-					out = append(out, alertsJSON(ar.ActiveAlerts())...)
+		for _, g := range a.opts.Rules.RuleGroups() {
+			for _, r := range g.Rules {
+				if r.Alerting {
+					out = append(out, alertsJSON(r.Alerts)...)
 				}
 			}
 		}

@@ -9,44 +9,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
-
-	"github.com/etcdgate/etcdgate/evaluator"
-	"github.com/etcdgate/etcdgate/evaluator/rules"
 )
 
-type discardSamples struct{}
+// fakeRules serves fixed rule groups.
+type fakeRules []RuleGroup
 
-func (discardSamples) AppendSamples(context.Context, []evaluator.Sample) error { return nil }
+func (f fakeRules) RuleGroups() []RuleGroup { return f }
 
-// rulesServer serves a rule manager whose alert expression returns one
-// sample, evaluated once at testNow.
+// rulesServer serves a recording rule and an alerting rule with one
+// pending alert, as the rule manager reports them after one evaluation
+// at testNow (cmd/etcdgate tests that mapping).
 func rulesServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	opts := rules.DefaultOptions()
-	opts.EvaluationInterval = time.Hour
-	opts.Appendable = discardSamples{}
-	opts.Query = func(_ context.Context, qs string, ts time.Time) (evaluator.Vector, error) {
-		return evaluator.Vector{{Metric: labels.FromStrings("cluster", "c1"), T: ts.UnixMilli(), F: 2}}, nil
-	}
-	m, err := rules.NewManager(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	err = m.Update([]rules.GroupSpec{{Name: "etcd", File: "etcd.yml", Limit: 5, Rules: []rules.RuleSpec{
-		{Record: "cluster:x:sum", Expr: "sum by (cluster) (x)"},
-		{Alert: "NoLeader", Expr: "x > 0", For: model.Duration(time.Minute), Labels: map[string]string{"severity": "page"},
-			Annotations: map[string]string{"summary": "{{ $labels.cluster }} = {{ $value }}"}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := m.Groups()[0]
-	g.RestoreForState(context.Background(), testNow)
-	g.Eval(context.Background(), testNow)
-	srv := httptest.NewServer(New(Options{Rules: m}).Handler())
+	groups := fakeRules{{Name: "etcd", File: "etcd.yml", Interval: time.Hour, Limit: 5, LastEvaluation: testNow, Rules: []Rule{
+		{Name: "cluster:x:sum", Query: "sum by (cluster) (x)", Health: "ok", LastEvaluation: testNow},
+		{Alerting: true, Name: "NoLeader", Query: "x > 0", For: time.Minute, State: "pending", Health: "ok",
+			Labels: map[string]string{"severity": "page"}, Annotations: map[string]string{"summary": "{{ $labels.cluster }} = {{ $value }}"},
+			Alerts: []Alert{{Labels: labels.FromStrings("alertname", "NoLeader", "cluster", "c1", "severity", "page"),
+				Annotations: labels.FromStrings("summary", "c1 = 2"), State: "pending", Value: 2, ActiveAt: testNow}}},
+	}}}
+	srv := httptest.NewServer(New(Options{Rules: groups}).Handler())
 	t.Cleanup(srv.Close)
 	return srv
 }

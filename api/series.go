@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
@@ -23,7 +24,7 @@ type readRequest struct {
 	limit       int
 }
 
-func parseReadRequest(r *http.Request, requireMatch bool) (readRequest, *apiError) {
+func parseReadRequest(r *http.Request, requireMatch bool, pl evaluator.ParseLimits) (readRequest, *apiError) {
 	var req readRequest
 	if err := r.ParseForm(); err != nil {
 		return req, badData(fmt.Errorf("error parsing form values: %w", err))
@@ -38,30 +39,53 @@ func parseReadRequest(r *http.Request, requireMatch bool) (readRequest, *apiErro
 	if req.limit, err = parseLimit(r); err != nil {
 		return req, badData(err)
 	}
-	if req.matcherSets, err = parseMatchers(r.Form["match[]"]); err != nil {
+	if req.matcherSets, err = parseMatchers(r.Form["match[]"], pl); err != nil {
 		return req, badData(err)
 	}
 	return req, nil
 }
 
-// openRead parses a read request and opens a querier over its range. On
-// failure it has answered the client and returns ok false.
-func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool) (readRequest, tsdb.Querier, bool) {
+// openedRead is a listing under way: its parameters, its context (with
+// the listing's timeout), its limits, and a querier over its range.
+type openedRead struct {
+	req     readRequest
+	ctx     context.Context
+	limits  ReadLimits
+	q       tsdb.Querier
+	release func()
+}
+
+func (o *openedRead) close() {
+	o.q.Close()
+	o.release()
+}
+
+// openRead parses a read request, takes a listing slot (waiting at most
+// the listing's timeout), and only then opens a querier over its range:
+// a bad request is answered at once, and no querier is held while it
+// waits. On failure it has answered the client and returns nil; the
+// caller closes what it returns.
+func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool) *openedRead {
 	b := a.readyBackend(w, true)
 	if b == nil {
-		return readRequest{}, nil, false
+		return nil
 	}
-	req, apiErr := parseReadRequest(r, requireMatch)
+	req, apiErr := parseReadRequest(r, requireMatch, a.listingState().limits.Parse)
 	if apiErr != nil {
 		respondError(w, apiErr)
-		return req, nil, false
+		return nil
+	}
+	ctx, st, release := a.startListing(w, r)
+	if release == nil {
+		return nil
 	}
 	q, err := b.storage.Querier(req.mint, req.maxt)
 	if err != nil {
+		release()
 		respondError(w, &apiError{typ: errorExecution, err: err})
-		return req, nil, false
+		return nil
 	}
-	return req, q, true
+	return &openedRead{req: req, ctx: ctx, limits: st.limits, q: q, release: release}
 }
 
 // readError classifies an error from a querier.
@@ -70,37 +94,40 @@ func readError(err error) *apiError {
 	case errors.Is(err, context.Canceled):
 		return &apiError{typ: errorCanceled, err: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &apiError{typ: errorTimeout, err: err}
+		return &apiError{typ: errorTimeout, err: fmt.Errorf("listing timed out (query.listing_timeout or the timeout parameter): %w", err)}
 	}
 	return &apiError{typ: errorExecution, err: err}
 }
 
 // series serves /api/v1/series: the label sets of the series matching any
-// match[] selector, sorted and without duplicates.
+// match[] selector, sorted and without duplicates. Each selector's series
+// are collected up to the limit and one more, never all of them.
 func (a *API) series(w http.ResponseWriter, r *http.Request) {
-	req, q, ok := a.openRead(w, r, true)
-	if !ok {
+	o := a.openRead(w, r, true)
+	if o == nil {
 		return
 	}
-	defer q.Close()
+	defer o.close()
+	req, q, ctx := o.req, o.q, o.ctx
+	limit := o.limits.effectiveLimit(req.limit)
 	var all []labels.Labels
 	for _, ms := range req.matcherSets {
-		set := q.Select(r.Context(), ms...)
-		for set.Next() {
-			all = append(all, set.At().Labels())
-		}
-		if err := set.Err(); err != nil {
+		n := 0
+		err := listSeries(ctx, q, ms, func(l labels.Labels) bool {
+			all = append(all, l)
+			n++
+			return n <= limit
+		})
+		if err != nil {
 			respondError(w, readError(err))
 			return
 		}
 	}
-	if len(req.matcherSets) > 1 {
-		slices.SortFunc(all, labels.Compare)
-		all = slices.CompactFunc(all, labels.Equal)
-	}
+	slices.SortFunc(all, labels.Compare)
+	all = slices.CompactFunc(all, labels.Equal)
 	var warnings []string
-	if req.limit > 0 && len(all) > req.limit {
-		all, warnings = all[:req.limit], []string{truncatedWarning}
+	if len(all) > limit {
+		all, warnings = all[:limit], truncation(limit, req.limit)
 	}
 	if all == nil {
 		all = []labels.Labels{}
@@ -108,10 +135,34 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) {
 	respond(w, all, warnings)
 }
 
+// listSeries calls fn with the label sets of the series matching ms
+// until it returns false: one at a time where the querier can list them
+// so, otherwise through Select.
+func listSeries(ctx context.Context, q tsdb.Querier, ms []*labels.Matcher, fn func(labels.Labels) bool) error {
+	if l, ok := q.(tsdb.SeriesLister); ok {
+		return l.ListSeries(ctx, fn, ms...)
+	}
+	set := q.SelectUnsorted(ctx, ms...)
+	for set.Next() {
+		if !fn(set.At().Labels()) {
+			break
+		}
+	}
+	return set.Err()
+}
+
 // labelNames serves /api/v1/labels.
 func (a *API) labelNames(w http.ResponseWriter, r *http.Request) {
 	a.labelStrings(w, r, func(ctx context.Context, q tsdb.Querier, ms []*labels.Matcher) ([]string, error) {
 		return q.LabelNames(ctx, ms...)
+	}, func(l labels.Labels, add func(string) bool) bool {
+		ok := true
+		l.Range(func(lb labels.Label) {
+			if ok {
+				ok = add(lb.Name)
+			}
+		})
+		return ok
 	})
 }
 
@@ -124,39 +175,62 @@ func (a *API) labelValues(w http.ResponseWriter, r *http.Request) {
 	}
 	a.labelStrings(w, r, func(ctx context.Context, q tsdb.Querier, ms []*labels.Matcher) ([]string, error) {
 		return q.LabelValues(ctx, name, ms...)
+	}, func(l labels.Labels, add func(string) bool) bool {
+		if v := l.Get(name); v != "" {
+			return add(v)
+		}
+		return true
 	})
 }
 
-// labelStrings runs get once per match[] set (or once without matchers)
-// and answers with the sorted union.
+// labelStrings answers with the sorted union of label names or values
+// over every match[] set (or over all series without one). Without
+// matchers, get reads them from the index (no series is visited);
+// with matchers, the matching series are listed one at a time and
+// of(series, add) adds each one's strings, until the limit and one more
+// are found.
 func (a *API) labelStrings(w http.ResponseWriter, r *http.Request,
 	get func(context.Context, tsdb.Querier, []*labels.Matcher) ([]string, error),
+	of func(l labels.Labels, add func(string) bool) bool,
 ) {
-	req, q, ok := a.openRead(w, r, false)
-	if !ok {
+	o := a.openRead(w, r, false)
+	if o == nil {
 		return
 	}
-	defer q.Close()
-	sets := req.matcherSets
-	if len(sets) == 0 {
-		sets = [][]*labels.Matcher{nil}
-	}
+	defer o.close()
+	req, q, ctx := o.req, o.q, o.ctx
+	limit := o.limits.effectiveLimit(req.limit)
 	var out []string
-	for _, ms := range sets {
-		vals, err := get(r.Context(), q, ms)
+	if len(req.matcherSets) == 0 {
+		vals, err := get(ctx, q, nil)
 		if err != nil {
 			respondError(w, readError(err))
 			return
 		}
-		out = append(out, vals...)
-	}
-	if len(sets) > 1 {
+		out = vals
+	} else {
+		seen := map[string]struct{}{}
+		add := func(s string) bool {
+			if _, dup := seen[s]; !dup {
+				seen[s] = struct{}{}
+				out = append(out, s)
+			}
+			return len(out) <= limit
+		}
+		for _, ms := range req.matcherSets {
+			if err := listSeries(ctx, q, ms, func(l labels.Labels) bool { return of(l, add) }); err != nil {
+				respondError(w, readError(err))
+				return
+			}
+			if len(out) > limit {
+				break
+			}
+		}
 		slices.Sort(out)
-		out = slices.Compact(out)
 	}
 	var warnings []string
-	if req.limit > 0 && len(out) > req.limit {
-		out, warnings = out[:req.limit], []string{truncatedWarning}
+	if len(out) > limit {
+		out, warnings = out[:limit], truncation(limit, req.limit)
 	}
 	if out == nil {
 		out = []string{}

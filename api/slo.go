@@ -1,15 +1,9 @@
 package api
 
 import (
-	"context"
 	"net/http"
 	"time"
 )
-
-// SLOStatus computes what /api/v1/slo serves: each SLO with its error
-// budget left and burn rates per cluster and rolled up per scenario and
-// region. A function, so that api does not run queries itself.
-type SLOStatus func(ctx context.Context, t time.Time) (any, error)
 
 func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
 	if a.opts.SLOStatus == nil {
@@ -24,9 +18,18 @@ func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	data, err := a.opts.SLOStatus(r.Context(), t)
+	ctx, _, release := a.startListing(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
+	data, err := a.opts.SLOStatus(ctx, t)
 	if err != nil {
-		respondError(w, &apiError{typ: errorExecution, err: err})
+		if ctx.Err() != nil {
+			respondError(w, readError(ctx.Err()))
+		} else {
+			respondError(w, queryError(err))
+		}
 		return
 	}
 	respond(w, data, nil)

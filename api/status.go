@@ -58,7 +58,24 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request) {
 	if b == nil {
 		return
 	}
-	st := b.storage.Stats(limit)
+	ctx, _, release := a.startListing(w, r)
+	if release == nil {
+		return
+	}
+	// Stats cannot be interrupted: it runs in a goroutine that keeps the
+	// listing slot until it ends, and the client gets 503 at the timeout.
+	done := make(chan tsdb.Stats, 1)
+	go func() {
+		defer release()
+		done <- b.storage.Stats(limit)
+	}()
+	var st tsdb.Stats
+	select {
+	case st = <-done:
+	case <-ctx.Done():
+		respondError(w, readError(ctx.Err()))
+		return
+	}
 	respond(w, tsdbStatus{
 		HeadStats: headStats{
 			NumSeries:     st.NumSeries,

@@ -6,14 +6,19 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/etcdgate/etcdgate/ingest"
 )
 
-var errTruncatedBody = errors.New("truncated request body")
+var (
+	errTruncatedBody = errors.New("truncated request body")
+	errBodyTimeout   = errors.New("request body timed out (limits.write_request_timeout)")
+)
 
 // write serves POST /api/v1/write (Prometheus remote write 1.0). Success
 // is 204. A request with refused samples is 400 with a message naming the
@@ -28,21 +33,49 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), writeStatusOf(err))
 		return
 	}
-	body := a.bodies.get()
-	defer a.bodies.put(body)
-	var err error
-	*body, err = readBody(r, *body, b.ingester.Limits().MaxCompressedBodyBytes)
-	if err != nil {
-		http.Error(w, err.Error(), writeStatusOf(err))
+	if err := storageErr(b); err != nil { // refused before the body is read
+		writeError(w, err)
 		return
 	}
-	res, err := b.ingester.Write(*body)
+	// Admitted before the body is read: a refused request costs nothing
+	// but its headers.
+	adm, err := b.ingester.Admit(r.ContentLength)
 	if err != nil {
-		code := writeStatusOf(err)
-		if code >= 500 {
+		writeError(w, err)
+		return
+	}
+	defer adm.Release()
+	lim := adm.Limits()
+	// A body that trickles, or an answer never read, must not hold the
+	// slot: both get a deadline. The server sets neither ReadTimeout nor
+	// WriteTimeout, which would cut queries and remote read streams too.
+	rc := http.NewResponseController(w)
+	deadline := time.Now().Add(lim.WriteRequestTimeout)
+	if err := errors.Join(rc.SetReadDeadline(deadline), rc.SetWriteDeadline(deadline.Add(answerSlack))); err != nil {
+		// Only a ResponseWriter wrapper without Unwrap gets here: a bug.
+		a.opts.Logger.Error("BUG: write deadlines not set", "err", err)
+	}
+	defer func() {
+		// The next request on this connection has its own deadlines.
+		_ = rc.Flush()
+		_ = rc.SetWriteDeadline(time.Time{})
+	}()
+	body := a.bodies.get()
+	defer a.bodies.put(body)
+	*body, err = readBody(r, *body, lim.MaxCompressedBodyBytes)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	// The whole body is in: an expired deadline must not fail the
+	// server's background read of the connection while the write runs.
+	_ = rc.SetReadDeadline(time.Time{})
+	res, err := adm.Write(*body)
+	if err != nil {
+		if writeStatusOf(err) >= 500 {
 			a.opts.Logger.Error("write failed", "err", err)
 		}
-		http.Error(w, err.Error(), code)
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(res.Accepted))
@@ -51,6 +84,24 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// answerSlack is how long past the body's deadline the answer may take,
+// so that a body cut at its deadline still gets its 408.
+const answerSlack = 10 * time.Second
+
+// writeError answers a write with err's status code and message, and
+// with Retry-After when the node is overloaded.
+func writeError(w http.ResponseWriter, err error) {
+	var oe *ingest.OverloadError
+	code := writeStatusOf(err)
+	switch {
+	case errors.As(err, &oe):
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(oe.RetryAfter.Round(time.Second)/time.Second))))
+	case code == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", storageRetryAfter)
+	}
+	http.Error(w, err.Error(), code)
 }
 
 // checkWriteHeaders accepts remote write 1.0 as senders label it:
@@ -90,6 +141,9 @@ func readBody(r *http.Request, buf []byte, limit int) ([]byte, error) {
 			break
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return buf, fmt.Errorf("%w: %d bytes of the body arrived before the deadline", errBodyTimeout, len(buf))
+			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return buf, fmt.Errorf("%w after %d bytes", errTruncatedBody, len(buf))
 			}

@@ -10,6 +10,7 @@ import (
 // labels its selector pins by equality.
 func (ev *evaluator) absent(arg metricsql.Expr) Matrix {
 	m := vectorOf(ev.eval(arg))
+	defer ev.release(m.points()) // consumed
 	present := make([]bool, ev.numSteps())
 	for _, s := range m {
 		for _, p := range s.Floats {
@@ -27,6 +28,7 @@ func (ev *evaluator) absentOverTime(arg metricsql.Expr) Matrix {
 		raise("expected type range vector in call to function \"absent_over_time\", got instant vector")
 	}
 	m := ev.rollup(ev.rangeSource(re), func(*rollupWindow) (float64, bool) { return 1, true }, nil, true)
+	defer ev.release(m.points()) // consumed
 	present := make([]bool, ev.numSteps())
 	for _, s := range m {
 		for _, p := range s.Floats {

@@ -91,6 +91,8 @@ func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
 		return m
 	}
 	m := vectorOf(ev.eval(arg))
+	// Every aggregation builds a new matrix: its input is consumed.
+	defer ev.release(m.points())
 	switch op {
 	case "topk", "bottomk", "limitk":
 		ks := scalarOf(param)

@@ -28,6 +28,10 @@ func (ev *evaluator) binary(e *metricsql.BinaryOpExpr) any {
 		return ev.vectorScalarBinop(op, vectorOf(lhs), rs, false, e.Bool)
 	}
 	match := newMatching(e)
+	// Both operands are consumed: the result is a new matrix (whose
+	// points the collector holds), so theirs are released.
+	defer ev.releaseValue(rhs)
+	defer ev.releaseValue(lhs)
 	switch op {
 	case "and", "or", "unless":
 		return ev.setOp(op, vectorOf(lhs), vectorOf(rhs), match)

@@ -2,6 +2,8 @@ package evaluator
 
 import (
 	"context"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/etcdgate/etcdgate/tsdb"
@@ -23,9 +25,24 @@ type Options struct {
 	// MaxConcurrent bounds the queries evaluated at once; more wait for a
 	// slot until their timeout. Default 20.
 	MaxConcurrent int
+	// MaxQueued bounds the queries waiting for a slot; past it a query
+	// fails at once with ErrQueueFull (503). Zero: no bound (the queue of
+	// an engine serving rule groups, whose number the operator sets).
+	MaxQueued int
+	// MaxPointsPerSeries bounds the steps of a range query, checked
+	// before evaluation starts (Prometheus's 11,000). Default 11,000.
+	MaxPointsPerSeries int64
+	// MaxSubquerySteps bounds the steps of every subquery, which are the
+	// points of each of its series, checked before the subquery is
+	// evaluated: x[3650d:1ms] fails at once instead of allocating 3e11
+	// points. Default 1,000,000.
+	MaxSubquerySteps int64
 	// DefaultSubqueryStep is the step of a subquery that gives none, as
 	// in x[5m:] (Prometheus's global evaluation interval). Default 1m.
 	DefaultSubqueryStep time.Duration
+	// ParseLimits bound the query text before it is parsed; zero fields
+	// take DefaultParseLimits.
+	ParseLimits ParseLimits
 }
 
 const (
@@ -33,13 +50,20 @@ const (
 	DefaultTimeout       = 2 * time.Minute
 	DefaultMaxSamples    = 50_000_000
 	DefaultMaxConcurrent = 20
+	// DefaultMaxQueued is the queue the query API's engine is given.
+	DefaultMaxQueued = 100
+	// DefaultMaxPointsPerSeries is Prometheus's bound on a range query's
+	// resolution.
+	DefaultMaxPointsPerSeries = 11_000
+	DefaultMaxSubquerySteps   = 1_000_000
 )
 
 // Engine evaluates queries over a store. It is safe for concurrent use.
 type Engine struct {
-	store tsdb.Queryable
-	opts  Options
-	slots chan struct{}
+	store   tsdb.Queryable
+	opts    Options
+	slots   chan struct{}
+	waiting atomic.Int64 // queries waiting for a slot
 }
 
 // NewEngine returns an engine reading from store.
@@ -56,6 +80,13 @@ func NewEngine(store tsdb.Queryable, opts Options) *Engine {
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
 	}
+	if opts.MaxPointsPerSeries <= 0 {
+		opts.MaxPointsPerSeries = DefaultMaxPointsPerSeries
+	}
+	if opts.MaxSubquerySteps <= 0 {
+		opts.MaxSubquerySteps = DefaultMaxSubquerySteps
+	}
+	opts.ParseLimits = opts.ParseLimits.withDefaults()
 	if opts.DefaultSubqueryStep <= 0 {
 		opts.DefaultSubqueryStep = time.Minute
 	}
@@ -77,5 +108,18 @@ func (e *Engine) Range(ctx context.Context, qs string, start, end time.Time, ste
 	if end.Before(start) {
 		return nil, badQuery("end timestamp must not be before start time")
 	}
+	if steps := end.Sub(start) / step; int64(steps) > e.opts.MaxPointsPerSeries {
+		return nil, badQuery("exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)", thousands(e.opts.MaxPointsPerSeries))
+	}
 	return e.exec(ctx, qs, start.UnixMilli(), end.UnixMilli(), step.Milliseconds(), false)
+}
+
+// thousands formats n with comma separators, as Prometheus writes its
+// 11,000.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -7,14 +7,29 @@ import (
 
 // Errors a query can end with. The API maps them to Prometheus's error
 // types: ErrBadQuery is bad_data, ErrTimeout timeout, ErrCanceled
-// canceled, and everything else (ErrTooManySamples, runtime errors such as
-// a bad label_replace regex) execution.
+// canceled, ErrQueueFull unavailable, ErrInternal (a *PanicError)
+// internal, and everything else (ErrTooManySamples, ErrTooManySteps,
+// runtime errors such as a bad label_replace regex) execution.
 var (
 	ErrBadQuery       = errors.New("bad query")
 	ErrTimeout        = errors.New("query timed out")
 	ErrCanceled       = errors.New("query was canceled")
 	ErrTooManySamples = errors.New("query processing would load too many samples into memory in query execution")
+	ErrTooManySteps   = errors.New("query would evaluate too many steps")
+	ErrQueueFull      = errors.New("too many queries waiting for a slot")
+	ErrInternal       = errors.New("unexpected error evaluating the query")
 )
+
+// PanicError is a panic recovered from the evaluation of one query: a
+// bug. Its message is short, for the client; Stack is for the log.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("%v: %v", ErrInternal, e.Value) }
+
+func (e *PanicError) Unwrap() error { return ErrInternal }
 
 // badQuery wraps a parse or type error of the query text.
 func badQuery(format string, args ...any) error {

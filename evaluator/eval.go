@@ -23,8 +23,9 @@ type queryState struct {
 	queryStep            int64 // what step() means: 0 for an instant query
 	defaultSubqueryStep  int64
 
-	maxSamples int64        // bound on points held at once
-	held       atomic.Int64 // points held by intermediate results
+	maxSamples       int64        // bound on points held at once
+	held             atomic.Int64 // points held: raw samples being read, results
+	maxSubquerySteps int64        // bound on the steps of a subquery
 
 	// Series workers update these concurrently.
 	samplesLoaded, seriesLoaded atomic.Int64
@@ -103,7 +104,7 @@ func (ev *evaluator) rollupExpr(e *metricsql.RollupExpr) any {
 
 // constant is a number at every step.
 func (ev *evaluator) constant(f float64) scalarSteps {
-	s := make(scalarSteps, ev.numSteps())
+	s := ev.newScalarSteps()
 	for i := range s {
 		s[i] = f
 	}
@@ -118,10 +119,30 @@ func (ev *evaluator) checkContext() {
 }
 
 // hold accounts n more points held by the query and enforces the limit.
+// Callers hold before they allocate where they know the size.
 func (ev *evaluator) hold(n int) {
 	if ev.held.Add(int64(n)) > ev.maxSamples {
 		raiseErr(ErrTooManySamples)
 	}
+}
+
+// release accounts n points no longer held.
+func (ev *evaluator) release(n int) { ev.held.Add(-int64(n)) }
+
+// releaseValue releases the points of an intermediate result that has
+// been consumed: a Matrix whose points were held when made.
+func (ev *evaluator) releaseValue(v any) {
+	if m, ok := v.(Matrix); ok {
+		ev.release(m.points())
+	}
+}
+
+// newScalarSteps allocates a scalar's values at every step, held as
+// points of the query while it lives (never released: scalars are few).
+func (ev *evaluator) newScalarSteps() scalarSteps {
+	n := ev.numSteps()
+	ev.hold(n)
+	return make(scalarSteps, n)
 }
 
 // vectorOf asserts that v is an instant vector.

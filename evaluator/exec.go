@@ -14,8 +14,15 @@ import (
 
 // exec parses qs and evaluates it at the steps start, start+interval, ...
 // end. instant selects the instant-query result shapes.
-func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64, instant bool) (*Result, error) {
-	expr, err := Parse(qs)
+func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64, instant bool) (res *Result, err error) {
+	defer func() {
+		// run recovers evaluation; this catches the rest (parsing,
+		// shaping the result), so that no panic ends the process.
+		if r := recover(); r != nil {
+			res, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	expr, err := ParseLimited(qs, e.opts.ParseLimits)
 	if err != nil {
 		return nil, err
 	}
@@ -25,10 +32,8 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	select {
-	case e.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, contextError(ctx.Err(), "waiting for a query slot")
+	if err := e.acquire(ctx); err != nil {
+		return nil, err
 	}
 	defer func() { <-e.slots }()
 
@@ -46,6 +51,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			queryStep:           step,
 			defaultSubqueryStep: e.opts.DefaultSubqueryStep.Milliseconds(),
 			maxSamples:          e.opts.MaxSamples,
+			maxSubquerySteps:    e.opts.MaxSubquerySteps,
 		},
 		start:    start,
 		end:      end,
@@ -55,7 +61,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load()}}
+	res = &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load()}}
 	res.Value = ev.resultValue(val, instant, ordersResult(expr))
 	return res, nil
 }
@@ -71,9 +77,31 @@ func (ev *evaluator) run(expr metricsql.Expr) (val any, err error) {
 			err = ee.err
 			return
 		}
-		err = fmt.Errorf("unexpected error: %v\n%s", r, debug.Stack())
+		err = &PanicError{Value: r, Stack: debug.Stack()}
 	}()
 	return ev.eval(expr), nil
+}
+
+// acquire takes a query slot, waiting while the queue has room and the
+// context lasts.
+func (e *Engine) acquire(ctx context.Context) error {
+	select {
+	case e.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	if e.waiting.Add(1) > int64(e.opts.MaxQueued) && e.opts.MaxQueued > 0 {
+		e.waiting.Add(-1)
+		return fmt.Errorf("%w: %d queries run and %d wait (query.max_concurrency, query.max_queued)",
+			ErrQueueFull, e.opts.MaxConcurrent, e.opts.MaxQueued)
+	}
+	defer e.waiting.Add(-1)
+	select {
+	case e.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return contextError(ctx.Err(), "waiting for a query slot")
+	}
 }
 
 // contextError maps a context's end to ErrTimeout or ErrCanceled.

@@ -26,7 +26,7 @@ func (ev *evaluator) call(e *metricsql.FuncExpr) any {
 	case "":
 		raise("parenthesized lists of expressions are not supported")
 	case "time":
-		s := make(scalarSteps, ev.numSteps())
+		s := ev.newScalarSteps()
 		for i := range s {
 			s[i] = float64(ev.stepTime(i)) / 1000
 		}
@@ -143,11 +143,11 @@ func (ev *evaluator) dateFunc(fn func(time.Time) float64, args []metricsql.Expr)
 }
 
 func (ev *evaluator) vectorFunc(s scalarSteps) Matrix {
+	ev.hold(len(s))
 	pts := make([]FPoint, len(s))
 	for i, f := range s {
 		pts[i] = FPoint{T: ev.stepTime(i), F: f}
 	}
-	ev.hold(len(pts))
 	return Matrix{{Metric: labels.EmptyLabels(), Floats: pts}}
 }
 

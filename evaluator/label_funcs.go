@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metricsql"
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -20,7 +19,7 @@ func (ev *evaluator) labelReplace(args []metricsql.Expr) Matrix {
 	if err != nil {
 		raise("invalid regular expression in label_replace(): %s", regexStr)
 	}
-	if !model.UTF8Validation.IsValidLabelName(dst) {
+	if !isValidLabelName(dst) {
 		raise("invalid destination label name in label_replace(): %s", dst)
 	}
 	m := vectorOf(ev.eval(args[0]))
@@ -57,11 +56,11 @@ func (ev *evaluator) labelJoin(args []metricsql.Expr) Matrix {
 	s := stringArgs(args[1:])
 	dst, sep, srcs := s[0], s[1], s[2:]
 	for _, src := range srcs {
-		if !model.UTF8Validation.IsValidLabelName(src) {
+		if !isValidLabelName(src) {
 			raise("invalid source label name in label_join(): %s", src)
 		}
 	}
-	if !model.UTF8Validation.IsValidLabelName(dst) {
+	if !isValidLabelName(dst) {
 		raise("invalid destination label name in label_join(): %s", dst)
 	}
 	m := vectorOf(ev.eval(args[0]))

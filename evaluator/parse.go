@@ -20,8 +20,13 @@ const (
 
 // Parse parses a query and checks it against PromQL's type rules, which
 // MetricsQL relaxes: a query PromQL rejects is rejected here too, with a
-// bad_data error.
+// bad_data error. The text is first bounded by the default ParseLimits.
 func Parse(qs string) (metricsql.Expr, error) {
+	return ParseLimited(qs, ParseLimits{})
+}
+
+// parseChecked is Parse after CheckQueryText.
+func parseChecked(qs string) (metricsql.Expr, error) {
 	if strings.TrimSpace(qs) == "" {
 		return nil, badQuery("no expression found in input")
 	}
@@ -274,4 +279,8 @@ func checkBinary(e *metricsql.BinaryOpExpr) error {
 	return nil
 }
 
-func isValidLabelName(name string) bool { return model.UTF8Validation.IsValidLabelName(name) }
+// isValidLabelName is the project's one label-name rule (see
+// ingest.IsValidLabelName): names the engine makes (label_replace,
+// label_join, count_values) are names ingest accepts, so a recording rule
+// cannot produce a series its own node refuses.
+func isValidLabelName(name string) bool { return model.LegacyValidation.IsValidLabelName(name) }

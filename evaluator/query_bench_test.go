@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/teststorage"
 
+	"github.com/etcdgate/etcdgate/internal/etcdfleet"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -41,16 +41,14 @@ var (
 	benchFleets   = map[string]*benchFleet{}
 )
 
-const (
-	benchMethods  = 45 // gRPC methods an etcd member pre-creates
-	benchCodes    = 4
-	benchDuration = 30 * time.Minute
-)
+const benchDuration = 30 * time.Minute
 
-var benchLE = []string{"0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"}
+// benchEtcd generates the members' series: etcd's with --metrics=extensive,
+// which adds the gRPC handling-time histograms the p99 query reads.
+var benchEtcd = etcdfleet.New(etcdfleet.Options{Extensive: true})
 
-// seriesPerMember is what benchMember writes.
-var seriesPerMember = benchMethods*benchCodes + 5*len(benchLE) + 1
+// seriesPerMember is what a member writes.
+var seriesPerMember = len(benchEtcd.LabelSets(0))
 
 func getBenchFleet(b *testing.B, series int, withProm bool) *benchFleet {
 	benchFleetsMu.Lock()
@@ -85,23 +83,7 @@ func (f *benchFleet) member(b *testing.B, m int) {
 		promApp = f.prom.Appender(context.Background())
 	}
 	app := f.head.Appender()
-	base := []string{"cluster", fmt.Sprintf("c%05d", m/3), "instance", fmt.Sprintf("m%d", m%3), "job", "etcd"}
-	var lsets []labels.Labels
-	add := func(extra ...string) {
-		lsets = append(lsets, labels.FromStrings(append(append([]string{}, base...), extra...)...))
-	}
-	codes := []string{"OK", "Unavailable", "DeadlineExceeded", "Canceled"}
-	for i := range benchMethods {
-		for _, c := range codes[:benchCodes] {
-			add("__name__", "grpc_server_handled_total", "grpc_method", fmt.Sprintf("M%02d", i), "grpc_code", c)
-		}
-	}
-	for _, method := range []string{"Range", "Put", "Txn", "DeleteRange", "LeaseGrant"} {
-		for _, le := range benchLE {
-			add("__name__", "grpc_server_handling_seconds_bucket", "grpc_method", method, "le", le)
-		}
-	}
-	add("__name__", "etcd_server_leader_changes_seen_total")
+	lsets := benchEtcd.LabelSets(m)
 	start := f.end.Add(-benchDuration).UnixMilli()
 	for si, lset := range lsets {
 		for i := int64(0); i <= benchDuration.Milliseconds()/15000; i++ {

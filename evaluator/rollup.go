@@ -1,10 +1,21 @@
 package evaluator
 
 import (
+	"fmt"
+	"math"
+
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
+
+// stepsPerContextCheck is how many steps of one series a rollup
+// computes between checks of the query's context.
+const stepsPerContextCheck = 1024
+
+// maxRangeMs bounds a range or subquery window, 2^53 ms (285,000
+// years), far past any data, so that window arithmetic cannot overflow.
+const maxRangeMs = 1 << 53
 
 // rangeSource is a range-vector argument: a range selector or a subquery.
 // each tells start the number of series, then hands every series' points
@@ -26,12 +37,16 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	if rng <= 0 {
 		raise("range must be positive, got %s", e.Window.AppendString(nil))
 	}
+	if rng > maxRangeMs {
+		raiseErr(badQuery("range %s is longer than %d years", e.Window.AppendString(nil), maxRangeMs/(365*24*3600*1000)))
+	}
 	src := &rangeSource{rangeMs: rng, mods: mods}
 	if e.ForSubquery() {
 		m := ev.subquery(e, mods, rng)
 		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint), done func(*seriesWorker)) {
 			start(len(m))
 			ev.parallelWorkers(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) }, done)
+			ev.release(m.points()) // consumed: what fn keeps, it holds anew
 		}
 		return src
 	}
@@ -56,6 +71,9 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 		step = ev.defaultSubqueryStep
 	}
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
+	if rng > maxRangeMs || first < math.MinInt64/4 || last > math.MaxInt64/4 {
+		raiseErr(badQuery("subquery range %s reaches beyond the representable time", e.Window.AppendString(nil)))
+	}
 	start := step * ((first - rng) / step)
 	if start <= first-rng {
 		start += step
@@ -63,11 +81,19 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 	if start > last {
 		return nil
 	}
+	// Checked before anything is allocated: every series of the
+	// subquery has a point per step.
+	if steps := (last-start)/step + 1; steps > ev.maxSubquerySteps || steps > ev.maxSamples-ev.held.Load() {
+		raiseErr(fmt.Errorf("%w: subquery %s would evaluate %d steps per series, more than the limit of %d "+
+			"(query.max_subquery_steps) or than the samples the query may still hold; use a larger step",
+			ErrTooManySteps, e.AppendString(nil), steps, min(ev.maxSubquerySteps, ev.maxSamples-ev.held.Load())))
+	}
 	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step}
 	switch v := sub.eval(e.Expr).(type) {
 	case Matrix:
 		return v
 	case scalarSteps:
+		sub.hold(len(v)) // released with the matrix by rangeSource
 		pts := make([]FPoint, len(v))
 		for i, f := range v {
 			pts[i] = FPoint{T: sub.stepTime(i), F: f}
@@ -124,6 +150,11 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 	}
 	lo, hi := 0, 0
 	for i := 0; i < n; i++ {
+		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
+			// A window of millions of samples at every step of a long
+			// range is slow even when it fits in memory.
+			ev.checkContext()
+		}
 		ts := ev.stepTime(i)
 		ref := src.mods.refTime(ts)
 		for hi < len(pts) && pts[hi].T <= ref {

@@ -109,6 +109,7 @@ func (ev *evaluator) forSeriesWorkers(me *metricsql.MetricExpr, mint, maxt int64
 		w.it = series[i].Iterator(w.it)
 		w.buf = ev.load(w.it, w.buf[:0], dropStale)
 		fn(w, i, series[i].Labels(), w.buf)
+		ev.release(len(w.buf)) // fn keeps no reference to w.buf
 	}, done)
 }
 
@@ -141,23 +142,34 @@ func (ev *evaluator) selectAll(q tsdb.Querier, me *metricsql.MetricExpr) []tsdb.
 	return series
 }
 
+// loadBatch is how many raw samples load reads between two updates of
+// the query's held points.
+const loadBatch = 1024
+
 // load appends the iterator's samples to buf, dropping staleness markers
-// when dropStale is set.
+// when dropStale is set. The samples count as held by the query as they
+// are read, so a series larger than what the query may still hold fails
+// it after at most loadBatch samples more; the caller releases them with
+// ev.release(len(buf)) when it is done with buf.
 func (ev *evaluator) load(it tsdb.Iterator, buf []FPoint, dropStale bool) []FPoint {
+	held := 0
+	defer func() { ev.samplesLoaded.Add(int64(len(buf))) }()
 	for it.Next() {
 		t, f := it.At()
 		if dropStale && isStale(f) {
 			continue
 		}
+		if len(buf)-held == loadBatch {
+			ev.hold(loadBatch)
+			held += loadBatch
+		}
 		buf = append(buf, FPoint{T: t, F: f})
 	}
 	if err := it.Err(); err != nil {
+		ev.release(held)
 		raiseErr(err)
 	}
-	ev.samplesLoaded.Add(int64(len(buf)))
-	if int64(len(buf)) > ev.maxSamples-ev.held.Load() {
-		raiseErr(ErrTooManySamples)
-	}
+	ev.hold(len(buf) - held)
 	return buf
 }
 
@@ -203,6 +215,9 @@ func (ev *evaluator) instantPoints(buf []FPoint, mods selectorMods, times bool) 
 	var pts []FPoint
 	j := -1 // index of the last sample at or before the reference time
 	for i, n := 0, ev.numSteps(); i < n; i++ {
+		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
+			ev.checkContext() // a subquery's million steps, series after series
+		}
 		ts := ev.stepTime(i)
 		ref := mods.refTime(ts)
 		for j+1 < len(buf) && buf[j+1].T <= ref {

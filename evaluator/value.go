@@ -45,6 +45,15 @@ type Series struct {
 // Matrix is the result of a range query or of a range-vector expression.
 type Matrix []Series
 
+// points is the number of points of m.
+func (m Matrix) points() int {
+	n := 0
+	for _, s := range m {
+		n += len(s.Floats)
+	}
+	return n
+}
+
 // Scalar is a single number at an instant.
 type Scalar struct {
 	T int64

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"unsafe"
@@ -32,6 +33,30 @@ type TimeSeries struct {
 	Histograms int // native histogram samples present (unsupported; counted)
 }
 
+// DecodeLimits bound what one Unmarshal may hold, so that a small body
+// cannot decode into a huge number of structs: an empty series is 2 bytes
+// on the wire and 64 in memory, so 64 MiB of them would be 2 GiB. Each
+// limit is checked before the buffer it bounds grows, and a buffer never
+// grows past its limit. Zero means no limit.
+type DecodeLimits struct {
+	MaxSeries  int // TimeSeries entries
+	MaxLabels  int // labels of all series together
+	MaxSamples int // float samples of all series together
+	// Reserve, if not nil, is called before a buffer grows with the bytes
+	// of the new buffer; an error stops decoding and is returned as is
+	// (not as ErrBadProtobuf). It lets a caller charge the memory a
+	// request decodes into to a shared budget before it is allocated.
+	Reserve func(bytes int) error
+}
+
+// Memory of one decoded entry, for DecodeLimits.Reserve and for callers
+// that size budgets.
+const (
+	SeriesBytes = int(unsafe.Sizeof(TimeSeries{}))
+	LabelBytes  = int(unsafe.Sizeof(Label{}))
+	SampleBytes = int(unsafe.Sizeof(Sample{}))
+)
+
 // WriteRequest is a decoded prompb.WriteRequest, reusable across requests.
 //
 // Ownership: after Unmarshal(src), label strings alias src and the Labels
@@ -49,6 +74,8 @@ type WriteRequest struct {
 	// what it grows), so a reused WriteRequest never pins an old src.
 	labels  []Label
 	samples []Sample
+
+	lim DecodeLimits // of the Unmarshal in progress
 }
 
 // Reset empties wr, keeping its buffers, and drops every reference to the
@@ -78,12 +105,96 @@ func (wr *WriteRequest) NumSamples() int { return len(wr.samples) }
 //	  repeated prometheus.MetricMetadata metadata = 3 [(gogoproto.nullable) = false];
 //	}
 func (wr *WriteRequest) Unmarshal(src []byte) error {
+	return wr.UnmarshalLimited(src, DecodeLimits{})
+}
+
+// UnmarshalLimited is Unmarshal within lim. A request past a count limit
+// is refused whole with an error wrapping ErrRequestTooLarge, as soon as
+// the first entry over the limit is met and before anything is allocated
+// for it; an error of lim.Reserve is returned as is.
+func (wr *WriteRequest) UnmarshalLimited(src []byte, lim DecodeLimits) error {
 	wr.Reset()
-	if err := wr.unmarshal(src); err != nil {
+	wr.lim = lim
+	// A buffer never has more capacity than its limit, so that the only
+	// limit check is the one before a buffer grows (see grow). Buffers of
+	// a pooled WriteRequest may be larger, from before a limit was lowered.
+	if lim.MaxSeries > 0 && cap(wr.Timeseries) > lim.MaxSeries {
+		wr.Timeseries = nil
+	}
+	if lim.MaxLabels > 0 && cap(wr.labels) > lim.MaxLabels {
+		wr.labels = nil
+	}
+	if lim.MaxSamples > 0 && cap(wr.samples) > lim.MaxSamples {
+		wr.samples = nil
+	}
+	err := wr.unmarshal(src)
+	wr.lim = DecodeLimits{}
+	if err != nil {
 		wr.Reset()
+		var le *limitError
+		if errors.As(err, &le) {
+			return le.err
+		}
 		return fmt.Errorf("%w: %w", ErrBadProtobuf, err)
 	}
 	wr.fixSlices()
+	return nil
+}
+
+// limitError carries an error that is not the input's malformation (a
+// count limit, a refused reservation) through the decoder's context
+// wrapping, to be returned unwrapped.
+type limitError struct{ err error }
+
+func (e *limitError) Error() string { return e.err.Error() }
+
+// BufferBytes returns the bytes of wr's own buffers (not of the src they
+// alias), for a pool deciding whether to keep wr.
+func (wr *WriteRequest) BufferBytes() int {
+	return cap(wr.Timeseries)*SeriesBytes + cap(wr.labels)*LabelBytes + cap(wr.samples)*SampleBytes
+}
+
+// grow returns a buffer for buf's contents with room for at least one more
+// entry, within limit (0: none), after charging its bytes to
+// wr.lim.Reserve. what names the entries in the error.
+func grow[T any](wr *WriteRequest, buf []T, limit, size int, what string) ([]T, error) {
+	n := len(buf)
+	if limit > 0 && n >= limit {
+		return buf, &limitError{fmt.Errorf("%w: more than %d %s", ErrRequestTooLarge, limit, what)}
+	}
+	c := max(2*cap(buf), 256)
+	if limit > 0 && c > limit {
+		c = limit
+	}
+	if wr.lim.Reserve != nil {
+		if err := wr.lim.Reserve(c * size); err != nil {
+			return buf, &limitError{err}
+		}
+	}
+	nb := make([]T, n, c)
+	copy(nb, buf)
+	return nb, nil
+}
+
+func (wr *WriteRequest) addLabel(l Label) error {
+	if len(wr.labels) == cap(wr.labels) {
+		var err error
+		if wr.labels, err = grow(wr, wr.labels, wr.lim.MaxLabels, LabelBytes, "labels"); err != nil {
+			return err
+		}
+	}
+	wr.labels = append(wr.labels, l)
+	return nil
+}
+
+func (wr *WriteRequest) addSample(s Sample) error {
+	if len(wr.samples) == cap(wr.samples) {
+		var err error
+		if wr.samples, err = grow(wr, wr.samples, wr.lim.MaxSamples, SampleBytes, "samples"); err != nil {
+			return err
+		}
+	}
+	wr.samples = append(wr.samples, s)
 	return nil
 }
 
@@ -151,6 +262,12 @@ func (wr *WriteRequest) fixSlices() {
 //	  repeated Histogram histograms = 4 [(gogoproto.nullable) = false];
 //	}
 func (wr *WriteRequest) decodeTimeSeries(b []byte, i int) error {
+	if len(wr.Timeseries) == cap(wr.Timeseries) {
+		var err error
+		if wr.Timeseries, err = grow(wr, wr.Timeseries, wr.lim.MaxSeries, SeriesBytes, "series"); err != nil {
+			return err
+		}
+	}
 	wr.Timeseries = append(wr.Timeseries, TimeSeries{})
 	ts := &wr.Timeseries[len(wr.Timeseries)-1]
 	l0, s0 := len(wr.labels), len(wr.samples)
@@ -160,7 +277,9 @@ func (wr *WriteRequest) decodeTimeSeries(b []byte, i int) error {
 			if err != nil {
 				return fmt.Errorf("label %d: %w", len(wr.labels)-l0, err)
 			}
-			wr.labels = append(wr.labels, lbl)
+			if err := wr.addLabel(lbl); err != nil {
+				return err
+			}
 			i = end
 			continue
 		}
@@ -179,7 +298,9 @@ func (wr *WriteRequest) decodeTimeSeries(b []byte, i int) error {
 			if err != nil {
 				return fmt.Errorf("label %d: %w", len(wr.labels)-l0, err)
 			}
-			wr.labels = append(wr.labels, lbl)
+			if err := wr.addLabel(lbl); err != nil {
+				return err
+			}
 			i = end
 		case 2:
 			var s Sample
@@ -190,7 +311,9 @@ func (wr *WriteRequest) decodeTimeSeries(b []byte, i int) error {
 			if err != nil {
 				return fmt.Errorf("sample %d: %w", len(wr.samples)-s0, err)
 			}
-			wr.samples = append(wr.samples, s)
+			if err := wr.addSample(s); err != nil {
+				return err
+			}
 			i = end
 		case 3:
 			if i, err = exemplarSpec.validateField(b, off, next, wt, ts.Exemplars); err != nil {

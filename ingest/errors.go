@@ -9,6 +9,13 @@ var (
 	ErrUnsupportedMediaType = errors.New("unsupported media type")
 	// ErrBodyTooLarge: the compressed or decompressed body exceeds its limit.
 	ErrBodyTooLarge = errors.New("request body too large")
+	// ErrRequestTooLarge: the request holds more series, labels or
+	// samples than one request may (limits.max_*_per_request).
+	ErrRequestTooLarge = errors.New("request too large")
+	// ErrOverloaded: the node is serving as many writes, or holds as much
+	// memory, as it may; the sender should retry later (429). Errors of
+	// this class are *OverloadError and say when.
+	ErrOverloaded = errors.New("overloaded")
 	// ErrBadSnappy: the body is not a valid snappy block.
 	ErrBadSnappy = errors.New("malformed snappy block")
 	// ErrBadProtobuf: the decompressed body is not a valid WriteRequest.

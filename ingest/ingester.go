@@ -23,10 +23,14 @@ type Ingester struct {
 	relabel Relabeler    // nil: series are stored as sent; immutable
 	series  *seriesCache // with relabel: sent series → stored series; immutable
 	limits  atomic.Pointer[Limits]
-	metrics *metrics
-	logger  *slog.Logger
-	now     func() time.Time
-	scratch sync.Pool // *writeScratch
+	// inflight counts what admitted write requests hold (admission.go);
+	// mem refuses writes under memory pressure. mem is immutable.
+	inflight inflight
+	mem      *memWatch
+	metrics  *metrics
+	logger   *slog.Logger
+	now      func() time.Time
+	scratch  sync.Pool // *writeScratch
 	// lastLog throttles the refusal log to one line per logInterval: a
 	// misbehaving sender must not flood the log with one line a request.
 	lastLog atomic.Int64
@@ -48,6 +52,12 @@ type Options struct {
 	// SeriesCacheEntries bounds the cache of sent series, used with a
 	// Relabeler (about 40 bytes an entry). Zero means DefaultSeriesCacheEntries.
 	SeriesCacheEntries int
+	// MemoryLimit is the process's memory limit in bytes (GOMEMLIMIT);
+	// while the live heap is past MemoryWatermark of it, writes are
+	// refused with ErrOverloaded. Zero turns the check off. A zero
+	// MemoryWatermark means DefaultMemoryWatermark.
+	MemoryLimit     int64
+	MemoryWatermark float64
 }
 
 // DefaultSeriesCacheEntries covers the 10M series a node is designed for.
@@ -70,7 +80,15 @@ func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
 	if opts.SeriesCacheEntries <= 0 {
 		opts.SeriesCacheEntries = DefaultSeriesCacheEntries
 	}
-	in := &Ingester{store: store, relabel: opts.Relabeler, metrics: newMetrics(opts.Registerer), logger: opts.Logger, now: opts.Now}
+	if opts.MemoryWatermark == 0 {
+		opts.MemoryWatermark = DefaultMemoryWatermark
+	}
+	if opts.MemoryLimit < 0 || opts.MemoryWatermark < 0 || opts.MemoryWatermark > 1 {
+		return nil, fmt.Errorf("memory limit %d and watermark %g: want a limit ≥ 0 and a watermark in (0, 1]", opts.MemoryLimit, opts.MemoryWatermark)
+	}
+	in := &Ingester{store: store, relabel: opts.Relabeler, logger: opts.Logger, now: opts.Now,
+		mem: newMemWatch(opts.MemoryLimit, opts.MemoryWatermark)}
+	in.metrics = newMetrics(opts.Registerer, in)
 	if opts.Relabeler != nil {
 		in.series = newSeriesCache(opts.SeriesCacheEntries)
 	}
@@ -124,17 +142,50 @@ type writeScratch struct {
 	builder labels.ScratchBuilder
 	hashBuf []byte        // scratch of sentHashes
 	lset    labels.Labels // reused; valid only until the next series
+	// adm is the request being decoded, charged by reserve, which is
+	// sc.charge bound once so that a request allocates no closure.
+	adm     *Admission
+	reserve func(int) error
 }
 
+func (sc *writeScratch) charge(n int) error { return sc.adm.reserve(int64(n)) }
+
+// Pooled scratch keeps buffers up to these sizes: one huge request must
+// not pin its memory for as long as the pool holds it.
+const (
+	maxPooledRawBytes     = 4 << 20
+	maxPooledDecodedBytes = 4 << 20
+	maxPooledHashBytes    = 64 << 10
+)
+
 // Write ingests one snappy-compressed remote-write 1.0 body. A returned
-// error is a fault of the whole request (ErrBodyTooLarge, ErrBadSnappy,
-// ErrBadProtobuf) or of the store, and nothing was stored; otherwise the
-// Result tells which samples were refused, while the rest were stored.
+// error is a fault of the whole request (ErrBodyTooLarge,
+// ErrRequestTooLarge, ErrBadSnappy, ErrBadProtobuf), overload
+// (ErrOverloaded) or a fault of the store, and nothing was stored;
+// otherwise the Result tells which samples were refused, while the rest
+// were stored. Write admits the request itself; a server that admits a
+// request before reading its body calls Admit and Admission.Write.
 func (in *Ingester) Write(body []byte) (Result, error) {
-	lim := in.limits.Load()
+	a, err := in.Admit(int64(len(body)))
+	if err != nil {
+		return Result{}, err
+	}
+	defer a.Release()
+	return a.Write(body)
+}
+
+// Write ingests the admitted request's body, as Ingester.Write does,
+// charging the decompressed body and what it decodes into to the
+// request's budget before allocating them. It must be called at most once.
+func (a *Admission) Write(body []byte) (Result, error) {
+	in, lim := a.in, a.lim
+	if err := a.settleBody(int64(len(body))); err != nil {
+		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
+		return Result{}, err
+	}
 	sc := in.getScratch()
 	defer in.putScratch(sc)
-
+	sc.adm = a
 	if err := in.decode(body, lim, sc); err != nil {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Result{}, err
@@ -171,7 +222,9 @@ func (in *Ingester) getScratch() *writeScratch {
 	if sc, ok := in.scratch.Get().(*writeScratch); ok {
 		return sc
 	}
-	return &writeScratch{builder: labels.NewScratchBuilder(16)}
+	sc := &writeScratch{builder: labels.NewScratchBuilder(16)}
+	sc.reserve = sc.charge
+	return sc
 }
 
 func (in *Ingester) logRefusal(err error) {
@@ -185,12 +238,17 @@ func (in *Ingester) logRefusal(err error) {
 
 func (in *Ingester) putScratch(sc *writeScratch) {
 	sc.wr.Reset()
+	sc.adm = nil
+	if cap(sc.raw) > maxPooledRawBytes || sc.wr.BufferBytes() > maxPooledDecodedBytes || cap(sc.hashBuf) > maxPooledHashBytes {
+		return
+	}
 	in.scratch.Put(sc)
 }
 
 // decode decompresses body into sc.raw and decodes it into sc.wr. The
-// decoded length is checked before anything is allocated, so a small
-// body claiming gigabytes is refused up front.
+// decoded length is checked and charged to the request before anything is
+// allocated, so a small body claiming gigabytes is refused up front, and
+// the decoder charges each buffer before it grows.
 func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
 	if len(body) > lim.MaxCompressedBodyBytes {
 		return fmt.Errorf("%w: %d bytes compressed, limit %d", ErrBodyTooLarge, len(body), lim.MaxCompressedBodyBytes)
@@ -202,6 +260,9 @@ func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
 	if n > lim.MaxDecompressedBodyBytes {
 		return fmt.Errorf("%w: %d bytes decompressed, limit %d", ErrBodyTooLarge, n, lim.MaxDecompressedBodyBytes)
 	}
+	if err := sc.adm.reserve(int64(n)); err != nil {
+		return err
+	}
 	if cap(sc.raw) < n {
 		sc.raw = make([]byte, n)
 	}
@@ -209,7 +270,12 @@ func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSnappy, err)
 	}
-	return sc.wr.Unmarshal(raw)
+	return sc.wr.UnmarshalLimited(raw, DecodeLimits{
+		MaxSeries:  lim.MaxSeriesPerRequest,
+		MaxLabels:  lim.MaxLabelsPerRequest,
+		MaxSamples: lim.MaxSamplesPerRequest,
+		Reserve:    sc.reserve,
+	})
 }
 
 // appendSeries validates one series and appends its samples, recording
@@ -368,9 +434,14 @@ func metricNameOf(ls []Label) string {
 }
 
 func requestRejectReason(err error) string {
+	var oe *OverloadError
 	switch {
+	case errors.As(err, &oe):
+		return "overloaded_" + oe.Reason
 	case errors.Is(err, ErrBodyTooLarge):
 		return "body_too_large"
+	case errors.Is(err, ErrRequestTooLarge):
+		return "request_too_large"
 	case errors.Is(err, ErrBadSnappy):
 		return "bad_snappy"
 	case errors.Is(err, ErrBadProtobuf):

@@ -13,7 +13,7 @@ type metrics struct {
 	samplesDropped   prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 	m := &metrics{
 		requestsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "etcdgate_ingest_requests_rejected_total",
@@ -44,12 +44,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Samples of series dropped by relabeling (not stored, not an error).",
 		}),
 	}
-	for _, r := range []string{"body_too_large", "bad_snappy", "bad_protobuf"} {
+	for _, r := range []string{"body_too_large", "request_too_large", "bad_snappy", "bad_protobuf",
+		"overloaded_requests", "overloaded_bytes", "overloaded_memory"} {
 		m.requestsRejected.WithLabelValues(r)
 	}
+	inflightRequests := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "etcdgate_ingest_inflight_requests",
+		Help: "Write requests admitted and not yet answered.",
+	}, func() float64 { return float64(in.inflight.requests.Load()) })
+	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "etcdgate_ingest_inflight_bytes",
+		Help: "Bytes charged to write requests in flight: bodies, decompressed bodies, decoded structs.",
+	}, func() float64 { return float64(in.inflight.bytes.Load()) })
 	if reg != nil {
 		reg.MustRegister(m.requestsRejected, m.seriesReceived, m.seriesRejected,
-			m.samplesReceived, m.samplesAccepted, m.samplesRejected, m.samplesDropped)
+			m.samplesReceived, m.samplesAccepted, m.samplesRejected, m.samplesDropped,
+			inflightRequests, inflightBytes)
 	}
 	return m
 }

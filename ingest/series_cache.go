@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/binary"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -79,13 +80,19 @@ func (c *seriesCache) reset() {
 // sentHashes hashes decoded labels as sent, using buf as scratch. The
 // second hash is over the same bytes behind a one-byte prefix, which
 // makes it independent of the first for xxhash.
+//
+// Each name and value is length-prefixed, so the hashed bytes encode the
+// label list one to one: with separator bytes instead, a value holding
+// the separators (a label set that validation refuses) hashed like a
+// valid series with more labels, hit its cache entry and skipped
+// validation.
 func sentHashes(ls []Label, buf []byte) (h, check uint64, scratch []byte) {
 	buf = append(buf[:0], 0x5a)
 	for _, l := range ls {
+		buf = binary.AppendUvarint(buf, uint64(len(l.Name)))
 		buf = append(buf, l.Name...)
-		buf = append(buf, 0xff)
+		buf = binary.AppendUvarint(buf, uint64(len(l.Value)))
 		buf = append(buf, l.Value...)
-		buf = append(buf, 0xfe)
 	}
 	return xxhash.Sum64(buf[1:]), xxhash.Sum64(buf), buf
 }

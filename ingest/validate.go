@@ -19,19 +19,55 @@ type Limits struct {
 	MaxLabelNameLength       int           // bytes
 	MaxLabelValueLength      int           // bytes
 	MaxFutureDrift           time.Duration // how far past now a sample may be
+
+	// What one request may decode into, checked by the decoder before
+	// each buffer grows.
+	MaxSeriesPerRequest  int
+	MaxLabelsPerRequest  int // labels of all series together
+	MaxSamplesPerRequest int
+	// The budget all write requests share (admission.go): past either,
+	// writes are refused with 429.
+	MaxInflightWriteRequests int
+	MaxInflightWriteBytes    int // bodies, decompressed bodies, decoded structs
+	// WriteRequestTimeout bounds how long a write's body may take to
+	// arrive and its answer to be taken, from admission: a sender that
+	// trickles its body, or never reads the answer, holds its slot no
+	// longer than this.
+	WriteRequestTimeout time.Duration
 }
 
 // DefaultLimits returns limits that a fleet of etcd scrapers never hits:
 // Prometheus sends at most a few MiB per request and etcd series carry
 // about a dozen labels.
+//
+// WriteRequestTimeout: Prometheus gives up on a request after 30 s
+// (remote_timeout); a minute lets a slow link finish a large body.
+//
+// A decompressed body of 32 MiB is four times the largest block vmagent
+// sends (-remoteWrite.maxBlockSize, 8 MiB) and ten times a Prometheus
+// request; each request in flight holds it whole.
+//
+// Per request: Prometheus sends at most max_samples_per_send samples
+// (2,000 by default) and vmagent up to 10,000, one sample a series; 100k
+// series and 1M samples are 10 to 50 times that, 1M labels is 2.5 times
+// 10,000 series of 40 labels (the most a series may have), and they hold
+// at most 6 MiB, 32 MiB and 16 MiB of decoded structs. The
+// in-flight budget defaults are for a machine of a few GiB; etcdgate serve
+// sizes them from its memory limit.
 func DefaultLimits() Limits {
 	return Limits{
 		MaxCompressedBodyBytes:   16 << 20,
-		MaxDecompressedBodyBytes: 64 << 20,
+		MaxDecompressedBodyBytes: 32 << 20,
 		MaxLabelsPerSeries:       40,
 		MaxLabelNameLength:       1024,
 		MaxLabelValueLength:      4096,
 		MaxFutureDrift:           10 * time.Minute,
+		MaxSeriesPerRequest:      100_000,
+		MaxLabelsPerRequest:      1_000_000,
+		MaxSamplesPerRequest:     1_000_000,
+		MaxInflightWriteRequests: 64,
+		MaxInflightWriteBytes:    256 << 20,
+		WriteRequestTimeout:      time.Minute,
 	}
 }
 
@@ -48,6 +84,15 @@ func (l Limits) Validate() error {
 		return errors.New("max label name and value lengths must be positive")
 	case l.MaxFutureDrift < 0:
 		return fmt.Errorf("max future drift %s is negative", l.MaxFutureDrift)
+	case l.MaxSeriesPerRequest <= 0 || l.MaxLabelsPerRequest <= 0 || l.MaxSamplesPerRequest <= 0:
+		return errors.New("max series, labels and samples per request must be positive")
+	case l.WriteRequestTimeout <= 0:
+		return fmt.Errorf("write request timeout %s must be positive", l.WriteRequestTimeout)
+	case l.MaxInflightWriteRequests <= 0:
+		return fmt.Errorf("max in-flight write requests %d must be positive", l.MaxInflightWriteRequests)
+	case l.MaxInflightWriteBytes < l.MaxCompressedBodyBytes:
+		return fmt.Errorf("max in-flight write bytes %d is below max compressed body bytes %d: the largest body could never be admitted",
+			l.MaxInflightWriteBytes, l.MaxCompressedBodyBytes)
 	}
 	return nil
 }
@@ -82,32 +127,19 @@ func invalid(reason, format string, args ...any) *refusal {
 }
 
 // IsValidLabelName reports whether name matches [a-zA-Z_][a-zA-Z0-9_]*.
-func IsValidLabelName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+//
+// The project has one naming rule, Prometheus's legacy one, checked by
+// one function wherever a name is accepted or made: this one and
+// model.LegacyValidation.IsValidLabelName, which it calls, in ingest,
+// relabel, rules, SLOs, the prober and the engine's label_replace,
+// label_join and count_values. So a recording rule cannot make a name
+// that ingest refuses. tsdb and relabel import nothing of the project,
+// hence a function of prometheus/common/model rather than one of ours.
+func IsValidLabelName(name string) bool { return model.LegacyValidation.IsValidLabelName(name) }
 
-// IsValidMetricName reports whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*.
-func IsValidMetricName(name string) bool {
-	if name == "" {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c == '_' || c == ':' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
+// IsValidMetricName reports whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*,
+// with model.LegacyValidation as IsValidLabelName does.
+func IsValidMetricName(name string) bool { return model.LegacyValidation.IsValidMetricName(name) }
 
 // validateLabel checks one label pair against the naming rules and limits.
 func validateLabel(l Label, lim *Limits) *refusal {
@@ -133,6 +165,19 @@ func validateLabel(l Label, lim *Limits) *refusal {
 // Senders send labels sorted (the remote-write spec requires it), so the
 // common path checks order and duplicates in one pass and never sorts.
 func buildLabels(src []Label, lim *Limits, b *labels.ScratchBuilder, lset *labels.Labels) *refusal {
+	// Counted before anything is built: a series of a million labels
+	// must not grow the pooled builder to a million.
+	if len(src) > lim.MaxLabelsPerSeries {
+		n := 0
+		for _, l := range src {
+			if l.Value != "" {
+				n++
+			}
+		}
+		if n > lim.MaxLabelsPerSeries {
+			return invalid(reasonTooManyLabels, "series %s has %d labels, more than the limit of %d", metricNameOf(src), n, lim.MaxLabelsPerSeries)
+		}
+	}
 	b.Reset()
 	sorted, hasName, n, prev := true, false, 0, ""
 	for _, l := range src {

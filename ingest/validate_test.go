@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -42,6 +43,8 @@ func TestBuildLabels(t *testing.T) {
 		{"missing name", []Label{{"a", "1"}}, "", reasonMissingMetricName},
 		{"empty metric name is missing", []Label{{"__name__", ""}, {"a", "1"}}, "", reasonInvalidMetricName},
 		{"too many", []Label{{"__name__", "up"}, {"a", "1"}, {"b", "1"}, {"c", "1"}}, "", reasonTooManyLabels},
+		{"many empty values do not count", append([]Label{{"__name__", "up"}, {"a", "1"}}, emptyValues(100)...), `{__name__="up", a="1"}`, ""},
+		{"far too many, counted before building", manyLabels(100_000), "", reasonTooManyLabels},
 		{"empty values do not count", []Label{{"__name__", "up"}, {"a", "1"}, {"b", "1"}, {"c", ""}}, `{__name__="up", a="1", b="1"}`, ""},
 		{"long name", []Label{{"__name__", "up"}, {strings.Repeat("a", 1025), "1"}}, "", reasonLabelNameTooLong},
 		{"long value", []Label{{"__name__", "up"}, {"a", strings.Repeat("v", 4097)}}, "", reasonLabelValueTooLong},
@@ -60,4 +63,22 @@ func TestBuildLabels(t *testing.T) {
 			t.Errorf("%s: built %s, want %s", c.name, lset.String(), c.want)
 		}
 	}
+}
+
+// manyLabels is a series of up and n labels with values.
+func manyLabels(n int) []Label {
+	ls := []Label{{"__name__", "up"}}
+	for i := range n {
+		ls = append(ls, Label{Name: "l" + strconv.Itoa(i), Value: "v"})
+	}
+	return ls
+}
+
+// emptyValues is n labels with empty values.
+func emptyValues(n int) []Label {
+	ls := make([]Label, n)
+	for i := range ls {
+		ls[i].Name = "e" + strconv.Itoa(i)
+	}
+	return ls
 }

@@ -25,12 +25,16 @@ type BigValues struct {
 	// Prefixes group keys (longest match); empty groups by Kubernetes'
 	// /registry/<resource>/.
 	Prefixes []string
-	Paging   Paging
+	// MaxPrefixes bounds the prefixes whose big values are held and
+	// reported; big values under further prefixes count under "other".
+	MaxPrefixes int
+	Paging      Paging
 }
 
-// DefaultBigValues reports the 10 largest values over 100 KiB per prefix.
+// DefaultBigValues reports the 10 largest values over 100 KiB per prefix,
+// for at most 100 prefixes.
 func DefaultBigValues() BigValues {
-	return BigValues{Threshold: 100 << 10, TopN: 10, Paging: DefaultPaging()}
+	return BigValues{Threshold: 100 << 10, TopN: 10, MaxPrefixes: 100, Paging: DefaultPaging()}
 }
 
 // Validate checks the settings.
@@ -40,6 +44,9 @@ func (b BigValues) Validate() error {
 	}
 	if b.TopN < 1 {
 		return errors.New("big_values: top_n must be positive")
+	}
+	if b.MaxPrefixes < 1 {
+		return errors.New("big_values: max_prefixes must be positive")
 	}
 	if err := b.Paging.Validate(); err != nil {
 		return fmt.Errorf("big_values: %w", err)
@@ -65,8 +72,7 @@ func (b BigValues) Inspect(ctx context.Context, s *Session, _ any) (Result, erro
 		if int64(len(kv.Value)) < b.Threshold {
 			return
 		}
-		p := g.group(kv.Key)
-		counts[p]++
+		p := countIn(counts, g.group(kv.Key), 1, b.MaxPrefixes)
 		top[p] = insertTop(top[p], bigValue{key: labelValue(kv.Key), prefix: p, size: len(kv.Value)}, b.TopN)
 	})
 	if err != nil {

@@ -48,7 +48,11 @@ func (Consistency) Inspect(ctx context.Context, s *Session, _ any) (Result, erro
 	data := make([]memberData, len(ok))
 	var wg sync.WaitGroup
 	for i, st := range ok {
-		wg.Go(func() { data[i] = readMember(ctx, s, st, rev) })
+		data[i].memberStatus = st
+		wg.Go(func() {
+			defer recoverInto(&data[i].Err)
+			data[i] = readMember(ctx, s, st, rev)
+		})
 	}
 	wg.Wait()
 	var res Result

@@ -108,7 +108,7 @@ func (h Health) memberFindings(st memberStatus) []Finding {
 	}
 	r := st.Resp
 	info := append(slices.Clone(ls), labels.Label{Name: "member", Value: memberID(r.Header.MemberId)},
-		labels.Label{Name: "version", Value: r.Version})
+		labels.Label{Name: "version", Value: labelValue([]byte(r.Version))})
 	fs := []Finding{
 		{Name: "etcdgate_inspection_member_up", Labels: ls, Value: 1},
 		{Name: "etcdgate_inspection_member_info", Labels: info, Value: 1},
@@ -141,8 +141,11 @@ func (h Health) memberProblems(st memberStatus) []string {
 	if lag := r.RaftIndex - min(r.RaftAppliedIndex, r.RaftIndex); lag > h.MaxApplyLag {
 		ps = append(ps, fmt.Sprintf("member %s applies %d raft entries behind its commit index", st.Endpoint, lag))
 	}
-	for _, e := range r.Errors {
-		ps = append(ps, fmt.Sprintf("member %s reports: %s", st.Endpoint, e))
+	for _, e := range r.Errors[:min(len(r.Errors), maxMemberErrors)] {
+		ps = append(ps, fmt.Sprintf("member %s reports: %s", st.Endpoint, truncate(e, 256)))
+	}
+	if len(r.Errors) > maxMemberErrors {
+		ps = append(ps, fmt.Sprintf("member %s reports %d more errors", st.Endpoint, len(r.Errors)-maxMemberErrors))
 	}
 	return ps
 }
@@ -155,7 +158,10 @@ func (h Health) clusterChecks(ctx context.Context, s *Session, state *healthStat
 	if al, err := s.Client.AlarmList(ctx); err != nil {
 		ps = append(ps, fmt.Sprintf("alarm list: %v", err))
 	} else {
-		for _, a := range al.Alarms {
+		for i, a := range al.Alarms {
+			if a == nil || i >= maxListed {
+				continue
+			}
 			fs = append(fs, Finding{Name: "etcdgate_inspection_alarm", Value: 1, Labels: []labels.Label{
 				{Name: "alarm", Value: a.Alarm.String()}, {Name: "member", Value: memberID(a.MemberID)}}})
 			ps = append(ps, fmt.Sprintf("alarm %s on member %s", a.Alarm, memberID(a.MemberID)))
@@ -168,9 +174,14 @@ func (h Health) clusterChecks(ctx context.Context, s *Session, state *healthStat
 	if err != nil {
 		return fs, append(ps, fmt.Sprintf("member list: %v", err))
 	}
-	state.Members = make(map[uint64]string, len(ml.Members))
+	state.Members = make(map[uint64]string, min(len(ml.Members), maxListed))
 	for _, m := range ml.Members {
-		state.Members[m.ID] = m.Name
+		if m != nil && len(state.Members) < maxListed {
+			state.Members[m.ID] = labelValue([]byte(m.Name))
+		}
+	}
+	if len(ml.Members) > maxListed {
+		ps = append(ps, fmt.Sprintf("member list has %d members; only the first %d are compared", len(ml.Members), maxListed))
 	}
 	fs = append(fs, Finding{Name: "etcdgate_inspection_members", Value: float64(len(ml.Members))})
 	if prevMembers != nil {

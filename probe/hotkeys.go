@@ -25,7 +25,8 @@ type HotKeys struct {
 	WarnWritesPerSecond float64
 	// MaxKeys bounds the distinct keys counted one by one in a window;
 	// writes to further keys count for their prefix only. It bounds
-	// memory when a window sees a bulk load of new keys.
+	// memory when a window sees a bulk load of new keys. It bounds the
+	// distinct prefixes too (further ones count under "other").
 	MaxKeys int
 }
 
@@ -57,6 +58,9 @@ func (h HotKeys) Inspect(ctx context.Context, s *Session, _ any) (Result, error)
 	// A watch on an unreachable cluster waits silently: a read first
 	// makes such a cluster fail fast, and gives the revision to watch from.
 	cur, err := s.Client.Get(ctx, "\x00")
+	if err == nil {
+		err = needHeader(cur.Header, "range")
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("read revision: %w", err)
 	}
@@ -71,8 +75,11 @@ func (h HotKeys) Inspect(ctx context.Context, s *Session, _ any) (Result, error)
 			return Result{}, fmt.Errorf("watch from revision %d: %w", cur.Header.Revision+1, err)
 		}
 		for _, ev := range wr.Events {
+			if ev == nil || ev.Kv == nil {
+				continue
+			}
 			total++
-			prefixes[g.group(ev.Kv.Key)]++
+			countIn(prefixes, g.group(ev.Kv.Key), 1, h.MaxKeys)
 			k := labelValue(ev.Kv.Key)
 			if _, ok := keys[k]; ok || len(keys) < h.MaxKeys {
 				keys[k]++

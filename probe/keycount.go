@@ -94,7 +94,10 @@ func (k KeyCount) count(ctx context.Context, s *Session) (int64, map[string]int6
 	counts := map[string]int64{}
 	if len(k.Prefixes) == 0 {
 		g := newPrefixGrouper(nil)
-		st, err := k.Paging.scan(ctx, s, true, func(kv *mvccpb.KeyValue) { counts[g.group(kv.Key)]++ })
+		// Holding ten times the groups reported keeps the largest right
+		// unless the keyspace is mostly small random prefixes.
+		limit := max(10*k.MaxPrefixes, 1000)
+		st, err := k.Paging.scan(ctx, s, true, func(kv *mvccpb.KeyValue) { countIn(counts, g.group(kv.Key), 1, limit) })
 		if err != nil {
 			return 0, nil, err
 		}
@@ -107,6 +110,9 @@ func (k KeyCount) count(ctx context.Context, s *Session) (int64, map[string]int6
 	})
 	if err != nil {
 		return 0, nil, fmt.Errorf("count keys: %w", err)
+	}
+	if err := needHeader(total.Header, "count keys"); err != nil {
+		return 0, nil, err
 	}
 	for _, p := range k.Prefixes {
 		resp, err := c.Get(ctx, p, clientv3.WithPrefix(), clientv3.WithCountOnly(), clientv3.WithSerializable(),

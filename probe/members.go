@@ -13,7 +13,7 @@ import (
 // memberStatus is one endpoint's answer to Status.
 type memberStatus struct {
 	Endpoint string
-	Resp     *clientv3.StatusResponse // nil when Err is set
+	Resp     *clientv3.StatusResponse // nil when Err is set; else Resp.Header is set
 	Latency  time.Duration
 	Err      error
 }
@@ -32,9 +32,14 @@ func statusAll(ctx context.Context, s *Session) []memberStatus {
 	out := make([]memberStatus, len(s.Target.Endpoints))
 	var wg sync.WaitGroup
 	for i, ep := range s.Target.Endpoints {
+		out[i].Endpoint = ep
 		wg.Go(func() {
+			defer recoverInto(&out[i].Err)
 			start := time.Now()
 			resp, err := s.Client.Status(sctx, ep)
+			if err == nil && (resp == nil || resp.Header == nil) {
+				resp, err = nil, ErrNoHeader
+			}
 			out[i] = memberStatus{Endpoint: ep, Resp: resp, Latency: time.Since(start), Err: err}
 			switch {
 			case err != nil && sctx.Err() != nil && ctx.Err() == nil:

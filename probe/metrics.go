@@ -13,6 +13,7 @@ type metrics struct {
 	targets    prometheus.Gauge
 	running    prometheus.Gauge
 	delayed    prometheus.Counter
+	panics     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,9 +51,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "etcdgate_probe_delayed_runs_total",
 			Help: "Times a due inspection waited because the concurrency limit was reached.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_probe_panics_total",
+			Help: "Inspection runs that panicked (each is a failed record), by inspection.",
+		}, []string{"inspection"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.runs, m.duration, m.requests, m.bytes, m.emitErrors, m.targets, m.running, m.delayed)
+		reg.MustRegister(m.runs, m.duration, m.requests, m.bytes, m.emitErrors, m.targets, m.running, m.delayed, m.panics)
 	}
 	return m
 }

@@ -51,6 +51,18 @@ func (g prefixGrouper) group(key []byte) string {
 	return otherPrefix
 }
 
+// countIn adds n to counts[group], or to counts[otherPrefix] once counts
+// holds limit groups and group is not one of them, so that a keyspace of
+// random prefixes cannot grow the map past limit+1 entries. It returns
+// the group counted.
+func countIn[V int | int64](counts map[string]V, group string, n V, limit int) string {
+	if _, ok := counts[group]; !ok && len(counts) >= limit {
+		group = otherPrefix
+	}
+	counts[group] += n
+	return group
+}
+
 // validatePrefixes refuses empty and duplicate prefixes.
 func validatePrefixes(what string, prefixes []string) error {
 	seen := map[string]bool{}

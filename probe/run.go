@@ -21,13 +21,16 @@ type RunnerOptions struct {
 	Records    *RecordStore
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// MaxResponseBytes bounds one etcd answer (0: DefaultMaxResponseBytes).
+	MaxResponseBytes int
 }
 
 // Runner runs one inspection against one target and publishes what it
 // found: series to the Emitter, a record to the RecordStore.
 type Runner struct {
-	opts    RunnerOptions
-	metrics *metrics
+	opts    RunnerOptions // immutable
+	metrics *metrics      // immutable
+	panics  *throttle     // one log line per target and inspection a minute
 }
 
 // NewRunner returns a Runner; its metrics are registered with
@@ -36,7 +39,7 @@ func NewRunner(opts RunnerOptions) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{opts: opts, metrics: newMetrics(opts.Registerer)}
+	return &Runner{opts: opts, metrics: newMetrics(opts.Registerer), panics: newThrottle(time.Minute)}
 }
 
 // Run runs insp once against t within timeout. prev is the state the
@@ -57,6 +60,9 @@ func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout tim
 		rec.Status, rec.Message = StatusFailed, "interrupted: "+context.Cause(ctx).Error()
 		return rec, nil
 	}
+	if pe := (*panicError)(nil); errors.As(err, &pe) {
+		r.logPanic(&rec, pe)
+	}
 	if err != nil {
 		rec.Status, rec.Message = StatusFailed, err.Error()
 		res = Result{}
@@ -65,6 +71,11 @@ func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout tim
 		if rec.Status == "" {
 			rec.Status = StatusSuccess
 		}
+	}
+	rec.Message = truncate(rec.Message, maxMessage)
+	if len(res.Findings) > maxFindings {
+		rec.Message = truncate(fmt.Sprintf("%s; %d findings, only the first %d kept", rec.Message, len(res.Findings), maxFindings), maxMessage)
+		res.Findings = res.Findings[:maxFindings]
 	}
 	m := r.metrics
 	m.runs.WithLabelValues(rec.Inspection, string(rec.Status)).Inc()
@@ -83,17 +94,32 @@ func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout tim
 	return rec, res.State
 }
 
-// inspect connects and runs the inspection, bounding both by timeout.
-func (r *Runner) inspect(ctx context.Context, t Target, insp Inspection, timeout time.Duration, prev any) (Result, int64, int64, error) {
+// logPanic logs a run's panic with its stack, at most once a minute per
+// target and inspection, and counts it.
+func (r *Runner) logPanic(rec *Record, pe *panicError) {
+	r.metrics.panics.WithLabelValues(rec.Inspection).Inc()
+	ok, suppressed := r.panics.allow(rec.Cluster+"\x00"+rec.Inspection, time.Now())
+	if !ok {
+		return
+	}
+	r.opts.Logger.Error("inspection panicked; its run is failed", "cluster", rec.Cluster, "inspection", rec.Inspection,
+		"panic", truncate(fmt.Sprint(pe.value), maxMessage), "suppressed", suppressed, "stack", string(pe.stack))
+}
+
+// inspect connects and runs the inspection, bounding both by timeout. A
+// panic of the inspection is returned as an error wrapping ErrPanic.
+func (r *Runner) inspect(ctx context.Context, t Target, insp Inspection, timeout time.Duration, prev any) (
+	res Result, requests, bytes int64, err error) {
+	defer recoverInto(&err)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	s, err := Dial(t)
+	s, err := Dial(t, r.opts.MaxResponseBytes)
 	if err != nil {
 		return Result{}, 0, 0, err
 	}
 	defer s.Close()
-	res, err := insp.Inspect(ctx, s, prev)
-	requests, bytes := s.Load()
+	defer func() { requests, bytes = s.Load() }()
+	res, err = insp.Inspect(ctx, s, prev)
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		// The error itself often says only "context deadline exceeded":
 		// say what that means for an inspection.

@@ -8,9 +8,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -24,8 +27,10 @@ type Session struct {
 	Client *clientv3.Client
 
 	cfg      clientv3.Config
+	maxResp  int // immutable: the largest answer accepted, in bytes
 	requests atomic.Int64
 	bytes    atomic.Int64
+	largest  atomic.Int64 // the largest answer received, in bytes
 
 	mu      sync.Mutex                  // guards members
 	members map[string]*clientv3.Client // per-endpoint clients, made on demand
@@ -37,17 +42,23 @@ const dialTimeout = 5 * time.Second
 
 // Dial connects to the target. Connections are made lazily by gRPC, so an
 // unreachable cluster shows at the first request, bounded by its context.
-func Dial(t Target) (*Session, error) {
+// No answer over maxResponseBytes (0: DefaultMaxResponseBytes) is
+// received: gRPC refuses it from its length prefix, before allocating.
+func Dial(t Target, maxResponseBytes int) (*Session, error) {
 	tc, err := t.TLS.Load()
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Target: t, members: map[string]*clientv3.Client{}}
+	if maxResponseBytes <= 0 {
+		maxResponseBytes = DefaultMaxResponseBytes
+	}
+	s := &Session{Target: t, maxResp: maxResponseBytes, members: map[string]*clientv3.Client{}}
 	s.cfg = clientv3.Config{
-		Endpoints:   t.Endpoints,
-		DialTimeout: dialTimeout,
-		TLS:         tc,
-		Logger:      zap.NewNop(),
+		Endpoints:          t.Endpoints,
+		DialTimeout:        dialTimeout,
+		TLS:                tc,
+		Logger:             zap.NewNop(),
+		MaxCallRecvMsgSize: maxResponseBytes,
 		// The client otherwise retries an unavailable endpoint until the
 		// context ends; an inspection wants the first error, clearly.
 		MaxUnaryRetries: 1,
@@ -117,6 +128,9 @@ func (s *Session) Close() {
 // Load returns the requests sent and the bytes received so far.
 func (s *Session) Load() (requests, bytes int64) { return s.requests.Load(), s.bytes.Load() }
 
+// Largest returns the size of the largest answer received so far.
+func (s *Session) Largest() int64 { return s.largest.Load() }
+
 func (s *Session) countUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn,
 	invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	// clientv3 makes every call wait for a ready connection, so a dead
@@ -125,10 +139,37 @@ func (s *Session) countUnary(ctx context.Context, method string, req, reply any,
 	// interceptor still tries another endpoint.
 	err := invoker(ctx, method, req, reply, cc, append(opts, grpc.WaitForReady(false))...)
 	s.requests.Add(1)
-	if m, ok := reply.(proto.Message); ok && err == nil {
-		s.bytes.Add(int64(proto.Size(m)))
+	if err == nil {
+		s.received(reply)
+		err = checkHeader(method, reply)
 	}
 	return err
+}
+
+// received counts the bytes of an answer.
+func (s *Session) received(m any) {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return
+	}
+	n := int64(proto.Size(pm))
+	s.bytes.Add(n)
+	for {
+		l := s.largest.Load()
+		if n <= l || s.largest.CompareAndSwap(l, n) {
+			return
+		}
+	}
+}
+
+// checkHeader refuses an answer without its response header, as a buggy
+// member, a fake or a proxy may send: every etcd answer has one, and the
+// inspections read revisions and member IDs from it.
+func checkHeader(method string, reply any) error {
+	if h, ok := reply.(interface{ GetHeader() *pb.ResponseHeader }); ok && h.GetHeader() == nil {
+		return fmt.Errorf("%s: %w", method, ErrNoHeader)
+	}
+	return nil
 }
 
 func (s *Session) countStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string,
@@ -150,8 +191,29 @@ type countedStream struct {
 
 func (c *countedStream) RecvMsg(m any) error {
 	err := c.ClientStream.RecvMsg(m)
-	if pm, ok := m.(proto.Message); ok && err == nil {
-		c.s.bytes.Add(int64(proto.Size(pm)))
+	if err == nil {
+		c.s.received(m)
+		err = checkWatch(m)
 	}
 	return err
+}
+
+// checkWatch refuses a watch answer the client cannot take: clientv3
+// reads every event's key-value in its own goroutine, where a nil one
+// would end the process. The error's code ends the watch (clientv3
+// retries only Unavailable and Internal), so the inspection fails.
+func checkWatch(m any) error {
+	wr, ok := m.(*pb.WatchResponse)
+	if !ok {
+		return nil
+	}
+	if wr.Header == nil {
+		return status.Error(codes.DataLoss, "watch: "+ErrNoHeader.Error())
+	}
+	for _, ev := range wr.Events {
+		if ev == nil || ev.Kv == nil {
+			return status.Error(codes.DataLoss, "watch: "+ErrNoKeyValue.Error())
+		}
+	}
+	return nil
 }

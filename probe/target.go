@@ -20,6 +20,11 @@ import (
 // rules join inspections with metrics by the same labels.
 var StandardLabels = []string{"cluster", "product", "scenario", "size", "region"}
 
+// MaxEndpoints bounds the endpoints of a target: etcd clusters have 3 to
+// 7 members (a cluster's member list is capped by etcd at a few dozen in
+// practice), and each endpoint costs every run a connection.
+const MaxEndpoints = 64
+
 // Target is one etcd cluster to inspect.
 type Target struct {
 	// Cluster is the cluster's ID, the value of the cluster label. It
@@ -85,6 +90,11 @@ func (t *Target) Validate(known []string) error {
 	}
 	if len(t.Endpoints) == 0 {
 		return fmt.Errorf("target %q: no endpoints", t.Cluster)
+	}
+	if len(t.Endpoints) > MaxEndpoints {
+		// Each endpoint costs a connection and a goroutine per run; a
+		// registry record is not trusted with more.
+		return fmt.Errorf("target %q: %d endpoints: at most %d", t.Cluster, len(t.Endpoints), MaxEndpoints)
 	}
 	for _, ep := range t.Endpoints {
 		u, err := url.Parse(ep)

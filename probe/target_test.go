@@ -13,6 +13,7 @@ func TestTargetValidate(t *testing.T) {
 	}
 	for want, tg := range map[string]Target{
 		"cluster is empty":                             {Endpoints: ok.Endpoints},
+		`target "c": 65 endpoints: at most 64`:         {Cluster: "c", Endpoints: make([]string, 65)},
 		`target "c": no endpoints`:                     {Cluster: "c"},
 		`endpoint "10.0.0.1:2379": want http://`:       {Cluster: "c", Endpoints: []string{"10.0.0.1:2379"}},
 		"tls cert_file and key_file go together":       {Cluster: "c", Endpoints: ok.Endpoints, TLS: TLSConfig{CertFile: "x.pem"}},
@@ -53,6 +54,8 @@ func TestSettingsValidate(t *testing.T) {
 		`key_count: duplicate prefix "/a/"`:          func(s *Settings) { s.KeyCount.Prefixes = []string{"/a/", "/a/"} },
 		"hot_keys: window 10ms: want at least 100ms": func(s *Settings) { s.HotKeys.Window = 10 * time.Millisecond },
 		"hot_keys: empty prefix":                     func(s *Settings) { s.HotKeys.Prefixes = []string{""} },
+		"big_values: max_prefixes must be positive":  func(s *Settings) { s.BigValues.MaxPrefixes = 0 },
+		"key_count: max_keys 0: want at least 1":     func(s *Settings) { s.KeyCount.Paging.MaxKeys = 0 },
 	} {
 		s := DefaultSettings()
 		edit(&s)

@@ -54,15 +54,37 @@ func (p *Pipeline) RegistryErrorCounter(source string) func(error) {
 // stale and is recomputed on its series' next sample; ingestion does not
 // wait.
 func (p *Pipeline) SetConfig(c Config) error {
-	next, err := compile(c)
+	next, err := Compile(c)
 	if err != nil {
 		return err
 	}
-	prev := p.rules.Swap(next)
-	if !sameSizeRules(prev.sizes, next.sizes) {
+	p.SetCompiled(next)
+	return nil
+}
+
+// Compiled is a configuration compiled and validated by Compile, ready
+// to swap in with SetCompiled, which cannot fail: a reload prepares
+// every part before it changes any.
+type Compiled struct{ c *compiled }
+
+// Compile compiles and validates c.
+func Compile(c Config) (Compiled, error) {
+	next, err := compile(c)
+	if err != nil {
+		return Compiled{}, err
+	}
+	return Compiled{next}, nil
+}
+
+// SetCompiled swaps in a compiled configuration, as SetConfig does.
+func (p *Pipeline) SetCompiled(c Compiled) {
+	if c.c == nil {
+		panic("BUG: relabel: SetCompiled with a Compiled not made by Compile")
+	}
+	prev := p.rules.Swap(c.c)
+	if !sameSizeRules(prev.sizes, c.c.sizes) {
 		p.sizes.reset()
 	}
-	return nil
 }
 
 func sameSizeRules(a, b []SizeRule) bool {

@@ -118,6 +118,13 @@ func (r *Registry) etcdRecord(cluster string) *Record {
 	return r.etcd[cluster]
 }
 
+// etcdLen returns the number of clusters registered in etcd.
+func (r *Registry) etcdLen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.etcd)
+}
+
 // SetFile replaces the clusters from the registry file. Records equal to
 // the previous ones keep their identity, so their series stay cached.
 func (r *Registry) SetFile(recs map[string]*Record) {

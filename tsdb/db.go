@@ -28,6 +28,15 @@ type Options struct {
 	// Retention is how much data, behind the newest sample, the store
 	// keeps. Whole buckets (Head.ChunkRange) older than that are dropped.
 	Retention time.Duration
+	// WALRecoveryInterval is how often a failed WAL is retried: a
+	// checkpoint onto a fresh segment, which clears the failure if the
+	// disk accepts it again.
+	WALRecoveryInterval time.Duration
+
+	// WALFS is the file system of the WAL and the head snapshot's
+	// directory; nil is the real one. Tests set a FaultFS to inject
+	// failures.
+	WALFS WALFS
 }
 
 // DefaultOptions returns the options etcdgate runs with by default.
@@ -38,10 +47,18 @@ func DefaultOptions() Options {
 		WALSyncInterval: 100 * time.Millisecond,
 		// Two minutes bound the WAL a restart replays: at a million series
 		// scraped every 15 s, 8M samples, ~12 s of replay.
-		CheckpointInterval: 2 * time.Minute,
-		StalenessPeriod:    15 * time.Minute,
-		Retention:          15 * 24 * time.Hour,
+		CheckpointInterval:  2 * time.Minute,
+		StalenessPeriod:     15 * time.Minute,
+		Retention:           15 * 24 * time.Hour,
+		WALRecoveryInterval: 5 * time.Second,
 	}
+}
+
+func (o Options) fs() WALFS {
+	if o.WALFS == nil {
+		return OSFS{}
+	}
+	return o.WALFS
 }
 
 // Validate reports the first invalid option.
@@ -54,6 +71,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("wal sync %q: want none or interval", o.WALSync)
 	case o.WALSync == WALSyncInterval && o.WALSyncInterval <= 0:
 		return fmt.Errorf("wal sync interval %s must be positive", o.WALSyncInterval)
+	case o.WALRecoveryInterval <= 0:
+		return fmt.Errorf("WAL recovery interval %s must be positive", o.WALRecoveryInterval)
 	case o.CheckpointInterval <= 0:
 		return fmt.Errorf("checkpoint interval %s must be positive", o.CheckpointInterval)
 	case o.StalenessPeriod <= o.Head.OutOfOrderWindow:
@@ -68,11 +87,13 @@ func (o Options) Validate() error {
 // acknowledged sample survive a crash, and badger holding the series
 // index and closed chunks.
 //
-// Durability rule: a commit is logged to the WAL before it is applied to
-// the head, under commitMu held shared; a checkpoint cuts the WAL under
-// commitMu held exclusively, so every record below the cut is already in
-// the head when the checkpoint walks it, and therefore in the store when
-// the checkpoint ends and deletes those segments.
+// Durability rule: a commit is written to the WAL before it is applied to
+// the head, both under commitMu held shared (the wait for its fsync comes
+// after, without the lock); a checkpoint cuts the WAL under commitMu held
+// exclusively, so every record below the cut is already in the head when
+// the checkpoint walks it, and therefore in the store when the checkpoint
+// ends and deletes those segments. The cut only switches files: fsyncs
+// run outside the lock, so no commit waits for a checkpoint's disk I/O.
 type DB struct {
 	dir     string
 	opts    Options
@@ -84,6 +105,10 @@ type DB struct {
 
 	commitMu     sync.RWMutex // shared by commits, exclusive to a WAL cut
 	checkpointMu sync.Mutex   // one checkpoint or retention pass at a time
+	// lastCut is the WAL segment of the snapshot in place: the WAL is
+	// kept from the previous snapshot's segment on, for a recovery that
+	// must fall back to it. Guarded by checkpointMu.
+	lastCut int
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -112,15 +137,15 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st,
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
 	db.metrics = newDBMetrics(reg)
-	if err := db.recover(); err != nil {
-		st.close()
-		return nil, fmt.Errorf("recover %s: %w", dir, err)
-	}
 	if head.evicted, err = openEvictedStore(st); err != nil {
 		st.close()
 		return nil, err
 	}
-	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
+	if err := db.recover(); err != nil {
+		st.close()
+		return nil, fmt.Errorf("recover %s: %w", dir, err)
+	}
+	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
 		st.close()
 		return nil, err
 	}
@@ -133,6 +158,10 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	return db, nil
 }
 
+// Err reports why the DB cannot accept writes: nil, or an error wrapping
+// ErrWALFailed and its cause.
+func (db *DB) Err() error { return db.wal.failure() }
+
 // Head returns the in-memory head.
 func (db *DB) Head() *Head { return db.head }
 
@@ -142,15 +171,34 @@ func (db *DB) SetLimits(l HeadLimits) { db.head.SetLimits(l) }
 // Stats returns the head's cardinality statistics.
 func (db *DB) Stats(limit int) Stats { return db.head.Stats(limit) }
 
-// run checkpoints and applies retention every CheckpointInterval.
+// run checkpoints and applies retention every CheckpointInterval, and
+// retries a failed WAL every WALRecoveryInterval, backing off to every
+// 16th after repeated failures: each attempt is a whole checkpoint.
 func (db *DB) run() {
 	defer close(db.done)
 	t := time.NewTicker(db.opts.CheckpointInterval)
 	defer t.Stop()
+	retry := time.NewTicker(db.opts.WALRecoveryInterval)
+	defer retry.Stop()
+	failures, skip := 0, 0
 	for {
 		select {
 		case <-db.stop:
 			return
+		case <-retry.C:
+			switch {
+			case db.wal.failure() == nil:
+				failures, skip = 0, 0
+			case skip > 0:
+				skip--
+			default:
+				if err := db.Checkpoint(); err != nil {
+					failures++
+					skip = 1<<min(failures, 4) - 1
+					db.logger.Warn("WAL recovery failed; writes stay refused", "err", err, "next_attempt_in", db.opts.WALRecoveryInterval*time.Duration(skip+1))
+				}
+			}
+			continue
 		case <-t.C:
 		}
 		if err := db.Checkpoint(); err != nil {

@@ -39,8 +39,10 @@ func (a *dbAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error) 
 }
 
 // Commit writes one WAL record (the series not yet logged, then the
-// samples) and applies the samples to the head. A WAL error is returned
-// and nothing is applied: the client retries.
+// samples) and applies the samples to the head, then waits for the fsync
+// the sync mode promises. A WAL write error is returned and nothing is
+// applied; after an fsync error the samples are in the head but not
+// acknowledged. Either error wraps ErrWALFailed: the client retries.
 func (a *dbAppender) Commit() error {
 	defer a.release()
 	if len(a.ha.samples) == 0 {
@@ -59,15 +61,21 @@ func (a *dbAppender) Commit() error {
 	a.rec = appendWALSamples(appendWALSeries(a.rec[:0], a.series), a.samples)
 
 	a.db.commitMu.RLock()
-	defer a.db.commitMu.RUnlock()
-	if err := a.db.wal.log(a.rec); err != nil {
+	seq, err := a.db.wal.write(a.rec)
+	if err != nil {
+		a.db.commitMu.RUnlock()
 		a.ha.Rollback()
 		return err
 	}
 	for _, s := range a.logged {
 		s.logged.Store(true)
 	}
-	return a.ha.Commit()
+	err = a.ha.Commit()
+	a.db.commitMu.RUnlock()
+	if err != nil {
+		return err
+	}
+	return a.db.wal.waitSynced(seq)
 }
 
 func (a *dbAppender) Rollback() {

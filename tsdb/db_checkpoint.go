@@ -46,16 +46,25 @@ func (db *DB) Checkpoint() (err error) {
 	}()
 
 	db.commitMu.Lock()
-	seg, err := db.wal.cut()
+	seg, recovering, err := db.wal.cut()
 	db.commitMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("cut WAL: %w", err)
 	}
-	snap, err := createSnapshot(db.dir, seg)
+	// The segments below the cut are synced before the snapshot that
+	// replaces them is written; a failed WAL's are not trusted at all:
+	// the head, which holds everything acknowledged, is checkpointed.
+	if err := db.wal.syncSegments(recovering); err != nil {
+		return err
+	}
+	snap, err := createSnapshot(db.dir, seg, db.opts.fs())
 	if err != nil {
 		return err
 	}
-	staleBefore := db.head.MaxTime() - db.opts.StalenessPeriod.Milliseconds()
+	staleBefore := int64(minInt64) // an empty head: nothing is stale
+	if ref := db.refTime(); ref != minInt64 {
+		staleBefore = ref - db.opts.StalenessPeriod.Milliseconds()
+	}
 	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, snap: snap}
 	if err := db.startEvictions(&cp); err != nil {
 		snap.abort()
@@ -65,8 +74,7 @@ func (db *DB) Checkpoint() (err error) {
 		snap.abort()
 		return err
 	}
-	db.head.flagEpoch = db.head.readers.advance() // see series_evict.go
-	sync := db.opts.WALSync == WALSyncInterval
+	sync := db.opts.WALSync == WALSyncInterval || recovering
 	if sync {
 		if err := db.store.db.Sync(); err != nil {
 			snap.abort()
@@ -82,7 +90,17 @@ func (db *DB) Checkpoint() (err error) {
 	// badger's table builders) that the runtime would return to the OS
 	// only slowly; RSS would stay at the burst's peak for minutes.
 	debug.FreeOSMemory()
-	return db.wal.truncateBefore(seg)
+	// The snapshot just replaced is now head.snapshot.prev: the WAL is
+	// kept from its segment on.
+	keepFrom := db.lastCut
+	db.lastCut = seg
+	if err := db.wal.truncateBefore(keepFrom); err != nil {
+		return err
+	}
+	if recovering {
+		db.wal.recovered()
+	}
+	return nil
 }
 
 type checkpointer struct {

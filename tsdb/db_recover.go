@@ -3,15 +3,20 @@ package tsdb
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"path/filepath"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // recover rebuilds the head: the series index from the store's series
-// records, the open chunks from the head snapshots, then every WAL record
-// written after the last checkpoint.
+// records, the open chunks from the head snapshot, then every WAL record
+// written after the last checkpoint. If the snapshot is missing or
+// corrupt, the series' time ranges come from a scan of badger's chunks,
+// the open chunks from the previous snapshot, and the WAL is replayed
+// from the previous checkpoint on.
 func (db *DB) recover() error {
 	var r walRecordReader
 	err := db.store.scan(prefixSeries, func(key, val []byte) error {
@@ -32,30 +37,132 @@ func (db *DB) recover() error {
 	if err != nil {
 		return fmt.Errorf("load series: %w", err)
 	}
-	from, found, err := readSnapshot(db.dir, db.restoreHeadSnapshot)
-	if err != nil {
-		// The open chunks it held are lost; what the store and the WAL
-		// hold is still served.
-		db.logger.Error("head snapshot unreadable; open chunks of the last checkpoint are lost", "err", err)
+	from, found, err := db.restoreSnapshot(snapshotName, false)
+	if found && err == nil {
+		db.lastCut = from
+		return db.replayWAL(from)
 	}
-	if !found {
+	// Without the newest snapshot, badger's chunks say what each series
+	// holds, the previous snapshot the open chunks of the checkpoint
+	// before, and the WAL, kept from that checkpoint on, the rest.
+	if err != nil {
+		db.logger.Error("head snapshot unreadable; recovering from the store, the previous snapshot and the WAL", "err", err)
+	} else if db.head.NumIndexedSeries() > 0 {
+		db.logger.Warn("head snapshot missing; recovering from the store, the previous snapshot and the WAL")
+	}
+	if err := db.scanChunks(); err != nil {
+		return fmt.Errorf("scan persisted chunks: %w", err)
+	}
+	from, found, err = db.restoreSnapshot(snapshotPrevName, true)
+	if err != nil || !found {
+		if err != nil {
+			db.logger.Error("previous head snapshot unreadable too; the open chunks it held are lost", "err", err)
+		}
 		from = 0
 	}
+	db.lastCut = from
 	return db.replayWAL(from)
 }
 
+// restoreSnapshot restores the open chunks of the snapshot file name in
+// the DB's directory and returns the WAL segment replay starts from. The
+// file is checked whole before anything is restored from it, so that a
+// corrupt one changes nothing. In fallback mode the series' persisted
+// chunks were scanned first: an open chunk badger already holds is not
+// reopened.
+func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, err error) {
+	path := filepath.Join(db.dir, name)
+	if _, found, err = readSnapshotFile(path, func(SeriesRef, headSnapshot) error { return nil }); err != nil || !found {
+		return 0, found, err
+	}
+	return readSnapshotFile(path, func(ref SeriesRef, snap headSnapshot) error {
+		return db.restoreHeadSnapshot(ref, snap, fallback)
+	})
+}
+
+// scanChunks sets each series' time range, persistedMaxT and newest
+// sample from the chunks badger holds: a series record's range says what
+// the series held when the record was written (often in open chunks, so
+// in the lost snapshot), not what badger has. It reads every chunk's key
+// and time range, then the newest chunk of each series for its last value.
+func (db *DB) scanChunks() error {
+	db.head.series.refs.batches(checkpointBatch, func(batch []*memSeries) error {
+		for _, s := range batch {
+			s.mu.Lock()
+			s.minT, s.maxT, s.lastV, s.persistedMaxT = maxInt64, minInt64, 0, minInt64
+			s.mu.Unlock()
+		}
+		return nil
+	})
+	newest := map[SeriesRef][]byte{} // key of each series' newest chunk
+	err := db.store.scan(prefixChunk, func(key, val []byte) error {
+		c, err := decodeChunk(key, val)
+		if err != nil {
+			return err
+		}
+		ref := SeriesRef(binary.BigEndian.Uint64(key[9:17]))
+		s := db.head.series.getByRef(ref)
+		if s == nil {
+			return nil // its series was removed by retention
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.minT = min(s.minT, c.minT)
+		s.persistedMaxT = max(s.persistedMaxT, c.maxT)
+		if c.maxT > s.maxT || newest[ref] == nil {
+			s.maxT = max(s.maxT, c.maxT)
+			newest[ref] = append(newest[ref][:0], key...)
+		}
+		db.head.updateTimeRange(c.minT, c.maxT)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return db.store.db.View(func(txn *badger.Txn) error {
+		for ref, key := range newest {
+			item, err := txn.Get(key)
+			if err != nil {
+				return err
+			}
+			err = item.Value(func(val []byte) error {
+				c, err := decodeChunk(key, val)
+				if err != nil {
+					return err
+				}
+				s := db.head.series.getByRef(ref)
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				if v, ok := chunkValueAt(c, s.maxT); ok {
+					s.lastV = math.Float64bits(v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // restoreHeadSnapshot reopens the open chunk of an active series.
-func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot) error {
+func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback bool) error {
 	s := db.head.series.getByRef(ref)
 	if s == nil {
 		return nil // its series record was removed by retention
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if fallback && snap.maxT <= s.maxT && (snap.chunk == nil || snap.headMinT <= s.persistedMaxT) {
+		return nil // badger holds all of it: a later checkpoint closed the chunk
+	}
 	if !s.active {
 		db.head.activateLocked(s)
 	}
-	s.maxT, s.lastV = snap.maxT, snap.lastV
+	if !fallback || snap.maxT >= s.maxT {
+		s.maxT, s.lastV = snap.maxT, snap.lastV
+	}
 	s.persistedMaxT = max(s.persistedMaxT, snap.headMinT-1)
 	if snap.chunk != nil {
 		if err := s.reopenHeadLocked(snap); err != nil {
@@ -104,8 +211,11 @@ func (db *DB) replayWAL(from int) error {
 	err := replayWAL(filepath.Join(db.dir, "wal"), from, db.logger, func(rec []byte) error {
 		return r.decode(rec, func(ref SeriesRef, lset labels.Labels) error {
 			if h.series.getByRef(ref) == nil {
-				if s := h.restoreSeries(ref, lset); s.ref != ref {
+				s := h.restoreSeries(ref, lset)
+				if s.ref != ref {
 					aliases[ref] = s
+				} else if err := h.restoreEvictedState(s); err != nil { // series_evict.go
+					return err
 				}
 				series++
 			}
@@ -114,6 +224,12 @@ func (db *DB) replayWAL(from int) error {
 			s := h.series.getByRef(smp.ref)
 			if s == nil {
 				s = aliases[smp.ref]
+			}
+			if s == nil { // evicted, its series record logged before the replayed segments
+				var err error
+				if s, err = h.restoreEvicted(smp.ref); err != nil {
+					return err
+				}
 			}
 			if s == nil {
 				orphans++ // its series record was lost with a corrupt segment
@@ -152,7 +268,6 @@ func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 	}
 	if created {
 		s.logged.Store(true)
-		s.evictable = true // inactive: a checkpoint may evict it
 		h.index.add(ref, h.symbols.load(), s.syms)
 		h.numIndexed.Add(1)
 		h.indexBytes.Add(seriesOverhead(len(s.syms)))

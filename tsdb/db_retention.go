@@ -4,17 +4,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
 
 // ApplyRetention drops the store's time buckets that end more than
-// Retention before the newest sample, removes from the index the series
-// with no data left, and lets badger reclaim the space.
+// Retention before the reference time (see refTime), removes from the
+// index the series with no data left, and lets badger reclaim the space.
 func (db *DB) ApplyRetention() error {
 	db.checkpointMu.Lock()
 	defer db.checkpointMu.Unlock()
-	newest := db.head.MaxTime()
+	newest := db.refTime()
 	if newest == minInt64 {
 		return nil
 	}
@@ -41,6 +42,15 @@ func (db *DB) ApplyRetention() error {
 		db.logger.Info("retention applied", "buckets_dropped", dropped, "series_removed", removed, "kept_from_ms", keptFrom)
 	}
 	return nil
+}
+
+// refTime is the time retention and staleness are measured from: the
+// newest sample, unless it is past the wall clock, then the wall clock.
+// One sample stamped years ahead must not expire all history, nor make
+// every series look stale; data written with old timestamps (a backfill,
+// a test) keeps being measured from its own newest sample.
+func (db *DB) refTime() int64 {
+	return min(db.head.MaxTime(), time.Now().UnixMilli())
 }
 
 // dropBucketsThrough drops the chunk buckets up to and including last and
@@ -76,14 +86,17 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 }
 
 // removeExpiredSeries removes inactive series whose newest sample is
-// older than keptFrom, and raises the oldest time of the others.
+// older than keptFrom, and raises the oldest time of the others. A series
+// pinned by an appender that has not committed yet is kept: its commit
+// would otherwise acknowledge samples into a removed series. Deciding
+// under the series' lock, as the appender pins it, makes the two agree.
 func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	h := db.head
 	var expired []*memSeries
 	h.series.refs.batches(checkpointBatch, func(batch []*memSeries) error {
 		for _, s := range batch {
 			s.mu.Lock()
-			if !s.active && s.maxT < keptFrom {
+			if !s.active && s.maxT < keptFrom && s.pins == 0 {
 				s.deleted = true
 				expired = append(expired, s)
 			} else if s.minT < keptFrom {
@@ -96,6 +109,11 @@ func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	if len(expired) == 0 {
 		return 0, nil
 	}
+	// Out of the maps first, before any I/O: an appender that meets a
+	// series marked deleted looks it up again until it is gone. A failed
+	// delete below leaves records without data, which the next start
+	// loads as empty series and the next pass removes.
+	h.removeSeries(expired)
 	wb := db.store.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, s := range expired {
@@ -106,6 +124,5 @@ func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	if err := wb.Flush(); err != nil {
 		return 0, errors.Join(errors.New("delete expired series"), err)
 	}
-	h.removeSeries(expired)
 	return len(expired), nil
 }

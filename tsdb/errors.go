@@ -20,6 +20,16 @@ var (
 	// ErrHeadBytesLimit: a new series was refused because the head's
 	// memory reached limits.max_head_bytes.
 	ErrHeadBytesLimit = errors.New("head memory limit reached")
+	// ErrWALFailed: the WAL cannot write or fsync (a full disk, an I/O
+	// error). Writes are refused, and DB.Err reports it, until the fault
+	// clears and a checkpoint moves the head to a fresh segment; nothing
+	// acknowledged before is lost. Retryable: the API answers 503.
+	ErrWALFailed = errors.New("WAL failed")
+	// ErrCommitTooLarge: one commit's WAL record would exceed the WAL's
+	// record limit (64 MiB); nothing was stored. Permanent for the same
+	// request: the API answers 413, so that senders split or drop it
+	// rather than retry it forever.
+	ErrCommitTooLarge = errors.New("commit too large for one WAL record")
 	// ErrClosed: the head was closed.
 	ErrClosed = errors.New("tsdb head closed")
 )

@@ -49,9 +49,6 @@ type Head struct {
 	// testHookEvicting, set by tests only, runs between taking evicted
 	// series out of the maps and out of the postings.
 	testHookEvicting func()
-	// flagEpoch is the epoch in which the last checkpoint flagged series
-	// evictable. Guarded by the DB's checkpointMu.
-	flagEpoch uint64
 }
 
 // NewHead returns an empty head. Its metrics are registered with reg,
@@ -114,7 +111,7 @@ func seriesOverhead(symBytes int) int64 {
 // activateLocked makes s hold samples again and counts it toward the
 // head's active series. The caller holds s.mu.
 func (h *Head) activateLocked(s *memSeries) {
-	s.active, s.evictable = true, false
+	s.active = true
 	h.chunkBytes.Add(s.chunkBytesLocked())
 	h.numSeries.Add(1)
 }
@@ -124,7 +121,7 @@ func (h *Head) activateLocked(s *memSeries) {
 func (h *Head) deactivateLocked(s *memSeries) {
 	h.chunkBytes.Add(-s.chunkBytesLocked())
 	s.head, s.app, s.closed, s.ooo = nil, nil, nil, nil
-	s.active, s.evictable = false, true
+	s.active = false
 	h.numSeries.Add(-1)
 }
 

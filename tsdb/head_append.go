@@ -3,6 +3,7 @@ package tsdb
 import (
 	"errors"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -69,11 +70,15 @@ func (a *headAppender) AppendSeries(lset labels.Labels, t int64, v float64) (Ser
 		return 0, err
 	}
 	outcome, err := a.check(s, t, v)
-	if errors.Is(err, errSeriesRemoved) {
-		// Retention removed the series after the lookup: it starts anew.
-		if s, _, err = a.head.getOrCreate(lset); err == nil {
-			outcome, err = a.check(s, t, v)
+	for errors.Is(err, errSeriesRemoved) {
+		// Retention removed the series after the lookup, or is taking it
+		// out of the maps right now: look up until it starts anew.
+		runtime.Gosched()
+		if s, _, err = a.head.getOrCreate(lset); err != nil {
+			a.head.metrics.rejected(err).Inc()
+			return 0, err
 		}
+		outcome, err = a.check(s, t, v)
 	}
 	return s.ref, a.buffer(s, outcome, err, t, v)
 }
@@ -127,7 +132,32 @@ func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, e
 		}
 		a.head.activateLocked(s)
 	}
-	return s.checkLocked(t, v, window)
+	outcome, err := s.checkLocked(t, v, window)
+	if _, pinned := a.newest[s]; err == nil && outcome != ignoredDuplicate && !pinned {
+		s.pinLocked() // buffer adds s to newest: unpinned on Commit or Rollback
+	}
+	return outcome, err
+}
+
+// pinLocked keeps retention from removing s until the appender commits
+// or rolls back. pins counts such appenders in memSeries' padding byte;
+// at 255 it saturates and stays (the series is then never expired before
+// a restart: safe, merely kept). The caller holds s.mu.
+func (s *memSeries) pinLocked() {
+	if s.pins < math.MaxUint8 {
+		s.pins++
+	}
+}
+
+// unpinAll releases the pins check took on the batch's series.
+func (a *headAppender) unpinAll() {
+	for s := range a.newest {
+		s.mu.Lock()
+		if s.pins < math.MaxUint8 {
+			s.pins--
+		}
+		s.mu.Unlock()
+	}
 }
 
 // Commit applies the buffered samples. A sample that a concurrent batch
@@ -166,6 +196,7 @@ func (a *headAppender) Commit() error {
 	if locked != nil {
 		locked.mu.Unlock()
 	}
+	a.unpinAll()
 	if appended > 0 {
 		h.updateTimeRange(mint, maxt)
 	}
@@ -173,4 +204,7 @@ func (a *headAppender) Commit() error {
 	return nil
 }
 
-func (a *headAppender) Rollback() { a.head.appenders.put(a) }
+func (a *headAppender) Rollback() {
+	a.unpinAll()
+	a.head.appenders.put(a)
+}

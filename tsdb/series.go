@@ -32,7 +32,7 @@ type memSeries struct {
 	active         bool               // holds sample state and counts toward head limits
 	deleted        bool               // removed from the index; appenders must look up again
 	indexPersisted bool               // the store holds the series record
-	evictable      bool               // inactive since a checkpoint: the next one may evict it (series_evict.go)
+	pins           uint8              // uncommitted appenders holding it; retention keeps it (pinLocked)
 	persistedMaxT  int64              // newest timestamp in the store's chunks; math.MinInt64 if none
 	closed         []memChunk         // full in-order chunks, oldest first; immutable
 	head           *chunkenc.XORChunk // open in-order chunk, nil before the first sample

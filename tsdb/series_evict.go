@@ -18,15 +18,17 @@ import (
 //
 // A checkpoint that finds a series without samples for the staleness
 // period flushes its chunks and deactivates it (db_checkpoint.go). The next
-// checkpoint after every appender and querier of that epoch has ended (see
-// epochs) evicts it: its series record moves to an evicted record keyed by
-// the time bucket of its newest sample, its postings are written to the
-// store under that bucket, and it leaves the head's maps, postings and
-// symbol table. Its chunks stay where they are.
+// checkpoint evicts it, unless an appender holds it uncommitted (pins): its
+// series record moves to an evicted record keyed by the time bucket of its
+// newest sample, its postings are written to the store under that bucket,
+// and it leaves the head's maps and postings. Its symbols are released
+// once every querier and appender that may still hold it has ended (see
+// epochs). Its chunks stay where they are.
 //
 //	'z' bucket ref                         → series record (as under 's')
 //	'x' bucket len name len value ref      → minT maxT (varints): postings of evicted series
 //	'h' labels-hash                        → (ref bucket)*: find an evicted series by labels
+//	'r' ref                                → bucket: find it by ref (WAL replay)
 //
 // Queries over a range that reaches back to evicted buckets read those
 // postings and records; a sample for an evicted series brings it back
@@ -34,13 +36,14 @@ import (
 // and the next checkpoint deletes its evicted keys. Retention drops whole
 // evicted buckets with the chunk buckets they outlive.
 //
-// The waiting epoch matters: an appender may have reactivated a series
-// (Append) and not yet committed when a checkpoint deactivates it again;
-// evicting it before that commit would lose the commit's samples.
+// The pins matter: an appender may have reactivated a series (Append) and
+// not yet committed when a checkpoint deactivates it again; evicting it
+// before that commit would lose the commit's samples.
 const (
 	prefixEvicted         = 'z'
 	prefixEvictedPostings = 'x'
 	prefixEvictedHash     = 'h'
+	prefixEvictedRef      = 'r'
 )
 
 func appendEvictedKey(dst []byte, bucket int64, ref SeriesRef) []byte {
@@ -353,6 +356,9 @@ func deleteEvictedKeys(wb *badger.WriteBatch, u *hashUpdates, r revivedSeries) e
 	if err := wb.Delete(appendEvictedKey(nil, r.bucket, r.ref)); err != nil {
 		return err
 	}
+	if err := wb.Delete(seriesKey(prefixEvictedRef, r.ref)); err != nil {
+		return err
+	}
 	var err error
 	r.lset.Range(func(l labels.Label) {
 		if err == nil {
@@ -398,7 +404,7 @@ func (db *DB) cleanRevived() error {
 
 // evictor evicts series during one checkpoint.
 type evictor struct {
-	ok      bool // every reader of the epoch that flagged series has ended
+	ok      bool // the head has a store to evict to
 	u       hashUpdates
 	pending []evictedRecord // written to the batch, not yet flushed
 	series  []*memSeries    // of pending, in order
@@ -409,7 +415,7 @@ type evictor struct {
 // leave memory, and reports whether it did. The caller holds s.mu.
 func (cp *checkpointer) evictLocked(s *memSeries) (bool, error) {
 	ev := &cp.evict
-	if !ev.ok || s.active || !s.evictable || s.deleted || s.maxT == minInt64 {
+	if !ev.ok || s.active || s.pins > 0 || s.deleted || s.maxT == minInt64 {
 		return false, nil
 	}
 	st, h := cp.db.store, cp.db.head
@@ -431,6 +437,11 @@ func (cp *checkpointer) evictLocked(s *memSeries) (bool, error) {
 		return false, err
 	}
 	if err := cp.wb.Delete(seriesKey(prefixSeries, s.ref)); err != nil {
+		return false, err
+	}
+	err = cp.set(func(b []byte) []byte { return appendSeriesKey(b, prefixEvictedRef, s.ref) },
+		func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, flipSign(bucket)) })
+	if err != nil {
 		return false, err
 	}
 	if err := ev.u.set(cp.lset.Hash(), s.ref, bucket); err != nil {
@@ -466,6 +477,9 @@ func (cp *checkpointer) finishEvictions() {
 		s.mu.Lock()
 		s.indexPersisted = false
 		s.mu.Unlock()
+		// Its record left the store: the next commit logs the series
+		// again, so that a replay finds it.
+		s.logged.Store(false)
 		h.created.add(s)
 		p := ev.pending[i]
 		h.revived.add(revivedSeries{ref: p.ref, bucket: p.bucket, lset: p.lset})
@@ -499,6 +513,7 @@ func (db *DB) dropEvictedThrough(last int64) error {
 	u := hashUpdates{es: es}
 	defer u.discard()
 	var buckets []int64
+	var refKeys [][]byte
 	err := db.store.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixEvicted}, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
@@ -524,6 +539,11 @@ func (db *DB) dropEvictedThrough(last int64) error {
 			if err != nil {
 				return err
 			}
+			if rb, found, err := refBucket(txn, ref); err != nil {
+				return err
+			} else if found && rb == b {
+				refKeys = append(refKeys, seriesKey(prefixEvictedRef, ref))
+			}
 		}
 		return nil
 	})
@@ -534,6 +554,11 @@ func (db *DB) dropEvictedThrough(last int64) error {
 	defer wb.Cancel()
 	if err := u.write(wb); err != nil {
 		return err
+	}
+	for _, k := range refKeys {
+		if err := wb.Delete(k); err != nil {
+			return err
+		}
 	}
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("delete hash entries of expired series: %w", err)
@@ -802,14 +827,87 @@ func emptyIterator(reuse Iterator) Iterator {
 }
 
 // startEvictions prepares a checkpoint's evictions: it deletes the evicted
-// keys of revived series, and lets the walk evict flagged series if every
-// reader of the epoch that flagged them has ended.
+// keys of revived series.
 func (db *DB) startEvictions(cp *checkpointer) error {
 	if err := db.cleanRevived(); err != nil {
 		return err
 	}
 	h := db.head
-	cp.evict.ok = h.evicted != nil && h.readers.oldest() > h.flagEpoch
+	cp.evict.ok = h.evicted != nil
 	cp.evict.u.es = h.evicted
 	return nil
+}
+
+// refBucket reads the bucket of the evicted series ref.
+func refBucket(txn *badger.Txn, ref SeriesRef) (int64, bool, error) {
+	item, err := txn.Get(seriesKey(prefixEvictedRef, ref))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var b int64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("evicted ref entry of %d bytes", len(v))
+		}
+		b = unflipSign(binary.BigEndian.Uint64(v))
+		return nil
+	})
+	return b, err == nil, err
+}
+
+// byRef reads the evicted series ref, if there is one.
+func (es *evictedStore) byRef(ref SeriesRef) (evictedRecord, bool, error) {
+	if es == nil || es.maxBucket.Load() == minInt64 {
+		return evictedRecord{}, false, nil
+	}
+	var out evictedRecord
+	found := false
+	err := es.st.db.View(func(txn *badger.Txn) error {
+		b, ok, err := refBucket(txn, ref)
+		if err != nil || !ok {
+			return err
+		}
+		var r walRecordReader
+		out, found, err = readEvicted(txn, &r, b, ref)
+		return err
+	})
+	return out, found, err
+}
+
+// restoreEvictedState gives a series that WAL replay restored the state of
+// its evicted record, if it has one: it was revived and logged anew before
+// a crash that came before its record was written back. The next
+// checkpoint writes its record and deletes its evicted keys.
+func (h *Head) restoreEvictedState(s *memSeries) error {
+	ev, found, err := h.evicted.byRef(s.ref)
+	if err != nil || !found {
+		return err
+	}
+	s.mu.Lock()
+	s.minT = min(s.minT, ev.rec.minT)
+	if ev.rec.maxT > s.maxT {
+		s.maxT, s.lastV = ev.rec.maxT, ev.rec.lastV
+	}
+	s.persistedMaxT = max(s.persistedMaxT, ev.rec.maxT)
+	s.indexPersisted = false
+	s.mu.Unlock()
+	h.revived.add(revivedSeries{ref: ev.ref, bucket: ev.bucket, lset: ev.lset})
+	return nil
+}
+
+// restoreEvicted brings back, during WAL replay, the evicted series ref
+// that a replayed sample belongs to; nil if there is none.
+func (h *Head) restoreEvicted(ref SeriesRef) (*memSeries, error) {
+	ev, found, err := h.evicted.byRef(ref)
+	if err != nil || !found {
+		return nil, err
+	}
+	s := h.restoreSeries(ref, ev.lset)
+	if s.ref != ref {
+		return nil, nil
+	}
+	return s, h.restoreEvictedState(s)
 }

@@ -92,7 +92,7 @@ func TestDBEvictReviveRace(t *testing.T) {
 	if evicted == 0 || revived == 0 {
 		t.Fatal("nothing was evicted: the test did not exercise eviction")
 	}
-	check := func(db *DB) {
+	check := func(db *DB, phase string) {
 		t.Helper()
 		got := dbSelect(t, db, 0, (clock.Load()+1)*minute, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))
 		want := 0
@@ -101,7 +101,7 @@ func TestDBEvictReviveRace(t *testing.T) {
 				want++
 				samples := got[ls]
 				if len(samples) != len(ts) {
-					t.Fatalf("%s: %d samples read, %d acknowledged", ls, len(samples), len(ts))
+					t.Fatalf("%s: %s: %d samples read, %d acknowledged: %v, want %v", phase, ls, len(samples), len(ts), samples, ts)
 				}
 				for k, s := range samples {
 					if s.t != ts[k] {
@@ -114,9 +114,9 @@ func TestDBEvictReviveRace(t *testing.T) {
 			t.Fatalf("%d series read, %d written", len(got), want)
 		}
 	}
-	check(db)
+	check(db, "before the crash")
 	crash(t, db)
 	db = openTestDB(t, dir, o)
 	defer db.Close()
-	check(db)
+	check(db, "after the crash")
 }

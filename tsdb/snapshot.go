@@ -22,9 +22,15 @@ import (
 // Each further payload holds records:
 //
 //	ref:uvarint headMinT:varint maxT:varint lastV:uint64-LE len:uvarint chunk
+//
+// The previous snapshot is kept as head.snapshot.prev, and the WAL from
+// its segment on: should the newest be lost or corrupt, recovery falls
+// back to it, the chunks in badger and a longer WAL replay, and loses
+// nothing.
 const (
-	snapshotName  = "head.snapshot"
-	snapshotMagic = "etcdgate-head\x01"
+	snapshotName     = "head.snapshot"
+	snapshotPrevName = "head.snapshot.prev"
+	snapshotMagic    = "etcdgate-head\x01"
 	// snapshotFrame is the payload size at which a frame is written.
 	snapshotFrame = 256 << 10
 )
@@ -38,6 +44,7 @@ type headSnapshot struct {
 
 type snapshotWriter struct {
 	dir     string
+	fs      WALFS
 	f       *os.File
 	w       *bufio.Writer
 	payload []byte
@@ -45,12 +52,12 @@ type snapshotWriter struct {
 	err     error
 }
 
-func createSnapshot(dir string, seg int) (*snapshotWriter, error) {
+func createSnapshot(dir string, seg int, fs WALFS) (*snapshotWriter, error) {
 	f, err := os.Create(filepath.Join(dir, snapshotName+".tmp"))
 	if err != nil {
 		return nil, fmt.Errorf("create head snapshot: %w", err)
 	}
-	w := &snapshotWriter{dir: dir, f: f, w: bufio.NewWriterSize(f, 1<<20)}
+	w := &snapshotWriter{dir: dir, fs: fs, f: f, w: bufio.NewWriterSize(f, 1<<20)}
 	w.payload = binary.AppendUvarint(append(w.payload, snapshotMagic...), uint64(seg))
 	w.flushFrame()
 	return w, w.err
@@ -79,7 +86,9 @@ func (w *snapshotWriter) flushFrame() {
 }
 
 // commit writes the file out and renames it into place; with sync it is
-// fsynced first, and the directory after.
+// fsynced first. The directory is fsynced after the rename in any mode:
+// the WAL segments the snapshot replaces are deleted next, and a power
+// cut must not keep those deletions but lose the rename.
 func (w *snapshotWriter) commit(sync bool) error {
 	w.flushFrame()
 	if w.err == nil {
@@ -95,11 +104,16 @@ func (w *snapshotWriter) commit(sync bool) error {
 		os.Remove(w.f.Name())
 		return fmt.Errorf("write head snapshot: %w", w.err)
 	}
-	if err := os.Rename(w.f.Name(), filepath.Join(w.dir, snapshotName)); err != nil {
+	cur := filepath.Join(w.dir, snapshotName)
+	if err := os.Rename(cur, filepath.Join(w.dir, snapshotPrevName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		os.Remove(w.f.Name())
+		return fmt.Errorf("keep previous head snapshot: %w", err)
+	}
+	if err := os.Rename(w.f.Name(), cur); err != nil {
 		return fmt.Errorf("install head snapshot: %w", err)
 	}
-	if sync {
-		return syncDir(w.dir)
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return fmt.Errorf("sync directory of head snapshot: %w", err)
 	}
 	return nil
 }
@@ -124,7 +138,12 @@ var errBadSnapshot = errors.New("malformed head snapshot")
 // returns the WAL segment replay starts from; found is false when there
 // is no snapshot. A record's chunk is valid only during fn.
 func readSnapshot(dir string, fn func(SeriesRef, headSnapshot) error) (seg int, found bool, err error) {
-	data, err := os.ReadFile(filepath.Join(dir, snapshotName))
+	return readSnapshotFile(filepath.Join(dir, snapshotName), fn)
+}
+
+// readSnapshotFile reads the snapshot at path, as readSnapshot.
+func readSnapshotFile(path string, fn func(SeriesRef, headSnapshot) error) (seg int, found bool, err error) {
+	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestHeadSnapshotRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	w, err := createSnapshot(dir, 42)
+	w, err := createSnapshot(dir, 42, OSFS{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestHeadSnapshotCorruptOrMissing(t *testing.T) {
 	if _, found, err := readSnapshot(dir, nil); found || err != nil {
 		t.Fatalf("missing snapshot: found %v err %v", found, err)
 	}
-	w, _ := createSnapshot(dir, 7)
+	w, _ := createSnapshot(dir, 7, OSFS{})
 	w.add(1, headSnapshot{maxT: 1, chunk: []byte{1, 2, 3}})
 	if err := w.commit(false); err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func TestHeadSnapshotCorruptOrMissing(t *testing.T) {
 		t.Fatalf("corrupt snapshot: %v", err)
 	}
 	// An aborted write leaves the installed snapshot alone.
-	w, _ = createSnapshot(dir, 8)
+	w, _ = createSnapshot(dir, 8, OSFS{})
 	w.abort()
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestHeadSnapshotCorruptOrMissing(t *testing.T) {
 // fail cleanly, never panic.
 func FuzzHeadSnapshot(f *testing.F) {
 	dir := f.TempDir()
-	w, _ := createSnapshot(dir, 3)
+	w, _ := createSnapshot(dir, 3, OSFS{})
 	w.add(5, headSnapshot{headMinT: 1, maxT: 2, lastV: 3, chunk: []byte{0, 1, 2}})
 	w.commit(false)
 	valid, _ := os.ReadFile(filepath.Join(dir, snapshotName))

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,26 +41,42 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// wal appends records with group commit: concurrent callers of log share
-// one write (and, with WALSyncInterval, one fsync).
+// wal appends records with group commit: concurrent callers of write
+// share one write (and, with WALSyncInterval, one fsync).
+//
+// File I/O runs outside mu, under one of two tokens: flushing, held by
+// the one writer writing pending records to the current segment (and
+// rotating it when full), and syncing, held by the one syncer fsyncing
+// segments and the directory. They run concurrently: a writer never
+// waits for an fsync, and only the syncer closes segments (those
+// switched away from, once fsynced), so it never syncs a closed file.
+//
+// A failed write, create or fsync is sticky (err): every write is
+// refused until the DB recovers, by cutting to a fresh segment
+// (cut with recovering), checkpointing the head, and calling recovered.
 type wal struct {
 	dir      string
 	sync     WALSync
 	interval time.Duration
 	logger   *slog.Logger
+	fs       WALFS
 
 	mu       sync.Mutex
 	cond     *sync.Cond
-	pending  []byte // framed records waiting for the next write; guarded by mu
-	spare    []byte // buffer swapped with pending by the writer; guarded by mu
-	queued   uint64 // sequence of the last record in pending; guarded by mu
-	written  uint64 // records up to this sequence are written; guarded by mu
-	synced   uint64 // records up to this sequence are fsynced; guarded by mu
-	flushing bool   // a writer is writing outside mu; guarded by mu
-	err      error  // sticky write error; guarded by mu
-	seg      *os.File
-	segIndex int   // guarded by mu (and by flushing for writes to seg)
-	segSize  int64 // guarded by flushing
+	pending  []byte                // framed records waiting for the next write; guarded by mu
+	spare    []byte                // buffer swapped with pending by the writer; guarded by mu
+	queued   uint64                // sequence of the last record in pending; guarded by mu
+	written  uint64                // records up to this sequence are written; guarded by mu
+	synced   uint64                // records up to this sequence are fsynced, and their segments' names; guarded by mu
+	flushing bool                  // a writer is writing outside mu; guarded by mu
+	syncing  bool                  // a syncer is syncing outside mu; guarded by mu
+	err      error                 // sticky failure, wrapping ErrWALFailed; guarded by mu
+	failed   atomic.Pointer[error] // err, for failure to read without mu on every request
+	seg      SegmentFile           // current segment; guarded by mu, written under flushing
+	segIndex int                   // guarded by mu
+	segSize  int64                 // guarded by flushing
+	closing  []SegmentFile         // segments switched away from, to fsync and close; guarded by mu
+	dirDirty bool                  // a segment was created since the directory's last fsync; guarded by mu
 
 	stop chan struct{}
 	done chan struct{}
@@ -87,7 +104,7 @@ func walSegments(dir string) ([]int, error) {
 
 // openWAL starts a new segment after the newest one in dir: replay has
 // already read (and repaired) the existing ones.
-func openWAL(dir string, mode WALSync, interval time.Duration, logger *slog.Logger) (*wal, error) {
+func openWAL(dir string, fs WALFS, mode WALSync, interval time.Duration, logger *slog.Logger) (*wal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -99,10 +116,18 @@ func openWAL(dir string, mode WALSync, interval time.Duration, logger *slog.Logg
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
 	}
-	w := &wal{dir: dir, sync: mode, interval: interval, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &wal{dir: dir, fs: fs, sync: mode, interval: interval, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
-	if err := w.openSegment(next); err != nil {
-		return nil, err
+	f, err := w.fs.Create(walSegmentName(dir, next))
+	if err != nil {
+		return nil, fmt.Errorf("open WAL segment %d: %w", next, err)
+	}
+	w.seg, w.segIndex = f, next
+	// The new segment's name must be durable before a record in it is
+	// acknowledged as surviving a power cut.
+	if err := w.fs.SyncDir(dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("sync WAL directory: %w", err)
 	}
 	if mode == WALSyncInterval {
 		go w.syncLoop()
@@ -112,12 +137,24 @@ func openWAL(dir string, mode WALSync, interval time.Duration, logger *slog.Logg
 	return w, nil
 }
 
-func (w *wal) openSegment(i int) error {
-	f, err := os.OpenFile(walSegmentName(w.dir, i), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("open WAL segment %d: %w", i, err)
+// failLocked makes err the sticky failure; a later failure (a recovery
+// attempt's) replaces the cause, so that it names the current fault. The
+// caller holds mu.
+func (w *wal) failLocked(err error) {
+	if w.err == nil {
+		w.logger.Error("WAL failed; writes are refused until it recovers", "err", err)
 	}
-	w.seg, w.segIndex, w.segSize = f, i, 0
+	failed := fmt.Errorf("%w: %w", ErrWALFailed, err)
+	w.err = failed
+	w.failed.Store(&failed)
+	w.cond.Broadcast()
+}
+
+// failure returns the sticky failure, or nil.
+func (w *wal) failure() error {
+	if p := w.failed.Load(); p != nil {
+		return *p
+	}
 	return nil
 }
 
@@ -128,16 +165,17 @@ func appendFrame(dst, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
-// log writes one record and returns when it is durable as the sync mode
-// promises. Records are written in the order log is called.
-func (w *wal) log(payload []byte) error {
+// write writes one record to the current segment and returns its
+// sequence number for waitSynced. Records are written in the order write
+// is called.
+func (w *wal) write(payload []byte) (uint64, error) {
 	if len(payload) > walMaxRecord {
-		return fmt.Errorf("WAL record of %d bytes exceeds %d", len(payload), walMaxRecord)
+		return 0, fmt.Errorf("%w: %d bytes, limit %d", ErrCommitTooLarge, len(payload), walMaxRecord)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		return w.err
+		return 0, w.err
 	}
 	w.pending = appendFrame(w.pending, payload)
 	w.queued++
@@ -149,83 +187,176 @@ func (w *wal) log(payload []byte) error {
 		}
 		w.flushLocked()
 	}
-	for w.sync == WALSyncInterval && w.synced < my && w.err == nil {
+	if w.written >= my {
+		return my, nil // a later group's failure is not this record's
+	}
+	return my, w.err
+}
+
+// waitSynced returns when record seq is as durable as the sync mode
+// promises: at once with WALSyncNone, after the fsync that covers it
+// with WALSyncInterval.
+func (w *wal) waitSynced(seq uint64) error {
+	if w.sync != WALSyncInterval {
+		return nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.synced < seq && w.err == nil {
 		w.cond.Wait()
+	}
+	if w.synced >= seq {
+		return nil
 	}
 	return w.err
 }
 
 // flushLocked writes everything pending with mu released during the
-// write, so that new records queue up for the next group. Called with
+// write, so that new records queue up for the next group. A full segment
+// is switched for a new one (no fsync: the syncer does that). Called with
 // mu held and no other flush in progress.
 func (w *wal) flushLocked() {
 	w.flushing = true
-	buf, upto := w.pending, w.queued
+	buf, upto, seg, index := w.pending, w.queued, w.seg, w.segIndex
 	w.pending = w.spare[:0]
 	w.mu.Unlock()
-	_, err := w.seg.Write(buf)
-	w.segSize += int64(len(buf))
-	var rotateErr error
+	n, err := seg.Write(buf)
+	w.segSize += int64(n)
+	var next SegmentFile
 	if err == nil && w.segSize >= walMaxSegment {
-		rotateErr = w.rotateFlushing()
+		if next, err = w.fs.Create(walSegmentName(w.dir, index+1)); err != nil {
+			err = fmt.Errorf("open WAL segment %d: %w", index+1, err)
+		}
+	} else if err != nil {
+		err = fmt.Errorf("write WAL segment %d: %w", index, err)
 	}
 	w.mu.Lock()
 	w.spare = buf
 	w.flushing = false
-	if err != nil {
-		w.err = fmt.Errorf("write WAL segment %d: %w", w.segIndex, err)
-	} else if rotateErr != nil {
-		w.err = rotateErr
-	} else {
+	switch {
+	case err != nil:
+		w.failLocked(err)
+	case next != nil:
+		w.switchLocked(next)
+		fallthrough
+	default:
 		w.written = upto
 	}
 	w.cond.Broadcast()
 }
 
-// rotateFlushing closes the current segment and opens the next. The
-// caller is the only writer (it holds flushing) and, for fsync, needs no
-// lock: syncing a closed file is avoided by syncing before closing.
-func (w *wal) rotateFlushing() error {
-	if err := w.seg.Sync(); err != nil {
-		return fmt.Errorf("sync WAL segment %d: %w", w.segIndex, err)
-	}
-	if err := w.seg.Close(); err != nil {
-		return err
-	}
-	w.mu.Lock()
-	next := w.segIndex + 1
-	w.mu.Unlock()
-	return w.openSegment(next)
+// switchLocked makes next the current segment; the old one is left to
+// the syncer. The caller holds mu and no write is in progress.
+func (w *wal) switchLocked(next SegmentFile) {
+	w.closing = append(w.closing, w.seg)
+	w.seg, w.segIndex, w.segSize = next, w.segIndex+1, 0
+	w.dirDirty = true
 }
 
-// cut flushes everything logged so far and starts a new segment. It
-// returns the index of the new segment: every record logged before cut
-// returned lives in a lower segment. Callers must not log concurrently
-// (the DB holds its commit lock exclusively).
-func (w *wal) cut() (int, error) {
+// cut writes everything logged so far and starts a new segment, without
+// fsync (call syncSegments after, outside the caller's locks). It returns
+// the index of the new segment: every record written before cut returned
+// lives in a lower segment. Callers must not write concurrently (the DB
+// holds its commit lock exclusively).
+//
+// A failed WAL is cut too, when recovering: its pending records (refused
+// to their writers) are dropped, and the new segment gets an empty probe
+// record, so that a disk still refusing writes fails the recovery here.
+// The failure stays until recovered is called.
+func (w *wal) cut() (seg int, recovering bool, err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for w.flushing {
 		w.cond.Wait()
 	}
-	if w.written < w.queued {
+	recovering = w.err != nil
+	if !recovering && w.written < w.queued {
 		w.flushLocked()
 	}
-	if w.err != nil {
-		return 0, w.err
+	if w.err != nil && !recovering {
+		return 0, false, w.err
 	}
-	if err := w.seg.Sync(); err != nil {
-		return 0, err
+	if recovering {
+		w.pending, w.written = w.pending[:0], w.queued
 	}
-	if err := w.seg.Close(); err != nil {
-		return 0, err
+	next, err := w.fs.Create(walSegmentName(w.dir, w.segIndex+1))
+	if err != nil {
+		err = fmt.Errorf("open WAL segment %d: %w", w.segIndex+1, err)
+		w.failLocked(err)
+		return 0, recovering, err
 	}
+	w.switchLocked(next)
+	if recovering {
+		if _, err := next.Write(appendFrame(nil, nil)); err != nil {
+			err = fmt.Errorf("probe WAL segment %d: %w", w.segIndex, err)
+			w.failLocked(err)
+			return 0, true, err
+		}
+	}
+	return w.segIndex, recovering, nil
+}
+
+// recovered clears the failure once a checkpoint made every record below
+// the recovery's cut redundant.
+func (w *wal) recovered() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.err = nil
+	w.failed.Store(nil)
 	w.synced = w.written
-	if err := w.openSegment(w.segIndex + 1); err != nil {
-		w.err = err
-		return 0, err
+	w.logger.Info("WAL recovered; writes are accepted again", "segment", w.segIndex)
+}
+
+// syncSegments fsyncs the segments switched away from (and closes them),
+// the directory if a segment was created, and the current segment; then
+// everything written before it started counts as synced. A failure is
+// sticky, except that when recovering the old segments' errors are
+// ignored (a checkpoint is about to make them redundant).
+func (w *wal) syncSegments(recovering bool) error {
+	w.mu.Lock()
+	for w.syncing {
+		w.cond.Wait()
 	}
-	return w.segIndex, nil
+	if w.err != nil && !recovering {
+		defer w.mu.Unlock()
+		return w.err
+	}
+	w.syncing = true
+	upto, seg, closing, dirty := w.written, w.seg, w.closing, w.dirDirty
+	w.closing, w.dirDirty = nil, false
+	w.mu.Unlock()
+
+	var err error
+	for _, f := range closing {
+		if serr := f.Sync(); serr != nil && err == nil && !recovering {
+			err = fmt.Errorf("sync WAL segment: %w", serr)
+		}
+		f.Close()
+	}
+	if err == nil && dirty {
+		if err = w.fs.SyncDir(w.dir); err != nil {
+			err = fmt.Errorf("sync WAL directory: %w", err)
+		}
+	}
+	if err == nil {
+		if err = seg.Sync(); err != nil {
+			err = fmt.Errorf("sync WAL segment: %w", err)
+		}
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.syncing = false
+	w.cond.Broadcast()
+	if err != nil {
+		w.dirDirty = w.dirDirty || dirty
+		w.failLocked(err)
+		return err
+	}
+	if upto > w.synced {
+		w.synced = upto
+	}
+	return nil
 }
 
 // syncLoop fsyncs every interval and releases the waiters it covered.
@@ -240,43 +371,33 @@ func (w *wal) syncLoop() {
 		case <-t.C:
 		}
 		w.mu.Lock()
-		for w.flushing {
-			w.cond.Wait()
-		}
-		upto, f := w.written, w.seg
-		if upto == w.synced {
-			w.mu.Unlock()
-			continue
-		}
-		// Hold flushing so no writer rotates f away while it syncs.
-		w.flushing = true
+		idle := w.err != nil || w.written == w.synced && len(w.closing) == 0 && !w.dirDirty
 		w.mu.Unlock()
-		err := f.Sync()
-		w.mu.Lock()
-		w.flushing = false
-		if err != nil && w.err == nil {
-			w.err = fmt.Errorf("sync WAL: %w", err)
-		} else if upto > w.synced {
-			w.synced = upto
+		if !idle {
+			w.syncSegments(false)
 		}
-		w.cond.Broadcast()
-		w.mu.Unlock()
 	}
 }
 
-// truncateBefore deletes the segments below index i.
+// truncateBefore deletes the segments below index i, then makes the
+// deletions durable.
 func (w *wal) truncateBefore(i int) error {
 	segs, err := walSegments(w.dir)
 	if err != nil {
 		return err
 	}
+	removed := false
 	for _, s := range segs {
 		if s >= i {
 			break
 		}
-		if err := os.Remove(walSegmentName(w.dir, s)); err != nil {
+		if err := w.fs.Remove(walSegmentName(w.dir, s)); err != nil {
 			return err
 		}
+		removed = true
+	}
+	if removed {
+		return w.fs.SyncDir(w.dir)
 	}
 	return nil
 }
@@ -285,17 +406,19 @@ func (w *wal) close() error {
 	close(w.stop)
 	<-w.done
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for w.flushing {
+	for w.flushing || w.syncing {
 		w.cond.Wait()
 	}
 	if w.written < w.queued && w.err == nil {
 		w.flushLocked()
 	}
-	if err := w.seg.Sync(); err != nil {
-		return err
+	failed := w.err
+	w.mu.Unlock()
+	err := w.syncSegments(failed != nil)
+	if failed != nil {
+		err = failed
 	}
-	return w.seg.Close()
+	return errors.Join(err, w.seg.Close())
 }
 
 // replayWAL calls fn with every intact record of the segments >= from, in

@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
 
@@ -57,6 +57,9 @@ type Config struct {
 	RulesConfig `yaml:",inline"`
 	// Probe inspects etcd clusters directly.
 	Probe ProbeConfig `yaml:"probe"`
+	// Web holds the roles of the identities --web.config.file
+	// authenticates (serve_auth.go).
+	Web WebConfig `yaml:"web"`
 }
 
 // RegistryConfig locates the cluster registry. The file's contents reload
@@ -76,6 +79,14 @@ type RegistryConfig struct {
 type RegistryEtcdConfig struct {
 	Endpoints []string `yaml:"endpoints"`
 	Prefix    string   `yaml:"prefix"`
+	// TLS and credentials of the registry's etcd client (serve_auth.go):
+	// CA, client certificate and key files (relative to the config
+	// file), and an etcd user. The password is masked when marshalled.
+	TLS      ProbeTLSConfig `yaml:"tls"`
+	Username string         `yaml:"username"`
+	Password config.Secret  `yaml:"password"`
+	// Limits bound the records read from etcd (untrusted input).
+	Limits relabel.RecordLimits `yaml:"limits"`
 }
 
 // WALConfig sets when writes are acknowledged. Changes need a restart.
@@ -85,6 +96,9 @@ type WALConfig struct {
 	// after it: survives a power cut).
 	Sync         string   `yaml:"sync"`
 	SyncInterval Duration `yaml:"sync_interval"`
+	// RecoveryInterval is how often a failed WAL (full disk, I/O error)
+	// is retried; writes answer 503 until a retry succeeds.
+	RecoveryInterval Duration `yaml:"recovery_interval"`
 }
 
 // HeadConfig configures the in-memory head. Changing it needs a restart.
@@ -113,6 +127,22 @@ type LimitsConfig struct {
 	// no limit. The defaults are sized to the machine's memory.
 	MaxSeries    int64 `yaml:"max_series"`
 	MaxHeadBytes int64 `yaml:"max_head_bytes"`
+
+	// What one write request may decode into: past any, the request is
+	// refused whole (413) before the decoder allocates more.
+	MaxSeriesPerRequest  int `yaml:"max_series_per_request"`
+	MaxLabelsPerRequest  int `yaml:"max_labels_per_request"`
+	MaxSamplesPerRequest int `yaml:"max_samples_per_request"`
+	// The budget all write requests in flight share; past it, writes are
+	// answered 429 with Retry-After. Defaults sized to memory_limit_bytes.
+	MaxInflightWriteRequests int `yaml:"max_inflight_write_requests"`
+	MaxInflightWriteBytes    int `yaml:"max_inflight_write_bytes"`
+	// WriteRequestTimeout bounds a write's body arrival and answer.
+	WriteRequestTimeout Duration `yaml:"write_request_timeout"`
+	// MemoryLimitBytes is the memory the node sizes itself to (GOMEMLIMIT,
+	// the head's ceiling, the in-flight budget); the default is the cgroup
+	// memory limit, else the host's RAM. Changes need a restart.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 }
 
 // DefaultConfig returns the configuration `etcdgate serve` runs with when
@@ -121,13 +151,15 @@ func DefaultConfig() Config {
 	lim := ingest.DefaultLimits()
 	db := tsdb.DefaultOptions()
 	rl := relabel.DefaultConfig()
-	maxSeries, maxBytes := defaultHeadLimits(physicalMemory())
+	memLimit, _ := detectMemoryLimit("/")
+	maxSeries, maxBytes := defaultHeadLimits(memLimit)
+	inflightRequests, inflightBytes := defaultInflightLimits(memLimit)
 	return Config{
 		ListenAddress: "127.0.0.1:9390",
 		DataDir:       "./data",
 		LogLevel:      "info",
 		Retention:     Duration(db.Retention),
-		WAL:           WALConfig{Sync: string(db.WALSync), SyncInterval: Duration(db.WALSyncInterval)},
+		WAL:           WALConfig{Sync: string(db.WALSync), SyncInterval: Duration(db.WALSyncInterval), RecoveryInterval: Duration(db.WALRecoveryInterval)},
 		Head: HeadConfig{
 			OutOfOrderWindow:   Duration(db.Head.OutOfOrderWindow),
 			CheckpointInterval: Duration(db.CheckpointInterval),
@@ -142,11 +174,18 @@ func DefaultConfig() Config {
 			MaxFutureDrift:           Duration(lim.MaxFutureDrift),
 			MaxSeries:                maxSeries,
 			MaxHeadBytes:             maxBytes,
+			MaxSeriesPerRequest:      lim.MaxSeriesPerRequest,
+			MaxLabelsPerRequest:      lim.MaxLabelsPerRequest,
+			MaxSamplesPerRequest:     lim.MaxSamplesPerRequest,
+			MaxInflightWriteRequests: inflightRequests,
+			MaxInflightWriteBytes:    inflightBytes,
+			WriteRequestTimeout:      Duration(lim.WriteRequestTimeout),
+			MemoryLimitBytes:         memLimit,
 		},
 		Registry: RegistryConfig{
 			ClusterLabel: rl.ClusterLabel,
 			Defaults:     rl.Defaults,
-			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/"},
+			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/", Limits: relabel.DefaultRecordLimits()},
 		},
 		Query:       defaultQueryConfig(),
 		RulesConfig: defaultRulesConfig(),
@@ -165,13 +204,43 @@ func defaultHeadLimits(memBytes int64) (maxSeries, maxHeadBytes int64) {
 	return memBytes / 2 / 600, memBytes / 2
 }
 
-// physicalMemory returns the machine's memory in bytes, or 0 if unknown.
-func physicalMemory() int64 {
-	var si syscall.Sysinfo_t
-	if err := syscall.Sysinfo(&si); err != nil {
-		return 0
+// applyMemoryLimit re-derives the defaults sized to memory from a
+// memory_limit_bytes set in the file, for the keys the file leaves unset.
+func (c *Config) applyMemoryLimit(data []byte) error {
+	var set struct {
+		Limits struct {
+			MaxSeries                *int64 `yaml:"max_series"`
+			MaxHeadBytes             *int64 `yaml:"max_head_bytes"`
+			MaxInflightWriteRequests *int   `yaml:"max_inflight_write_requests"`
+			MaxInflightWriteBytes    *int   `yaml:"max_inflight_write_bytes"`
+			MemoryLimitBytes         *int64 `yaml:"memory_limit_bytes"`
+		} `yaml:"limits"`
 	}
-	return int64(si.Totalram) * int64(si.Unit)
+	if err := yaml.Unmarshal(data, &set); err != nil {
+		return err
+	}
+	l := set.Limits
+	if l.MemoryLimitBytes == nil {
+		return nil
+	}
+	if *l.MemoryLimitBytes <= 0 {
+		return errors.New("limits: memory_limit_bytes must be positive")
+	}
+	maxSeries, maxBytes := defaultHeadLimits(*l.MemoryLimitBytes)
+	requests, bytes := defaultInflightLimits(*l.MemoryLimitBytes)
+	if l.MaxSeries == nil {
+		c.Limits.MaxSeries = maxSeries
+	}
+	if l.MaxHeadBytes == nil {
+		c.Limits.MaxHeadBytes = maxBytes
+	}
+	if l.MaxInflightWriteRequests == nil {
+		c.Limits.MaxInflightWriteRequests = requests
+	}
+	if l.MaxInflightWriteBytes == nil {
+		c.Limits.MaxInflightWriteBytes = bytes
+	}
+	return nil
 }
 
 // LoadConfig reads a config file over the defaults. Unknown keys are
@@ -190,6 +259,9 @@ func LoadConfig(path string) (Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
 		return cfg, fmt.Errorf("parse config %s: %w", path, err)
+	}
+	if err := cfg.applyMemoryLimit(data); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
@@ -210,6 +282,12 @@ func LoadConfig(path string) (Config, error) {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
 	cfg.Probe.resolvePaths(filepath.Dir(path))
+	// The registry's etcd TLS files too, read once so that a missing one
+	// fails the load and `check config`.
+	resolveTLSPaths(&cfg.Registry.Etcd.TLS, filepath.Dir(path))
+	if _, err := cfg.Registry.Etcd.TLS.tls().Load(); err != nil {
+		return cfg, fmt.Errorf("config %s: registry.etcd: %w", path, err)
+	}
 	return cfg, nil
 }
 
@@ -224,8 +302,8 @@ func (c Config) Validate() error {
 	if _, err := parseLogLevel(c.LogLevel); err != nil {
 		return err
 	}
-	if c.Limits.MaxSeries < 0 || c.Limits.MaxHeadBytes < 0 {
-		return errors.New("limits: max_series and max_head_bytes must not be negative")
+	if c.Limits.MaxSeries < 0 || c.Limits.MaxHeadBytes < 0 || c.Limits.MemoryLimitBytes < 0 {
+		return errors.New("limits: max_series, max_head_bytes and memory_limit_bytes must not be negative")
 	}
 	if err := c.DBOptions().Validate(); err != nil {
 		return err
@@ -239,6 +317,9 @@ func (c Config) Validate() error {
 	if len(c.Registry.Etcd.Endpoints) > 0 && c.Registry.Etcd.Prefix == "" {
 		return errors.New("registry: etcd prefix is empty")
 	}
+	if err := c.Registry.Etcd.validate(); err != nil {
+		return err
+	}
 	if err := c.Query.Validate(); err != nil {
 		return err
 	}
@@ -246,6 +327,9 @@ func (c Config) Validate() error {
 		return errors.New("probe: registry_targets needs registry.file or registry.etcd.endpoints")
 	}
 	if err := c.Probe.Validate(); err != nil {
+		return err
+	}
+	if err := c.Web.Validate(); err != nil {
 		return err
 	}
 	return c.RulesConfig.Validate()
@@ -282,6 +366,7 @@ func (c Config) DBOptions() tsdb.Options {
 	o.Head.Limits = c.HeadLimits()
 	o.WALSync = tsdb.WALSync(c.WAL.Sync)
 	o.WALSyncInterval = time.Duration(c.WAL.SyncInterval)
+	o.WALRecoveryInterval = time.Duration(c.WAL.RecoveryInterval)
 	o.CheckpointInterval = time.Duration(c.Head.CheckpointInterval)
 	o.StalenessPeriod = time.Duration(c.Head.StalenessPeriod)
 	o.Retention = time.Duration(c.Retention)
@@ -302,6 +387,12 @@ func (c Config) IngestLimits() ingest.Limits {
 		MaxLabelNameLength:       c.Limits.MaxLabelNameLength,
 		MaxLabelValueLength:      c.Limits.MaxLabelValueLength,
 		MaxFutureDrift:           time.Duration(c.Limits.MaxFutureDrift),
+		MaxSeriesPerRequest:      c.Limits.MaxSeriesPerRequest,
+		MaxLabelsPerRequest:      c.Limits.MaxLabelsPerRequest,
+		MaxSamplesPerRequest:     c.Limits.MaxSamplesPerRequest,
+		MaxInflightWriteRequests: c.Limits.MaxInflightWriteRequests,
+		MaxInflightWriteBytes:    c.Limits.MaxInflightWriteBytes,
+		WriteRequestTimeout:      time.Duration(c.Limits.WriteRequestTimeout),
 	}
 }
 

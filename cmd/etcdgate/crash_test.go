@@ -107,13 +107,26 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 
 // verifyCrashData opens a copy of the killed node's data in process (the
 // copy, so the next round recovers from the same files as the binary
-// left them) and checks each client's series.
+// left them) and checks each client's series; then again on a copy that
+// has also lost its head snapshot, which recovery must do without.
 func verifyCrashData(t *testing.T, dataDir string, clients []*crashClient) {
 	t.Helper()
-	cp := filepath.Join(t.TempDir(), "copy")
-	if err := os.CopyFS(cp, os.DirFS(dataDir)); err != nil {
-		t.Fatal(err)
+	for _, loseSnapshot := range []bool{false, true} {
+		cp := filepath.Join(t.TempDir(), "copy")
+		if err := os.CopyFS(cp, os.DirFS(dataDir)); err != nil {
+			t.Fatal(err)
+		}
+		if loseSnapshot {
+			if err := os.Remove(filepath.Join(cp, "tsdb", "head.snapshot")); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		verifyCrashCopy(t, cp, clients, loseSnapshot)
 	}
+}
+
+func verifyCrashCopy(t *testing.T, cp string, clients []*crashClient, lostSnapshot bool) {
+	t.Helper()
 	opts := tsdb.DefaultOptions()
 	opts.Head.OutOfOrderWindow = 0
 	db, err := tsdb.Open(filepath.Join(cp, "tsdb"), opts, nil, nil)
@@ -148,7 +161,7 @@ func verifyCrashData(t *testing.T, dataDir string, clients []*crashClient) {
 			key := fmt.Sprintf("%d/%d", c.id, s)
 			for _, ts := range c.acked {
 				if stored[key][ts] != 1 {
-					t.Fatalf("series %s: acknowledged sample at %d stored %d times", key, ts, stored[key][ts])
+					t.Fatalf("series %s: acknowledged sample at %d stored %d times (head snapshot lost: %v)", key, ts, stored[key][ts], lostSnapshot)
 				}
 			}
 		}

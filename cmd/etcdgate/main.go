@@ -4,7 +4,9 @@
 // Usage:
 //
 //	etcdgate serve [--config FILE] [--listen-address ADDR] [--data-dir DIR]
-//	etcdgate check config FILE...
+//	               [--web.config.file FILE] [--web.enable-lifecycle] [--web.enable-pprof]
+//	etcdgate check config [--web.config.file FILE] FILE...
+//	etcdgate check web-config FILE...
 //	etcdgate check registry FILE...
 //	etcdgate check rules FILE...
 //	etcdgate slo generate FILE
@@ -26,6 +28,7 @@ commands:
   check config   validate configuration files without starting anything
   check registry validate cluster registry files
   check rules    validate Prometheus rule files
+  check web-config validate web config files (--web.config.file: TLS, basic auth)
   slo generate   print the rules an SLO file generates, as a Prometheus rule file
   bench          measure what remote-write receivers hold (etcdgate bench --help)
   probe          run one etcd inspection once and print its record (etcdgate probe --help)

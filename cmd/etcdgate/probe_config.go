@@ -21,6 +21,10 @@ type ProbeConfig struct {
 	// endpoints, with RegistryTLS.
 	RegistryTargets bool           `yaml:"registry_targets"`
 	RegistryTLS     ProbeTLSConfig `yaml:"registry_tls"`
+	// RegistryEndpointAllow lists the endpoint patterns registry targets
+	// may be dialed at (probe_allow.go); registry_targets needs it. A
+	// cluster with an endpoint outside it is refused, never dialed.
+	RegistryEndpointAllow []string `yaml:"registry_endpoint_allow"`
 	// Concurrency bounds the runs in progress across all targets.
 	Concurrency int `yaml:"concurrency"`
 	// Jitter spreads each interval by up to this fraction.
@@ -32,6 +36,9 @@ type ProbeConfig struct {
 	RecordRetention Duration          `yaml:"record_retention"`
 	MaxRecords      int               `yaml:"max_records"`
 	Inspections     InspectionsConfig `yaml:"inspections"`
+	// MaxResponseBytes bounds one answer of an etcd member: a larger one
+	// is refused before it is read (a keyspace scan asks for fewer keys).
+	MaxResponseBytes int `yaml:"max_response_bytes"`
 }
 
 // ProbeTargetConfig is one etcd cluster to inspect.
@@ -84,6 +91,7 @@ type HealthConfig struct {
 type PagingConfig struct {
 	PageSize       int64 `yaml:"page_size"`
 	BytesPerSecond int64 `yaml:"bytes_per_second"`
+	MaxKeys        int64 `yaml:"max_keys"`
 }
 
 type BigValuesConfig struct {
@@ -92,6 +100,7 @@ type BigValuesConfig struct {
 	ThresholdBytes int64    `yaml:"threshold_bytes"`
 	TopN           int      `yaml:"top_n"`
 	Prefixes       []string `yaml:"prefixes"`
+	MaxPrefixes    int      `yaml:"max_prefixes"`
 }
 
 type KeyCountConfig struct {
@@ -114,22 +123,23 @@ type HotKeysConfig struct {
 // intervals suit a fleet: cheap checks often, keyspace scans rarely.
 func defaultProbeConfig() ProbeConfig {
 	s, so := probe.DefaultSettings(), probe.DefaultSchedulerOptions()
-	paging := PagingConfig{PageSize: s.BigValues.Paging.PageSize, BytesPerSecond: s.BigValues.Paging.BytesPerSecond}
+	paging := PagingConfig(s.BigValues.Paging)
 	sched := func(interval, timeout time.Duration) ScheduleConfig {
 		return ScheduleConfig{Interval: Duration(interval), Timeout: Duration(timeout)}
 	}
 	return ProbeConfig{
-		Concurrency:     so.Concurrency,
-		Jitter:          so.Jitter,
-		MaxBackoff:      Duration(so.MaxBackoff),
-		RecordRetention: Duration(24 * time.Hour),
-		MaxRecords:      100000,
+		Concurrency:      so.Concurrency,
+		Jitter:           so.Jitter,
+		MaxBackoff:       Duration(so.MaxBackoff),
+		RecordRetention:  Duration(24 * time.Hour),
+		MaxRecords:       100000,
+		MaxResponseBytes: probe.DefaultMaxResponseBytes,
 		Inspections: InspectionsConfig{
 			Consistency: sched(5*time.Minute, time.Minute),
 			Health: HealthConfig{ScheduleConfig: sched(30*time.Second, 10*time.Second),
 				QuotaWarnRatio: s.Health.QuotaWarnRatio, MaxApplyLag: s.Health.MaxApplyLag},
 			BigValues: BigValuesConfig{ScheduleConfig: sched(time.Hour, 10*time.Minute), PagingConfig: paging,
-				ThresholdBytes: s.BigValues.Threshold, TopN: s.BigValues.TopN},
+				ThresholdBytes: s.BigValues.Threshold, TopN: s.BigValues.TopN, MaxPrefixes: s.BigValues.MaxPrefixes},
 			KeyCount: KeyCountConfig{ScheduleConfig: sched(10*time.Minute, 5*time.Minute), PagingConfig: paging,
 				MaxPrefixes: s.KeyCount.MaxPrefixes},
 			HotKeys: HotKeysConfig{ScheduleConfig: sched(10*time.Minute, time.Minute), Window: Duration(s.HotKeys.Window),
@@ -147,7 +157,7 @@ func (c ProbeConfig) Settings() probe.Settings {
 	return probe.Settings{
 		Health: probe.Health{QuotaWarnRatio: in.Health.QuotaWarnRatio, MaxApplyLag: in.Health.MaxApplyLag},
 		BigValues: probe.BigValues{Threshold: in.BigValues.ThresholdBytes, TopN: in.BigValues.TopN, Prefixes: in.BigValues.Prefixes,
-			Paging: probe.Paging(in.BigValues.PagingConfig)},
+			MaxPrefixes: in.BigValues.MaxPrefixes, Paging: probe.Paging(in.BigValues.PagingConfig)},
 		KeyCount: probe.KeyCount{Prefixes: in.KeyCount.Prefixes, MaxPrefixes: in.KeyCount.MaxPrefixes,
 			Paging: probe.Paging(in.KeyCount.PagingConfig)},
 		HotKeys: probe.HotKeys{Window: time.Duration(in.HotKeys.Window), TopN: in.HotKeys.TopN, Prefixes: in.HotKeys.Prefixes,
@@ -190,6 +200,15 @@ func (c ProbeConfig) Validate() error {
 	if c.RecordRetention <= 0 || c.MaxRecords < 1 {
 		return errors.New("probe: record_retention and max_records must be positive")
 	}
+	if c.MaxResponseBytes < 64<<10 {
+		return fmt.Errorf("probe: max_response_bytes %d: want at least 64 KiB", c.MaxResponseBytes)
+	}
+	if _, err := compileEndpointAllowList(c.RegistryEndpointAllow); err != nil {
+		return err
+	}
+	if c.RegistryTargets && len(c.RegistryEndpointAllow) == 0 {
+		return errors.New("probe: registry_targets needs registry_endpoint_allow: the endpoint patterns registry clusters may be probed at")
+	}
 	seen := map[string]bool{}
 	for _, tc := range c.Targets {
 		t := tc.target()
@@ -218,9 +237,16 @@ func (tc ProbeTargetConfig) target() probe.Target {
 
 // ProbeTargets returns the configured targets, their missing standard
 // labels filled from the registry, then the registry's clusters that
-// list endpoints (when registry_targets is on) and are not configured.
-// reg may be nil.
+// list endpoints (when registry_targets is on), are not configured and
+// whose endpoints are all in registry_endpoint_allow. reg may be nil.
 func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
+	out, _ := c.probeTargets(reg)
+	return out
+}
+
+// probeTargets is ProbeTargets with the registry clusters refused by the
+// allow-list.
+func (c ProbeConfig) probeTargets(reg *relabel.Registry) ([]probe.Target, []refusedTarget) {
 	out := make([]probe.Target, 0, len(c.Targets))
 	configured := make(map[string]bool, len(c.Targets))
 	for _, tc := range c.Targets {
@@ -234,10 +260,19 @@ func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
 		out = append(out, t)
 	}
 	if !c.RegistryTargets || reg == nil {
-		return out
+		return out, nil
 	}
+	allow, err := compileEndpointAllowList(c.RegistryEndpointAllow)
+	if err != nil || len(allow) == 0 {
+		allow = nil // Validate refuses both; allow nothing
+	}
+	var refused []refusedTarget
 	for id, rec := range reg.Records() {
 		if configured[id] || len(rec.Endpoints) == 0 {
+			continue
+		}
+		if !allow.allows(rec.Endpoints) {
+			refused = append(refused, refusedTarget{Cluster: id, Endpoints: rec.Endpoints})
 			continue
 		}
 		t := probe.Target{Cluster: id, Endpoints: rec.Endpoints, TLS: c.RegistryTLS.tls(), Labels: registryLabels(rec)}
@@ -245,7 +280,7 @@ func (c ProbeConfig) ProbeTargets(reg *relabel.Registry) []probe.Target {
 			out = append(out, t)
 		}
 	}
-	return out
+	return out, refused
 }
 
 // registryLabels are the labels a registry entry gives a target.
@@ -271,15 +306,17 @@ func mergeLabels(base, over map[string]string) map[string]string {
 // resolvePaths makes TLS files relative to the config file's directory,
 // as the registry file is.
 func (c *ProbeConfig) resolvePaths(dir string) {
-	resolve := func(t *ProbeTLSConfig) {
-		for _, p := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
-			if *p != "" && !filepath.IsAbs(*p) {
-				*p = filepath.Join(dir, *p)
-			}
-		}
-	}
-	resolve(&c.RegistryTLS)
+	resolveTLSPaths(&c.RegistryTLS, dir)
 	for i := range c.Targets {
-		resolve(&c.Targets[i].TLS)
+		resolveTLSPaths(&c.Targets[i].TLS, dir)
+	}
+}
+
+// resolveTLSPaths makes t's relative files relative to dir.
+func resolveTLSPaths(t *ProbeTLSConfig, dir string) {
+	for _, p := range []*string{&t.CAFile, &t.CertFile, &t.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
 	}
 }

@@ -23,13 +23,13 @@ func newProbeRecords(cfg Config) *probe.RecordStore {
 	return probe.NewRecordStore(time.Duration(cfg.Probe.RecordRetention), cfg.Probe.MaxRecords)
 }
 
-// inspectionRecords is the store as the API sees it: a nil store must be
+// inspectionRecords is the store as the API sees it: no store must be
 // a nil interface, not an interface holding nil.
 func (g *gateway) inspectionRecords() api.InspectionRecords {
 	if g.records == nil {
 		return nil
 	}
-	return g.records
+	return probeRecords{g.records}
 }
 
 // startProbe starts the inspection scheduler once the store takes
@@ -45,7 +45,8 @@ func (g *gateway) startProbe(ctx context.Context) (stop func()) {
 	if g.records == nil {
 		return func() {}
 	}
-	runner := probe.NewRunner(probe.RunnerOptions{Emitter: ingestEmitter{in}, Records: g.records, Registerer: g.reg, Logger: g.logger})
+	runner := probe.NewRunner(probe.RunnerOptions{Emitter: ingestEmitter{in}, Records: g.records, Registerer: g.reg, Logger: g.logger,
+		MaxResponseBytes: cfg.MaxResponseBytes})
 	sched, err := probe.NewScheduler(cfg.SchedulerOptions(g.probeTargets), runner)
 	if err != nil { // Validate has checked the same options
 		panic("BUG: probe scheduler options: " + err.Error())
@@ -66,21 +67,23 @@ func (g *gateway) probeTargets() []probe.Target {
 	if g.relabel != nil {
 		reg = g.relabel.Registry()
 	}
-	return cfg.ProbeTargets(reg)
+	targets, refused := cfg.probeTargets(reg)
+	g.refusedTargets.report(refused)
+	return targets
 }
 
 // keepProbeSettings keeps the running probe settings but the targets on
 // reload, and says so when others changed.
-func (g *gateway) keepProbeSettings(cfg *Config) {
+func (g *gateway) keepProbeSettings(cfg *Config, running Config) {
 	if g.records == nil && cfg.Probe.Enabled() {
 		g.logger.Warn("the probe was off at start; turning it on needs a restart")
 	}
-	next, cur := cfg.Probe, g.cfg.Probe
+	next, cur := cfg.Probe, running.Probe
 	next.Targets, cur.Targets = nil, nil
 	if !reflect.DeepEqual(next, cur) {
 		g.logger.Warn("probe settings other than targets change only on restart")
 		targets := cfg.Probe.Targets
-		cfg.Probe = g.cfg.Probe
+		cfg.Probe = running.Probe
 		cfg.Probe.Targets = targets
 	}
 }

@@ -6,28 +6,20 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/etcdgate/etcdgate/internal/testbin"
 	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
-// prometheusBinary finds Debian's prometheus. On CI (.ci/run installs it)
-// a missing binary fails the test; elsewhere it skips.
+// prometheusBinary finds Debian's prometheus; the test fails without it.
 func prometheusBinary(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("prometheus not installed; .ci/run installs Debian's prometheus package")
-		}
-		t.Skip("prometheus not installed (apt-get install prometheus)")
-	}
-	return path
+	return testbin.Prometheus(t)
 }
 
 // seriesOf asks a Prometheus-compatible API for the label sets matching

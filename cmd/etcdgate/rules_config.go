@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -62,6 +64,12 @@ type AlertmanagerConfig struct {
 	Timeout       Duration       `yaml:"timeout"`
 	APIVersion    string         `yaml:"api_version"`
 	StaticConfigs []StaticConfig `yaml:"static_configs"`
+	// HTTPClientConfig is Prometheus's http_config, inline as in its
+	// alertmanagers entries: tls_config, basic_auth, authorization
+	// (bearer token), oauth2, http_headers, follow_redirects,
+	// enable_http2; proxy_url is off unless set. Secrets are config.Secret
+	// (masked when marshalled); files are relative to the config file.
+	HTTPClientConfig config.HTTPClientConfig `yaml:",inline"`
 }
 
 // StaticConfig lists Alertmanager host:port targets.
@@ -98,7 +106,7 @@ func (c RulesConfig) Validate() error {
 			return fmt.Errorf("alerting.alertmanagers[%d]: scheme %q: want http or https", i, am.Scheme)
 		}
 	}
-	if _, err := c.NotifierOptions(); err != nil {
+	if _, err := c.notifierOptions(false); err != nil {
 		return fmt.Errorf("alerting: %w", err)
 	}
 	if err := c.Thresholds.Validate(); err != nil {
@@ -107,16 +115,34 @@ func (c RulesConfig) Validate() error {
 	return slo.Validate(c.SLOs)
 }
 
-// NotifierOptions translates the alerting section.
+// NotifierOptions translates the alerting section, with an HTTP client
+// per Alertmanager built from its entry's http_config.
 func (c RulesConfig) NotifierOptions() (notifier.Options, error) {
+	return c.notifierOptions(true)
+}
+
+// notifierOptions builds the clients only when asked: their files
+// (CA, certificates, password files) are read once load has resolved
+// their paths.
+func (c RulesConfig) notifierOptions(clients bool) (notifier.Options, error) {
 	o := notifier.DefaultOptions()
 	a := c.Alerting
 	o.QueueCapacity, o.MaxBatchSize, o.MaxRetries = a.QueueCapacity, a.MaxBatchSize, a.MaxRetries
 	o.ExternalLabels = labels.FromMap(a.ExternalLabels)
-	for _, am := range a.Alertmanagers {
+	for i, am := range a.Alertmanagers {
 		scheme := am.Scheme
 		if scheme == "" {
 			scheme = "http"
+		}
+		if err := am.HTTPClientConfig.Validate(); err != nil {
+			return o, fmt.Errorf("alertmanagers[%d]: %w", i, err)
+		}
+		var client *http.Client
+		if clients {
+			var err error
+			if client, err = config.NewClientFromConfig(am.HTTPClientConfig, "alertmanager"); err != nil {
+				return o, fmt.Errorf("alertmanagers[%d]: %w", i, err)
+			}
 		}
 		if am.Timeout > 0 {
 			o.Timeout = max(o.Timeout, time.Duration(am.Timeout))
@@ -125,6 +151,12 @@ func (c RulesConfig) NotifierOptions() (notifier.Options, error) {
 			for _, t := range sc.Targets {
 				u := url.URL{Scheme: scheme, Host: t, Path: "/" + strings.Trim(am.PathPrefix, "/")}
 				o.Alertmanagers = append(o.Alertmanagers, u.String())
+				if client != nil {
+					if o.Clients == nil {
+						o.Clients = make(map[string]*http.Client)
+					}
+					o.Clients[u.String()] = client
+				}
 			}
 		}
 	}
@@ -135,6 +167,14 @@ func (c RulesConfig) NotifierOptions() (notifier.Options, error) {
 // groups to run: thresholds first, then rule files, then SLOs.
 func (c *RulesConfig) load(dir string) error {
 	c.groups, c.allSLOs, c.fileGlobs = nil, append([]slo.Spec(nil), c.SLOs...), nil
+	for i := range c.Alerting.Alertmanagers {
+		c.Alerting.Alertmanagers[i].HTTPClientConfig.SetDirectory(dir)
+	}
+	// Build the clients once, so that a missing CA or certificate file
+	// fails the load (and `check config`), not the first alert.
+	if _, err := c.NotifierOptions(); err != nil {
+		return fmt.Errorf("alerting: %w", err)
+	}
 	for _, g := range append(append([]string(nil), c.RuleFiles...), c.SLOFiles...) {
 		if !filepath.IsAbs(g) {
 			g = filepath.Join(dir, g)

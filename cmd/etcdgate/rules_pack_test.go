@@ -14,6 +14,7 @@ import (
 
 	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/internal/testbin"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -22,13 +23,7 @@ const packConfig = "../../deploy/rules/etcdgate.yml"
 // TestRulePackPassesPromtool: the default pack with its compiled
 // thresholds and SLO rules loads in Debian's Prometheus 2.42.
 func TestRulePackPassesPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed; .ci/run installs Debian's prometheus package")
-		}
-		t.Skip("promtool not installed")
-	}
+	promtool := testbin.Promtool(t)
 	cfg, err := LoadConfig(packConfig)
 	if err != nil {
 		t.Fatal(err)

@@ -63,7 +63,12 @@ func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reloa
 	q := rules.EngineQueryFunc(evaluator.NewEngine(db, cfg.Query.EngineOptions()))
 	rt.query.Store(&q)
 	opts := rules.DefaultOptions()
-	opts.Query, opts.Appendable, opts.Queryable = q, pushAppender{in}, db
+	// Through rt.query, so that a reload of the query settings reaches
+	// rule evaluation as it reaches the API.
+	opts.Query = func(ctx context.Context, qs string, t time.Time) (evaluator.Vector, error) {
+		return (*rt.query.Load())(ctx, qs, t)
+	}
+	opts.Appendable, opts.Queryable = pushAppender{in}, db
 	opts.Notify = rt.notify
 	opts.EvaluationInterval = time.Duration(cfg.EvaluationInterval)
 	opts.ResendDelay = time.Duration(cfg.Alerting.ResendDelay)
@@ -85,25 +90,55 @@ func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reloa
 	return nil
 }
 
-// apply swaps in a reloaded configuration's groups, SLOs and Alertmanagers.
-// Evaluation interval and resend delay changes take effect on restart.
-func (rt *ruleRuntime) apply(cfg Config) error {
+// rulesUpdate is a reloaded configuration's groups, SLOs, Alertmanagers
+// and rule query engine, validated by prepare, applied by commit.
+type rulesUpdate struct {
+	groups   *rules.PreparedUpdate // nil until the manager runs
+	notifier notifier.Options
+	slos     []slo.Spec
+	globs    []string
+	query    *rules.QueryFunc // nil: the query settings did not change
+}
+
+// prepare validates what cfg changes, changing nothing. engine is the
+// rules' new query engine, nil when the query settings did not change or
+// the store is not open. Evaluation interval and resend delay changes
+// take effect on restart.
+func (rt *ruleRuntime) prepare(cfg Config, engine *evaluator.Engine) (*rulesUpdate, error) {
 	no, err := cfg.NotifierOptions()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	u := &rulesUpdate{notifier: no, slos: cfg.allSLOs, globs: cfg.fileGlobs}
 	if m := rt.manager.Load(); m != nil {
-		if err := m.Update(cfg.groups); err != nil {
-			return fmt.Errorf("rules: %w", err)
+		if u.groups, err = m.Prepare(cfg.groups); err != nil {
+			return nil, fmt.Errorf("rules: %w", err)
 		}
 	}
-	if err := rt.notifier.ApplyConfig(no); err != nil {
-		return err
+	if engine != nil && rt.query.Load() != nil {
+		q := rules.EngineQueryFunc(engine)
+		u.query = &q
 	}
-	slos, globs := cfg.allSLOs, cfg.fileGlobs
-	rt.slos.Store(&slos)
-	rt.globs.Store(&globs)
-	return nil
+	return u, nil
+}
+
+// commit applies a prepared update. The group swap waits for the
+// evaluations in flight of replaced groups, holding no lock that reads or
+// writes take.
+func (rt *ruleRuntime) commit(u *rulesUpdate) {
+	if err := rt.notifier.ApplyConfig(u.notifier); err != nil {
+		rt.logger.Error("BUG: alerting options validated by prepare refused", "err", err)
+	}
+	if u.query != nil {
+		rt.query.Store(u.query)
+	}
+	rt.slos.Store(&u.slos)
+	rt.globs.Store(&u.globs)
+	if m := rt.manager.Load(); m != nil && u.groups != nil {
+		if err := m.Apply(u.groups); err != nil { // only when stopping
+			rt.logger.Warn("rule groups not reloaded", "err", err)
+		}
+	}
 }
 
 func (rt *ruleRuntime) stop() {

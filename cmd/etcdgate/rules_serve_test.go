@@ -83,7 +83,7 @@ alerting:
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, base := startGateway(t, "--config", cfgFile)
+	_, base := startGateway(t, "--config", cfgFile, "--web.enable-lifecycle")
 	pushLeader(t, base, 0)
 	hook.WaitFor(t, "firing EtcdNoLeader c1 eu-west")
 

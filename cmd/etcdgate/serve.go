@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -21,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator"
@@ -37,6 +35,10 @@ type serveFlags struct {
 	configFile    string
 	listenAddress string
 	dataDir       string
+	// Security flags, as in Prometheus (serve_auth.go).
+	webConfigFile   string
+	enableLifecycle bool
+	enablePprof     bool
 }
 
 func (f serveFlags) load() (Config, error) {
@@ -77,6 +79,7 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (every key has a default)")
 	fs.StringVar(&f.listenAddress, "listen-address", "", "address of the HTTP API, overriding listen_address (default 127.0.0.1:9390)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for persistent state, overriding data_dir (default ./data)")
+	f.addSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,11 +99,15 @@ func runServe(args []string, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	goMemLimit, memSource := setGoMemLimit(cfg.Limits.MemoryLimitBytes)
+	logger.Info("memory limit", "memory_limit_bytes", cfg.Limits.MemoryLimitBytes, "gomemlimit", goMemLimit, "gomemlimit_source", memSource)
+
 	g, err := newGateway(cfg, f, logger, &level)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	g.goMemLimit = goMemLimit
 	if err := g.run(ctx, hup); err != nil {
 		logger.Error("stopped with error", "err", err)
 		return 1
@@ -123,10 +130,22 @@ type gateway struct {
 	relabel *relabel.Pipeline    // nil when relabeling is off
 	regFile *relabel.FileWatcher // nil without registry.file
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
+	auth    authState            // TLS and credentials (serve_auth.go)
 	records *probe.RecordStore   // inspection records; nil when nothing is inspected
+	// refusedTargets reports registry clusters outside the endpoint
+	// allow-list (probe_allow.go).
+	refusedTargets *refusedTargets
 
-	mu  sync.Mutex // serialises reloads and guards the start of ingest
-	cfg Config     // guarded by mu
+	// reloadMu serialises reloads and the start of ingest and rules
+	// (reload.go); it is held across file reads and rule groups halting,
+	// so nothing on the path of a request takes it.
+	reloadMu sync.Mutex
+	mu       sync.Mutex // guards cfg, db and ingest; held only to read or swap them
+	cfg      Config     // guarded by mu
+
+	// goMemLimit is GOMEMLIMIT (0: none), set before start; writes are
+	// refused with 429 while the live heap is near it.
+	goMemLimit int64
 }
 
 func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.LevelVar) (*gateway, error) {
@@ -140,6 +159,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	)
 	g := &gateway{flags: flags, logger: logger, level: level, reg: reg, cfg: cfg, ready: make(chan struct{})}
 	g.records = newProbeRecords(cfg)
+	g.refusedTargets = newRefusedTargets(reg, logger)
 	g.reloads = newReloadMetrics(reg)
 	bi := buildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -160,6 +180,12 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		return nil, err
 	}
 	g.rules = rt
+	policy, err := newAuthPolicy(flags.webConfigFile, cfg)
+	if err != nil {
+		return nil, err
+	}
+	g.auth.policy.Store(policy)
+	g.auth.tls = policy.TLSConfig() != nil
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
 		Logger:        logger,
@@ -171,12 +197,16 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Rules:         g.rules,
 		SLOStatus:     g.rules.sloStatus,
 		Inspections:   g.inspectionRecords(),
+
+		EnableLifecycle: flags.enableLifecycle,
+		EnablePprof:     flags.enablePprof,
+		Auth:            policy,
 	})
 	g.server = &http.Server{
 		Handler:           g.api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(logger), // serve_auth.go: TLS handshake errors throttled
 	}
 	return g, nil
 }
@@ -215,11 +245,16 @@ func (g *gateway) startRegistry(ctx context.Context) (wait func(), err error) {
 		wg.Go(func() { g.regFile.Run(ctx.Done(), registryPollInterval) })
 	}
 	if e := g.cfg.Registry.Etcd; g.relabel != nil && len(e.Endpoints) > 0 {
-		client, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		cc, err := e.clientConfig()
+		if err != nil {
+			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
+		}
+		client, err := clientv3.New(cc)
 		if err != nil {
 			return wg.Wait, fmt.Errorf("registry etcd client: %w", err)
 		}
 		w := relabel.NewEtcdWatcher(client, e.Prefix, g.relabel.Registry(), g.logger, g.relabel.RegistryErrorCounter("etcd"))
+		w.SetLimits(e.Limits)
 		wg.Go(func() {
 			defer client.Close()
 			w.Run(ctx)
@@ -254,8 +289,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		return err
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- g.server.Serve(ln) }()
-	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version)
+	go func() { serveErr <- g.serve(ln) }()
+	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version,
+		"tls", g.auth.tls, "auth", g.auth.policy.Load().Required())
 
 	opened := make(chan error, 1)
 	go func() { opened <- g.openStore() }()
@@ -295,7 +331,7 @@ func (g *gateway) openStore() error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger}
+	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger, MemoryLimit: g.goMemLimit}
 	if g.relabel != nil { // a nil *Pipeline in the interface would not be nil
 		opts.Relabeler = g.relabel
 	}
@@ -304,18 +340,21 @@ func (g *gateway) openStore() error {
 		db.Close()
 		return err
 	}
+	// No reload between taking the config and starting the rules: a
+	// reload during recovery changed g.cfg, and its limits apply now.
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
 	g.mu.Lock()
 	g.db, g.ingest = db, in
-	// A reload during recovery changed g.cfg: apply its limits now.
-	in.SetLimits(g.cfg.IngestLimits())
-	db.SetLimits(g.cfg.HeadLimits())
+	cfg = g.cfg
 	g.mu.Unlock()
+	in.SetLimits(cfg.IngestLimits())
+	db.SetLimits(cfg.HeadLimits())
 	g.api.SetBackend(in, db)
-	g.api.SetQueryEngine(evaluator.NewEngine(db, g.cfg.Query.EngineOptions()))
+	g.api.SetQueryEngine(evaluator.NewEngine(db, cfg.Query.APIEngineOptions()))
+	g.api.SetReadLimits(cfg.Query.ReadLimits())
 	close(g.ready)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.rules.start(db, in, g.cfg, g.reload)
+	return g.rules.start(db, in, cfg, g.reload)
 }
 
 func (g *gateway) shutdown(opened <-chan error) error {
@@ -337,69 +376,6 @@ func (g *gateway) shutdown(opened <-chan error) error {
 	}
 	g.logger.Info("stopped")
 	return nil
-}
-
-// reload re-reads the configuration and applies what can change live.
-// Ingestion and queries continue throughout: the new limits are swapped in
-// atomically. On error the previous configuration stays.
-func (g *gateway) reload() (err error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	defer func() { g.reloads.observe(err) }()
-	cfg, err := g.flags.load()
-	if err != nil {
-		return err
-	}
-	if err := g.rules.apply(cfg); err != nil {
-		return err
-	}
-	if err := g.reloadRelabel(&cfg); err != nil {
-		return err
-	}
-	g.keepProbeSettings(&cfg)
-	if g.ingest != nil {
-		if err := g.ingest.SetLimits(cfg.IngestLimits()); err != nil {
-			return err
-		}
-		g.db.SetLimits(cfg.HeadLimits())
-		if cfg.Query != g.cfg.Query {
-			// Queries running keep the engine they started on.
-			g.api.SetQueryEngine(evaluator.NewEngine(g.db, cfg.Query.EngineOptions()))
-		}
-	}
-	lvl, _ := parseLogLevel(cfg.LogLevel)
-	g.level.Set(lvl)
-	if cfg.ListenAddress != g.cfg.ListenAddress || cfg.DataDir != g.cfg.DataDir || cfg.Head != g.cfg.Head ||
-		cfg.WAL != g.cfg.WAL || cfg.Retention != g.cfg.Retention {
-		g.logger.Warn("listen_address, data_dir, retention, wal and head settings change only on restart")
-		cfg.ListenAddress, cfg.DataDir, cfg.Head = g.cfg.ListenAddress, g.cfg.DataDir, g.cfg.Head
-		cfg.WAL, cfg.Retention = g.cfg.WAL, g.cfg.Retention
-	}
-	g.cfg = cfg
-	g.logger.Info("configuration reloaded", "file", g.flags.configFile)
-	return nil
-}
-
-// reloadRelabel re-reads the registry file and swaps the relabel rules.
-// The file is read first: when it is refused, nothing changes.
-func (g *gateway) reloadRelabel(cfg *Config) error {
-	if g.relabel == nil {
-		if cfg.RelabelEnabled() {
-			g.logger.Warn("relabeling and the registry were off at start; turning them on needs a restart")
-		}
-		return nil
-	}
-	if cfg.Registry.File != g.cfg.Registry.File || !slices.Equal(cfg.Registry.Etcd.Endpoints, g.cfg.Registry.Etcd.Endpoints) ||
-		cfg.Registry.Etcd.Prefix != g.cfg.Registry.Etcd.Prefix {
-		g.logger.Warn("registry file and etcd settings change only on restart")
-		cfg.Registry.File, cfg.Registry.Etcd = g.cfg.Registry.File, g.cfg.Registry.Etcd
-	}
-	if g.regFile != nil {
-		if err := g.regFile.Load(); err != nil {
-			return err
-		}
-	}
-	return g.relabel.SetConfig(cfg.RelabelConfig())
 }
 
 type reloadMetrics struct {

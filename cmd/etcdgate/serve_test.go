@@ -46,7 +46,7 @@ func TestServeReloadAndShutdown(t *testing.T) {
 		}
 	}
 	writeConfig("limits:\n  max_labels_per_series: 10\n")
-	p, url := startGateway(t, "--config", cfgPath)
+	p, url := startGateway(t, "--config", cfgPath, "--web.enable-lifecycle")
 
 	if code, body := writeSeries(t, url, 5); code != http.StatusNoContent {
 		t.Fatalf("write under the first config: %d %s", code, body)

@@ -33,8 +33,12 @@ type Options struct {
 	MaxRetries   int
 	RetryBackoff time.Duration
 	Client       *http.Client
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	// Clients are per Alertmanager URL (TLS, basic auth, bearer token of
+	// its alertmanagers entry); an Alertmanager not in it uses Client.
+	// They are replaced by ApplyConfig.
+	Clients    map[string]*http.Client
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // DefaultOptions returns Prometheus's notifier defaults, plus retries.
@@ -101,10 +105,16 @@ func (m *Manager) ApplyConfig(opts Options) error {
 		return err
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	opts.Client, opts.Registerer, opts.Logger = m.opts.Client, m.opts.Registerer, m.opts.Logger
+	old := m.opts.Clients
 	m.opts = opts
 	m.metrics.queueCap.Set(float64(opts.QueueCapacity))
+	m.mu.Unlock()
+	// The replaced clients' idle connections would linger until their
+	// idle timeout; a send in flight keeps its busy ones.
+	for _, c := range old {
+		c.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -237,11 +247,15 @@ func (m *Manager) sendAll(ctx context.Context, batch []*Alert, ams []string, opt
 // 5xx with a doubling backoff. 4xx is the batch's fault and not retried.
 func (m *Manager) sendOne(ctx context.Context, am string, body []byte, opts Options) error {
 	u := strings.TrimSuffix(am, "/") + "/api/v2/alerts"
+	client := m.client
+	if c := opts.Clients[am]; c != nil {
+		client = c
+	}
 	backoff := opts.RetryBackoff
 	var err error
 	for attempt := 0; ; attempt++ {
 		var retry bool
-		retry, err = m.post(ctx, am, u, body, opts.Timeout)
+		retry, err = m.post(ctx, client, am, u, body, opts.Timeout)
 		if err == nil || !retry || attempt >= opts.MaxRetries {
 			return err
 		}
@@ -255,7 +269,7 @@ func (m *Manager) sendOne(ctx context.Context, am string, body []byte, opts Opti
 	}
 }
 
-func (m *Manager) post(ctx context.Context, am, u string, body []byte, timeout time.Duration) (retry bool, err error) {
+func (m *Manager) post(ctx context.Context, client *http.Client, am, u string, body []byte, timeout time.Duration) (retry bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, strings.NewReader(string(body)))
@@ -264,7 +278,7 @@ func (m *Manager) post(ctx context.Context, am, u string, body []byte, timeout t
 	}
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
-	resp, err := m.client.Do(req)
+	resp, err := client.Do(req)
 	m.metrics.latency.WithLabelValues(am).Observe(time.Since(start).Seconds())
 	if err != nil {
 		return true, err

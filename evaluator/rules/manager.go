@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -76,10 +77,15 @@ type Manager struct {
 	opts    Options // immutable
 	metrics *metrics
 
-	mu       sync.Mutex // guards the fields below; serialises Update and Stop
-	groups   map[string]*Group
-	restored bool // the first Update happened: later groups do not restore
-	stopped  bool
+	// updateMu serialises Prepare-Apply pairs against each other and
+	// against Stop; it is held while old groups halt (which waits for an
+	// evaluation in flight) but nothing that serves reads takes it.
+	updateMu sync.Mutex
+	restored bool // guarded by updateMu: the first Apply happened: later groups do not restore
+	stopped  bool // guarded by updateMu
+
+	mu     sync.Mutex        // guards groups only, held briefly
+	groups map[string]*Group // guarded by mu
 }
 
 // NewManager returns a manager with no groups.
@@ -91,34 +97,63 @@ func NewManager(opts Options) (*Manager, error) {
 	return &Manager{opts: opts, metrics: newMetrics(opts.Registerer), groups: map[string]*Group{}}, nil
 }
 
-// Update replaces the running groups with specs. A group whose spec did
-// not change keeps running untouched; a changed group takes over the
-// alert state and series of its predecessor's rules (matched by kind,
-// name and labels); a removed group's series get stale markers. Specs
-// must be valid (ParseFile validates files; generators produce valid
-// specs); Update checks the group keys are unique.
+// Update replaces the running groups with specs: Prepare, then Apply.
 func (m *Manager) Update(specs []GroupSpec) error {
+	u, err := m.Prepare(specs)
+	if err != nil {
+		return err
+	}
+	return m.Apply(u)
+}
+
+// PreparedUpdate is a validated set of groups, ready for Apply. It holds
+// no group yet: Apply builds them against the groups running then.
+type PreparedUpdate struct {
+	specs []GroupSpec
+}
+
+// Prepare validates specs for Apply without touching the running groups:
+// a reload that fails later, in another component, leaves them as they
+// are. Specs must be valid (ParseFile validates files; generators
+// produce valid specs); Prepare checks every group and that the group
+// keys are unique.
+func (m *Manager) Prepare(specs []GroupSpec) (*PreparedUpdate, error) {
 	seen := map[string]bool{}
 	for _, s := range specs {
 		k := s.File + ";" + s.Name
 		if seen[k] {
-			return fmt.Errorf("rule group %q of %q defined twice", s.Name, s.File)
+			return nil, fmt.Errorf("rule group %q of %q defined twice", s.Name, s.File)
 		}
 		seen[k] = true
 		if errs := (&RuleFile{Groups: []GroupSpec{s}}).Validate(); len(errs) > 0 {
-			return errors.Join(errs...)
+			return nil, errors.Join(errs...)
 		}
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	return &PreparedUpdate{specs: slices.Clone(specs)}, nil
+}
+
+// Apply replaces the running groups with u's. A group whose spec did not
+// change keeps running untouched; a changed group takes over the alert
+// state and series of its predecessor's rules (matched by kind, name and
+// labels); a removed group's series get stale markers. It fails only
+// when the manager was stopped. Groups() is never blocked by it: old
+// groups halt, and stale markers are written, without the lock Groups
+// takes.
+func (m *Manager) Apply(u *PreparedUpdate) error {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
 	if m.stopped {
 		return errors.New("rules: manager stopped")
 	}
-	next := make(map[string]*Group, len(specs))
-	now := time.Now()
-	for _, s := range specs {
+	m.mu.Lock()
+	cur := m.groups
+	m.mu.Unlock()
+	next := make(map[string]*Group, len(u.specs))
+	type handover struct{ old, new *Group }
+	var changed []handover
+	for _, s := range u.specs {
 		k := s.File + ";" + s.Name
-		old := m.groups[k]
+		old := cur[k]
 		if old != nil && reflect.DeepEqual(old.spec, s) {
 			next[k] = old
 			continue
@@ -128,34 +163,52 @@ func (m *Manager) Update(specs []GroupSpec) error {
 		if !g.shouldRestore {
 			g.setRestored()
 		}
-		if old != nil {
-			// Halted first, so that it does not evaluate after its state
-			// moved on.
-			old.halt()
-			g.copyState(old)
-			old.markStale(context.Background(), now, g.inheritedFrom)
-		}
 		next[k] = g
-		if !m.opts.Manual {
+		if old != nil {
+			changed = append(changed, handover{old, g})
+		}
+	}
+	// Halted first, so that an old group does not evaluate after its
+	// state moved on; its successor starts after taking the state over.
+	for _, h := range changed {
+		h.old.halt()
+		h.new.copyState(h.old)
+	}
+	var removed []string
+	for k, old := range cur {
+		if next[k] == nil {
+			old.halt()
+			removed = append(removed, k)
+		}
+	}
+	m.mu.Lock()
+	m.groups = next
+	m.mu.Unlock()
+	m.restored = true
+	for k, g := range next {
+		if cur[k] != g && !m.opts.Manual {
 			g.start()
 		}
 	}
-	for k, old := range m.groups {
-		if next[k] == nil {
-			old.halt()
-			old.markStale(context.Background(), now, nil)
-			m.metrics.deleteGroup(k)
-		}
+	now := time.Now()
+	for _, h := range changed {
+		h.old.markStale(context.Background(), now, h.new.inheritedFrom)
 	}
-	m.groups, m.restored = next, true
+	for _, k := range removed {
+		cur[k].markStale(context.Background(), now, nil)
+		m.metrics.deleteGroup(k)
+	}
 	return nil
 }
 
 // Stop halts every group and waits for evaluations in flight.
 func (m *Manager) Stop() {
+	m.updateMu.Lock()
+	defer m.updateMu.Unlock()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, g := range m.groups {
+	groups := m.groups
+	m.mu.Unlock()
+	for _, g := range groups {
 		g.halt()
 	}
 	m.stopped = true

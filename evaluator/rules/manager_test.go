@@ -236,3 +236,61 @@ func TestMissedIterations(t *testing.T) {
 		t.Fatalf("last duration series: %d %v", n, err)
 	}
 }
+
+// TestApplyDoesNotBlockReaders replaces a group while it is evaluating:
+// Apply waits for that evaluation to finish, and Groups (what the API
+// serves) answers meanwhile. A failed Prepare changes nothing.
+func TestApplyDoesNotBlockReaders(t *testing.T) {
+	q, st, n := &scripted{}, newHeadStore(t), &sent{}
+	entered, release := make(chan struct{}), make(chan struct{})
+	opts := testOptions(q, st, n)
+	opts.Query = func(ctx context.Context, qs string, at time.Time) (evaluator.Vector, error) {
+		close(entered)
+		<-release
+		return q.query(ctx, qs, at)
+	}
+	m := newTestManager(t, opts)
+	spec := GroupSpec{Name: "g", File: "f.yml", Rules: []RuleSpec{{Record: "a:b", Expr: "up"}}}
+	if err := m.Update([]GroupSpec{spec}); err != nil {
+		t.Fatal(err)
+	}
+	g1 := onlyGroup(t, m)
+	evalDone := make(chan struct{})
+	go func() { defer close(evalDone); g1.Eval(context.Background(), t0) }()
+	<-entered
+
+	if _, err := m.Prepare([]GroupSpec{spec, spec}); err == nil {
+		t.Fatal("duplicate groups prepared")
+	}
+	changed := spec
+	changed.Rules = []RuleSpec{{Record: "a:c", Expr: "up"}}
+	u, err := m.Prepare([]GroupSpec{changed})
+	if err != nil || onlyGroup(t, m) != g1 {
+		t.Fatalf("Prepare changed the running groups (err %v)", err)
+	}
+	applied := make(chan error, 1)
+	go func() { applied <- m.Apply(u) }()
+	groups := make(chan []*Group, 1)
+	go func() { groups <- m.Groups() }()
+	select {
+	case gs := <-groups:
+		if len(gs) != 1 || gs[0] != g1 {
+			t.Fatalf("during Apply, Groups = %v, want the old group until it halts", gs)
+		}
+	case <-time.After(30 * time.Second): // a cap, not a measurement: blocked means deadlocked
+		t.Fatal("Groups blocked behind a halting group")
+	}
+	select {
+	case err := <-applied:
+		t.Fatalf("Apply returned (%v) before the evaluation in flight ended", err)
+	default:
+	}
+	close(release)
+	<-evalDone
+	if err := <-applied; err != nil {
+		t.Fatal(err)
+	}
+	if g2 := onlyGroup(t, m); g2 == g1 || g2.spec.Rules[0].Record != "a:c" {
+		t.Fatalf("group not replaced: %+v", g2.spec)
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/internal/testbin"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -79,13 +80,7 @@ func paritySeries() map[string]string {
 // input: Debian's Prometheus 2.42 must compute the same recorded values
 // and fire the same alerts.
 func TestSLORulesMatchPrometheus(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed; .ci/run installs Debian's prometheus package")
-		}
-		t.Skip("promtool not installed")
-	}
+	promtool := testbin.Promtool(t)
 	specs := []Spec{
 		{Name: "availability", Objective: 99.9, Window: 28 * 24 * 3600e9, SLI: SLI{Builtin: "availability"}},
 		{Name: "errors", Objective: 99, Window: 28 * 24 * 3600e9, SLI: SLI{Builtin: "request_errors"}},

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/internal/testbin"
 )
 
 func generateFile(t *testing.T, path string) ([]rules.GroupSpec, []byte) {
@@ -78,13 +79,7 @@ func TestGenerate(t *testing.T) {
 // TestGeneratedRulesPassPromtool checks the generated file with Debian's
 // promtool (Prometheus 2.42): the rules run in a stock Prometheus.
 func TestGeneratedRulesPassPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed; .ci/run installs Debian's prometheus package")
-		}
-		t.Skip("promtool not installed (apt-get install prometheus)")
-	}
+	promtool := testbin.Promtool(t)
 	_, out := generateFile(t, "testdata/slos.yml")
 	path := filepath.Join(t.TempDir(), "slo-rules.yml")
 	if err := os.WriteFile(path, out, 0o644); err != nil {

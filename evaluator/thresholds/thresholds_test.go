@@ -10,6 +10,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/internal/testbin"
 )
 
 const tableYAML = `
@@ -59,13 +60,7 @@ or
 }
 
 func TestCompiledRulesPassPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("promtool not installed; .ci/run installs Debian's prometheus package")
-		}
-		t.Skip("promtool not installed")
-	}
+	promtool := testbin.Promtool(t)
 	g, _, err := parseConfig(t, tableYAML).Compile()
 	if err != nil {
 		t.Fatal(err)

@@ -4,10 +4,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -22,6 +24,10 @@ type Certs struct {
 	CA                    string
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
+
+	dir    string
+	caCert *x509.Certificate
+	caKey  *ecdsa.PrivateKey
 }
 
 // NewCerts writes a fresh CA and the certificates it signs into a
@@ -34,7 +40,7 @@ func NewCerts(t testing.TB) *Certs {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Certs{CA: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER)}
+	c := &Certs{CA: writePEM(t, dir, "ca.pem", "CERTIFICATE", caDER), dir: dir, caCert: caCert, caKey: caKey}
 	sKey, sDER := issue(t, "etcd server", caCert, caKey, x509.KeyUsageDigitalSignature,
 		[]x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth})
 	c.ServerCert = writePEM(t, dir, "server.pem", "CERTIFICATE", sDER)
@@ -44,6 +50,16 @@ func NewCerts(t testing.TB) *Certs {
 	c.ClientCert = writePEM(t, dir, "client.pem", "CERTIFICATE", cDER)
 	c.ClientKey = writeKey(t, dir, "client-key.pem", cKey)
 	return c
+}
+
+// IssueClient writes a client certificate with subject common name cn,
+// signed by the CA, and returns its certificate and key files.
+func (c *Certs) IssueClient(t testing.TB, cn string) (certFile, keyFile string) {
+	t.Helper()
+	key, der := issue(t, cn, c.caCert, c.caKey, x509.KeyUsageDigitalSignature,
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	name := fmt.Sprintf("client-%x", sha256.Sum256([]byte(cn)))[:20]
+	return writePEM(t, c.dir, name+".pem", "CERTIFICATE", der), writeKey(t, c.dir, name+"-key.pem", key)
 }
 
 // ClientTLS returns a client configuration presenting the client

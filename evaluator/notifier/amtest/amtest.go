@@ -15,23 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcdgate/etcdgate/internal/testbin"
 	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
-// binary finds Debian's prometheus-alertmanager. On CI (.ci/run installs
-// it) a missing binary fails the test; elsewhere it skips.
+// binary finds Debian's prometheus-alertmanager; the test fails without it.
 func binary(t testing.TB) string {
 	t.Helper()
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("alertmanager not installed; .ci/run installs Debian's prometheus-alertmanager package")
-	}
-	t.Skip("alertmanager not installed (apt-get install prometheus-alertmanager)")
-	return ""
+	return testbin.Alertmanager(t)
 }
 
 // Webhook is a receiver for the Alertmanager to notify: it records
@@ -101,6 +92,22 @@ func (w *Webhook) WaitFor(t testing.TB, want string) {
 // It returns the Alertmanager's base URL.
 func Start(t testing.TB, hook string) string {
 	t.Helper()
+	return StartSecure(t, hook, Secure{})
+}
+
+// Secure runs the Alertmanager behind its own --web.config.file (TLS,
+// basic auth). Client, Username and Password are what the readiness
+// check uses to reach it.
+type Secure struct {
+	WebConfigFile      string
+	Client             *http.Client
+	Username, Password string
+}
+
+// StartSecure is Start with s: over TLS (an https URL is returned) when
+// s.Client is set.
+func StartSecure(t testing.TB, hook string, s Secure) string {
+	t.Helper()
 	bin := binary(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`route:
@@ -120,16 +127,27 @@ receivers:
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testnet.FreePort(t))
-	cmd := exec.Command(bin, "--config.file="+cfgFile, "--storage.path="+dir, "--web.listen-address="+addr,
-		"--cluster.listen-address=", "--log.level=warn")
+	args := []string{"--config.file=" + cfgFile, "--storage.path=" + dir, "--web.listen-address=" + addr,
+		"--cluster.listen-address=", "--log.level=warn"}
+	if s.WebConfigFile != "" {
+		args = append(args, "--web.config.file="+s.WebConfigFile)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
+	base, client := "http://"+addr, http.DefaultClient
+	if s.Client != nil {
+		base, client = "https://"+addr, s.Client
+	}
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get(base + "/-/ready"); err == nil {
+		req, _ := http.NewRequest(http.MethodGet, base+"/-/ready", nil)
+		if s.Username != "" {
+			req.SetBasicAuth(s.Username, s.Password)
+		}
+		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return base

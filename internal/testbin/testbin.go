@@ -1,0 +1,54 @@
+// Package testbin finds the external programs some tests run: Debian's
+// Prometheus, promtool and Alertmanager, and a headless Chromium. A test
+// whose program is missing fails, on every machine, naming the program
+// and the package that provides it: a test that skipped would pass
+// without testing anything. .ci/run installs them.
+package testbin
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Prometheus returns the path of Debian's prometheus (2.42), the
+// remote-write sender and reference server of the integration tests.
+func Prometheus(t testing.TB) string {
+	t.Helper()
+	return find(t, "prometheus", "prometheus")
+}
+
+// Promtool returns the path of promtool, which comes with Debian's
+// prometheus package; tests check generated rules with it.
+func Promtool(t testing.TB) string {
+	t.Helper()
+	return find(t, "prometheus", "promtool")
+}
+
+// Alertmanager returns the path of Debian's Alertmanager (0.25), which
+// receives the alerts of the rule and notifier tests.
+func Alertmanager(t testing.TB) string {
+	t.Helper()
+	return find(t, "prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
+}
+
+// Chromium returns the path of a headless Chromium, for tests of the
+// built-in pages.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	return find(t, "chromium", "chromium", "chromium-browser")
+}
+
+// find returns the path of the first of names on PATH, or fails t saying
+// which package to install.
+func find(t testing.TB, pkg string, names ...string) string {
+	t.Helper()
+	for _, name := range names {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("this test runs %s, which is not on PATH: install Debian's %s package (apt-get install %s; .ci/run does)",
+		strings.Join(names, " or "), pkg, pkg)
+	return ""
+}
