@@ -133,8 +133,13 @@ func TestWriteSteadyStateAllocations(t *testing.T) {
 	})
 	perSample := allocs / float64(len(reqs[0].Timeseries))
 	// New head chunks are cut every 120 samples, so a few allocations per
-	// request remain; per sample they must be near zero.
-	if perSample > 0.05 {
+	// request remain; per sample they must be near zero. Under the race
+	// detector pools drop buffers at random: still far below one per sample.
+	bound := 0.05
+	if raceEnabled {
+		bound = 0.5
+	}
+	if perSample > bound {
 		t.Fatalf("%.1f allocations per request, %.3f per sample", allocs, perSample)
 	}
 }
