@@ -22,6 +22,11 @@ type Options struct {
 	// the bound is conservative). Like Prometheus's --query.max-samples.
 	// Default 50,000,000.
 	MaxSamples int64
+	// MaxSeries bounds the series one selector may match (VictoriaMetrics's
+	// -search.maxUniqueTimeseries): the store stops collecting past it and
+	// the query fails with tsdb.ErrTooManySeries (422), before any sample
+	// is read. Default 2,000,000.
+	MaxSeries int
 	// MaxConcurrent bounds the queries evaluated at once; more wait for a
 	// slot until their timeout. Default 20.
 	MaxConcurrent int
@@ -50,6 +55,7 @@ const (
 	DefaultTimeout       = 2 * time.Minute
 	DefaultMaxSamples    = 50_000_000
 	DefaultMaxConcurrent = 20
+	DefaultMaxSeries     = 2_000_000
 	// DefaultMaxQueued is the queue the query API's engine is given.
 	DefaultMaxQueued = 100
 	// DefaultMaxPointsPerSeries is Prometheus's bound on a range query's
@@ -79,6 +85,9 @@ func NewEngine(store tsdb.Queryable, opts Options) *Engine {
 	}
 	if opts.MaxConcurrent <= 0 {
 		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = DefaultMaxSeries
 	}
 	if opts.MaxPointsPerSeries <= 0 {
 		opts.MaxPointsPerSeries = DefaultMaxPointsPerSeries

@@ -24,6 +24,7 @@ type queryState struct {
 	defaultSubqueryStep  int64
 
 	maxSamples       int64        // bound on points held at once
+	maxSeries        int          // bound on the series one selector matches
 	held             atomic.Int64 // points held: raw samples being read, results
 	maxSubquerySteps int64        // bound on the steps of a subquery
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // exec parses qs and evaluates it at the steps start, start+interval, ...
@@ -32,6 +34,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
+	ctx = tsdb.WithSeriesLimit(ctx, e.opts.MaxSeries)
 	if err := e.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -51,6 +54,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			queryStep:           step,
 			defaultSubqueryStep: e.opts.DefaultSubqueryStep.Milliseconds(),
 			maxSamples:          e.opts.MaxSamples,
+			maxSeries:           e.opts.MaxSeries,
 			maxSubquerySteps:    e.opts.MaxSubquerySteps,
 		},
 		start:    start,

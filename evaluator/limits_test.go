@@ -329,3 +329,22 @@ func TestHeldAccounting(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxSeriesFailsBeforeSamples: a selector matching more series than
+// max_series fails the query with tsdb.ErrTooManySeries, whichever way
+// the series are selected; one under the limit answers.
+func TestMaxSeriesFailsBeforeSamples(t *testing.T) {
+	head := limitsHead(t, 50, 2)
+	e := NewEngine(head, Options{MaxSeries: 49})
+	ctx := context.Background()
+	at := time.UnixMilli(15000)
+	for _, q := range []string{"up", `count({__name__=~".+"})`, "rate(up[5m])", `up or {instance="aa"}`} {
+		if _, err := e.Instant(ctx, q, at); !errors.Is(err, tsdb.ErrTooManySeries) {
+			t.Errorf("%s over 50 series with max 49: %v", q, err)
+		}
+	}
+	res, err := e.Instant(ctx, `count(up{instance=~".a"})`, at)
+	if err != nil || res.Value.(Vector)[0].F != 26 {
+		t.Fatalf("26 series with max 49: %v %v", res, err)
+	}
+}

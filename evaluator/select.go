@@ -133,6 +133,9 @@ func (ev *evaluator) selectAll(q tsdb.Querier, me *metricsql.MetricExpr) []tsdb.
 				seen[h] = struct{}{}
 			}
 			series = append(series, s)
+			if len(series) > ev.maxSeries {
+				raiseErr(fmt.Errorf("%w: the selector matches more than %d series", tsdb.ErrTooManySeries, ev.maxSeries))
+			}
 		}
 		if err := ss.Err(); err != nil {
 			ev.checkContext()

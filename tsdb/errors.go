@@ -30,6 +30,9 @@ var (
 	// request: the API answers 413, so that senders split or drop it
 	// rather than retry it forever.
 	ErrCommitTooLarge = errors.New("commit too large for one WAL record")
+	// ErrTooManySeries: a select matched more series than the limit its
+	// context carries (WithSeriesLimit); it read no samples.
+	ErrTooManySeries = errors.New("too many series selected")
 	// ErrClosed: the head was closed.
 	ErrClosed = errors.New("tsdb head closed")
 )

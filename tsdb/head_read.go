@@ -56,6 +56,9 @@ func (q *headQuerier) matching(ctx context.Context, ms []*labels.Matcher) ([]*me
 		s.mu.Unlock()
 		if ok {
 			out = append(out, s)
+			if err := checkSeriesLimit(ctx, len(out)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil
@@ -86,7 +89,7 @@ func (q *headQuerier) selectUnsorted(ctx context.Context, ms []*labels.Matcher) 
 	if err != nil {
 		return &headSeriesSet{err: err}
 	}
-	evicted, err := q.evictedMatching(ctx, ms)
+	evicted, err := q.evictedMatching(ctx, ms, len(series))
 	if err != nil {
 		return &headSeriesSet{err: err}
 	}
@@ -127,7 +130,7 @@ func (q *headQuerier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]
 	for _, s := range series {
 		s.syms.each(func(n, _ uint32) { seen[strs[n]] = struct{}{} })
 	}
-	evicted, err := q.evictedMatching(ctx, ms)
+	evicted, err := q.evictedMatching(ctx, ms, len(series))
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +168,7 @@ func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*label
 			seen[v] = struct{}{}
 		}
 	}
-	evicted, err := q.evictedMatching(ctx, ms)
+	evicted, err := q.evictedMatching(ctx, ms, len(series))
 	if err != nil {
 		return nil, err
 	}

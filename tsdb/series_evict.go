@@ -583,8 +583,9 @@ type evictedSeries struct {
 // evictedMatching returns the evicted series matching ms with samples in
 // [mint, maxt], leaving out those the head holds again. It reads a fresh
 // view of the store: a series evicted after the querier's snapshot was
-// taken is no longer in the head's maps, but is in this view.
-func (q *headQuerier) evictedMatching(ctx context.Context, ms []*labels.Matcher) ([]evictedSeries, error) {
+// taken is no longer in the head's maps, but is in this view. The inHead
+// series already found count toward the series limit of ctx.
+func (q *headQuerier) evictedMatching(ctx context.Context, ms []*labels.Matcher, inHead int) ([]evictedSeries, error) {
 	h := q.head
 	es := h.evicted
 	if es == nil || q.store == nil {
@@ -617,7 +618,7 @@ func (q *headQuerier) evictedMatching(ctx context.Context, ms []*labels.Matcher)
 			}
 			seen[ref] = struct{}{}
 			out = append(out, evictedSeries{ref: ref, lset: rec.lset, minT: rec.rec.minT, maxT: rec.rec.maxT})
-			return nil
+			return checkSeriesLimit(ctx, inHead+len(out))
 		}
 		pick := candidateMatcher(ms)
 		return eachEvictedBucket(txn, es.st.bucketOf(q.mint), maxBucket, func(it *badger.Iterator, b int64) error {

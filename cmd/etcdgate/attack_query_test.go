@@ -98,6 +98,7 @@ func TestAttackQueries(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(`query:
   max_concurrency: 2
   max_queued: 4
+  max_series: 20000
   listing_timeout: 5s
 `), 0o644); err != nil {
 		t.Fatal(err)
@@ -188,10 +189,17 @@ func TestAttackQueries(t *testing.T) {
 					codes = append(codes, code)
 				}
 				code, _ = httpGet(base + "/api/v1/status/tsdb")
+				codes = append(codes, code)
+				// A query whose selector matches more than max_series.
+				code, env = postQuery(t, base, "/api/v1/query", url.Values{"query": {`count({__name__=~".+"})`}})
+				if code != http.StatusUnprocessableEntity || !strings.Contains(env.Error, "more than 20000 series") {
+					t.Errorf("a selector over 50,000 series with max_series 20000: %d %s", code, env.Error)
+				}
 				return append(codes, code)
 			},
-			// 503 is a listing past its timeout (5s here).
-			allowed: []int{http.StatusOK, http.StatusServiceUnavailable}, within: 60 * time.Second, maxGrowth: 400 << 20,
+			// 503 is a listing past its timeout (5s here); 422 the query
+			// past max_series.
+			allowed: []int{http.StatusOK, http.StatusServiceUnavailable, http.StatusUnprocessableEntity}, within: 60 * time.Second, maxGrowth: 400 << 20,
 		},
 		{
 			name: "a crowd of heavy queries",

@@ -20,6 +20,9 @@ type QueryConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// MaxSamples bounds the samples one query holds in memory at once.
 	MaxSamples int64 `yaml:"max_samples"`
+	// MaxSeries bounds the series one selector of a query may match; the
+	// store stops collecting past it and the query fails (422).
+	MaxSeries int `yaml:"max_series"`
 	// MaxConcurrency bounds the queries evaluated at once; more wait for
 	// a slot until their timeout.
 	MaxConcurrency int `yaml:"max_concurrency"`
@@ -51,6 +54,7 @@ func defaultQueryConfig() QueryConfig {
 		LookbackDelta:         Duration(evaluator.DefaultLookbackDelta),
 		Timeout:               Duration(evaluator.DefaultTimeout),
 		MaxSamples:            evaluator.DefaultMaxSamples,
+		MaxSeries:             evaluator.DefaultMaxSeries,
 		MaxConcurrency:        evaluator.DefaultMaxConcurrent,
 		MaxQueued:             evaluator.DefaultMaxQueued,
 		MaxQueryLength:        evaluator.DefaultMaxQueryLength,
@@ -72,6 +76,8 @@ func (q QueryConfig) Validate() error {
 		return errors.New("query: timeout must be positive")
 	case q.MaxSamples <= 0:
 		return errors.New("query: max_samples must be positive")
+	case q.MaxSeries <= 0:
+		return errors.New("query: max_series must be positive")
 	case q.MaxConcurrency <= 0:
 		return errors.New("query: max_concurrency must be positive")
 	case q.MaxQueued <= 0:
@@ -107,6 +113,7 @@ func (q QueryConfig) EngineOptions() evaluator.Options {
 		LookbackDelta:      time.Duration(q.LookbackDelta),
 		Timeout:            time.Duration(q.Timeout),
 		MaxSamples:         q.MaxSamples,
+		MaxSeries:          q.MaxSeries,
 		MaxConcurrent:      q.MaxConcurrency,
 		MaxPointsPerSeries: q.MaxPointsPerSeries,
 		MaxSubquerySteps:   q.MaxSubquerySteps,

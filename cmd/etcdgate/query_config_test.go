@@ -18,7 +18,7 @@ func TestQueryLimitsConfig(t *testing.T) {
 		t.Fatalf("the rules' engine has a bounded queue: %+v", eo)
 	}
 	eo := cfg.Query.APIEngineOptions()
-	if eo.MaxQueued != 7 || eo.MaxPointsPerSeries != 20000 || eo.MaxSubquerySteps != 5000 ||
+	if eo.MaxQueued != 7 || eo.MaxSeries != 300 || eo.MaxPointsPerSeries != 20000 || eo.MaxSubquerySteps != 5000 ||
 		eo.ParseLimits != (evaluator.ParseLimits{MaxLength: 4096, MaxDepth: 50}) {
 		t.Fatalf("engine options %+v", eo)
 	}
@@ -28,14 +28,16 @@ func TestQueryLimitsConfig(t *testing.T) {
 		t.Fatalf("read limits %+v, want %+v", rl, want)
 	}
 	def := defaultQueryConfig()
-	if def.MaxQueryLength != 64<<10 || def.MaxQueryDepth != 1000 || def.MaxPointsPerSeries != 11000 ||
+	if def.MaxQueryLength != 64<<10 || def.MaxQueryDepth != 1000 || def.MaxPointsPerSeries != 11000 || def.MaxSeries != 2000000 ||
 		def.ListingMaxResults != 100000 || def.Validate() != nil {
 		t.Fatalf("defaults %+v", def)
 	}
-	for _, key := range []string{"max_queued", "max_query_length", "max_query_depth", "max_points_per_series",
+	for _, key := range []string{"max_series", "max_queued", "max_query_length", "max_query_depth", "max_points_per_series",
 		"max_subquery_steps", "listing_timeout", "listing_max_concurrency", "listing_max_results"} {
 		q := def
 		switch key {
+		case "max_series":
+			q.MaxSeries = 0
 		case "max_queued":
 			q.MaxQueued = 0
 		case "max_query_length":
