@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -49,6 +50,12 @@ type Options struct {
 	EnableLifecycle bool
 	// EnablePprof serves /debug/pprof/* (--web.enable-pprof).
 	EnablePprof bool
+	// ReadTimeout bounds a whole request but a write (which has
+	// limits.write_request_timeout): reading its body and writing its
+	// answer (--web.read-timeout). A client that stops reading an answer
+	// is cut at it, so it cannot hold a query's result and its handler
+	// forever. Default DefaultReadTimeout.
+	ReadTimeout time.Duration
 	// Auth is the initial auth policy (NewAuthPolicy); nil leaves every
 	// endpoint open. SetAuth replaces it.
 	Auth *AuthPolicy
@@ -93,6 +100,9 @@ type backend struct {
 func New(opts Options) *API {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = DefaultReadTimeout
 	}
 	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger)}
 	a.auth.policy.Store(opts.Auth)
@@ -163,7 +173,7 @@ func (a *API) Routes() []Route {
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.Routes() {
-		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Name, a.guard(rt.Role, rt.handler)))
+		mux.Handle(rt.Pattern, a.metrics.instrument(rt.Name, a.guard(rt.Role, a.withDeadline(rt.handler))))
 	}
 	return mux
 }

@@ -39,6 +39,7 @@ type serveFlags struct {
 	webConfigFile   string
 	enableLifecycle bool
 	enablePprof     bool
+	readTimeout     time.Duration
 }
 
 func (f serveFlags) load() (Config, error) {
@@ -200,6 +201,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 
 		EnableLifecycle: flags.enableLifecycle,
 		EnablePprof:     flags.enablePprof,
+		ReadTimeout:     flags.readTimeout,
 		Auth:            policy,
 	})
 	g.server = &http.Server{

@@ -28,6 +28,8 @@ func (f *serveFlags) addSecurityFlags(fs *flag.FlagSet) {
 			"http_server_config, rate_limit. Re-read on reload. Without it the API is plain HTTP and open")
 	fs.BoolVar(&f.enableLifecycle, "web.enable-lifecycle", false, "serve POST|PUT /-/reload (SIGHUP always reloads)")
 	fs.BoolVar(&f.enablePprof, "web.enable-pprof", false, "serve /debug/pprof/* (needs the admin role when auth is on)")
+	fs.DurationVar(&f.readTimeout, "web.read-timeout", api.DefaultReadTimeout,
+		"longest time of a request but a write, body and answer: a client that stops reading is cut at it")
 }
 
 // WebConfig is the web section of etcdgate's config: the roles of the
