@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -354,9 +355,10 @@ func TestOwnersNoAlloc(t *testing.T) {
 			t.Fatalf("zones %v: Owners allocates %v times per call", zones, allocs)
 		}
 	}
-	ls := labels.FromStrings("__name__", "up", "instance", "x")
-	if allocs := testing.AllocsPerRun(1000, func() { HashSeries(ls) }); allocs != 0 {
-		t.Fatalf("HashSeries allocates %v times per call", allocs)
+	for _, ls := range []labels.Labels{labels.FromStrings("__name__", "up", "instance", "x"), manyLabels(40)} {
+		if allocs := testing.AllocsPerRun(1000, func() { HashSeries(ls) }); allocs != 0 {
+			t.Fatalf("HashSeries allocates %v times per call on %d labels", allocs, ls.Len())
+		}
 	}
 }
 
@@ -370,17 +372,12 @@ func TestHashSeriesGolden(t *testing.T) {
 		{lset: labels.EmptyLabels(), want: 0xbe9e32ae},
 		{lset: labels.FromStrings("__name__", "up"), want: 0x30ecb753},
 		{lset: labels.FromStrings("__name__", "etcd_server_has_leader", "cluster", "c1", "instance", "10.0.0.1:2379"), want: 0x60a8cd4e},
+		// Longer than HashSeries' buffer: one long value, then many labels.
+		{lset: labels.FromStrings("__name__", "x", "long", strings.Repeat("v", 600), "z", "1"), want: 0x0f3e3002},
+		{lset: manyLabels(40), want: 0x626142f8},
 	} {
-		t.Run(tc.lset.String(), func(t *testing.T) {
-			var b []byte
-			tc.lset.Range(func(l labels.Label) {
-				b = append(b, l.Name...)
-				b = append(b, 0xff)
-				b = append(b, l.Value...)
-				b = append(b, 0xff)
-			})
-			h := xxhash.Sum64(b)
-			if want := uint32(h>>32) ^ uint32(h); HashSeries(tc.lset) != want {
+		t.Run(fmt.Sprintf("len=%d", len(tc.lset.String())), func(t *testing.T) {
+			if want := referenceHash(tc.lset); HashSeries(tc.lset) != want {
 				t.Fatalf("HashSeries = %#x, want %#x (xxhash of the byte stream, folded)", HashSeries(tc.lset), want)
 			}
 			if got := HashSeries(tc.lset); got != tc.want {
@@ -388,6 +385,49 @@ func TestHashSeriesGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyLabels(n int) labels.Labels {
+	b := labels.NewScratchBuilder(n)
+	for i := range n {
+		b.Add(fmt.Sprintf("label_%02d", i), fmt.Sprintf("value_%02d", i))
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+// referenceHash is HashSeries written the obvious way.
+func referenceHash(lset labels.Labels) uint32 {
+	var b []byte
+	lset.Range(func(l labels.Label) {
+		b = append(b, l.Name...)
+		b = append(b, 0xff)
+		b = append(b, l.Value...)
+		b = append(b, 0xff)
+	})
+	h := xxhash.Sum64(b)
+	return uint32(h>>32) ^ uint32(h)
+}
+
+// FuzzHashSeries checks HashSeries against referenceHash on label sets of
+// any length, across its buffer boundary.
+func FuzzHashSeries(f *testing.F) {
+	f.Add("__name__", "up", "job", "etcd", 0)
+	f.Add("a", strings.Repeat("x", 500), "b", "y", 3)
+	f.Add("a", "", "b", strings.Repeat("y", 1000), 40)
+	f.Fuzz(func(t *testing.T, n1, v1, n2, v2 string, extra int) {
+		b := labels.NewScratchBuilder(4)
+		b.Add(n1, v1)
+		b.Add(n2, v2)
+		for i := range extra % 64 {
+			b.Add(fmt.Sprintf("l%02d", i), v1)
+		}
+		b.Sort()
+		ls := b.Labels()
+		if got, want := HashSeries(ls), referenceHash(ls); got != want {
+			t.Fatalf("HashSeries(%s) = %#x, reference %#x", ls, got, want)
+		}
+	})
 }
 
 func BenchmarkOwners(b *testing.B) {
@@ -408,10 +448,20 @@ func BenchmarkOwners(b *testing.B) {
 	}
 }
 
+// BenchmarkHashSeries compares HashSeries with labels.Labels.Hash, which
+// hashes the in-memory encoding in one call but is not stable across builds.
 func BenchmarkHashSeries(b *testing.B) {
 	ls := series(1)[0]
-	b.ReportAllocs()
-	for b.Loop() {
-		HashSeries(ls)
-	}
+	b.Run("impl=HashSeries", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			HashSeries(ls)
+		}
+	})
+	b.Run("impl=labels.Hash", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = ls.Hash()
+		}
+	})
 }
