@@ -1,6 +1,3 @@
-// Package ring makes a set of etcdgate nodes one store: membership in
-// etcd (a lease per node, a watch on the prefix), tokens on a 32-bit hash
-// circle, and the placement of each series on replication_factor owners.
 package ring
 
 import (
