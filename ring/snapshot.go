@@ -20,9 +20,11 @@ type Snapshot struct {
 	tokens []uint32
 	owner  []int32
 	active int
-	// zones is the number of distinct zones among ACTIVE nodes when any of
-	// them has a zone (an empty zone counts as one), 0 otherwise.
-	zones int
+	// placed is the number of nodes on the circle: ACTIVE nodes holding at
+	// least one token there. zones is the number of distinct zones among
+	// them when any of them has a zone (an empty zone counts as one), 0
+	// otherwise. Owners needs both to know when to stop walking.
+	placed, zones int
 }
 
 // NewSnapshot builds a Snapshot from node records. The records are trusted
@@ -49,23 +51,14 @@ func NewSnapshot(nodes []Node) *Snapshot {
 		node  int32
 	}
 	var pts []point
-	zoned := false
-	zones := map[string]struct{}{}
 	for i, n := range s.nodes {
 		if n.State != StateActive {
 			continue
 		}
 		s.active++
-		zones[n.Zone] = struct{}{}
-		if n.Zone != "" {
-			zoned = true
-		}
 		for _, t := range n.Tokens {
 			pts = append(pts, point{t, int32(i)})
 		}
-	}
-	if zoned {
-		s.zones = len(zones)
 	}
 	// Node indexes follow name order, so sorting by (token, index) puts the
 	// node whose name sorts first ahead of any other claiming the token.
@@ -84,13 +77,28 @@ func NewSnapshot(nodes []Node) *Snapshot {
 		s.tokens = append(s.tokens, p.token)
 		s.owner = append(s.owner, p.node)
 	}
+	// An ACTIVE node without tokens (or whose every token another node
+	// won) is not on the circle: it owns nothing and counts for nothing.
+	placed := make(map[int32]struct{}, s.active)
+	zones := map[string]struct{}{}
+	zoned := false
+	for _, i := range s.owner {
+		placed[i] = struct{}{}
+		zones[s.nodes[i].Zone] = struct{}{}
+		zoned = zoned || s.nodes[i].Zone != ""
+	}
+	s.placed = len(placed)
+	if zoned {
+		s.zones = len(zones)
+	}
 	return s
 }
 
 // Len is the number of nodes in the ring, in any state.
 func (s *Snapshot) Len() int { return len(s.nodes) }
 
-// Active is the number of ACTIVE nodes, the ones that own series.
+// Active is the number of ACTIVE nodes, the ones that own series; one
+// without tokens on the circle is counted but owns nothing.
 func (s *Snapshot) Active() int { return s.active }
 
 // Nodes returns a copy of the nodes sorted by name (their Tokens are shared).
@@ -111,12 +119,13 @@ func (s *Snapshot) Lookup(name string) (*Node, bool) {
 // node whose zone already holds an owner is skipped while other zones
 // remain, so owners are in distinct zones; with fewer zones than rf the
 // rest are the next distinct nodes clockwise. Fewer than rf owners come back
-// when fewer nodes are ACTIVE, none when the ring is empty or rf < 1.
+// when fewer nodes are ACTIVE (with tokens), none when the ring is empty or
+// rf < 1.
 // Owners does not allocate when cap(dst) >= rf.
 func (s *Snapshot) Owners(hash uint32, rf int, dst []*Node) []*Node {
 	dst = dst[:0]
-	rf = min(rf, s.active)
-	if rf <= 0 || len(s.tokens) == 0 {
+	rf = min(rf, s.placed)
+	if rf <= 0 {
 		return dst
 	}
 	start, _ := slices.BinarySearch(s.tokens, hash) // the first token >= hash
@@ -185,7 +194,7 @@ func (s *Snapshot) Shares() map[string]float64 {
 
 // OwnedShare returns, for each ACTIVE node, the fraction of hashes (so of
 // series) for which it is one of the rf owners: 0.75 on average for 4 nodes
-// and rf = 3. The shares sum to min(rf, Active()). Its cost is one Owners
+// and rf = 3. The shares sum to min(rf, nodes with tokens). Its cost is one Owners
 // call per token: it is for the status API, not the write path.
 func (s *Snapshot) OwnedShare(rf int) map[string]float64 {
 	out := make(map[string]float64, s.active)
@@ -194,7 +203,7 @@ func (s *Snapshot) OwnedShare(rf int) map[string]float64 {
 			out[s.nodes[i].Name] = 0
 		}
 	}
-	owners := make([]*Node, 0, max(rf, 0))
+	owners := make([]*Node, 0, min(max(rf, 0), s.placed))
 	for i, t := range s.tokens {
 		// Every hash in the range of token i walks from token i, so all of
 		// them have the owners of t itself.

@@ -99,6 +99,20 @@ func TestOwners(t *testing.T) {
 			node("a", "", StateActive, 90, 30, 30),
 			node("b", "", StateActive, 60),
 		}, hash: 31, rf: 2, want: []string{"b", "a"}},
+		{name: "active node without tokens is not counted", nodes: []Node{
+			node("a", "", StateActive),
+			node("b", "", StateActive, 20),
+		}, hash: 0, rf: 3, want: []string{"b"}},
+		{name: "zones: zone of a node without tokens is not counted", nodes: []Node{
+			node("a1", "a", StateActive, 10),
+			node("a2", "a", StateActive, 20),
+			node("b1", "b", StateActive),
+		}, hash: 0, rf: 2, want: []string{"a1", "a2"}},
+		{name: "zones: zone whose only token was won by another node", nodes: []Node{
+			node("a1", "a", StateActive, 10),
+			node("a2", "a", StateActive, 20),
+			node("b1", "b", StateActive, 10),
+		}, hash: 0, rf: 3, want: []string{"a1", "a2"}},
 		{name: "top of the circle", nodes: []Node{
 			node("a", "", StateActive, 0),
 			node("b", "", StateActive, math.MaxUint32),
@@ -155,6 +169,8 @@ func TestShares(t *testing.T) {
 		owned map[string]float64
 	}{
 		{name: "empty", nodes: nil, rf: 3, share: map[string]float64{}, owned: map[string]float64{}},
+		{name: "huge rf", nodes: []Node{node("a", "", StateActive, 7)}, rf: math.MaxInt,
+			share: map[string]float64{"a": 1}, owned: map[string]float64{"a": 1}},
 		{name: "one token", nodes: []Node{node("a", "", StateActive, 7)}, rf: 3,
 			share: map[string]float64{"a": 1}, owned: map[string]float64{"a": 1}},
 		{name: "halves", nodes: []Node{
