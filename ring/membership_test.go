@@ -297,11 +297,15 @@ func TestMembershipEtcdOutage(t *testing.T) {
 
 	p.setDown(true)
 	waitView(t, b, map[string]State{"b": StateActive}) // a's lease expired
-	waitView(t, a, both)                                // a keeps its last view
-	if err := a.SetState(context.Background(), StateActive); err == nil {
-		// With etcd unreachable the write cannot succeed; bound it.
-		t.Log("set state during outage unexpectedly succeeded")
+	waitView(t, a, both)                               // a keeps its last view
+	// A write while etcd is out of reach fails within its context.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	err := a.SetState(ctx, StateActive)
+	cancel()
+	if err == nil {
+		t.Fatal("SetState succeeded with etcd out of reach")
 	}
+	waitView(t, a, both)
 
 	p.setDown(false)
 	waitView(t, b, both)
