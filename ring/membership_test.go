@@ -268,15 +268,21 @@ func TestMembershipSurvivesEtcdMemberStop(t *testing.T) {
 	a := join(t, newClient(t, cl.Endpoints()), testOpts("a"))
 	b := join(t, newClient(t, cl.Endpoints()), testOpts("b"))
 	waitView(t, a, map[string]State{"a": StateActive, "b": StateActive})
-	cl.Members[0].Stop()
-	// Longer than the TTL: the leases stay alive through the other two.
+	stopped := time.Now()
+	cl.Members[0].Stop() // embed's Close takes ~6 s here, with open streams
 	c := join(t, newClient(t, cl.Endpoints()), testOpts("c"))
 	want := map[string]State{"a": StateActive, "b": StateActive, "c": StateActive}
 	waitView(t, a, want)
 	waitView(t, b, want)
 	waitView(t, c, want)
-	time.Sleep(3 * time.Second) // past the 2 s TTL
+	// Past the 2 s TTL the leases stay alive through the other two.
+	if wait := 3*time.Second - time.Since(stopped); wait > 0 {
+		time.Sleep(wait)
+	}
 	waitView(t, a, want)
+	if got := testutil.ToFloat64(a.metrics.regrants); got != 0 {
+		t.Fatalf("a's lease was re-granted %v times with 2 of 3 etcd members up", got)
+	}
 	if err := b.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -383,5 +389,38 @@ func (p *proxy) setDown(down bool) {
 			c.Close()
 		}
 		clear(p.conns)
+	}
+}
+
+// TestMembershipWatchCompacted: a watch from a compacted revision ends
+// and is counted, so that the watch loop lists again (follow returns to it).
+func TestMembershipWatchCompacted(t *testing.T) {
+	cl := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	c := newClient(t, cl.Endpoints())
+	ctx := context.Background()
+	m, err := NewMembership(c, testOpts("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for i := range 5 {
+		r, err := c.Put(ctx, testPrefix+"x", fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = r.Header.Revision
+	}
+	if _, err := c.Compact(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { m.follow(ctx, map[string]Node{}, 1); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a watch from a compacted revision did not end")
+	}
+	if got := testutil.ToFloat64(m.metrics.errors.WithLabelValues("watch")); got < 1 {
+		t.Fatalf("watch errors = %v, want ≥ 1", got)
 	}
 }
