@@ -197,6 +197,8 @@ func (m *Membership) record(s State) (string, error) {
 // (refused with ErrNameTaken when a live node already holds the name),
 // and starts keeping the lease alive and watching the ring. The caller
 // moves the node to ACTIVE with SetState when it is ready for writes.
+// A node restarted after a crash finds its old record until the old
+// lease expires: the caller retries Join on ErrNameTaken for up to TTL.
 func (m *Membership) Join(ctx context.Context) error {
 	m.writeMu.Lock()
 	defer m.writeMu.Unlock()

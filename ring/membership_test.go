@@ -186,9 +186,11 @@ func TestMembershipLeaseExpiryDropsNode(t *testing.T) {
 	bc := newClient(t, cl.Endpoints())
 	b := join(t, bc, testOpts("b"))
 	waitView(t, a, map[string]State{"a": StateActive, "b": StateActive})
+	closed := time.Now()
 	bc.Close() // b's keepalives stop, as when its process dies
 	b.Close()
 	waitView(t, a, map[string]State{"a": StateActive})
+	t.Logf("b left a's view %v after its client closed (TTL 2s)", time.Since(closed).Round(time.Millisecond))
 }
 
 func TestMembershipBadRecordsSkipped(t *testing.T) {
