@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -215,8 +216,8 @@ func (m *Membership) Join(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.mu.Lock()
 	m.state, m.lease, m.cancel = StateJoining, lease, cancel
+	m.done.Add(2) // under mu: stop sees cancel only with the goroutines counted
 	m.mu.Unlock()
-	m.done.Add(2)
 	go m.keepAlive(runCtx, lease)
 	go m.watch(runCtx)
 	m.opts.Logger.Info("joined the ring", "node_name", m.opts.Node.Name, "lease", int64(lease))
@@ -262,7 +263,7 @@ func (m *Membership) register(ctx context.Context, s State, old clientv3.LeaseID
 func (m *Membership) revoke(lease clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.TTL)
 	defer cancel()
-	if _, err := m.client.Revoke(ctx, lease); err != nil {
+	if _, err := m.client.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		m.metrics.errors.WithLabelValues("revoke").Inc()
 	}
 }
@@ -381,6 +382,9 @@ func (m *Membership) regrant(ctx context.Context, old clientv3.LeaseID) clientv3
 		}
 		m.writeMu.Unlock()
 		if err == nil {
+			// The old lease may still live (the keepalive stream broke,
+			// not the lease): end it rather than wait for its expiry.
+			m.revoke(old)
 			m.metrics.regrants.Inc()
 			m.opts.Logger.Info("ring lease re-granted", "node_name", m.opts.Node.Name, "lease", int64(lease))
 			return lease
