@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/internal/logthrottle"
 )
 
 // RunnerOptions wire a Runner.
@@ -28,9 +30,9 @@ type RunnerOptions struct {
 // Runner runs one inspection against one target and publishes what it
 // found: series to the Emitter, a record to the RecordStore.
 type Runner struct {
-	opts    RunnerOptions // immutable
-	metrics *metrics      // immutable
-	panics  *throttle     // one log line per target and inspection a minute
+	opts    RunnerOptions         // immutable
+	metrics *metrics              // immutable
+	panics  *logthrottle.Throttle // one log line per target and inspection a minute
 }
 
 // NewRunner returns a Runner; its metrics are registered with
@@ -39,7 +41,7 @@ func NewRunner(opts RunnerOptions) *Runner {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{opts: opts, metrics: newMetrics(opts.Registerer), panics: newThrottle(time.Minute)}
+	return &Runner{opts: opts, metrics: newMetrics(opts.Registerer), panics: logthrottle.New(time.Minute, maxListed)}
 }
 
 // Run runs insp once against t within timeout. prev is the state the
@@ -98,7 +100,7 @@ func (r *Runner) Run(ctx context.Context, t Target, insp Inspection, timeout tim
 // target and inspection, and counts it.
 func (r *Runner) logPanic(rec *Record, pe *panicError) {
 	r.metrics.panics.WithLabelValues(rec.Inspection).Inc()
-	ok, suppressed := r.panics.allow(rec.Cluster+"\x00"+rec.Inspection, time.Now())
+	ok, suppressed := r.panics.Allow(rec.Cluster+"\x00"+rec.Inspection, time.Now())
 	if !ok {
 		return
 	}

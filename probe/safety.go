@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
-	"sync"
-	"time"
 	"unicode/utf8"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -66,44 +64,4 @@ func truncate(s string, n int) string {
 		cut--
 	}
 	return strings.ToValidUTF8(s[:cut], "") + "…"
-}
-
-// throttle lets one log line per key through per period and counts the
-// ones it held back, so that a target whose every run panics cannot
-// flood the log.
-type throttle struct {
-	period time.Duration // immutable
-
-	mu         sync.Mutex
-	last       map[string]time.Time // guarded by mu
-	suppressed map[string]int       // guarded by mu
-}
-
-func newThrottle(period time.Duration) *throttle {
-	return &throttle{period: period, last: map[string]time.Time{}, suppressed: map[string]int{}}
-}
-
-// allow reports whether a line for key may be logged now, and how many
-// were held back since the last one that was.
-func (t *throttle) allow(key string, now time.Time) (bool, int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if last, ok := t.last[key]; ok && now.Sub(last) < t.period {
-		t.suppressed[key]++
-		return false, 0
-	}
-	n := t.suppressed[key]
-	delete(t.suppressed, key)
-	t.last[key] = now
-	if len(t.last) > maxListed {
-		// Keys are cluster/inspection pairs: forget those not logged
-		// for a period, so that the map does not grow with churn.
-		for k, at := range t.last {
-			if now.Sub(at) >= t.period {
-				delete(t.last, k)
-				delete(t.suppressed, k)
-			}
-		}
-	}
-	return true, n
 }

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdgate/etcdgate/internal/logthrottle"
 )
 
 // MembershipOptions configure one node's membership in the ring.
@@ -123,7 +125,7 @@ type Membership struct {
 	opts    MembershipOptions
 	key     string // immutable: Prefix + Node.Name
 	metrics *membershipMetrics
-	logs    *throttle
+	logs    *logthrottle.Throttle
 
 	view atomic.Pointer[[]Node] // the last published view, immutable
 
@@ -166,7 +168,7 @@ func NewMembership(client *clientv3.Client, opts MembershipOptions) (*Membership
 		opts:    opts,
 		key:     opts.Prefix + opts.Node.Name,
 		metrics: newMembershipMetrics(opts.Registerer),
-		logs:    newThrottle(10 * time.Second),
+		logs:    logthrottle.New(10*time.Second, 64),
 	}
 	m.view.Store(&[]Node{})
 	return m, nil
@@ -401,38 +403,9 @@ func (m *Membership) regrant(ctx context.Context, old clientv3.LeaseID) clientv3
 
 // logError logs err for op at most once per 10 s per op.
 func (m *Membership) logError(op string, err error) {
-	if ok, held := m.logs.allow(op, time.Now()); ok {
+	if ok, held := m.logs.Allow(op, time.Now()); ok {
 		m.opts.Logger.Warn("ring membership error", "op", op, "err", err, "suppressed", held)
 	}
-}
-
-// throttle lets one log line per key through per period and counts the
-// ones it held back. Keys are a fixed set of operation names.
-type throttle struct {
-	period time.Duration // immutable
-
-	mu         sync.Mutex
-	last       map[string]time.Time // guarded by mu
-	suppressed map[string]int       // guarded by mu
-}
-
-func newThrottle(period time.Duration) *throttle {
-	return &throttle{period: period, last: map[string]time.Time{}, suppressed: map[string]int{}}
-}
-
-// allow reports whether a line for key may be logged now, and how many
-// were held back since the last one that was.
-func (t *throttle) allow(key string, now time.Time) (bool, int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if last, ok := t.last[key]; ok && now.Sub(last) < t.period {
-		t.suppressed[key]++
-		return false, 0
-	}
-	n := t.suppressed[key]
-	delete(t.suppressed, key)
-	t.last[key] = now
-	return true, n
 }
 
 // sortedNodes returns the nodes of recs sorted by name.
