@@ -64,11 +64,13 @@ func TestAttackLabelChurn(t *testing.T) {
 					codes = append(codes, resp.StatusCode)
 				}
 				// The wave before this one leaves memory within two
-				// checkpoints (1 s apart).
+				// checkpoints (1 s apart); its symbols are freed once no
+				// reader that began before the eviction is left.
 				want := float64(w * perWave)
-				waitFor(t, 2*time.Minute, fmt.Sprintf("%v series evicted after wave %d", want, w), func() bool {
+				waitFor(t, 2*time.Minute, fmt.Sprintf("%v series evicted and freed after wave %d", want, w), func() bool {
 					return metricFloat(t, base, "etcdgate_tsdb_head_series_evicted_total") >= want &&
-						metricFloat(t, base, "etcdgate_tsdb_index_series") <= perWave
+						metricFloat(t, base, "etcdgate_tsdb_index_series") <= perWave &&
+						metricFloat(t, base, "etcdgate_tsdb_head_removed_series_waiting") == 0
 				})
 				symbols = append(symbols, metricFloat(t, base, "etcdgate_tsdb_head_symbols"))
 				t.Logf("wave %d: %v series in memory, %v symbols, head %.1f MiB, RSS %d MiB", w,
