@@ -72,9 +72,7 @@ func accept(t *testing.T, tr *HATracker, cluster, replica string) bool {
 
 // state returns the tracker's known election of cluster.
 func (tr *HATracker) stateOf(cluster string) *haState {
-	tr.mu.RLock()
-	e := tr.entries[cluster]
-	tr.mu.RUnlock()
+	e := tr.entry(cluster)
 	if e == nil {
 		return nil
 	}

@@ -176,31 +176,34 @@ func (t *HATracker) list(ctx context.Context) (map[string]*haState, int64, error
 func (t *HATracker) replace(recs map[string]*haState, rev int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for c, e := range t.entries {
+	t.entries.Range(func(k, v any) bool {
+		c := k.(string)
 		if _, ok := recs[c]; ok {
-			continue
+			return true
 		}
-		if st := e.state.Load(); st == nil || (!st.dirty && st.modRev <= rev) {
-			delete(t.entries, c)
+		if st := v.(*haEntry).state.Load(); st == nil || (!st.dirty && st.modRev <= rev) {
+			t.deleteLocked(c)
 		}
-	}
+		return true
+	})
 	for c, st := range recs {
 		t.applyLocked(c, st)
 	}
-	t.metrics.clusters.Set(float64(len(t.entries)))
+	t.metrics.clusters.Set(float64(t.count))
 }
 
 // applyLocked stores st as cluster's election unless a state as new is
-// known. t.mu must be held for writing.
+// known. t.mu must be held.
 func (t *HATracker) applyLocked(cluster string, st *haState) {
-	e := t.entries[cluster]
+	e := t.entry(cluster)
 	if e == nil {
-		if len(t.entries) >= t.opts.MaxClusters {
+		if t.count >= t.opts.MaxClusters {
 			t.metrics.limitedClusters.Inc()
 			return
 		}
 		e = &haEntry{sem: make(chan struct{}, 1)}
-		t.entries[cluster] = e
+		t.entries.Store(cluster, e)
+		t.count++
 	}
 	for {
 		cur := e.state.Load()
@@ -215,14 +218,21 @@ func (t *HATracker) applyLocked(cluster string, st *haState) {
 
 // removeLocked drops cluster's entry after its record was deleted (or
 // turned malformed) at rev, unless it holds a local decision or a newer
-// state. t.mu must be held for writing.
+// state. t.mu must be held.
 func (t *HATracker) removeLocked(cluster string, rev int64) {
-	e := t.entries[cluster]
+	e := t.entry(cluster)
 	if e == nil {
 		return
 	}
 	if st := e.state.Load(); st == nil || (!st.dirty && st.modRev < rev) {
-		delete(t.entries, cluster)
+		t.deleteLocked(cluster)
+	}
+}
+
+// deleteLocked forgets cluster. t.mu must be held.
+func (t *HATracker) deleteLocked(cluster string) {
+	if _, ok := t.entries.LoadAndDelete(cluster); ok {
+		t.count--
 	}
 }
 
@@ -287,7 +297,7 @@ func (t *HATracker) follow(ctx context.Context, rev int64) {
 			}
 			t.applyLocked(cluster, st)
 		}
-		t.metrics.clusters.Set(float64(len(t.entries)))
+		t.metrics.clusters.Set(float64(t.count))
 		t.mu.Unlock()
 	}
 	if ctx.Err() == nil {
@@ -393,17 +403,19 @@ func (t *HATracker) sweeper(ctx context.Context) {
 func (t *HATracker) sweep(now int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for c, e := range t.entries {
+	t.entries.Range(func(k, v any) bool {
+		e := v.(*haEntry)
 		st := e.state.Load()
 		if st != nil && (!st.dirty || now-st.lastSeen <= t.leaseTTL*1000) {
-			continue
+			return true
 		}
 		select {
 		case e.sem <- struct{}{}: // nobody is deciding it
-			delete(t.entries, c)
+			t.deleteLocked(k.(string))
 			<-e.sem
 		default:
 		}
-	}
-	t.metrics.clusters.Set(float64(len(t.entries)))
+		return true
+	})
+	t.metrics.clusters.Set(float64(t.count))
 }
