@@ -127,9 +127,9 @@ type HATracker struct {
 	logs       *logthrottle.Throttle
 	creates    tokenBucket
 
-	lease       atomic.Int64 // the tracker's lease; 0 before Start and while lost
-	etcdRetryAt atomic.Int64 // unix ms: before it Accept makes no etcd call (after an error)
-	etcdBackoff atomic.Int64 // ms: the current back-off after errors; 0 after a success
+	lease       atomic.Int64  // the tracker's lease; 0 before Start and while lost
+	etcdRetryAt atomic.Int64  // unix ms: before it Accept makes no etcd call (after an error)
+	etcdBackoff atomic.Int64  // ms: the current back-off after errors; 0 after a success
 	leaseLost   chan struct{} // immutable; a write that found the lease gone wakes keepAlive
 
 	// entries maps a cluster to its *haEntry. A sync.Map because the fast
