@@ -488,6 +488,13 @@ func (t *HATracker) Close() {
 	}
 }
 
+// ClusterLabel and ReplicaLabel name the labels the caller reads the
+// values of Accept from; the caller drops ReplicaLabel from accepted series.
+func (t *HATracker) ClusterLabel() string { return t.opts.ClusterLabel }
+
+// ReplicaLabel: see ClusterLabel.
+func (t *HATracker) ReplicaLabel() string { return t.opts.ReplicaLabel }
+
 // Clusters returns how many clusters the tracker follows.
 func (t *HATracker) Clusters() int {
 	t.mu.Lock()

@@ -648,6 +648,40 @@ func TestHAEtcdOutage(t *testing.T) {
 	}
 }
 
+// TestHAEtcdStopped: the only etcd member stops for good; Accept keeps
+// answering within its ctx (a hang, not a slow answer, fails).
+func TestHAEtcdStopped(t *testing.T) {
+	cl := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	clock := newFakeClock()
+	tr := startHA(t, newClient(t, cl.Endpoints()), haTestOpts(clock))
+	if !accept(t, tr, "c", "a") {
+		t.Fatal("a refused")
+	}
+	cl.Members[0].Stop()
+	clock.add(5 * time.Second) // a refresh of c is due
+	done := make(chan [3]bool, 1)
+	go func() {
+		var got [3]bool
+		for i, call := range []struct{ cluster, replica string }{{"c", "a"}, {"c", "b"}, {"new", "x"}} {
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			got[i], _ = tr.Accept(ctx, call.cluster, call.replica, 0)
+			cancel()
+		}
+		done <- got
+	}()
+	select {
+	case got := <-done:
+		if got != [3]bool{true, false, true} {
+			t.Fatalf("with etcd stopped: c/a %v, c/b %v, new/x %v; want true, false, true", got[0], got[1], got[2])
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Accept blocked with etcd stopped")
+	}
+	if st := tr.stateOf("new"); st == nil || !st.dirty || st.replica != "x" {
+		t.Fatalf("new cluster state %+v, want x elected locally", st)
+	}
+}
+
 // TestHALeaseLost: when the tracker's lease is gone its records go with
 // it; a new lease is granted and the next samples write them again.
 func TestHALeaseLost(t *testing.T) {
