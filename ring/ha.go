@@ -224,7 +224,7 @@ func NewHATracker(client *clientv3.Client, opts HAOptions) (*HATracker, error) {
 // failover. A series without a cluster or replica value is accepted.
 //
 // The fast path (the elected replica with a fresh record, or another
-// replica while it is fresh) is a read-locked map lookup: no allocation,
+// replica while it is fresh) is a lock-free map lookup: no allocation,
 // no etcd call. A new cluster, a due refresh of last_seen or a failover
 // makes one bounded etcd txn (TxnTimeout, ctx). etcd errors are never
 // returned: while etcd is out of reach the tracker decides from what it
@@ -381,6 +381,12 @@ func (t *HATracker) slow(ctx context.Context, e *haEntry, cluster, replica strin
 		}
 		next, won, err := t.write(ctx, cluster, st, act, replica, now, lease)
 		if err != nil {
+			if ctx.Err() != nil {
+				// The caller gave up (a cancelled request): not etcd's
+				// fault, so no back-off for the other clusters.
+				t.metrics.localCtx.Inc()
+				return t.local(e, st, act, replica, now)
+			}
 			t.etcdFailed(act, err, now)
 			return t.local(e, st, act, replica, now)
 		}

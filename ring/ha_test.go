@@ -682,6 +682,28 @@ func TestHAEtcdStopped(t *testing.T) {
 	}
 }
 
+// TestHACancelledCtx: a caller that gave up gets a local decision; it is
+// not taken for an etcd failure, so other clusters are not backed off.
+func TestHACancelledCtx(t *testing.T) {
+	cl := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	tr := startHA(t, newClient(t, cl.Endpoints()), haTestOpts(newFakeClock()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if ok, err := tr.Accept(ctx, "c1", "a", 0); !ok || err != nil {
+		t.Fatalf("cancelled ctx: %v %v, want a local election", ok, err)
+	}
+	if got := testutil.ToFloat64(tr.metrics.errors.WithLabelValues("create")); got != 0 {
+		t.Fatalf("create errors = %v, want 0", got)
+	}
+	if !accept(t, tr, "c2", "a") || testutil.ToFloat64(tr.metrics.writes.WithLabelValues("create")) != 1 {
+		t.Fatal("the next cluster was not written to etcd at once")
+	}
+	if !accept(t, tr, "c1", "a") || accept(t, tr, "c1", "b") {
+		t.Fatal("c1: want a elected")
+	}
+	waitElected(t, tr, "c1", "a", 0) // written by the sample after the cancelled one
+}
+
 // TestHALeaseLost: when the tracker's lease is gone its records go with
 // it; a new lease is granted and the next samples write them again.
 func TestHALeaseLost(t *testing.T) {
