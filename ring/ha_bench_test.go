@@ -3,8 +3,14 @@ package ring
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"testing"
+	"time"
 	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/etcdgate/etcdgate/internal/etcdtest"
 )
 
 // unsafeString aliases b, as a zero-copy decoder hands out label values.
@@ -86,4 +92,61 @@ func BenchmarkHAAcceptFastPath(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkHATrackerMemory reports the heap one followed cluster costs.
+func BenchmarkHATrackerMemory(b *testing.B) {
+	const n = 100000
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		tr, _ := fastPathTracker(b, n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/cluster")
+		runtime.KeepAlive(tr)
+	}
+}
+
+// BenchmarkHAAcceptSlowPath measures the etcd txns of Accept on an
+// embedded etcd: electing a new cluster, and refreshing last_seen.
+func BenchmarkHAAcceptSlowPath(b *testing.B) {
+	cl := etcdtest.Start(b, etcdtest.Options{Members: 1})
+	clock := newFakeClock()
+	o := haTestOpts(clock)
+	o.MaxClusters = 1 << 30
+	o.MaxCreatesPerSecond = 1 << 30
+	tr, err := NewHATracker(cl.Client(b), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := tr.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(tr.Close)
+	ctx := context.Background()
+	b.Run("op=create", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if ok, err := tr.Accept(ctx, fmt.Sprintf("create-%d", i), "a", 0); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+			i++
+		}
+	})
+	b.Run("op=refresh", func(b *testing.B) {
+		if ok, _ := tr.Accept(ctx, "refresh", "a", 0); !ok {
+			b.Fatal("refused")
+		}
+		for b.Loop() {
+			clock.add(time.Duration(tr.refreshMs) * time.Millisecond)
+			if ok, err := tr.Accept(ctx, "refresh", "a", 0); !ok || err != nil {
+				b.Fatal(ok, err)
+			}
+		}
+		if w := testutil.ToFloat64(tr.metrics.writes.WithLabelValues("refresh")); w < float64(b.N) {
+			b.Fatalf("%v refresh writes for %d calls", w, b.N)
+		}
+	})
 }
