@@ -2,6 +2,7 @@ package ring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -381,9 +382,10 @@ func (t *HATracker) slow(ctx context.Context, e *haEntry, cluster, replica strin
 		}
 		next, won, err := t.write(ctx, cluster, st, act, replica, now, lease)
 		if err != nil {
-			if ctx.Err() != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
 				// The caller gave up (a cancelled request): not etcd's
-				// fault, so no back-off for the other clusters.
+				// fault, so no back-off for the other clusters. A
+				// deadline that ran out is: etcd did not answer in time.
 				t.metrics.localCtx.Inc()
 				return t.local(e, st, act, replica, now)
 			}
