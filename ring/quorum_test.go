@@ -84,7 +84,7 @@ func TestReplication(t *testing.T) {
 		{
 			name: "rf=3 three series, one lost", rf: 3, owners: []int{3, 3, 3},
 			answers: []done{{"a", []int32{0, 2}, errDown}, {"b", []int32{0, 1}, nil}, {"c", []int32{0, 1, 2}, nil}, {"d", []int32{1, 2}, errDown}},
-			want: "failed", mentions: []string{"a", "d"},
+			want:    "failed", mentions: []string{"a", "d"},
 		},
 		{name: "nothing expected", rf: 3, owners: []int{}},
 		{name: "series not expected are skipped", rf: 1, owners: []int{1, -1}, answers: []done{{"a", []int32{1}, errDown}, {"a", s0, nil}}},
