@@ -94,10 +94,11 @@ func (e *PeerRefusal) Error() string {
 // Peers forwards writes to peer nodes, with in-flight bounds per peer.
 // It is safe for concurrent use.
 type Peers struct {
-	client  *http.Client // immutable
-	opts    PeerOptions  // immutable
-	metrics *peerMetrics // immutable
-	logs    *logthrottle.Throttle
+	client    *http.Client // immutable
+	ownClient bool         // immutable: client was built here, not passed in
+	opts      PeerOptions  // immutable
+	metrics   *peerMetrics // immutable
+	logs      *logthrottle.Throttle
 
 	mu    sync.RWMutex
 	peers map[string]*peer // guarded by mu; a peer here has its metric series registered
@@ -143,12 +144,22 @@ func NewPeers(opts PeerOptions) (*Peers, error) {
 		}
 	}
 	return &Peers{
-		client:  client,
-		opts:    opts,
-		metrics: newPeerMetrics(opts.Registerer),
-		logs:    logthrottle.New(10*time.Second, 1024),
-		peers:   map[string]*peer{},
+		client:    client,
+		ownClient: opts.Client == nil,
+		opts:      opts,
+		metrics:   newPeerMetrics(opts.Registerer),
+		logs:      logthrottle.New(10*time.Second, 1024),
+		peers:     map[string]*peer{},
 	}, nil
+}
+
+// Close closes the idle connections of the client NewPeers built; a
+// client passed in the options belongs to the caller. Forward still works
+// after Close (it dials again).
+func (p *Peers) Close() {
+	if p.ownClient {
+		p.client.CloseIdleConnections()
+	}
 }
 
 // Forward POSTs body (snappy remote write 1.0) holding samples samples to

@@ -88,6 +88,7 @@ func newTestPeers(t testing.TB, mod func(*PeerOptions)) (*Peers, *prometheus.Reg
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
 	return p, reg
 }
 
