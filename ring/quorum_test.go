@@ -207,6 +207,24 @@ func TestReplicationErrorBounded(t *testing.T) {
 	if !strings.Contains(err.Error(), "and 11 more") {
 		t.Fatalf("err %v", err)
 	}
+	if errors.Is(err, ErrPeerOverloaded) {
+		t.Fatalf("no owner was overloaded: %v", err)
+	}
+
+	// An overload past the named owners still marks the failure as one.
+	r = NewReplication(1, 6)
+	r.Expect(0, 10)
+	for i := range maxOwnerErrors {
+		r.Done(nil, fmt.Sprintf("node-%02d", i), errDown)
+	}
+	r.Done([]int32{0}, "node-09", errOverloaded)
+	r.Done([]int32{0}, "node-10", errDown)
+	r.Done([]int32{0}, "node-11", errDown)
+	r.Done([]int32{0}, "node-12", errDown)
+	r.Done([]int32{0}, "node-13", errDown)
+	if err := waitBounded(t, r); !errors.Is(err, ErrQuorumFailed) || !errors.Is(err, ErrPeerOverloaded) || strings.Contains(err.Error(), "node-09") {
+		t.Fatalf("err %v, want overloaded without naming node-09", err)
+	}
 }
 
 // TestReplicationDoneAllocs: Done over a batch does not allocate, on
