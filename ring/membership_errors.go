@@ -13,3 +13,17 @@ var (
 	// ErrJoined: Join was called twice.
 	ErrJoined = errors.New("ring: already joined")
 )
+
+// Sentinel errors of forwarding and write quorum.
+var (
+	// ErrPeerOverloaded: a peer is at its in-flight bound on this node,
+	// or answered 429 or 503. The write is retryable later (503 with
+	// Retry-After to the sender).
+	ErrPeerOverloaded = errors.New("ring: peer overloaded")
+	// ErrQuorumFailed: some series of a write could not reach the write
+	// quorum of its owners.
+	ErrQuorumFailed = errors.New("ring: write quorum not reached")
+	// ErrTooFewOwners: a series has fewer owners than its quorum (too few
+	// ACTIVE nodes); errors carrying it also wrap ErrQuorumFailed.
+	ErrTooFewOwners = errors.New("ring: fewer owners than the write quorum")
+)
