@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/internal/logthrottle"
+	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -69,6 +71,10 @@ type Options struct {
 	SLOStatus SLOStatus
 	// Inspections serves /api/v1/inspections; nil: no prober runs.
 	Inspections InspectionRecords
+	// Ring, set on a node of a ring, serves /api/v1/status/ring and turns
+	// on the endpoints peers call: POST /internal/v1/push (role write)
+	// and GET /internal/v1/stats (role read).
+	Ring RingStatus
 }
 
 // errNotReady answers data requests while the store recovers.
@@ -88,6 +94,9 @@ type API struct {
 	// panics throttles the log of queries that panicked.
 	listing atomic.Pointer[listingState]
 	panics  panicLog
+	// writeLogs throttles the log of failed writes: during an outage
+	// (a store failure, owners down) every request fails alike.
+	writeLogs *logthrottle.Throttle
 }
 
 type backend struct {
@@ -104,7 +113,8 @@ func New(opts Options) *API {
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
-	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger)}
+	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger),
+		writeLogs: logthrottle.New(10*time.Second, 1)}
 	a.auth.policy.Store(opts.Auth)
 	if opts.Ingester != nil && opts.Storage != nil {
 		a.SetBackend(opts.Ingester, opts.Storage)
@@ -147,6 +157,11 @@ func (a *API) Routes() []Route {
 	add("GET /api/v1/alerts", "alerts", RoleRead, a.alerts)
 	add("GET /api/v1/slo", "slo", RoleRead, a.sloStatus)
 	add("GET /api/v1/inspections", "inspections", RoleRead, a.inspections)
+	if a.opts.Ring != nil {
+		add("GET /api/v1/status/ring", "ring_status", RoleRead, a.ringStatus)
+		add("POST "+ring.PushPath, "internal_push", RoleWrite, a.internalPush)
+		add("GET "+ring.StatsPath, "internal_stats", RoleRead, a.internalStats)
+	}
 	add("GET /-/healthy", "healthy", RoleOpen, a.healthy)
 	add("HEAD /-/healthy", "healthy", RoleOpen, a.healthy)
 	add("GET /-/ready", "ready", RoleOpen, a.ready)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -64,10 +65,15 @@ func newAuthAPI(t *testing.T, p *AuthPolicy) (*API, *prometheus.Registry) {
 	a := New(Options{
 		Ingester: b.ingester, Storage: b.storage, Registerer: reg, Gatherer: reg,
 		Reload: func() error { return nil }, EnableLifecycle: true, EnablePprof: true,
-		RelabelStatus: func() any { return "off" }, Auth: p,
+		RelabelStatus: func() any { return "off" }, Auth: p, Ring: staticRing{},
 	})
 	return a, reg
 }
+
+// staticRing turns the ring's endpoints on for the route walk.
+type staticRing struct{}
+
+func (staticRing) RingStatus(context.Context) any { return map[string]any{"nodes": []any{}} }
 
 func mustPolicy(t *testing.T, o AuthOptions) *AuthPolicy {
 	t.Helper()

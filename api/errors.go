@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -70,6 +71,12 @@ func writeStatusOf(err error) int {
 		// The disk refuses the WAL (full, I/O errors): retryable, and
 		// the store retries the WAL on its own.
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ring.ErrQuorumFailed) && errors.Is(err, ring.ErrPeerOverloaded):
+		// Owners are at capacity: the sender should slow down (Retry-After).
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ring.ErrQuorumFailed):
+		// Too few owners reached: retryable, nothing is acknowledged.
+		return http.StatusInternalServerError
 	}
 	return http.StatusInternalServerError
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/ring"
 )
 
 var (
@@ -25,6 +26,18 @@ var (
 // first problem, and its valid samples are stored all the same; replies
 // are plain text, as Prometheus's receiver sends them.
 func (a *API) write(w http.ResponseWriter, r *http.Request) {
+	a.serveWrite(w, r, (*ingest.Admission).Write)
+}
+
+// internalPush serves POST /internal/v1/push: another node of the ring
+// forwards the share of a write that this node owns, its series already
+// relabeled. It answers as write does, and never forwards again.
+func (a *API) internalPush(w http.ResponseWriter, r *http.Request) {
+	a.serveWrite(w, r, (*ingest.Admission).WriteLocal)
+}
+
+// serveWrite reads an admitted remote-write body and hands it to ingest.
+func (a *API) serveWrite(w http.ResponseWriter, r *http.Request, ingestBody func(*ingest.Admission, []byte) (ingest.Result, error)) {
 	b := a.readyBackend(w, false)
 	if b == nil {
 		return
@@ -70,10 +83,10 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 	// The whole body is in: an expired deadline must not fail the
 	// server's background read of the connection while the write runs.
 	_ = rc.SetReadDeadline(time.Time{})
-	res, err := adm.Write(*body)
+	res, err := ingestBody(&adm, *body)
 	if err != nil {
 		if writeStatusOf(err) >= 500 {
-			a.opts.Logger.Error("write failed", "err", err)
+			a.logWriteFailure(err)
 		}
 		writeError(w, err)
 		return
@@ -86,9 +99,21 @@ func (a *API) write(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// logWriteFailure logs a write that failed on the node's side (5xx), at
+// most once per 10 s with the number of failures left out.
+func (a *API) logWriteFailure(err error) {
+	if ok, held := a.writeLogs.Allow("write", time.Now()); ok {
+		a.opts.Logger.Error("write failed (logged at most every 10s)", "err", err, "suppressed", held)
+	}
+}
+
 // answerSlack is how long past the body's deadline the answer may take,
 // so that a body cut at its deadline still gets its 408.
 const answerSlack = 10 * time.Second
+
+// peerRetryAfter is the Retry-After, in seconds, of a write whose
+// series missed their quorum because owners were at capacity.
+const peerRetryAfter = "1"
 
 // writeError answers a write with err's status code and message, and
 // with Retry-After when the node is overloaded.
@@ -98,6 +123,8 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &oe):
 		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(oe.RetryAfter.Round(time.Second)/time.Second))))
+	case errors.Is(err, ring.ErrPeerOverloaded):
+		w.Header().Set("Retry-After", peerRetryAfter)
 	case code == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", storageRetryAfter)
 	}

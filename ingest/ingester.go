@@ -20,9 +20,13 @@ import (
 // validate, append. It is safe for concurrent use.
 type Ingester struct {
 	store   tsdb.Appendable
-	relabel Relabeler    // nil: series are stored as sent; immutable
-	series  *seriesCache // with relabel: sent series → stored series; immutable
+	relabel Relabeler                  // nil: series are stored as sent; immutable
+	series  *seriesCache[cachedSeries] // with relabel, alone: sent series → stored series; immutable
 	limits  atomic.Pointer[Limits]
+	// ring is nil for a node alone; in a ring, placements replaces series
+	// as the cache of sent series (ring.go). Both immutable.
+	ring       *RingOptions
+	placements *seriesCache[cachedPlacement]
 	// inflight counts what admitted write requests hold (admission.go);
 	// mem refuses writes under memory pressure. mem is immutable.
 	inflight inflight
@@ -52,6 +56,9 @@ type Options struct {
 	// SeriesCacheEntries bounds the cache of sent series, used with a
 	// Relabeler (about 40 bytes an entry). Zero means DefaultSeriesCacheEntries.
 	SeriesCacheEntries int
+	// Ring puts the node in a ring: writes go to each series' owners
+	// (ring.go). Nil: the node stores every series itself.
+	Ring *RingOptions
 	// MemoryLimit is the process's memory limit in bytes (GOMEMLIMIT);
 	// while the live heap is past MemoryWatermark of it, writes are
 	// refused with ErrOverloaded. Zero turns the check off. A zero
@@ -86,11 +93,19 @@ func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
 	if opts.MemoryLimit < 0 || opts.MemoryWatermark < 0 || opts.MemoryWatermark > 1 {
 		return nil, fmt.Errorf("memory limit %d and watermark %g: want a limit ≥ 0 and a watermark in (0, 1]", opts.MemoryLimit, opts.MemoryWatermark)
 	}
+	if opts.Ring != nil {
+		if err := opts.Ring.validate(); err != nil {
+			return nil, err
+		}
+	}
 	in := &Ingester{store: store, relabel: opts.Relabeler, logger: opts.Logger, now: opts.Now,
-		mem: newMemWatch(opts.MemoryLimit, opts.MemoryWatermark)}
+		mem: newMemWatch(opts.MemoryLimit, opts.MemoryWatermark), ring: opts.Ring}
 	in.metrics = newMetrics(opts.Registerer, in)
-	if opts.Relabeler != nil {
-		in.series = newSeriesCache(opts.SeriesCacheEntries)
+	switch {
+	case opts.Relabeler != nil && opts.Ring != nil:
+		in.placements = newSeriesCache[cachedPlacement](opts.SeriesCacheEntries)
+	case opts.Relabeler != nil:
+		in.series = newSeriesCache[cachedSeries](opts.SeriesCacheEntries)
 	}
 	in.limits.Store(&opts.Limits)
 	return in, nil
@@ -102,9 +117,12 @@ func (in *Ingester) SetLimits(l Limits) error {
 		return err
 	}
 	in.limits.Store(&l)
+	// Cached series skip validation: new limits must see them again.
 	if in.series != nil {
-		// Cached series skip validation: new limits must see them again.
 		in.series.reset()
+	}
+	if in.placements != nil {
+		in.placements.reset()
 	}
 	return nil
 }
@@ -120,6 +138,7 @@ type Result struct {
 	RefusedSeries  int // series refused whole by validation
 	RefusedSamples int // samples refused, including those of refused series
 	DroppedSamples int // samples of series dropped by relabeling: not stored, not an error
+	DedupedSamples int // samples of an HA replica not elected: not stored, not an error
 	FirstRefusal   error
 }
 
@@ -146,6 +165,11 @@ type writeScratch struct {
 	// sc.charge bound once so that a request allocates no closure.
 	adm     *Admission
 	reserve func(int) error
+	// local: the request came from another node of the ring, its series
+	// already relabeled (WriteLocal); ring: the ring path's scratch.
+	local  bool
+	ring   ringScratch
+	rawLen int // decompressed bytes of the request
 }
 
 func (sc *writeScratch) charge(n int) error { return sc.adm.reserve(int64(n)) }
@@ -177,7 +201,15 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 // Write ingests the admitted request's body, as Ingester.Write does,
 // charging the decompressed body and what it decodes into to the
 // request's budget before allocating them. It must be called at most once.
-func (a *Admission) Write(body []byte) (Result, error) {
+func (a *Admission) Write(body []byte) (Result, error) { return a.write(body, false) }
+
+// WriteLocal ingests the admitted body of another node of the ring: its
+// series are relabeled already and owned here, so they are validated and
+// appended to this node's store only, never relabeled, deduplicated or
+// forwarded again.
+func (a *Admission) WriteLocal(body []byte) (Result, error) { return a.write(body, true) }
+
+func (a *Admission) write(body []byte, local bool) (Result, error) {
 	in, lim := a.in, a.lim
 	if err := a.settleBody(int64(len(body))); err != nil {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
@@ -185,7 +217,7 @@ func (a *Admission) Write(body []byte) (Result, error) {
 	}
 	sc := in.getScratch()
 	defer in.putScratch(sc)
-	sc.adm = a
+	sc.adm, sc.local = a, local
 	if err := in.decode(body, lim, sc); err != nil {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Result{}, err
@@ -193,6 +225,9 @@ func (a *Admission) Write(body []byte) (Result, error) {
 	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples()}
 	in.metrics.seriesReceived.Add(float64(res.Series))
 	in.metrics.samplesReceived.Add(float64(res.Samples))
+	if in.ring != nil && !local {
+		return in.appendAllRing(sc.wr.Timeseries, lim, sc, res)
+	}
 	return in.appendAll(sc.wr.Timeseries, lim, sc, res)
 }
 
@@ -207,7 +242,7 @@ func (in *Ingester) appendAll(series []TimeSeries, lim *Limits, sc *writeScratch
 	if err := app.Commit(); err != nil {
 		return Result{}, fmt.Errorf("commit: %w", err)
 	}
-	res.Accepted = res.Samples - res.RefusedSamples - res.DroppedSamples
+	res.Accepted = res.Samples - res.RefusedSamples - res.DroppedSamples - res.DedupedSamples
 	in.metrics.samplesAccepted.Add(float64(res.Accepted))
 	if res.DroppedSamples > 0 {
 		in.metrics.samplesDropped.Add(float64(res.DroppedSamples))
@@ -238,7 +273,8 @@ func (in *Ingester) logRefusal(err error) {
 
 func (in *Ingester) putScratch(sc *writeScratch) {
 	sc.wr.Reset()
-	sc.adm = nil
+	sc.adm, sc.local = nil, false
+	sc.ring.reset()
 	if cap(sc.raw) > maxPooledRawBytes || sc.wr.BufferBytes() > maxPooledDecodedBytes || cap(sc.hashBuf) > maxPooledHashBytes {
 		return
 	}
@@ -270,6 +306,7 @@ func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSnappy, err)
 	}
+	sc.rawLen = len(raw)
 	return sc.wr.UnmarshalLimited(raw, DecodeLimits{
 		MaxSeries:  lim.MaxSeriesPerRequest,
 		MaxLabels:  lim.MaxLabelsPerRequest,
@@ -290,22 +327,17 @@ func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 		return
 	}
 	var h, check uint64
-	if in.series != nil {
+	if in.series != nil && !sc.local {
 		h, check, sc.hashBuf = sentHashes(ts.Labels, sc.hashBuf)
 		if in.appendKnown(app, ts, h, check, lim, maxT, sc, res) {
 			return
 		}
 	}
 	if r := buildLabels(ts.Labels, lim, &sc.builder, &sc.lset); r != nil {
-		if r.reason != reasonDuplicateLabelName && r.reason != reasonMissingMetricName && r.reason != reasonTooManyLabels {
-			r.msg = fmt.Sprintf("series %s: %s", metricNameOf(ts.Labels), r.msg)
-		}
-		res.RefusedSeries++
-		in.metrics.seriesRejected.WithLabelValues(r.reason).Inc()
-		in.refuse(res, r, len(ts.Samples))
+		in.refuseSeries(ts, r, res)
 		return
 	}
-	if in.relabel == nil {
+	if in.relabel == nil || sc.local {
 		in.appendSamples(app, ts, sc.lset, lim, maxT, res)
 		return
 	}
@@ -414,6 +446,16 @@ func (in *Ingester) refuseSample(res *Result, reason string, class error, msg fu
 }
 
 // refuse counts n refused samples and keeps the first refusal.
+// refuseSeries refuses a whole series that failed validation.
+func (in *Ingester) refuseSeries(ts *TimeSeries, r *refusal, res *Result) {
+	if r.reason != reasonDuplicateLabelName && r.reason != reasonMissingMetricName && r.reason != reasonTooManyLabels {
+		r.msg = fmt.Sprintf("series %s: %s", metricNameOf(ts.Labels), r.msg)
+	}
+	res.RefusedSeries++
+	in.metrics.seriesRejected.WithLabelValues(r.reason).Inc()
+	in.refuse(res, r, len(ts.Samples))
+}
+
 func (in *Ingester) refuse(res *Result, r *refusal, n int) {
 	res.RefusedSamples += n
 	in.metrics.samplesRejected.WithLabelValues(r.reason).Add(float64(n))

@@ -11,6 +11,8 @@ type metrics struct {
 	samplesAccepted  prometheus.Counter
 	samplesRejected  *prometheus.CounterVec
 	samplesDropped   prometheus.Counter
+	samplesDeduped   prometheus.Counter
+	quorumFailures   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
@@ -43,6 +45,14 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 			Name: "etcdgate_ingest_samples_dropped_total",
 			Help: "Samples of series dropped by relabeling (not stored, not an error).",
 		}),
+		quorumFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_ring_quorum_failures_total",
+			Help: "Write requests answered 5xx because some series did not reach a majority of their owners.",
+		}),
+		samplesDeduped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_ring_ha_samples_deduped_total",
+			Help: "Samples of HA scraper replicas not elected for their cluster (not stored, not an error).",
+		}),
 	}
 	for _, r := range []string{"body_too_large", "request_too_large", "bad_snappy", "bad_protobuf",
 		"overloaded_requests", "overloaded_bytes", "overloaded_memory"} {
@@ -60,6 +70,12 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 		reg.MustRegister(m.requestsRejected, m.seriesReceived, m.seriesRejected,
 			m.samplesReceived, m.samplesAccepted, m.samplesRejected, m.samplesDropped,
 			inflightRequests, inflightBytes)
+		if in.ring != nil {
+			reg.MustRegister(m.quorumFailures)
+		}
+		if in.ring != nil && in.ring.HA != nil {
+			reg.MustRegister(m.samplesDeduped)
+		}
 	}
 	return m
 }

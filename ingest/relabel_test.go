@@ -148,7 +148,7 @@ func TestSeriesCacheFollowsRegistryAndLimits(t *testing.T) {
 }
 
 func TestSeriesCacheTellsCollisionsApart(t *testing.T) {
-	c := newSeriesCache(100)
+	c := newSeriesCache[cachedSeries](100)
 	c.put(7, cachedSeries{check: 1, ref: 42})
 	if e, ok := c.get(7, 1); !ok || e.ref != 42 {
 		t.Fatal("hit")

@@ -21,17 +21,24 @@ import (
 // second, independent 64-bit hash, so that two label sets are confused
 // only if both collide (about 2^-128). Each costs ~40 bytes; the cache
 // holds at most maxEntries, dropping a shard's entries when it fills.
-type seriesCache struct {
+//
+// The entry type is a parameter: a node alone caches cachedSeries, a node
+// of a ring cachedPlacement, which also holds the stored label set and its
+// place on the ring, so that a node alone pays nothing for the ring.
+type seriesCache[E checked] struct {
 	maxPerShard int // immutable
-	shards      [seriesCacheShards]seriesCacheShard
+	shards      [seriesCacheShards]seriesCacheShard[E]
 }
+
+// checked is a cache entry: it carries the second hash of its sent labels.
+type checked interface{ checkHash() uint64 }
 
 const seriesCacheShards = 64
 
-type seriesCacheShard struct {
+type seriesCacheShard[E checked] struct {
 	mu sync.RWMutex
-	m  map[uint64]cachedSeries // guarded by mu
-	_  [40]byte                // keep shards on separate cache lines
+	m  map[uint64]E // guarded by mu
+	_  [40]byte     // keep shards on separate cache lines
 }
 
 // cachedSeries is a relabeling outcome and the stored series it gave.
@@ -41,23 +48,25 @@ type cachedSeries struct {
 	outcome relabel.Outcome // the relabeling this entry holds for
 }
 
-func newSeriesCache(maxEntries int) *seriesCache {
-	c := &seriesCache{maxPerShard: max(1, maxEntries/seriesCacheShards)}
+func (c cachedSeries) checkHash() uint64 { return c.check }
+
+func newSeriesCache[E checked](maxEntries int) *seriesCache[E] {
+	c := &seriesCache[E]{maxPerShard: max(1, maxEntries/seriesCacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = map[uint64]cachedSeries{}
+		c.shards[i].m = map[uint64]E{}
 	}
 	return c
 }
 
-func (c *seriesCache) get(h, check uint64) (cachedSeries, bool) {
+func (c *seriesCache[E]) get(h, check uint64) (E, bool) {
 	sh := &c.shards[h%seriesCacheShards]
 	sh.mu.RLock()
 	e, ok := sh.m[h]
 	sh.mu.RUnlock()
-	return e, ok && e.check == check
+	return e, ok && e.checkHash() == check
 }
 
-func (c *seriesCache) put(h uint64, e cachedSeries) {
+func (c *seriesCache[E]) put(h uint64, e E) {
 	sh := &c.shards[h%seriesCacheShards]
 	sh.mu.Lock()
 	if len(sh.m) >= c.maxPerShard {
@@ -68,7 +77,7 @@ func (c *seriesCache) put(h uint64, e cachedSeries) {
 }
 
 // reset empties the cache.
-func (c *seriesCache) reset() {
+func (c *seriesCache[E]) reset() {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()

@@ -109,6 +109,7 @@ const (
 	reasonLabelValueTooLong  = "label_value_too_long"
 	reasonTooFarInFuture     = "too_far_in_future"
 	reasonNativeHistogram    = "native_histogram_unsupported"
+	reasonHADedup            = "ha_dedup"
 )
 
 // refusal is why a series or sample was refused. It wraps ErrInvalidSeries

@@ -165,6 +165,9 @@ func (db *DB) Err() error { return db.wal.failure() }
 // Head returns the in-memory head.
 func (db *DB) Head() *Head { return db.head }
 
+// NumHeadSeries is the number of series in the head.
+func (db *DB) NumHeadSeries() int64 { return db.head.NumSeries() }
+
 // SetLimits replaces the head's memory ceiling.
 func (db *DB) SetLimits(l HeadLimits) { db.head.SetLimits(l) }
 

@@ -60,6 +60,9 @@ type Config struct {
 	// Web holds the roles of the identities --web.config.file
 	// authenticates (serve_auth.go).
 	Web WebConfig `yaml:"web"`
+
+	// Ring puts the node in a ring of etcdgate nodes (ring_config.go).
+	Ring RingConfig `yaml:"ring"`
 }
 
 // RegistryConfig locates the cluster registry. The file's contents reload
@@ -188,6 +191,7 @@ func DefaultConfig() Config {
 			Etcd:         RegistryEtcdConfig{Prefix: "/etcdgate/clusters/", Limits: relabel.DefaultRecordLimits()},
 		},
 		Query:       defaultQueryConfig(),
+		Ring:        defaultRingConfig(),
 		RulesConfig: defaultRulesConfig(),
 		Probe:       defaultProbeConfig(),
 	}
@@ -288,6 +292,13 @@ func LoadConfig(path string) (Config, error) {
 	if _, err := cfg.Registry.Etcd.TLS.tls().Load(); err != nil {
 		return cfg, fmt.Errorf("config %s: registry.etcd: %w", path, err)
 	}
+	resolveTLSPaths(&cfg.Ring.Etcd.TLS, filepath.Dir(path))
+	cfg.Ring.PeerClient.SetDirectory(filepath.Dir(path))
+	if cfg.Ring.Enabled {
+		if _, err := cfg.Ring.Etcd.TLS.tls().Load(); err != nil {
+			return cfg, fmt.Errorf("config %s: ring.etcd.tls: %w", path, err)
+		}
+	}
 	return cfg, nil
 }
 
@@ -330,6 +341,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Web.Validate(); err != nil {
+		return err
+	}
+	if err := c.Ring.Validate(); err != nil {
 		return err
 	}
 	return c.RulesConfig.Validate()

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 
 	"github.com/etcdgate/etcdgate/api"
@@ -118,6 +119,10 @@ func (g *gateway) keepRestartSettings(cfg *Config, cur Config) {
 		cfg.Registry.Etcd.Limits != cur.Registry.Etcd.Limits {
 		g.logger.Warn("registry file and etcd settings change only on restart")
 		cfg.Registry.File, cfg.Registry.Etcd = cur.Registry.File, cur.Registry.Etcd
+	}
+	if !reflect.DeepEqual(cfg.Ring, cur.Ring) {
+		g.logger.Warn("ring settings change only on restart")
+		cfg.Ring = cur.Ring
 	}
 	g.keepProbeSettings(cfg, cur)
 }

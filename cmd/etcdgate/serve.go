@@ -133,6 +133,7 @@ type gateway struct {
 	rules   *ruleRuntime         // rules, SLOs, notifier (rules_serve.go)
 	auth    authState            // TLS and credentials (serve_auth.go)
 	records *probe.RecordStore   // inspection records; nil when nothing is inspected
+	ring    *ringNode            // nil when the node runs alone (ring_serve.go)
 	// refusedTargets reports registry clusters outside the endpoint
 	// allow-list (probe_allow.go).
 	refusedTargets *refusedTargets
@@ -187,6 +188,13 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	}
 	g.auth.policy.Store(policy)
 	g.auth.tls = policy.TLSConfig() != nil
+	var ringStatus api.RingStatus // a nil *ringNode must not be a non-nil interface
+	if cfg.Ring.Enabled {
+		if g.ring, err = newRingNode(cfg, reg, logger); err != nil {
+			return nil, err
+		}
+		ringStatus = g.ring
+	}
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
 		Logger:        logger,
@@ -198,6 +206,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Rules:         g.rules,
 		SLOStatus:     g.rules.sloStatus,
 		Inspections:   g.inspectionRecords(),
+		Ring:          ringStatus,
 
 		EnableLifecycle: flags.enableLifecycle,
 		EnablePprof:     flags.enablePprof,
@@ -292,6 +301,15 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- g.serve(ln) }()
+	if g.ring != nil {
+		// Joined as JOINING before the store opens: peers see the node
+		// and it forwards writes, but it owns nothing until it is ACTIVE.
+		if err := g.ring.start(ctx); err != nil {
+			g.server.Close()
+			g.ring.leave()
+			return err
+		}
+	}
 	g.logger.Info("etcdgate starting", "listen_address", ln.Addr().String(), "data_dir", g.cfg.DataDir, "version", version,
 		"tls", g.auth.tls, "auth", g.auth.policy.Load().Required())
 
@@ -311,6 +329,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 			}
 			g.logger.Info("etcdgate ready")
 			stopProbe = g.startProbe(ctx)
+			if g.ring != nil {
+				go g.ring.activate(ctx)
+			}
 		case <-hup:
 			if err := g.reload(); err != nil {
 				g.logger.Error("reload failed; previous configuration stays in force", "err", err)
@@ -337,6 +358,9 @@ func (g *gateway) openStore() error {
 	if g.relabel != nil { // a nil *Pipeline in the interface would not be nil
 		opts.Relabeler = g.relabel
 	}
+	if g.ring != nil {
+		opts.Ring = g.ring.ingestOptions()
+	}
 	in, err := ingest.New(db, opts)
 	if err != nil {
 		db.Close()
@@ -361,6 +385,11 @@ func (g *gateway) openStore() error {
 
 func (g *gateway) shutdown(opened <-chan error) error {
 	g.logger.Info("shutting down")
+	if g.ring != nil {
+		// First out of the ring, so that peers stop forwarding here; the
+		// server still answers what they sent before they saw it.
+		g.ring.leave()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := g.server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {

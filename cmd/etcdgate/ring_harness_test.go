@@ -1,0 +1,201 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/etcdgate/etcdgate/internal/etcdtest"
+	"github.com/etcdgate/etcdgate/internal/testnet"
+)
+
+// ringHarness runs real `etcdgate serve` processes that form a ring over
+// an embedded etcd.
+type ringHarness struct {
+	t      *testing.T
+	etcd   *etcdtest.Cluster
+	prefix string
+	nodes  map[string]*ringProc
+	// extra is YAML appended under `ring:` of every node's config.
+	extra string
+}
+
+// ringProc is one node: its process and what a restart reuses.
+type ringProc struct {
+	name, dir, url, cfg string
+	port                int
+	p                   *process
+}
+
+func newRingHarness(t *testing.T, extra string) *ringHarness {
+	return &ringHarness{t: t, etcd: etcdtest.Start(t, etcdtest.Options{}), prefix: "/etcdgate-test/ring/",
+		nodes: map[string]*ringProc{}, extra: extra}
+}
+
+// config writes a node's config file and returns its path.
+func (h *ringHarness) config(n *ringProc, rf int) string {
+	h.t.Helper()
+	var ring strings.Builder
+	fmt.Fprintf(&ring, "ring:\n  enabled: true\n  node_name: %s\n  advertise_url: %s\n  replication_factor: %d\n  heartbeat_ttl: 5s\n",
+		n.name, n.url, rf)
+	fmt.Fprintf(&ring, "  etcd:\n    endpoints: [%s]\n    prefix: %s\n", strings.Join(h.etcd.Endpoints(), ", "), h.prefix)
+	ring.WriteString(h.extra)
+	path := filepath.Join(n.dir, "..", n.name+".yml")
+	if err := os.WriteFile(path, []byte(ring.String()), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	return path
+}
+
+// start starts a new node, waiting until it is ready.
+func (h *ringHarness) start(name string, rf int) *ringProc {
+	h.t.Helper()
+	port := testnet.FreePort(h.t)
+	n := &ringProc{name: name, dir: filepath.Join(h.t.TempDir(), "data"), port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	n.cfg = h.config(n, rf)
+	h.nodes[name] = n
+	h.run(n)
+	return n
+}
+
+// run starts n's process on its port and data dir and waits until ready.
+func (h *ringHarness) run(n *ringProc) {
+	h.t.Helper()
+	n.p = startProcess(h.t, gatewayBinary, "serve", "--config", n.cfg,
+		"--listen-address", fmt.Sprintf("127.0.0.1:%d", n.port), "--data-dir", n.dir)
+	waitFor(h.t, 30*time.Second, n.name+" ready", func() bool {
+		code, _ := httpGet(n.url + "/-/ready")
+		return code == http.StatusOK
+	})
+}
+
+// kill sends SIGKILL and waits for the exit.
+func (n *ringProc) kill() {
+	n.p.cmd.Process.Kill()
+	<-n.p.done
+}
+
+// ringStatus is the part of /api/v1/status/ring the tests read.
+type ringStatus struct {
+	Self  string `json:"self"`
+	Nodes []struct {
+		Name       string  `json:"name"`
+		State      string  `json:"state"`
+		OwnedShare float64 `json:"owned_share"`
+		HeadSeries *int64  `json:"head_series"`
+		Error      string  `json:"error"`
+	} `json:"nodes"`
+}
+
+func getRingStatus(t *testing.T, base string) (ringStatus, error) {
+	t.Helper()
+	code, body := httpGet(base + "/api/v1/status/ring")
+	if code != http.StatusOK {
+		return ringStatus{}, fmt.Errorf("status %d: %s", code, body)
+	}
+	var r struct {
+		Data ringStatus `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return ringStatus{}, fmt.Errorf("%v: %s", err, body)
+	}
+	return r.Data, nil
+}
+
+// waitActive waits until the node at base sees exactly names as ACTIVE.
+func waitActive(t *testing.T, base string, timeout time.Duration, names ...string) {
+	t.Helper()
+	want := strings.Join(names, ",")
+	var got string
+	waitFor(t, timeout, "ring view "+want+" from "+base, func() bool {
+		st, err := getRingStatus(t, base)
+		if err != nil {
+			got = err.Error()
+			return false
+		}
+		var active []string
+		for _, n := range st.Nodes {
+			if n.State == "ACTIVE" {
+				active = append(active, n.Name)
+			}
+		}
+		got = strings.Join(active, ",")
+		return got == want
+	})
+}
+
+// seriesBody is a remote-write body of series name{w=writer, s=0..n-1},
+// one sample each at ts with value v.
+func seriesBody(name string, writer, n int, ts int64, v float64, extra ...prompb.Label) []byte {
+	wr := prompb.WriteRequest{Timeseries: make([]prompb.TimeSeries, n)}
+	for s := range n {
+		ls := []prompb.Label{{Name: "__name__", Value: name}, {Name: "s", Value: strconv.Itoa(s)}, {Name: "w", Value: strconv.Itoa(writer)}}
+		wr.Timeseries[s] = prompb.TimeSeries{Labels: append(ls, extra...), Samples: []prompb.Sample{{Value: v, Timestamp: ts}}}
+	}
+	raw, err := wr.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	return snappy.Encode(nil, raw)
+}
+
+var ringClient = &http.Client{Timeout: 20 * time.Second}
+
+// ringWrite sends a remote-write body and returns the status and the
+// answer's text.
+func ringWrite(base string, body []byte) (int, string) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/write", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	req.Header.Set("Content-Encoding", "snappy")
+	resp, err := ringClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b)
+}
+
+// rawSamples returns, for every series matching sel on the node at base
+// (its own store: queries do not fan out in this release), the
+// timestamps of its samples in the last 30 minutes, keyed by the
+// series' s and w labels.
+func rawSamples(t *testing.T, base, sel string, at time.Time) map[string][]int64 {
+	t.Helper()
+	q := url.Values{"query": {sel + "[30m]"}, "time": {strconv.FormatInt(at.Unix()+60, 10)}}
+	code, body := httpGet(base + "/api/v1/query?" + q.Encode())
+	if code != http.StatusOK {
+		t.Fatalf("query %s on %s: %d %s", sel, base, code, body)
+	}
+	var r struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Values [][2]any          `json:"values"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]int64{}
+	for _, s := range r.Data.Result {
+		key := s.Metric["w"] + "/" + s.Metric["s"]
+		for _, v := range s.Values {
+			out[key] = append(out[key], int64(v[0].(float64)*1000+0.5))
+		}
+	}
+	return out
+}
