@@ -26,10 +26,12 @@ package ring
 //     per 10 s, naming the peer by node name and password-redacted URL.
 //
 // Answers: 2xx is success. 429 and 503 are overload (ErrPeerOverloaded),
-// as is the in-flight bound. Any other 4xx is a *PeerRefusal: the peer
-// processed the body and refused some samples (invalid, out of bounds,
-// over a limit), which is the sender's fault, not a failed replica. 5xx,
-// redirects, timeouts and connection errors are failures.
+// as is the in-flight bound. 400 is a *PeerRefusal: the peer stored the
+// valid samples and refused the others (invalid, out of bounds), which is
+// the sender's fault, not a failed replica. Any other answer — 401 or 403
+// (the peer_client's credentials), 413, 5xx, redirects — timeouts and
+// connection errors are failures: the peer stored nothing, and a node
+// with a wrong credential must not count as a replica.
 //
 // Quorum: every series must reach Quorum(rf) = rf/2+1 of its owners (2 of
 // 3). An owner reaches a series when it answers 2xx or refuses (a refusal

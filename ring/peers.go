@@ -168,9 +168,11 @@ func (p *Peers) Close() {
 // It never queues: when the peer is at its bound of in-flight requests
 // or bytes it returns an error wrapping ErrPeerOverloaded at once, so a
 // slow peer can neither grow this node's memory nor stall anyone. A 429
-// or 503 answer also wraps ErrPeerOverloaded; any other 4xx returns a
-// *PeerRefusal (the peer processed the data); a 5xx, a timeout or a
-// connection error returns an error naming the peer. At most 64 KiB of
+// or 503 answer also wraps ErrPeerOverloaded; a 400 returns a
+// *PeerRefusal (the peer stored the valid samples and refused the
+// others); any other answer (401, 403, 413, a 5xx), a timeout or a
+// connection error returns an error naming the peer: the peer stored
+// nothing, so a wrong credential cannot count as a replica. At most 64 KiB of
 // the answer is read.
 //
 // body is not retained after Forward returns: the request reads it
@@ -207,7 +209,10 @@ func (p *Peers) Forward(ctx context.Context, to *Node, body []byte, samples int)
 		err = fmt.Errorf("%w: peer %s answered %d: %s", ErrPeerOverloaded, to.Name, status, msg)
 		p.logError(to.Name, err)
 		return err
-	case status/100 == 4:
+	case status == http.StatusBadRequest:
+		// The peer stored the valid samples and refused the others
+		// (validation, out of order): reached, not failed. Any other 4xx
+		// (401, 403, 404, 408, 413, 415) means it stored nothing.
 		pr.series.refused.Inc()
 		pr.series.samples.Add(float64(max(samples, 0)))
 		ref := &PeerRefusal{Peer: to.Name, Status: status, Message: msg}

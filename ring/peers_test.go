@@ -152,7 +152,9 @@ func TestForwardAnswers(t *testing.T) {
 		{status: 200, result: "success", samples: 7},
 		{status: 204, result: "success", samples: 7},
 		{status: 400, result: "refused", refusal: true, samples: 7},
-		{status: 413, result: "refused", refusal: true, samples: 7},
+		{status: 413, result: "error"}, // the peer stored nothing
+		{status: 401, result: "error"}, // a wrong credential is no replica
+		{status: 403, result: "error"},
 		{status: 429, result: "overloaded", overloaded: true},
 		{status: 503, result: "overloaded", overloaded: true},
 		{status: 500, result: "error"},

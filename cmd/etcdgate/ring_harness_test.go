@@ -28,8 +28,13 @@ type ringHarness struct {
 	etcd   *etcdtest.Cluster
 	prefix string
 	nodes  map[string]*ringProc
-	// extra is YAML appended under `ring:` of every node's config.
-	extra string
+	// extra is YAML appended under `ring:` of every node's config; top is
+	// YAML before the ring block.
+	extra, top string
+	// webConfig, when set, is passed as --web.config.file and the nodes
+	// serve https; client then reaches them.
+	webConfig string
+	client    *http.Client
 }
 
 // ringProc is one node: its process and what a restart reuses.
@@ -48,6 +53,7 @@ func newRingHarness(t *testing.T, extra string) *ringHarness {
 func (h *ringHarness) config(n *ringProc, rf int) string {
 	h.t.Helper()
 	var ring strings.Builder
+	ring.WriteString(h.top)
 	fmt.Fprintf(&ring, "ring:\n  enabled: true\n  node_name: %s\n  advertise_url: %s\n  replication_factor: %d\n  heartbeat_ttl: 5s\n",
 		n.name, n.url, rf)
 	fmt.Fprintf(&ring, "  etcd:\n    endpoints: [%s]\n    prefix: %s\n", strings.Join(h.etcd.Endpoints(), ", "), h.prefix)
@@ -63,7 +69,11 @@ func (h *ringHarness) config(n *ringProc, rf int) string {
 func (h *ringHarness) start(name string, rf int) *ringProc {
 	h.t.Helper()
 	port := testnet.FreePort(h.t)
-	n := &ringProc{name: name, dir: filepath.Join(h.t.TempDir(), "data"), port: port, url: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	scheme := "http"
+	if h.webConfig != "" {
+		scheme = "https"
+	}
+	n := &ringProc{name: name, dir: filepath.Join(h.t.TempDir(), "data"), port: port, url: fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)}
 	n.cfg = h.config(n, rf)
 	h.nodes[name] = n
 	h.run(n)
@@ -73,11 +83,20 @@ func (h *ringHarness) start(name string, rf int) *ringProc {
 // run starts n's process on its port and data dir and waits until ready.
 func (h *ringHarness) run(n *ringProc) {
 	h.t.Helper()
-	n.p = startProcess(h.t, gatewayBinary, "serve", "--config", n.cfg,
-		"--listen-address", fmt.Sprintf("127.0.0.1:%d", n.port), "--data-dir", n.dir)
+	args := []string{"serve", "--config", n.cfg, "--listen-address", fmt.Sprintf("127.0.0.1:%d", n.port), "--data-dir", n.dir}
+	client := http.DefaultClient
+	if h.webConfig != "" {
+		args = append(args, "--web.config.file", h.webConfig)
+		client = h.client
+	}
+	n.p = startProcess(h.t, gatewayBinary, args...)
 	waitFor(h.t, 30*time.Second, n.name+" ready", func() bool {
-		code, _ := httpGet(n.url + "/-/ready")
-		return code == http.StatusOK
+		resp, err := client.Get(n.url + "/-/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	})
 }
 
