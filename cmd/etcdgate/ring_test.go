@@ -86,11 +86,13 @@ func TestRingFourNodes(t *testing.T) {
 	waitAcked(10)
 
 	phase.Store(phaseRejoin)
+	restart := time.Now()
 	h.run(h.nodes["n2"])
 	h.run(h.nodes["n3"])
 	for _, n := range names {
 		waitActive(t, h.nodes[n].url, 30*time.Second, names...)
 	}
+	t.Logf("n2 and n3 restarted on their data and ACTIVE on every node %s after the first start (TTL 5s)", time.Since(restart).Round(time.Millisecond))
 	waitAcked(20)
 	close(stop)
 	wg.Wait()
