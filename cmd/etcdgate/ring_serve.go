@@ -38,6 +38,12 @@ type ringNode struct {
 	members *ring.Membership
 	peers   *ring.Peers
 	ha      *ring.HATracker // nil without ha_dedup
+
+	// statusMu serialises /api/v1/status/ring, which asks every peer
+	// (bounded by the peers' timeout); status is its last answer.
+	statusMu sync.Mutex
+	status   any       // guarded by statusMu
+	statusAt time.Time // guarded by statusMu
 }
 
 // Key prefixes under ring.etcd.prefix: node records and HA elections
@@ -263,9 +269,26 @@ type ringStatusNode struct {
 	Error      string     `json:"error,omitempty"`
 }
 
+// ringStatusMaxAge is how long an answer of /api/v1/status/ring is
+// served again: one status request asks every node of the ring, so a
+// reader polling it must not multiply the requests peers get.
+const ringStatusMaxAge = time.Second
+
 // RingStatus serves /api/v1/status/ring (api.RingStatus): the ring as
-// this node sees it, with each node's head series asked of the node.
+// this node sees it, with each node's head series asked of the node. One
+// request at a time builds it; the others wait and share the answer,
+// which is reused for ringStatusMaxAge.
 func (r *ringNode) RingStatus(ctx context.Context) any {
+	r.statusMu.Lock()
+	defer r.statusMu.Unlock()
+	if time.Since(r.statusAt) < ringStatusMaxAge && r.status != nil {
+		return r.status
+	}
+	r.status, r.statusAt = r.buildStatus(ctx), time.Now()
+	return r.status
+}
+
+func (r *ringNode) buildStatus(ctx context.Context) any {
 	snap := r.view.Load()
 	nodes := snap.Nodes()
 	tokenShare, owned := snap.Shares(), snap.OwnedShare(r.cfg.ReplicationFactor)
