@@ -72,8 +72,8 @@ type Options struct {
 	// Inspections serves /api/v1/inspections; nil: no prober runs.
 	Inspections InspectionRecords
 	// Ring, set on a node of a ring, serves /api/v1/status/ring and turns
-	// on the endpoints peers call: POST /internal/v1/push (role write)
-	// and GET /internal/v1/stats (role read).
+	// on the endpoints peers call: POST /internal/v1/push (role write),
+	// GET /internal/v1/stats and GET|POST /internal/v1/select (role read).
 	Ring RingStatus
 }
 
@@ -97,6 +97,11 @@ type API struct {
 	// writeLogs throttles the log of failed writes: during an outage
 	// (a store failure, owners down) every request fails alike.
 	writeLogs *logthrottle.Throttle
+	// selects are the slots of internal selects (select.go).
+	selects chan struct{}
+	// ringReads, when set, is what the listing endpoints read (the ring's
+	// fan-out); the internal endpoints always read the local store.
+	ringReads atomic.Pointer[tsdb.Queryable]
 }
 
 type backend struct {
@@ -114,7 +119,7 @@ func New(opts Options) *API {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
 	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger),
-		writeLogs: logthrottle.New(10*time.Second, 1)}
+		writeLogs: logthrottle.New(10*time.Second, 1), selects: make(chan struct{}, maxSelectConcurrency)}
 	a.auth.policy.Store(opts.Auth)
 	if opts.Ingester != nil && opts.Storage != nil {
 		a.SetBackend(opts.Ingester, opts.Storage)
@@ -125,6 +130,19 @@ func New(opts Options) *API {
 // SetBackend makes the API serve writes and reads.
 func (a *API) SetBackend(in *ingest.Ingester, st Storage) {
 	a.backend.Store(&backend{ingester: in, storage: st})
+}
+
+// SetRingReads makes /api/v1/series, /labels and /label/<name>/values
+// read q (the ring's fan-out Queryable) instead of the local store; the
+// internal endpoints peers call keep reading the local store.
+func (a *API) SetRingReads(q tsdb.Queryable) { a.ringReads.Store(&q) }
+
+// readStore is what the listing endpoints read.
+func (a *API) readStore(b *backend) tsdb.Queryable {
+	if q := a.ringReads.Load(); q != nil {
+		return *q
+	}
+	return b.storage
 }
 
 // Route is one endpoint of the router and the role it requires.
@@ -161,6 +179,8 @@ func (a *API) Routes() []Route {
 		add("GET /api/v1/status/ring", "ring_status", RoleRead, a.ringStatus)
 		add("POST "+ring.PushPath, "internal_push", RoleWrite, a.internalPush)
 		add("GET "+ring.StatsPath, "internal_stats", RoleRead, a.internalStats)
+		add("GET "+ring.SelectPath, "internal_select", RoleRead, a.internalSelect)
+		add("POST "+ring.SelectPath, "internal_select", RoleRead, a.internalSelect)
 	}
 	add("GET /-/healthy", "healthy", RoleOpen, a.healthy)
 	add("HEAD /-/healthy", "healthy", RoleOpen, a.healthy)

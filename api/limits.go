@@ -32,6 +32,11 @@ type ReadLimits struct {
 	ListingMaxResults int
 	// Parse bounds match[] selectors as query text is bounded.
 	Parse evaluator.ParseLimits
+	// SelectMaxSeries is the largest limit a peer's internal select may
+	// ask for (query.max_series); SelectTimeout bounds one internal
+	// select (query.timeout). Defaults: the engine's.
+	SelectMaxSeries int
+	SelectTimeout   time.Duration
 }
 
 // Default read limits.
@@ -50,6 +55,12 @@ func (l ReadLimits) withDefaults() ReadLimits {
 	}
 	if l.ListingMaxResults <= 0 {
 		l.ListingMaxResults = DefaultListingMaxResults
+	}
+	if l.SelectMaxSeries <= 0 {
+		l.SelectMaxSeries = evaluator.DefaultMaxSeries
+	}
+	if l.SelectTimeout <= 0 {
+		l.SelectTimeout = evaluator.DefaultTimeout
 	}
 	return l
 }

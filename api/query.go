@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/etcdgate/etcdgate/evaluator"
+	"github.com/etcdgate/etcdgate/ring"
 )
 
 // QueryEngine evaluates PromQL for /api/v1/query and /api/v1/query_range.
@@ -68,6 +69,11 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context
 		return
 	}
 	defer cancel()
+	ctx, ringWarnings, err := readContext(ctx, r)
+	if err != nil {
+		respondError(w, badData(err))
+		return
+	}
 	res, err := eval(ctx, eng)
 	if err != nil {
 		var pe *evaluator.PanicError
@@ -77,6 +83,9 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context
 		}
 		respondError(w, queryError(err))
 		return
+	}
+	for _, m := range ringWarnings.Strings() {
+		res.Warnings = append(res.Warnings, evaluator.Annotation{Msg: m})
 	}
 	writeQueryResult(w, res)
 }
@@ -146,7 +155,7 @@ func queryError(err error) *apiError {
 		return &apiError{typ: errorTimeout, err: err}
 	case errors.Is(err, evaluator.ErrCanceled):
 		return &apiError{typ: errorCanceled, err: err}
-	case errors.Is(err, evaluator.ErrQueueFull):
+	case errors.Is(err, evaluator.ErrQueueFull), errors.Is(err, ring.ErrPartialResponse):
 		return &apiError{typ: errorUnavailable, err: err}
 	case errors.Is(err, evaluator.ErrInternal):
 		return &apiError{typ: errorInternal, err: evaluator.ErrInternal}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -53,6 +54,8 @@ type openedRead struct {
 	limits  ReadLimits
 	q       tsdb.Querier
 	release func()
+	// warnings gathers the ring fan-out's warnings (partial answers).
+	warnings *ring.Warnings
 }
 
 func (o *openedRead) close() {
@@ -75,17 +78,22 @@ func (a *API) openRead(w http.ResponseWriter, r *http.Request, requireMatch bool
 		respondError(w, apiErr)
 		return nil
 	}
-	ctx, st, release := a.startListing(w, r)
+	ctx, ws, err := readContext(r.Context(), r)
+	if err != nil {
+		respondError(w, badData(err))
+		return nil
+	}
+	ctx, st, release := a.startListing(w, r.WithContext(ctx))
 	if release == nil {
 		return nil
 	}
-	q, err := b.storage.Querier(req.mint, req.maxt)
+	q, err := a.readStore(b).Querier(req.mint, req.maxt)
 	if err != nil {
 		release()
 		respondError(w, &apiError{typ: errorExecution, err: err})
 		return nil
 	}
-	return &openedRead{req: req, ctx: ctx, limits: st.limits, q: q, release: release}
+	return &openedRead{req: req, ctx: ctx, limits: st.limits, q: q, release: release, warnings: ws}
 }
 
 // readError classifies an error from a querier.
@@ -95,6 +103,8 @@ func readError(err error) *apiError {
 		return &apiError{typ: errorCanceled, err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{typ: errorTimeout, err: fmt.Errorf("listing timed out (query.listing_timeout or the timeout parameter): %w", err)}
+	case errors.Is(err, ring.ErrPartialResponse):
+		return &apiError{typ: errorUnavailable, err: err}
 	}
 	return &apiError{typ: errorExecution, err: err}
 }
@@ -110,6 +120,7 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) {
 	defer o.close()
 	req, q, ctx := o.req, o.q, o.ctx
 	limit := o.limits.effectiveLimit(req.limit)
+	ctx = ring.WithListLimit(ctx, limit+1)
 	var all []labels.Labels
 	for _, ms := range req.matcherSets {
 		n := 0
@@ -132,7 +143,7 @@ func (a *API) series(w http.ResponseWriter, r *http.Request) {
 	if all == nil {
 		all = []labels.Labels{}
 	}
-	respond(w, all, warnings)
+	respond(w, all, append(warnings, o.warnings.Strings()...))
 }
 
 // listSeries calls fn with the label sets of the series matching ms
@@ -200,6 +211,7 @@ func (a *API) labelStrings(w http.ResponseWriter, r *http.Request,
 	defer o.close()
 	req, q, ctx := o.req, o.q, o.ctx
 	limit := o.limits.effectiveLimit(req.limit)
+	ctx = ring.WithListLimit(ctx, limit+1)
 	var out []string
 	if len(req.matcherSets) == 0 {
 		vals, err := get(ctx, q, nil)
@@ -235,5 +247,5 @@ func (a *API) labelStrings(w http.ResponseWriter, r *http.Request,
 	if out == nil {
 		out = []string{}
 	}
-	respond(w, out, warnings)
+	respond(w, out, append(warnings, o.warnings.Strings()...))
 }

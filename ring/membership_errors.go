@@ -27,3 +27,14 @@ var (
 	// ACTIVE nodes); errors carrying it also wrap ErrQuorumFailed.
 	ErrTooFewOwners = errors.New("ring: fewer owners than the write quorum")
 )
+
+// Sentinel errors of fan-out reads.
+var (
+	// ErrPartialResponse: more ACTIVE nodes failed to answer a read than
+	// the replication factor covers, and the request refused a partial
+	// answer (partial_response=false or query.partial_response: false).
+	ErrPartialResponse = errors.New("ring: partial response refused")
+	// ErrBadSelectStream: a node's select answer is malformed, truncated
+	// or past the decoder's limits.
+	ErrBadSelectStream = errors.New("ring: bad select stream")
+)

@@ -94,10 +94,11 @@ func (e *PeerRefusal) Error() string {
 // Peers forwards writes to peer nodes, with in-flight bounds per peer.
 // It is safe for concurrent use.
 type Peers struct {
-	client    *http.Client // immutable
-	ownClient bool         // immutable: client was built here, not passed in
-	opts      PeerOptions  // immutable
-	metrics   *peerMetrics // immutable
+	client    *http.Client       // immutable
+	ownClient bool               // immutable: client was built here, not passed in
+	opts      PeerOptions        // immutable
+	metrics   *peerMetrics       // immutable
+	fanout    *fanoutPeerMetrics // immutable: metrics of Select (select.go)
 	logs      *logthrottle.Throttle
 
 	mu    sync.RWMutex
@@ -148,6 +149,7 @@ func NewPeers(opts PeerOptions) (*Peers, error) {
 		ownClient: opts.Client == nil,
 		opts:      opts,
 		metrics:   newPeerMetrics(opts.Registerer),
+		fanout:    newFanoutPeerMetrics(opts.Registerer),
 		logs:      logthrottle.New(10*time.Second, 1024),
 		peers:     map[string]*peer{},
 	}, nil
@@ -298,6 +300,7 @@ func (p *Peers) Retain(nodes []Node) {
 	for i := range nodes {
 		keep[nodes[i].Name] = struct{}{}
 	}
+	p.fanout.retain(keep)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for name := range p.peers {

@@ -30,3 +30,7 @@ func checkSeriesLimit(ctx context.Context, found int) error {
 	}
 	return nil
 }
+
+// SeriesLimit returns the limit WithSeriesLimit put in ctx, 0 for none:
+// a querier that reads other stores (the ring's fan-out) passes it on.
+func SeriesLimit(ctx context.Context) int { return seriesLimit(ctx) }

@@ -1,0 +1,258 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// SelectPath is the internal read endpoint every node of a ring serves:
+// the series (or label names, or label values) of its LOCAL store that
+// match one selector over a time range, as a compressed frame stream
+// (select_codec.go). It never fans out again.
+//
+// Parameters (form-encoded, GET or POST): mode (series, labels, names or
+// values; default series), match[] (at most one selector; required for
+// series and labels), start and end (milliseconds, start <= end), limit
+// (series: the select fails past it; labels: at most this many label
+// sets; names and values: the series limit of the lookup; 1 to the
+// node's query.max_series), name (the label of mode values).
+const SelectPath = "/internal/v1/select"
+
+// Select modes.
+const (
+	SelectSeries = "series" // label sets with their samples
+	SelectLabels = "labels" // label sets only (/api/v1/series)
+	SelectNames  = "names"  // label names
+	SelectValues = "values" // values of one label
+)
+
+// SelectRequest is one question to a node's select endpoint.
+type SelectRequest struct {
+	Mode       string
+	Matchers   []*labels.Matcher
+	Mint, Maxt int64
+	Limit      int
+	Name       string // label name of SelectValues
+}
+
+// Selector formats ms as a Prometheus selector, {a="b",c=~"d"}.
+func Selector(ms []*labels.Matcher) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, m := range ms {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(m.Name)
+		b.WriteString(m.Type.String())
+		b.WriteString(strconv.Quote(m.Value))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// form encodes the request as the endpoint's parameters.
+func (r *SelectRequest) form() url.Values {
+	v := url.Values{}
+	v.Set("mode", r.Mode)
+	if len(r.Matchers) > 0 {
+		v.Set("match[]", Selector(r.Matchers))
+	}
+	v.Set("start", strconv.FormatInt(r.Mint, 10))
+	v.Set("end", strconv.FormatInt(r.Maxt, 10))
+	if r.Limit > 0 {
+		v.Set("limit", strconv.Itoa(r.Limit))
+	}
+	if r.Name != "" {
+		v.Set("name", r.Name)
+	}
+	return v
+}
+
+// SelectResult is a node's answer: series in the node's order (sorted by
+// labels; a long series may come as several entries with the same
+// labels, in time order), or strings. The caller owns it.
+type SelectResult struct {
+	Series  []SelectedSeries
+	Strings []string
+	// WireBytes is the size of the compressed answer read.
+	WireBytes int64
+}
+
+// SelectedSeries is one series of an answer.
+type SelectedSeries struct {
+	Labels  labels.Labels
+	Samples []Sample
+}
+
+// Select asks node n's select endpoint (POST n.URL+SelectPath) with the
+// peers' client and credentials, and decodes its answer within lim. ctx
+// bounds the whole exchange. A node's series limit comes back as an
+// error wrapping tsdb.ErrTooManySeries; a malformed, truncated or
+// oversized answer as ErrBadSelectStream; any other failure names the
+// node.
+func (p *Peers) Select(ctx context.Context, n *Node, sr SelectRequest, lim SelectLimits) (*SelectResult, error) {
+	fs := p.fanout.forPeer(n.Name)
+	start := time.Now()
+	res, err := p.selectFrom(ctx, n, sr, lim)
+	fs.duration.Observe(time.Since(start).Seconds())
+	if res != nil {
+		fs.bytes.Add(float64(res.WireBytes))
+	}
+	if err != nil {
+		fs.failed.Inc()
+		if ctx.Err() == nil && !errors.Is(err, tsdb.ErrTooManySeries) {
+			p.logError(n.Name, err)
+		}
+		return res, err
+	}
+	fs.success.Inc()
+	return res, nil
+}
+
+func (p *Peers) selectFrom(ctx context.Context, n *Node, sr SelectRequest, lim SelectLimits) (*SelectResult, error) {
+	body := sr.form().Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(n.URL, "/")+SelectPath, strings.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("ring: select from %s: %w", n.Name, stripURLError(err))
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "etcdgate-ring")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ring: select from %s (%s): %w", n.Name, redactURL(n.URL), stripURLError(err))
+	}
+	defer resp.Body.Close()
+	cr := &countingReader{r: resp.Body}
+	res := &SelectResult{}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(cr, maxResponseBytes))
+		res.WireBytes = cr.n
+		return res, fmt.Errorf("ring: select from %s: answer %d: %s", n.Name, resp.StatusCode, message(b))
+	}
+	err = decodeSelect(NewSelectDecoder(cr, lim), res)
+	res.WireBytes = cr.n
+	if err != nil {
+		var se *SelectError
+		if errors.As(err, &se) && se.TooManySeries {
+			return res, fmt.Errorf("%w: node %s: %s", tsdb.ErrTooManySeries, n.Name, se.Message)
+		}
+		return res, fmt.Errorf("ring: select from %s: %w", n.Name, err)
+	}
+	return res, nil
+}
+
+// decodeSelect reads every frame of d into res.
+func decodeSelect(d *SelectDecoder, res *SelectResult) error {
+	var f Frame
+	for {
+		err := d.Next(&f)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch f.Kind {
+		case frameSeries:
+			res.Series = append(res.Series, SelectedSeries{Labels: f.Labels, Samples: append([]Sample(nil), f.Samples...)})
+		case frameString:
+			res.Strings = append(res.Strings, f.String)
+		}
+	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// fanoutPeerMetrics are the per-peer metrics of fan-out reads.
+type fanoutPeerMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	bytes    *prometheus.CounterVec
+
+	mu     sync.Mutex
+	byPeer map[string]*fanoutPeerSeries // guarded by mu
+}
+
+type fanoutPeerSeries struct {
+	success, failed prometheus.Counter
+	duration        prometheus.Observer
+	bytes           prometheus.Counter
+}
+
+func newFanoutPeerMetrics(reg prometheus.Registerer) *fanoutPeerMetrics {
+	m := &fanoutPeerMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_ring_fanout_requests_total",
+			Help: "Fan-out read requests (internal select) to peers, by result: success or error.",
+		}, []string{"peer", "result"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "etcdgate_ring_fanout_duration_seconds",
+			Help:    "Time of a fan-out read request to a peer, its whole answer read.",
+			Buckets: prometheus.ExponentialBucketsRange(0.001, 60, 16),
+		}, []string{"peer"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_ring_fanout_received_bytes_total",
+			Help: "Compressed bytes of fan-out read answers received from a peer.",
+		}, []string{"peer"}),
+		byPeer: map[string]*fanoutPeerSeries{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.bytes)
+	}
+	return m
+}
+
+func (m *fanoutPeerMetrics) forPeer(name string) *fanoutPeerSeries {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if s, ok := m.byPeer[name]; ok {
+		return s
+	}
+	s := &fanoutPeerSeries{
+		success:  m.requests.WithLabelValues(name, "success"),
+		failed:   m.requests.WithLabelValues(name, "error"),
+		duration: m.duration.WithLabelValues(name),
+		bytes:    m.bytes.WithLabelValues(name),
+	}
+	m.byPeer[name] = s
+	return s
+}
+
+// retain drops the series of the peers not in keep.
+func (m *fanoutPeerMetrics) retain(keep map[string]struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name := range m.byPeer {
+		if _, ok := keep[name]; !ok {
+			delete(m.byPeer, name)
+			l := prometheus.Labels{"peer": name}
+			m.requests.DeletePartialMatch(l)
+			m.duration.DeletePartialMatch(l)
+			m.bytes.DeletePartialMatch(l)
+		}
+	}
+}

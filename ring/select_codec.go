@@ -1,0 +1,317 @@
+package ring
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/golang/snappy"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// The answer of the internal select endpoint (SelectPath) is a stream in
+// the snappy framing format (github.com/golang/snappy NewBufferedWriter:
+// chunks of at most 64 KiB, each checksummed) of frames:
+//
+//	frame   = kind:byte  len:uvarint  payload:len bytes
+//	series  = kind 's': nlabels:uvarint (name:str value:str)*
+//	          nsamples:uvarint (dt:varint value:8 bytes LE float bits)*
+//	          (dt: first timestamp, then the difference to the previous one)
+//	string  = kind 'v': the bytes of one label name or value
+//	error   = kind 'x': code:byte message:bytes (code 1: too many series)
+//	end     = kind 'e': empty payload; the answer is complete
+//	str     = len:uvarint bytes
+//
+// A series with more than maxFrameSamples samples is sent as several
+// frames with the same labels, in time order. A stream that stops
+// before its end frame is an error (a node that died mid-answer), never
+// a short answer taken as complete.
+
+// Frame kinds.
+const (
+	frameSeries = 's'
+	frameString = 'v'
+	frameError  = 'x'
+	frameEnd    = 'e'
+)
+
+// Error codes of an error frame.
+const (
+	selectErrTooManySeries = 1
+	selectErrOther         = 2
+)
+
+// maxFrameSamples is the most samples the encoder puts in one frame:
+// 64k samples are at most ~1.2 MiB of payload.
+const maxFrameSamples = 1 << 16
+
+// Sample is one float sample of a selected series.
+type Sample struct {
+	T int64
+	V float64
+}
+
+// AppendSeriesFrames appends the frames of one series to dst: its labels
+// and samples (in time order), split every maxFrameSamples samples.
+func AppendSeriesFrames(dst []byte, lset labels.Labels, samples []Sample) []byte {
+	for {
+		n := min(len(samples), maxFrameSamples)
+		dst = appendSeriesFrame(dst, lset, samples[:n])
+		samples = samples[n:]
+		if len(samples) == 0 {
+			return dst
+		}
+	}
+}
+
+func appendSeriesFrame(dst []byte, lset labels.Labels, samples []Sample) []byte {
+	dst = append(dst, frameSeries)
+	// The length is written after the payload: reserve its maximum and
+	// move the payload down once its size is known.
+	lenAt := len(dst)
+	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
+	start := len(dst)
+	dst = binary.AppendUvarint(dst, uint64(lset.Len()))
+	lset.Range(func(l labels.Label) {
+		dst = appendStr(dst, l.Name)
+		dst = appendStr(dst, l.Value)
+	})
+	dst = binary.AppendUvarint(dst, uint64(len(samples)))
+	prev := int64(0)
+	for _, s := range samples {
+		dst = binary.AppendVarint(dst, s.T-prev)
+		prev = s.T
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.V))
+	}
+	payload := len(dst) - start
+	var hdr [binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(hdr[:], uint64(payload))
+	copy(dst[lenAt:], hdr[:h])
+	copy(dst[lenAt+h:], dst[start:])
+	return dst[:lenAt+h+payload]
+}
+
+// AppendStringFrame appends a frame of one label name or value.
+func AppendStringFrame(dst []byte, s string) []byte {
+	dst = append(dst, frameString)
+	return appendStr(dst, s)
+}
+
+// AppendErrorFrame appends an error frame; tooManySeries marks the
+// node's series limit.
+func AppendErrorFrame(dst []byte, tooManySeries bool, msg string) []byte {
+	code := byte(selectErrOther)
+	if tooManySeries {
+		code = selectErrTooManySeries
+	}
+	if len(msg) > maxMessageBytes {
+		msg = msg[:maxMessageBytes]
+	}
+	dst = append(dst, frameError)
+	dst = binary.AppendUvarint(dst, uint64(1+len(msg)))
+	dst = append(dst, code)
+	return append(dst, msg...)
+}
+
+// AppendEndFrame appends the frame that ends a complete answer.
+func AppendEndFrame(dst []byte) []byte { return append(dst, frameEnd, 0) }
+
+func appendStr(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// NewSelectWriter returns the compressed stream an answer is written to;
+// the caller closes it (Close flushes) before the answer ends.
+func NewSelectWriter(w io.Writer) *snappy.Writer { return snappy.NewBufferedWriter(w) }
+
+// SelectLimits bound what a SelectDecoder reads, checked before it
+// allocates.
+type SelectLimits struct {
+	MaxFrameBytes int   // one frame's payload
+	MaxBytes      int64 // the whole decompressed answer
+	MaxSeries     int   // series frames (a split series counts per frame)
+	MaxStrings    int   // string frames
+}
+
+// SelectDecoder reads an answer of the select endpoint frame by frame.
+// It is not safe for concurrent use.
+type SelectDecoder struct {
+	r      *bufio.Reader
+	lim    SelectLimits
+	read   int64
+	series int
+	strs   int
+	buf    []byte
+	sb     labels.ScratchBuilder
+	done   bool
+}
+
+// NewSelectDecoder decodes the compressed stream r within lim.
+func NewSelectDecoder(r io.Reader, lim SelectLimits) *SelectDecoder {
+	return newFrameDecoder(snappy.NewReader(r), lim)
+}
+
+func newFrameDecoder(r io.Reader, lim SelectLimits) *SelectDecoder {
+	return &SelectDecoder{r: bufio.NewReaderSize(r, 32<<10), lim: lim}
+}
+
+// Frame is one decoded frame. Labels, Samples and String are valid
+// until the next call of Next; the caller copies what it keeps (Labels
+// are its own: they never alias the decoder's buffer).
+type Frame struct {
+	Kind    byte // 's' series, 'v' string, 'e' end (then Next returns io.EOF)
+	Labels  labels.Labels
+	Samples []Sample
+	String  string
+}
+
+// Next decodes the next frame into f. It returns io.EOF after the end
+// frame, an error wrapping ErrBadSelectStream for a malformed or
+// truncated stream or one past the limits, and a *SelectError for an
+// error frame.
+func (d *SelectDecoder) Next(f *Frame) error {
+	if d.done {
+		return io.EOF
+	}
+	kind, err := d.r.ReadByte()
+	if err != nil {
+		return d.streamErr("frame kind", err)
+	}
+	n, err := binary.ReadUvarint(d.r)
+	if err != nil {
+		return d.streamErr("frame length", err)
+	}
+	if n > uint64(d.lim.MaxFrameBytes) {
+		return fmt.Errorf("%w: frame of %d bytes, more than the limit of %d", ErrBadSelectStream, n, d.lim.MaxFrameBytes)
+	}
+	if d.read += int64(n) + 2; d.read > d.lim.MaxBytes {
+		return fmt.Errorf("%w: answer larger than the limit of %d bytes", ErrBadSelectStream, d.lim.MaxBytes)
+	}
+	if cap(d.buf) < int(n) {
+		d.buf = make([]byte, n)
+	}
+	d.buf = d.buf[:n]
+	if _, err := io.ReadFull(d.r, d.buf); err != nil {
+		return d.streamErr("frame payload", err)
+	}
+	*f = Frame{Kind: kind, Samples: f.Samples[:0]}
+	switch kind {
+	case frameSeries:
+		if d.series++; d.series > d.lim.MaxSeries {
+			return fmt.Errorf("%w: more than %d series frames", ErrBadSelectStream, d.lim.MaxSeries)
+		}
+		f.Labels, f.Samples, err = decodeSeries(d.buf, &d.sb, f.Samples)
+		return err
+	case frameString:
+		if d.strs++; d.strs > d.lim.MaxStrings {
+			return fmt.Errorf("%w: more than %d strings", ErrBadSelectStream, d.lim.MaxStrings)
+		}
+		f.String = string(d.buf)
+		return nil
+	case frameError:
+		if len(d.buf) == 0 {
+			return fmt.Errorf("%w: empty error frame", ErrBadSelectStream)
+		}
+		d.done = true
+		return &SelectError{TooManySeries: d.buf[0] == selectErrTooManySeries, Message: message(d.buf[1:])}
+	case frameEnd:
+		if n != 0 {
+			return fmt.Errorf("%w: end frame with a payload", ErrBadSelectStream)
+		}
+		d.done = true
+		return io.EOF
+	}
+	return fmt.Errorf("%w: unknown frame kind %#x", ErrBadSelectStream, kind)
+}
+
+func (d *SelectDecoder) streamErr(what string, err error) error {
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: %s: %w", ErrBadSelectStream, what, err)
+}
+
+// SelectError is an error frame: the node could not answer.
+type SelectError struct {
+	TooManySeries bool
+	Message       string
+}
+
+func (e *SelectError) Error() string { return e.Message }
+
+// decodeSeries decodes a series payload: labels sorted and unique,
+// timestamps strictly increasing, every length checked against what is
+// left before anything is allocated.
+func decodeSeries(b []byte, sb *labels.ScratchBuilder, samples []Sample) (labels.Labels, []Sample, error) {
+	bad := func(what string) (labels.Labels, []Sample, error) {
+		return labels.EmptyLabels(), samples, fmt.Errorf("%w: series frame: %s", ErrBadSelectStream, what)
+	}
+	nl, b, ok := uvarint(b)
+	if !ok || nl > uint64(len(b))/2 {
+		return bad("label count")
+	}
+	sb.Reset()
+	prev := ""
+	for i := range nl {
+		var name, value string
+		if name, b, ok = str(b); !ok {
+			return bad("label name")
+		}
+		if value, b, ok = str(b); !ok {
+			return bad("label value")
+		}
+		if name == "" || (i > 0 && name <= prev) {
+			return bad("label names empty, unsorted or repeated")
+		}
+		prev = name
+		sb.Add(name, value)
+	}
+	ns, b, ok := uvarint(b)
+	if !ok || ns > uint64(len(b))/9 {
+		return bad("sample count")
+	}
+	if uint64(cap(samples)) < ns {
+		samples = make([]Sample, 0, ns)
+	}
+	samples = samples[:0]
+	t := int64(0)
+	for i := range ns {
+		dt, n := binary.Varint(b)
+		if n <= 0 || len(b)-n < 8 {
+			return bad("sample")
+		}
+		if i > 0 && dt <= 0 {
+			return bad("timestamps not increasing")
+		}
+		if nt := t + dt; (dt > 0 && nt < t) || (dt < 0 && nt > t) {
+			return bad("timestamp overflow")
+		}
+		t += dt
+		samples = append(samples, Sample{T: t, V: math.Float64frombits(binary.LittleEndian.Uint64(b[n:]))})
+		b = b[n+8:]
+	}
+	if len(b) != 0 {
+		return bad("trailing bytes")
+	}
+	return sb.Labels(), samples, nil
+}
+
+func uvarint(b []byte) (uint64, []byte, bool) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, b, false
+	}
+	return v, b[n:], true
+}
+
+func str(b []byte) (string, []byte, bool) {
+	n, b, ok := uvarint(b)
+	if !ok || n > uint64(len(b)) {
+		return "", b, false
+	}
+	return string(b[:n]), b[n:], true
+}

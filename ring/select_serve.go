@@ -1,0 +1,188 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
+)
+
+// selectSink receives what a select finds, one series or string at a
+// time. It must not keep samples after it returns.
+type selectSink interface {
+	series(lset labels.Labels, samples []Sample) error
+	str(s string) error
+}
+
+// runSelect answers req from q (a LOCAL store's querier) into sink. The
+// series limit is applied while the store collects the series (series
+// mode: tsdb.WithSeriesLimit), or by stopping the listing (labels mode).
+func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink selectSink) error {
+	switch req.Mode {
+	case SelectSeries:
+		set := q.Select(tsdb.WithSeriesLimit(ctx, req.Limit), req.Matchers...)
+		var it tsdb.Iterator
+		var buf []Sample
+		for set.Next() {
+			s := set.At()
+			it = s.Iterator(it)
+			buf = buf[:0]
+			for it.Next() {
+				t, v := it.At()
+				buf = append(buf, Sample{T: t, V: v})
+			}
+			if err := it.Err(); err != nil {
+				return err
+			}
+			if err := sink.series(s.Labels(), buf); err != nil {
+				return err
+			}
+		}
+		return set.Err()
+	case SelectLabels:
+		n := 0
+		var sinkErr error
+		fn := func(l labels.Labels) bool {
+			if sinkErr = sink.series(l, nil); sinkErr != nil {
+				return false
+			}
+			n++
+			return n < req.Limit
+		}
+		var err error
+		if l, ok := q.(tsdb.SeriesLister); ok {
+			err = l.ListSeries(ctx, fn, req.Matchers...)
+		} else {
+			set := q.SelectUnsorted(ctx, req.Matchers...)
+			for set.Next() && fn(set.At().Labels()) {
+			}
+			err = set.Err()
+		}
+		return errors.Join(err, sinkErr)
+	case SelectNames, SelectValues:
+		if req.Limit > 0 {
+			ctx = tsdb.WithSeriesLimit(ctx, req.Limit)
+		}
+		var strs []string
+		var err error
+		if req.Mode == SelectNames {
+			strs, err = q.LabelNames(ctx, req.Matchers...)
+		} else {
+			strs, err = q.LabelValues(ctx, req.Name, req.Matchers...)
+		}
+		if err != nil {
+			return err
+		}
+		for _, s := range strs {
+			if err := sink.str(s); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("ring: unknown select mode %q", req.Mode)
+}
+
+// flushBytes is how much of an answer is buffered before it is written
+// to the compressed stream.
+const flushBytes = 64 << 10
+
+// WriteSelect answers req from the local querier q as the select
+// endpoint's stream (select_codec.go) to w: frames as they are found,
+// then an end frame, or an error frame when the select fails (the
+// node's series limit is marked so). It returns the error of writing to
+// w; the select's own error went into the stream.
+func WriteSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, w io.Writer) error {
+	sw := &streamSink{w: NewSelectWriter(w)}
+	err := runSelect(ctx, q, req, sw)
+	if sw.werr != nil {
+		return sw.werr
+	}
+	if err != nil {
+		sw.buf = AppendErrorFrame(sw.buf, errors.Is(err, tsdb.ErrTooManySeries), err.Error())
+	} else {
+		sw.buf = AppendEndFrame(sw.buf)
+	}
+	if err := sw.flush(); err != nil {
+		return err
+	}
+	return sw.w.Close()
+}
+
+// streamSink writes frames to the compressed stream.
+type streamSink struct {
+	w interface {
+		io.Writer
+		Close() error
+	}
+	buf  []byte
+	werr error
+}
+
+func (s *streamSink) series(lset labels.Labels, samples []Sample) error {
+	s.buf = AppendSeriesFrames(s.buf, lset, samples)
+	return s.maybeFlush()
+}
+
+func (s *streamSink) str(v string) error {
+	s.buf = AppendStringFrame(s.buf, v)
+	return s.maybeFlush()
+}
+
+func (s *streamSink) maybeFlush() error {
+	if len(s.buf) < flushBytes {
+		return nil
+	}
+	return s.flush()
+}
+
+func (s *streamSink) flush() error {
+	if s.werr != nil {
+		return s.werr
+	}
+	if _, err := s.w.Write(s.buf); err != nil {
+		s.werr = err
+		return err
+	}
+	s.buf = s.buf[:0]
+	return nil
+}
+
+// collectSink keeps what the local store answers, within the same bound
+// of bytes as a peer's answer.
+type collectSink struct {
+	res      SelectResult
+	bytes    int64
+	maxBytes int64
+}
+
+func (c *collectSink) charge(n int64) error {
+	if c.bytes += n; c.bytes > c.maxBytes {
+		return fmt.Errorf("ring: the local answer is larger than the limit of %d bytes", c.maxBytes)
+	}
+	return nil
+}
+
+func (c *collectSink) series(lset labels.Labels, samples []Sample) error {
+	if err := c.charge(int64(lset.ByteSize()) + 16*int64(len(samples))); err != nil {
+		return err
+	}
+	var cp []Sample
+	if len(samples) > 0 {
+		cp = append(make([]Sample, 0, len(samples)), samples...)
+	}
+	c.res.Series = append(c.res.Series, SelectedSeries{Labels: lset, Samples: cp})
+	return nil
+}
+
+func (c *collectSink) str(v string) error {
+	if err := c.charge(int64(len(v))); err != nil {
+		return err
+	}
+	c.res.Strings = append(c.res.Strings, v)
+	return nil
+}
