@@ -18,8 +18,9 @@ import (
 //
 //	frame   = kind:byte  len:uvarint  payload:len bytes
 //	series  = kind 's': nlabels:uvarint (name:str value:str)*
-//	          nsamples:uvarint (dt:varint value:8 bytes LE float bits)*
-//	          (dt: first timestamp, then the difference to the previous one)
+//	          nsamples:uvarint (t value:8 bytes LE float bits)*
+//	          (t: the first timestamp as a varint, then the difference to
+//	          the previous one as a uvarint, at least 1)
 //	string  = kind 'v': the bytes of one label name or value
 //	error   = kind 'x': code:byte message:bytes (code 1: too many series)
 //	end     = kind 'e': empty payload; the answer is complete
@@ -80,10 +81,14 @@ func appendSeriesFrame(dst []byte, lset labels.Labels, samples []Sample) []byte 
 		dst = appendStr(dst, l.Value)
 	})
 	dst = binary.AppendUvarint(dst, uint64(len(samples)))
-	prev := int64(0)
-	for _, s := range samples {
-		dst = binary.AppendVarint(dst, s.T-prev)
-		prev = s.T
+	for i, s := range samples {
+		if i == 0 {
+			dst = binary.AppendVarint(dst, s.T)
+		} else {
+			// Increasing: the unsigned difference is exact even when the
+			// signed one would overflow.
+			dst = binary.AppendUvarint(dst, uint64(s.T)-uint64(samples[i-1].T))
+		}
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.V))
 	}
 	payload := len(dst) - start
@@ -280,17 +285,20 @@ func decodeSeries(b []byte, sb *labels.ScratchBuilder, samples []Sample) (labels
 	samples = samples[:0]
 	t := int64(0)
 	for i := range ns {
-		dt, n := binary.Varint(b)
+		var n int
+		if i == 0 {
+			t, n = binary.Varint(b)
+		} else {
+			var d uint64
+			d, n = binary.Uvarint(b)
+			if n > 0 && (d == 0 || d > uint64(math.MaxInt64)-uint64(t)) {
+				return bad("timestamps not increasing, or past the largest")
+			}
+			t = int64(uint64(t) + d)
+		}
 		if n <= 0 || len(b)-n < 8 {
 			return bad("sample")
 		}
-		if i > 0 && dt <= 0 {
-			return bad("timestamps not increasing")
-		}
-		if nt := t + dt; (dt > 0 && nt < t) || (dt < 0 && nt > t) {
-			return bad("timestamp overflow")
-		}
-		t += dt
 		samples = append(samples, Sample{T: t, V: math.Float64frombits(binary.LittleEndian.Uint64(b[n:]))})
 		b = b[n+8:]
 	}
