@@ -88,5 +88,18 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request) {
 		LabelValueCountByLabelName:  toStats(st.LabelValueCountByLabelName),
 		MemoryInBytesByLabelName:    toStats(st.MemoryInBytesByLabelName),
 		SeriesCountByLabelValuePair: toStats(st.SeriesCountByLabelValuePair),
-	}, nil)
+	}, a.tsdbStatusWarnings())
+}
+
+// tsdbStatusLocalWarning says, on a node of a ring, that the cardinality
+// figures are this node's own: the ring's would count each series once
+// per replica, or need a merge of every node's top lists that cannot be
+// exact.
+const tsdbStatusLocalWarning = "this node's store only: in a ring each node holds about replication_factor/nodes of the series; /api/v1/status/ring has every node's head series"
+
+func (a *API) tsdbStatusWarnings() []string {
+	if a.ringReads.Load() != nil {
+		return []string{tsdbStatusLocalWarning}
+	}
+	return nil
 }

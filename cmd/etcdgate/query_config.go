@@ -47,6 +47,11 @@ type QueryConfig struct {
 	ListingMaxConcurrency int `yaml:"listing_max_concurrency"`
 	// ListingMaxResults caps the entries one listing returns.
 	ListingMaxResults int `yaml:"listing_max_results"`
+	// PartialResponse: in a ring, a read that more nodes failed than the
+	// replication covers answers what it has with a warning (true), or
+	// fails with 503 (false). A request's partial_response parameter
+	// overrides it.
+	PartialResponse bool `yaml:"partial_response"`
 }
 
 func defaultQueryConfig() QueryConfig {
@@ -64,6 +69,7 @@ func defaultQueryConfig() QueryConfig {
 		ListingTimeout:        Duration(api.DefaultListingTimeout),
 		ListingMaxConcurrency: api.DefaultListingConcurrency,
 		ListingMaxResults:     api.DefaultListingMaxResults,
+		PartialResponse:       true,
 	}
 }
 
@@ -136,5 +142,7 @@ func (q QueryConfig) ReadLimits() api.ReadLimits {
 		ListingConcurrency: q.ListingMaxConcurrency,
 		ListingMaxResults:  q.ListingMaxResults,
 		Parse:              q.parseLimits(),
+		SelectMaxSeries:    q.MaxSeries,
+		SelectTimeout:      time.Duration(q.Timeout),
 	}
 }

@@ -23,13 +23,16 @@ func TestQueryLimitsConfig(t *testing.T) {
 		t.Fatalf("engine options %+v", eo)
 	}
 	want := api.ReadLimits{ListingTimeout: 5 * time.Second, ListingConcurrency: 2, ListingMaxResults: 1000,
-		Parse: evaluator.ParseLimits{MaxLength: 4096, MaxDepth: 50}}
+		Parse: evaluator.ParseLimits{MaxLength: 4096, MaxDepth: 50}, SelectMaxSeries: 300, SelectTimeout: time.Duration(cfg.Query.Timeout)}
 	if rl := cfg.Query.ReadLimits(); rl != want {
 		t.Fatalf("read limits %+v, want %+v", rl, want)
 	}
+	if cfg.Query.PartialResponse {
+		t.Fatal("query.partial_response: false read as true")
+	}
 	def := defaultQueryConfig()
 	if def.MaxQueryLength != 64<<10 || def.MaxQueryDepth != 1000 || def.MaxPointsPerSeries != 11000 || def.MaxSeries != 2000000 ||
-		def.ListingMaxResults != 100000 || def.Validate() != nil {
+		def.ListingMaxResults != 100000 || !def.PartialResponse || def.Validate() != nil {
 		t.Fatalf("defaults %+v", def)
 	}
 	for _, key := range []string{"max_series", "max_queued", "max_query_length", "max_query_depth", "max_points_per_series",

@@ -90,9 +90,9 @@ func (g *gateway) prepareReload(cfg Config) (*runtimeUpdate, error) {
 			// Queries running keep the engine they started on. Rules get
 			// an engine of their own, as at start: rule evaluation does
 			// not wait for API queries' slots.
-			u.engine = evaluator.NewEngine(db, cfg.Query.APIEngineOptions())
+			u.engine = evaluator.NewEngine(g.reads(db), cfg.Query.APIEngineOptions())
 			u.reads = cfg.Query.ReadLimits()
-			rulesEngine = evaluator.NewEngine(db, cfg.Query.EngineOptions())
+			rulesEngine = evaluator.NewEngine(g.reads(db), cfg.Query.EngineOptions())
 		}
 	}
 	if u.rules, err = g.rules.prepare(cfg, rulesEngine); err != nil {
@@ -149,6 +149,9 @@ func (g *gateway) commitReload(u *runtimeUpdate) {
 	if u.engine != nil {
 		g.api.SetQueryEngine(u.engine)
 		g.api.SetReadLimits(u.reads)
+		if g.ring != nil && g.ring.queryable() != nil {
+			g.ring.queryable().SetPartialResponse(u.cfg.Query.PartialResponse)
+		}
 	}
 	g.level.Set(u.level)
 	g.auth.policy.Store(u.auth)

@@ -38,6 +38,9 @@ type ringNode struct {
 	members *ring.Membership
 	peers   *ring.Peers
 	ha      *ring.HATracker // nil without ha_dedup
+	// reads is the fan-out Queryable, set once the store has recovered
+	// (ring_reads.go).
+	reads atomic.Pointer[ring.Queryable]
 
 	// statusMu serialises /api/v1/status/ring, which asks every peer
 	// (bounded by the peers' timeout); status is its last answer.

@@ -59,8 +59,11 @@ func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) 
 // results through the ingester's write path.
 // reload re-reads the whole configuration when a rule or SLO file
 // changes.
-func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reload func() error) error {
-	q := rules.EngineQueryFunc(evaluator.NewEngine(db, cfg.Query.EngineOptions()))
+//
+// reads is what rules query and restore their state from: the store, or
+// on a node of a ring the whole ring (ring_reads.go).
+func (rt *ruleRuntime) start(db *tsdb.DB, reads tsdb.Queryable, in *ingest.Ingester, cfg Config, reload func() error) error {
+	q := rules.EngineQueryFunc(evaluator.NewEngine(reads, cfg.Query.EngineOptions()))
 	rt.query.Store(&q)
 	opts := rules.DefaultOptions()
 	// Through rt.query, so that a reload of the query settings reaches
@@ -68,7 +71,7 @@ func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reloa
 	opts.Query = func(ctx context.Context, qs string, t time.Time) (evaluator.Vector, error) {
 		return (*rt.query.Load())(ctx, qs, t)
 	}
-	opts.Appendable, opts.Queryable = pushAppender{in}, db
+	opts.Appendable, opts.Queryable = pushAppender{in}, reads
 	opts.Notify = rt.notify
 	opts.EvaluationInterval = time.Duration(cfg.EvaluationInterval)
 	opts.ResendDelay = time.Duration(cfg.Alerting.ResendDelay)

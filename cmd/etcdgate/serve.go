@@ -377,10 +377,18 @@ func (g *gateway) openStore() error {
 	in.SetLimits(cfg.IngestLimits())
 	db.SetLimits(cfg.HeadLimits())
 	g.api.SetBackend(in, db)
-	g.api.SetQueryEngine(evaluator.NewEngine(db, cfg.Query.APIEngineOptions()))
+	if g.ring != nil {
+		// Reads of the whole ring (ring_reads.go); the internal endpoints
+		// peers call keep reading db.
+		if err := g.ring.startReads(db, cfg.Query); err != nil {
+			return err
+		}
+		g.api.SetRingReads(g.reads(db))
+	}
+	g.api.SetQueryEngine(evaluator.NewEngine(g.reads(db), cfg.Query.APIEngineOptions()))
 	g.api.SetReadLimits(cfg.Query.ReadLimits())
 	close(g.ready)
-	return g.rules.start(db, in, cfg, g.reload)
+	return g.rules.start(db, g.reads(db), in, cfg, g.reload)
 }
 
 func (g *gateway) shutdown(opened <-chan error) error {
