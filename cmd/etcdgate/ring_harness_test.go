@@ -19,6 +19,7 @@ import (
 
 	"github.com/etcdgate/etcdgate/internal/etcdtest"
 	"github.com/etcdgate/etcdgate/internal/testnet"
+	"github.com/etcdgate/etcdgate/ring"
 )
 
 // ringHarness runs real `etcdgate serve` processes that form a ring over
@@ -187,34 +188,37 @@ func ringWrite(base string, body []byte) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// rawSamples returns, for every series matching sel on the node at base
-// (its own store: queries do not fan out in this release), the
-// timestamps of its samples in the last 30 minutes, keyed by the
-// series' s and w labels.
-func rawSamples(t *testing.T, base, sel string, at time.Time) map[string][]int64 {
+// rawSamples returns, for every series named name in the node's OWN
+// store (read through the internal select endpoint: queries fan out
+// over the ring), the timestamps of its samples in the last 30 minutes,
+// keyed by the series' s and w labels.
+func rawSamples(t *testing.T, base, name string, at time.Time) map[string][]int64 {
 	t.Helper()
-	q := url.Values{"query": {sel + "[30m]"}, "time": {strconv.FormatInt(at.Unix()+60, 10)}}
-	code, body := httpGet(base + "/api/v1/query?" + q.Encode())
-	if code != http.StatusOK {
-		t.Fatalf("query %s on %s: %d %s", sel, base, code, body)
-	}
-	var r struct {
-		Data struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Values [][2]any          `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal([]byte(body), &r); err != nil {
+	form := url.Values{"mode": {ring.SelectSeries}, "match[]": {fmt.Sprintf("{__name__=%q}", name)}, "limit": {"1000000"},
+		"start": {strconv.FormatInt(at.Add(-30*time.Minute).UnixMilli(), 10)}, "end": {strconv.FormatInt(at.Add(time.Minute).UnixMilli(), 10)}}
+	resp, err := ringClient.PostForm(base+ring.SelectPath, form)
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("select %s on %s: %d %s", name, base, resp.StatusCode, b)
+	}
+	d := ring.NewSelectDecoder(resp.Body, ring.SelectLimits{MaxFrameBytes: 16 << 20, MaxBytes: 1 << 30, MaxSeries: 1 << 20})
 	out := map[string][]int64{}
-	for _, s := range r.Data.Result {
-		key := s.Metric["w"] + "/" + s.Metric["s"]
-		for _, v := range s.Values {
-			out[key] = append(out[key], int64(v[0].(float64)*1000+0.5))
+	var f ring.Frame
+	for {
+		err := d.Next(&f)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("select %s on %s: %v", name, base, err)
+		}
+		key := f.Labels.Get("w") + "/" + f.Labels.Get("s")
+		for _, s := range f.Samples {
+			out[key] = append(out[key], s.T)
 		}
 	}
-	return out
 }

@@ -160,6 +160,9 @@ func TestRingFourNodes(t *testing.T) {
 		}
 	}
 	t.Logf("%d acknowledged samples checked, each on at least 2 nodes", checked)
+
+	// Part 2: any node answers for the whole ring (ring_fanout_test.go).
+	checkRingReads(t, h, now)
 }
 
 const (
