@@ -115,7 +115,9 @@ func (p *Peers) Select(ctx context.Context, n *Node, sr SelectRequest, lim Selec
 	if err != nil {
 		fs.failed.Inc()
 		if ctx.Err() == nil && !errors.Is(err, tsdb.ErrTooManySeries) {
-			p.logError(n.Name, err)
+			if ok, held := p.logs.Allow("select/"+n.Name, time.Now()); ok {
+				p.opts.Logger.Warn("ring fan-out read failed", "peer", n.Name, "err", err, "suppressed", held)
+			}
 		}
 		return res, err
 	}

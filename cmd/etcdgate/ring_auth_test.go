@@ -105,6 +105,16 @@ func TestRingPeersAuthenticated(t *testing.T) {
 	if code, msg := do(http.MethodGet, n1.url+"/internal/v1/stats", "writer", nil); code != http.StatusForbidden {
 		t.Errorf("internal stats as writer: %d %s, want 403", code, msg)
 	}
+	// Fan-out reads go with the peers' credentials: a query through n1
+	// reads n0 over TLS, complete (no warning). The internal select is
+	// role read.
+	if code, msg := do(http.MethodGet, n1.url+"/api/v1/query?query=count(ring_auth)", "reader", nil); code != http.StatusOK ||
+		!strings.Contains(msg, `"100"`) || strings.Contains(msg, "warnings") {
+		t.Errorf("query through n1: %d %s, want 100 series and no warning", code, msg)
+	}
+	if code, msg := do(http.MethodPost, n1.url+"/internal/v1/select", "writer", nil); code != http.StatusForbidden {
+		t.Errorf("internal select as writer: %d %s, want 403", code, msg)
+	}
 
 	// Peers with a wrong password: their 401 is no replica, and a write
 	// that needs both nodes is not acknowledged.
@@ -116,5 +126,15 @@ func TestRingPeersAuthenticated(t *testing.T) {
 	})
 	if code, msg := do(http.MethodPost, b0.url+"/api/v1/write", "writer", body); code != http.StatusInternalServerError || !strings.Contains(msg, "401") {
 		t.Fatalf("write whose peer refused the credentials: %d %s, want 500 naming the 401", code, msg)
+	}
+	// A read whose peer refuses the credentials counts that peer as
+	// failed (with RF 2 of 2 nodes an acknowledged sample is on both, so
+	// one failed node still leaves a complete answer).
+	if code, msg := do(http.MethodGet, b0.url+"/api/v1/query?query=count(ring_auth)", "reader", nil); code != http.StatusOK {
+		t.Fatalf("query whose peer refused the credentials: %d %s", code, msg)
+	}
+	if code, msg := do(http.MethodGet, b0.url+"/metrics", "reader", nil); code != http.StatusOK ||
+		!strings.Contains(msg, `etcdgate_ring_fanout_requests_total{peer="b1",result="error"} 1`) {
+		t.Fatalf("fan-out errors of b1 on b0: %d, want 1 (%d bytes of metrics)", code, len(msg))
 	}
 }
