@@ -154,6 +154,15 @@ func (q *fanoutQuerier) Close() error { return nil }
 
 // Select returns the merged series, sorted by labels.
 func (q *fanoutQuerier) Select(ctx context.Context, ms ...*labels.Matcher) tsdb.SeriesSet {
+	return q.selectSeries(ctx, true, ms)
+}
+
+// SelectUnsorted is Select without the sort.
+func (q *fanoutQuerier) SelectUnsorted(ctx context.Context, ms ...*labels.Matcher) tsdb.SeriesSet {
+	return q.selectSeries(ctx, false, ms)
+}
+
+func (q *fanoutQuerier) selectSeries(ctx context.Context, sorted bool, ms []*labels.Matcher) tsdb.SeriesSet {
 	limit := tsdb.SeriesLimit(ctx)
 	if limit <= 0 || limit > q.f.opts.MaxSeries {
 		limit = q.f.opts.MaxSeries
@@ -162,19 +171,14 @@ func (q *fanoutQuerier) Select(ctx context.Context, ms ...*labels.Matcher) tsdb.
 	if err != nil {
 		return errSeriesSet{err}
 	}
-	series, err := mergeSeries(results, limit)
+	series, err := mergeSeries(results, limit, sorted)
 	if err != nil {
 		return errSeriesSet{err}
 	}
 	return &sliceSeriesSet{series: series, i: -1}
 }
 
-// SelectUnsorted is Select: merging sorts anyway.
-func (q *fanoutQuerier) SelectUnsorted(ctx context.Context, ms ...*labels.Matcher) tsdb.SeriesSet {
-	return q.Select(ctx, ms...)
-}
-
-// ListSeries lists the merged label sets, each once, sorted; each node
+// ListSeries lists the merged label sets, each once, in no order; each node
 // is asked for at most the listing's limit (WithListLimit) or MaxSeries.
 func (q *fanoutQuerier) ListSeries(ctx context.Context, fn func(labels.Labels) bool, ms ...*labels.Matcher) error {
 	limit := listLimit(ctx)
@@ -185,7 +189,7 @@ func (q *fanoutQuerier) ListSeries(ctx context.Context, fn func(labels.Labels) b
 	if err != nil {
 		return err
 	}
-	series, err := mergeSeries(results, 0)
+	series, err := mergeSeries(results, 0, false)
 	if err != nil {
 		return err
 	}
@@ -363,33 +367,53 @@ func (f *Queryable) local(ctx context.Context, req SelectRequest) (*SelectResult
 	return &sink.res, nil
 }
 
-// mergeSeries merges the nodes' series: sorted by labels, one per label
-// set, samples merged by timestamp (equal timestamps: the first node's
-// value). With limit > 0 more distinct series than limit fail with
-// tsdb.ErrTooManySeries.
-func mergeSeries(results []*SelectResult, limit int) ([]*mergedSeries, error) {
-	var all []*SelectedSeries
+// mergeSeries merges the nodes' series: one per label set, samples
+// merged by timestamp (equal timestamps: the earlier node's value),
+// sorted by labels when sorted is set. Series are grouped by the hash of
+// their labels, so that the sort, when asked for, sorts the distinct
+// series only, not their RF copies. With limit > 0 more distinct series
+// than limit fail with tsdb.ErrTooManySeries.
+func mergeSeries(results []*SelectResult, limit int, sorted bool) ([]*mergedSeries, error) {
+	total := 0
+	for _, r := range results {
+		if r != nil {
+			total += len(r.Series)
+		}
+	}
+	var out []*mergedSeries
+	byHash := make(map[uint64]*mergedSeries, total/2)
+	var collided map[string]*mergedSeries // series whose hash another holds
 	for _, r := range results {
 		if r == nil {
 			continue
 		}
 		for i := range r.Series {
-			all = append(all, &r.Series[i])
+			s := &r.Series[i]
+			h := s.Labels.Hash()
+			m := byHash[h]
+			if m != nil && !labels.Equal(m.lset, s.Labels) {
+				if collided == nil {
+					collided = map[string]*mergedSeries{}
+				}
+				key := s.Labels.String()
+				if m = collided[key]; m == nil {
+					m = &mergedSeries{lset: s.Labels}
+					collided[key] = m
+					out = append(out, m)
+				}
+			} else if m == nil {
+				m = &mergedSeries{lset: s.Labels}
+				byHash[h] = m
+				out = append(out, m)
+			}
+			m.samples = mergeSamples(m.samples, s.Samples)
+			if limit > 0 && len(out) > limit {
+				return nil, fmt.Errorf("%w: the selector matches more than %d series", tsdb.ErrTooManySeries, limit)
+			}
 		}
 	}
-	slices.SortStableFunc(all, func(a, b *SelectedSeries) int { return labels.Compare(a.Labels, b.Labels) })
-	var out []*mergedSeries
-	for i := 0; i < len(all); {
-		samples := all[i].Samples
-		j := i + 1
-		for ; j < len(all) && labels.Equal(all[j].Labels, all[i].Labels); j++ {
-			samples = mergeSamples(samples, all[j].Samples)
-		}
-		out = append(out, &mergedSeries{lset: all[i].Labels, samples: samples})
-		if limit > 0 && len(out) > limit {
-			return nil, fmt.Errorf("%w: the selector matches more than %d series", tsdb.ErrTooManySeries, limit)
-		}
-		i = j
+	if sorted {
+		slices.SortFunc(out, func(a, b *mergedSeries) int { return labels.Compare(a.lset, b.lset) })
 	}
 	return out, nil
 }

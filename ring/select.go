@@ -82,9 +82,9 @@ func (r *SelectRequest) form() url.Values {
 	return v
 }
 
-// SelectResult is a node's answer: series in the node's order (sorted by
-// labels; a long series may come as several entries with the same
-// labels, in time order), or strings. The caller owns it.
+// SelectResult is a node's answer: series in no particular order (a
+// long series comes as several consecutive entries with the same labels,
+// in time order), or strings. The caller owns it.
 type SelectResult struct {
 	Series  []SelectedSeries
 	Strings []string

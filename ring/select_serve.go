@@ -24,7 +24,9 @@ type selectSink interface {
 func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink selectSink) error {
 	switch req.Mode {
 	case SelectSeries:
-		set := q.Select(tsdb.WithSeriesLimit(ctx, req.Limit), req.Matchers...)
+		// Unsorted: the asking node merges by label hash and sorts the
+		// distinct series only if its caller wants them sorted.
+		set := q.SelectUnsorted(tsdb.WithSeriesLimit(ctx, req.Limit), req.Matchers...)
 		var it tsdb.Iterator
 		var buf []Sample
 		for set.Next() {
