@@ -112,7 +112,9 @@ func etcdFleet(members int, ts int64, step int) []byte {
 		}
 		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
 			Labels:  append([]prompb.Label{{Name: "__name__", Value: "etcd_server_proposals_committed_total"}}, base...),
-			Samples: []prompb.Sample{{Value: float64(step * (m%5 + 1)), Timestamp: ts}},
+			// + m/1000: no two members tie, so that topk's answer does not
+			// depend on the order series come in.
+			Samples: []prompb.Sample{{Value: float64(step*(m%5+1)) + float64(m)/1000, Timestamp: ts}},
 		})
 	}
 	raw, _ := wr.Marshal()
@@ -292,6 +294,10 @@ func TestFanoutEqualsOneStore(t *testing.T) {
 	}
 	if code, _ := apiGet(t, nodes[0].srv.URL, "/api/v1/query", url.Values{"query": {"up"}, "partial_response": {"maybe"}}); code != http.StatusBadRequest {
 		t.Fatalf("partial_response=maybe: %d, want 400", code)
+	}
+	// /api/v1/status/tsdb stays local, and says so.
+	if code, a := apiGet(t, nodes[0].srv.URL, "/api/v1/status/tsdb", nil); code != http.StatusOK || len(a.Warnings) != 1 || !strings.Contains(a.Warnings[0], "this node's store only") {
+		t.Fatalf("status/tsdb in a ring: %d, warnings %q", code, a.Warnings)
 	}
 }
 
