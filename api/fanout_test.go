@@ -111,7 +111,7 @@ func etcdFleet(members int, ts int64, step int) []byte {
 			})
 		}
 		wr.Timeseries = append(wr.Timeseries, prompb.TimeSeries{
-			Labels:  append([]prompb.Label{{Name: "__name__", Value: "etcd_server_proposals_committed_total"}}, base...),
+			Labels: append([]prompb.Label{{Name: "__name__", Value: "etcd_server_proposals_committed_total"}}, base...),
 			// + m/1000: no two members tie, so that topk's answer does not
 			// depend on the order series come in.
 			Samples: []prompb.Sample{{Value: float64(step*(m%5+1)) + float64(m)/1000, Timestamp: ts}},
