@@ -218,7 +218,7 @@ func (in *Ingester) placeSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits, 
 		in.refuse(res, invalid(reasonNativeHistogram, "series %s: %d native histogram samples are not supported",
 			metricNameOf(ts.Labels), ts.Histograms), ts.Histograms)
 	}
-	if len(ts.Samples) == 0 || !in.haAccept(ts, res) {
+	if len(ts.Samples) == 0 || (!sc.push && !in.haAccept(ts, res)) {
 		return
 	}
 	p, ok := in.placement(ts, lim, sc, res)
