@@ -41,3 +41,7 @@ func RuleGroupKey(file, group string) string { return file + "\x00" + group }
 
 // ProbeTargetKey is the ownership key of the probe of one etcd cluster.
 func ProbeTargetKey(cluster string) string { return "probe\x00" + cluster }
+
+// SLOKey is the ownership key of an SLO, for the node that computes its
+// status in /api/v1/slo.
+func SLOKey(name string) string { return "slo\x00" + name }

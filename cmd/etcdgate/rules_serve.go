@@ -17,6 +17,7 @@ import (
 	"github.com/etcdgate/etcdgate/evaluator/rules"
 	"github.com/etcdgate/etcdgate/evaluator/slo"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -34,6 +35,9 @@ type ruleRuntime struct {
 	slos    atomic.Pointer[[]slo.Spec]
 	globs   atomic.Pointer[[]string]    // rule and SLO files to watch
 	watcher atomic.Pointer[fileWatcher] // set by start
+	// ring is this node's ring (nil alone), set before start: each group
+	// is evaluated by its owner only.
+	ring *ringNode
 }
 
 func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*ruleRuntime, error) {
@@ -75,6 +79,9 @@ func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reloa
 	opts.ExternalLabels = cfg.Alerting.ExternalLabels
 	opts.ExternalURL = "http://" + cfg.ListenAddress
 	opts.Registerer, opts.Logger = rt.reg, rt.logger
+	if rt.ring != nil {
+		opts.Owns = rt.ring.ownsRuleGroup
+	}
 	m, err := rules.NewManager(opts)
 	if err != nil {
 		return err
@@ -165,7 +172,19 @@ func (rt *ruleRuntime) sloStatus(ctx context.Context, t time.Time) (any, error) 
 	if q == nil {
 		return nil, fmt.Errorf("etcdgate is not ready: recovery in progress")
 	}
-	st, err := slo.Statuses(ctx, *q, *rt.slos.Load(), t)
+	specs := *rt.slos.Load()
+	if rt.ring != nil {
+		// In a ring this node computes the SLOs it owns; the API asks
+		// the other nodes for theirs.
+		var owned []slo.Spec
+		for _, s := range specs {
+			if rt.ring.owns(ring.SLOKey(s.Name)) {
+				owned = append(owned, s)
+			}
+		}
+		specs = owned
+	}
+	st, err := slo.Statuses(ctx, *q, specs, t)
 	if err != nil {
 		return nil, err
 	}
