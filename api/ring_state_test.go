@@ -133,7 +133,6 @@ func TestWholeRingRulesAndAlerts(t *testing.T) {
 		nodeState{groups: fakeRules{ownedGroup("a.yml", "apiserver"), ownedGroup("b.yml", "slo", "BudgetBurn")}},
 		nodeState{},
 	)
-	type group struct{ File, Name, Owner string }
 	for _, n := range nodes {
 		var rules struct {
 			Groups []struct {
