@@ -105,6 +105,19 @@ func TestRingPeersAuthenticated(t *testing.T) {
 	if code, msg := do(http.MethodGet, n1.url+"/internal/v1/stats", "writer", nil); code != http.StatusForbidden {
 		t.Errorf("internal stats as writer: %d %s, want 403", code, msg)
 	}
+	// Whole-ring state: n0 asks n1 for its part with the peers' identity
+	// (a warning would name n1 if it could not), and the parts are no
+	// way around the read role.
+	for _, path := range []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/slo", "/api/v1/inspections"} {
+		if code, body := do(http.MethodGet, n0.url+path, "reader", nil); code != http.StatusOK || strings.Contains(body, "warnings") {
+			t.Errorf("%s as reader: %d %s, want 200 without warnings", path, code, body)
+		}
+	}
+	for _, path := range []string{"/internal/v1/rules", "/internal/v1/slo", "/internal/v1/inspections"} {
+		if code, msg := do(http.MethodGet, n1.url+path, "writer", nil); code != http.StatusForbidden {
+			t.Errorf("%s as writer: %d %s, want 403", path, code, msg)
+		}
+	}
 
 	// Peers with a wrong password: their 401 is no replica, and a write
 	// that needs both nodes is not acknowledged.
@@ -116,5 +129,8 @@ func TestRingPeersAuthenticated(t *testing.T) {
 	})
 	if code, msg := do(http.MethodPost, b0.url+"/api/v1/write", "writer", body); code != http.StatusInternalServerError || !strings.Contains(msg, "401") {
 		t.Fatalf("write whose peer refused the credentials: %d %s, want 500 naming the 401", code, msg)
+	}
+	if code, body := do(http.MethodGet, b0.url+"/api/v1/rules", "reader", nil); code != http.StatusOK || !strings.Contains(body, "node b1 did not answer") {
+		t.Fatalf("rules whose peer refused the credentials: %d %s, want a warning naming b1", code, body)
 	}
 }

@@ -72,6 +72,9 @@ func (rt *ruleRuntime) start(db *tsdb.DB, in *ingest.Ingester, cfg Config, reloa
 	opts.Query = func(ctx context.Context, qs string, t time.Time) (evaluator.Vector, error) {
 		return (*rt.query.Load())(ctx, qs, t)
 	}
+	// Queryable restores alert clocks (at start, and in a ring when this
+	// node gains a group): in a ring it must read the whole ring, since
+	// ALERTS_FOR_STATE is stored on its owners, not on the evaluator.
 	opts.Appendable, opts.Queryable = pushAppender{in}, db
 	opts.Notify = rt.notify
 	opts.EvaluationInterval = time.Duration(cfg.EvaluationInterval)
