@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -96,7 +98,7 @@ func inspectionOwners(t *testing.T, base string, since time.Time) map[string]map
 }
 
 // TestRingRuleAndProbeOwners runs four real nodes (RF=3) loading one rule
-// file, probing eight etcd "clusters", with a real Alertmanager: the
+// file, probing 24 etcd "clusters", with a real Alertmanager: the
 // group is evaluated by exactly one node, its alert reaches the
 // Alertmanager, and every node's /api/v1/alerts and /api/v1/rules name
 // that owner; each cluster is inspected by one node. Then the owner is
@@ -111,8 +113,11 @@ func TestRingRuleAndProbeOwners(t *testing.T) {
 	if err := os.WriteFile(ruleFile, []byte(ringOwnerRules), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// 24 clusters: the node killed below owns none of them with a
+	// probability of (3/4)^24, 0.1%.
+	const clusters = 24
 	var targets strings.Builder
-	for i := range 8 {
+	for i := range clusters {
 		fmt.Fprintf(&targets, "    - cluster: c%d\n      endpoints: [%s]\n      inspections: [health]\n", i, strings.Join(h.etcd.Endpoints(), ", "))
 	}
 	// A firing alert is valid at the Alertmanager for 4 resend delays:
@@ -188,7 +193,7 @@ probe:
 	var perCluster map[string]map[string]int
 	waitFor(t, 30*time.Second, "records of every cluster", func() bool {
 		perCluster = inspectionOwners(t, h.nodes["n0"].url, start)
-		return len(perCluster) == 8
+		return len(perCluster) == clusters
 	})
 	clusterOwner := map[string]string{}
 	for c, owners := range perCluster {
@@ -200,6 +205,20 @@ probe:
 		}
 	}
 	t.Logf("rule group owner %s; cluster owners %v", first, clusterOwner)
+	ownedTargets := func(among []string) (total float64, per []string) {
+		for _, n := range among {
+			v := sumMetric(t, h.nodes[n].url, "etcdgate_ring_owned_probe_targets")
+			total += v
+			per = append(per, fmt.Sprintf("%s=%v", n, v))
+		}
+		return total, per
+	}
+	if total, per := ownedTargets(names); total != clusters {
+		t.Fatalf("etcdgate_ring_owned_probe_targets per node %v, want %d in all", per, clusters)
+	}
+	if slices.Index(slices.Collect(maps.Values(clusterOwner)), first) < 0 {
+		t.Fatalf("the rule group's owner %s owns no cluster (a 0.1%% chance): %v", first, clusterOwner)
+	}
 
 	// Kill the owner: another node takes the group.
 	killedAt := time.Now()
@@ -246,7 +265,7 @@ probe:
 	start = time.Now()
 	waitFor(t, 30*time.Second, "records of every cluster from live nodes", func() bool {
 		perCluster = inspectionOwners(t, h.nodes[second].url, start)
-		if len(perCluster) != 8 {
+		if len(perCluster) != clusters {
 			return false
 		}
 		for _, owners := range perCluster {
@@ -257,4 +276,7 @@ probe:
 		return true
 	})
 	t.Logf("cluster owners after the kill: %v", perCluster)
+	if total, per := ownedTargets(rest); total != clusters {
+		t.Fatalf("etcdgate_ring_owned_probe_targets per live node %v, want %d in all", per, clusters)
+	}
 }
