@@ -156,3 +156,16 @@ func TestOwnerOnlyActive(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkOwner is the cost of one ownership decision: every rule group
+// makes one per round, the probe scheduler one per target per tick.
+func BenchmarkOwner(b *testing.B) {
+	s := NewSnapshot(seededRing(5, StateActive, StateActive, StateActive, StateActive))
+	keys := testKeys(1024)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		s.Owns("n0", keys[i%len(keys)])
+		i++
+	}
+}
