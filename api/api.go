@@ -75,6 +75,10 @@ type Options struct {
 	// on the endpoints peers call: POST /internal/v1/push (role write),
 	// GET /internal/v1/stats and GET|POST /internal/v1/select (role read).
 	Ring RingStatus
+	// RingParts, set on a node of a ring with Ring, makes /api/v1/rules,
+	// /api/v1/alerts, /api/v1/slo and /api/v1/inspections show the whole
+	// ring (ring_state.go) and serves this node's parts to its peers.
+	RingParts RingParts
 }
 
 // errNotReady answers data requests while the store recovers.
@@ -181,6 +185,11 @@ func (a *API) Routes() []Route {
 		add("GET "+ring.StatsPath, "internal_stats", RoleRead, a.internalStats)
 		add("GET "+ring.SelectPath, "internal_select", RoleRead, a.internalSelect)
 		add("POST "+ring.SelectPath, "internal_select", RoleRead, a.internalSelect)
+		if a.opts.RingParts != nil {
+			add("GET "+ring.RulesPartPath, "internal_rules", RoleRead, a.rulesPart)
+			add("GET "+ring.SLOPartPath, "internal_slo", RoleRead, a.sloPart)
+			add("GET "+ring.InspectionsPartPath, "internal_inspections", RoleRead, a.inspectionsPart)
+		}
 	}
 	add("GET /-/healthy", "healthy", RoleOpen, a.healthy)
 	add("HEAD /-/healthy", "healthy", RoleOpen, a.healthy)

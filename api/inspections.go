@@ -25,11 +25,8 @@ func (a *API) inspections(w http.ResponseWriter, r *http.Request) {
 		respondError(w, badData(err))
 		return
 	}
-	recs := []InspectionRecord{}
-	if a.opts.Inspections != nil {
-		recs = append(recs, a.opts.Inspections.Inspections(f)...)
-	}
-	respond(w, recs, nil)
+	recs, warnings := a.allInspections(r.Context(), f, r.URL.RawQuery)
+	respond(w, recs, warnings)
 }
 
 // parseInspectionFilter reads the filter; names are the inspections it

@@ -24,7 +24,10 @@ type RuleGroups interface {
 
 // RuleGroup is a snapshot of one rule group.
 type RuleGroup struct {
-	Name, File     string
+	Name, File string
+	// Owner is the node of the ring that evaluates the group (empty
+	// outside a ring).
+	Owner          string
 	Interval       time.Duration
 	Limit          int
 	LastEvaluation time.Time
@@ -93,6 +96,9 @@ type InspectionRecord struct {
 	Message    string            `json:"message"`
 	Requests   int64             `json:"requests"`
 	BytesRead  int64             `json:"bytesRead"`
+	// Owner is the node of the ring that ran the inspection (empty
+	// outside a ring).
+	Owner string `json:"owner,omitempty"`
 }
 
 // inspectionStatuses are the statuses a record has.

@@ -20,6 +20,8 @@ type ruleGroupJSON struct {
 	Limit          int       `json:"limit"`
 	EvaluationTime float64   `json:"evaluationTime"`
 	LastEvaluation time.Time `json:"lastEvaluation"`
+	// Owner is the node of the ring that evaluates the group.
+	Owner string `json:"owner,omitempty"`
 }
 
 type alertJSON struct {
@@ -29,6 +31,8 @@ type alertJSON struct {
 	ActiveAt        *time.Time        `json:"activeAt,omitempty"`
 	KeepFiringSince *time.Time        `json:"keepFiringSince,omitempty"`
 	Value           string            `json:"value"`
+	// Owner is the node of the ring that evaluates the alert's group.
+	Owner string `json:"owner,omitempty"`
 }
 
 type alertingRuleJSON struct {
@@ -92,23 +96,22 @@ func (a *API) ruleGroups(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []ruleGroupJSON{}
-	if a.opts.Rules != nil {
-		for _, g := range a.opts.Rules.RuleGroups() {
-			if !matchesAny(f.groups, g.Name) || !matchesAny(f.file, g.File) {
-				continue
-			}
-			if gj := groupJSON(&g, f); len(gj.Rules) > 0 || (f.typ == "" && len(f.names) == 0) {
-				out = append(out, gj)
-			}
+	groups, warnings := a.allRuleGroups(r.Context())
+	for _, g := range groups {
+		if !matchesAny(f.groups, g.Name) || !matchesAny(f.file, g.File) {
+			continue
+		}
+		if gj := groupJSON(&g, f); len(gj.Rules) > 0 || (f.typ == "" && len(f.names) == 0) {
+			out = append(out, gj)
 		}
 	}
-	respond(w, map[string]any{"groups": out}, nil)
+	respond(w, map[string]any{"groups": out}, warnings)
 }
 
 func groupJSON(g *RuleGroup, f ruleFilter) ruleGroupJSON {
 	gj := ruleGroupJSON{
 		Name: g.Name, File: g.File, Rules: []any{}, Interval: g.Interval.Seconds(), Limit: g.Limit,
-		EvaluationTime: g.EvaluationTime.Seconds(), LastEvaluation: g.LastEvaluation,
+		EvaluationTime: g.EvaluationTime.Seconds(), LastEvaluation: g.LastEvaluation, Owner: g.Owner,
 	}
 	for _, r := range g.Rules {
 		if !matchesAny(f.names, r.Name) {
@@ -126,7 +129,7 @@ func groupJSON(g *RuleGroup, f ruleFilter) ruleGroupJSON {
 				LastEvaluation: r.LastEvaluation, Type: "alerting",
 			}
 			if !f.excludeAlerts {
-				rj.Alerts = alertsJSON(r.Alerts)
+				rj.Alerts = alertsJSON(r.Alerts, g.Owner)
 			}
 			gj.Rules = append(gj.Rules, rj)
 			continue
@@ -142,13 +145,13 @@ func groupJSON(g *RuleGroup, f ruleFilter) ruleGroupJSON {
 	return gj
 }
 
-func alertsJSON(alerts []Alert) []alertJSON {
+func alertsJSON(alerts []Alert, owner string) []alertJSON {
 	out := make([]alertJSON, 0, len(alerts))
 	for _, al := range alerts {
 		activeAt := al.ActiveAt
 		aj := alertJSON{
 			Labels: al.Labels.Map(), Annotations: al.Annotations.Map(), State: al.State,
-			ActiveAt: &activeAt, Value: strconv.FormatFloat(al.Value, 'e', -1, 64),
+			ActiveAt: &activeAt, Value: strconv.FormatFloat(al.Value, 'e', -1, 64), Owner: owner,
 		}
 		if !al.KeepFiringSince.IsZero() {
 			k := al.KeepFiringSince
@@ -162,18 +165,17 @@ func alertsJSON(alerts []Alert) []alertJSON {
 	return out
 }
 
-func (a *API) alerts(w http.ResponseWriter, _ *http.Request) {
+func (a *API) alerts(w http.ResponseWriter, r *http.Request) {
 	out := []alertJSON{}
-	if a.opts.Rules != nil {
-		for _, g := range a.opts.Rules.RuleGroups() {
-			for _, r := range g.Rules {
-				if r.Alerting {
-					out = append(out, alertsJSON(r.Alerts)...)
-				}
+	groups, warnings := a.allRuleGroups(r.Context())
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if r.Alerting {
+				out = append(out, alertsJSON(r.Alerts, g.Owner)...)
 			}
 		}
 	}
-	respond(w, map[string]any{"alerts": out}, nil)
+	respond(w, map[string]any{"alerts": out}, warnings)
 }
 
 func orEmpty(m map[string]string) map[string]string {

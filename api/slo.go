@@ -6,7 +6,13 @@ import (
 )
 
 func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
-	if a.opts.SLOStatus == nil {
+	a.sloStatusOf(w, r, a.opts.RingParts != nil)
+}
+
+// sloStatusOf answers with this node's SLO statuses, merged with the
+// other nodes' when wholeRing.
+func (a *API) sloStatusOf(w http.ResponseWriter, r *http.Request, wholeRing bool) {
+	if a.opts.SLOStatus == nil && !wholeRing {
 		respond(w, map[string]any{"slos": []any{}}, nil)
 		return
 	}
@@ -23,7 +29,15 @@ func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	data, err := a.opts.SLOStatus(ctx, t)
+	var data any = map[string]any{"slos": []any{}}
+	var err error
+	if a.opts.SLOStatus != nil {
+		data, err = a.opts.SLOStatus(ctx, t)
+	}
+	var warnings []string
+	if err == nil && wholeRing {
+		data, warnings, err = a.mergeSLOs(ctx, data, r.URL.RawQuery)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			respondError(w, readError(ctx.Err()))
@@ -32,5 +46,5 @@ func (a *API) sloStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	respond(w, data, nil)
+	respond(w, data, warnings)
 }

@@ -167,8 +167,11 @@ type writeScratch struct {
 	reserve func(int) error
 	// local: the request came from another node of the ring, its series
 	// already relabeled (WriteLocal); ring: the ring path's scratch.
-	local  bool
-	ring   ringScratch
+	local bool
+	ring  ringScratch
+	// push: the series come from this process (Push), not a request:
+	// nothing was admitted for them and HA dedup does not apply.
+	push   bool
 	rawLen int // decompressed bytes of the request
 }
 
@@ -273,7 +276,7 @@ func (in *Ingester) logRefusal(err error) {
 
 func (in *Ingester) putScratch(sc *writeScratch) {
 	sc.wr.Reset()
-	sc.adm, sc.local = nil, false
+	sc.adm, sc.local, sc.push = nil, false, false
 	sc.ring.reset()
 	if cap(sc.raw) > maxPooledRawBytes || sc.wr.BufferBytes() > maxPooledDecodedBytes || cap(sc.hashBuf) > maxPooledHashBytes {
 		return

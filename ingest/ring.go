@@ -137,10 +137,13 @@ func (in *Ingester) appendAllRing(series []TimeSeries, lim *Limits, sc *writeScr
 	rs := &sc.ring
 	rs.reset()
 	// The owners' shares re-encode the request up to once per owner:
-	// charged before they are built, like the decoded request.
-	if err := sc.adm.reserve(int64(r.ReplicationFactor) * int64(sc.rawLen)); err != nil {
-		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
-		return Result{}, err
+	// charged before they are built, like the decoded request. Series
+	// pushed from inside the process (no admission) are few and small.
+	if sc.adm != nil {
+		if err := sc.adm.reserve(int64(r.ReplicationFactor) * int64(sc.rawLen)); err != nil {
+			in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
+			return Result{}, err
+		}
 	}
 	app := in.store.Appender()
 	maxT := in.now().Add(lim.MaxFutureDrift).UnixMilli()
@@ -215,7 +218,7 @@ func (in *Ingester) placeSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits, 
 		in.refuse(res, invalid(reasonNativeHistogram, "series %s: %d native histogram samples are not supported",
 			metricNameOf(ts.Labels), ts.Histograms), ts.Histograms)
 	}
-	if len(ts.Samples) == 0 || !in.haAccept(ts, res) {
+	if len(ts.Samples) == 0 || (!sc.push && !in.haAccept(ts, res)) {
 		return
 	}
 	p, ok := in.placement(ts, lim, sc, res)

@@ -17,7 +17,19 @@ func (rt *ruleRuntime) RuleGroups() []api.RuleGroup {
 	if m == nil {
 		return nil
 	}
-	return ruleGroupsOf(m.Groups())
+	groups := m.Groups()
+	if rt.ring != nil {
+		// In a ring this node shows the groups it owns; the API asks the
+		// other nodes for theirs.
+		owned := groups[:0]
+		for _, g := range groups {
+			if g.Owned() {
+				owned = append(owned, g)
+			}
+		}
+		groups = owned
+	}
+	return ruleGroupsOf(groups)
 }
 
 // ruleGroupsOf snapshots groups for the API.

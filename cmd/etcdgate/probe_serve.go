@@ -69,6 +69,10 @@ func (g *gateway) probeTargets() []probe.Target {
 	}
 	targets, refused := cfg.probeTargets(reg)
 	g.refusedTargets.report(refused)
+	if g.ring != nil {
+		// One node of the ring inspects each cluster: its owner.
+		targets = g.ring.ownedProbeTargets(targets)
+	}
 	return targets
 }
 

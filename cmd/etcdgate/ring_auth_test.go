@@ -115,6 +115,19 @@ func TestRingPeersAuthenticated(t *testing.T) {
 	if code, msg := do(http.MethodPost, n1.url+"/internal/v1/select", "writer", nil); code != http.StatusForbidden {
 		t.Errorf("internal select as writer: %d %s, want 403", code, msg)
 	}
+	// Whole-ring state: n0 asks n1 for its part with the peers' identity
+	// (a warning would name n1 if it could not), and the parts are no
+	// way around the read role.
+	for _, path := range []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/slo", "/api/v1/inspections"} {
+		if code, body := do(http.MethodGet, n0.url+path, "reader", nil); code != http.StatusOK || strings.Contains(body, "warnings") {
+			t.Errorf("%s as reader: %d %s, want 200 without warnings", path, code, body)
+		}
+	}
+	for _, path := range []string{"/internal/v1/rules", "/internal/v1/slo", "/internal/v1/inspections"} {
+		if code, msg := do(http.MethodGet, n1.url+path, "writer", nil); code != http.StatusForbidden {
+			t.Errorf("%s as writer: %d %s, want 403", path, code, msg)
+		}
+	}
 
 	// Peers with a wrong password: their 401 is no replica, and a write
 	// that needs both nodes is not acknowledged.
@@ -136,5 +149,8 @@ func TestRingPeersAuthenticated(t *testing.T) {
 	if code, msg := do(http.MethodGet, b0.url+"/metrics", "reader", nil); code != http.StatusOK ||
 		!strings.Contains(msg, `etcdgate_ring_fanout_requests_total{peer="b1",result="error"} 1`) {
 		t.Fatalf("fan-out errors of b1 on b0: %d, want 1 (%d bytes of metrics)", code, len(msg))
+	}
+	if code, body := do(http.MethodGet, b0.url+"/api/v1/rules", "reader", nil); code != http.StatusOK || !strings.Contains(body, "node b1 did not answer") {
+		t.Fatalf("rules whose peer refused the credentials: %d %s, want a warning naming b1", code, body)
 	}
 }

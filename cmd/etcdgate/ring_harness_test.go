@@ -36,6 +36,8 @@ type ringHarness struct {
 	// serve https; client then reaches them.
 	webConfig string
 	client    *http.Client
+	// ttl is ring.heartbeat_ttl (default 5s).
+	ttl string
 }
 
 // ringProc is one node: its process and what a restart reuses.
@@ -55,8 +57,12 @@ func (h *ringHarness) config(n *ringProc, rf int) string {
 	h.t.Helper()
 	var ring strings.Builder
 	ring.WriteString(h.top)
-	fmt.Fprintf(&ring, "ring:\n  enabled: true\n  node_name: %s\n  advertise_url: %s\n  replication_factor: %d\n  heartbeat_ttl: 5s\n",
-		n.name, n.url, rf)
+	ttl := h.ttl
+	if ttl == "" {
+		ttl = "5s"
+	}
+	fmt.Fprintf(&ring, "ring:\n  enabled: true\n  node_name: %s\n  advertise_url: %s\n  replication_factor: %d\n  heartbeat_ttl: %s\n",
+		n.name, n.url, rf, ttl)
 	fmt.Fprintf(&ring, "  etcd:\n    endpoints: [%s]\n    prefix: %s\n", strings.Join(h.etcd.Endpoints(), ", "), h.prefix)
 	ring.WriteString(h.extra)
 	path := filepath.Join(n.dir, "..", n.name+".yml")

@@ -17,7 +17,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/probe"
 	"github.com/etcdgate/etcdgate/ring"
 )
 
@@ -41,6 +43,8 @@ type ringNode struct {
 	// reads is the fan-out Queryable, set once the store has recovered
 	// (ring_reads.go).
 	reads atomic.Pointer[ring.Queryable]
+	// ownedTargets is etcdgate_ring_owned_probe_targets.
+	ownedTargets prometheus.Gauge
 
 	// statusMu serialises /api/v1/status/ring, which asks every peer
 	// (bounded by the peers' timeout); status is its last answer.
@@ -67,6 +71,9 @@ func newRingNode(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*r
 	}
 	r := &ringNode{cfg: cfg.Ring, dataDir: cfg.DataDir, reg: reg, logger: logger.With("component", "ring"), self: self}
 	r.view.Store(ring.NewSnapshot(nil))
+	r.ownedTargets = prometheus.NewGauge(prometheus.GaugeOpts{Name: "etcdgate_ring_owned_probe_targets",
+		Help: "The number of probe targets (etcd clusters) this node of the ring owns, and so inspects, as of the last scheduling round."})
+	reg.MustRegister(r.ownedTargets)
 	client, err := config.NewClientFromConfig(cfg.Ring.PeerClient, "ring")
 	if err != nil {
 		return nil, fmt.Errorf("ring.peer_client: %w", err)
@@ -312,4 +319,52 @@ func (r *ringNode) buildStatus(ctx context.Context) any {
 	}
 	wg.Wait()
 	return map[string]any{"self": r.self, "replication_factor": r.cfg.ReplicationFactor, "nodes": out}
+}
+
+// owns reports whether this node owns the work of key (ring.RuleGroupKey,
+// ring.ProbeTargetKey) on the current snapshot: one ACTIVE node owns each
+// key, and a node that is not ACTIVE owns nothing.
+func (r *ringNode) owns(key string) bool { return r.view.Load().Owns(r.self, key) }
+
+// ownsRuleGroup is rules.Options.Owns.
+func (r *ringNode) ownsRuleGroup(file, group string) bool {
+	return r.owns(ring.RuleGroupKey(file, group))
+}
+
+// ownedProbeTargets keeps the targets this node owns and sets the
+// owned-targets gauge. The scheduler asks for its targets every tick, so
+// a target moves within a tick of the membership change that moves it.
+func (r *ringNode) ownedProbeTargets(targets []probe.Target) []probe.Target {
+	snap := r.view.Load()
+	out := make([]probe.Target, 0, len(targets))
+	for _, t := range targets {
+		if snap.Owns(r.self, ring.ProbeTargetKey(t.Cluster)) {
+			out = append(out, t)
+		}
+	}
+	r.ownedTargets.Set(float64(len(out)))
+	return out
+}
+
+// Self implements api.RingParts.
+func (r *ringNode) Self() string { return r.self }
+
+// Parts implements api.RingParts: pathQuery of every ACTIVE node but this
+// one, asked concurrently with the peers' client, bounded by ctx.
+func (r *ringNode) Parts(ctx context.Context, pathQuery string) []api.RingPart {
+	snap := r.view.Load()
+	nodes := snap.Nodes()
+	var out []api.RingPart
+	for i := range nodes {
+		if nodes[i].State == ring.StateActive && nodes[i].Name != r.self {
+			out = append(out, api.RingPart{Node: nodes[i].Name})
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range out {
+		n, _ := snap.Lookup(out[i].Node)
+		wg.Go(func() { out[i].Data, out[i].Err = r.peers.Part(ctx, n, pathQuery) })
+	}
+	wg.Wait()
+	return out
 }

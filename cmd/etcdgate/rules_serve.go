@@ -17,6 +17,7 @@ import (
 	"github.com/etcdgate/etcdgate/evaluator/rules"
 	"github.com/etcdgate/etcdgate/evaluator/slo"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -34,6 +35,9 @@ type ruleRuntime struct {
 	slos    atomic.Pointer[[]slo.Spec]
 	globs   atomic.Pointer[[]string]    // rule and SLO files to watch
 	watcher atomic.Pointer[fileWatcher] // set by start
+	// ring is this node's ring (nil alone), set before start: each group
+	// is evaluated by its owner only.
+	ring *ringNode
 }
 
 func newRuleRuntime(cfg Config, reg prometheus.Registerer, logger *slog.Logger) (*ruleRuntime, error) {
@@ -71,6 +75,9 @@ func (rt *ruleRuntime) start(db *tsdb.DB, reads tsdb.Queryable, in *ingest.Inges
 	opts.Query = func(ctx context.Context, qs string, t time.Time) (evaluator.Vector, error) {
 		return (*rt.query.Load())(ctx, qs, t)
 	}
+	// Queryable restores alert clocks (at start, and in a ring when this
+	// node gains a group): in a ring it must read the whole ring, since
+	// ALERTS_FOR_STATE is stored on its owners, not on the evaluator.
 	opts.Appendable, opts.Queryable = pushAppender{in}, reads
 	opts.Notify = rt.notify
 	opts.EvaluationInterval = time.Duration(cfg.EvaluationInterval)
@@ -78,6 +85,9 @@ func (rt *ruleRuntime) start(db *tsdb.DB, reads tsdb.Queryable, in *ingest.Inges
 	opts.ExternalLabels = cfg.Alerting.ExternalLabels
 	opts.ExternalURL = "http://" + cfg.ListenAddress
 	opts.Registerer, opts.Logger = rt.reg, rt.logger
+	if rt.ring != nil {
+		opts.Owns = rt.ring.ownsRuleGroup
+	}
 	m, err := rules.NewManager(opts)
 	if err != nil {
 		return err
@@ -168,7 +178,19 @@ func (rt *ruleRuntime) sloStatus(ctx context.Context, t time.Time) (any, error) 
 	if q == nil {
 		return nil, fmt.Errorf("etcdgate is not ready: recovery in progress")
 	}
-	st, err := slo.Statuses(ctx, *q, *rt.slos.Load(), t)
+	specs := *rt.slos.Load()
+	if rt.ring != nil {
+		// In a ring this node computes the SLOs it owns; the API asks
+		// the other nodes for theirs.
+		var owned []slo.Spec
+		for _, s := range specs {
+			if rt.ring.owns(ring.SLOKey(s.Name)) {
+				owned = append(owned, s)
+			}
+		}
+		specs = owned
+	}
+	st, err := slo.Statuses(ctx, *q, specs, t)
 	if err != nil {
 		return nil, err
 	}

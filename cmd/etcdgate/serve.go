@@ -189,11 +189,14 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	g.auth.policy.Store(policy)
 	g.auth.tls = policy.TLSConfig() != nil
 	var ringStatus api.RingStatus // a nil *ringNode must not be a non-nil interface
+	var ringParts api.RingParts
 	if cfg.Ring.Enabled {
 		if g.ring, err = newRingNode(cfg, reg, logger); err != nil {
 			return nil, err
 		}
 		ringStatus = g.ring
+		g.rules.ring = g.ring // rule groups and probe targets: one owner each
+		ringParts = g.ring    // whole-ring rules, alerts, SLOs, inspections
 	}
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
@@ -207,6 +210,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		SLOStatus:     g.rules.sloStatus,
 		Inspections:   g.inspectionRecords(),
 		Ring:          ringStatus,
+		RingParts:     ringParts,
 
 		EnableLifecycle: flags.enableLifecycle,
 		EnablePprof:     flags.enablePprof,

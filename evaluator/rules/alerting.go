@@ -38,6 +38,16 @@ type AlertingRule struct {
 	// clocks; until then ALERTS and ALERTS_FOR_STATE are not written,
 	// so that a restart does not overwrite the state it restores from.
 	restored bool
+	// gained, set when this node just became the rule's owner in a ring,
+	// holds the states to restore at the next evaluation; guarded by mu.
+	gained *gainedState
+}
+
+// gainedState is what a node that gained a rule group restores at its
+// first evaluation: the last ALERTS_FOR_STATE of each alert.
+type gainedState struct {
+	saved       map[uint64]savedState
+	gracePeriod time.Duration
 }
 
 // NewAlertingRule returns the rule for spec (which must be valid).
@@ -73,6 +83,12 @@ func (r *AlertingRule) Eval(ctx context.Context, ts time.Time, queryOffset time.
 		}
 		a.State, a.ActiveAt = StatePending, ts
 		r.active[h] = a
+	}
+	if g := r.gained; g != nil {
+		// This node just became the owner: the alerts the previous owner
+		// had keep their clocks, before they are advanced.
+		r.restoreFromLocked(g.saved, ts, g.gracePeriod)
+		r.gained = nil
 	}
 	var vec evaluator.Vector
 	activeCount := 0
@@ -215,6 +231,26 @@ func (r *AlertingRule) setRestored() {
 	r.mu.Lock()
 	r.restored = true
 	r.mu.Unlock()
+}
+
+// restoreAtNextEval prepares the rule for a node that became its owner:
+// the next evaluation restores the clocks of the alerts it finds from
+// saved (which may be empty) and writes ALERTS and ALERTS_FOR_STATE.
+func (r *AlertingRule) restoreAtNextEval(saved map[uint64]savedState, gracePeriod time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.active)
+	r.gained = &gainedState{saved: saved, gracePeriod: gracePeriod}
+	r.restored = true
+}
+
+// forget drops the rule's alerts without resolving them: another node
+// owns the rule now and goes on with them.
+func (r *AlertingRule) forget() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.active)
+	r.gained = nil
 }
 
 // copyAlerts takes over old's alerts (a reload replaced old by r).

@@ -7,6 +7,7 @@ import (
 	"math"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/etcdgate/etcdgate/evaluator"
+	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // Group evaluates its rules in order, every interval, so that a
@@ -39,6 +41,11 @@ type Group struct {
 	// state this group took over (set before start, then read only).
 	inheritedFrom map[int]bool
 
+	// owned is whether this node evaluates the group (Options.Owns) as of
+	// its last scheduled round; always true without Owns. Written under
+	// evalMu, read without it.
+	owned atomic.Bool
+
 	mu           sync.Mutex // guards lastEval and lastDuration
 	lastEval     time.Time
 	lastDuration time.Duration
@@ -62,6 +69,7 @@ func newGroup(spec GroupSpec, opts *Options, m *metrics) *Group {
 	for _, rs := range spec.Rules {
 		g.rules = append(g.rules, newRule(withGroupLabels(rs, spec.Labels), opts.ExternalLabels, opts.ExternalURL))
 	}
+	g.owned.Store(opts.Owns == nil)
 	m.groupInterval.WithLabelValues(g.key).Set(interval.Seconds())
 	m.groupRules.WithLabelValues(g.key).Set(float64(len(g.rules)))
 	return g
@@ -195,11 +203,7 @@ func (g *Group) run(ctx context.Context) {
 		return
 	case <-first.C:
 	}
-	g.metrics.iterations.WithLabelValues(g.key).Inc()
-	g.Eval(ctx, evalTs)
-	if g.takeShouldRestore() {
-		g.RestoreForState(ctx, time.Now())
-	}
+	g.iteration(ctx, evalTs, 0)
 	tick := time.NewTicker(g.interval)
 	defer tick.Stop()
 	for {
@@ -208,18 +212,109 @@ func (g *Group) run(ctx context.Context) {
 			return
 		case <-tick.C:
 			missed := time.Since(evalTs)/g.interval - 1
-			if missed > 0 {
-				g.metrics.iterationsMissed.WithLabelValues(g.key).Add(float64(missed))
-				g.opts.Logger.Warn("rule group evaluation fell behind; rounds skipped", "group", g.spec.Name, "missed", int(missed))
-			} else {
+			if missed < 0 {
 				missed = 0
 			}
-			g.metrics.iterations.WithLabelValues(g.key).Add(float64(1 + missed))
 			evalTs = evalTs.Add((missed + 1) * g.interval)
-			g.Eval(ctx, evalTs)
+			g.iteration(ctx, evalTs, int(missed))
 		}
 	}
 }
+
+// iteration is one scheduled round at ts, after missed rounds that could
+// not start on time: the group is evaluated if this node owns it, and only
+// then counted as iterations (and missed ones).
+func (g *Group) iteration(ctx context.Context, ts time.Time, missed int) {
+	if !g.claim(ctx, ts) {
+		return
+	}
+	if missed > 0 {
+		g.metrics.iterationsMissed.WithLabelValues(g.key).Add(float64(missed))
+		g.opts.Logger.Warn("rule group evaluation fell behind; rounds skipped", "group", g.spec.Name, "missed", missed)
+	}
+	g.metrics.iterations.WithLabelValues(g.key).Add(float64(1 + missed))
+	g.Eval(ctx, ts)
+	if g.takeShouldRestore() {
+		g.RestoreForState(ctx, time.Now())
+	}
+}
+
+// claim decides whether this node evaluates the round at ts (Options.Owns)
+// and handles a change of owner: a node that gains the group restores its
+// alerts' clocks before evaluating it; one that loses it forgets them.
+func (g *Group) claim(ctx context.Context, ts time.Time) bool {
+	if g.opts.Owns == nil {
+		return true
+	}
+	owns := g.opts.Owns(g.spec.File, g.spec.Name)
+	switch was := g.owned.Load(); {
+	case owns && !was:
+		g.acquire(ctx, ts)
+	case !owns && was:
+		g.release()
+	}
+	return owns
+}
+
+// acquire makes this node the group's evaluator from the round at ts on.
+// The last ALERTS_FOR_STATE of each alerting rule is read first and
+// applied at the next evaluation to the alerts it finds, so that an alert
+// the previous owner had firing fires at once (without a new 'for' wait)
+// and a pending one keeps its clock; from that evaluation on ALERTS and
+// ALERTS_FOR_STATE are written.
+func (g *Group) acquire(ctx context.Context, ts time.Time) {
+	g.evalMu.Lock()
+	defer g.evalMu.Unlock()
+	g.shouldRestore = false
+	var q tsdb.Querier
+	if g.opts.Queryable != nil {
+		var err error
+		if q, err = g.opts.Queryable.Querier(ts.Add(-g.opts.OutageTolerance).UnixMilli(), ts.UnixMilli()); err != nil {
+			g.opts.Logger.Error("restoring alert state of a gained rule group: open querier", "group", g.spec.Name, "err", err)
+			q = nil
+		} else {
+			defer q.Close()
+		}
+	}
+	for _, r := range g.rules {
+		ar, ok := r.(*AlertingRule)
+		if !ok {
+			continue
+		}
+		var saved map[uint64]savedState
+		if q != nil && ar.holdDuration > 0 {
+			var err error
+			if saved, err = lastForStates(ctx, q, ar.Name()); err != nil {
+				g.opts.Logger.Error("restoring alert state of a gained rule group", "group", g.spec.Name, "alert", ar.Name(), "err", err)
+			}
+		}
+		ar.restoreAtNextEval(saved, g.opts.ForGracePeriod)
+	}
+	g.owned.Store(true)
+	g.opts.Logger.Info("rule group: this node is its owner now", "group", g.spec.Name, "file", g.spec.File)
+}
+
+// release stops this node evaluating the group: its alerts are dropped
+// without resolving them and its series without stale markers, since the
+// new owner goes on with both.
+func (g *Group) release() {
+	g.evalMu.Lock()
+	defer g.evalMu.Unlock()
+	for i := range g.prevSeries {
+		g.prevSeries[i] = nil
+	}
+	for _, r := range g.rules {
+		if ar, ok := r.(*AlertingRule); ok {
+			ar.forget()
+		}
+	}
+	g.owned.Store(false)
+	g.opts.Logger.Info("rule group: this node no longer owns it", "group", g.spec.Name, "file", g.spec.File)
+}
+
+// Owned reports whether this node evaluates the group (always true
+// without Options.Owns).
+func (g *Group) Owned() bool { return g.owned.Load() }
 
 func (g *Group) takeShouldRestore() bool {
 	g.evalMu.Lock()
@@ -288,6 +383,7 @@ func (g *Group) copyState(old *Group) {
 		byKey[k] = append(byKey[k], j)
 	}
 	g.inheritedFrom = map[int]bool{}
+	g.owned.Store(old.owned.Load())
 	for i, r := range g.rules {
 		k := ruleKey(r)
 		if len(byKey[k]) == 0 {

@@ -40,6 +40,14 @@ type Options struct {
 	ExternalURL    string
 	Registerer     prometheus.Registerer
 	Logger         *slog.Logger
+	// Owns, when set, decides at every scheduled round whether this node
+	// evaluates the group of that file and name (a ring: one owner per
+	// group). A node that gains a group restores its alerts' 'for' clocks
+	// from ALERTS_FOR_STATE (read through Queryable) before it evaluates
+	// it; a node that loses one drops its alerts without resolving them
+	// and writes no stale markers: the new owner carries on. Nil: every
+	// group is this node's.
+	Owns func(file, group string) bool
 	// Manual leaves groups unscheduled: the caller drives Group.Eval
 	// and Group.RestoreForState on a clock of its own (rule tests,
 	// backfilling rules over past data).
@@ -94,7 +102,25 @@ func NewManager(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	opts.Logger = orDiscard(opts.Logger)
-	return &Manager{opts: opts, metrics: newMetrics(opts.Registerer), groups: map[string]*Group{}}, nil
+	m := &Manager{opts: opts, metrics: newMetrics(opts.Registerer), groups: map[string]*Group{}}
+	if opts.Owns != nil && opts.Registerer != nil {
+		opts.Registerer.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "etcdgate_ring_owned_rule_groups",
+			Help: "The number of rule groups this node of the ring owns, and so evaluates, as of their last scheduled round.",
+		}, func() float64 { return float64(m.ownedGroups()) }))
+	}
+	return m, nil
+}
+
+// ownedGroups counts the groups this node evaluates.
+func (m *Manager) ownedGroups() int {
+	n := 0
+	for _, g := range m.Groups() {
+		if g.Owned() {
+			n++
+		}
+	}
+	return n
 }
 
 // Update replaces the running groups with specs: Prepare, then Apply.

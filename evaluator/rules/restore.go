@@ -96,6 +96,10 @@ func lastForStates(ctx context.Context, q tsdb.Querier, name string) (map[uint64
 func (r *AlertingRule) restoreFrom(saved map[uint64]savedState, ts time.Time, gracePeriod time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.restoreFromLocked(saved, ts, gracePeriod)
+}
+
+func (r *AlertingRule) restoreFromLocked(saved map[uint64]savedState, ts time.Time, gracePeriod time.Duration) {
 	for h, a := range r.active {
 		s, ok := saved[h]
 		if !ok || a.State == StateInactive {

@@ -159,3 +159,11 @@ receivers:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Lines returns every notification line received so far ("status
+// alertname cluster region").
+func (w *Webhook) Lines() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.got...)
+}
