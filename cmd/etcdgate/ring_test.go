@@ -35,10 +35,22 @@ func TestRingFourNodes(t *testing.T) {
 			t.Fatalf("write through n0: %d %s", code, msg)
 		}
 	}
-	st, err := getRingStatus(t, n1.url)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The status is reused for a second (ringStatusMaxAge), and third
+	// copies may land after the answer: wait until every copy is counted.
+	var st ringStatus
+	waitFor(t, 30*time.Second, "3 copies of every placed series in the ring status", func() bool {
+		var err error
+		if st, err = getRingStatus(t, n1.url); err != nil {
+			return false
+		}
+		var total int64
+		for _, n := range st.Nodes {
+			if n.HeadSeries != nil {
+				total += *n.HeadSeries
+			}
+		}
+		return total == 3*placed
+	})
 	for _, n := range st.Nodes {
 		if n.HeadSeries == nil {
 			t.Fatalf("node %s: no head series in the ring status: %s", n.Name, n.Error)
