@@ -39,9 +39,11 @@ type FanoutOptions struct {
 	// query.max_series, which bounds what their endpoint accepts.
 	MaxSeries int
 	// MaxBytesPerNode bounds one node's decompressed answer (and the
-	// local store's, counted alike); MaxFrameBytes one frame of it.
+	// local store's, counted alike); MaxFrameBytes one frame of it;
+	// MaxBytesPerRead all the nodes' answers to one select together.
 	MaxBytesPerNode int64
 	MaxFrameBytes   int
+	MaxBytesPerRead int64
 	// Timeout bounds one node's answer; the caller's context bounds all.
 	// A node past it counts as failed.
 	Timeout time.Duration
@@ -50,12 +52,14 @@ type FanoutOptions struct {
 }
 
 // DefaultFanoutOptions returns the defaults: partial answers allowed,
-// 2,000,000 series, 1 GiB per node, 16 MiB per frame, 2 minutes per node.
+// 2,000,000 series, 1 GiB per node and 2 GiB per read, 16 MiB per
+// frame, 2 minutes per node.
 func DefaultFanoutOptions() FanoutOptions {
 	return FanoutOptions{
 		PartialResponse: true,
 		MaxSeries:       2_000_000,
 		MaxBytesPerNode: 1 << 30,
+		MaxBytesPerRead: 2 << 30,
 		MaxFrameBytes:   16 << 20,
 		Timeout:         2 * time.Minute,
 	}
@@ -70,7 +74,7 @@ func (o *FanoutOptions) Validate() error {
 		return errors.New("ring: fan-out: local store, view and peers are required")
 	case o.ReplicationFactor < 1:
 		return fmt.Errorf("ring: fan-out: replication factor %d must be at least 1", o.ReplicationFactor)
-	case o.MaxSeries < 1 || o.MaxBytesPerNode < 1 || o.MaxFrameBytes < 1 || o.Timeout <= 0:
+	case o.MaxSeries < 1 || o.MaxBytesPerNode < 1 || o.MaxFrameBytes < 1 || o.MaxBytesPerRead < 1 || o.Timeout <= 0:
 		return errors.New("ring: fan-out: limits must be positive")
 	}
 	return nil
@@ -109,6 +113,9 @@ func NewQueryable(opts FanoutOptions) (*Queryable, error) {
 	}
 	if opts.MaxFrameBytes == 0 {
 		opts.MaxFrameBytes = def.MaxFrameBytes
+	}
+	if opts.MaxBytesPerRead == 0 {
+		opts.MaxBytesPerRead = def.MaxBytesPerRead
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = def.Timeout
@@ -249,8 +256,10 @@ func (f *Queryable) fanout(ctx context.Context, req SelectRequest) ([]*SelectRes
 		// Not in a ring yet (or no node ACTIVE): this node's store.
 		nodes = []*Node{{Name: f.opts.Self}}
 	}
+	shared := &atomic.Int64{}
 	lim := SelectLimits{MaxFrameBytes: f.opts.MaxFrameBytes, MaxBytes: f.opts.MaxBytesPerNode,
-		MaxSeries: max(req.Limit, 0) + maxFrameSlack(req), MaxStrings: 1 << 30}
+		MaxSeries: max(req.Limit, 0) + maxFrameSlack(req), MaxStrings: 1 << 30,
+		Shared: shared, SharedMax: f.opts.MaxBytesPerRead}
 	if req.Mode == SelectSeries || req.Mode == SelectLabels {
 		lim.MaxStrings = 0
 	} else {
@@ -264,7 +273,7 @@ func (f *Queryable) fanout(ctx context.Context, req SelectRequest) ([]*SelectRes
 	for i, n := range nodes {
 		wg.Go(func() {
 			if n.Name == f.opts.Self {
-				results[i], errs[i] = f.local(fctx, req)
+				results[i], errs[i] = f.local(fctx, req, shared)
 				if errs[i] != nil {
 					cancel() // this node's failure fails the read
 				}
@@ -277,7 +286,7 @@ func (f *Queryable) fanout(ctx context.Context, req SelectRequest) ([]*SelectRes
 				f.wireBytes.Add(res.WireBytes)
 			}
 			results[i], errs[i] = res, err
-			if errors.Is(err, tsdb.ErrTooManySeries) {
+			if errors.Is(err, tsdb.ErrTooManySeries) || errors.Is(err, ErrReadTooLarge) {
 				cancel()
 			}
 		})
@@ -287,7 +296,7 @@ func (f *Queryable) fanout(ctx context.Context, req SelectRequest) ([]*SelectRes
 		return nil, err
 	}
 	for _, err := range errs {
-		if errors.Is(err, tsdb.ErrTooManySeries) {
+		if errors.Is(err, tsdb.ErrTooManySeries) || errors.Is(err, ErrReadTooLarge) {
 			return nil, err
 		}
 	}
@@ -348,7 +357,7 @@ func (f *Queryable) judge(ctx context.Context, active int, failed []string, firs
 
 // local answers req from this node's store, within the same byte bound
 // as a peer's answer.
-func (f *Queryable) local(ctx context.Context, req SelectRequest) (*SelectResult, error) {
+func (f *Queryable) local(ctx context.Context, req SelectRequest, shared *atomic.Int64) (*SelectResult, error) {
 	q, err := f.opts.Local.Querier(req.Mint, req.Maxt)
 	if err != nil {
 		return nil, err
@@ -360,7 +369,7 @@ func (f *Queryable) local(ctx context.Context, req SelectRequest) (*SelectResult
 	if req.Mode == SelectLabels && req.Limit <= 0 {
 		req.Limit = f.opts.MaxSeries
 	}
-	sink := &collectSink{maxBytes: f.opts.MaxBytesPerNode}
+	sink := &collectSink{maxBytes: f.opts.MaxBytesPerNode, shared: shared, sharedMax: f.opts.MaxBytesPerRead}
 	if err := runSelect(ctx, q, req, sink); err != nil {
 		return nil, err
 	}

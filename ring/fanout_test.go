@@ -388,4 +388,11 @@ func TestFanoutLabelsAndLimits(t *testing.T) {
 	if got, err := selectAll(t, tsdb.WithSeriesLimit(ctx, 9), tf.q, m); err != nil || len(got) != 9 {
 		t.Fatalf("limit 9: %d series, %v", len(got), err)
 	}
+	// One byte budget for all the nodes' answers: past it the read fails
+	// (it is no missing node, so no partial answer).
+	tf.q.opts.MaxBytesPerRead = 200
+	rctx, ws := WithWarnings(ctx)
+	if _, err := selectAll(t, rctx, tf.q, m); !errors.Is(err, ErrReadTooLarge) || len(ws.Strings()) != 0 {
+		t.Fatalf("answers past MaxBytesPerRead: %v, warnings %q", err, ws.Strings())
+	}
 }

@@ -37,4 +37,8 @@ var (
 	// ErrBadSelectStream: a node's select answer is malformed, truncated
 	// or past the decoder's limits.
 	ErrBadSelectStream = errors.New("ring: bad select stream")
+	// ErrReadTooLarge: the answers of the nodes to one fan-out read
+	// passed FanoutOptions.MaxBytesPerRead; the read fails (422), it is
+	// not a missing node.
+	ErrReadTooLarge = errors.New("ring: fan-out read too large")
 )

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync/atomic"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
@@ -140,6 +141,11 @@ type SelectLimits struct {
 	MaxBytes      int64 // the whole decompressed answer
 	MaxSeries     int   // series frames (a split series counts per frame)
 	MaxStrings    int   // string frames
+	// Shared, when set, is charged every frame too, and the decoder
+	// fails once it passes SharedMax: one budget for the answers of all
+	// the nodes a read asks at once.
+	Shared    *atomic.Int64
+	SharedMax int64
 }
 
 // SelectDecoder reads an answer of the select endpoint frame by frame.
@@ -195,6 +201,9 @@ func (d *SelectDecoder) Next(f *Frame) error {
 	}
 	if d.read += int64(n) + 2; d.read > d.lim.MaxBytes {
 		return fmt.Errorf("%w: answer larger than the limit of %d bytes", ErrBadSelectStream, d.lim.MaxBytes)
+	}
+	if d.lim.Shared != nil && d.lim.Shared.Add(int64(n)+2) > d.lim.SharedMax {
+		return fmt.Errorf("%w: the nodes' answers to one read are larger than the limit of %d bytes", ErrReadTooLarge, d.lim.SharedMax)
 	}
 	if cap(d.buf) < int(n) {
 		d.buf = make([]byte, n)

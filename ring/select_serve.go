@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -157,14 +158,19 @@ func (s *streamSink) flush() error {
 // collectSink keeps what the local store answers, within the same bound
 // of bytes as a peer's answer.
 type collectSink struct {
-	res      SelectResult
-	bytes    int64
-	maxBytes int64
+	res       SelectResult
+	bytes     int64
+	maxBytes  int64
+	shared    *atomic.Int64 // the read's budget over all nodes
+	sharedMax int64
 }
 
 func (c *collectSink) charge(n int64) error {
 	if c.bytes += n; c.bytes > c.maxBytes {
 		return fmt.Errorf("ring: the local answer is larger than the limit of %d bytes", c.maxBytes)
+	}
+	if c.shared != nil && c.shared.Add(n) > c.sharedMax {
+		return fmt.Errorf("%w: the nodes' answers to one read are larger than the limit of %d bytes", ErrReadTooLarge, c.sharedMax)
 	}
 	return nil
 }
