@@ -3,6 +3,8 @@ package api
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -24,9 +26,17 @@ var fanoutBenchQueries = []struct{ name, query string }{
 // (every node holds every series: the fan-out reads three copies and
 // merges them), all in this process. It reports the compressed bytes
 // node 0 received from its peers per query. 100k series with 30 minutes
-// of 15 s samples (loading takes ~30 s).
+// of 15 s samples (loading takes ~30 s); ETCDGATE_BENCH_SERIES sets
+// another count (1000000: loading takes minutes and ~8 GiB).
 func BenchmarkFanoutQuery(b *testing.B) {
-	const series = 100_000
+	series := 100_000
+	if v := os.Getenv("ETCDGATE_BENCH_SERIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("ETCDGATE_BENCH_SERIES=%q: want a positive count", v)
+		}
+		series = n
+	}
 	fleet := etcdfleet.New(etcdfleet.Options{Extensive: true})
 	nodes := newFanoutRing(b, 3, 3)
 	end := testNow
