@@ -425,7 +425,7 @@ func newPeerMetrics(reg prometheus.Registerer) *peerMetrics {
 	m := &peerMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "etcdgate_ring_forward_requests_total",
-			Help: "Writes forwarded to peers, by result: success, refused (a 4xx: processed, some samples refused), overloaded (in-flight bound, 429 or 503), error.",
+			Help: "Writes forwarded to peers, by result: success, refused (a 400: the valid samples stored, others refused), overloaded (in-flight bound, 429 or 503), error.",
 		}, []string{"peer", "result"}),
 		samples: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "etcdgate_ring_forwarded_samples_total",
