@@ -157,9 +157,12 @@ func (p *Peers) selectFrom(ctx context.Context, n *Node, sr SelectRequest, lim S
 	return res, nil
 }
 
-// decodeSelect reads every frame of d into res.
+// decodeSelect reads every frame of d into res. The samples of the
+// series share arena slices of sampleArenaLen, one allocation per few
+// thousand series rather than one per series.
 func decodeSelect(d *SelectDecoder, res *SelectResult) error {
 	var f Frame
+	var arena []Sample
 	for {
 		err := d.Next(&f)
 		if err == io.EOF {
@@ -170,12 +173,22 @@ func decodeSelect(d *SelectDecoder, res *SelectResult) error {
 		}
 		switch f.Kind {
 		case frameSeries:
-			res.Series = append(res.Series, SelectedSeries{Labels: f.Labels, Samples: append([]Sample(nil), f.Samples...)})
+			if cap(arena)-len(arena) < len(f.Samples) {
+				arena = make([]Sample, 0, max(sampleArenaLen, len(f.Samples)))
+			}
+			n := len(arena)
+			arena = append(arena, f.Samples...)
+			res.Series = append(res.Series, SelectedSeries{Labels: f.Labels, Samples: arena[n:len(arena):len(arena)]})
 		case frameString:
 			res.Strings = append(res.Strings, f.String)
 		}
 	}
 }
+
+// sampleArenaLen is the length of a sample arena of decodeSelect (64 KiB
+// of samples): big enough to amortise, small enough that a few series
+// kept from a large answer pin little.
+const sampleArenaLen = 4096
 
 // countingReader counts the bytes read through it.
 type countingReader struct {

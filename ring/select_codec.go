@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
@@ -272,10 +273,10 @@ func decodeSeries(b []byte, sb *labels.ScratchBuilder, samples []Sample) (labels
 	prev := ""
 	for i := range nl {
 		var name, value string
-		if name, b, ok = str(b); !ok {
+		if name, b, ok = strAlias(b); !ok {
 			return bad("label name")
 		}
-		if value, b, ok = str(b); !ok {
+		if value, b, ok = strAlias(b); !ok {
 			return bad("label value")
 		}
 		if name == "" || (i > 0 && name <= prev) {
@@ -323,6 +324,23 @@ func uvarint(b []byte) (uint64, []byte, bool) {
 		return 0, b, false
 	}
 	return v, b[n:], true
+}
+
+// strAlias is str without the copy: the string aliases b, so it is valid
+// only while b is. decodeSeries hands such strings to a ScratchBuilder,
+// whose Labels copies them into the label set's own string (the default
+// stringlabels build, which etcdgate uses), before the frame buffer is
+// reused: a series costs one allocation for its labels, not one per name
+// and value.
+func strAlias(b []byte) (string, []byte, bool) {
+	n, b, ok := uvarint(b)
+	if !ok || n > uint64(len(b)) {
+		return "", b, false
+	}
+	if n == 0 {
+		return "", b, true
+	}
+	return unsafe.String(&b[0], int(n)), b[n:], true
 }
 
 func str(b []byte) (string, []byte, bool) {
