@@ -326,8 +326,9 @@ func uvarint(b []byte) (uint64, []byte, bool) {
 	return v, b[n:], true
 }
 
-// strAlias is str without the copy: the string aliases b, so it is valid
-// only while b is. decodeSeries hands such strings to a ScratchBuilder,
+// strAlias reads a length-prefixed string without copying it: it aliases
+// b, so it is valid only while b is. decodeSeries hands such strings to a
+// ScratchBuilder,
 // whose Labels copies them into the label set's own string (the default
 // stringlabels build, which etcdgate uses), before the frame buffer is
 // reused: a series costs one allocation for its labels, not one per name
@@ -341,12 +342,4 @@ func strAlias(b []byte) (string, []byte, bool) {
 		return "", b, true
 	}
 	return unsafe.String(&b[0], int(n)), b[n:], true
-}
-
-func str(b []byte) (string, []byte, bool) {
-	n, b, ok := uvarint(b)
-	if !ok || n > uint64(len(b)) {
-		return "", b, false
-	}
-	return string(b[:n]), b[n:], true
 }
