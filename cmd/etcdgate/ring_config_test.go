@@ -114,3 +114,20 @@ func TestRingKeepsServingWithoutEtcd(t *testing.T) {
 	waitActive(t, n0.url, time.Second, "n0", "n1")
 	t.Logf("%d writes acknowledged with etcd down for 8 s", writes)
 }
+
+func TestFanoutBudget(t *testing.T) {
+	const gib = int64(1) << 30
+	for _, c := range []struct {
+		memLimit, perNode, perRead int64
+	}{
+		{0, gib, 2 * gib},           // no limit: the defaults
+		{64 * gib, gib, 2 * gib},    // a big node: the defaults
+		{4 * gib, gib / 2, gib / 2}, // 4 GiB: an eighth per read
+		{256 << 20, 64 << 20, 64 << 20},
+	} {
+		n, r := fanoutBudget(gib, 2*gib, c.memLimit)
+		if n != c.perNode || r != c.perRead {
+			t.Errorf("memory limit %d: per node %d, per read %d; want %d, %d", c.memLimit, n, r, c.perNode, c.perRead)
+		}
+	}
+}

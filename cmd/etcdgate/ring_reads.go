@@ -10,9 +10,11 @@ import (
 
 // startReads builds the ring's fan-out Queryable over the local store:
 // queries, listings, rules and their restore read the whole ring through
-// it. Called once the store has recovered.
-func (r *ringNode) startReads(local tsdb.Queryable, q QueryConfig) error {
+// it. Called once the store has recovered; memLimit is GOMEMLIMIT (0:
+// none), which scales the bytes one read may gather.
+func (r *ringNode) startReads(local tsdb.Queryable, q QueryConfig, memLimit int64) error {
 	o := ring.DefaultFanoutOptions()
+	o.MaxBytesPerNode, o.MaxBytesPerRead = fanoutBudget(o.MaxBytesPerNode, o.MaxBytesPerRead, memLimit)
 	o.Self, o.Local, o.View, o.Peers = r.self, local, r.view.Load, r.peers
 	o.ReplicationFactor = r.cfg.ReplicationFactor
 	o.PartialResponse = q.PartialResponse
@@ -25,6 +27,20 @@ func (r *ringNode) startReads(local tsdb.Queryable, q QueryConfig) error {
 	}
 	r.reads.Store(reads)
 	return nil
+}
+
+// fanoutBudget scales the bytes of the nodes' answers one read may hold
+// (perNode of one node, perRead of all) to the memory limit: decoded and
+// merged, an answer takes about three times its frames, so one read is
+// held to an eighth of the limit (never more than the defaults): a
+// reader's query cannot take a small node's memory, as it cannot on a
+// node alone, where selects read chunks lazily.
+func fanoutBudget(perNode, perRead, memLimit int64) (int64, int64) {
+	if memLimit <= 0 {
+		return perNode, perRead
+	}
+	perRead = max(min(perRead, memLimit/8), 64<<20)
+	return min(perNode, perRead), perRead
 }
 
 // queryable is what reads the whole ring (nil before startReads): the

@@ -384,7 +384,7 @@ func (g *gateway) openStore() error {
 	if g.ring != nil {
 		// Reads of the whole ring (ring_reads.go); the internal endpoints
 		// peers call keep reading db.
-		if err := g.ring.startReads(db, cfg.Query); err != nil {
+		if err := g.ring.startReads(db, cfg.Query, g.goMemLimit); err != nil {
 			return err
 		}
 		g.api.SetRingReads(g.reads(db))
