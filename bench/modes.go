@@ -93,7 +93,7 @@ func (r *targetRun) fill(rep *TargetReport, before, after targetSample, d snapsh
 	rep.ElapsedSeconds = elapsed
 	rep.SamplesSent, rep.SamplesAccepted, rep.SamplesDropped, rep.SamplesFailed = d.sent, d.accepted, d.dropped, d.failed
 	rep.AcceptedPerSecond = float64(d.accepted) / elapsed
-	rep.SeriesWritten = r.seriesWritten.Load()
+	rep.SeriesWritten = r.stats.seriesWritten.Load()
 	rep.SeriesCreated = known(after.headSeries - before.headSeries)
 	rep.HeadSeries = known(after.headSeries)
 	rep.TargetIngested = known(after.ingested - before.ingested)

@@ -52,7 +52,7 @@ func (r *targetRun) progressLine(elapsed time.Duration, rate float64) string {
 	}
 	last := r.lastSample()
 	fmt.Fprintf(&b, "%s/s accepted, %s series, %d clusters, rss %s, rejected %d",
-		si(rate), si(float64(r.seriesWritten.Load())), r.liveClusters.Load(), bytesIEC(last.rss), r.stats.snapshot().rejected())
+		si(rate), si(float64(r.stats.seriesWritten.Load())), r.liveClusters.Load(), bytesIEC(last.rss), r.stats.snapshot().rejected())
 	if total > 0 {
 		fmt.Fprintf(&b, ", ETA %s", max(total-elapsed, 0).Round(time.Second))
 	}

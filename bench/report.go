@@ -68,7 +68,8 @@ type TargetReport struct {
 	SamplesDropped    int64   `json:"samples_dropped"`
 	SamplesFailed     int64   `json:"samples_failed"`
 	AcceptedPerSecond float64 `json:"accepted_per_second"`
-	// SeriesWritten counts the distinct series the harness wrote;
+	// SeriesWritten counts the distinct series the harness wrote (those of
+	// the members scraped at least once);
 	// SeriesCreated the growth of the target's head series meanwhile.
 	SeriesWritten      int64             `json:"series_written"`
 	SeriesCreated      *float64          `json:"series_created"`

@@ -68,12 +68,11 @@ type targetRun struct {
 	senders []*sender
 	start   time.Time
 
-	clusters      []*cluster // live clusters, oldest first
-	nextCluster   int        // id of the next cluster created
-	nextSender    int        // round-robin assignment of members to senders
-	seriesWritten atomic.Int64
-	liveClusters  atomic.Int64
-	step          atomic.Int64 // ramp step, for the progress line
+	clusters     []*cluster // live clusters, oldest first
+	nextCluster  int        // id of the next cluster created
+	nextSender   int        // round-robin assignment of members to senders
+	liveClusters atomic.Int64
+	step         atomic.Int64 // ramp step, for the progress line
 
 	mu       sync.Mutex
 	timeline []Point      // guarded by mu
@@ -197,7 +196,6 @@ func (r *targetRun) addClusters(n int) {
 			r.nextSender++
 		}
 		r.clusters = append(r.clusters, c)
-		r.seriesWritten.Add(int64(len(c.members) * r.l.seriesPerMember()))
 	}
 	r.liveClusters.Store(int64(len(r.clusters)))
 }

@@ -134,6 +134,11 @@ func (s *sender) run(ctx context.Context, stop <-chan struct{}, start time.Time)
 // scrape advances a member by one scrape at ts and adds its samples to
 // the batch, sending whenever the batch is full.
 func (s *sender) scrape(ctx context.Context, m *member, ts int64) {
+	if m.lastTS == 0 && !m.stale {
+		// Counted at the first scrape, not when the member is added: a
+		// run that ends in between wrote none of its series.
+		s.stats.seriesWritten.Add(int64(len(s.layout.specs)))
+	}
 	if !m.stale {
 		dt := 0.0
 		if m.lastTS > 0 {

@@ -11,6 +11,7 @@ import (
 // stats are a run's counters, shared by all senders of one target. Every
 // field is updated atomically; lastError is guarded by mu.
 type stats struct {
+	seriesWritten   atomic.Int64 // series of the members scraped at least once
 	samplesSent     atomic.Int64 // samples in requests, counted once per request
 	samplesAccepted atomic.Int64 // accepted by the target (2xx, or the written count of a 4xx)
 	samplesDropped  atomic.Int64 // refused with a 4xx other than 429: not retried
