@@ -84,11 +84,9 @@ func checkRingReads(t *testing.T, h *ringHarness, now time.Time) {
 		t.Fatalf("the ring holds %d ring_writes series, want %d", len(want), 2*ringWriterSeries)
 	}
 	check("all up", []string{"n0", "n1", "n2", "n3"}, 0)
-	h.nodes["n3"].kill()
+	h.killInRing(h.nodes["n3"])
 	check("n3 killed", []string{"n0", "n1", "n2"}, 1)
-	// Both stay ACTIVE in the ring until their leases expire (TTL 5s):
-	// the reads below come well before that.
-	h.nodes["n2"].kill()
+	h.killInRing(h.nodes["n2"])
 	check("n2 and n3 killed", []string{"n0", "n1"}, 2)
 	q := url.Values{"query": {"count(ring_writes)"}, "partial_response": {"false"}}
 	code, body := httpGet(h.nodes["n0"].url + "/api/v1/query?" + q.Encode())

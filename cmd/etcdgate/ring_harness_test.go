@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdgate/etcdgate/internal/etcdtest"
 	"github.com/etcdgate/etcdgate/internal/testnet"
@@ -111,6 +113,31 @@ func (h *ringHarness) run(n *ringProc) {
 func (n *ringProc) kill() {
 	n.p.cmd.Process.Kill()
 	<-n.p.done
+}
+
+// killInRing kills n and keeps its membership record in etcd under a
+// fresh 2-minute lease: a node that has died and whose lease has not yet
+// run out, however long the checks that follow take. The record's own
+// lease would drop it after the TTL, and a slow machine would then test
+// a ring without it.
+func (h *ringHarness) killInRing(n *ringProc) {
+	h.t.Helper()
+	c := h.etcd.Client(h.t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	key := h.prefix + ringNodesPrefix + n.name
+	resp, err := c.Get(ctx, key)
+	if err != nil || len(resp.Kvs) != 1 {
+		h.t.Fatalf("membership record %s: %v (%d found)", key, err, len(resp.Kvs))
+	}
+	n.kill()
+	lease, err := c.Grant(ctx, 120)
+	if err == nil {
+		_, err = c.Put(ctx, key, string(resp.Kvs[0].Value), clientv3.WithLease(lease.ID))
+	}
+	if err != nil {
+		h.t.Fatalf("keep %s in the ring: %v", n.name, err)
+	}
 }
 
 // ringStatus is the part of /api/v1/status/ring the tests read.
