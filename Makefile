@@ -14,10 +14,22 @@ LDFLAGS   := -X main.version=$(VERSION) -X main.branch=$(BRANCH) -X main.revisio
              -X main.buildUser=$(shell whoami)@$(shell hostname) \
              -X main.buildDate=$(shell date -u +%Y%m%d-%H:%M:%S)
 
-.PHONY: build run test test-race bench bench-go bench-query fuzz lint vet fmt-check staticcheck clean
+.PHONY: prometheus3 build run test test-race bench bench-go bench-query fuzz lint vet fmt-check staticcheck clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/etcdgate
+
+# Prometheus 3, built from the Go module proxy (no UI assets): the remote
+# write 2.0 sender and remote read client of the integration tests
+# (internal/testbin.Prometheus3). About 6 minutes on 2 cores, once.
+PROM3_VERSION := v0.316.0
+PROM3         := $(shell $(GO) env GOPATH)/bin/prometheus3
+prometheus3:
+	@if [ ! -x $(PROM3) ]; then \
+	  tmp=$$(mktemp -d) && GOBIN=$$tmp $(GO) install github.com/prometheus/prometheus/cmd/prometheus@$(PROM3_VERSION) && \
+	  mkdir -p $$(dirname $(PROM3)) && mv $$tmp/prometheus $(PROM3) && rmdir $$tmp; \
+	fi
+	@$(PROM3) --version | head -1
 
 # The gateway on the embedded defaults: one node, state under ./data,
 # listening on 127.0.0.1:9390.
