@@ -142,6 +142,31 @@ func refs(b []byte, off, i int, wt uint8, add func(uint32) error) (int, error) {
 	return 0, errWireType("labels_refs", off, wt, "0 or 2")
 }
 
+// labelRefs is refs for a series' labels_refs, calling addLabelRef
+// directly: the common packed run of one-byte references takes no
+// indirect call per reference.
+func (wr *WriteRequest) labelRefs(b []byte, off, i int, wt uint8) (int, error) {
+	if wt != wireBytes {
+		return refs(b, off, i, wt, wr.addLabelRef)
+	}
+	start, end, err := readLen(b, i)
+	if err != nil {
+		return 0, err
+	}
+	for i = start; i < end; {
+		var v uint64
+		if b[i] < 0x80 {
+			v, i = uint64(b[i]), i+1
+		} else if v, i, err = uvarintSlow(b, i); err != nil {
+			return 0, err
+		}
+		if err = wr.addLabelRef(uint32(v)); err != nil {
+			return 0, err
+		}
+	}
+	return i, nil
+}
+
 // seriesV2 is the state of the 2.0 series being decoded, in the
 // WriteRequest so that addLabelRef needs no closure.
 type seriesV2 struct {
@@ -202,7 +227,7 @@ func (wr *WriteRequest) decodeTimeSeriesV2(b []byte, i int) error {
 		}
 		switch field {
 		case 1:
-			if i, err = refs(b, off, next, wt, wr.addLabelRef); err != nil {
+			if i, err = wr.labelRefs(b, off, next, wt); err != nil {
 				return err
 			}
 		case 2:
