@@ -267,6 +267,12 @@ func (a *Admission) write(body []byte, local, v2 bool) (Result, error) {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Result{}, err
 	}
+	switch {
+	case v2:
+		in.metrics.decodedV2.Inc()
+	case !local:
+		in.metrics.decodedV1.Inc()
+	}
 	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples()}
 	in.metrics.seriesReceived.Add(float64(res.Series))
 	in.metrics.samplesReceived.Add(float64(res.Samples))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
@@ -75,6 +76,10 @@ func TestWriteV2StoresAsV1(t *testing.T) {
 	res, err := writeV2(t, in2, toV2(req, true))
 	if err != nil || res.Err() != nil {
 		t.Fatalf("2.0: %v %v", err, res.Err())
+	}
+	if v1, v2 := testutil.ToFloat64(in1.metrics.decodedV1)+testutil.ToFloat64(in2.metrics.decodedV1),
+		testutil.ToFloat64(in1.metrics.decodedV2)+testutil.ToFloat64(in2.metrics.decodedV2); v1 != 1 || v2 != 1 {
+		t.Fatalf("requests decoded: 1.0 %v, 2.0 %v; want 1 each", v1, v2)
 	}
 	if s, h, e := res.Written(); s != len(req.Timeseries) || h != 0 || e != 0 {
 		t.Fatalf("written %d, %d, %d; want %d, 0, 0", s, h, e, len(req.Timeseries))
