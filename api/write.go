@@ -56,10 +56,6 @@ func setWritten(h http.Header, samples, histograms, exemplars int) {
 
 // serveWrite reads an admitted remote-write body and hands it to ingest.
 func (a *API) serveWrite(w http.ResponseWriter, r *http.Request, internal bool) {
-	b := a.readyBackend(w, false)
-	if b == nil {
-		return
-	}
 	v2, err := checkWriteHeaders(r.Header)
 	if err == nil && v2 && internal {
 		err = fmt.Errorf("%w: the internal push takes remote write 1.0 only", ingest.ErrUnsupportedMediaType)
@@ -77,6 +73,10 @@ func (a *API) serveWrite(w http.ResponseWriter, r *http.Request, internal bool) 
 		// Nothing written until the request says otherwise: every answer
 		// carries the headers, refusals before decoding included.
 		setWritten(w.Header(), 0, 0, 0)
+	}
+	b := a.readyBackend(w, false)
+	if b == nil {
+		return
 	}
 	if err := storageErr(b); err != nil { // refused before the body is read
 		writeError(w, err)

@@ -189,6 +189,14 @@ func TestWriteV2HeadersOnEveryAnswer(t *testing.T) {
 		defer a.Release()
 		refusedWhole(t, e, encodeV2(t, requestV2(good)), 429, "max_inflight_write_requests")
 	})
+	t.Run("not ready", func(t *testing.T) {
+		srv := httptest.NewServer(New(Options{Ready: func() bool { return false }}).Handler())
+		defer srv.Close()
+		code, hdr, msg := postWrite(t, srv.URL+"/api/v1/write", encodeV2(t, requestV2(good)), contentTypeV2, "snappy")
+		if code != 503 || written(hdr) != [3]string{"0", "0", "0"} {
+			t.Fatalf("got %d %q written %v", code, msg, written(hdr))
+		}
+	})
 	t.Run("WAL failed", func(t *testing.T) {
 		fs := &tsdb.FaultFS{}
 		o := tsdb.DefaultOptions()
