@@ -71,6 +71,7 @@ remote_write:
 		slices.Sort(want)
 		return len(want) > 100 && slices.Equal(got, want)
 	})
+	t.Logf("%d series of the job on both", len(got))
 	if v := metricValue(t, gw, `etcdgate_ingest_requests_decoded_total{protocol="2.0"}`); v == "" || v == "0" {
 		t.Fatalf("no request was decoded as remote write 2.0: %q", v)
 	}
