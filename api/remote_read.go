@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -443,7 +444,11 @@ func readSamples(ctx context.Context, store tsdb.Queryable, q readQuery, samples
 	}
 	defer qr.Close()
 	set := qr.Select(ctx, q.matchers...)
-	var it tsdb.Iterator
+	var (
+		it tsdb.Iterator
+		// scratch gathers a series' samples, copied out at their size.
+		scratch []prompb.Sample
+	)
 	for set.Next() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -452,19 +457,21 @@ func readSamples(ctx context.Context, store tsdb.Queryable, q readQuery, samples
 		ts := &prompb.TimeSeries{}
 		if !q.seriesOnly {
 			it = s.Iterator(it)
+			scratch = scratch[:0]
 			for it.Next() {
 				if *samples++; *samples > maxSamples {
 					return nil, fmt.Errorf("%w: more than %d samples", errReadSampleLimit, maxSamples)
 				}
 				t, v := it.At()
-				ts.Samples = append(ts.Samples, prompb.Sample{Timestamp: t, Value: v})
+				scratch = append(scratch, prompb.Sample{Timestamp: t, Value: v})
 			}
 			if err := it.Err(); err != nil {
 				return nil, err
 			}
-			if len(ts.Samples) == 0 {
+			if len(scratch) == 0 {
 				continue
 			}
+			ts.Samples = slices.Clone(scratch)
 		}
 		ts.Labels = prompb.FromLabels(s.Labels(), nil)
 		res.Timeseries = append(res.Timeseries, ts)
