@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,4 +269,58 @@ func countRemoteRead(t *testing.T, resp *http.Response, typ prompb.ReadRequest_R
 		}
 	}
 	return len(seen), samples
+}
+
+// TestRingRemoteRead: on a 3-node ring with RF=2, remote read through
+// any node answers for the whole ring, each series once with every
+// sample (replicas deduplicated), in both response types; with one node
+// down still whole; with two down, partial_response=false refuses with
+// 503 rather than answer a partial read.
+func TestRingRemoteRead(t *testing.T) {
+	h := newRingHarness(t, "")
+	h.ttl = "30s"
+	names := []string{"n0", "n1", "n2"}
+	for _, n := range names {
+		h.start(n, 2)
+	}
+	for _, n := range names {
+		waitActive(t, h.nodes[n].url, 30*time.Second, names...)
+	}
+	now := time.Now()
+	writeRemoteReadHour(t, h.nodes["n0"].url, now)
+	time.Sleep(500 * time.Millisecond) // the answer comes at quorum: let the copies land
+	read := func(base, query string, typ prompb.ReadRequest_ResponseType) *http.Response {
+		t.Helper()
+		body := remoteReadBody(t, &prompb.ReadRequest{AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{typ},
+			Queries: []*prompb.Query{{StartTimestampMs: now.Add(-2 * time.Hour).UnixMilli(), EndTimestampMs: now.UnixMilli(),
+				Matchers: []*prompb.LabelMatcher{{Type: prompb.LabelMatcher_RE, Name: "__name__", Value: "rr_.+"}}}}})
+		resp, err := http.Post(base+"/api/v1/read"+query, "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	types := []prompb.ReadRequest_ResponseType{prompb.ReadRequest_SAMPLES, prompb.ReadRequest_STREAMED_XOR_CHUNKS}
+	whole := func(live ...string) {
+		t.Helper()
+		for _, n := range live {
+			for _, typ := range types {
+				if s, k := countRemoteRead(t, read(h.nodes[n].url, "", typ), typ); s != 12 || k != 12*241 {
+					t.Fatalf("through %s, %s: %d series, %d samples; want 12 and %d", n, typ, s, k, 12*241)
+				}
+			}
+		}
+	}
+	whole(names...)
+	h.killInRing(h.nodes["n2"])
+	whole("n0", "n1")
+	h.killInRing(h.nodes["n1"])
+	for _, typ := range types {
+		resp := read(h.nodes["n0"].url, "?partial_response=false", typ)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "partial") {
+			t.Fatalf("%s with two of three nodes down, partial_response=false: %d %q, want 503", typ, resp.StatusCode, b)
+		}
+	}
 }
