@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -77,6 +78,25 @@ const (
 	// answer is larger.
 	remoteReadFrameBytes = 1 << 20
 )
+
+// remoteReadMetrics count remote reads by the response type served.
+type remoteReadMetrics struct {
+	requests *prometheus.CounterVec
+}
+
+func newRemoteReadMetrics(reg prometheus.Registerer) *remoteReadMetrics {
+	m := &remoteReadMetrics{requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "etcdgate_remote_read_requests_total",
+		Help: "Remote read requests decoded and started, by the response type negotiated (SAMPLES or STREAMED_XOR_CHUNKS).",
+	}, []string{"type"})}
+	for _, t := range []prompb.ReadRequest_ResponseType{prompb.ReadRequest_SAMPLES, prompb.ReadRequest_STREAMED_XOR_CHUNKS} {
+		m.requests.WithLabelValues(t.String())
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests)
+	}
+	return m
+}
 
 // readQuery is one decoded query of a ReadRequest, its matchers checked.
 type readQuery struct {
@@ -373,6 +393,7 @@ func (a *API) remoteRead(w http.ResponseWriter, r *http.Request) {
 		remoteReadError(w, fmt.Errorf("%w: %w", errReadBusy, ctx.Err()))
 		return
 	}
+	a.remoteReadMetrics.requests.WithLabelValues(typ.String()).Inc()
 	ctx = tsdb.WithSeriesLimit(ctx, lim.SelectMaxSeries)
 	if allow != nil {
 		ctx = ring.WithPartialResponse(ctx, *allow)

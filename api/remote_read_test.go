@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -373,8 +374,23 @@ func TestRemoteReadNegotiation(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprint(c.accepted), func(t *testing.T) {
+			served := func() float64 {
+				if c.code != 200 {
+					return testutil.ToFloat64(e.api.remoteReadMetrics.requests.WithLabelValues("SAMPLES")) +
+						testutil.ToFloat64(e.api.remoteReadMetrics.requests.WithLabelValues("STREAMED_XOR_CHUNKS"))
+				}
+				typ := "SAMPLES"
+				if strings.Contains(c.ct, "streamed") {
+					typ = "STREAMED_XOR_CHUNKS"
+				}
+				return testutil.ToFloat64(e.api.remoteReadMetrics.requests.WithLabelValues(typ))
+			}
+			before := served()
 			resp := postRead(t, e.server.URL, encodeRead(t, &prompb.ReadRequest{AcceptedResponseTypes: c.accepted,
 				Queries: []*prompb.Query{rrQuery(ms(time.Hour), ms(0), matcher(prompb.LabelMatcher_EQ, "job", "etcd"))}}), "")
+			if d := served() - before; (c.code == 200) != (d == 1) {
+				t.Fatalf("etcdgate_remote_read_requests_total of the served type moved by %v", d)
+			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode != c.code || resp.Header.Get("Content-Type") != c.ct {

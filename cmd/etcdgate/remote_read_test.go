@@ -117,9 +117,10 @@ func roundedResult(t *testing.T, base, query string, start, end time.Time, step 
 // answers it.
 func TestPrometheusRemoteRead(t *testing.T) {
 	for _, c := range []struct {
-		name string
-		bin  func(testing.TB) string
-	}{{"prometheus-2.42", testbin.Prometheus}, {"prometheus-3", testbin.Prometheus3}} {
+		name   string
+		bin    func(testing.TB) string
+		served string // the response type its client negotiates
+	}{{"prometheus-2.42", testbin.Prometheus, "SAMPLES"}, {"prometheus-3", testbin.Prometheus3, "STREAMED_XOR_CHUNKS"}} {
 		t.Run(c.name, func(t *testing.T) {
 			bin := c.bin(t)
 			_, gw := startGateway(t)
@@ -165,6 +166,10 @@ func TestPrometheusRemoteRead(t *testing.T) {
 			}
 			if v := metricValue(t, gw, `etcdgate_http_requests_total{code="200",handler="remote_read"}`); v == "" || v == "0" {
 				t.Fatalf("etcdgate served no remote read: %q", v)
+			}
+			typ := fmt.Sprintf(`etcdgate_remote_read_requests_total{type=%q}`, c.served)
+			if v := metricValue(t, gw, typ); v == "" || v == "0" {
+				t.Fatalf("%s: %q: the client did not read the response type it asks for", typ, v)
 			}
 			for _, code := range []string{"400", "413", "422", "500", "503"} {
 				if v := metricValue(t, gw, fmt.Sprintf(`etcdgate_http_requests_total{code=%q,handler="remote_read"}`, code)); v != "" {
