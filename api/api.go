@@ -101,7 +101,7 @@ type API struct {
 	// writeLogs throttles the log of failed writes: during an outage
 	// (a store failure, owners down) every request fails alike.
 	writeLogs *logthrottle.Throttle
-	// remoteReadLogs throttles the log of partial remote reads.
+	// remoteReadLogs throttles the log of partial and cut remote reads.
 	remoteReadLogs    *logthrottle.Throttle
 	remoteReadMetrics *remoteReadMetrics
 	// selects are the slots of internal selects (select.go).
@@ -127,7 +127,7 @@ func New(opts Options) *API {
 	}
 	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger),
 		writeLogs: logthrottle.New(10*time.Second, 1), selects: make(chan struct{}, maxSelectConcurrency)}
-	a.remoteReadLogs, a.remoteReadMetrics = logthrottle.New(10*time.Second, 1), newRemoteReadMetrics(opts.Registerer)
+	a.remoteReadLogs, a.remoteReadMetrics = logthrottle.New(10*time.Second, 2), newRemoteReadMetrics(opts.Registerer)
 	a.auth.policy.Store(opts.Auth)
 	if opts.Ingester != nil && opts.Storage != nil {
 		a.SetBackend(opts.Ingester, opts.Storage)

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/prometheus/prompb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -60,7 +61,9 @@ func (a *API) remoteReadStream(ctx context.Context, w http.ResponseWriter, store
 	for i, q := range queries {
 		if err := streamQuery(ctx, fw, store, int64(i), q); err != nil {
 			if fw.started {
-				a.opts.Logger.Warn("remote read stream cut", "err", err, "query_index", i)
+				if ok, held := a.remoteReadLogs.Allow("cut", time.Now()); ok {
+					a.opts.Logger.Warn("remote read stream cut", "err", err, "query_index", i, "suppressed", held)
+				}
 				panic(http.ErrAbortHandler)
 			}
 			remoteReadError(w, err)

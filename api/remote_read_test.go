@@ -3,6 +3,7 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -588,5 +589,62 @@ func TestFrameWriterReportsWriteErrors(t *testing.T) {
 	fw := newFrameWriter(errWriter{}, 4096)
 	if err := fw.writeSeries(0, s, s.Iterator(nil)); !errors.Is(err, errReadClientGone) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// failingStore serves one series, then fails the select: a store (or a
+// ring peer) that breaks in the middle of a read.
+type failingStore struct{}
+
+func (failingStore) Querier(int64, int64) (tsdb.Querier, error) { return failingQuerier{}, nil }
+
+type failingQuerier struct{ tsdb.Querier }
+
+func (failingQuerier) Select(context.Context, ...*labels.Matcher) tsdb.SeriesSet {
+	return &failingSet{}
+}
+func (failingQuerier) Close() error { return nil }
+
+type failingSet struct{ n int }
+
+func (s *failingSet) Next() bool { s.n++; return s.n == 1 }
+func (s *failingSet) At() tsdb.Series {
+	return &fakeSeries{lset: labels.FromStrings("__name__", "up"), samples: []prompb.Sample{{Timestamp: 1, Value: 1}}}
+}
+func (s *failingSet) Err() error {
+	if s.n > 1 {
+		return errors.New("disk on fire")
+	}
+	return nil
+}
+
+// TestRemoteReadFailureMidStream: a store failing after the first frame
+// cuts the stream, so that the client sees a failed read and never a
+// short one taken for whole; SAMPLES, built before it is sent, answers
+// the error with a 5xx.
+func TestRemoteReadFailureMidStream(t *testing.T) {
+	e := newTestEnv(t)
+	e.api.SetRingReads(failingStore{})
+	q := []*prompb.Query{rrQuery(0, 10, matcher(prompb.LabelMatcher_EQ, "__name__", "up"))}
+	resp := postRead(t, e.server.URL, encodeRead(t, &prompb.ReadRequest{Queries: q}), "")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "disk on fire") {
+		t.Fatalf("SAMPLES: %d %q", resp.StatusCode, b)
+	}
+	// The first frame may still sit in the server's buffer when the
+	// store fails: the client then sees the connection cut before the
+	// headers, else in the body; never a clean end.
+	resp, err := http.Post(e.server.URL+"/api/v1/read", "application/x-protobuf", bytes.NewReader(encodeRead(t, &prompb.ReadRequest{Queries: q,
+		AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{prompb.ReadRequest_STREAMED_XOR_CHUNKS}})))
+	if err == nil {
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("streamed: %d", resp.StatusCode)
+		}
+		_, err = io.ReadAll(resp.Body)
+	}
+	if err == nil {
+		t.Fatal("the stream ended cleanly after the store failed: a client would take a partial read for a whole one")
 	}
 }
