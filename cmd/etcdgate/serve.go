@@ -337,7 +337,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { opened <- g.openStore() }()
 	scavenge := time.NewTicker(scavengeInterval)
 	defer scavenge.Stop()
-	stopProbe := func() {}
+	stopProbe, stopInfo := func() {}, func() {}
 	for {
 		select {
 		case <-scavenge.C:
@@ -349,6 +349,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 			}
 			g.logger.Info("etcdgate ready")
 			stopProbe = g.startProbe(ctx)
+			stopInfo = g.startClusterInfo(ctx)
 			if g.ring != nil {
 				go g.ring.activate(ctx)
 			}
@@ -360,6 +361,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 			return fmt.Errorf("http server: %w", err)
 		case <-ctx.Done():
 			stopProbe() // before the store closes: runs emit into it
+			stopInfo()
 			return g.shutdown(opened)
 		}
 	}
