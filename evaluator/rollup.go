@@ -28,7 +28,10 @@ type rangeSource struct {
 	// oneName: every series has the same metric name, so dropping it
 	// cannot make two label sets equal.
 	oneName bool
-	each    func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint), done func(w *seriesWorker))
+	// subquery: the points are a subquery's results, whose samples the
+	// subquery counted.
+	subquery bool
+	each     func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint), done func(w *seriesWorker))
 }
 
 func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
@@ -43,6 +46,7 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	src := &rangeSource{rangeMs: rng, mods: mods}
 	if e.ForSubquery() {
 		m := ev.subquery(e, mods, rng)
+		src.subquery = true
 		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint), done func(*seriesWorker)) {
 			start(len(m))
 			ev.parallelWorkers(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) }, done)
@@ -88,7 +92,14 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 			"(query.max_subquery_steps) or than the samples the query may still hold; use a larger step",
 			ErrTooManySteps, e.AppendString(nil), steps, min(ev.maxSubquerySteps, ev.maxSamples-ev.held.Load())))
 	}
-	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step}
+	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step, counts: newStepCounts(0, false)}
+	defer func() {
+		// The subquery ran once; every outer step reads its samples.
+		n := sub.counts.total.Load()
+		for i := range ev.numSteps() {
+			ev.countAtStep(i, n)
+		}
+	}()
 	switch v := sub.eval(e.Expr).(type) {
 	case Matrix:
 		return v
@@ -165,6 +176,9 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 		}
 		if lo == hi {
 			continue
+		}
+		if !src.subquery {
+			ev.countAtStep(i, int64(hi-lo))
 		}
 		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
 		for k, p := range params {
