@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -171,4 +172,50 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// TestQueryParamsThroughRing: on a 3-node ring with RF 2 (no node holds
+// every series), limit, lookback_delta and stats hold through the
+// fan-out Queryable, whichever node answers.
+func TestQueryParamsThroughRing(t *testing.T) {
+	nodes := newFanoutRing(t, 3, 2)
+	const members = 12
+	if code := postBody(t, nodes[0].srv.URL, etcdFleet(members, ms(3*time.Minute), 1)); code != http.StatusNoContent {
+		t.Fatalf("write: %d", code)
+	}
+	for _, n := range nodes {
+		if n.head.NumSeries() == 5*members {
+			t.Fatalf("node %s holds every series", n.name)
+		}
+	}
+	at := strconv.FormatInt(ms(0)/1000, 10) // three minutes after the samples
+	q := "etcd_server_proposals_committed_total"
+	for _, n := range nodes {
+		count := func(p url.Values) (int, apiAnswer) {
+			t.Helper()
+			p.Set("query", q)
+			p.Set("time", at)
+			code, a := apiGet(t, n.srv.URL, "/api/v1/query", p)
+			var d struct {
+				Result []json.RawMessage `json:"result"`
+				Stats  *queryStats       `json:"stats"`
+			}
+			if code != http.StatusOK || json.Unmarshal(a.Data, &d) != nil {
+				t.Fatalf("%s %v: %d %+v", n.name, p, code, a)
+			}
+			if d.Stats != nil && d.Stats.Samples["totalQueryableSamples"] != float64(len(d.Result)) {
+				t.Errorf("%s %v: stats %v for %d series", n.name, p, d.Stats.Samples, len(d.Result))
+			}
+			return len(d.Result), a
+		}
+		if got, _ := count(url.Values{"stats": {"all"}}); got != members {
+			t.Errorf("%s: %d series with the default lookback, want %d", n.name, got, members)
+		}
+		if got, _ := count(url.Values{"lookback_delta": {"1m"}, "stats": {"true"}}); got != 0 {
+			t.Errorf("%s: %d series with lookback_delta=1m, want 0", n.name, got)
+		}
+		if got, a := count(url.Values{"limit": {"5"}}); got != 5 || !slices.Contains(a.Warnings, "results truncated due to limit") {
+			t.Errorf("%s: limit 5: %d series, warnings %q", n.name, got, a.Warnings)
+		}
+	}
 }
