@@ -159,6 +159,11 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 	if len(params) > 0 {
 		w.params = make([]float64, len(params))
 	}
+	// The samples of every window count once the series is done: one
+	// atomic add per series, not per step (per step only when asked).
+	var counted int64
+	defer func() { ev.counts.total.Add(counted) }()
+	perStep := ev.counts.perStep
 	lo, hi := 0, 0
 	for i := 0; i < n; i++ {
 		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
@@ -178,7 +183,10 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 			continue
 		}
 		if !src.subquery {
-			ev.countAtStep(i, int64(hi-lo))
+			counted += int64(hi - lo)
+			if perStep != nil {
+				perStep[i].Add(int64(hi - lo))
+			}
 		}
 		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
 		for k, p := range params {
