@@ -206,23 +206,17 @@ func appendStats(b []byte, st *evaluator.Stats) []byte {
 	b = appendSeconds(b, st.TotalTime)
 	b = append(b, `},"samples":{`...)
 	if st.PerStep != nil {
-		b = append(b, `"totalQueryableSamplesPerStep":[`...)
-		for i, p := range st.PerStep {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '[')
-			b = appendTime(b, p.T)
-			b = append(b, ',')
-			b = strconv.AppendInt(b, p.N, 10)
-			b = append(b, ']')
-		}
-		b = append(b, "],"...)
+		b = appendStepSamples(b, "totalQueryableSamplesPerStep", st.PerStep)
+		b = append(b, ',')
 	}
 	b = append(b, `"totalQueryableSamples":`...)
 	b = strconv.AppendInt(b, st.QueryableSamples, 10)
+	if st.ReadPerStep != nil {
+		b = append(b, ',')
+		b = appendStepSamples(b, "samplesReadPerStep", st.ReadPerStep)
+	}
 	b = append(b, `,"samplesRead":`...)
-	b = strconv.AppendInt(b, st.SamplesLoaded, 10)
+	b = strconv.AppendInt(b, st.SamplesRead, 10)
 	b = append(b, `,"seriesTouched":`...)
 	b = strconv.AppendInt(b, st.SeriesLoaded, 10)
 	b = append(b, `,"peakSamples":`...)
@@ -232,4 +226,22 @@ func appendStats(b []byte, st *evaluator.Stats) []byte {
 
 func appendSeconds(b []byte, d time.Duration) []byte {
 	return strconv.AppendFloat(b, d.Seconds(), 'g', -1, 64)
+}
+
+// appendStepSamples writes "field":[[time, samples], ...].
+func appendStepSamples(b []byte, field string, steps []evaluator.StepSamples) []byte {
+	b = append(b, '"')
+	b = append(b, field...)
+	b = append(b, `":[`...)
+	for i, p := range steps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendTime(b, p.T)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, p.N, 10)
+		b = append(b, ']')
+	}
+	return append(b, ']')
 }

@@ -102,7 +102,7 @@ func TestQueryStatsParam(t *testing.T) {
 	}{
 		{"", nil, nil},
 		{"true", []string{"peakSamples", "samplesRead", "seriesTouched", "totalQueryableSamples"}, nil},
-		{"all", []string{"peakSamples", "samplesRead", "seriesTouched", "totalQueryableSamples", "totalQueryableSamplesPerStep"},
+		{"all", []string{"peakSamples", "samplesRead", "samplesReadPerStep", "seriesTouched", "totalQueryableSamples", "totalQueryableSamplesPerStep"},
 			[]any{[]any{json.Number(jsonSecs(3 * time.Minute)), json.Number("3")}, []any{json.Number(jsonSecs(2 * time.Minute)), json.Number("3")},
 				[]any{json.Number(jsonSecs(time.Minute)), json.Number("3")}, []any{json.Number(jsonSecs(0)), json.Number("3")}}},
 	} {

@@ -102,6 +102,7 @@ func (ev *evaluator) rollupExpr(e *metricsql.RollupExpr) any {
 		if w := windowPoints(pts, end-src.rangeMs, end); len(w) > 0 {
 			if !src.subquery {
 				ev.countAtStep(0, int64(len(w)))
+				ev.countReadAtStep(0, int64(len(w)))
 			}
 			ev.hold(len(w))
 			out[i] = Series{Metric: metric, Floats: w}

@@ -81,11 +81,13 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	res = &Result{Warnings: ev.annos}
 	res.Value = ev.resultValue(val, instant, ordersResult(expr))
 	done := time.Now()
+	queryable, read := ev.stepSamples()
 	res.Stats = Stats{
 		SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load(),
-		QueryableSamples: ev.counts.total.Load(), PerStep: ev.stepSamples(), PeakSamples: ev.peak.Load(),
+		QueryableSamples: ev.counts.total.Load(), SamplesRead: ev.counts.read.Load(), PeakSamples: ev.peak.Load(),
 		PrepareTime: parsed.Sub(began), QueueTime: acquired.Sub(parsed), EvalTime: evaluated.Sub(acquired),
 		ResultTime: done.Sub(evaluated), TotalTime: done.Sub(began),
+		PerStep: queryable, ReadPerStep: read,
 	}
 	return res, nil
 }

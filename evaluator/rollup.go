@@ -92,14 +92,12 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 			"(query.max_subquery_steps) or than the samples the query may still hold; use a larger step",
 			ErrTooManySteps, e.AppendString(nil), steps, min(ev.maxSubquerySteps, ev.maxSamples-ev.held.Load())))
 	}
-	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step, counts: newStepCounts(0, false)}
-	defer func() {
-		// The subquery ran once; every outer step reads its samples.
-		n := sub.counts.total.Load()
-		for i := range ev.numSteps() {
-			ev.countAtStep(i, n)
-		}
-	}()
+	// The subquery counts its samples per step (one counter a step, fewer
+	// than the points it holds): each outer step counts those of the
+	// subquery steps in its window.
+	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step}
+	sub.counts = newStepCounts(sub.numSteps(), true)
+	defer ev.countSubquery(sub, mods, rng)
 	switch v := sub.eval(e.Expr).(type) {
 	case Matrix:
 		return v
@@ -161,10 +159,13 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 	}
 	// The samples of every window count once the series is done: one
 	// atomic add per series, not per step (per step only when asked).
-	var counted int64
-	defer func() { ev.counts.total.Add(counted) }()
-	perStep := ev.counts.perStep
-	lo, hi := 0, 0
+	var counted, read int64
+	defer func() {
+		ev.counts.total.Add(counted)
+		ev.counts.read.Add(read)
+	}()
+	perStep, readByStep := ev.counts.perStep, ev.counts.readByStep
+	lo, hi, prevHi := 0, 0, 0
 	for i := 0; i < n; i++ {
 		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
 			// A window of millions of samples at every step of a long
@@ -180,14 +181,22 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 			lo++
 		}
 		if lo == hi {
+			prevHi = hi
 			continue
 		}
 		if !src.subquery {
 			counted += int64(hi - lo)
+			fresh := int64(hi - max(lo, prevHi)) // newer than the previous step's window
+			if i == 0 {
+				fresh = int64(hi - lo)
+			}
+			read += fresh
 			if perStep != nil {
 				perStep[i].Add(int64(hi - lo))
+				readByStep[i].Add(fresh)
 			}
 		}
+		prevHi = hi
 		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
 		for k, p := range params {
 			w.params[k] = p[i]

@@ -22,6 +22,7 @@ func TestQueryStats(t *testing.T) {
 		total      int64
 		perStep    []StepSamples
 		series     int
+		read       []StepSamples // samples read per step, checked when set
 	}{
 		{name: "instant selector", query: "up", start: s(1485), total: 2, series: 2},
 		{name: "instant selector per step", query: "up", start: s(1485), opts: QueryOpts{PerStepStats: true},
@@ -31,7 +32,14 @@ func TestQueryStats(t *testing.T) {
 		{name: "range query", query: "up", start: s(0), end: s(60), opts: QueryOpts{PerStepStats: true},
 			total: 10, perStep: []StepSamples{{0, 2}, {15000, 2}, {30000, 2}, {45000, 2}, {60000, 2}}, series: 2},
 		{name: "rollup", query: "sum_over_time(up[30s])", start: s(30), end: s(60), opts: QueryOpts{PerStepStats: true},
-			total: 12, perStep: []StepSamples{{30000, 4}, {45000, 4}, {60000, 4}}, series: 2},
+			total: 12, perStep: []StepSamples{{30000, 4}, {45000, 4}, {60000, 4}}, series: 2,
+			read: []StepSamples{{30000, 4}, {45000, 2}, {60000, 2}}},
+		{name: "range subquery", query: "max_over_time(up[30s:15s])", start: s(60), end: s(90), opts: QueryOpts{PerStepStats: true},
+			total: 12, perStep: []StepSamples{{60000, 4}, {75000, 4}, {90000, 4}}, series: 2,
+			read: []StepSamples{{60000, 4}, {75000, 2}, {90000, 2}}},
+		{name: "pinned selector", query: "up @ 30", start: s(30), end: s(60), opts: QueryOpts{PerStepStats: true},
+			total: 6, perStep: []StepSamples{{30000, 2}, {45000, 2}, {60000, 2}}, series: 2,
+			read: []StepSamples{{30000, 2}, {45000, 0}, {60000, 0}}},
 		{name: "subquery", query: "max_over_time(up[1m:15s])", start: s(60), opts: QueryOpts{PerStepStats: true},
 			total: 8, perStep: []StepSamples{{60000, 8}}, series: 2},
 		{name: "aggregation counts its selector", query: "sum(up)", start: s(0), end: s(30), opts: QueryOpts{PerStepStats: true},
@@ -54,6 +62,9 @@ func TestQueryStats(t *testing.T) {
 				t.Fatal(err)
 			}
 			st := res.Stats
+			if tc.read != nil && !reflect.DeepEqual(st.ReadPerStep, tc.read) {
+				t.Errorf("read per step %v, want %v", st.ReadPerStep, tc.read)
+			}
 			if st.QueryableSamples != tc.total || !reflect.DeepEqual(st.PerStep, tc.perStep) {
 				t.Errorf("samples %d per step %v, want %d %v", st.QueryableSamples, st.PerStep, tc.total, tc.perStep)
 			}

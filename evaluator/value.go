@@ -92,6 +92,12 @@ type Stats struct {
 	// asked for it (QueryOpts.PerStepStats).
 	QueryableSamples int64
 	PerStep          []StepSamples
+	// SamplesRead counts each sample the selectors read once, at the
+	// first step that reads it (Prometheus's samplesRead, whose per-step
+	// split is ReadPerStep); SamplesLoaded also counts what the store
+	// returned that no step used.
+	SamplesRead int64
+	ReadPerStep []StepSamples
 	// PeakSamples is the most points the query held at once.
 	PeakSamples int64
 	// Timings of the query: waiting for a slot, parsing, evaluating,

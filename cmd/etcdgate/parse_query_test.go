@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +72,100 @@ func TestParseAndFormatQuerySameAsPrometheus3(t *testing.T) {
 				g, _ := json.Marshal(got)
 				w, _ := json.Marshal(want)
 				t.Errorf("%s %q:\netcdgate   %d %s\nprometheus %d %s", path, q, gotCode, g, wantCode, w)
+			}
+		}
+	}
+}
+
+// startPrometheus3Receiver runs Prometheus 3 scraping nothing, receiving
+// remote writes, with per-step query statistics on.
+func startPrometheus3Receiver(t *testing.T) string {
+	t.Helper()
+	bin := testbin.Prometheus3(t)
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte("global: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := testnet.FreePort(t)
+	startProcess(t, bin, "--config.file="+cfgPath, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--web.enable-remote-write-receiver",
+		"--enable-feature=promql-per-step-stats")
+	u := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, 60*time.Second, "prometheus 3 ready", func() bool {
+		code, _ := httpGet(u + "/-/ready")
+		return code == http.StatusOK
+	})
+	return u
+}
+
+// TestQueryStatsSameAsPrometheus3: with stats=all, etcdgate counts the
+// samples of a query, in total and per step, as Prometheus 3 counts them
+// over the same samples, and answers the same stats fields.
+func TestQueryStatsSameAsPrometheus3(t *testing.T) {
+	_, gw := startGateway(t)
+	prom := startPrometheus3Receiver(t)
+	end := time.Now().Truncate(time.Minute)
+	series := compatSamples(end)
+	remoteWrite(t, gw, series)
+	remoteWrite(t, prom, series)
+	at := strconv.FormatInt(end.Add(-7*time.Second).Unix(), 10)
+	start := strconv.FormatInt(end.Add(-5*time.Minute-7*time.Second).Unix(), 10)
+	type stats struct {
+		Timings map[string]any `json:"timings"`
+		Samples map[string]any `json:"samples"`
+	}
+	get := func(base, path string, p url.Values) stats {
+		code, body := httpGet(base + path + "?" + p.Encode())
+		var env struct {
+			Data struct {
+				Stats stats `json:"stats"`
+			} `json:"data"`
+		}
+		if code != http.StatusOK || json.Unmarshal([]byte(body), &env) != nil {
+			t.Fatalf("%s%s %v: %d %s", base, path, p, code, body)
+		}
+		return env.Data.Stats
+	}
+	keys := func(m map[string]any) []string {
+		var ks []string
+		for k := range m {
+			ks = append(ks, k)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	for _, q := range []string{
+		`etcd_requests_total`,
+		`sum by (cluster) (rate(etcd_requests_total[2m]))`,
+		`etcd_server_has_leader{instance="m1"} == 1`,
+		`max_over_time(etcd_server_has_leader[1m])`,
+		`count(etcd_requests_total) + sum(odd_labels)`,
+		`vector(1)`,
+		`max_over_time(sum(etcd_requests_total)[3m:30s])`,
+		`rate(etcd_requests_total[1m] offset 2m)`,
+		`etcd_server_has_leader @ ` + strconv.FormatInt(end.Add(-3*time.Minute-7*time.Second).Unix(), 10),
+		`topk(2, increase(etcd_requests_total[90s]))`,
+		`absent(nothing) or count_over_time(odd_labels[45s])`,
+		`etcd_requests_total[2m]`,
+		`avg_over_time(rate(etcd_requests_total[1m])[4m:45s] offset 30s)`,
+		`max_over_time(max_over_time(etcd_server_has_leader[30s])[2m:20s])`,
+		`sum_over_time(odd_labels[2m] @ ` + strconv.FormatInt(end.Add(-2*time.Minute-7*time.Second).Unix(), 10) + `)`,
+		`sum(etcd_requests_total)[2m:40s]`,
+	} {
+		for _, path := range []string{"/api/v1/query", "/api/v1/query_range"} {
+			if strings.HasSuffix(q, "]") && path == "/api/v1/query_range" {
+				continue // a range vector: instant queries only
+			}
+			p := url.Values{"query": {q}, "time": {at}, "start": {start}, "end": {at}, "step": {"60"}, "stats": {"all"}}
+			got, want := get(gw, path, p), get(prom, path, p)
+			if !reflect.DeepEqual(keys(got.Timings), keys(want.Timings)) || !reflect.DeepEqual(keys(got.Samples), keys(want.Samples)) {
+				t.Errorf("%s %s: fields %v %v, Prometheus 3 %v %v", path, q, keys(got.Timings), keys(got.Samples), keys(want.Timings), keys(want.Samples))
+			}
+			for _, k := range []string{"totalQueryableSamples", "totalQueryableSamplesPerStep", "samplesRead", "samplesReadPerStep", "seriesTouched"} {
+				if !reflect.DeepEqual(got.Samples[k], want.Samples[k]) {
+					t.Errorf("%s %s: %s %v, Prometheus 3 %v", path, q, k, got.Samples[k], want.Samples[k])
+				}
 			}
 		}
 	}
