@@ -170,3 +170,91 @@ func TestQueryStatsSameAsPrometheus3(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesPagingSameAsPrometheus3: over the same rule files, the pages
+// of /api/v1/rules (group_limit, group_next_token, match[]) list the
+// same groups and rules with the same tokens as Prometheus 3.
+func TestRulesPagingSameAsPrometheus3(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"a.yml": "groups:\n  - name: g1\n    rules:\n      - record: r1\n        expr: vector(1)\n        labels: {severity: page}\n" +
+			"  - name: g2\n    rules:\n      - alert: A2\n        expr: vector(1) > 2\n        labels: {severity: ticket}\n",
+		"b.yml": "groups:\n  - name: g3\n    rules:\n      - record: r3\n        expr: vector(3)\n      - alert: A3\n        expr: vector(1) > 3\n        labels: {severity: page}\n" +
+			"  - name: g4\n    rules:\n      - record: r4\n        expr: vector(4)\n",
+	}
+	var paths []string
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	ruleFiles := fmt.Sprintf("rule_files: [%q, %q]\n", paths[0], paths[1])
+	gwCfg := filepath.Join(dir, "etcdgate.yml")
+	if err := os.WriteFile(gwCfg, []byte(ruleFiles), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, gw := startGateway(t, "--config", gwCfg)
+
+	promDir := t.TempDir()
+	promCfg := filepath.Join(promDir, "prometheus.yml")
+	if err := os.WriteFile(promCfg, []byte(ruleFiles), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := testnet.FreePort(t)
+	startProcess(t, testbin.Prometheus3(t), "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(promDir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port))
+	prom := fmt.Sprintf("http://127.0.0.1:%d", port)
+	waitFor(t, 60*time.Second, "prometheus 3 ready", func() bool {
+		code, _ := httpGet(prom + "/-/ready")
+		return code == http.StatusOK
+	})
+
+	type page struct {
+		Groups []struct {
+			Name, File string
+			Rules      []struct{ Name string }
+		}
+		GroupNextToken string
+	}
+	pages := func(base string, p url.Values) []page {
+		var out []page
+		for token := ""; len(out) < 10; {
+			q := url.Values{}
+			for k, v := range p {
+				q[k] = v
+			}
+			if token != "" {
+				q.Set("group_next_token", token)
+			}
+			code, body := httpGet(base + "/api/v1/rules?" + q.Encode())
+			var env struct{ Data page }
+			if code != http.StatusOK || json.Unmarshal([]byte(body), &env) != nil {
+				t.Fatalf("%s %v: %d %s", base, q, code, body)
+			}
+			out = append(out, env.Data)
+			if token = env.Data.GroupNextToken; token == "" {
+				break
+			}
+		}
+		return out
+	}
+	for _, p := range []url.Values{
+		{}, {"group_limit": {"1"}}, {"group_limit": {"3"}}, {"match[]": {`{severity="page"}`}},
+		{"match[]": {`{severity=~"page|ticket"}`}, "group_limit": {"2"}}, {"type": {"record"}, "group_limit": {"2"}},
+	} {
+		got, want := pages(gw, p), pages(prom, p)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%v:\netcdgate   %+v\nprometheus %+v", p, got, want)
+		}
+	}
+	for _, bad := range []url.Values{{"group_limit": {"0"}}, {"group_next_token": {"abc"}}, {"group_limit": {"1"}, "group_next_token": {"abc"}}} {
+		gc, _ := httpGet(gw + "/api/v1/rules?" + bad.Encode())
+		pc, _ := httpGet(prom + "/api/v1/rules?" + bad.Encode())
+		if gc != pc {
+			t.Errorf("%v: etcdgate %d, Prometheus 3 %d", bad, gc, pc)
+		}
+	}
+}
