@@ -7,7 +7,9 @@ RACE_PKGS := ./ingest/... ./tsdb/... ./api/... ./bench/... ./relabel/... ./evalu
 FUZZTIME  ?= 20s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The last release tag (v0.x.y) and the commits since: v0.3.0, v0.3.0-5-gabc1234[-dirty];
+# "dev" without a tag. buildinfo reports it as a semantic version (cmd/etcdgate/version.go).
+VERSION   ?= $(shell git describe --tags --match 'v[0-9]*.[0-9]*.[0-9]*' --dirty 2>/dev/null || echo dev)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS   := -X main.version=$(VERSION) -X main.branch=$(BRANCH) -X main.revision=$(REVISION) \

@@ -79,6 +79,11 @@ type Options struct {
 	// /api/v1/alerts, /api/v1/slo and /api/v1/inspections show the whole
 	// ring (ring_state.go) and serves this node's parts to its peers.
 	RingParts RingParts
+	// Config returns the running configuration as YAML with every secret
+	// masked, for /api/v1/status/config (role admin); RuntimeInfo fills
+	// /api/v1/status/runtimeinfo. Nil: the endpoint is not served.
+	Config      func() (string, error)
+	RuntimeInfo func() RuntimeInfo
 }
 
 // errNotReady answers data requests while the store recovers.
@@ -184,6 +189,19 @@ func (a *API) Routes() []Route {
 	add("GET /api/v1/alerts", "alerts", RoleRead, a.alerts)
 	add("GET /api/v1/slo", "slo", RoleRead, a.sloStatus)
 	add("GET /api/v1/inspections", "inspections", RoleRead, a.inspections)
+	for _, m := range []string{"GET", "POST"} {
+		add(m+" /api/v1/format_query", "format_query", RoleRead, a.formatQuery)
+		add(m+" /api/v1/parse_query", "parse_query", RoleRead, a.parseQuery)
+		add(m+" /api/v1/query_exemplars", "query_exemplars", RoleRead, a.queryExemplars)
+	}
+	if a.opts.Config != nil {
+		// The configuration is the operator's, not data: its secrets are
+		// masked, but it names endpoints, users and their roles.
+		add("GET /api/v1/status/config", "status_config", RoleAdmin, a.statusConfig)
+	}
+	if a.opts.RuntimeInfo != nil {
+		add("GET /api/v1/status/runtimeinfo", "runtimeinfo", RoleRead, a.runtimeInfo)
+	}
 	if a.opts.Ring != nil {
 		add("GET /api/v1/status/ring", "ring_status", RoleRead, a.ringStatus)
 		add("POST "+ring.PushPath, "internal_push", RoleWrite, a.internalPush)

@@ -66,6 +66,7 @@ func newAuthAPI(t *testing.T, p *AuthPolicy) (*API, *prometheus.Registry) {
 		Ingester: b.ingester, Storage: b.storage, Registerer: reg, Gatherer: reg,
 		Reload: func() error { return nil }, EnableLifecycle: true, EnablePprof: true,
 		RelabelStatus: func() any { return "off" }, Auth: p, Ring: staticRing{},
+		Config: func() (string, error) { return "retention: 15d\n", nil }, RuntimeInfo: func() RuntimeInfo { return RuntimeInfo{} },
 	})
 	return a, reg
 }

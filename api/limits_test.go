@@ -164,11 +164,11 @@ func TestListingSlots(t *testing.T) {
 // fakeEngine answers every query with err.
 type fakeEngine struct{ err error }
 
-func (f fakeEngine) Instant(context.Context, string, time.Time) (*evaluator.Result, error) {
+func (f fakeEngine) InstantWith(context.Context, string, time.Time, evaluator.QueryOpts) (*evaluator.Result, error) {
 	return nil, f.err
 }
 
-func (f fakeEngine) Range(context.Context, string, time.Time, time.Time, time.Duration) (*evaluator.Result, error) {
+func (f fakeEngine) RangeWith(context.Context, string, time.Time, time.Time, time.Duration, evaluator.QueryOpts) (*evaluator.Result, error) {
 	return nil, f.err
 }
 

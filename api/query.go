@@ -15,10 +15,11 @@ import (
 	"github.com/etcdgate/etcdgate/ring"
 )
 
-// QueryEngine evaluates PromQL for /api/v1/query and /api/v1/query_range.
+// QueryEngine evaluates PromQL for /api/v1/query and /api/v1/query_range,
+// with the options of each query (lookback_delta, stats=all).
 type QueryEngine interface {
-	Instant(ctx context.Context, qs string, ts time.Time) (*evaluator.Result, error)
-	Range(ctx context.Context, qs string, start, end time.Time, step time.Duration) (*evaluator.Result, error)
+	InstantWith(ctx context.Context, qs string, ts time.Time, qo evaluator.QueryOpts) (*evaluator.Result, error)
+	RangeWith(ctx context.Context, qs string, start, end time.Time, step time.Duration, qo evaluator.QueryOpts) (*evaluator.Result, error)
 }
 
 // SetQueryEngine makes the API answer queries.
@@ -39,8 +40,8 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) {
 		respondError(w, badData(err))
 		return
 	}
-	a.runQuery(w, r, func(ctx context.Context, eng QueryEngine) (*evaluator.Result, error) {
-		return eng.Instant(ctx, r.FormValue("query"), ts)
+	a.runQuery(w, r, func(ctx context.Context, eng QueryEngine, qo evaluator.QueryOpts) (*evaluator.Result, error) {
+		return eng.InstantWith(ctx, r.FormValue("query"), ts, qo)
 	})
 }
 
@@ -51,14 +52,19 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) {
 		respondError(w, badData(err))
 		return
 	}
-	a.runQuery(w, r, func(ctx context.Context, eng QueryEngine) (*evaluator.Result, error) {
-		return eng.Range(ctx, r.FormValue("query"), start, end, step)
+	a.runQuery(w, r, func(ctx context.Context, eng QueryEngine, qo evaluator.QueryOpts) (*evaluator.Result, error) {
+		return eng.RangeWith(ctx, r.FormValue("query"), start, end, step, qo)
 	})
 }
 
 // runQuery evaluates with the request's timeout and writes the result or
 // the error in Prometheus's shape.
-func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context.Context, QueryEngine) (*evaluator.Result, error)) {
+func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context.Context, QueryEngine, evaluator.QueryOpts) (*evaluator.Result, error)) {
+	qp, err := parseQueryParams(r)
+	if err != nil {
+		respondError(w, badData(err))
+		return
+	}
 	eng := a.queryEngine(w)
 	if eng == nil {
 		return
@@ -74,7 +80,7 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context
 		respondError(w, badData(err))
 		return
 	}
-	res, err := eval(ctx, eng)
+	res, err := eval(ctx, eng, qp.opts)
 	if err != nil {
 		var pe *evaluator.PanicError
 		if errors.As(err, &pe) {
@@ -87,7 +93,78 @@ func (a *API) runQuery(w http.ResponseWriter, r *http.Request, eval func(context
 	for _, m := range ringWarnings.Strings() {
 		res.Warnings = append(res.Warnings, evaluator.Annotation{Msg: m})
 	}
-	writeQueryResult(w, res)
+	if truncateResult(res, qp.limit) {
+		res.Warnings = append(res.Warnings, evaluator.Annotation{Msg: "results truncated due to limit"})
+	}
+	writeQueryResult(w, res, qp.stats)
+}
+
+// queryParams are the parameters of query and query_range besides the
+// query, its times and timeout.
+type queryParams struct {
+	limit int  // at most this many series in the result; 0: all
+	stats bool // answer the stats object (stats=true or stats=all)
+	opts  evaluator.QueryOpts
+}
+
+// parseQueryParams reads limit, lookback_delta and stats. Prometheus
+// takes any non-empty stats value for true with a deprecation warning;
+// etcdgate refuses values other than true and all, as Prometheus will.
+func parseQueryParams(r *http.Request) (queryParams, error) {
+	var qp queryParams
+	var err error
+	// Prometheus 3's query-cost parameters (behind a feature flag there):
+	// etcdgate's limits are its configuration's, so it refuses them
+	// rather than answer as if they held.
+	for _, p := range []string{"cost", "max_series", "max_samples_read", "max_query_duration"} {
+		if r.FormValue(p) != "" {
+			return qp, fmt.Errorf("invalid parameter %q: not supported by etcdgate (query limits are set in its configuration)", p)
+		}
+	}
+	if qp.limit, err = parseLimit(r); err != nil {
+		return qp, err
+	}
+	if s := r.FormValue("lookback_delta"); s != "" {
+		d, err := parseDuration(s)
+		if err != nil {
+			return qp, fmt.Errorf("invalid parameter \"lookback_delta\": %w", err)
+		}
+		if d < 0 {
+			return qp, fmt.Errorf("invalid parameter \"lookback_delta\": %q is negative", s)
+		}
+		qp.opts.LookbackDelta = d
+	}
+	switch s := r.FormValue("stats"); s {
+	case "":
+	case "true":
+		qp.stats = true
+	case "all":
+		qp.stats, qp.opts.PerStepStats = true, true
+	default:
+		return qp, fmt.Errorf("invalid parameter \"stats\": %q, must be \"true\" or \"all\"", s)
+	}
+	return qp, nil
+}
+
+// truncateResult keeps the first limit series of a vector or matrix
+// result, as Prometheus does, and reports whether it dropped any.
+func truncateResult(res *evaluator.Result, limit int) bool {
+	if limit <= 0 {
+		return false
+	}
+	switch v := res.Value.(type) {
+	case evaluator.Vector:
+		if len(v) > limit {
+			res.Value = v[:limit]
+			return true
+		}
+	case evaluator.Matrix:
+		if len(v) > limit {
+			res.Value = v[:limit]
+			return true
+		}
+	}
+	return false
 }
 
 func parseRangeParams(r *http.Request) (start, end time.Time, step time.Duration, err error) {

@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -15,12 +16,15 @@ import (
 // shape. It appends the JSON by hand: a range query over many series is
 // millions of points, and reflection-based encoding would cost more than
 // evaluating them.
-func writeQueryResult(w http.ResponseWriter, res *evaluator.Result) {
+func writeQueryResult(w http.ResponseWriter, res *evaluator.Result, stats bool) {
 	b := make([]byte, 0, 4096)
 	b = append(b, `{"status":"success","data":{"resultType":"`...)
 	b = append(b, res.Value.Type()...)
 	b = append(b, `","result":`...)
 	b = appendValue(b, res.Value)
+	if stats {
+		b = appendStats(b, &res.Stats)
+	}
 	b = append(b, '}')
 	warnings, infos := res.Warnings.Strings()
 	b = appendStrings(b, "warnings", warnings)
@@ -182,4 +186,62 @@ func appendJSONString(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// appendStats writes the stats object of a query in Prometheus's shape
+// (util/stats: timings in seconds, samples), per-step counts included
+// when the query counted them.
+func appendStats(b []byte, st *evaluator.Stats) []byte {
+	b = append(b, `,"stats":{"timings":{"evalTotalTime":`...)
+	b = appendSeconds(b, st.EvalTime+st.ResultTime)
+	b = append(b, `,"resultSortTime":`...)
+	b = appendSeconds(b, st.ResultTime)
+	b = append(b, `,"queryPreparationTime":`...)
+	b = appendSeconds(b, st.PrepareTime)
+	b = append(b, `,"innerEvalTime":`...)
+	b = appendSeconds(b, st.EvalTime)
+	b = append(b, `,"execQueueTime":`...)
+	b = appendSeconds(b, st.QueueTime)
+	b = append(b, `,"execTotalTime":`...)
+	b = appendSeconds(b, st.TotalTime)
+	b = append(b, `},"samples":{`...)
+	if st.PerStep != nil {
+		b = appendStepSamples(b, "totalQueryableSamplesPerStep", st.PerStep)
+		b = append(b, ',')
+	}
+	b = append(b, `"totalQueryableSamples":`...)
+	b = strconv.AppendInt(b, st.QueryableSamples, 10)
+	if st.ReadPerStep != nil {
+		b = append(b, ',')
+		b = appendStepSamples(b, "samplesReadPerStep", st.ReadPerStep)
+	}
+	b = append(b, `,"samplesRead":`...)
+	b = strconv.AppendInt(b, st.SamplesRead, 10)
+	b = append(b, `,"seriesTouched":`...)
+	b = strconv.AppendInt(b, st.SeriesLoaded, 10)
+	b = append(b, `,"peakSamples":`...)
+	b = strconv.AppendInt(b, st.PeakSamples, 10)
+	return append(b, "}}"...)
+}
+
+func appendSeconds(b []byte, d time.Duration) []byte {
+	return strconv.AppendFloat(b, d.Seconds(), 'g', -1, 64)
+}
+
+// appendStepSamples writes "field":[[time, samples], ...].
+func appendStepSamples(b []byte, field string, steps []evaluator.StepSamples) []byte {
+	b = append(b, '"')
+	b = append(b, field...)
+	b = append(b, `":[`...)
+	for i, p := range steps {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = appendTime(b, p.T)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, p.N, 10)
+		b = append(b, ']')
+	}
+	return append(b, ']')
 }

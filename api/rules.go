@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/evaluator"
 )
 
 // The JSON shapes of Prometheus's /api/v1/rules and /api/v1/alerts.
@@ -67,15 +71,37 @@ type ruleFilter struct {
 	typ                 string
 	names, groups, file []string
 	excludeAlerts       bool
+	// matchers select rules by their labels (match[]): a rule is shown
+	// if its labels match any set.
+	matchers [][]*labels.Matcher
+	// groupLimit pages the answer by group (0: no paging); nextToken is
+	// the token of the page's first group.
+	groupLimit int
+	nextToken  string
 }
 
-func parseRuleFilter(r *http.Request) (ruleFilter, error) {
+func parseRuleFilter(r *http.Request, pl evaluator.ParseLimits) (ruleFilter, error) {
 	if err := r.ParseForm(); err != nil {
 		return ruleFilter{}, fmt.Errorf("error parsing form values: %w", err)
 	}
 	f := ruleFilter{typ: r.Form.Get("type"), names: r.Form["rule_name[]"], groups: r.Form["rule_group[]"], file: r.Form["file[]"]}
 	if f.typ != "" && f.typ != "alert" && f.typ != "record" {
 		return f, fmt.Errorf("unsupported type %q: want alert or record", f.typ)
+	}
+	var err error
+	if f.matchers, err = parseMatchers(r.Form["match[]"], pl); err != nil {
+		return f, err
+	}
+	f.nextToken = r.Form.Get("group_next_token")
+	switch s := r.Form.Get("group_limit"); {
+	case s != "":
+		n, err := strconv.ParseInt(s, 10, 32)
+		if err != nil || n <= 0 {
+			return f, fmt.Errorf("invalid parameter \"group_limit\": %q, must be a positive integer", s)
+		}
+		f.groupLimit = int(n)
+	case f.nextToken != "":
+		return f, errors.New("invalid parameter \"group_next_token\": group_limit needs to be present in order to paginate over the groups")
 	}
 	if s := r.Form.Get("exclude_alerts"); s != "" {
 		b, err := strconv.ParseBool(s)
@@ -89,23 +115,79 @@ func parseRuleFilter(r *http.Request) (ruleFilter, error) {
 
 func matchesAny(list []string, s string) bool { return len(list) == 0 || slices.Contains(list, s) }
 
+// ruleGroupsJSON is /api/v1/rules' data.
+type ruleGroupsJSON struct {
+	Groups         []ruleGroupJSON `json:"groups"`
+	GroupNextToken string          `json:"groupNextToken,omitempty"`
+}
+
+// groupToken names a group for group_next_token as Prometheus does (the
+// SHA-256 of "file;name"), so a token stays valid while the group does.
+func groupToken(g *RuleGroup) string {
+	h := sha256.Sum256([]byte(g.File + ";" + g.Name))
+	return hex.EncodeToString(h[:])
+}
+
+// ruleGroups serves /api/v1/rules: the groups of the whole ring (sorted
+// by file and name) filtered, then paged by group_limit as Prometheus
+// 3 pages them: a page starts at the group of group_next_token and ends
+// with a groupNextToken naming the next page's first group.
 func (a *API) ruleGroups(w http.ResponseWriter, r *http.Request) {
-	f, err := parseRuleFilter(r)
+	f, err := parseRuleFilter(r, a.listingState().limits.Parse)
 	if err != nil {
 		respondError(w, badData(err))
 		return
 	}
-	out := []ruleGroupJSON{}
+	out := ruleGroupsJSON{Groups: []ruleGroupJSON{}}
 	groups, warnings := a.allRuleGroups(r.Context())
-	for _, g := range groups {
+	found := false
+	for i := range groups {
+		g := &groups[i]
+		if f.groupLimit > 0 && f.nextToken != "" && !found {
+			if groupToken(g) != f.nextToken {
+				continue
+			}
+			found = true
+		}
 		if !matchesAny(f.groups, g.Name) || !matchesAny(f.file, g.File) {
 			continue
 		}
-		if gj := groupJSON(&g, f); len(gj.Rules) > 0 || (f.typ == "" && len(f.names) == 0) {
-			out = append(out, gj)
+		gj := groupJSON(g, f)
+		if len(gj.Rules) == 0 && (f.typ != "" || len(f.names) > 0 || len(f.matchers) > 0) {
+			continue
+		}
+		if f.groupLimit > 0 && len(out.Groups) == f.groupLimit {
+			out.GroupNextToken = groupToken(g)
+			break
+		}
+		out.Groups = append(out.Groups, gj)
+	}
+	if f.groupLimit > 0 && f.nextToken != "" && !found {
+		respondError(w, badData(fmt.Errorf("invalid parameter \"group_next_token\": %q names no rule group; were rule groups changed?", f.nextToken)))
+		return
+	}
+	respond(w, out, warnings)
+}
+
+// matchesRule reports whether a rule's labels match any of the matcher
+// sets (all rules when there are none).
+func matchesRule(sets [][]*labels.Matcher, ls map[string]string) bool {
+	if len(sets) == 0 {
+		return true
+	}
+	for _, set := range sets {
+		ok := true
+		for _, m := range set {
+			if !m.Matches(ls[m.Name]) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
 		}
 	}
-	respond(w, map[string]any{"groups": out}, warnings)
+	return false
 }
 
 func groupJSON(g *RuleGroup, f ruleFilter) ruleGroupJSON {
@@ -114,7 +196,7 @@ func groupJSON(g *RuleGroup, f ruleFilter) ruleGroupJSON {
 		EvaluationTime: g.EvaluationTime.Seconds(), LastEvaluation: g.LastEvaluation, Owner: g.Owner,
 	}
 	for _, r := range g.Rules {
-		if !matchesAny(f.names, r.Name) {
+		if !matchesAny(f.names, r.Name) || !matchesRule(f.matchers, r.Labels) {
 			continue
 		}
 		if r.Alerting {

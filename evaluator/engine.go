@@ -105,12 +105,25 @@ func NewEngine(store tsdb.Queryable, opts Options) *Engine {
 // Instant evaluates qs at ts. The result is a Vector, Scalar or String
 // (or a Matrix when qs is a range-vector expression).
 func (e *Engine) Instant(ctx context.Context, qs string, ts time.Time) (*Result, error) {
+	return e.InstantWith(ctx, qs, ts, QueryOpts{})
+}
+
+// InstantWith is Instant with the options of this query.
+func (e *Engine) InstantWith(ctx context.Context, qs string, ts time.Time, qo QueryOpts) (*Result, error) {
 	t := ts.UnixMilli()
-	return e.exec(ctx, qs, t, t, 0, true)
+	return e.exec(ctx, qs, t, t, 0, true, qo)
 }
 
 // Range evaluates qs at every step from start to end and returns a Matrix.
 func (e *Engine) Range(ctx context.Context, qs string, start, end time.Time, step time.Duration) (*Result, error) {
+	return e.RangeWith(ctx, qs, start, end, step, QueryOpts{})
+}
+
+// RangeWith is Range with the options of this query.
+func (e *Engine) RangeWith(ctx context.Context, qs string, start, end time.Time, step time.Duration, qo QueryOpts) (*Result, error) {
+	if qo.LookbackDelta < 0 {
+		return nil, badQuery("negative lookback delta %s", qo.LookbackDelta)
+	}
 	if step <= 0 {
 		return nil, badQuery("zero or negative query resolution step widths are not accepted. Try a positive integer")
 	}
@@ -120,7 +133,7 @@ func (e *Engine) Range(ctx context.Context, qs string, start, end time.Time, ste
 	if steps := end.Sub(start) / step; int64(steps) > e.opts.MaxPointsPerSeries {
 		return nil, badQuery("exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)", thousands(e.opts.MaxPointsPerSeries))
 	}
-	return e.exec(ctx, qs, start.UnixMilli(), end.UnixMilli(), step.Milliseconds(), false)
+	return e.exec(ctx, qs, start.UnixMilli(), end.UnixMilli(), step.Milliseconds(), false, qo)
 }
 
 // thousands formats n with comma separators, as Prometheus writes its

@@ -26,6 +26,7 @@ type queryState struct {
 	maxSamples       int64        // bound on points held at once
 	maxSeries        int          // bound on the series one selector matches
 	held             atomic.Int64 // points held: raw samples being read, results
+	peak             atomic.Int64 // the most points held at once
 	maxSubquerySteps int64        // bound on the steps of a subquery
 
 	// Series workers update these concurrently.
@@ -49,6 +50,9 @@ func (qs *queryState) annotate(info bool, msg string) {
 type evaluator struct {
 	*queryState
 	start, end, interval int64
+	// counts counts the samples handed to this evaluator's steps; a
+	// subquery's evaluator has counts of its own.
+	counts *stepCounts
 }
 
 func (ev *evaluator) numSteps() int { return int((ev.end-ev.start)/ev.interval) + 1 }
@@ -96,6 +100,10 @@ func (ev *evaluator) rollupExpr(e *metricsql.RollupExpr) any {
 	end := src.mods.refTime(ev.end)
 	src.each(func(n int) { out = make(Matrix, n) }, func(_ *seriesWorker, i int, metric labels.Labels, pts []FPoint) {
 		if w := windowPoints(pts, end-src.rangeMs, end); len(w) > 0 {
+			if !src.subquery {
+				ev.countAtStep(0, int64(len(w)))
+				ev.countReadAtStep(0, int64(len(w)))
+			}
 			ev.hold(len(w))
 			out[i] = Series{Metric: metric, Floats: w}
 		}
@@ -122,8 +130,11 @@ func (ev *evaluator) checkContext() {
 // hold accounts n more points held by the query and enforces the limit.
 // Callers hold before they allocate where they know the size.
 func (ev *evaluator) hold(n int) {
-	if ev.held.Add(int64(n)) > ev.maxSamples {
+	h := ev.held.Add(int64(n))
+	if h > ev.maxSamples {
 		raiseErr(ErrTooManySamples)
+	}
+	for p := ev.peak.Load(); h > p && !ev.peak.CompareAndSwap(p, h); p = ev.peak.Load() {
 	}
 }
 

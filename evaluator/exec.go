@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/prometheus/model/labels"
@@ -16,7 +17,8 @@ import (
 
 // exec parses qs and evaluates it at the steps start, start+interval, ...
 // end. instant selects the instant-query result shapes.
-func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64, instant bool) (res *Result, err error) {
+func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64, instant bool, qo QueryOpts) (res *Result, err error) {
+	began := time.Now()
 	defer func() {
 		// run recovers evaluation; this catches the rest (parsing,
 		// shaping the result), so that no panic ends the process.
@@ -24,10 +26,18 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			res, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if qo.LookbackDelta < 0 {
+		return nil, badQuery("negative lookback delta %s", qo.LookbackDelta)
+	}
+	lookback := e.opts.LookbackDelta
+	if qo.LookbackDelta > 0 {
+		lookback = qo.LookbackDelta
+	}
 	expr, err := ParseLimited(qs, e.opts.ParseLimits)
 	if err != nil {
 		return nil, err
 	}
+	parsed := time.Now()
 	typ := typeOf(expr)
 	if !instant && typ != typeVector && typ != typeScalar {
 		return nil, badQuery("invalid expression type %q for range query, must be Scalar or instant Vector", typ)
@@ -39,6 +49,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 		return nil, err
 	}
 	defer func() { <-e.slots }()
+	acquired := time.Now()
 
 	step := interval
 	if interval <= 0 {
@@ -48,7 +59,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 		queryState: &queryState{
 			ctx:                 ctx,
 			store:               e.store,
-			lookback:            e.opts.LookbackDelta.Milliseconds(),
+			lookback:            lookback.Milliseconds(),
 			queryStart:          start,
 			queryEnd:            end,
 			queryStep:           step,
@@ -61,12 +72,23 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 		end:      end,
 		interval: interval,
 	}
+	ev.counts = newStepCounts(ev.numSteps(), qo.PerStepStats)
 	val, err := ev.run(expr)
 	if err != nil {
 		return nil, err
 	}
-	res = &Result{Warnings: ev.annos, Stats: Stats{SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load()}}
+	evaluated := time.Now()
+	res = &Result{Warnings: ev.annos}
 	res.Value = ev.resultValue(val, instant, ordersResult(expr))
+	done := time.Now()
+	queryable, read := ev.stepSamples()
+	res.Stats = Stats{
+		SamplesLoaded: ev.samplesLoaded.Load(), SeriesLoaded: ev.seriesLoaded.Load(),
+		QueryableSamples: ev.counts.total.Load(), SamplesRead: ev.counts.read.Load(), PeakSamples: ev.peak.Load(),
+		PrepareTime: parsed.Sub(began), QueueTime: acquired.Sub(parsed), EvalTime: evaluated.Sub(acquired),
+		ResultTime: done.Sub(evaluated), TotalTime: done.Sub(began),
+		PerStep: queryable, ReadPerStep: read,
+	}
 	return res, nil
 }
 

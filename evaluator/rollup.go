@@ -28,7 +28,10 @@ type rangeSource struct {
 	// oneName: every series has the same metric name, so dropping it
 	// cannot make two label sets equal.
 	oneName bool
-	each    func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint), done func(w *seriesWorker))
+	// subquery: the points are a subquery's results, whose samples the
+	// subquery counted.
+	subquery bool
+	each     func(start func(n int), fn func(w *seriesWorker, i int, metric labels.Labels, pts []FPoint), done func(w *seriesWorker))
 }
 
 func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
@@ -43,6 +46,7 @@ func (ev *evaluator) rangeSource(e *metricsql.RollupExpr) *rangeSource {
 	src := &rangeSource{rangeMs: rng, mods: mods}
 	if e.ForSubquery() {
 		m := ev.subquery(e, mods, rng)
+		src.subquery = true
 		src.each = func(start func(int), fn func(*seriesWorker, int, labels.Labels, []FPoint), done func(*seriesWorker)) {
 			start(len(m))
 			ev.parallelWorkers(len(m), func(w *seriesWorker, i int) { fn(w, i, m[i].Metric, m[i].Floats) }, done)
@@ -88,7 +92,12 @@ func (ev *evaluator) subquery(e *metricsql.RollupExpr, mods selectorMods, rng in
 			"(query.max_subquery_steps) or than the samples the query may still hold; use a larger step",
 			ErrTooManySteps, e.AppendString(nil), steps, min(ev.maxSubquerySteps, ev.maxSamples-ev.held.Load())))
 	}
+	// The subquery counts its samples per step (one counter a step, fewer
+	// than the points it holds): each outer step counts those of the
+	// subquery steps in its window.
 	sub := &evaluator{queryState: ev.queryState, start: start, end: last, interval: step}
+	sub.counts = newStepCounts(sub.numSteps(), true)
+	defer ev.countSubquery(sub, mods, rng)
 	switch v := sub.eval(e.Expr).(type) {
 	case Matrix:
 		return v
@@ -148,7 +157,15 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 	if len(params) > 0 {
 		w.params = make([]float64, len(params))
 	}
-	lo, hi := 0, 0
+	// The samples of every window count once the series is done: one
+	// atomic add per series, not per step (per step only when asked).
+	var counted, read int64
+	defer func() {
+		ev.counts.total.Add(counted)
+		ev.counts.read.Add(read)
+	}()
+	perStep, readByStep := ev.counts.perStep, ev.counts.readByStep
+	lo, hi, prevHi := 0, 0, 0
 	for i := 0; i < n; i++ {
 		if i%stepsPerContextCheck == stepsPerContextCheck-1 {
 			// A window of millions of samples at every step of a long
@@ -164,8 +181,22 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 			lo++
 		}
 		if lo == hi {
+			prevHi = hi
 			continue
 		}
+		if !src.subquery {
+			counted += int64(hi - lo)
+			fresh := int64(hi - max(lo, prevHi)) // newer than the previous step's window
+			if i == 0 {
+				fresh = int64(hi - lo)
+			}
+			read += fresh
+			if perStep != nil {
+				perStep[i].Add(int64(hi - lo))
+				readByStep[i].Add(fresh)
+			}
+		}
+		prevHi = hi
 		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
 		for k, p := range params {
 			w.params[k] = p[i]

@@ -196,6 +196,7 @@ func (ev *evaluator) selectInstant(me *metricsql.MetricExpr, mods selectorMods, 
 		func(n int) { out = make(Matrix, n) },
 		func(_ *seriesWorker, i int, lset labels.Labels, pts []FPoint) {
 			if p := ev.instantPoints(pts, mods, times); len(p) > 0 {
+				ev.countPoints(p, mods.hasAt)
 				ev.hold(len(p))
 				out[i] = Series{Metric: lset, Floats: p}
 			}

@@ -1,6 +1,8 @@
 package evaluator
 
 import (
+	"time"
+
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -84,4 +86,21 @@ type Stats struct {
 	SamplesLoaded int64
 	// SeriesLoaded is the number of series read from the store.
 	SeriesLoaded int64
+	// QueryableSamples is the number of samples the selectors handed to
+	// the evaluation, summed over the steps (Prometheus's
+	// totalQueryableSamples); PerStep splits it by step when the query
+	// asked for it (QueryOpts.PerStepStats).
+	QueryableSamples int64
+	PerStep          []StepSamples
+	// SamplesRead counts each sample the selectors read once, at the
+	// first step that reads it (Prometheus's samplesRead, whose per-step
+	// split is ReadPerStep); SamplesLoaded also counts what the store
+	// returned that no step used.
+	SamplesRead int64
+	ReadPerStep []StepSamples
+	// PeakSamples is the most points the query held at once.
+	PeakSamples int64
+	// Timings of the query: waiting for a slot, parsing, evaluating,
+	// shaping the result, and all of it.
+	QueueTime, PrepareTime, EvalTime, ResultTime, TotalTime time.Duration
 }

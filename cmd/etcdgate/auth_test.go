@@ -164,6 +164,19 @@ func TestServeAuth(t *testing.T) {
 		{"POST", "/-/reload", "reader", nil, 403},
 		{"POST", "/-/reload", "admin", nil, 200},
 		{"GET", "/debug/pprof/", "admin", nil, 404}, // --web.enable-pprof is off
+		// The status and helper endpoints of issue 15: reads, but the
+		// config (its secrets masked) only for admins.
+		{"GET", "/api/v1/status/config", "writer", nil, 403},
+		{"GET", "/api/v1/status/config", "reader", nil, 403},
+		{"GET", "/api/v1/status/config", "admin", nil, 200},
+		{"GET", "/api/v1/status/runtimeinfo", "writer", nil, 403},
+		{"GET", "/api/v1/status/runtimeinfo", "reader", nil, 200},
+		{"GET", "/api/v1/format_query?query=up", "writer", nil, 403},
+		{"GET", "/api/v1/format_query?query=up", "reader", nil, 200},
+		{"GET", "/api/v1/parse_query?query=up", "writer", nil, 403},
+		{"GET", "/api/v1/parse_query?query=up", "reader", nil, 200},
+		{"GET", "/api/v1/query_exemplars?query=up", "writer", nil, 403},
+		{"GET", "/api/v1/query_exemplars?query=up", "reader", nil, 200},
 	} {
 		if code, body := g.do(tc.method, tc.path, tc.user, tc.body); code != tc.want {
 			t.Errorf("%s %s as %q: %d %s, want %d", tc.method, tc.path, tc.user, code, body, tc.want)

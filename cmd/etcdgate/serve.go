@@ -227,6 +227,8 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Inspections:   g.inspectionRecords(),
 		Ring:          ringStatus,
 		RingParts:     ringParts,
+		Config:        g.configYAML,
+		RuntimeInfo:   g.runtimeInfo(time.Now()),
 
 		EnableLifecycle: flags.enableLifecycle,
 		EnablePprof:     flags.enablePprof,
