@@ -145,6 +145,10 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		st.close()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	if err := db.loadMetadata(); err != nil {
+		st.close()
+		return nil, err
+	}
 	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
 		st.close()
 		return nil, err
