@@ -102,10 +102,10 @@ const (
 // Reasons metadata is dropped, the label values of
 // etcdgate_tsdb_metadata_dropped_total.
 const (
-	metadataDropInvalid   = "invalid"         // empty metric name
-	metadataDropTooLong   = "too_long"        // a string over MaxStringBytes
-	metadataDropMetrics   = "metric_limit"    // MaxMetrics names held
-	metadataDropBytes     = "bytes_limit"     // MaxBytes reached
+	metadataDropInvalid   = "invalid"          // empty metric name
+	metadataDropTooLong   = "too_long"         // a string over MaxStringBytes
+	metadataDropMetrics   = "metric_limit"     // MaxMetrics names held
+	metadataDropBytes     = "bytes_limit"      // MaxBytes reached
 	metadataDropHeadBytes = "head_bytes_limit" // the head's MaxBytes reached
 )
 

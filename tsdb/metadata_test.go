@@ -86,13 +86,13 @@ func TestMetadataKeepsDistinctNewest(t *testing.T) {
 		},
 		{
 			name: "metric selects one name", perMetric: 10,
-			steps: []step{{0, []MetricMetadata{mm("a", "gauge", "A", ""), mm("b", "counter", "B", "")}}},
+			steps:  []step{{0, []MetricMetadata{mm("a", "gauge", "A", ""), mm("b", "counter", "B", "")}}},
 			metric: "b", limit: -1, wantChanged: 2,
 			want: []MetricMetadataList{{Metric: "b", Entries: []Metadata{{Type: "counter", Help: "B"}}}},
 		},
 		{
 			name: "metric unknown", perMetric: 10,
-			steps: []step{{0, []MetricMetadata{mm("a", "gauge", "A", "")}}},
+			steps:  []step{{0, []MetricMetadata{mm("a", "gauge", "A", "")}}},
 			metric: "zz", limit: -1, wantChanged: 1,
 		},
 		{
