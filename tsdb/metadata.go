@@ -198,6 +198,11 @@ func (s *metadataStore) add(mds []MetricMetadata, now time.Time) (changed int) {
 	sec := now.Unix()
 	for i := range mds {
 		m := &mds[i]
+		if t := canonicalType(m.Type); t != m.Type {
+			c := *m // the caller's slice is not ours to change
+			c.Type = t
+			m = &c
+		}
 		if s.seen(m, sec) {
 			continue
 		}
@@ -314,15 +319,27 @@ func (s *metadataStore) insert(m *MetricMetadata, sec int64) bool {
 	return true
 }
 
-// metricTypes are the types senders use; a kept type shares their
-// strings instead of copying the request's.
-var metricTypes = []string{"counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown",
-	"COUNTER", "GAUGE", "HISTOGRAM", "GAUGEHISTOGRAM", "SUMMARY", "INFO", "STATESET", "UNKNOWN"}
+// metricTypes are the metric types of Prometheus's model, as its
+// /api/v1/metadata names them.
+var metricTypes = []string{"counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset", "unknown"}
+
+// canonicalType returns typ in Prometheus's spelling when it is one of
+// its types in any case (remote write's enum names are upper case), else
+// typ. A known type is one of the strings of metricTypes, never a copy of
+// the request's.
+func canonicalType(typ string) string {
+	for _, t := range metricTypes {
+		if len(t) == len(typ) && strings.EqualFold(t, typ) {
+			return t
+		}
+	}
+	return typ
+}
 
 func cloneMetadata(md Metadata) Metadata {
-	typ := strings.Clone(md.Type)
-	if i := slices.Index(metricTypes, md.Type); i >= 0 {
-		typ = metricTypes[i]
+	typ := md.Type
+	if !slices.Contains(metricTypes, typ) {
+		typ = strings.Clone(typ)
 	}
 	return Metadata{Type: typ, Help: strings.Clone(md.Help), Unit: strings.Clone(md.Unit)}
 }

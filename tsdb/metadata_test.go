@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -94,6 +95,15 @@ func TestMetadataKeepsDistinctNewest(t *testing.T) {
 			name: "metric unknown", perMetric: 10,
 			steps:  []step{{0, []MetricMetadata{mm("a", "gauge", "A", "")}}},
 			metric: "zz", limit: -1, wantChanged: 1,
+		},
+		{
+			name: "type names of any case are Prometheus's", perMetric: 10,
+			steps: []step{{0, []MetricMetadata{mm("a", "COUNTER", "A", ""), mm("a", "counter", "A", ""), mm("b", "Gauge", "", ""), mm("c", "custom", "", "")}}},
+			limit: -1, wantChanged: 3,
+			want: []MetricMetadataList{
+				{Metric: "a", Entries: []Metadata{{Type: "counter", Help: "A"}}},
+				{Metric: "b", Entries: []Metadata{{Type: "gauge"}}},
+				{Metric: "c", Entries: []Metadata{{Type: "custom"}}}},
 		},
 		{
 			name: "empty name refused", perMetric: 10,
@@ -193,12 +203,18 @@ func TestMetadataUnchangedAllocatesNothing(t *testing.T) {
 	mds := benchMetadata(500)
 	now := time.Now()
 	s.add(mds, now)
-	if a := testing.AllocsPerRun(20, func() {
-		if s.add(mds, now) != 0 {
-			t.Fatal("unchanged metadata changed the store")
+	upper := slices.Clone(mds) // remote write's enum names
+	for i := range upper {
+		upper[i].Type = strings.ToUpper(upper[i].Type)
+	}
+	for _, batch := range [][]MetricMetadata{mds, upper} {
+		if a := testing.AllocsPerRun(20, func() {
+			if s.add(batch, now.Add(time.Minute)) != 0 {
+				t.Fatal("unchanged metadata changed the store")
+			}
+		}); a != 0 {
+			t.Fatalf("%v allocations per unchanged batch, want 0", a)
 		}
-	}); a != 0 {
-		t.Fatalf("%v allocations per unchanged batch, want 0", a)
 	}
 }
 
