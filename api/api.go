@@ -179,6 +179,10 @@ func (a *API) Routes() []Route {
 	add("GET /api/v1/alerts", "alerts", RoleRead, a.alerts)
 	add("GET /api/v1/slo", "slo", RoleRead, a.sloStatus)
 	add("GET /api/v1/inspections", "inspections", RoleRead, a.inspections)
+	add("GET /api/v1/metadata", "metadata", RoleRead, a.metadata) // metadata.go
+	if a.opts.Ring != nil && a.opts.RingParts != nil {
+		add("GET "+MetadataPartPath, "internal_metadata", RoleRead, a.metadataPart)
+	}
 	if a.opts.Ring != nil {
 		add("GET /api/v1/status/ring", "ring_status", RoleRead, a.ringStatus)
 		add("POST "+ring.PushPath, "internal_push", RoleWrite, a.internalPush)
