@@ -175,6 +175,10 @@ func (db *DB) NumHeadSeries() int64 { return db.head.NumSeries() }
 // SetLimits replaces the head's memory ceiling.
 func (db *DB) SetLimits(l HeadLimits) { db.head.SetLimits(l) }
 
+// SetMetadataLimits replaces the bounds of the metric metadata
+// (Head.SetMetadataLimits).
+func (db *DB) SetMetadataLimits(o MetadataOptions) error { return db.head.SetMetadataLimits(o) }
+
 // Stats returns the head's cardinality statistics.
 func (db *DB) Stats(limit int) Stats { return db.head.Stats(limit) }
 

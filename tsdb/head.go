@@ -91,6 +91,16 @@ func (h *Head) Bytes() int64 {
 	return h.chunkBytes.Load() + h.indexBytes.Load() + h.symbols.size() + h.metadata.size()
 }
 
+// SetMetadataLimits replaces the bounds of the metric metadata; they
+// apply to metadata that arrives from now on, what is kept stays.
+func (h *Head) SetMetadataLimits(o MetadataOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	h.metadata.setLimits(o)
+	return nil
+}
+
 // AddMetadata keeps the metric metadata of mds that is new, in memory
 // only (DB.AddMetadata also persists it); it reports how many entries
 // changed. mds may alias a request body: it is not kept.

@@ -67,9 +67,10 @@ type MetadataOptions struct {
 
 // DefaultMetadataOptions returns the bounds etcdgate runs with by default:
 // a fleet's exporters export a few thousand metric names, each with one
-// or two helps of about a hundred bytes.
+// or two helps of about a hundred bytes. MaxStringBytes is the bound the
+// remote-write decoder applies (ingest.MaxMetadataStringBytes).
 func DefaultMetadataOptions() MetadataOptions {
-	return MetadataOptions{MaxMetrics: 100_000, MaxPerMetric: 10, MaxStringBytes: 4096, MaxBytes: 64 << 20}
+	return MetadataOptions{MaxMetrics: 100_000, MaxPerMetric: 10, MaxStringBytes: 16 << 10, MaxBytes: 64 << 20}
 }
 
 // Validate reports the first invalid bound.
@@ -115,8 +116,8 @@ const (
 // serializes writes to the store, so that the last write of a name holds
 // its newest state.
 type metadataStore struct {
-	opts    MetadataOptions // immutable
-	seed    maphash.Seed    // immutable
+	limits  atomic.Pointer[MetadataOptions] // replaced whole by setLimits
+	seed    maphash.Seed                    // immutable
 	stripes [metadataStripes]metadataStripe
 	names   atomic.Int64
 	bytes   atomic.Int64
@@ -150,7 +151,8 @@ type metadataEntry struct {
 }
 
 func newMetadataStore(opts MetadataOptions, headFull func() bool) *metadataStore {
-	s := &metadataStore{opts: opts, seed: maphash.MakeSeed(), headFull: headFull, dirty: map[string]struct{}{}}
+	s := &metadataStore{seed: maphash.MakeSeed(), headFull: headFull, dirty: map[string]struct{}{}}
+	s.limits.Store(&opts)
 	for i := range s.stripes {
 		s.stripes[i].m = map[string]*metadataList{}
 	}
@@ -187,6 +189,11 @@ func (s *metadataStore) register(reg prometheus.Registerer) {
 		}, func() float64 { return float64(s.bytes.Load()) }))
 }
 
+// setLimits replaces the bounds; they apply to metadata that arrives from
+// now on: what is kept stays, and a name past a lowered MaxPerMetric
+// gives way one entry per new one.
+func (s *metadataStore) setLimits(o MetadataOptions) { s.limits.Store(&o) }
+
 func (s *metadataStore) stripe(name string) *metadataStripe {
 	return &s.stripes[maphash.String(s.seed, name)%metadataStripes]
 }
@@ -196,6 +203,7 @@ func (s *metadataStore) stripe(name string) *metadataStripe {
 // request body: what is kept is copied.
 func (s *metadataStore) add(mds []MetricMetadata, now time.Time) (changed int) {
 	sec := now.Unix()
+	lim := s.limits.Load()
 	for i := range mds {
 		m := &mds[i]
 		if t := canonicalType(m.Type); t != m.Type {
@@ -206,11 +214,11 @@ func (s *metadataStore) add(mds []MetricMetadata, now time.Time) (changed int) {
 		if s.seen(m, sec) {
 			continue
 		}
-		if reason := s.check(m); reason != "" {
+		if reason := check(m, lim); reason != "" {
 			s.dropped.WithLabelValues(reason).Inc()
 			continue
 		}
-		if s.insert(m, sec) {
+		if s.insert(m, sec, lim) {
 			changed++
 		}
 	}
@@ -241,8 +249,8 @@ func (s *metadataStore) seen(m *MetricMetadata, sec int64) bool {
 }
 
 // check returns why m cannot be kept, or "".
-func (s *metadataStore) check(m *MetricMetadata) string {
-	max := s.opts.MaxStringBytes
+func check(m *MetricMetadata, lim *MetadataOptions) string {
+	max := lim.MaxStringBytes
 	switch {
 	case m.Metric == "":
 		return metadataDropInvalid
@@ -259,7 +267,7 @@ func metadataEntryBytes(md Metadata) int64 {
 // insert keeps a copy of m, replacing the least recently seen entry of
 // its name when the name holds MaxPerMetric. It reports whether the store
 // changed (false when m was dropped, or a racer inserted it first).
-func (s *metadataStore) insert(m *MetricMetadata, sec int64) bool {
+func (s *metadataStore) insert(m *MetricMetadata, sec int64, lim *MetadataOptions) bool {
 	cost := metadataEntryBytes(m.Metadata)
 	st := s.stripe(m.Metric)
 	st.mu.Lock()
@@ -278,9 +286,9 @@ func (s *metadataStore) insert(m *MetricMetadata, sec int64) bool {
 		cost += metadataNameOverhead + int64(len(m.Metric))
 	}
 	switch {
-	case newName && s.names.Load() >= int64(s.opts.MaxMetrics):
+	case newName && s.names.Load() >= int64(lim.MaxMetrics):
 		reason = metadataDropMetrics
-	case s.bytes.Load()+cost > s.opts.MaxBytes:
+	case s.bytes.Load()+cost > lim.MaxBytes:
 		reason = metadataDropBytes
 	case s.headFull != nil && s.headFull():
 		reason = metadataDropHeadBytes
@@ -297,7 +305,7 @@ func (s *metadataStore) insert(m *MetricMetadata, sec int64) bool {
 	}
 	e := &metadataEntry{md: cloneMetadata(m.Metadata)}
 	e.lastSeen.Store(sec)
-	if len(l.entries) < s.opts.MaxPerMetric {
+	if len(l.entries) < lim.MaxPerMetric {
 		l.entries = append(l.entries, e)
 	} else {
 		oldest := 0
@@ -437,13 +445,15 @@ func (s *metadataStore) snapshotOf(name string) ([]Metadata, bool) {
 // restore puts persisted metadata of name back, the most recently seen
 // first, within the bounds in force (they may have shrunk since).
 func (s *metadataStore) restore(name string, mds []Metadata) {
+	lim := s.limits.Load()
 	for i, md := range mds {
 		m := MetricMetadata{Metric: name, Metadata: md}
-		if s.check(&m) != "" || i >= s.opts.MaxPerMetric {
+		m.Type = canonicalType(m.Type)
+		if check(&m, lim) != "" || i >= lim.MaxPerMetric {
 			continue
 		}
 		// Older than anything seen after the start, in their saved order.
-		s.insert(&m, -int64(i)-1)
+		s.insert(&m, -int64(i)-1, lim)
 	}
 }
 

@@ -177,6 +177,30 @@ func TestMetadataBounds(t *testing.T) {
 	}
 }
 
+func TestMetadataSetLimits(t *testing.T) {
+	h := newTestHead(t, nil)
+	h.AddMetadata([]MetricMetadata{mm("a", "gauge", "", ""), mm("b", "gauge", "", "")})
+	lower := DefaultMetadataOptions()
+	lower.MaxMetrics = 2
+	lower.MaxPerMetric = 1
+	if err := h.SetMetadataLimits(lower); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.AddMetadata([]MetricMetadata{mm("c", "gauge", "", "")}); n != 0 {
+		t.Fatalf("a third name kept under max metrics 2")
+	}
+	// A name past the lowered MaxPerMetric: the new entry replaces one.
+	h.AddMetadata([]MetricMetadata{mm("a", "gauge", "newer", "")})
+	if got := h.Metadata("a", -1, 0); len(got) != 1 || len(got[0].Entries) != 1 || got[0].Entries[0].Help != "newer" {
+		t.Fatalf("after lowering max per metric: %+v", got)
+	}
+	bad := lower
+	bad.MaxBytes = 0
+	if err := h.SetMetadataLimits(bad); err == nil {
+		t.Fatal("max bytes 0 accepted")
+	}
+}
+
 // TestMetadataCopiesInput: the input aliases a request body that is
 // reused afterwards.
 func TestMetadataCopiesInput(t *testing.T) {
