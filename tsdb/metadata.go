@@ -336,17 +336,26 @@ var metricTypes = []string{"counter", "gauge", "histogram", "gaugehistogram", "s
 // typ. A known type is one of the strings of metricTypes, never a copy of
 // the request's.
 func canonicalType(typ string) string {
-	for _, t := range metricTypes {
-		if len(t) == len(typ) && strings.EqualFold(t, typ) {
-			return t
-		}
-	}
-	return typ
+	t, _ := knownType(typ)
+	return t
 }
 
+// knownType returns the string of metricTypes typ names in any case, and
+// true; else typ and false.
+func knownType(typ string) (string, bool) {
+	for _, t := range metricTypes {
+		if len(t) == len(typ) && strings.EqualFold(t, typ) {
+			return t, true
+		}
+	}
+	return typ, false
+}
+
+// cloneMetadata copies md's strings: a known type becomes the string of
+// metricTypes (equal is not enough: md's may alias a request body).
 func cloneMetadata(md Metadata) Metadata {
-	typ := md.Type
-	if !slices.Contains(metricTypes, typ) {
+	typ, known := knownType(md.Type)
+	if !known {
 		typ = strings.Clone(typ)
 	}
 	return Metadata{Type: typ, Help: strings.Clone(md.Help), Unit: strings.Clone(md.Unit)}

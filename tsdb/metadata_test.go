@@ -205,13 +205,15 @@ func TestMetadataSetLimits(t *testing.T) {
 // reused afterwards.
 func TestMetadataCopiesInput(t *testing.T) {
 	s := newMetadataStore(DefaultMetadataOptions(), nil)
-	body := []byte("etcd_up|a_type|The help.|seconds")
+	body := []byte("etcd_up|a_type|The help.|seconds|gauge|COUNTER")
 	str := unsafe.String(&body[0], len(body))
-	s.add([]MetricMetadata{mm(str[:7], str[8:14], str[15:24], str[25:])}, time.Now())
+	s.add([]MetricMetadata{mm(str[:7], str[8:14], str[15:24], str[25:32]),
+		mm(str[:7], str[33:38], "", ""), mm(str[:7], str[39:], "", "")}, time.Now())
 	for i := range body {
 		body[i] = 'X'
 	}
-	want := []MetricMetadataList{{Metric: "etcd_up", Entries: []Metadata{{Type: "a_type", Help: "The help.", Unit: "seconds"}}}}
+	want := []MetricMetadataList{{Metric: "etcd_up", Entries: []Metadata{
+		{Type: "a_type", Help: "The help.", Unit: "seconds"}, {Type: "gauge"}, {Type: "counter"}}}}
 	if got := s.list("", -1, 0); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after the body changed: %+v, want %+v", got, want)
 	}

@@ -380,6 +380,9 @@ func (g *gateway) openStore() error {
 	g.mu.Unlock()
 	in.SetLimits(cfg.IngestLimits())
 	db.SetLimits(cfg.HeadLimits())
+	if err := db.SetMetadataLimits(cfg.MetadataOptions()); err != nil {
+		return err // validated with cfg: a bug
+	}
 	g.api.SetBackend(in, db)
 	if g.ring != nil {
 		// Reads of the whole ring (ring_reads.go); the internal endpoints
