@@ -147,7 +147,7 @@ func TestMetadataSurvivesKill(t *testing.T) {
 	dataDir := t.TempDir()
 	p, gw := startGatewayIn(t, dataDir)
 	want := map[string][]map[string]string{
-		"etcd_server_has_leader": {{"type": "gauge", "help": "Whether or not a leader exists. 1 is existence, 0 is not.", "unit": ""}},
+		"etcd_server_has_leader":               {{"type": "gauge", "help": "Whether or not a leader exists. 1 is existence, 0 is not.", "unit": ""}},
 		"etcd_disk_wal_fsync_duration_seconds": {{"type": "histogram", "help": "The latency distributions of fsync called by WAL.", "unit": "seconds"}},
 	}
 	body := metadataWrite(t, time.Now().UnixMilli(),
