@@ -23,10 +23,13 @@ import (
 // (ingest.Options.MetadataSink, wired in openStore to newMetadataSink).
 
 // metadataOf GETs /api/v1/metadata with query from a Prometheus-compatible
-// API and returns its data.
+// API and returns its data; nil while the server does not listen yet.
 func metadataOf(t *testing.T, base string, query url.Values) map[string][]map[string]string {
 	t.Helper()
 	code, body := httpGet(base + "/api/v1/metadata?" + query.Encode())
+	if code == 0 {
+		return nil
+	}
 	if code != http.StatusOK {
 		t.Fatalf("metadata from %s: %d %s", base, code, body)
 	}
