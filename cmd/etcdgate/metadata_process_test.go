@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -170,5 +171,60 @@ func TestMetadataSurvivesKill(t *testing.T) {
 	_, gw = startGatewayIn(t, dataDir)
 	if got := metadataOf(t, gw, nil); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after kill -9 and restart: %v\nwant %v", got, want)
+	}
+}
+
+// TestRingMetadata: metadata stays on the node that received the write;
+// every node of a 3-node ring answers /api/v1/metadata with the union of
+// all nodes', an entry two nodes hold once; a killed node costs its part
+// only, with a warning naming it.
+func TestRingMetadata(t *testing.T) {
+	h := newRingHarness(t, "")
+	h.ttl = "30s" // the killed node stays in the ring while the answers are compared
+	names := []string{"n0", "n1", "n2"}
+	for _, n := range names {
+		h.start(n, 3)
+	}
+	for _, n := range names {
+		waitActive(t, h.nodes[n].url, 30*time.Second, names...)
+	}
+	leader := prompb.MetricMetadata{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "etcd_server_has_leader", Help: "Whether or not a leader exists."}
+	now := time.Now().UnixMilli()
+	writes := map[string][]prompb.MetricMetadata{
+		"n0": {leader, {Type: prompb.MetricMetadata_COUNTER, MetricFamilyName: "etcd_server_proposals_committed_total", Help: "Proposals committed."}},
+		"n1": {leader, {Type: prompb.MetricMetadata_HISTOGRAM, MetricFamilyName: "etcd_disk_wal_fsync_duration_seconds", Help: "fsync.", Unit: "seconds"}},
+		"n2": {{Type: prompb.MetricMetadata_GAUGE, MetricFamilyName: "etcd_mvcc_db_total_size_in_bytes", Help: "DB size.", Unit: "bytes"}},
+	}
+	for n, mds := range writes {
+		if code, msg := ringWrite(h.nodes[n].url, metadataWrite(t, now, mds...)); code != http.StatusNoContent {
+			t.Fatalf("write to %s: %d %s", n, code, msg)
+		}
+	}
+	want := map[string][]map[string]string{
+		"etcd_server_has_leader":                {{"type": "gauge", "help": "Whether or not a leader exists.", "unit": ""}},
+		"etcd_server_proposals_committed_total": {{"type": "counter", "help": "Proposals committed.", "unit": ""}},
+		"etcd_disk_wal_fsync_duration_seconds":  {{"type": "histogram", "help": "fsync.", "unit": "seconds"}},
+		"etcd_mvcc_db_total_size_in_bytes":      {{"type": "gauge", "help": "DB size.", "unit": "bytes"}},
+	}
+	for _, n := range names {
+		if got := metadataOf(t, h.nodes[n].url, nil); !reflect.DeepEqual(got, want) {
+			t.Fatalf("through %s: %v\nwant %v", n, got, want)
+		}
+		if got := metadataOf(t, h.nodes[n].url, url.Values{"limit": {"2"}}); len(got) != 2 || got["etcd_disk_wal_fsync_duration_seconds"] == nil || got["etcd_mvcc_db_total_size_in_bytes"] == nil {
+			t.Fatalf("limit=2 through %s: %v", n, got)
+		}
+	}
+	h.killInRing(h.nodes["n2"])
+	code, body := httpGet(h.nodes["n0"].url + "/api/v1/metadata")
+	var resp struct {
+		Data     map[string][]map[string]string `json:"data"`
+		Warnings []string                       `json:"warnings"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || code != http.StatusOK {
+		t.Fatalf("with n2 killed: %d %s", code, body)
+	}
+	delete(want, "etcd_mvcc_db_total_size_in_bytes")
+	if !reflect.DeepEqual(resp.Data, want) || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "n2") {
+		t.Fatalf("with n2 killed: %v, warnings %q", resp.Data, resp.Warnings)
 	}
 }
