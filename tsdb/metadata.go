@@ -206,6 +206,12 @@ func (s *metadataStore) add(mds []MetricMetadata, now time.Time) (changed int) {
 	lim := s.limits.Load()
 	for i := range mds {
 		m := &mds[i]
+		if i > 0 && *m == mds[i-1] {
+			// Remote write 2.0 repeats a metric's metadata on each of its
+			// series, from one symbol table: the strings are the same
+			// memory, and the comparison stops at the pointers.
+			continue
+		}
 		if t := canonicalType(m.Type); t != m.Type {
 			c := *m // the caller's slice is not ours to change
 			c.Type = t

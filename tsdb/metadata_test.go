@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -415,26 +417,48 @@ func benchMetadata(n int) []MetricMetadata {
 }
 
 // BenchmarkMetadataUnchanged is the steady state: every sender sends the
-// same metadata of every metric every few seconds.
+// same metadata of every metric every few seconds. shape=families is
+// remote write 1.0's metadata field (one entry a metric name);
+// shape=series is 2.0's per-series metadata (one entry a series, 10
+// series a metric name, their strings from one symbol table).
 func BenchmarkMetadataUnchanged(b *testing.B) {
-	for _, n := range []int{100, 2000} {
-		b.Run(fmt.Sprint("metrics=", n), func(b *testing.B) {
-			s := newMetadataStore(DefaultMetadataOptions(), nil)
-			mds := benchMetadata(n)
-			s.add(mds, time.Now())
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				// Copies, as each request decodes its own body.
-				own := make([]MetricMetadata, len(mds))
-				for i, m := range mds {
-					own[i] = mm(strings.Clone(m.Metric), strings.Clone(m.Type), strings.Clone(m.Help), m.Unit)
+	for _, shape := range []string{"families", "series"} {
+		for _, n := range []int{100, 2000} {
+			b.Run(fmt.Sprintf("shape=%s/entries=%d", shape, n), func(b *testing.B) {
+				s := newMetadataStore(DefaultMetadataOptions(), nil)
+				base := benchMetadata(n)
+				if shape == "series" {
+					base = benchMetadata(n / 10)
 				}
+				s.add(base, time.Now())
+				// One copy per goroutine, as each request decodes its own
+				// body; made before the timer starts.
+				procs := runtime.GOMAXPROCS(0)
+				copies := make([][]MetricMetadata, procs)
+				for p := range copies {
+					for _, m := range base {
+						c := mm(strings.Clone(m.Metric), strings.Clone(m.Type), strings.Clone(m.Help), m.Unit)
+						reps := 1
+						if shape == "series" {
+							reps = 10
+						}
+						for range reps {
+							copies[p] = append(copies[p], c)
+						}
+					}
+				}
+				var next atomic.Int32
 				now := time.Now()
-				for pb.Next() {
-					s.add(own, now)
-				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					own := copies[int(next.Add(1)-1)%procs]
+					for pb.Next() {
+						s.add(own, now)
+					}
+				})
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 			})
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
-		})
+		}
 	}
 }
