@@ -350,6 +350,11 @@ func canonicalType(typ string) string {
 // true; else typ and false.
 func knownType(typ string) (string, bool) {
 	for _, t := range metricTypes {
+		if t == typ {
+			return t, true // the common case: already Prometheus's spelling
+		}
+	}
+	for _, t := range metricTypes {
 		if len(t) == len(typ) && strings.EqualFold(t, typ) {
 			return t, true
 		}
