@@ -16,6 +16,7 @@ import (
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/prompb"
 
+	"github.com/etcdgate/etcdgate/internal/testbin"
 	"github.com/etcdgate/etcdgate/internal/testnet"
 )
 
@@ -226,5 +227,58 @@ func TestRingMetadata(t *testing.T) {
 	delete(want, "etcd_mvcc_db_total_size_in_bytes")
 	if !reflect.DeepEqual(resp.Data, want) || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "n2") {
 		t.Fatalf("with n2 killed: %v, warnings %q", resp.Data, resp.Warnings)
+	}
+}
+
+// TestPrometheus3Metadata: Prometheus 3 scrapes itself and sends remote
+// write 2.0 with per-series metadata (metadata-wal-records); etcdgate's
+// /api/v1/metadata answers for Prometheus's own metric families (a
+// counter, gauges, a histogram, a summary) what Prometheus's answers:
+// the metadata of a histogram's _bucket, _sum and _count series is the
+// family's, under the family's name.
+func TestPrometheus3Metadata(t *testing.T) {
+	promBin := testbin.Prometheus3(t)
+	_, gw := startGateway(t)
+	promPort := testnet.FreePort(t)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+global:
+  scrape_interval: 1s
+  scrape_native_histograms: false
+scrape_configs:
+  - job_name: prometheus
+    static_configs: [{targets: ["127.0.0.1:%d"]}]
+remote_write:
+  - url: %s/api/v1/write
+    protobuf_message: io.prometheus.write.v2.Request
+    queue_config:
+      batch_send_deadline: 1s
+`, promPort, gw)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prom := startProcess(t, promBin,
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort),
+		"--storage.remote.flush-deadline=5s",
+		"--enable-feature=metadata-wal-records",
+	)
+	promURL := fmt.Sprintf("http://127.0.0.1:%d", promPort)
+	for _, m := range []string{"prometheus_build_info", "go_goroutines", "prometheus_http_requests_total",
+		"prometheus_http_request_duration_seconds", "go_gc_duration_seconds"} {
+		q := url.Values{"metric": {m}}
+		var got, want map[string][]map[string]string
+		waitFor(t, 90*time.Second, m+"'s metadata in Prometheus 3 and in etcdgate", func() bool {
+			got, want = metadataOf(t, gw, q), metadataOf(t, promURL, q)
+			return len(want[m]) > 0 && len(got[m]) > 0
+		})
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: etcdgate has %v, Prometheus 3 %v", m, got, want)
+		}
+	}
+	if err := prom.stop(30 * time.Second); err != nil {
+		t.Fatalf("stop prometheus: %v", err)
 	}
 }
