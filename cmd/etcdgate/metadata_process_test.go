@@ -25,11 +25,12 @@ import (
 // (ingest.Options.MetadataSink, wired in openStore to newMetadataSink).
 
 // metadataOf GETs /api/v1/metadata with query from a Prometheus-compatible
-// API and returns its data; nil while the server does not listen yet.
+// API and returns its data; nil while the server does not listen or is
+// not ready yet (Prometheus answers 503 while it starts).
 func metadataOf(t *testing.T, base string, query url.Values) map[string][]map[string]string {
 	t.Helper()
 	code, body := httpGet(base + "/api/v1/metadata?" + query.Encode())
-	if code == 0 {
+	if code == 0 || code == http.StatusServiceUnavailable {
 		return nil
 	}
 	if code != http.StatusOK {
