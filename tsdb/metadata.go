@@ -272,7 +272,12 @@ func metadataEntryBytes(md Metadata) int64 {
 
 // insert keeps a copy of m, replacing the least recently seen entry of
 // its name when the name holds MaxPerMetric. It reports whether the store
-// changed (false when m was dropped, or a racer inserted it first).
+// changed (false when m was dropped, or a racer inserted it first). The
+// bounds are checked under the stripe's lock against store-wide counts:
+// inserts into different stripes may pass MaxMetrics or MaxBytes by one
+// entry each at most. A restored entry (sec < 0) is not refused for the
+// head's bytes: it was kept before, and the head's series were just
+// restored with it.
 func (s *metadataStore) insert(m *MetricMetadata, sec int64, lim *MetadataOptions) bool {
 	cost := metadataEntryBytes(m.Metadata)
 	st := s.stripe(m.Metric)
@@ -296,7 +301,7 @@ func (s *metadataStore) insert(m *MetricMetadata, sec int64, lim *MetadataOption
 		reason = metadataDropMetrics
 	case s.bytes.Load()+cost > lim.MaxBytes:
 		reason = metadataDropBytes
-	case s.headFull != nil && s.headFull():
+	case sec >= 0 && s.headFull != nil && s.headFull():
 		reason = metadataDropHeadBytes
 	}
 	if reason != "" {
