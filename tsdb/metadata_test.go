@@ -365,6 +365,32 @@ func TestMetadataRestoreWithinBounds(t *testing.T) {
 	}
 }
 
+// TestMetadataRestoredOverHeadLimit: what was kept is restored even when
+// the head starts at its byte limit; only new metadata is refused then.
+func TestMetadataRestoredOverHeadLimit(t *testing.T) {
+	dir := t.TempDir()
+	db := openTestDB(t, dir, testDBOptions())
+	if err := db.AddMetadata([]MetricMetadata{mm("a", "gauge", "A.", ""), mm("b", "counter", "B.", "")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o := testDBOptions()
+	o.Head.Limits.MaxBytes = 1
+	db = openTestDB(t, dir, o)
+	defer db.Close()
+	if got := db.Metadata("", -1, 0); len(got) != 2 {
+		t.Fatalf("restored %+v, want a and b", got)
+	}
+	if err := db.AddMetadata([]MetricMetadata{mm("c", "gauge", "", "")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.Metadata("c", -1, 0); len(got) != 0 {
+		t.Fatalf("new metadata kept over the head's byte limit: %+v", got)
+	}
+}
+
 func TestMetadataValueMalformed(t *testing.T) {
 	good := appendMetadataValue(nil, []Metadata{{Type: "gauge", Help: "h", Unit: "u"}})
 	for _, tc := range []struct {
