@@ -101,6 +101,9 @@ type API struct {
 	// writeLogs throttles the log of failed writes: during an outage
 	// (a store failure, owners down) every request fails alike.
 	writeLogs *logthrottle.Throttle
+	// remoteReadLogs throttles the log of partial and cut remote reads.
+	remoteReadLogs    *logthrottle.Throttle
+	remoteReadMetrics *remoteReadMetrics
 	// selects are the slots of internal selects (select.go).
 	selects chan struct{}
 	// ringReads, when set, is what the listing endpoints read (the ring's
@@ -124,6 +127,7 @@ func New(opts Options) *API {
 	}
 	a := &API{opts: opts, metrics: newHTTPMetrics(opts.Registerer), auth: newAuthenticator(opts.Registerer, opts.Logger),
 		writeLogs: logthrottle.New(10*time.Second, 1), selects: make(chan struct{}, maxSelectConcurrency)}
+	a.remoteReadLogs, a.remoteReadMetrics = logthrottle.New(10*time.Second, 2), newRemoteReadMetrics(opts.Registerer)
 	a.auth.policy.Store(opts.Auth)
 	if opts.Ingester != nil && opts.Storage != nil {
 		a.SetBackend(opts.Ingester, opts.Storage)
@@ -172,6 +176,7 @@ func (a *API) Routes() []Route {
 		add(m+" /api/v1/labels", "labels", RoleRead, a.labelNames)
 		add(m+" /api/v1/label/{name}/values", "label_values", RoleRead, a.labelValues)
 	}
+	add("POST /api/v1/read", "remote_read", RoleRead, a.remoteRead)
 	add("GET /api/v1/status/buildinfo", "buildinfo", RoleRead, a.buildInfo)
 	add("GET /api/v1/status/tsdb", "tsdb_status", RoleRead, a.tsdbStatus)
 	add("GET /api/v1/status/relabel", "relabel_status", RoleRead, a.relabelStatus)

@@ -352,6 +352,7 @@ func TestInternalSelectMalformed(t *testing.T) {
 		{"negative limit", with("limit", "-1")},
 		{"no limit", with("limit", "<del>")},
 		{"unknown mode", with("mode", "chunks")},
+		{"chunks not 0 or 1", with("chunks", "yes")},
 		{"values without name", with("mode", "values")},
 		{"values of a bad name", with("mode", "values", "name", "a-b")},
 		{"query too long", with("match[]", `{a="`+strings.Repeat("x", evaluator.DefaultMaxQueryLength)+`"}`)},
@@ -400,13 +401,34 @@ func TestInternalSelectMalformed(t *testing.T) {
 			t.Fatalf("%s: select streamed %d series, its store holds %d", n.name, len(res.Series), local)
 		}
 	}
+	// chunks=1: the same series, as chunk frames.
+	resp, err := http.PostForm(nodes[0].srv.URL+ring.SelectPath, with("chunks", "1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := ring.NewSelectDecoder(resp.Body, ring.SelectLimits{MaxFrameBytes: 1 << 20, MaxBytes: 1 << 20, MaxSeries: 100})
+	chunked := 0
+	for f := (ring.Frame{}); ; {
+		err := d.Next(&f)
+		if err == io.EOF {
+			break
+		}
+		if err != nil || f.Kind != 'k' || len(f.Chunks) == 0 {
+			t.Fatalf("chunks=1: frame %q with %d chunks, err %v; want chunk frames", f.Kind, len(f.Chunks), err)
+		}
+		chunked++
+	}
+	resp.Body.Close()
+	if chunked == 0 {
+		t.Fatal("chunks=1: no series")
+	}
 	// Over the limit: an error frame marked as the series limit.
-	resp, err := http.PostForm(nodes[0].srv.URL+ring.SelectPath, with("limit", "1"))
+	resp, err = http.PostForm(nodes[0].srv.URL+ring.SelectPath, with("limit", "1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	d := ring.NewSelectDecoder(resp.Body, ring.SelectLimits{MaxFrameBytes: 1 << 20, MaxBytes: 1 << 20, MaxSeries: 100})
+	d = ring.NewSelectDecoder(resp.Body, ring.SelectLimits{MaxFrameBytes: 1 << 20, MaxBytes: 1 << 20, MaxSeries: 100})
 	var f ring.Frame
 	err = d.Next(&f)
 	var se *ring.SelectError

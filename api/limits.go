@@ -37,6 +37,18 @@ type ReadLimits struct {
 	// select (query.timeout). Defaults: the engine's.
 	SelectMaxSeries int
 	SelectTimeout   time.Duration
+	// Remote read (remote_read.go) runs under SelectTimeout and
+	// SelectMaxSeries too. RemoteReadMaxSamples bounds the samples of a
+	// SAMPLES answer, built whole before it is sent (query.max_samples);
+	// RemoteReadConcurrency the remote reads served at once, in slots of
+	// their own (more wait until their timeout, then get 503);
+	// RemoteReadMaxBodyBytes a request's body, compressed and decoded;
+	// RemoteReadMaxQueries its queries. Defaults: the engine's
+	// max_samples, and DefaultRemoteRead*.
+	RemoteReadMaxSamples   int64
+	RemoteReadConcurrency  int
+	RemoteReadMaxBodyBytes int
+	RemoteReadMaxQueries   int
 }
 
 // Default read limits.
@@ -62,6 +74,18 @@ func (l ReadLimits) withDefaults() ReadLimits {
 	if l.SelectTimeout <= 0 {
 		l.SelectTimeout = evaluator.DefaultTimeout
 	}
+	if l.RemoteReadMaxSamples <= 0 {
+		l.RemoteReadMaxSamples = evaluator.DefaultMaxSamples
+	}
+	if l.RemoteReadConcurrency <= 0 {
+		l.RemoteReadConcurrency = DefaultRemoteReadConcurrency
+	}
+	if l.RemoteReadMaxBodyBytes <= 0 {
+		l.RemoteReadMaxBodyBytes = DefaultRemoteReadMaxBodyBytes
+	}
+	if l.RemoteReadMaxQueries <= 0 {
+		l.RemoteReadMaxQueries = DefaultRemoteReadMaxQueries
+	}
 	return l
 }
 
@@ -71,13 +95,16 @@ func (l ReadLimits) withDefaults() ReadLimits {
 type listingState struct {
 	limits ReadLimits
 	slots  chan struct{}
+	// remoteReads are the slots of remote reads.
+	remoteReads chan struct{}
 }
 
 // SetReadLimits sets the bounds of the listing endpoints. Listings under
 // way keep the slots they hold.
 func (a *API) SetReadLimits(l ReadLimits) {
 	l = l.withDefaults()
-	a.listing.Store(&listingState{limits: l, slots: make(chan struct{}, l.ListingConcurrency)})
+	a.listing.Store(&listingState{limits: l, slots: make(chan struct{}, l.ListingConcurrency),
+		remoteReads: make(chan struct{}, l.RemoteReadConcurrency)})
 }
 
 func (a *API) listingState() *listingState {
@@ -85,7 +112,7 @@ func (a *API) listingState() *listingState {
 		return s
 	}
 	a.listing.CompareAndSwap(nil, &listingState{limits: ReadLimits{}.withDefaults(),
-		slots: make(chan struct{}, DefaultListingConcurrency)})
+		slots: make(chan struct{}, DefaultListingConcurrency), remoteReads: make(chan struct{}, DefaultRemoteReadConcurrency)})
 	return a.listing.Load()
 }
 

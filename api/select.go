@@ -113,6 +113,13 @@ func parseSelectRequest(r *http.Request, lim ReadLimits) (ring.SelectRequest, er
 	if len(sets) == 1 {
 		req.Matchers = sets[0]
 	}
+	switch c := r.Form.Get("chunks"); c {
+	case "", "0":
+	case "1":
+		req.Chunks = req.Mode == ring.SelectSeries
+	default:
+		return req, fmt.Errorf("invalid parameter \"chunks\": %q: want 0 or 1", c)
+	}
 	return req, nil
 }
 

@@ -21,29 +21,61 @@ var (
 	errBodyTimeout   = errors.New("request body timed out (limits.write_request_timeout)")
 )
 
-// write serves POST /api/v1/write (Prometheus remote write 1.0). Success
+// write serves POST /api/v1/write: Prometheus remote write 1.0, and 2.0
+// when the Content-Type says proto=io.prometheus.write.v2.Request. Success
 // is 204. A request with refused samples is 400 with a message naming the
 // first problem, and its valid samples are stored all the same; replies
-// are plain text, as Prometheus's receiver sends them.
+// are plain text, as Prometheus's receiver sends them. Every answer to a
+// 2.0 request, errors included, carries the X-Prometheus-Remote-Write-
+// *-Written headers.
 func (a *API) write(w http.ResponseWriter, r *http.Request) {
-	a.serveWrite(w, r, (*ingest.Admission).Write)
+	a.serveWrite(w, r, false)
 }
 
 // internalPush serves POST /internal/v1/push: another node of the ring
 // forwards the share of a write that this node owns, its series already
-// relabeled. It answers as write does, and never forwards again.
+// relabeled, always as remote write 1.0. It answers as write does, and
+// never forwards again.
 func (a *API) internalPush(w http.ResponseWriter, r *http.Request) {
-	a.serveWrite(w, r, (*ingest.Admission).WriteLocal)
+	a.serveWrite(w, r, true)
+}
+
+// Response headers of remote write 2.0: what the request wrote.
+const (
+	headerSamplesWritten    = "X-Prometheus-Remote-Write-Samples-Written"
+	headerHistogramsWritten = "X-Prometheus-Remote-Write-Histograms-Written"
+	headerExemplarsWritten  = "X-Prometheus-Remote-Write-Exemplars-Written"
+)
+
+// setWritten sets the 2.0 response headers.
+func setWritten(h http.Header, samples, histograms, exemplars int) {
+	h.Set(headerSamplesWritten, strconv.Itoa(samples))
+	h.Set(headerHistogramsWritten, strconv.Itoa(histograms))
+	h.Set(headerExemplarsWritten, strconv.Itoa(exemplars))
 }
 
 // serveWrite reads an admitted remote-write body and hands it to ingest.
-func (a *API) serveWrite(w http.ResponseWriter, r *http.Request, ingestBody func(*ingest.Admission, []byte) (ingest.Result, error)) {
-	b := a.readyBackend(w, false)
-	if b == nil {
+func (a *API) serveWrite(w http.ResponseWriter, r *http.Request, internal bool) {
+	v2, err := checkWriteHeaders(r.Header)
+	if err == nil && v2 && internal {
+		err = fmt.Errorf("%w: the internal push takes remote write 1.0 only", ingest.ErrUnsupportedMediaType)
+	}
+	if err != nil {
+		http.Error(w, err.Error(), writeStatusOf(err))
 		return
 	}
-	if err := checkWriteHeaders(r.Header); err != nil {
-		http.Error(w, err.Error(), writeStatusOf(err))
+	ingestBody := (*ingest.Admission).Write
+	switch {
+	case internal:
+		ingestBody = (*ingest.Admission).WriteLocal
+	case v2:
+		ingestBody = (*ingest.Admission).WriteV2
+		// Nothing written until the request says otherwise: every answer
+		// carries the headers, refusals before decoding included.
+		setWritten(w.Header(), 0, 0, 0)
+	}
+	b := a.readyBackend(w, false)
+	if b == nil {
 		return
 	}
 	if err := storageErr(b); err != nil { // refused before the body is read
@@ -85,13 +117,20 @@ func (a *API) serveWrite(w http.ResponseWriter, r *http.Request, ingestBody func
 	_ = rc.SetReadDeadline(time.Time{})
 	res, err := ingestBody(&adm, *body)
 	if err != nil {
+		// A request-level failure acknowledges nothing (the headers stay
+		// at 0): the sender retries it whole or drops it whole.
 		if writeStatusOf(err) >= 500 {
 			a.logWriteFailure(err)
 		}
 		writeError(w, err)
 		return
 	}
-	w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", strconv.Itoa(res.Accepted))
+	if v2 {
+		samples, histograms, exemplars := res.Written()
+		setWritten(w.Header(), samples, histograms, exemplars)
+	} else {
+		w.Header().Set(headerSamplesWritten, strconv.Itoa(res.Accepted))
+	}
 	if err := res.Err(); err != nil {
 		http.Error(w, err.Error(), writeStatusOf(err))
 		return
@@ -131,24 +170,36 @@ func writeError(w http.ResponseWriter, err error) {
 	http.Error(w, err.Error(), code)
 }
 
-// checkWriteHeaders accepts remote write 1.0 as senders label it:
-// Content-Type application/x-protobuf (no proto parameter, or
-// prometheus.WriteRequest) and Content-Encoding snappy. Absent headers are
-// tolerated, since a 1.0 body has only one possible encoding.
-func checkWriteHeaders(h http.Header) error {
+// Content-Type proto parameters of the remote write messages.
+const (
+	protoV1 = "prometheus.WriteRequest"
+	protoV2 = "io.prometheus.write.v2.Request"
+)
+
+// checkWriteHeaders negotiates the remote write version as the 2.0 spec
+// says: Content-Type application/x-protobuf with no proto parameter or
+// proto=prometheus.WriteRequest is 1.0, with
+// proto=io.prometheus.write.v2.Request 2.0, and anything else is refused
+// (415), as is a Content-Encoding other than snappy. Absent headers are
+// tolerated as 1.0, since old 1.0 senders may send neither.
+func checkWriteHeaders(h http.Header) (v2 bool, err error) {
 	if ct := h.Get("Content-Type"); ct != "" {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/x-protobuf" {
-			return fmt.Errorf("%w: Content-Type %q, want application/x-protobuf", ingest.ErrUnsupportedMediaType, ct)
+			return false, fmt.Errorf("%w: Content-Type %q, want application/x-protobuf", ingest.ErrUnsupportedMediaType, ct)
 		}
-		if p, ok := params["proto"]; ok && p != "prometheus.WriteRequest" {
-			return fmt.Errorf("%w: proto %q, only remote write 1.0 (prometheus.WriteRequest) is supported", ingest.ErrUnsupportedMediaType, p)
+		switch p, ok := params["proto"]; {
+		case !ok || p == protoV1:
+		case p == protoV2:
+			v2 = true
+		default:
+			return false, fmt.Errorf("%w: proto %q, want %s (remote write 1.0) or %s (2.0)", ingest.ErrUnsupportedMediaType, p, protoV1, protoV2)
 		}
 	}
 	if ce := h.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "snappy") {
-		return fmt.Errorf("%w: Content-Encoding %q, want snappy", ingest.ErrUnsupportedMediaType, ce)
+		return false, fmt.Errorf("%w: Content-Encoding %q, want snappy", ingest.ErrUnsupportedMediaType, ce)
 	}
-	return nil
+	return v2, nil
 }
 
 // readBody reads at most limit bytes of the body into buf.

@@ -52,7 +52,7 @@ func TestWriteRefusesMalformedRequests(t *testing.T) {
 		{"truncated body", valid[:len(valid)-3], nil, 400, "malformed snappy"},
 		{"truncated protobuf", snappy.Encode(nil, rawValid[:len(rawValid)-4]), nil, 400, "malformed protobuf"},
 		{"wrong content type", valid, map[string]string{"Content-Type": "application/json"}, 415, "Content-Type"},
-		{"remote write 2.0", valid, map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v2.Request"}, 415, "proto"},
+		{"unknown proto message", valid, map[string]string{"Content-Type": "application/x-protobuf;proto=io.prometheus.write.v3.Request"}, 415, "proto"},
 		{"wrong content encoding", valid, map[string]string{"Content-Encoding": "gzip"}, 415, "Content-Encoding"},
 		{"body too large", make([]byte, 1<<20+1), nil, 413, "too large"},
 		{"invalid label name", encode(t, series(one(1), "__name__", "up", "1bad", "x")), nil, 400, `invalid label name "1bad"`},

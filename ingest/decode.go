@@ -31,6 +31,10 @@ type TimeSeries struct {
 	Samples    []Sample
 	Exemplars  int // exemplars present (not stored; counted)
 	Histograms int // native histogram samples present (unsupported; counted)
+	// BadStartTimestamps counts the 2.0 samples whose start timestamp
+	// (created timestamp) is after their timestamp; such a series is
+	// refused. Start timestamps are otherwise not kept.
+	BadStartTimestamps int
 }
 
 // DecodeLimits bound what one Unmarshal may hold, so that a small body
@@ -42,6 +46,14 @@ type DecodeLimits struct {
 	MaxSeries  int // TimeSeries entries
 	MaxLabels  int // labels of all series together
 	MaxSamples int // float samples of all series together
+	// MaxMetadata bounds the metadata entries (1.0: the metadata field;
+	// 2.0: series with metadata), MaxMetadataBytes each of their strings:
+	// an entry with a longer metric name, help or unit is dropped and
+	// counted (WriteRequest.DroppedMetadata), not kept.
+	MaxMetadata      int
+	MaxMetadataBytes int
+	// MaxSymbols bounds the symbols table of a 2.0 request.
+	MaxSymbols int
 	// Reserve, if not nil, is called before a buffer grows with the bytes
 	// of the new buffer; an error stops decoding and is returned as is
 	// (not as ErrBadProtobuf). It lets a caller charge the memory a
@@ -55,7 +67,34 @@ const (
 	SeriesBytes = int(unsafe.Sizeof(TimeSeries{}))
 	LabelBytes  = int(unsafe.Sizeof(Label{}))
 	SampleBytes = int(unsafe.Sizeof(Sample{}))
+	// MetadataBytes and SymbolBytes are the memory of one metadata entry
+	// and of one 2.0 symbol (a string header; the string aliases src).
+	MetadataBytes = int(unsafe.Sizeof(Metadata{}))
+	SymbolBytes   = int(unsafe.Sizeof(""))
 )
+
+// Metadata is the metadata of one metric: from a 1.0 request's metadata
+// field (MetricMetadata), or from a 2.0 series' metadata, keyed by the
+// series' metric name. Type is Prometheus's lower-case type name
+// ("counter", "gauge", "histogram", "gaugehistogram", "summary", "info",
+// "stateset", "unknown"). The strings alias the decoded request, as
+// labels do: a consumer that keeps them copies them.
+type Metadata struct {
+	Metric, Type, Help, Unit string
+}
+
+// metricTypeNames maps the MetricType enum, the same in 1.0 and 2.0
+// (0 is UNKNOWN in 1.0 and UNSPECIFIED in 2.0), to Prometheus's names.
+var metricTypeNames = [...]string{"unknown", "counter", "gauge", "histogram", "gaugehistogram", "summary", "info", "stateset"}
+
+// metricTypeName names an enum value; a value no version defines is
+// "unknown", as Prometheus treats it.
+func metricTypeName(t int32) string {
+	if t < 0 || int(t) >= len(metricTypeNames) {
+		return metricTypeNames[0]
+	}
+	return metricTypeNames[t]
+}
 
 // WriteRequest is a decoded prompb.WriteRequest, reusable across requests.
 //
@@ -66,7 +105,15 @@ const (
 // buffers as large as the largest request it decoded.
 type WriteRequest struct {
 	Timeseries []TimeSeries
-	Metadata   int // metadata entries present (ignored by etcdgate)
+	// Metadata is the request's metric metadata, within
+	// DecodeLimits.MaxMetadata; entries without a metric name are left
+	// out, and a 2.0 series' metadata equal to the previous entry's is
+	// not repeated. DroppedMetadata counts entries dropped for a string
+	// longer than DecodeLimits.MaxMetadataBytes.
+	Metadata        []Metadata
+	DroppedMetadata int
+	// droppedMeta describes the first dropped entry, for Result's error.
+	droppedMeta droppedMetadata
 
 	// labels and samples hold the labels and samples of all series back to
 	// back; each series sub-slices them. Entries of labels past its length
@@ -74,6 +121,11 @@ type WriteRequest struct {
 	// what it grows), so a reused WriteRequest never pins an old src.
 	labels  []Label
 	samples []Sample
+	// symbols is a 2.0 request's symbols table; its strings alias src.
+	symbols []string
+	// metadataSeen counts the metadata entries met, kept or not.
+	metadataSeen int
+	v2           seriesV2 // the 2.0 series being decoded
 
 	lim DecodeLimits // of the Unmarshal in progress
 }
@@ -83,10 +135,15 @@ type WriteRequest struct {
 func (wr *WriteRequest) Reset() {
 	clear(wr.Timeseries)
 	clear(wr.labels)
+	clear(wr.Metadata)
+	clear(wr.symbols)
 	wr.Timeseries = wr.Timeseries[:0]
 	wr.labels = wr.labels[:0]
 	wr.samples = wr.samples[:0]
-	wr.Metadata = 0
+	wr.Metadata = wr.Metadata[:0]
+	wr.symbols = wr.symbols[:0]
+	wr.DroppedMetadata, wr.metadataSeen = 0, 0
+	wr.droppedMeta = droppedMetadata{}
 }
 
 // NumSamples returns the float samples in all series.
@@ -113,6 +170,12 @@ func (wr *WriteRequest) Unmarshal(src []byte) error {
 // the first entry over the limit is met and before anything is allocated
 // for it; an error of lim.Reserve is returned as is.
 func (wr *WriteRequest) UnmarshalLimited(src []byte, lim DecodeLimits) error {
+	return wr.unmarshalWith(src, lim, wr.unmarshal)
+}
+
+// unmarshalWith runs decode, which is unmarshal or unmarshalV2, on src
+// within lim.
+func (wr *WriteRequest) unmarshalWith(src []byte, lim DecodeLimits, decode func([]byte) error) error {
 	wr.Reset()
 	wr.lim = lim
 	// A buffer never has more capacity than its limit, so that the only
@@ -127,7 +190,13 @@ func (wr *WriteRequest) UnmarshalLimited(src []byte, lim DecodeLimits) error {
 	if lim.MaxSamples > 0 && cap(wr.samples) > lim.MaxSamples {
 		wr.samples = nil
 	}
-	err := wr.unmarshal(src)
+	if lim.MaxMetadata > 0 && cap(wr.Metadata) > lim.MaxMetadata {
+		wr.Metadata = nil
+	}
+	if lim.MaxSymbols > 0 && cap(wr.symbols) > lim.MaxSymbols {
+		wr.symbols = nil
+	}
+	err := decode(src)
 	wr.lim = DecodeLimits{}
 	if err != nil {
 		wr.Reset()
@@ -151,7 +220,8 @@ func (e *limitError) Error() string { return e.err.Error() }
 // BufferBytes returns the bytes of wr's own buffers (not of the src they
 // alias), for a pool deciding whether to keep wr.
 func (wr *WriteRequest) BufferBytes() int {
-	return cap(wr.Timeseries)*SeriesBytes + cap(wr.labels)*LabelBytes + cap(wr.samples)*SampleBytes
+	return cap(wr.Timeseries)*SeriesBytes + cap(wr.labels)*LabelBytes + cap(wr.samples)*SampleBytes +
+		cap(wr.Metadata)*MetadataBytes + cap(wr.symbols)*SymbolBytes
 }
 
 // grow returns a buffer for buf's contents with room for at least one more
@@ -217,10 +287,16 @@ func (wr *WriteRequest) unmarshal(src []byte) error {
 			}
 			i = end
 		case 3:
-			if i, err = metricMetadataSpec.validateField(src, off, next, wt, wr.Metadata); err != nil {
-				return err
+			n := wr.metadataSeen
+			start, end, err := lenField(src, off, next, wt, "metadata")
+			if err == nil {
+				err = wr.decodeMetricMetadata(src[:end], start)
 			}
-			wr.Metadata++
+			if err != nil {
+				return fmt.Errorf("metadata %d: %w", n, err)
+			}
+			wr.metadataSeen++
+			i = end
 		default:
 			if i, err = skipField(src, off, next, wt); err != nil {
 				return err
@@ -690,34 +766,6 @@ func (f *fieldSpec) checkPacked(b []byte, i int) (int, error) {
 	}
 	return i, nil
 }
-
-// metricMetadataSpec checks a MetricMetadata.
-//
-//	message MetricMetadata {
-//	  enum MetricType {
-//	    UNKNOWN        = 0;
-//	    COUNTER        = 1;
-//	    GAUGE          = 2;
-//	    HISTOGRAM      = 3;
-//	    GAUGEHISTOGRAM = 4;
-//	    SUMMARY        = 5;
-//	    INFO           = 6;
-//	    STATESET       = 7;
-//	  }
-//
-//	  // Represents the metric type, these match the set from Prometheus.
-//	  // Refer to github.com/prometheus/common/model/metadata.go for details.
-//	  MetricType type = 1;
-//	  string metric_family_name = 2;
-//	  string help = 4;
-//	  string unit = 5;
-//	}
-var metricMetadataSpec = &messageSpec{name: "metadata", fields: []fieldSpec{
-	1: {name: "type", wire: wireVarint},
-	2: {name: "metric_family_name", wire: wireBytes},
-	4: {name: "help", wire: wireBytes},
-	5: {name: "unit", wire: wireBytes},
-}}
 
 // exemplarSpec checks an Exemplar.
 //

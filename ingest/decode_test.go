@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -215,9 +216,9 @@ func TestUnmarshalMalformed(t *testing.T) {
 			var wr WriteRequest
 			err := wr.Unmarshal(tc.data)
 			requireBadProtobuf(t, err, tc.want)
-			if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || wr.Metadata != 0 {
+			if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || len(wr.Metadata) != 0 {
 				t.Fatalf("failed Unmarshal left content: %d series, %d samples, %d metadata",
-					len(wr.Timeseries), wr.NumSamples(), wr.Metadata)
+					len(wr.Timeseries), wr.NumSamples(), len(wr.Metadata))
 			}
 		})
 	}
@@ -256,9 +257,9 @@ func TestResetClearsReferences(t *testing.T) {
 	}
 	wr.Reset()
 	requireCleared(t, &wr)
-	if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || wr.Metadata != 0 {
+	if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || len(wr.Metadata) != 0 {
 		t.Fatalf("Reset left stale content: %d series, %d samples, %d metadata",
-			len(wr.Timeseries), wr.NumSamples(), wr.Metadata)
+			len(wr.Timeseries), wr.NumSamples(), len(wr.Metadata))
 	}
 }
 
@@ -282,9 +283,9 @@ func TestResetZeroesLabels(t *testing.T) {
 // up to its capacity, still points anywhere.
 func requireCleared(t *testing.T, wr *WriteRequest) {
 	t.Helper()
-	if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || wr.Metadata != 0 || len(wr.labels) != 0 {
+	if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || len(wr.Metadata) != 0 || len(wr.labels) != 0 {
 		t.Fatalf("not empty: %d series, %d samples, %d metadata, %d labels",
-			len(wr.Timeseries), wr.NumSamples(), wr.Metadata, len(wr.labels))
+			len(wr.Timeseries), wr.NumSamples(), len(wr.Metadata), len(wr.labels))
 	}
 	if cap(wr.labels) == 0 {
 		t.Fatal("label buffer dropped: nothing left to reuse")
@@ -320,8 +321,14 @@ func requireSameRequest(tb testing.TB, want *prompb.WriteRequest, got *WriteRequ
 	if len(got.Timeseries) != len(want.Timeseries) {
 		tb.Fatalf("%d series, want %d", len(got.Timeseries), len(want.Timeseries))
 	}
-	if got.Metadata != len(want.Metadata) {
-		tb.Fatalf("%d metadata, want %d", got.Metadata, len(want.Metadata))
+	var wantMD []Metadata
+	for _, m := range want.Metadata {
+		if m.MetricFamilyName != "" {
+			wantMD = append(wantMD, Metadata{Metric: m.MetricFamilyName, Type: metricTypeName(int32(m.Type)), Help: m.Help, Unit: m.Unit})
+		}
+	}
+	if !slices.Equal(got.Metadata, wantMD) {
+		tb.Fatalf("metadata %q, want %q", got.Metadata, wantMD)
 	}
 	samples := 0
 	for k, w := range want.Timeseries {

@@ -20,6 +20,7 @@ import (
 // validate, append. It is safe for concurrent use.
 type Ingester struct {
 	store   tsdb.Appendable
+	meta    MetadataSink               // nil: metadata is dropped; immutable
 	relabel Relabeler                  // nil: series are stored as sent; immutable
 	series  *seriesCache[cachedSeries] // with relabel, alone: sent series → stored series; immutable
 	limits  atomic.Pointer[Limits]
@@ -65,7 +66,26 @@ type Options struct {
 	// MemoryWatermark means DefaultMemoryWatermark.
 	MemoryLimit     int64
 	MemoryWatermark float64
+	// MetadataSink receives the metric metadata of every write request
+	// whose samples were appended (a request refused whole hands over
+	// nothing); nil drops metadata. In a ring the metadata stays on the
+	// node that received the request: it is not forwarded to owners.
+	MetadataSink MetadataSink
 }
+
+// MetadataSink keeps metric metadata (a store in tsdb, wired by cmd).
+// AddMetadata is called on the write path, once per request, with the
+// request's entries: the strings alias the request's buffer and are valid
+// only during the call, so an implementation copies what it keeps. It
+// must be safe for concurrent use and should not block.
+type MetadataSink interface {
+	AddMetadata(md []Metadata)
+}
+
+// MaxMetadataStringBytes bounds a metadata entry's metric name, help and
+// unit: an entry with a longer one is dropped and reported (400), the
+// rest of the request is kept. Prometheus's help texts are a line or two.
+const MaxMetadataStringBytes = 16 << 10
 
 // DefaultSeriesCacheEntries covers the 10M series a node is designed for.
 const DefaultSeriesCacheEntries = 10_000_000
@@ -98,7 +118,7 @@ func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
 			return nil, err
 		}
 	}
-	in := &Ingester{store: store, relabel: opts.Relabeler, logger: opts.Logger, now: opts.Now,
+	in := &Ingester{store: store, meta: opts.MetadataSink, relabel: opts.Relabeler, logger: opts.Logger, now: opts.Now,
 		mem: newMemWatch(opts.MemoryLimit, opts.MemoryWatermark), ring: opts.Ring}
 	in.metrics = newMetrics(opts.Registerer, in)
 	switch {
@@ -139,7 +159,20 @@ type Result struct {
 	RefusedSamples int // samples refused, including those of refused series
 	DroppedSamples int // samples of series dropped by relabeling: not stored, not an error
 	DedupedSamples int // samples of an HA replica not elected: not stored, not an error
-	FirstRefusal   error
+	// Exemplars in the request and refused: a 1.0 request's exemplars
+	// are ignored (counted, not refused), a 2.0 request's refused.
+	Exemplars        int
+	RefusedExemplars int
+	FirstRefusal     error
+}
+
+// Written returns what the request wrote, for the remote write 2.0
+// X-Prometheus-Remote-Write-*-Written headers: float samples stored or
+// taken on purpose (exact duplicates, samples dropped by relabeling or
+// HA dedup, which a sender must not send again), and no histograms or
+// exemplars, which etcdgate does not store.
+func (r Result) Written() (samples, histograms, exemplars int) {
+	return r.Accepted + r.DroppedSamples + r.DedupedSamples, 0, 0
 }
 
 // Err returns nil when every sample was accepted, and otherwise an error
@@ -148,6 +181,10 @@ type Result struct {
 func (r Result) Err() error {
 	if r.FirstRefusal == nil {
 		return nil
+	}
+	if r.RefusedExemplars > 0 {
+		return fmt.Errorf("refused %d of %d samples (%d of %d series invalid) and %d exemplars; first: %w",
+			r.RefusedSamples, r.Samples, r.RefusedSeries, r.Series, r.RefusedExemplars, r.FirstRefusal)
 	}
 	return fmt.Errorf("refused %d of %d samples (%d of %d series invalid); first: %w",
 		r.RefusedSamples, r.Samples, r.RefusedSeries, r.Series, r.FirstRefusal)
@@ -171,7 +208,9 @@ type writeScratch struct {
 	ring  ringScratch
 	// push: the series come from this process (Push), not a request:
 	// nothing was admitted for them and HA dedup does not apply.
-	push   bool
+	push bool
+	// v2: the body is a remote write 2.0 Request.
+	v2     bool
 	rawLen int // decompressed bytes of the request
 }
 
@@ -204,15 +243,18 @@ func (in *Ingester) Write(body []byte) (Result, error) {
 // Write ingests the admitted request's body, as Ingester.Write does,
 // charging the decompressed body and what it decodes into to the
 // request's budget before allocating them. It must be called at most once.
-func (a *Admission) Write(body []byte) (Result, error) { return a.write(body, false) }
+func (a *Admission) Write(body []byte) (Result, error) { return a.write(body, false, false) }
+
+// WriteV2 is Write of a remote write 2.0 body (io.prometheus.write.v2.Request).
+func (a *Admission) WriteV2(body []byte) (Result, error) { return a.write(body, false, true) }
 
 // WriteLocal ingests the admitted body of another node of the ring: its
 // series are relabeled already and owned here, so they are validated and
 // appended to this node's store only, never relabeled, deduplicated or
 // forwarded again.
-func (a *Admission) WriteLocal(body []byte) (Result, error) { return a.write(body, true) }
+func (a *Admission) WriteLocal(body []byte) (Result, error) { return a.write(body, true, false) }
 
-func (a *Admission) write(body []byte, local bool) (Result, error) {
+func (a *Admission) write(body []byte, local, v2 bool) (Result, error) {
 	in, lim := a.in, a.lim
 	if err := a.settleBody(int64(len(body))); err != nil {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
@@ -220,18 +262,37 @@ func (a *Admission) write(body []byte, local bool) (Result, error) {
 	}
 	sc := in.getScratch()
 	defer in.putScratch(sc)
-	sc.adm, sc.local = a, local
+	sc.adm, sc.local, sc.v2 = a, local, v2
 	if err := in.decode(body, lim, sc); err != nil {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Result{}, err
 	}
+	switch {
+	case v2:
+		in.metrics.decodedV2.Inc()
+	case !local:
+		in.metrics.decodedV1.Inc()
+	}
 	res := Result{Series: len(sc.wr.Timeseries), Samples: sc.wr.NumSamples()}
 	in.metrics.seriesReceived.Add(float64(res.Series))
 	in.metrics.samplesReceived.Add(float64(res.Samples))
+	var err error
 	if in.ring != nil && !local {
-		return in.appendAllRing(sc.wr.Timeseries, lim, sc, res)
+		res, err = in.appendAllRing(sc.wr.Timeseries, lim, sc, res)
+	} else {
+		res, err = in.appendAll(sc.wr.Timeseries, lim, sc, res)
 	}
-	return in.appendAll(sc.wr.Timeseries, lim, sc, res)
+	if err != nil {
+		return res, err
+	}
+	if derr := sc.wr.DroppedMetadataError(MaxMetadataStringBytes); derr != nil && res.FirstRefusal == nil {
+		res.FirstRefusal = derr
+	}
+	// The metadata stays here, on the node that received it, in a ring too.
+	if in.meta != nil && len(sc.wr.Metadata) > 0 {
+		in.meta.AddMetadata(sc.wr.Metadata)
+	}
+	return res, nil
 }
 
 // appendAll validates, relabels and appends series, commits them, and
@@ -276,7 +337,7 @@ func (in *Ingester) logRefusal(err error) {
 
 func (in *Ingester) putScratch(sc *writeScratch) {
 	sc.wr.Reset()
-	sc.adm, sc.local, sc.push = nil, false, false
+	sc.adm, sc.local, sc.push, sc.v2 = nil, false, false, false
 	sc.ring.reset()
 	if cap(sc.raw) > maxPooledRawBytes || sc.wr.BufferBytes() > maxPooledDecodedBytes || cap(sc.hashBuf) > maxPooledHashBytes {
 		return
@@ -310,23 +371,29 @@ func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
 		return fmt.Errorf("%w: %v", ErrBadSnappy, err)
 	}
 	sc.rawLen = len(raw)
-	return sc.wr.UnmarshalLimited(raw, DecodeLimits{
+	dl := DecodeLimits{
 		MaxSeries:  lim.MaxSeriesPerRequest,
 		MaxLabels:  lim.MaxLabelsPerRequest,
 		MaxSamples: lim.MaxSamplesPerRequest,
+		// One metadata entry a series in 2.0; Prometheus's 1.0 metadata
+		// requests hold at most max_samples_per_send entries.
+		MaxMetadata:      lim.MaxSeriesPerRequest,
+		MaxMetadataBytes: MaxMetadataStringBytes,
+		// Every label name and value and every series' help and unit a
+		// symbol of its own, as a sender that does not deduplicate sends.
+		MaxSymbols: 2*lim.MaxLabelsPerRequest + 2*lim.MaxSeriesPerRequest + 1,
 		Reserve:    sc.reserve,
-	})
+	}
+	if sc.v2 {
+		return sc.wr.UnmarshalV2Limited(raw, dl)
+	}
+	return sc.wr.UnmarshalLimited(raw, dl)
 }
 
 // appendSeries validates one series and appends its samples, recording
 // refusals in res.
 func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits, maxT int64, sc *writeScratch, res *Result) {
-	if ts.Histograms > 0 {
-		res.Samples += ts.Histograms
-		in.refuse(res, invalid(reasonNativeHistogram, "series %s: %d native histogram samples are not supported",
-			metricNameOf(ts.Labels), ts.Histograms), ts.Histograms)
-	}
-	if len(ts.Samples) == 0 {
+	if in.refuseUnsupported(ts, sc, res) || len(ts.Samples) == 0 {
 		return
 	}
 	var h, check uint64
@@ -360,6 +427,30 @@ func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 	if ref := in.appendSamples(app, ts, out, lim, maxT, res); ref != 0 {
 		in.series.put(h, cachedSeries{check: check, ref: ref, outcome: outcome})
 	}
+}
+
+// refuseUnsupported refuses what a series carries that etcdgate does not
+// store: native histograms, and a 2.0 request's exemplars (a 1.0
+// request's are ignored, as they always were); their float samples are
+// kept. A 2.0 series with a start timestamp after its sample's timestamp
+// is refused whole, and refuseUnsupported returns true.
+func (in *Ingester) refuseUnsupported(ts *TimeSeries, sc *writeScratch, res *Result) bool {
+	if ts.Histograms > 0 {
+		res.Samples += ts.Histograms
+		in.refuse(res, invalid(reasonNativeHistogram, "series %s: %d native histogram samples are not supported",
+			metricNameOf(ts.Labels), ts.Histograms), ts.Histograms)
+	}
+	res.Exemplars += ts.Exemplars
+	if ts.Exemplars > 0 && sc.v2 {
+		res.RefusedExemplars += ts.Exemplars
+		in.refuse(res, invalid(reasonExemplar, "series %s: %d exemplars are not supported",
+			metricNameOf(ts.Labels), ts.Exemplars), 0)
+	}
+	if ts.BadStartTimestamps > 0 {
+		in.refuseSeries(ts, invalid(reasonStartTimestamp, "%d samples have a start timestamp after their timestamp", ts.BadStartTimestamps), res)
+		return true
+	}
+	return false
 }
 
 // appendKnown appends the samples of a series the cache knows, by ref.

@@ -5,6 +5,9 @@ import "github.com/prometheus/client_golang/prometheus"
 // metrics are the write path's self-metrics.
 type metrics struct {
 	requestsRejected *prometheus.CounterVec
+	requestsDecoded  *prometheus.CounterVec
+	decodedV1        prometheus.Counter // requestsDecoded's children, resolved once
+	decodedV2        prometheus.Counter
 	seriesReceived   prometheus.Counter
 	seriesRejected   *prometheus.CounterVec
 	samplesReceived  prometheus.Counter
@@ -21,6 +24,10 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 			Name: "etcdgate_ingest_requests_rejected_total",
 			Help: "Write requests refused whole, by reason.",
 		}, []string{"reason"}),
+		requestsDecoded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdgate_ingest_requests_decoded_total",
+			Help: "Remote write requests decoded (from senders, not from ring peers), by protocol version: 1.0 or 2.0.",
+		}, []string{"protocol"}),
 		seriesReceived: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "etcdgate_ingest_series_received_total",
 			Help: "Series entries received in write requests.",
@@ -58,6 +65,8 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 		"overloaded_requests", "overloaded_bytes", "overloaded_memory"} {
 		m.requestsRejected.WithLabelValues(r)
 	}
+	m.decodedV1 = m.requestsDecoded.WithLabelValues("1.0")
+	m.decodedV2 = m.requestsDecoded.WithLabelValues("2.0")
 	inflightRequests := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "etcdgate_ingest_inflight_requests",
 		Help: "Write requests admitted and not yet answered.",
@@ -67,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 		Help: "Bytes charged to write requests in flight: bodies, decompressed bodies, decoded structs.",
 	}, func() float64 { return float64(in.inflight.bytes.Load()) })
 	if reg != nil {
-		reg.MustRegister(m.requestsRejected, m.seriesReceived, m.seriesRejected,
+		reg.MustRegister(m.requestsRejected, m.requestsDecoded, m.seriesReceived, m.seriesRejected,
 			m.samplesReceived, m.samplesAccepted, m.samplesRejected, m.samplesDropped,
 			inflightRequests, inflightBytes)
 		if in.ring != nil {

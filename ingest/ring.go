@@ -213,12 +213,7 @@ func (in *Ingester) forward(b *peerBatch, repl *ring.Replication) {
 // appends it here if this node owns it and adds it to the share of every
 // other owner.
 func (in *Ingester) placeSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits, maxT int64, sc *writeScratch, snap *ring.Snapshot, res *Result) {
-	if ts.Histograms > 0 {
-		res.Samples += ts.Histograms
-		in.refuse(res, invalid(reasonNativeHistogram, "series %s: %d native histogram samples are not supported",
-			metricNameOf(ts.Labels), ts.Histograms), ts.Histograms)
-	}
-	if len(ts.Samples) == 0 || (!sc.push && !in.haAccept(ts, res)) {
+	if in.refuseUnsupported(ts, sc, res) || len(ts.Samples) == 0 || (!sc.push && !in.haAccept(ts, res)) {
 		return
 	}
 	p, ok := in.placement(ts, lim, sc, res)

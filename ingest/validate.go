@@ -110,6 +110,9 @@ const (
 	reasonTooFarInFuture     = "too_far_in_future"
 	reasonNativeHistogram    = "native_histogram_unsupported"
 	reasonHADedup            = "ha_dedup"
+	reasonMetadataTooLong    = "metadata_too_long"
+	reasonExemplar           = "exemplar_unsupported"
+	reasonStartTimestamp     = "invalid_start_timestamp"
 )
 
 // refusal is why a series or sample was refused. It wraps ErrInvalidSeries

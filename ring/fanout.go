@@ -174,11 +174,13 @@ func (q *fanoutQuerier) selectSeries(ctx context.Context, sorted bool, ms []*lab
 	if limit <= 0 || limit > q.f.opts.MaxSeries {
 		limit = q.f.opts.MaxSeries
 	}
-	results, err := q.f.fanout(ctx, q.request(SelectSeries, ms, limit, ""))
+	req := q.request(SelectSeries, ms, limit, "")
+	req.Chunks = true
+	results, err := q.f.fanout(ctx, req)
 	if err != nil {
 		return errSeriesSet{err}
 	}
-	series, err := mergeSeries(results, limit, sorted)
+	series, err := mergeSeries(results, limit, sorted, q.mint, q.maxt)
 	if err != nil {
 		return errSeriesSet{err}
 	}
@@ -196,7 +198,7 @@ func (q *fanoutQuerier) ListSeries(ctx context.Context, fn func(labels.Labels) b
 	if err != nil {
 		return err
 	}
-	series, err := mergeSeries(results, 0, false)
+	series, err := mergeSeries(results, 0, false, q.mint, q.maxt)
 	if err != nil {
 		return err
 	}
@@ -376,13 +378,14 @@ func (f *Queryable) local(ctx context.Context, req SelectRequest, shared *atomic
 	return &sink.res, nil
 }
 
-// mergeSeries merges the nodes' series: one per label set, samples
-// merged by timestamp (equal timestamps: the earlier node's value),
-// sorted by labels when sorted is set. Series are grouped by the hash of
+// mergeSeries merges the nodes' series: one per label set, copies with
+// the same chunks taken once, others merged by timestamp (equal
+// timestamps: the earlier node's value) over [mint, maxt], sorted by
+// labels when sorted is set. Series are grouped by the hash of
 // their labels, so that the sort, when asked for, sorts the distinct
 // series only, not their RF copies. With limit > 0 more distinct series
 // than limit fail with tsdb.ErrTooManySeries.
-func mergeSeries(results []*SelectResult, limit int, sorted bool) ([]*mergedSeries, error) {
+func mergeSeries(results []*SelectResult, limit int, sorted bool, mint, maxt int64) ([]*mergedSeries, error) {
 	total := 0
 	for _, r := range results {
 		if r != nil {
@@ -406,16 +409,18 @@ func mergeSeries(results []*SelectResult, limit int, sorted bool) ([]*mergedSeri
 				}
 				key := s.Labels.String()
 				if m = collided[key]; m == nil {
-					m = &mergedSeries{lset: s.Labels}
+					m = &mergedSeries{lset: s.Labels, mint: mint, maxt: maxt}
 					collided[key] = m
 					out = append(out, m)
 				}
 			} else if m == nil {
-				m = &mergedSeries{lset: s.Labels}
+				m = &mergedSeries{lset: s.Labels, mint: mint, maxt: maxt}
 				byHash[h] = m
 				out = append(out, m)
 			}
-			m.samples = mergeSamples(m.samples, s.Samples)
+			if err := m.add(s, mint, maxt); err != nil {
+				return nil, err
+			}
 			if limit > 0 && len(out) > limit {
 				return nil, fmt.Errorf("%w: the selector matches more than %d series", tsdb.ErrTooManySeries, limit)
 			}
@@ -468,15 +473,27 @@ func sameTimes(a, b []Sample) bool {
 	return true
 }
 
-// mergedSeries is one series of a fan-out select.
+// mergedSeries is one series of a fan-out select: its samples, or the
+// chunks its copies agreed on.
 type mergedSeries struct {
-	lset    labels.Labels
-	samples []Sample
+	lset       labels.Labels
+	samples    []Sample
+	chunks     []tsdb.Chunk
+	mint, maxt int64 // the select's range: chunks may hold samples past it
+	copies     int   // how many nodes' copies were merged
 }
 
 func (s *mergedSeries) Labels() labels.Labels { return s.lset }
 
 func (s *mergedSeries) Iterator(reuse tsdb.Iterator) tsdb.Iterator {
+	if s.chunks != nil {
+		it, ok := reuse.(*chunkIterator)
+		if !ok {
+			it = &chunkIterator{}
+		}
+		it.reset(s.chunks, s.mint, s.maxt)
+		return it
+	}
 	if it, ok := reuse.(*sampleIterator); ok {
 		*it = sampleIterator{samples: s.samples, i: -1}
 		return it

@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -94,7 +95,7 @@ func TestMergeSeries(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := mergeSeries(tc.results, tc.limit, true)
+			got, err := mergeSeries(tc.results, tc.limit, true, math.MinInt64, math.MaxInt64)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("error %v, want %v", err, tc.wantErr)
 			}
@@ -161,6 +162,7 @@ func selectHandler(t testing.TB, h *tsdb.Head) http.Handler {
 		req.Mint, _ = strconv.ParseInt(r.Form.Get("start"), 10, 64)
 		req.Maxt, _ = strconv.ParseInt(r.Form.Get("end"), 10, 64)
 		req.Limit, _ = strconv.Atoi(r.Form.Get("limit"))
+		req.Chunks = r.Form.Get("chunks") == "1" && req.Mode == SelectSeries
 		if s := r.Form.Get("match[]"); s != "" {
 			ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(s)
 			if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,9 @@ type SelectRequest struct {
 	Mint, Maxt int64
 	Limit      int
 	Name       string // label name of SelectValues
+	// Chunks asks for the series the store holds as in-order chunks as
+	// chunk frames (select_chunks.go): mode series only.
+	Chunks bool
 }
 
 // Selector formats ms as a Prometheus selector, {a="b",c=~"d"}.
@@ -79,6 +83,9 @@ func (r *SelectRequest) form() url.Values {
 	if r.Name != "" {
 		v.Set("name", r.Name)
 	}
+	if r.Chunks {
+		v.Set("chunks", "1")
+	}
 	return v
 }
 
@@ -92,10 +99,12 @@ type SelectResult struct {
 	WireBytes int64
 }
 
-// SelectedSeries is one series of an answer.
+// SelectedSeries is one series of an answer: its samples, or (from a
+// chunk frame) its chunks.
 type SelectedSeries struct {
 	Labels  labels.Labels
 	Samples []Sample
+	Chunks  []tsdb.Chunk
 }
 
 // Select asks node n's select endpoint (POST n.URL+SelectPath) with the
@@ -159,10 +168,14 @@ func (p *Peers) selectFrom(ctx context.Context, n *Node, sr SelectRequest, lim S
 
 // decodeSelect reads every frame of d into res. The samples of the
 // series share arena slices of sampleArenaLen, one allocation per few
-// thousand series rather than one per series.
+// thousand series rather than one per series; chunk data likewise share
+// byte arenas. The frames of a series split in several (consecutive,
+// with the same labels) become one entry.
 func decodeSelect(d *SelectDecoder, res *SelectResult) error {
 	var f Frame
 	var arena []Sample
+	var carena []tsdb.Chunk
+	var data []byte
 	for {
 		err := d.Next(&f)
 		if err == io.EOF {
@@ -179,11 +192,52 @@ func decodeSelect(d *SelectDecoder, res *SelectResult) error {
 			n := len(arena)
 			arena = append(arena, f.Samples...)
 			res.Series = append(res.Series, SelectedSeries{Labels: f.Labels, Samples: arena[n:len(arena):len(arena)]})
+		case frameChunks:
+			last := len(res.Series) - 1
+			if last >= 0 && len(res.Series[last].Chunks) > 0 && labels.Equal(res.Series[last].Labels, f.Labels) {
+				// The next frame of a long series (rare): its own slice.
+				chunks := slices.Clip(res.Series[last].Chunks)
+				for _, c := range f.Chunks {
+					if c.MinT <= chunks[len(chunks)-1].MaxT {
+						return fmt.Errorf("%w: chunk frames of %s out of order", ErrBadSelectStream, f.Labels)
+					}
+					chunks = append(chunks, copyChunk(&data, c))
+				}
+				res.Series[last].Chunks = chunks
+				continue
+			}
+			if cap(carena)-len(carena) < len(f.Chunks) {
+				carena = make([]tsdb.Chunk, 0, max(chunkSliceArenaLen, len(f.Chunks)))
+			}
+			start := len(carena)
+			for _, c := range f.Chunks {
+				carena = append(carena, copyChunk(&data, c))
+			}
+			res.Series = append(res.Series, SelectedSeries{Labels: f.Labels, Chunks: carena[start:len(carena):len(carena)]})
 		case frameString:
 			res.Strings = append(res.Strings, f.String)
 		}
 	}
 }
+
+// copyChunk copies c's data to the arena *data (a new one when it is
+// full): the frame's buffer is reused by the next frame.
+func copyChunk(data *[]byte, c tsdb.Chunk) tsdb.Chunk {
+	if cap(*data)-len(*data) < len(c.Data) {
+		*data = make([]byte, 0, max(chunkArenaBytes, len(c.Data)))
+	}
+	n := len(*data)
+	*data = append(*data, c.Data...)
+	c.Data = (*data)[n:len(*data):len(*data)]
+	return c
+}
+
+// chunkArenaBytes is the size of a chunk data arena of decodeSelect;
+// chunkSliceArenaLen the length of an arena of series' chunk lists.
+const (
+	chunkArenaBytes    = 256 << 10
+	chunkSliceArenaLen = 4096
+)
 
 // sampleArenaLen is the length of a sample arena of decodeSelect (64 KiB
 // of samples): big enough to amortise, small enough that a few series

@@ -12,6 +12,8 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // The answer of the internal select endpoint (SelectPath) is a stream in
@@ -175,9 +177,10 @@ func newFrameDecoder(r io.Reader, lim SelectLimits) *SelectDecoder {
 // until the next call of Next; the caller copies what it keeps (Labels
 // are its own: they never alias the decoder's buffer).
 type Frame struct {
-	Kind    byte // 's' series, 'v' string, 'e' end (then Next returns io.EOF)
+	Kind    byte // 's' series, 'k' chunks, 'v' string, 'e' end (then Next returns io.EOF)
 	Labels  labels.Labels
 	Samples []Sample
+	Chunks  []tsdb.Chunk // their Data alias the decoder's buffer
 	String  string
 }
 
@@ -213,13 +216,17 @@ func (d *SelectDecoder) Next(f *Frame) error {
 	if _, err := io.ReadFull(d.r, d.buf); err != nil {
 		return d.streamErr("frame payload", err)
 	}
-	*f = Frame{Kind: kind, Samples: f.Samples[:0]}
+	*f = Frame{Kind: kind, Samples: f.Samples[:0], Chunks: f.Chunks[:0]}
 	switch kind {
-	case frameSeries:
+	case frameSeries, frameChunks:
 		if d.series++; d.series > d.lim.MaxSeries {
 			return fmt.Errorf("%w: more than %d series frames", ErrBadSelectStream, d.lim.MaxSeries)
 		}
-		f.Labels, f.Samples, err = decodeSeries(d.buf, &d.sb, f.Samples)
+		if kind == frameChunks {
+			f.Labels, f.Chunks, err = decodeChunkSeries(d.buf, &d.sb, f.Chunks)
+		} else {
+			f.Labels, f.Samples, err = decodeSeries(d.buf, &d.sb, f.Samples)
+		}
 		return err
 	case frameString:
 		if d.strs++; d.strs > d.lim.MaxStrings {
@@ -265,25 +272,9 @@ func decodeSeries(b []byte, sb *labels.ScratchBuilder, samples []Sample) (labels
 	bad := func(what string) (labels.Labels, []Sample, error) {
 		return labels.EmptyLabels(), samples, fmt.Errorf("%w: series frame: %s", ErrBadSelectStream, what)
 	}
-	nl, b, ok := uvarint(b)
-	if !ok || nl > uint64(len(b))/2 {
-		return bad("label count")
-	}
-	sb.Reset()
-	prev := ""
-	for i := range nl {
-		var name, value string
-		if name, b, ok = strAlias(b); !ok {
-			return bad("label name")
-		}
-		if value, b, ok = strAlias(b); !ok {
-			return bad("label value")
-		}
-		if name == "" || (i > 0 && name <= prev) {
-			return bad("label names empty, unsorted or repeated")
-		}
-		prev = name
-		sb.Add(name, value)
+	lset, b, err := decodeLabels(b, sb)
+	if err != nil {
+		return bad(err.Error())
 	}
 	ns, b, ok := uvarint(b)
 	if !ok || ns > uint64(len(b))/9 {
@@ -315,7 +306,33 @@ func decodeSeries(b []byte, sb *labels.ScratchBuilder, samples []Sample) (labels
 	if len(b) != 0 {
 		return bad("trailing bytes")
 	}
-	return sb.Labels(), samples, nil
+	return lset, samples, nil
+}
+
+// decodeLabels decodes the label set that starts a series or chunk
+// frame: names not empty, sorted and unique. It returns what follows.
+func decodeLabels(b []byte, sb *labels.ScratchBuilder) (labels.Labels, []byte, error) {
+	nl, b, ok := uvarint(b)
+	if !ok || nl > uint64(len(b))/2 {
+		return labels.EmptyLabels(), b, errors.New("label count")
+	}
+	sb.Reset()
+	prev := ""
+	for i := range nl {
+		var name, value string
+		if name, b, ok = strAlias(b); !ok {
+			return labels.EmptyLabels(), b, errors.New("label name")
+		}
+		if value, b, ok = strAlias(b); !ok {
+			return labels.EmptyLabels(), b, errors.New("label value")
+		}
+		if name == "" || (i > 0 && name <= prev) {
+			return labels.EmptyLabels(), b, errors.New("label names empty, unsorted or repeated")
+		}
+		prev = name
+		sb.Add(name, value)
+	}
+	return sb.Labels(), b, nil
 }
 
 func uvarint(b []byte) (uint64, []byte, bool) {

@@ -63,7 +63,7 @@ func TestSelectCodecRoundTrip(t *testing.T) {
 	if len(res.Series) != 6 {
 		t.Fatalf("%d series entries, want 6 (the long series in 3 frames)", len(res.Series))
 	}
-	merged, err := mergeSeries([]*SelectResult{res}, 0, true)
+	merged, err := mergeSeries([]*SelectResult{res}, 0, true, math.MinInt64, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}

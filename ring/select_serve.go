@@ -13,9 +13,10 @@ import (
 )
 
 // selectSink receives what a select finds, one series or string at a
-// time. It must not keep samples after it returns.
+// time. It must not keep samples or chunks after it returns.
 type selectSink interface {
 	series(lset labels.Labels, samples []Sample) error
+	chunks(lset labels.Labels, chunks []tsdb.Chunk) error
 	str(s string) error
 }
 
@@ -30,8 +31,27 @@ func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink sele
 		set := q.SelectUnsorted(tsdb.WithSeriesLimit(ctx, req.Limit), req.Matchers...)
 		var it tsdb.Iterator
 		var buf []Sample
+		var chunks []tsdb.Chunk
+		var head []byte // the open chunk's copy
+		trimmer := &chunkTrimmer{mint: req.Mint, maxt: req.Maxt}
 		for set.Next() {
 			s := set.At()
+			if cs, ok := s.(tsdb.ChunkSeries); ok && req.Chunks {
+				var err error
+				if chunks, head, ok, err = cs.Chunks(chunks[:0], head[:0]); err != nil {
+					return err
+				}
+				if ok {
+					trimmed, err := trimmer.trim(chunks)
+					if err != nil {
+						return err
+					}
+					if err := sink.chunks(s.Labels(), trimmed); err != nil {
+						return err
+					}
+					continue
+				}
+			}
 			it = s.Iterator(it)
 			buf = buf[:0]
 			for it.Next() {
@@ -131,6 +151,11 @@ func (s *streamSink) series(lset labels.Labels, samples []Sample) error {
 	return s.maybeFlush()
 }
 
+func (s *streamSink) chunks(lset labels.Labels, chunks []tsdb.Chunk) error {
+	s.buf = AppendChunkSeriesFrames(s.buf, lset, chunks)
+	return s.maybeFlush()
+}
+
 func (s *streamSink) str(v string) error {
 	s.buf = AppendStringFrame(s.buf, v)
 	return s.maybeFlush()
@@ -158,11 +183,13 @@ func (s *streamSink) flush() error {
 // collectSink keeps what the local store answers, within the same bound
 // of bytes as a peer's answer.
 type collectSink struct {
-	res       SelectResult
-	bytes     int64
-	maxBytes  int64
-	shared    *atomic.Int64 // the read's budget over all nodes
-	sharedMax int64
+	res        SelectResult
+	bytes      int64
+	maxBytes   int64
+	shared     *atomic.Int64 // the read's budget over all nodes
+	sharedMax  int64
+	data       []byte       // arena of the chunks' copies
+	chunkArena []tsdb.Chunk // arena of the series' chunk lists
 }
 
 func (c *collectSink) charge(n int64) error {
@@ -184,6 +211,33 @@ func (c *collectSink) series(lset labels.Labels, samples []Sample) error {
 		cp = append(make([]Sample, 0, len(samples)), samples...)
 	}
 	c.res.Series = append(c.res.Series, SelectedSeries{Labels: lset, Samples: cp})
+	return nil
+}
+
+// chunks keeps a copy of the chunks: their data is the store's, valid
+// only while its querier is open.
+func (c *collectSink) chunks(lset labels.Labels, chunks []tsdb.Chunk) error {
+	size := 0
+	for _, ch := range chunks {
+		size += len(ch.Data)
+	}
+	if err := c.charge(int64(lset.ByteSize()) + int64(size) + 24*int64(len(chunks))); err != nil {
+		return err
+	}
+	if cap(c.data)-len(c.data) < size {
+		c.data = make([]byte, 0, max(chunkArenaBytes, size))
+	}
+	if cap(c.chunkArena)-len(c.chunkArena) < len(chunks) {
+		c.chunkArena = make([]tsdb.Chunk, 0, max(chunkSliceArenaLen, len(chunks)))
+	}
+	start := len(c.chunkArena)
+	for _, ch := range chunks {
+		n := len(c.data)
+		c.data = append(c.data, ch.Data...)
+		c.chunkArena = append(c.chunkArena, tsdb.Chunk{MinT: ch.MinT, MaxT: ch.MaxT, Data: c.data[n:len(c.data):len(c.data)]})
+	}
+	end := len(c.chunkArena)
+	c.res.Series = append(c.res.Series, SelectedSeries{Labels: lset, Chunks: c.chunkArena[start:end:end]})
 	return nil
 }
 

@@ -261,9 +261,16 @@ func (c *Config) applyMemoryLimit(data []byte) error {
 // LoadConfig reads a config file over the defaults. Unknown keys are
 // errors, reported with their line, so that a typo does not silently
 // leave a default in force.
-func LoadConfig(path string) (Config, error) {
+func LoadConfig(path string) (Config, error) { return loadConfig(path, nil) }
+
+// loadConfig is LoadConfig with override applied to the file's settings
+// before they are checked: serve's flags.
+func loadConfig(path string, override func(*Config)) (Config, error) {
 	cfg := DefaultConfig()
 	if path == "" {
+		if override != nil {
+			override(&cfg)
+		}
 		return cfg, nil
 	}
 	data, err := os.ReadFile(path)
@@ -277,6 +284,9 @@ func LoadConfig(path string) (Config, error) {
 	}
 	if err := cfg.applyMemoryLimit(data); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	if override != nil {
+		override(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)

@@ -5,21 +5,16 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcdgate/etcdgate/ingest"
 	"github.com/etcdgate/etcdgate/internal/logthrottle"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
-// ingestMetadata is the metadata entry ingest's decoders produce
-// (ingest.Metadata of the remote write 2.0 branch: the metric name and its
-// type, help and unit, aliasing the request body). The alias names its
-// shape until that type is merged; then it becomes
-//
-//	type ingestMetadata = ingest.Metadata
-//
-// and metadataSink implements ingest.MetadataSink as it is.
-type ingestMetadata = struct {
-	Metric, Type, Help, Unit string
-}
+// ingestMetadata is the metadata entry ingest's decoders produce: the
+// metric name and its type, help and unit, aliasing the request body.
+type ingestMetadata = ingest.Metadata
+
+var _ ingest.MetadataSink = (*metadataSink)(nil)
 
 // metadataSink implements ingest.MetadataSink over the store: the
 // metadata of every write request goes to tsdb's metadata store, which

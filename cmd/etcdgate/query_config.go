@@ -144,5 +144,8 @@ func (q QueryConfig) ReadLimits() api.ReadLimits {
 		Parse:              q.parseLimits(),
 		SelectMaxSeries:    q.MaxSeries,
 		SelectTimeout:      time.Duration(q.Timeout),
+		// Remote read: the samples and concurrency of queries.
+		RemoteReadMaxSamples:  q.MaxSamples,
+		RemoteReadConcurrency: q.MaxConcurrency,
 	}
 }

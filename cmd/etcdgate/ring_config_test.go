@@ -131,3 +131,27 @@ func TestFanoutBudget(t *testing.T) {
 		}
 	}
 }
+
+// TestRingIdentityFlags: --ring.node-name and --ring.advertise-url
+// override the shared config file's ring identity (one file for all the
+// pods of a StatefulSet), and are checked like the keys.
+func TestRingIdentityFlags(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ring.yml")
+	cfg := "ring:\n  enabled: true\n  etcd: {endpoints: [127.0.0.1:2379]}\n"
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (serveFlags{configFile: path}).load(); err == nil || !strings.Contains(err.Error(), "ring.advertise_url") {
+		t.Fatalf("no advertise URL anywhere: %v, want an error naming ring.advertise_url", err)
+	}
+	got, err := serveFlags{configFile: path, ringNodeName: "etcdgate-1", ringAdvertiseURL: "http://etcdgate-1.etcdgate:9390"}.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Ring.NodeName != "etcdgate-1" || got.Ring.AdvertiseURL != "http://etcdgate-1.etcdgate:9390" {
+		t.Fatalf("ring identity %q %q, want the flags'", got.Ring.NodeName, got.Ring.AdvertiseURL)
+	}
+	if _, err := (serveFlags{configFile: path, ringAdvertiseURL: "etcdgate-1:9390"}).load(); err == nil || !strings.Contains(err.Error(), "ring.advertise_url") {
+		t.Fatalf("bad advertise URL flag: %v, want an error naming ring.advertise_url", err)
+	}
+}

@@ -35,6 +35,10 @@ type serveFlags struct {
 	configFile    string
 	listenAddress string
 	dataDir       string
+	// A ring node's identity, which differs per node while the config
+	// file is shared (a Kubernetes StatefulSet's pods).
+	ringNodeName     string
+	ringAdvertiseURL string
 	// Security flags, as in Prometheus (serve_auth.go).
 	webConfigFile   string
 	enableLifecycle bool
@@ -43,17 +47,27 @@ type serveFlags struct {
 }
 
 func (f serveFlags) load() (Config, error) {
-	cfg, err := LoadConfig(f.configFile)
+	cfg, err := loadConfig(f.configFile, f.override)
 	if err != nil {
 		return cfg, err
 	}
+	return cfg, cfg.Validate()
+}
+
+// override sets what the flags that were set say.
+func (f serveFlags) override(cfg *Config) {
 	if f.listenAddress != "" {
 		cfg.ListenAddress = f.listenAddress
 	}
 	if f.dataDir != "" {
 		cfg.DataDir = f.dataDir
 	}
-	return cfg, cfg.Validate()
+	if f.ringNodeName != "" {
+		cfg.Ring.NodeName = f.ringNodeName
+	}
+	if f.ringAdvertiseURL != "" {
+		cfg.Ring.AdvertiseURL = f.ringAdvertiseURL
+	}
 }
 
 // defaultGOGC trades CPU for memory as VictoriaMetrics does: the head is
@@ -80,6 +94,8 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (every key has a default)")
 	fs.StringVar(&f.listenAddress, "listen-address", "", "address of the HTTP API, overriding listen_address (default 127.0.0.1:9390)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for persistent state, overriding data_dir (default ./data)")
+	fs.StringVar(&f.ringNodeName, "ring.node-name", "", "this node's name in the ring, overriding ring.node_name (default the hostname)")
+	fs.StringVar(&f.ringAdvertiseURL, "ring.advertise-url", "", "how peers reach this node, overriding ring.advertise_url")
 	f.addSecurityFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -365,6 +381,8 @@ func (g *gateway) openStore() error {
 	if g.ring != nil {
 		opts.Ring = g.ring.ingestOptions()
 	}
+	// Metric metadata goes to the store (metadata_sink.go).
+	opts.MetadataSink = newMetadataSink(db, g.logger)
 	in, err := ingest.New(db, opts)
 	if err != nil {
 		db.Close()

@@ -1,0 +1,72 @@
+package tsdb
+
+import "slices"
+
+// Chunk is a run of a series' samples as the store keeps them: the bytes
+// of a chunkenc.XORChunk and the times of its first and last sample.
+type Chunk struct {
+	MinT, MaxT int64
+	Data       []byte
+}
+
+// ChunkSeries is a Series that can hand out its samples as the chunks
+// the store holds, so that a reader that only passes them on (the ring's
+// internal select) need not decode them.
+type ChunkSeries interface {
+	Series
+	// Chunks appends to dst the series' chunks that overlap the
+	// querier's range, in time order and not overlapping each other;
+	// they may hold samples outside the range, which the reader drops.
+	// The chunk still being appended to is copied into buf (appended);
+	// the others' Data is valid until the querier is closed, the copy
+	// until the caller reuses buf. ok is false when the samples are not
+	// such a list (out-of-order samples, chunks that overlap while a
+	// checkpoint is under way, a series evicted to the store): then the
+	// reader uses Iterator.
+	Chunks(dst []Chunk, buf []byte) (chunks []Chunk, bufOut []byte, ok bool, err error)
+}
+
+var _ ChunkSeries = (*headSeries)(nil)
+
+func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, error) {
+	s := hs.s
+	if s == nil {
+		return dst, buf, false, nil
+	}
+	start := len(dst)
+	s.mu.Lock()
+	if !s.ooo.empty() {
+		s.mu.Unlock()
+		return dst, buf, false, nil
+	}
+	for _, c := range s.closed {
+		if c.maxT >= hs.mint && c.minT <= hs.maxt {
+			dst = append(dst, Chunk{MinT: c.minT, MaxT: c.maxT, Data: c.data})
+		}
+	}
+	if s.head != nil && s.maxT >= hs.mint && s.headMinTLocked() <= hs.maxt {
+		n := len(buf)
+		buf = append(buf, s.head.Bytes()...)
+		dst = append(dst, Chunk{MinT: s.headMinTLocked(), MaxT: s.maxT, Data: buf[n:len(buf):len(buf)]})
+	}
+	persistedMaxT, minT := s.persistedMaxT, s.minT
+	s.mu.Unlock()
+	if hs.store != nil && hs.mint <= persistedMaxT {
+		persisted, err := hs.store.chunks(nil, s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT))
+		if err != nil {
+			return dst[:start], buf, false, err
+		}
+		mem := slices.Clone(dst[start:])
+		dst = dst[:start]
+		for _, c := range persisted {
+			dst = append(dst, Chunk{MinT: c.minT, MaxT: c.maxT, Data: c.data})
+		}
+		dst = append(dst, mem...)
+	}
+	for i := start + 1; i < len(dst); i++ {
+		if dst[i].MinT <= dst[i-1].MaxT {
+			return dst[:start], buf, false, nil
+		}
+	}
+	return dst, buf, true, nil
+}
