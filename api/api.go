@@ -202,6 +202,10 @@ func (a *API) Routes() []Route {
 	if a.opts.RuntimeInfo != nil {
 		add("GET /api/v1/status/runtimeinfo", "runtimeinfo", RoleRead, a.runtimeInfo)
 	}
+	add("GET /api/v1/metadata", "metadata", RoleRead, a.metadata) // metadata.go
+	if a.opts.Ring != nil && a.opts.RingParts != nil {
+		add("GET "+MetadataPartPath, "internal_metadata", RoleRead, a.metadataPart)
+	}
 	if a.opts.Ring != nil {
 		add("GET /api/v1/status/ring", "ring_status", RoleRead, a.ringStatus)
 		add("POST "+ring.PushPath, "internal_push", RoleWrite, a.internalPush)

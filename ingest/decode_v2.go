@@ -353,7 +353,7 @@ func (wr *WriteRequest) addMetadataV2(ls []Label, md *metadataV2) error {
 	m := Metadata{Type: metricTypeName(md.typ), Help: help, Unit: unit}
 	for _, l := range ls {
 		if l.Name == model.MetricNameLabel {
-			m.Metric = l.Value
+			m.Metric = metricFamilyName(l.Value, m.Type)
 			break
 		}
 	}

@@ -145,6 +145,10 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		st.close()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	if err := db.loadMetadata(); err != nil {
+		st.close()
+		return nil, err
+	}
 	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
 		st.close()
 		return nil, err
@@ -170,6 +174,10 @@ func (db *DB) NumHeadSeries() int64 { return db.head.NumSeries() }
 
 // SetLimits replaces the head's memory ceiling.
 func (db *DB) SetLimits(l HeadLimits) { db.head.SetLimits(l) }
+
+// SetMetadataLimits replaces the bounds of the metric metadata
+// (Head.SetMetadataLimits).
+func (db *DB) SetMetadataLimits(o MetadataOptions) error { return db.head.SetMetadataLimits(o) }
 
 // Stats returns the head's cardinality statistics.
 func (db *DB) Stats(limit int) Stats { return db.head.Stats(limit) }

@@ -100,7 +100,8 @@ func (db *DB) Checkpoint() (err error) {
 	if recovering {
 		db.wal.recovered()
 	}
-	return nil
+	// Metadata a failed write left behind is retried here.
+	return db.persistMetadata()
 }
 
 type checkpointer struct {

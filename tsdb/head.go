@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,7 @@ type Head struct {
 	maxTime    atomic.Int64 // newest sample timestamp; math.MinInt64 when empty
 	appenders  appenderPool
 	numChunks  atomic.Int64 // chunks created since start
+	metadata   *metadataStore
 
 	// readers and removed make the memory of series removed from the
 	// index reusable only once no appender or querier can hold them.
@@ -68,6 +70,11 @@ func NewHead(opts HeadOptions, reg prometheus.Registerer) (*Head, error) {
 	h.maxTime.Store(minInt64)
 	h.limits.Store(&opts.Limits)
 	h.metrics = newHeadMetrics(h, reg)
+	h.metadata = newMetadataStore(opts.Metadata, func() bool {
+		l := h.limits.Load()
+		return l.MaxBytes > 0 && h.Bytes() >= l.MaxBytes
+	})
+	h.metadata.register(reg)
 	return h, nil
 }
 
@@ -77,10 +84,37 @@ func (h *Head) SetLimits(l HeadLimits) { h.limits.Store(&l) }
 
 // Bytes returns the memory the head accounts for: the samples of active
 // series, every indexed series' struct, label references and postings,
-// and the symbol table's strings. It is what limits.max_head_bytes
-// bounds, so label churn (unique values) counts as much as samples do.
+// the symbol table's strings and the metric metadata. It is what
+// limits.max_head_bytes bounds, so label churn (unique values) counts as
+// much as samples do.
 func (h *Head) Bytes() int64 {
-	return h.chunkBytes.Load() + h.indexBytes.Load() + h.symbols.size()
+	return h.chunkBytes.Load() + h.indexBytes.Load() + h.symbols.size() + h.metadata.size()
+}
+
+// SetMetadataLimits replaces the bounds of the metric metadata; they
+// apply to metadata that arrives from now on, what is kept stays.
+func (h *Head) SetMetadataLimits(o MetadataOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	h.metadata.setLimits(o)
+	return nil
+}
+
+// AddMetadata keeps the metric metadata of mds that is new, in memory
+// only (DB.AddMetadata also persists it); it reports how many entries
+// changed. mds may alias a request body: it is not kept.
+func (h *Head) AddMetadata(mds []MetricMetadata) int {
+	return h.metadata.add(mds, time.Now())
+}
+
+// Metadata returns the metric metadata of metric (of every name when
+// metric is ""), sorted by name: at most limit names (no bound when limit
+// is negative; none when it is 0, as in Prometheus) and at most
+// limitPerMetric entries a name (no bound when it is not positive), the
+// most recently seen first.
+func (h *Head) Metadata(metric string, limit, limitPerMetric int) []MetricMetadataList {
+	return h.metadata.list(metric, limit, limitPerMetric)
 }
 
 // NumIndexedSeries returns all series the index knows, including those

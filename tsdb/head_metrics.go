@@ -66,7 +66,7 @@ func newHeadMetrics(h *Head, reg prometheus.Registerer) *headMetrics {
 			}, func() float64 { return float64(h.NumSeries()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_head_bytes",
-				Help: "Memory the head accounts for (limits.max_head_bytes bounds it): samples of active series, every indexed series, and the label symbols.",
+				Help: "Memory the head accounts for (limits.max_head_bytes bounds it): samples of active series, every indexed series, the label symbols and the metric metadata.",
 			}, func() float64 { return float64(h.Bytes()) }),
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "etcdgate_tsdb_index_series",

@@ -27,6 +27,8 @@ type HeadOptions struct {
 	ChunkRange time.Duration
 	// Limits bound the head; they can change at run time (Head.SetLimits).
 	Limits HeadLimits
+	// Metadata bounds the metric metadata the head keeps (metadata.go).
+	Metadata MetadataOptions
 }
 
 // HeadLimits is the head's memory ceiling. Past either limit new series
@@ -44,6 +46,7 @@ func DefaultHeadOptions() HeadOptions {
 		OutOfOrderCapacity: 32,
 		StripeSize:         1 << 14,
 		ChunkRange:         2 * time.Hour,
+		Metadata:           DefaultMetadataOptions(),
 	}
 }
 
@@ -63,5 +66,5 @@ func (o HeadOptions) Validate() error {
 	case o.Limits.MaxSeries < 0 || o.Limits.MaxBytes < 0:
 		return fmt.Errorf("head limits %+v are negative", o.Limits)
 	}
-	return nil
+	return o.Metadata.Validate()
 }

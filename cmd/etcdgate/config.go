@@ -146,6 +146,14 @@ type LimitsConfig struct {
 	// the head's ceiling, the in-flight budget); the default is the cgroup
 	// memory limit, else the host's RAM. Changes need a restart.
 	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+
+	// Metric metadata the node keeps (tsdb/metadata.go): metric names,
+	// distinct {type, help, unit} a name (the most recently seen win),
+	// and the bytes all of it accounts for (part of the head's bytes).
+	// Past a bound new metadata is dropped and counted; what is kept stays.
+	MaxMetadataMetrics   int   `yaml:"max_metadata_metrics"`
+	MaxMetadataPerMetric int   `yaml:"max_metadata_per_metric"`
+	MaxMetadataBytes     int64 `yaml:"max_metadata_bytes"`
 }
 
 // DefaultConfig returns the configuration `etcdgate serve` runs with when
@@ -184,6 +192,9 @@ func DefaultConfig() Config {
 			MaxInflightWriteBytes:    inflightBytes,
 			WriteRequestTimeout:      Duration(lim.WriteRequestTimeout),
 			MemoryLimitBytes:         memLimit,
+			MaxMetadataMetrics:       db.Head.Metadata.MaxMetrics,
+			MaxMetadataPerMetric:     db.Head.Metadata.MaxPerMetric,
+			MaxMetadataBytes:         db.Head.Metadata.MaxBytes,
 		},
 		Registry: RegistryConfig{
 			ClusterLabel: rl.ClusterLabel,
@@ -388,6 +399,7 @@ func (c Config) DBOptions() tsdb.Options {
 	o := tsdb.DefaultOptions()
 	o.Head.OutOfOrderWindow = time.Duration(c.Head.OutOfOrderWindow)
 	o.Head.Limits = c.HeadLimits()
+	o.Head.Metadata = c.MetadataOptions()
 	o.WALSync = tsdb.WALSync(c.WAL.Sync)
 	o.WALSyncInterval = time.Duration(c.WAL.SyncInterval)
 	o.WALRecoveryInterval = time.Duration(c.WAL.RecoveryInterval)
@@ -400,6 +412,15 @@ func (c Config) DBOptions() tsdb.Options {
 // HeadLimits translates the head's ceiling.
 func (c Config) HeadLimits() tsdb.HeadLimits {
 	return tsdb.HeadLimits{MaxSeries: c.Limits.MaxSeries, MaxBytes: c.Limits.MaxHeadBytes}
+}
+
+// MetadataOptions translates the metadata bounds of the limits section.
+func (c Config) MetadataOptions() tsdb.MetadataOptions {
+	o := tsdb.DefaultMetadataOptions()
+	o.MaxMetrics = c.Limits.MaxMetadataMetrics
+	o.MaxPerMetric = c.Limits.MaxMetadataPerMetric
+	o.MaxBytes = c.Limits.MaxMetadataBytes
+	return o
 }
 
 // IngestLimits translates the limits section.

@@ -66,6 +66,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"registry_size.bad.yml":                 `registry/bad_size.yml: line 4: cluster "etcd-pay-eu-2": unknown size "medium"`,
 		"registry_duplicate.bad.yml":            `registry/duplicate.yml: line 3: duplicate cluster "etcd-pay-eu-1" (first at line 2)`,
 		"size_rule.bad.yml":                     "size rule etcd_mvcc_db_total_size_in_bytes: small_below 4.294967296e+09 and large_from 1.048576e+08",
+		"metadata_per_metric.bad.yml":           "metadata: max per metric 0 outside 1..1000",
 	}
 	// rules_*.bad.yml are checked by TestRulesConfigErrors.
 	checkBadConfigs(t, "testdata/*.bad.yml", want, "rules_")

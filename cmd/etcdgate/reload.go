@@ -145,6 +145,9 @@ func (g *gateway) commitReload(u *runtimeUpdate) {
 			g.logger.Error("BUG: limits validated by prepare refused", "err", err)
 		}
 		db.SetLimits(u.head)
+		if err := db.SetMetadataLimits(u.cfg.MetadataOptions()); err != nil {
+			g.logger.Error("BUG: metadata limits validated by prepare refused", "err", err)
+		}
 	}
 	if u.engine != nil {
 		g.api.SetQueryEngine(u.engine)

@@ -385,6 +385,8 @@ func (g *gateway) openStore() error {
 	if g.ring != nil {
 		opts.Ring = g.ring.ingestOptions()
 	}
+	// Metric metadata goes to the store (metadata_sink.go).
+	opts.MetadataSink = newMetadataSink(db, g.logger)
 	in, err := ingest.New(db, opts)
 	if err != nil {
 		db.Close()
@@ -400,6 +402,9 @@ func (g *gateway) openStore() error {
 	g.mu.Unlock()
 	in.SetLimits(cfg.IngestLimits())
 	db.SetLimits(cfg.HeadLimits())
+	if err := db.SetMetadataLimits(cfg.MetadataOptions()); err != nil {
+		return err // validated with cfg: a bug
+	}
 	g.api.SetBackend(in, db)
 	if g.ring != nil {
 		// Reads of the whole ring (ring_reads.go); the internal endpoints
