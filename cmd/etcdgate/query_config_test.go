@@ -23,7 +23,8 @@ func TestQueryLimitsConfig(t *testing.T) {
 		t.Fatalf("engine options %+v", eo)
 	}
 	want := api.ReadLimits{ListingTimeout: 5 * time.Second, ListingConcurrency: 2, ListingMaxResults: 1000,
-		Parse: evaluator.ParseLimits{MaxLength: 4096, MaxDepth: 50}, SelectMaxSeries: 300, SelectTimeout: time.Duration(cfg.Query.Timeout)}
+		Parse: evaluator.ParseLimits{MaxLength: 4096, MaxDepth: 50}, SelectMaxSeries: 300, SelectTimeout: time.Duration(cfg.Query.Timeout),
+		RemoteReadMaxSamples: cfg.Query.MaxSamples, RemoteReadConcurrency: cfg.Query.MaxConcurrency}
 	if rl := cfg.Query.ReadLimits(); rl != want {
 		t.Fatalf("read limits %+v, want %+v", rl, want)
 	}
