@@ -50,9 +50,9 @@ func compatSamples(end time.Time) []prompb.TimeSeries {
 }
 
 // remoteWrite posts series as a remote-write 1.0 request.
-func remoteWrite(t *testing.T, base string, series []prompb.TimeSeries) {
+func remoteWrite(t *testing.T, base string, series []prompb.TimeSeries, md ...prompb.MetricMetadata) {
 	t.Helper()
-	raw, err := (&prompb.WriteRequest{Timeseries: series}).Marshal()
+	raw, err := (&prompb.WriteRequest{Timeseries: series, Metadata: md}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,8 @@ func TestGoClientEveryEndpoint(t *testing.T) {
 	}
 	_, gw := startGateway(t, "--config", cfgPath)
 	end := time.Now().Truncate(time.Second)
-	remoteWrite(t, gw, compatSamples(end))
+	remoteWrite(t, gw, compatSamples(end), prompb.MetricMetadata{Type: prompb.MetricMetadata_COUNTER,
+		MetricFamilyName: "etcd_requests_total", Help: "Requests served.", Unit: "requests"})
 
 	client, err := api.NewClient(api.Config{Address: gw})
 	if err != nil {
@@ -242,6 +243,9 @@ func TestGoClientEveryEndpoint(t *testing.T) {
 	check("TSDB", err, ts.HeadStats.NumSeries >= 13, ts)
 	ex, err := c.QueryExemplars(ctx, `etcd_requests_total`, end.Add(-time.Hour), end)
 	check("QueryExemplars", err, ex != nil && len(ex) == 0, ex)
+	md, err := c.Metadata(ctx, "etcd_requests_total", "")
+	check("Metadata", err, len(md["etcd_requests_total"]) == 1 && md["etcd_requests_total"][0] ==
+		promv1.Metadata{Type: promv1.MetricTypeCounter, Help: "Requests served.", Unit: "requests"}, md)
 	fq, err := c.FormatQuery(ctx, `sum(rate(x[5m]))by(job)`)
 	check("FormatQuery", err, fq == `"sum by (job) (rate(x[5m]))"`, fq) // the client returns the raw JSON string
 	// Not served: Flags (Grafana takes an answer as a sign of Thanos),
