@@ -84,6 +84,9 @@ type Options struct {
 	// /api/v1/status/runtimeinfo. Nil: the endpoint is not served.
 	Config      func() (string, error)
 	RuntimeInfo func() RuntimeInfo
+	// Targets counts samples by scrape target, for
+	// /api/v1/status/targets (targets.go); nil: no target is listed.
+	Targets TargetSource
 }
 
 // errNotReady answers data requests while the store recovers.
@@ -205,6 +208,10 @@ func (a *API) Routes() []Route {
 	add("GET /api/v1/metadata", "metadata", RoleRead, a.metadata) // metadata.go
 	if a.opts.Ring != nil && a.opts.RingParts != nil {
 		add("GET "+MetadataPartPath, "internal_metadata", RoleRead, a.metadataPart)
+	}
+	add("GET /api/v1/status/targets", "status_targets", RoleRead, a.statusTargets) // targets.go
+	if a.opts.Ring != nil && a.opts.RingParts != nil {
+		add("GET "+TargetsPartPath, "internal_targets", RoleRead, a.targetsPart)
 	}
 	if a.opts.Ring != nil {
 		add("GET /api/v1/status/ring", "ring_status", RoleRead, a.ringStatus)

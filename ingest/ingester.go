@@ -21,6 +21,7 @@ import (
 type Ingester struct {
 	store   tsdb.Appendable
 	meta    MetadataSink               // nil: metadata is dropped; immutable
+	targets *Targets                   // nil: completeness is not counted; immutable
 	relabel Relabeler                  // nil: series are stored as sent; immutable
 	series  *seriesCache[cachedSeries] // with relabel, alone: sent series → stored series; immutable
 	limits  atomic.Pointer[Limits]
@@ -71,6 +72,10 @@ type Options struct {
 	// nothing); nil drops metadata. In a ring the metadata stays on the
 	// node that received the request: it is not forwarded to owners.
 	MetadataSink MetadataSink
+	// Targets counts the samples of every accepted request by scrape
+	// target, for collection completeness (targets.go); nil: not
+	// counted. In a ring each node counts what it received.
+	Targets *Targets
 }
 
 // MetadataSink keeps metric metadata (a store in tsdb, wired by cmd).
@@ -118,7 +123,7 @@ func New(store tsdb.Appendable, opts Options) (*Ingester, error) {
 			return nil, err
 		}
 	}
-	in := &Ingester{store: store, meta: opts.MetadataSink, relabel: opts.Relabeler, logger: opts.Logger, now: opts.Now,
+	in := &Ingester{store: store, meta: opts.MetadataSink, targets: opts.Targets, relabel: opts.Relabeler, logger: opts.Logger, now: opts.Now,
 		mem: newMemWatch(opts.MemoryLimit, opts.MemoryWatermark), ring: opts.Ring}
 	in.metrics = newMetrics(opts.Registerer, in)
 	switch {
@@ -212,6 +217,8 @@ type writeScratch struct {
 	// v2: the body is a remote write 2.0 Request.
 	v2     bool
 	rawLen int // decompressed bytes of the request
+	// tally gathers the request's samples by scrape target.
+	tally requestTally
 }
 
 func (sc *writeScratch) charge(n int) error { return sc.adm.reserve(int64(n)) }
@@ -291,6 +298,9 @@ func (a *Admission) write(body []byte, local, v2 bool) (Result, error) {
 	// The metadata stays here, on the node that received it, in a ring too.
 	if in.meta != nil && len(sc.wr.Metadata) > 0 {
 		in.meta.AddMetadata(sc.wr.Metadata)
+	}
+	if in.targets != nil && !local {
+		in.targets.observe(sc.wr.Timeseries, &sc.tally)
 	}
 	return res, nil
 }

@@ -1,11 +1,14 @@
 package ingest
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // BenchmarkValidate measures building and validating the label sets of a
@@ -37,8 +40,23 @@ func BenchmarkValidate(b *testing.B) {
 // decode, protobuf decode, validation, head append) for a settled fleet:
 // every series already exists, each request carries 2,000 samples.
 func BenchmarkWrite(b *testing.B) {
-	in, _, _ := newTestIngester(b, DefaultLimits())
-	benchSteadyWrites(b, in, 10) // ~10,000 series: 6 requests a scrape
+	for _, completeness := range []bool{false, true} {
+		b.Run(fmt.Sprintf("completeness=%v", completeness), func(b *testing.B) {
+			head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			opts := Options{Limits: DefaultLimits(), Now: func() time.Time { return testNow }}
+			if completeness {
+				opts.Targets = NewTargets("cluster", 0)
+			}
+			in, err := New(head, opts)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchSteadyWrites(b, in, 10) // ~10,000 series: 6 requests a scrape
+		})
+	}
 }
 
 // benchSteadyWrites sends one scrape to create the series, then measures

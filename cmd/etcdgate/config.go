@@ -154,6 +154,11 @@ type LimitsConfig struct {
 	MaxMetadataMetrics   int   `yaml:"max_metadata_metrics"`
 	MaxMetadataPerMetric int   `yaml:"max_metadata_per_metric"`
 	MaxMetadataBytes     int64 `yaml:"max_metadata_bytes"`
+
+	// MaxTargets bounds the scrape targets whose completeness is counted
+	// (about 800 bytes each); samples of further targets are not counted.
+	// Changes need a restart.
+	MaxTargets int `yaml:"max_targets"`
 }
 
 // DefaultConfig returns the configuration `etcdgate serve` runs with when
@@ -195,6 +200,7 @@ func DefaultConfig() Config {
 			MaxMetadataMetrics:       db.Head.Metadata.MaxMetrics,
 			MaxMetadataPerMetric:     db.Head.Metadata.MaxPerMetric,
 			MaxMetadataBytes:         db.Head.Metadata.MaxBytes,
+			MaxTargets:               ingest.DefaultMaxTargets,
 		},
 		Registry: RegistryConfig{
 			ClusterLabel: rl.ClusterLabel,
@@ -336,6 +342,9 @@ func (c Config) Validate() error {
 	}
 	if c.Limits.MaxSeries < 0 || c.Limits.MaxHeadBytes < 0 || c.Limits.MemoryLimitBytes < 0 {
 		return errors.New("limits: max_series, max_head_bytes and memory_limit_bytes must not be negative")
+	}
+	if c.Limits.MaxTargets < 1 {
+		return fmt.Errorf("limits: max_targets %d must be at least 1", c.Limits.MaxTargets)
 	}
 	if err := c.DBOptions().Validate(); err != nil {
 		return err

@@ -153,6 +153,8 @@ type gateway struct {
 	// refusedTargets reports registry clusters outside the endpoint
 	// allow-list (probe_allow.go).
 	refusedTargets *refusedTargets
+	// targets counts samples by scrape target (completeness.go).
+	targets *ingest.Targets
 
 	// reloadMu serialises reloads and the start of ingest and rules
 	// (reload.go); it is held across file reads and rule groups halting,
@@ -178,6 +180,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	g := &gateway{flags: flags, logger: logger, level: level, reg: reg, cfg: cfg, ready: make(chan struct{})}
 	g.records = newProbeRecords(cfg)
 	g.refusedTargets = newRefusedTargets(reg, logger)
+	g.targets = ingest.NewTargets(cfg.Registry.ClusterLabel, cfg.Limits.MaxTargets)
 	g.reloads = newReloadMetrics(reg)
 	bi := buildInfo()
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -229,6 +232,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		RingParts:     ringParts,
 		Config:        g.configYAML,
 		RuntimeInfo:   g.runtimeInfo(time.Now()),
+		Targets:       g.targets,
 
 		EnableLifecycle: flags.enableLifecycle,
 		EnablePprof:     flags.enablePprof,
@@ -351,7 +355,8 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 			}
 			g.logger.Info("etcdgate ready")
 			stopProbe = g.startProbe(ctx)
-			stopInfo = g.startClusterInfo(ctx)
+			stopClusterInfo, stopCompleteness := g.startClusterInfo(ctx), g.startCompleteness(ctx)
+			stopInfo = func() { stopCompleteness(); stopClusterInfo() }
 			if g.ring != nil {
 				go g.ring.activate(ctx)
 			}
@@ -378,7 +383,7 @@ func (g *gateway) openStore() error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger, MemoryLimit: g.goMemLimit}
+	opts := ingest.Options{Limits: cfg.IngestLimits(), Registerer: g.reg, Logger: g.logger, MemoryLimit: g.goMemLimit, Targets: g.targets}
 	if g.relabel != nil { // a nil *Pipeline in the interface would not be nil
 		opts.Relabeler = g.relabel
 	}
