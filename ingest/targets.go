@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -73,6 +74,26 @@ func NewTargets(clusterLabel string, maxTargets int) *Targets {
 // DroppedTargets is how many targets were seen past MaxTargets.
 func (t *Targets) DroppedTargets() int64 { return t.dropped.Load() }
 
+// TargetExpiry is how long a target that sends nothing is kept: past the
+// longest window, its counts are all zero.
+const TargetExpiry = 25 * time.Hour
+
+// Expire forgets the targets whose newest sample is older than
+// TargetExpiry before now, making room for new ones.
+func (t *Targets) Expire(now time.Time) {
+	cutoff := now.Add(-TargetExpiry).UnixMilli()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for h, st := range t.byHash {
+		st.mu.Lock()
+		old := st.lastSeen < cutoff
+		st.mu.Unlock()
+		if old {
+			delete(t.byHash, h)
+		}
+	}
+}
+
 // targetState is one target's counts.
 type targetState struct {
 	key TargetKey // immutable
@@ -91,6 +112,10 @@ type ScrapeCount struct {
 	T       int64  `json:"t"`
 	Samples uint32 `json:"samples"`
 }
+
+// observeSearch is how many of a request's latest timestamps of a
+// target observation.add compares a sample's with.
+const observeSearch = 4
 
 // observation is the samples of one request for one target.
 type observation struct {
@@ -164,8 +189,13 @@ func (t *Targets) observe(series []TimeSeries, r *requestTally) {
 	r.reset()
 }
 
+// add counts a sample at ts. Only the last few timestamps are searched:
+// a request's samples of one target come from one or two scrapes, and a
+// request of many timestamps must cost linear time; a timestamp found
+// again further back becomes an entry of its own, which state.add
+// merges.
 func (o *observation) add(ts int64) {
-	for i := len(o.scrapes) - 1; i >= 0; i-- {
+	for i := len(o.scrapes) - 1; i >= max(0, len(o.scrapes)-observeSearch); i-- {
 		if o.scrapes[i].T == ts {
 			o.scrapes[i].Samples++
 			return

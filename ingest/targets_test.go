@@ -151,3 +151,26 @@ func BenchmarkTargetsObserve(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(req)), "ns/sample")
 }
+
+// TestTargetsHostile: a request of one target with 200,000 distinct
+// timestamps is counted in linear time and whole; targets silent for
+// longer than the expiry are forgotten, making room.
+func TestTargetsHostile(t *testing.T) {
+	tr := NewTargets("cluster", 2)
+	var r requestTally
+	series := scrapeSeries("x", "a", 1, 0)
+	series[0].Samples = nil
+	for i := range 200_000 {
+		series[0].Samples = append(series[0].Samples, Sample{Timestamp: targetsT0 - int64(i)})
+	}
+	tr.observe(series, &r)
+	tt := tr.Tallies(time.UnixMilli(targetsT0).Add(TargetLateness+fineBucketMillis*time.Millisecond), nil, 0)
+	if len(tt) != 1 || tt[0].LastSeen != targetsT0 || tt[0].FirstSeen != targetsT0-199_999 || tt[0].Received[0] != 200_000 {
+		t.Fatalf("tally %+v", tt)
+	}
+	tr.observe(scrapeSeries("x", "b", 1, targetsT0+int64(TargetExpiry/time.Millisecond)), &r)
+	tr.Expire(time.UnixMilli(targetsT0).Add(TargetExpiry + time.Second))
+	if got := tr.Tallies(targetsNow, nil, 0); len(got) != 1 || got[0].Instance != "b" {
+		t.Fatalf("after expiry: %+v", got)
+	}
+}

@@ -85,6 +85,7 @@ func (g *gateway) startCompleteness(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
+				g.targets.Expire(now)
 				if g.ring != nil && !g.ring.owns(completenessKey) {
 					continue
 				}
