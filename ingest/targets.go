@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -335,14 +336,6 @@ func sortScrapes(slots []ScrapeCount) []ScrapeCount {
 			out = append(out, s)
 		}
 	}
-	slices.SortFunc(out, func(a, b ScrapeCount) int {
-		switch {
-		case a.T < b.T:
-			return -1
-		case a.T > b.T:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b ScrapeCount) int { return cmp.Compare(a.T, b.T) })
 	return out
 }

@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -72,23 +74,7 @@ func (st *targetState) tally(now time.Time) TargetTally {
 }
 
 func compareKeys(a, b TargetKey) int {
-	switch {
-	case a.Cluster != b.Cluster:
-		return cmpString(a.Cluster, b.Cluster)
-	case a.Job != b.Job:
-		return cmpString(a.Job, b.Job)
-	}
-	return cmpString(a.Instance, b.Instance)
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	return cmp.Or(strings.Compare(a.Cluster, b.Cluster), strings.Compare(a.Job, b.Job), strings.Compare(a.Instance, b.Instance))
 }
 
 // MergeTallies merges the tallies of several nodes, taken for the same

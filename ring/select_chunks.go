@@ -47,15 +47,8 @@ func AppendChunkSeriesFrames(dst []byte, lset labels.Labels, chunks []tsdb.Chunk
 }
 
 func appendChunkFrame(dst []byte, lset labels.Labels, chunks []tsdb.Chunk) []byte {
-	dst = append(dst, frameChunks)
-	lenAt := len(dst)
-	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
-	start := len(dst)
-	dst = binary.AppendUvarint(dst, uint64(lset.Len()))
-	lset.Range(func(l labels.Label) {
-		dst = appendStr(dst, l.Name)
-		dst = appendStr(dst, l.Value)
-	})
+	dst, lenAt := beginFrame(dst, frameChunks)
+	dst = appendFrameLabels(dst, lset)
 	dst = binary.AppendUvarint(dst, uint64(len(chunks)))
 	for _, c := range chunks {
 		dst = binary.AppendVarint(dst, c.MinT)
@@ -63,12 +56,7 @@ func appendChunkFrame(dst []byte, lset labels.Labels, chunks []tsdb.Chunk) []byt
 		dst = binary.AppendUvarint(dst, uint64(len(c.Data)))
 		dst = append(dst, c.Data...)
 	}
-	payload := len(dst) - start
-	var hdr [binary.MaxVarintLen64]byte
-	h := binary.PutUvarint(hdr[:], uint64(payload))
-	copy(dst[lenAt:], hdr[:h])
-	copy(dst[lenAt+h:], dst[start:])
-	return dst[:lenAt+h+payload]
+	return endFrame(dst, lenAt)
 }
 
 // minChunkBytes is the smallest chunk: an XORChunk's sample count.

@@ -72,18 +72,39 @@ func AppendSeriesFrames(dst []byte, lset labels.Labels, samples []Sample) []byte
 	}
 }
 
-func appendSeriesFrame(dst []byte, lset labels.Labels, samples []Sample) []byte {
-	dst = append(dst, frameSeries)
-	// The length is written after the payload: reserve its maximum and
-	// move the payload down once its size is known.
+// beginFrame appends a frame's kind and room for its length, and
+// returns where the length goes; endFrame writes it once the payload is
+// appended and moves the payload down to it.
+func beginFrame(dst []byte, kind byte) ([]byte, int) {
+	dst = append(dst, kind)
 	lenAt := len(dst)
-	dst = append(dst, make([]byte, binary.MaxVarintLen64)...)
-	start := len(dst)
+	return append(dst, make([]byte, binary.MaxVarintLen64)...), lenAt
+}
+
+func endFrame(dst []byte, lenAt int) []byte {
+	start := lenAt + binary.MaxVarintLen64
+	payload := len(dst) - start
+	var hdr [binary.MaxVarintLen64]byte
+	h := binary.PutUvarint(hdr[:], uint64(payload))
+	copy(dst[lenAt:], hdr[:h])
+	copy(dst[lenAt+h:], dst[start:])
+	return dst[:lenAt+h+payload]
+}
+
+// appendFrameLabels appends the label set that starts a series or chunk
+// frame.
+func appendFrameLabels(dst []byte, lset labels.Labels) []byte {
 	dst = binary.AppendUvarint(dst, uint64(lset.Len()))
 	lset.Range(func(l labels.Label) {
 		dst = appendStr(dst, l.Name)
 		dst = appendStr(dst, l.Value)
 	})
+	return dst
+}
+
+func appendSeriesFrame(dst []byte, lset labels.Labels, samples []Sample) []byte {
+	dst, lenAt := beginFrame(dst, frameSeries)
+	dst = appendFrameLabels(dst, lset)
 	dst = binary.AppendUvarint(dst, uint64(len(samples)))
 	for i, s := range samples {
 		if i == 0 {
@@ -95,12 +116,7 @@ func appendSeriesFrame(dst []byte, lset labels.Labels, samples []Sample) []byte 
 		}
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.V))
 	}
-	payload := len(dst) - start
-	var hdr [binary.MaxVarintLen64]byte
-	h := binary.PutUvarint(hdr[:], uint64(payload))
-	copy(dst[lenAt:], hdr[:h])
-	copy(dst[lenAt+h:], dst[start:])
-	return dst[:lenAt+h+payload]
+	return endFrame(dst, lenAt)
 }
 
 // AppendStringFrame appends a frame of one label name or value.

@@ -113,14 +113,19 @@ func (g *gateway) startClusterInfo(ctx context.Context) (stop func()) {
 	if g.ring != nil {
 		w.owns = func() bool { return g.ring.owns(clusterInfoKey) }
 	}
-	interval := time.Duration(cfg.EvaluationInterval)
+	return runEvery(ctx, time.Duration(cfg.EvaluationInterval), w.tick)
+}
+
+// runEvery calls fn at once and then every interval until ctx ends; stop
+// ends it and waits for a call under way.
+func runEvery(ctx context.Context, interval time.Duration, fn func(now time.Time)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
-			w.tick(time.Now())
+			fn(time.Now())
 			select {
 			case <-ctx.Done():
 				return

@@ -4,7 +4,7 @@ import (
 	"context"
 	"math"
 	"slices"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/etcdgate/etcdgate/ingest"
@@ -39,7 +39,7 @@ func completenessSeries(statuses []ingest.TargetStatus, clusterLabel string, now
 			ls := []ingest.Label{{Name: "__name__", Value: name}, {Name: clusterLabel, Value: st.Cluster},
 				{Name: "instance", Value: st.Instance}, {Name: "job", Value: st.Job}}
 			ls = append(ls, extra...)
-			slices.SortFunc(ls, func(a, b ingest.Label) int { return cmpStrings(a.Name, b.Name) })
+			slices.SortFunc(ls, func(a, b ingest.Label) int { return strings.Compare(a.Name, b.Name) })
 			return ls
 		}
 		sample := func(v float64) []ingest.Sample { return []ingest.Sample{{Value: v, Timestamp: ts}} }
@@ -59,51 +59,29 @@ func completenessSeries(statuses []ingest.TargetStatus, clusterLabel string, now
 	return out
 }
 
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // startCompleteness writes the completeness series every evaluation
 // interval until ctx ends.
 func (g *gateway) startCompleteness(ctx context.Context) (stop func()) {
 	g.mu.Lock()
 	clusterLabel, in, interval := g.cfg.Registry.ClusterLabel, g.ingest, time.Duration(g.cfg.EvaluationInterval)
 	g.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
+	return runEvery(ctx, interval, func(now time.Time) {
+		g.targets.Expire(now)
+		if g.ring != nil && !g.ring.owns(completenessKey) {
+			return
+		}
+		statuses, warnings := g.api.TargetStatuses(ctx, now, nil)
+		if len(warnings) > 0 {
+			// A node's counts are missing: a ratio written now would be
+			// too low.
+			g.logger.Warn("completeness not written: some nodes' counts are missing", "warnings", warnings)
+			return
+		}
+		for batch := range slices.Chunk(completenessSeries(statuses, clusterLabel, now), clusterInfoBatch) {
+			if _, err := in.Push(batch); err != nil {
+				g.logger.Warn("writing the completeness series failed", "err", err)
 				return
-			case now := <-t.C:
-				g.targets.Expire(now)
-				if g.ring != nil && !g.ring.owns(completenessKey) {
-					continue
-				}
-				statuses, warnings := g.api.TargetStatuses(ctx, now, nil)
-				if len(warnings) > 0 {
-					// A node's counts are missing: a ratio written now would
-					// be too low.
-					g.logger.Warn("completeness not written: some nodes' counts are missing", "warnings", warnings)
-					continue
-				}
-				for batch := range slices.Chunk(completenessSeries(statuses, clusterLabel, now), clusterInfoBatch) {
-					if _, err := in.Push(batch); err != nil {
-						g.logger.Warn("writing the completeness series failed", "err", err)
-						break
-					}
-				}
 			}
 		}
 	})
-	return func() { cancel(); wg.Wait() }
 }
