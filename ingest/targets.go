@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"cmp"
+	"encoding/json"
+	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -108,10 +111,35 @@ type targetState struct {
 	coarse    bucketRing
 }
 
-// ScrapeCount is the samples received with one scrape timestamp.
+// ScrapeCount is the samples received with one scrape timestamp. In
+// JSON it is [t, samples]: a ring node sends sixteen a target.
 type ScrapeCount struct {
-	T       int64  `json:"t"`
-	Samples uint32 `json:"samples"`
+	T       int64
+	Samples uint32
+}
+
+func (s ScrapeCount) MarshalJSON() ([]byte, error) {
+	return fmt.Appendf(nil, "[%d,%d]", s.T, s.Samples), nil
+}
+
+func (s *ScrapeCount) UnmarshalJSON(b []byte) error {
+	var a []json.Number
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("scrape count: %w", err)
+	}
+	if len(a) != 2 {
+		return fmt.Errorf("scrape count: %d numbers, want [t, samples]", len(a))
+	}
+	t, err := a[0].Int64()
+	if err != nil {
+		return fmt.Errorf("scrape count: %w", err)
+	}
+	n, err := strconv.ParseUint(string(a[1]), 10, 32)
+	if err != nil {
+		return fmt.Errorf("scrape count: %w", err)
+	}
+	s.T, s.Samples = t, uint32(n)
+	return nil
 }
 
 // observeSearch is how many of a request's latest timestamps of a

@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"encoding/json"
 	"fmt"
+	"reflect"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -172,5 +174,26 @@ func TestTargetsHostile(t *testing.T) {
 	tr.Expire(time.UnixMilli(targetsT0).Add(TargetExpiry + time.Second))
 	if got := tr.Tallies(targetsNow, nil, 0); len(got) != 1 || got[0].Instance != "b" {
 		t.Fatalf("after expiry: %+v", got)
+	}
+}
+
+// TestTargetTallyJSON: a tally goes between ring nodes as JSON and comes
+// back the same; malformed scrape counts are refused.
+func TestTargetTallyJSON(t *testing.T) {
+	in := TargetTally{TargetKey: TargetKey{Cluster: "c", Job: "etcd", Instance: "i"}, FirstSeen: 1, LastSeen: 2,
+		Scrapes: []ScrapeCount{{T: 1_700_000_000_000, Samples: 1830}, {T: -5, Samples: 0}}, Received: [3]uint64{1, 2, 3}}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out TargetTally
+	if err := json.Unmarshal(b, &out); err != nil || !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip: %+v (%v) from %s", out, err, b)
+	}
+	for _, bad := range []string{`[1]`, `[1,2,3]`, `["x",1]`, `[1,-1]`, `[1,4294967296]`, `{"t":1}`, `[1.5,2]`} {
+		var s ScrapeCount
+		if err := json.Unmarshal([]byte(bad), &s); err == nil {
+			t.Errorf("%s decoded as %+v", bad, s)
+		}
 	}
 }
