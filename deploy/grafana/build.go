@@ -113,27 +113,31 @@ func tableQuery(expr string) *prometheus.DataqueryBuilder {
 
 func graph(title, unit string, w, h uint32, qs ...*prometheus.DataqueryBuilder) *timeseries.PanelBuilder {
 	p := timeseries.NewPanelBuilder().Title(title).Unit(unit).Span(w).Height(h).Datasource(datasource)
-	for _, q := range qs {
-		p = p.WithTarget(q)
+	for i, q := range qs {
+		p = p.WithTarget(q.RefId(refID(i)))
 	}
 	return p
 }
 
 func single(title, unit string, w, h uint32, qs ...*prometheus.DataqueryBuilder) *stat.PanelBuilder {
 	p := stat.NewPanelBuilder().Title(title).Unit(unit).Span(w).Height(h).Datasource(datasource).
-		GraphMode(common.BigValueGraphModeArea)
-	for _, q := range qs {
-		p = p.WithTarget(q)
+		GraphMode(common.BigValueGraphModeArea).
+		ReduceOptions(common.NewReduceDataOptionsBuilder().Calcs([]string{"lastNotNull"}))
+	for i, q := range qs {
+		p = p.WithTarget(q.RefId(refID(i)))
 	}
 	return p
 }
 
 func grid(title, description string, w, h uint32, qs ...*prometheus.DataqueryBuilder) *table.PanelBuilder {
 	p := table.NewPanelBuilder().Title(title).Description(description).Span(w).Height(h).Datasource(datasource)
-	for _, q := range qs {
-		p = p.WithTarget(q)
+	for i, q := range qs {
+		p = p.WithTarget(q.RefId(refID(i)))
 	}
 	return p
 }
 
 func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) }
+
+// refID names the i-th query of a panel as Grafana does: A, B, ...
+func refID(i int) string { return string(rune('A' + i)) }
