@@ -15,6 +15,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/etcdgate/etcdgate/evaluator"
+	"github.com/etcdgate/etcdgate/evaluator/rules"
+	"github.com/etcdgate/etcdgate/evaluator/slo"
 	"github.com/etcdgate/etcdgate/internal/etcdfleet"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
@@ -108,7 +110,7 @@ func fill(t *testing.T) (*tsdb.Head, *evaluator.Engine) {
 			}
 		}
 		for c := range clusters {
-			synthesize(fleet, c, ts, ts.Equal(start), add)
+			synthesize(fleet, c, ts, add)
 		}
 		if err := app.Commit(); err != nil {
 			t.Fatal(err)
@@ -119,26 +121,15 @@ func fill(t *testing.T) (*tsdb.Head, *evaluator.Engine) {
 	return head, e
 }
 
-// synthesize adds cluster c's series that etcdgate writes at ts; first
-// is the first timestamp, when the hourly SLO group runs.
-func synthesize(fleet *etcdfleet.Fleet, c int, ts time.Time, first bool, add func(labels.Labels, float64)) {
+// synthesize adds cluster c's series that etcdgate writes at ts and no
+// rule of ours records: ALERTS, cluster info, inspections, completeness.
+func synthesize(fleet *etcdfleet.Fleet, c int, ts time.Time, add func(labels.Labels, float64)) {
 	name := fleet.ClusterName(c)
 	std := fleet.LabelSets(c * 3)[0]
 	kv := []string{"cluster", name, "product", std.Get("product"), "region", std.Get("region"),
 		"scenario", std.Get("scenario"), "size", std.Get("size")}
 	series := func(metric string, extra ...string) labels.Labels {
 		return labels.FromStrings(append(append([]string{"__name__", metric}, kv...), extra...)...)
-	}
-	for i, slo := range []string{"etcd-availability", "etcd-request-errors", "etcd-request-latency", "etcd-disk", "etcd-collection"} {
-		ratio := 0.0001 * float64(c+i+1)
-		add(series("slo:sli_error:ratio_rate5m", "slo", slo), ratio)
-		add(series("slo:sli_error:ratio_rate1h", "slo", slo), ratio/2)
-		if first {
-			add(series("slo:period_error_budget_remaining:ratio", "slo", slo), 1-0.05*float64(c+i))
-			if c == 0 {
-				add(labels.FromStrings("__name__", "slo:objective:ratio", "slo", slo), 0.999)
-			}
-		}
 	}
 	if c%2 == 0 {
 		add(series("ALERTS", "alertname", "EtcdHighFsyncDurations", "alertstate", "firing", "severity", "warning"), 1)
@@ -170,35 +161,50 @@ func synthesize(fleet *etcdfleet.Fleet, c int, ts time.Time, first bool, add fun
 	}
 }
 
-// record evaluates the recording rules of deploy/rules/etcd.yml over the
-// fleet, in order, and stores their outputs as the rule engine would.
+// record runs the recording rules of deploy/rules/etcd.yml and those
+// evaluator/slo generates from deploy/rules/slos.yml over the fleet, in
+// order, and stores their outputs as the rule engine would: every 15 s,
+// and the hourly SLO period groups once, 20 minutes before the end.
 func record(t *testing.T, head *tsdb.Head, e *evaluator.Engine, start time.Time) {
 	t.Helper()
 	raw, err := os.ReadFile("../rules/etcd.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file struct {
-		Groups []struct {
-			Rules []struct{ Record, Expr string }
-		}
-	}
+	var file struct{ Groups []rules.GroupSpec }
 	if err := yaml.Unmarshal(raw, &file); err != nil {
 		t.Fatal(err)
 	}
+	specs, err := slo.LoadFile("../rules/slos.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sloGroups, err := slo.Generate(specs)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for _, g := range file.Groups {
+	for _, g := range append(file.Groups, sloGroups...) {
 		for _, r := range g.Rules {
 			if r.Record == "" {
 				continue
 			}
-			res, err := e.Range(context.Background(), r.Expr, start, end, step)
+			var res *evaluator.Result
+			if time.Duration(g.Interval) == slo.PeriodInterval {
+				res, err = e.Range(context.Background(), r.Expr, end.Add(-20*time.Minute), end.Add(-20*time.Minute), step)
+			} else {
+				res, err = e.Range(context.Background(), r.Expr, start, end, step)
+			}
 			if err != nil {
 				t.Fatalf("rule %s: %v", r.Record, err)
 			}
 			app := head.Appender()
 			for _, s := range res.Value.(evaluator.Matrix) {
-				ls := labels.NewBuilder(s.Metric).Set("__name__", r.Record).Labels()
+				b := labels.NewBuilder(s.Metric).Set("__name__", r.Record)
+				for k, v := range r.Labels {
+					b.Set(k, v)
+				}
+				ls := b.Labels()
 				for _, p := range s.Floats {
 					if err := app.Append(ls, p.T, p.F); err != nil {
 						t.Fatalf("rule %s: %v", r.Record, err)
@@ -211,8 +217,8 @@ func record(t *testing.T, head *tsdb.Head, e *evaluator.Engine, start time.Time)
 			n++
 		}
 	}
-	if n == 0 {
-		t.Fatal("no recording rule in deploy/rules/etcd.yml")
+	if n < 10 {
+		t.Fatalf("%d recording rules run, want those of etcd.yml and slos.yml", n)
 	}
 }
 
