@@ -86,7 +86,11 @@ func newDashboard(uid, title, description string) *dashboard.DashboardBuilder {
 		Refresh("1m").
 		Time("now-30m", "now").
 		Timezone(common.TimeZoneBrowser).
-		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus"))
+		WithVariable(dashboard.NewDatasourceVariableBuilder("datasource").Label("Data source").Type("prometheus")).
+		// The other etcdgate dashboards, keeping the time range and the
+		// variables' values: fleet to scenario to cluster and back.
+		Link(dashboard.NewDashboardLinkBuilder("etcdgate").Type(dashboard.DashboardLinkTypeDashboards).
+			Tags([]string{"etcdgate"}).AsDropdown(false).IncludeVars(true).KeepTime(true))
 }
 
 // labelVariable is a query variable over label_values(series, label);
