@@ -150,3 +150,15 @@ func sprintf(format string, a ...any) string { return fmt.Sprintf(format, a...) 
 
 // refID names the i-th query of a panel as Grafana does: A, B, ...
 func refID(i int) string { return string(rune('A' + i)) }
+
+// linkClusters makes the cluster column of a table a link to the
+// cluster dashboard (L3) for the value in the row, keeping the time range.
+func linkClusters(p *table.PanelBuilder) *table.PanelBuilder {
+	return p.OverrideByName("cluster", []dashboard.DynamicConfigValue{{
+		Id: "links",
+		Value: []map[string]string{{
+			"title": "etcd cluster ${__value.raw} (L3)",
+			"url":   "/d/etcdgate-cluster?var-cluster=${__value.raw}&${__url_time_range}",
+		}},
+	}})
+}

@@ -59,16 +59,16 @@ func fleet() *dashboard.DashboardBuilder {
 			query(`max by (region, scenario, slo) (`+sprintf(burn, "1h")+`)`, "{{region}} {{scenario}} {{slo}}"))).
 		WithPanel(graph("Burn rate over 5m, worst cluster per SLO", "none", 12, 8,
 			query(`max by (slo) (`+sprintf(burn, "5m")+`)`, "{{slo}}"))).
-		WithPanel(grid("Worst clusters", "The 10 clusters with the least error budget left in any SLO.", 12, 8,
-			tableQuery(`bottomk(10, min by (cluster, region, scenario, size) (`+budget+`))`))).
+		WithPanel(linkClusters(grid("Worst clusters", "The 10 clusters with the least error budget left in any SLO.", 12, 8,
+			tableQuery(`bottomk(10, min by (cluster, region, scenario, size) (`+budget+`))`)))).
 		WithRow(dashboard.NewRowBuilder("Collection completeness")).
 		WithPanel(single("Samples received over the last hour", "percentunit", 6, 6,
 			query(`sum(etcdgate_target_completeness_ratio{window="1h"} * on(cluster, job, instance) etcdgate_target_series * on(cluster) group_left() `+info+`)
 / sum(etcdgate_target_series * on(cluster) group_left() `+info+`)`, "completeness"))).
 		WithPanel(graph("Completeness over 5m by region (worst target)", "percentunit", 18, 6,
 			query(`min by (region) (etcdgate_target_completeness_ratio{window="5m"} * on(cluster) group_left(region) `+info+`)`, "{{region}}"))).
-		WithPanel(grid("Least complete targets (1h)", "Scrape targets that delivered the smallest share of the samples their series and interval expect.", 24, 8,
-			tableQuery(`bottomk(10, etcdgate_target_completeness_ratio{window="1h"} * on(cluster) group_left(region, scenario, size) `+info+`)`)))
+		WithPanel(linkClusters(grid("Least complete targets (1h)", "Scrape targets that delivered the smallest share of the samples their series and interval expect.", 24, 8,
+			tableQuery(`bottomk(10, etcdgate_target_completeness_ratio{window="1h"} * on(cluster) group_left(region, scenario, size) `+info+`)`))))
 }
 
 // scenario is L2: capacity and headroom per region for the chosen
@@ -95,10 +95,10 @@ func scenario() *dashboard.DashboardBuilder {
 		WithRow(dashboard.NewRowBuilder("Biggest")).
 		WithPanel(grid("Biggest products by db size", "Sum of each cluster's largest member.", 8, 8,
 			tableQuery(`topk(10, sum by (product) (max by (cluster, product) (`+m("etcd_mvcc_db_total_size_in_bytes")+`)))`))).
-		WithPanel(grid("Biggest clusters by db size", "Each cluster's largest member.", 8, 8,
-			tableQuery(`topk(10, max by (cluster, region, size) (`+m("etcd_mvcc_db_total_size_in_bytes")+`))`))).
-		WithPanel(grid("Biggest clusters by keys", "From the members' metrics; inspections count them exactly.", 8, 8,
-			tableQuery(`topk(10, max by (cluster, region, size) (`+m("etcd_debugging_mvcc_keys_total")+`))`)))
+		WithPanel(linkClusters(grid("Biggest clusters by db size", "Each cluster's largest member.", 8, 8,
+			tableQuery(`topk(10, max by (cluster, region, size) (`+m("etcd_mvcc_db_total_size_in_bytes")+`))`)))).
+		WithPanel(linkClusters(grid("Biggest clusters by keys", "From the members' metrics; inspections count them exactly.", 8, 8,
+			tableQuery(`topk(10, max by (cluster, region, size) (`+m("etcd_debugging_mvcc_keys_total")+`))`))))
 }
 
 // cluster is L3: one cluster's SLIs, leader, latencies, db size against
@@ -172,8 +172,8 @@ func troubleshooting() *dashboard.DashboardBuilder {
 			query(`sum(etcd_server_has_leader{job="etcd", `+one+`})`, "with a leader"),
 			query(`count(etcd_server_has_leader{job="etcd", `+one+`})`, "members"))).
 		WithRow(dashboard.NewRowBuilder("Kubernetes cluster $kubernetes_cluster")).
-		WithPanel(grid("etcd clusters behind $kubernetes_cluster", "", 12, 8,
-			tableQuery(`etcdgate_cluster_info{`+k8s+`}`))).
+		WithPanel(linkClusters(grid("etcd clusters behind $kubernetes_cluster", "", 12, 8,
+			tableQuery(`etcdgate_cluster_info{`+k8s+`}`)))).
 		WithPanel(grid("Firing alerts of $kubernetes_cluster", "", 12, 8,
 			tableQuery(`ALERTS{alertstate="firing", `+k8s+`}`))).
 		WithPanel(grid("Alerts of the etcd clusters behind $kubernetes_cluster", "", 12, 8,

@@ -230,9 +230,44 @@ type panel struct {
 		Expr    string `json:"expr"`
 		Instant bool   `json:"instant"`
 	} `json:"targets"`
+	FieldConfig struct {
+		Overrides []struct {
+			Matcher struct {
+				Options string `json:"options"`
+			} `json:"matcher"`
+			Properties []struct {
+				ID    string `json:"id"`
+				Value []struct {
+					URL string `json:"url"`
+				} `json:"value"`
+			} `json:"properties"`
+		} `json:"overrides"`
+	} `json:"fieldConfig"`
+}
+
+// linkedColumns returns the columns of p that link to another dashboard,
+// failing on a link to a dashboard that is not one of ours.
+func (p panel) linkedColumns(t *testing.T, uids map[string]bool) []string {
+	var out []string
+	for _, o := range p.FieldConfig.Overrides {
+		for _, prop := range o.Properties {
+			if prop.ID != "links" {
+				continue
+			}
+			out = append(out, o.Matcher.Options)
+			for _, l := range prop.Value {
+				m := regexp.MustCompile(`^/d/([\w-]+)\?`).FindStringSubmatch(l.URL)
+				if m == nil || !uids[m[1]] {
+					t.Errorf("panel %q: link %q is to no dashboard of ours", p.Title, l.URL)
+				}
+			}
+		}
+	}
+	return out
 }
 
 type board struct {
+	UID        string  `json:"uid"`
 	Title      string  `json:"title"`
 	Panels     []panel `json:"panels"`
 	Templating struct {
@@ -256,11 +291,16 @@ func TestPanelQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range files {
-		var b board
-		if err := json.Unmarshal(f.JSON, &b); err != nil {
+	boards := make([]board, len(files))
+	uids := map[string]bool{}
+	for i, f := range files {
+		if err := json.Unmarshal(f.JSON, &boards[i]); err != nil {
 			t.Fatalf("%s: %v", f.Name, err)
 		}
+		uids[boards[i].UID] = true
+	}
+	for i, f := range files {
+		b := boards[i]
 		vars := 0
 		for _, v := range b.Templating.List {
 			if v.Type != "query" {
@@ -315,6 +355,11 @@ func TestPanelQueries(t *testing.T) {
 					if !current(res.Value, end.UnixMilli()) {
 						t.Errorf("%s: panel %q: %s: no data at the end of the range", f.Name, p.Title, expr)
 					}
+					for _, col := range p.linkedColumns(t, uids) {
+						if !hasLabel(res.Value, col) {
+							t.Errorf("%s: panel %q: %s: links column %s, which a row lacks", f.Name, p.Title, expr, col)
+						}
+					}
 				}
 			}
 		}
@@ -339,4 +384,25 @@ func current(v evaluator.Value, t int64) bool {
 		return len(v) > 0
 	}
 	return true
+}
+
+// hasLabel reports whether every series of v has the label name.
+func hasLabel(v evaluator.Value, name string) bool {
+	var all []labels.Labels
+	switch v := v.(type) {
+	case evaluator.Matrix:
+		for _, s := range v {
+			all = append(all, s.Metric)
+		}
+	case evaluator.Vector:
+		for _, s := range v {
+			all = append(all, s.Metric)
+		}
+	}
+	for _, ls := range all {
+		if ls.Get(name) == "" {
+			return false
+		}
+	}
+	return len(all) > 0
 }
