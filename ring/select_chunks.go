@@ -33,22 +33,26 @@ const maxFrameChunkBytes = 1 << 20
 
 // AppendChunkSeriesFrames appends the chunk frames of one series to dst.
 func AppendChunkSeriesFrames(dst []byte, lset labels.Labels, chunks []tsdb.Chunk) []byte {
+	return appendChunkSeriesFrames(dst, encodeFrameLabels(nil, lset), chunks)
+}
+
+func appendChunkSeriesFrames(dst []byte, fl frameLabels, chunks []tsdb.Chunk) []byte {
 	for {
 		n, size := 0, 0
 		for n < len(chunks) && (n == 0 || size+len(chunks[n].Data) <= maxFrameChunkBytes) {
 			size += len(chunks[n].Data)
 			n++
 		}
-		dst = appendChunkFrame(dst, lset, chunks[:n])
+		dst = appendChunkFrame(dst, fl, chunks[:n])
 		if chunks = chunks[n:]; len(chunks) == 0 {
 			return dst
 		}
 	}
 }
 
-func appendChunkFrame(dst []byte, lset labels.Labels, chunks []tsdb.Chunk) []byte {
+func appendChunkFrame(dst []byte, fl frameLabels, chunks []tsdb.Chunk) []byte {
 	dst, lenAt := beginFrame(dst, frameChunks)
-	dst = appendFrameLabels(dst, lset)
+	dst = appendFrameLabels(dst, fl)
 	dst = binary.AppendUvarint(dst, uint64(len(chunks)))
 	for _, c := range chunks {
 		dst = binary.AppendVarint(dst, c.MinT)

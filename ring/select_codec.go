@@ -62,9 +62,13 @@ type Sample struct {
 // AppendSeriesFrames appends the frames of one series to dst: its labels
 // and samples (in time order), split every maxFrameSamples samples.
 func AppendSeriesFrames(dst []byte, lset labels.Labels, samples []Sample) []byte {
+	return appendSeriesFrames(dst, encodeFrameLabels(nil, lset), samples)
+}
+
+func appendSeriesFrames(dst []byte, fl frameLabels, samples []Sample) []byte {
 	for {
 		n := min(len(samples), maxFrameSamples)
-		dst = appendSeriesFrame(dst, lset, samples[:n])
+		dst = appendSeriesFrame(dst, fl, samples[:n])
 		samples = samples[n:]
 		if len(samples) == 0 {
 			return dst
@@ -91,20 +95,35 @@ func endFrame(dst []byte, lenAt int) []byte {
 	return dst[:lenAt+h+payload]
 }
 
-// appendFrameLabels appends the label set that starts a series or chunk
-// frame.
-func appendFrameLabels(dst []byte, lset labels.Labels) []byte {
-	dst = binary.AppendUvarint(dst, uint64(lset.Len()))
-	lset.Range(func(l labels.Label) {
-		dst = appendStr(dst, l.Name)
-		dst = appendStr(dst, l.Value)
-	})
-	return dst
+// frameLabels is a label set as it starts a series or chunk frame: n
+// pairs, encoded (appendLabelPair).
+type frameLabels struct {
+	n     int
+	pairs []byte
 }
 
-func appendSeriesFrame(dst []byte, lset labels.Labels, samples []Sample) []byte {
+// appendLabelPair appends one label as a frame holds it.
+func appendLabelPair(dst []byte, name, value string) []byte {
+	return appendStr(appendStr(dst, name), value)
+}
+
+// encodeFrameLabels encodes lset into buf (reused).
+func encodeFrameLabels(buf []byte, lset labels.Labels) frameLabels {
+	buf = buf[:0]
+	lset.Range(func(l labels.Label) { buf = appendLabelPair(buf, l.Name, l.Value) })
+	return frameLabels{n: lset.Len(), pairs: buf}
+}
+
+// appendFrameLabels appends the label set that starts a series or chunk
+// frame.
+func appendFrameLabels(dst []byte, fl frameLabels) []byte {
+	dst = binary.AppendUvarint(dst, uint64(fl.n))
+	return append(dst, fl.pairs...)
+}
+
+func appendSeriesFrame(dst []byte, fl frameLabels, samples []Sample) []byte {
 	dst, lenAt := beginFrame(dst, frameSeries)
-	dst = appendFrameLabels(dst, lset)
+	dst = appendFrameLabels(dst, fl)
 	dst = binary.AppendUvarint(dst, uint64(len(samples)))
 	for i, s := range samples {
 		if i == 0 {

@@ -13,11 +13,36 @@ import (
 )
 
 // selectSink receives what a select finds, one series or string at a
-// time. It must not keep samples or chunks after it returns.
+// time. It must not keep samples or chunks after it returns. A series
+// comes as a label set (listings) or as the store's series (selects),
+// whose labels the sink reads as it needs them.
 type selectSink interface {
-	series(lset labels.Labels, samples []Sample) error
-	chunks(lset labels.Labels, chunks []tsdb.Chunk) error
+	series(ls seriesLabels, samples []Sample) error
+	chunks(ls seriesLabels, chunks []tsdb.Chunk) error
 	str(s string) error
+}
+
+// seriesLabels is a label set, or the store's series that has one.
+type seriesLabels struct {
+	lset   labels.Labels
+	series tsdb.Series // nil: lset
+}
+
+func (sl seriesLabels) labels() labels.Labels {
+	if sl.series != nil {
+		return sl.series.Labels()
+	}
+	return sl.lset
+}
+
+// encode encodes the labels for a frame into buf, straight from the
+// store's symbols when it can.
+func (sl seriesLabels) encode(buf []byte) frameLabels {
+	if la, ok := sl.series.(tsdb.LabelAppender); ok {
+		pairs, n := la.AppendLabels(buf[:0], appendLabelPair)
+		return frameLabels{n: n, pairs: pairs}
+	}
+	return encodeFrameLabels(buf, sl.labels())
 }
 
 // runSelect answers req from q (a LOCAL store's querier) into sink. The
@@ -46,7 +71,7 @@ func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink sele
 					if err != nil {
 						return err
 					}
-					if err := sink.chunks(s.Labels(), trimmed); err != nil {
+					if err := sink.chunks(seriesLabels{series: s}, trimmed); err != nil {
 						return err
 					}
 					continue
@@ -61,7 +86,7 @@ func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink sele
 			if err := it.Err(); err != nil {
 				return err
 			}
-			if err := sink.series(s.Labels(), buf); err != nil {
+			if err := sink.series(seriesLabels{series: s}, buf); err != nil {
 				return err
 			}
 		}
@@ -70,7 +95,7 @@ func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink sele
 		n := 0
 		var sinkErr error
 		fn := func(l labels.Labels) bool {
-			if sinkErr = sink.series(l, nil); sinkErr != nil {
+			if sinkErr = sink.series(seriesLabels{lset: l}, nil); sinkErr != nil {
 				return false
 			}
 			n++
@@ -143,16 +168,21 @@ type streamSink struct {
 		Close() error
 	}
 	buf  []byte
+	lbuf []byte // a series' encoded labels
 	werr error
 }
 
-func (s *streamSink) series(lset labels.Labels, samples []Sample) error {
-	s.buf = AppendSeriesFrames(s.buf, lset, samples)
+func (s *streamSink) series(ls seriesLabels, samples []Sample) error {
+	fl := ls.encode(s.lbuf)
+	s.lbuf = fl.pairs
+	s.buf = appendSeriesFrames(s.buf, fl, samples)
 	return s.maybeFlush()
 }
 
-func (s *streamSink) chunks(lset labels.Labels, chunks []tsdb.Chunk) error {
-	s.buf = AppendChunkSeriesFrames(s.buf, lset, chunks)
+func (s *streamSink) chunks(ls seriesLabels, chunks []tsdb.Chunk) error {
+	fl := ls.encode(s.lbuf)
+	s.lbuf = fl.pairs
+	s.buf = appendChunkSeriesFrames(s.buf, fl, chunks)
 	return s.maybeFlush()
 }
 
@@ -202,7 +232,8 @@ func (c *collectSink) charge(n int64) error {
 	return nil
 }
 
-func (c *collectSink) series(lset labels.Labels, samples []Sample) error {
+func (c *collectSink) series(ls seriesLabels, samples []Sample) error {
+	lset := ls.labels()
 	if err := c.charge(int64(lset.ByteSize()) + 16*int64(len(samples))); err != nil {
 		return err
 	}
@@ -216,7 +247,8 @@ func (c *collectSink) series(lset labels.Labels, samples []Sample) error {
 
 // chunks keeps a copy of the chunks: their data is the store's, valid
 // only while its querier is open.
-func (c *collectSink) chunks(lset labels.Labels, chunks []tsdb.Chunk) error {
+func (c *collectSink) chunks(ls seriesLabels, chunks []tsdb.Chunk) error {
+	lset := ls.labels()
 	size := 0
 	for _, ch := range chunks {
 		size += len(ch.Data)

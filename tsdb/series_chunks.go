@@ -1,6 +1,10 @@
 package tsdb
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
 
 // Chunk is a run of a series' samples as the store keeps them: the bytes
 // of a chunkenc.XORChunk and the times of its first and last sample.
@@ -69,4 +73,35 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 		}
 	}
 	return dst, buf, true, nil
+}
+
+// LabelAppender is a Series that appends its label pairs to a buffer
+// without building a label set: a reader that only copies labels out
+// (the ring's internal select) allocates nothing for them. enc appends
+// one pair; pairs come in label order; n is their number.
+type LabelAppender interface {
+	AppendLabels(dst []byte, enc func(dst []byte, name, value string) []byte) (out []byte, n int)
+}
+
+var _ LabelAppender = (*headSeries)(nil)
+
+func (hs *headSeries) AppendLabels(dst []byte, enc func(dst []byte, name, value string) []byte) ([]byte, int) {
+	if !hs.lset.IsEmpty() || hs.s == nil {
+		n := 0
+		hs.Labels().Range(func(l labels.Label) {
+			dst = enc(dst, l.Name, l.Value)
+			n++
+		})
+		return dst, n
+	}
+	strs := hs.symbols.load()
+	refs := hs.s.syms
+	n := 0
+	for i := 0; i < len(refs); n++ {
+		var name, value uint32
+		name, i = refs.next(i)
+		value, i = refs.next(i)
+		dst = enc(dst, strs[name], strs[value])
+	}
+	return dst, n
 }

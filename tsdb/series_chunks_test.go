@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,42 @@ func TestSeriesChunks(t *testing.T) {
 	}
 	if _, ok, _ := chunkSeriesOf(t, db, "a", 0, 500*step); ok {
 		t.Fatal("a series with an out-of-order sample handed out chunks")
+	}
+}
+
+// TestSeriesAppendLabels: a series appends the label pairs its Labels
+// holds, in order, whether it was selected sorted (labels built) or not
+// (read from the symbols).
+func TestSeriesAppendLabels(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), testDBOptions())
+	defer db.Close()
+	for i := range 3 {
+		ls := labels.FromStrings("__name__", "m", "cluster", "etcd-ü", "i", strings.Repeat("x", i*200), "z", "")
+		if err := dbAppend(t, db, ls, 1000, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q, err := db.Querier(0, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	enc := func(dst []byte, name, value string) []byte { return append(append(append(dst, name...), 0), append([]byte(value), 1)...) }
+	m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "m")
+	for _, set := range []SeriesSet{q.Select(context.Background(), m), q.SelectUnsorted(context.Background(), m)} {
+		n := 0
+		for set.Next() {
+			s := set.At()
+			got, pairs := s.(LabelAppender).AppendLabels(nil, enc)
+			var want []byte
+			s.Labels().Range(func(l labels.Label) { want = enc(want, l.Name, l.Value) })
+			if string(got) != string(want) || pairs != s.Labels().Len() {
+				t.Fatalf("%s: appended %q (%d pairs)", s.Labels(), got, pairs)
+			}
+			n++
+		}
+		if n != 3 {
+			t.Fatalf("%d series", n)
+		}
 	}
 }
