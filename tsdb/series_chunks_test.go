@@ -134,7 +134,9 @@ func TestSeriesAppendLabels(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	enc := func(dst []byte, name, value string) []byte { return append(append(append(dst, name...), 0), append([]byte(value), 1)...) }
+	enc := func(dst []byte, name, value string) []byte {
+		return append(append(append(dst, name...), 0), append([]byte(value), 1)...)
+	}
 	m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "m")
 	for _, set := range []SeriesSet{q.Select(context.Background(), m), q.SelectUnsorted(context.Background(), m)} {
 		n := 0
