@@ -109,9 +109,9 @@ func decodeChunkSeries(b []byte, sb *labels.ScratchBuilder, chunks []tsdb.Chunk)
 	return lset, chunks, nil
 }
 
-// chunkTrimmer re-encodes the chunks a select would pass on mostly
-// outside its range: an instant query's few minutes would otherwise
-// carry the whole chunk of up to two hours around them. Replicas with the
+// chunkTrimmer re-encodes the chunks a select would pass on almost
+// wholly outside its range: a query of a few minutes would otherwise
+// carry a long chunk around them. Replicas with the
 // same samples trim to the same bytes, so copies still merge by
 // comparison. It reuses its buffers from one series to the next.
 type chunkTrimmer struct {
@@ -122,15 +122,24 @@ type chunkTrimmer struct {
 	buf        []byte // the re-encoded chunks of one trim
 }
 
-// trim returns chunks with each chunk of which less than half the time
-// span lies in [mint, maxt] replaced by one holding only its samples in
-// range (or dropped when none is). The result is valid until the next
-// call.
+// trimBelow: a chunk of which less than 1/trimBelow of the time span
+// lies in the range is trimmed. Trimming costs every replica a decode
+// and an encode, while an untrimmed chunk costs the asking node one
+// decode (replicas agree) and some bytes on the wire: with a 5-minute
+// window over a 30-minute head chunk (a sixth) passing the chunk on is
+// three times cheaper (error_ratio instant over 72,600 series, 3 nodes
+// RF 3: 0.37 s against 1.1 s, 6.9 MB against 4.6 MB moved).
+const trimBelow = 16
+
+// trim returns chunks with each chunk of which less than 1/trimBelow of
+// the time span lies in [mint, maxt] replaced by one holding only its
+// samples in range (or dropped when none is). The result is valid until
+// the next call.
 func (tr *chunkTrimmer) trim(chunks []tsdb.Chunk) ([]tsdb.Chunk, error) {
 	tr.chunks, tr.buf = tr.chunks[:0], tr.buf[:0]
 	for _, c := range chunks {
 		lo, hi := max(c.MinT, tr.mint), min(c.MaxT, tr.maxt)
-		if lo == c.MinT && hi == c.MaxT || uint64(hi-lo)*2 >= uint64(c.MaxT-c.MinT) {
+		if lo == c.MinT && hi == c.MaxT || uint64(hi-lo)*trimBelow >= uint64(c.MaxT-c.MinT) {
 			tr.chunks = append(tr.chunks, c)
 			continue
 		}

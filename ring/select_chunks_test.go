@@ -124,6 +124,7 @@ func TestChunkTrimmer(t *testing.T) {
 	}{
 		{"inside", -5, 2000, nil, true},
 		{"mostly inside", 300, 2000, nil, true},
+		{"a sixth inside: cheaper as it is", 800, 966, nil, true},
 		{"instant window", 700, 750, []int64{700, 710, 720, 730, 740, 750}, false},
 		{"between samples", 701, 709, nil, false},
 	} {
