@@ -3,9 +3,9 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 )
