@@ -92,7 +92,13 @@ func (p *pages) routes(add func(pattern, name string, role Role, h http.HandlerF
 	add("GET /inspections", "page_inspections", RoleRead, p.inspections)
 	add("GET /targets", "page_targets", RoleRead, p.targets)
 	add("GET /ring", "page_ring", RoleRead, p.ring)
-	add("GET "+pageStaticPrefix, "page_static", RoleRead, p.static.ServeHTTP)
+	add("GET "+pageStaticPrefix, "page_static", RoleRead, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // no directory listings
+			http.NotFound(w, r)
+			return
+		}
+		p.static.ServeHTTP(w, r)
+	})
 }
 
 // page is what every template gets: the layout's fields and the page's
