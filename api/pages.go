@@ -223,8 +223,8 @@ func (q *querier) scalar(query string) float64 {
 // lines are named by label (a label name, or "" for the whole set).
 func (q *querier) chart(id, title, unit, query string, label ...string) chart {
 	step := pageChartRange / pageChartPoints
-	start := q.now.Add(-pageChartRange).Truncate(step)
-	end := q.now.Truncate(step)
+	end := q.now
+	start := end.Add(-pageChartRange)
 	c := chart{ID: id, Title: title, Unit: unit}
 	res, err := q.eng.RangeWith(q.ctx, query, start, end, step, evaluator.QueryOpts{})
 	if err != nil {

@@ -55,8 +55,8 @@ func valueOr(m map[string]float64, k string) float64 {
 // ---- L1: the fleet ----
 
 type budgetRow struct {
-	Region, Scenario, SLO string
-	Left, Burn1h          float64
+	Region, Scenario, SLO  string
+	Left, Errors1h, Burn1h float64
 }
 
 type worstCluster struct {
@@ -112,12 +112,27 @@ func (p *pages) fleet(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.Sort(d.Scenarios)
 	budget := fmt.Sprintf(pageBudgetLeft, "")
-	left := q.vector(fmt.Sprintf(`bottomk(%d, min by (region, scenario, slo) (%s))`, pageMaxRows, budget))
+	// Rows are the region, scenario and SLO sets of the 1h error ratio
+	// (recorded at every evaluation) and of the budget (recorded hourly).
+	keyOf := func(s evaluator.Sample) string { return key(s, "region", "scenario", "slo") }
+	leftV := q.vector(fmt.Sprintf(`bottomk(%d, min by (region, scenario, slo) (%s))`, pageMaxRows, budget))
+	left := byKey(leftV, "region", "scenario", "slo")
 	burn := byKey(q.vector(fmt.Sprintf(`topk(%d, max by (region, scenario, slo) (%s))`, pageMaxRows, fmt.Sprintf(pageBurn1h, ""))),
 		"region", "scenario", "slo")
-	for _, s := range left {
+	rows := q.vector(fmt.Sprintf(`topk(%d, max by (region, scenario, slo) (slo:sli_error:ratio_rate1h))`, pageMaxRows))
+	seen := map[string]bool{}
+	for _, s := range rows {
+		seen[keyOf(s)] = true
+	}
+	for _, s := range leftV {
+		if !seen[keyOf(s)] && len(rows) < pageMaxRows {
+			rows = append(rows, evaluator.Sample{Metric: s.Metric, F: math.NaN()})
+		}
+	}
+	for _, s := range rows {
+		k := keyOf(s)
 		d.Budgets = append(d.Budgets, budgetRow{Region: s.Metric.Get("region"), Scenario: s.Metric.Get("scenario"), SLO: s.Metric.Get("slo"),
-			Left: s.F, Burn1h: valueOr(burn, key(s, "region", "scenario", "slo"))})
+			Left: valueOr(left, k), Errors1h: s.F, Burn1h: valueOr(burn, k)})
 	}
 	slices.SortFunc(d.Budgets, func(x, y budgetRow) int {
 		return cmp.Or(cmp.Compare(x.Region, y.Region), cmp.Compare(x.Scenario, y.Scenario), cmp.Compare(x.SLO, y.SLO))
@@ -145,6 +160,10 @@ func (p *pages) fleet(w http.ResponseWriter, r *http.Request) {
 	d.Completeness = p.completeness(q, pg)
 	pg.Data = d
 	pg.Charts = []chart{
+		q.chart("errors", "SLI error ratio over 1h by region, worst cluster and SLO", "percent",
+			fmt.Sprintf(`topk(%d, max by (region) (slo:sli_error:ratio_rate1h))`, pageTopN), "region"),
+		q.chart("completeness", "Samples collected over 5m by region, worst target", "percent",
+			fmt.Sprintf(`bottomk(%d, min by (region) (etcdgate_target_completeness_ratio{window="5m"} * on(cluster) group_left(region) max by (cluster, region) (etcdgate_cluster_info)))`, pageTopN), "region"),
 		q.chart("burn", "Burn rate over 1h by region, worst cluster (1 = budget spent in the SLO window)", "",
 			fmt.Sprintf(`topk(%d, max by (region) (%s))`, pageTopN, fmt.Sprintf(pageBurn1h, "")), "region"),
 		q.chart("budget", "Error budget left by region, worst cluster", "percent",
