@@ -61,7 +61,7 @@ type budgetRow struct {
 
 type worstCluster struct {
 	Cluster, Region, Scenario, Size string
-	Left                            float64
+	Left, Errors1h                  float64
 }
 
 type targetRow struct {
@@ -88,6 +88,9 @@ type fleetData struct {
 	BySeverity        []kv
 	Budgets           []budgetRow
 	Worst             []worstCluster
+	// WorstByErrors: no budget is recorded yet, Worst ranks by the 1h
+	// error ratio.
+	WorstByErrors bool
 	Completeness      completenessSummary
 }
 
@@ -139,9 +142,19 @@ func (p *pages) fleet(w http.ResponseWriter, r *http.Request) {
 	})
 	for _, s := range q.vector(fmt.Sprintf(`bottomk(%d, min by (cluster, region, scenario, size) (%s))`, pageTopN, budget)) {
 		d.Worst = append(d.Worst, worstCluster{Cluster: s.Metric.Get("cluster"), Region: s.Metric.Get("region"),
-			Scenario: s.Metric.Get("scenario"), Size: s.Metric.Get("size"), Left: s.F})
+			Scenario: s.Metric.Get("scenario"), Size: s.Metric.Get("size"), Left: s.F, Errors1h: math.NaN()})
 	}
 	slices.SortStableFunc(d.Worst, func(x, y worstCluster) int { return cmp.Compare(x.Left, y.Left) })
+	if len(d.Worst) == 0 {
+		// The budget is recorded hourly: until then, the clusters with
+		// the highest 1h error ratio of any SLO.
+		d.WorstByErrors = true
+		for _, s := range q.vector(fmt.Sprintf(`topk(%d, max by (cluster, region, scenario, size) (slo:sli_error:ratio_rate1h))`, pageTopN)) {
+			d.Worst = append(d.Worst, worstCluster{Cluster: s.Metric.Get("cluster"), Region: s.Metric.Get("region"),
+				Scenario: s.Metric.Get("scenario"), Size: s.Metric.Get("size"), Left: math.NaN(), Errors1h: s.F})
+		}
+		slices.SortStableFunc(d.Worst, func(x, y worstCluster) int { return cmp.Compare(y.Errors1h, x.Errors1h) })
+	}
 	groups, warnings := p.api.allRuleGroups(q.ctx)
 	pg.Warnings = append(pg.Warnings, warnings...)
 	sev := map[string]float64{}

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"maps"
+	"slices"
 	"fmt"
 	"net/url"
 	"os"
@@ -105,7 +111,8 @@ func TestPagesInBrowser(t *testing.T) {
 		want       []string
 		canvases   int // at least this many charts drawn
 	}{
-		{"fleet", "/", []string{"etcd clusters", `id="clusters">3<`, `href="/scenario/business"`, `href="/scenario/platform"`, "samples collected (1h)", "9 targets"}, 2},
+		{"fleet", "/", []string{"etcd clusters", `id="clusters">3<`, `href="/scenario/business"`, `href="/scenario/platform"`, "samples collected (1h)", "9 targets",
+			`<td><a href="/cluster/etcd-eu-west-1-0">etcd-eu-west-1-0</a></td><td>eu-west-1</td><td>business</td><td>large</td>`}, 2},
 		{"scenario", "/scenario/business", []string{"eu-west-1", "us-east-1", "etcd-eu-west-1-0", "etcd-us-east-1-1", "payments"}, 2},
 		{"cluster", "/cluster/etcd-eu-west-1-0", []string{"k8s-shop-eu", "k8s-pay-eu", "10.0.0.10:2379", "EtcdPagesTestLeader", "leads its cluster",
 			`id="leaders">1<`, "scenario <a href=\"/scenario/business\">business</a>"}, 3},
@@ -141,6 +148,9 @@ func TestPagesInBrowser(t *testing.T) {
 					t.Fatal(err)
 				}
 				runChromium(t, chromium, "--screenshot="+out, "--window-size=1024,700", base+pg.path)
+				if err := shrinkPNG(out); err != nil {
+					t.Fatal(err)
+				}
 			}
 		})
 	}
@@ -164,6 +174,59 @@ func gaugeOf(s etcdfleet.Sample) float64 {
 		return s.V * 1000
 	}
 	return s.V
+}
+
+// shrinkPNG rewrites the PNG at path with a palette of its 128 most
+// frequent colors, each other color mapped to the nearest of them: the
+// pages are flat colors and anti-aliased text, so the README's
+// screenshots stay a few tens of KiB each.
+func shrinkPNG(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	b := img.Bounds()
+	count := map[color.RGBA]int{}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			count[color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)]++
+		}
+	}
+	colors := slices.Collect(maps.Keys(count))
+	slices.SortFunc(colors, func(x, y color.RGBA) int {
+		return cmp.Or(count[y]-count[x], cmp.Compare(uint32(x.R)<<16|uint32(x.G)<<8|uint32(x.B), uint32(y.R)<<16|uint32(y.G)<<8|uint32(y.B)))
+	})
+	pal := make(color.Palette, 0, 128)
+	for _, c := range colors[:min(len(colors), 128)] {
+		pal = append(pal, c)
+	}
+	out := image.NewPaletted(b, pal)
+	nearest := map[color.RGBA]uint8{}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			i, ok := nearest[c]
+			if !ok {
+				i = uint8(pal.Index(c))
+				nearest[c] = i
+			}
+			out.SetColorIndex(x, y, i)
+		}
+	}
+	w, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(w, out); err != nil {
+		w.Close()
+		return err
+	}
+	return w.Close()
 }
 
 // runChromium runs one headless Chromium with a fresh profile, bounded
