@@ -91,7 +91,7 @@ type fleetData struct {
 	// WorstByErrors: no budget is recorded yet, Worst ranks by the 1h
 	// error ratio.
 	WorstByErrors bool
-	Completeness      completenessSummary
+	Completeness  completenessSummary
 }
 
 type kv struct {
