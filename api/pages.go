@@ -168,6 +168,7 @@ func (p *pages) pathName(w http.ResponseWriter, r *http.Request, what string) st
 // querier runs a page's queries against the engine, collecting their
 // errors as the page's warnings.
 type querier struct {
+	api      *API
 	ctx      context.Context
 	eng      QueryEngine
 	now      time.Time
@@ -183,10 +184,15 @@ func (p *pages) querier(w http.ResponseWriter, r *http.Request, pg *page) (*quer
 		return nil, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), pageTimeout)
-	return &querier{ctx: ctx, eng: *e, now: time.Now(), warnings: &pg.Warnings}, cancel
+	return &querier{api: p.api, ctx: ctx, eng: *e, now: time.Now(), warnings: &pg.Warnings}, cancel
 }
 
 func (q *querier) warn(query string, err error) {
+	var pe *evaluator.PanicError
+	if errors.As(err, &pe) {
+		// The stack goes to the log, never to the page.
+		q.api.panics.log(q.api.opts.Logger, query, pe)
+	}
 	if errors.Is(err, evaluator.ErrInternal) {
 		err = evaluator.ErrInternal // never a stack or internals
 	}

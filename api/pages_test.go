@@ -1,6 +1,8 @@
 package api
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -266,5 +268,52 @@ func TestPagesRoutesAreRead(t *testing.T) {
 	}
 	if found != 9 {
 		t.Errorf("%d page routes, want 9", found)
+	}
+}
+
+// TestPagesQueryErrors: a query that fails leaves its section at "no
+// data" and names the error in the page's warnings; the page itself
+// answers 200. An internal error shows no stack.
+func TestPagesQueryErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err          error
+		want, absent string
+	}{
+		{fmt.Errorf("%w: query timed out in expression evaluation", evaluator.ErrTimeout), "query timed out", ""},
+		{&evaluator.PanicError{Value: "index out of range", Stack: []byte("goroutine 7 [running]:\nevaluator.go:12")}, "unexpected error", "goroutine 7"},
+	} {
+		e := newPageEnv(t, Options{}, false)
+		e.api.SetQueryEngine(fakeEngine{tc.err})
+		for _, path := range []string{"/", "/scenario/business", "/cluster/etcd-pay-1"} {
+			code, body := e.get(path)
+			if code != 200 || !strings.Contains(body, `id="warnings"`) || !strings.Contains(body, tc.want) || !strings.Contains(body, "no data") {
+				t.Errorf("GET %s with %v: %d, want 200 with the error in the warnings and \"no data\":\n%s", path, tc.err, code, body)
+			}
+			if tc.absent != "" && strings.Contains(body, tc.absent) {
+				t.Errorf("GET %s: %q in the page", path, tc.absent)
+			}
+		}
+	}
+}
+
+type fakeRingStatus struct{ v any }
+
+func (f fakeRingStatus) RingStatus(context.Context) any { return f.v }
+
+func TestPagesRing(t *testing.T) {
+	series := int64(123456)
+	e := newPageEnv(t, Options{Ring: fakeRingStatus{map[string]any{"self": "node-a", "replication_factor": 3, "nodes": []map[string]any{
+		{"name": "node-a", "advertise_url": "http://10.1.0.1:9390", "zone": "z1", "state": "ACTIVE", "tokens": 128, "token_share": 0.5,
+			"owned_share": 0.75, "last_heartbeat": time.Now(), "head_series": series},
+		{"name": "node-<b>", "advertise_url": "http://10.1.0.2:9390", "state": "LEAVING", "error": "connection refused"},
+	}}}}, false)
+	code, body := e.get("/ring")
+	for _, w := range []string{"node-a", "replication factor 3", "http://10.1.0.1:9390", "50.00%", "75.00%", "123456", "LEAVING", "connection refused", "node-&lt;b&gt;"} {
+		if code != 200 || !strings.Contains(body, w) {
+			t.Errorf("GET /ring: %d, no %q:\n%s", code, w, body)
+		}
+	}
+	if strings.Contains(body, "not in a ring") {
+		t.Error("GET /ring of a ring node says it is not in a ring")
 	}
 }
