@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 
 	"github.com/etcdgate/etcdgate/internal/etcdfleet"
+	"github.com/etcdgate/etcdgate/internal/etcdtest"
 	"github.com/etcdgate/etcdgate/internal/testbin"
 )
 
@@ -28,7 +29,8 @@ import (
 // Chromium from a real `etcdgate serve` holding 30 minutes of a
 // three-cluster fleet (remote write from internal/etcdfleet, a registry
 // with product, scenario, size, region and Kubernetes clusters, a rule
-// file with an alert that fires, the default SLOs), and checks the DOM
+// file with an alert that fires, the default SLOs, a real etcd probed
+// for one of the clusters), and checks the DOM
 // after the page's scripts ran: the names and figures the page must show
 // and, on the pages with charts, uPlot's canvases. It saves a screenshot
 // of each page into $ETCDGATE_TEST_ARTIFACTS (else a temporary
@@ -70,7 +72,22 @@ func TestPagesInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := write("etcdgate.yml", fmt.Sprintf("registry: {file: clusters.yml}\nevaluation_interval: 1s\nrule_files: [alerts.yml]\nslo_files: [%s]\n", slos))
+	// A real etcd stands for cluster etcd-eu-west-1-0 to the prober, so
+	// that its page and /inspections show inspection findings.
+	etcd := etcdtest.Start(t, etcdtest.Options{Members: 1})
+	cfg := write("etcdgate.yml", fmt.Sprintf(`registry: {file: clusters.yml}
+evaluation_interval: 1s
+rule_files: [alerts.yml]
+slo_files: [%s]
+probe:
+  targets:
+    - cluster: etcd-eu-west-1-0
+      endpoints: [%s]
+      inspections: [health, consistency]
+  inspections:
+    health: {interval: 1s, timeout: 5s}
+    consistency: {interval: 1s, timeout: 5s}
+`, slos, strings.Join(etcd.Endpoints(), ", ")))
 	_, base := startGateway(t, "--config", cfg)
 
 	last := time.Now().Truncate(15 * time.Second)
@@ -88,6 +105,11 @@ func TestPagesInBrowser(t *testing.T) {
 		_, a := httpGet(base + "/api/v1/query?" + url.Values{"query": {`ALERTS{alertstate="firing", alertname="EtcdPagesTestLeader"}`}}.Encode())
 		_, i := httpGet(base + "/api/v1/query?" + url.Values{"query": {`etcdgate_cluster_info{kubernetes_cluster="k8s-pay-eu"}`}}.Encode())
 		return countResults(a) == 1 && countResults(i) == 1
+	})
+	waitFor(t, 30*time.Second, "both inspections recorded", func() bool {
+		_, h := httpGet(base + "/api/v1/inspections?cluster=etcd-eu-west-1-0&inspection=health&limit=1")
+		_, c := httpGet(base + "/api/v1/inspections?cluster=etcd-eu-west-1-0&inspection=consistency&limit=1")
+		return strings.Contains(h, `"status":"success"`) && strings.Contains(c, `"status":"success"`)
 	})
 
 	shots := os.Getenv("ETCDGATE_TEST_ARTIFACTS")
@@ -115,10 +137,11 @@ func TestPagesInBrowser(t *testing.T) {
 			`<td><a href="/cluster/etcd-eu-west-1-0">etcd-eu-west-1-0</a></td><td>eu-west-1</td><td>business</td><td>large</td>`}, 2},
 		{"scenario", "/scenario/business", []string{"eu-west-1", "us-east-1", "etcd-eu-west-1-0", "etcd-us-east-1-1", "payments"}, 2},
 		{"cluster", "/cluster/etcd-eu-west-1-0", []string{"k8s-shop-eu", "k8s-pay-eu", "10.0.0.10:2379", "EtcdPagesTestLeader", "leads its cluster",
-			`id="leaders">1<`, "scenario <a href=\"/scenario/business\">business</a>"}, 3},
+			`id="leaders">1<`, "scenario <a href=\"/scenario/business\">business</a>", "<td>health</td>", "<td>consistency</td>"}, 3},
 		{"alerts", "/alerts", []string{" firing</span>", "EtcdPagesTestLeader", "10.0.0.10:2379 leads its cluster", `href="/cluster/etcd-eu-west-1-0"`}, 0},
 		{"rules", "/rules", []string{"etcd-pages", "cluster:etcd_db_size:max", "EtcdPagesTestLeader"}, 0},
-		{"inspections", "/inspections", []string{"no inspection recorded"}, 0},
+		{"inspections", "/inspections", []string{`href="/cluster/etcd-eu-west-1-0"`, "<td>health</td>", "<td>consistency</td>", `class="ok">success`}, 0},
+		{"inspections-failed", "/inspections?status=failed", []string{"no inspection recorded"}, 0},
 		{"targets", "/targets", []string{"9 targets", "10.0.0.10:2379", "etcd-ap-south-1-2", "15s"}, 0},
 		{"targets-below", "/targets?below=0.5", []string{"no target below 0.5"}, 0},
 		{"ring", "/ring", []string{"not in a ring"}, 0},
