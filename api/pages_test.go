@@ -95,6 +95,9 @@ func (e *pageEnv) fill() {
 	add(c(0.003), "__name__", "slo:sli_error:ratio_rate1h", "slo", "availability", "cluster", "etcd-pay-1", "region", "eu", "scenario", "business", "size", "small")
 	add(c(0.001), "__name__", "slo:sli_error:ratio_rate5m", "slo", "availability", "cluster", "etcd-pay-1", "region", "eu", "scenario", "business", "size", "small")
 	add(c(0.999), "__name__", "slo:objective:ratio", "slo", "availability")
+	// An SLO whose objective is not recorded yet (hourly): the fleet
+	// reads it from its rule.
+	add(c(0.002), "__name__", "slo:sli_error:ratio_rate1h", "slo", "latency", "cluster", "etcd-pay-1", "region", "eu", "scenario", "business", "size", "small")
 	add(c(1), "__name__", "etcdgate_cluster_info", "cluster", "etcd-pay-1", "kubernetes_cluster", "k8s-shop-1", "product", "pay", "scenario", "business", "size", "small", "region", "eu")
 	// A cluster whose scenario is markup: every page must escape it.
 	add(c(1), "__name__", "etcd_server_has_leader", "job", "etcd", "instance", "x:2379", "cluster", "etcd-x", "scenario", "<b>evil</b>", "region", "us")
@@ -136,6 +139,7 @@ func pageFixtures() Options {
 			{Alerting: true, Name: "EtcdNoLeader", Query: `etcd_server_has_leader == 0`, State: "firing", Health: "ok", Alerts: []Alert{{
 				Labels:      labels.FromStrings("alertname", "EtcdNoLeader", "cluster", "etcd-pay-1", "severity", "critical"),
 				Annotations: labels.FromStrings("summary", "member m2 lost its leader"), State: "firing", Value: 0, ActiveAt: now.Add(-time.Minute)}}},
+			{Name: "slo:objective:ratio", Query: "0.99", Labels: map[string]string{"slo": "latency"}, Health: "ok"},
 			{Name: "instance:etcd_db_used_quota:percent", Query: `100 * etcd_mvcc_db_total_size_in_bytes / etcd_server_quota_backend_bytes`, Health: "err", LastError: "bad thing happened"},
 		}}},
 		Inspections: fakeRecords{
@@ -154,7 +158,8 @@ func TestPages(t *testing.T) {
 		absent []string
 	}{
 		{"/", 200, []string{`id="clusters">2<`, "42.00%", `href="/cluster/etcd-pay-1"`, `href="/scenario/business"`, "etcd-pay-1",
-			"critical: 1", `"id":"budget"`, "&lt;b&gt;evil&lt;/b&gt;", "samples collected (1h)"}, []string{"<b>evil</b>"}},
+			"critical: 1", `"id":"budget"`, `<td>availability</td><td class="num bad">42.00%</td><td class="num">0.30%</td><td class="num">3</td>`,
+			`<td>latency</td><td class="num nodata">no data</td><td class="num">0.20%</td><td class="num">0.2</td>`, "&lt;b&gt;evil&lt;/b&gt;", "samples collected (1h)"}, []string{"<b>evil</b>"}},
 		{"/scenario/business", 200, []string{"<td>eu</td>", "11.64%", "7.1 GiB", "etcd-pay-1", "<td>pay</td>", `"id":"fullest"`, "1234"}, nil},
 		{"/scenario/nope", 404, []string{"no etcd cluster of scenario"}, nil},
 		{"/scenario/bad%20name", 400, []string{"invalid scenario name"}, nil},

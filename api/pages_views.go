@@ -132,10 +132,19 @@ func (p *pages) fleet(w http.ResponseWriter, r *http.Request) {
 			rows = append(rows, evaluator.Sample{Metric: s.Metric, F: math.NaN()})
 		}
 	}
+	groups, warnings := p.api.allRuleGroups(q.ctx)
+	pg.Warnings = append(pg.Warnings, warnings...)
+	objectives := sloObjectives(groups)
 	for _, s := range rows {
 		k := keyOf(s)
-		d.Budgets = append(d.Budgets, budgetRow{Region: s.Metric.Get("region"), Scenario: s.Metric.Get("scenario"), SLO: s.Metric.Get("slo"),
-			Left: valueOr(left, k), Errors1h: s.F, Burn1h: valueOr(burn, k)})
+		row := budgetRow{Region: s.Metric.Get("region"), Scenario: s.Metric.Get("scenario"), SLO: s.Metric.Get("slo"),
+			Left: valueOr(left, k), Errors1h: s.F, Burn1h: valueOr(burn, k)}
+		if o, ok := objectives[row.SLO]; ok && math.IsNaN(row.Burn1h) && o < 1 {
+			// The objective's series is recorded hourly too; its rule
+			// says it already.
+			row.Burn1h = row.Errors1h / (1 - o)
+		}
+		d.Budgets = append(d.Budgets, row)
 	}
 	slices.SortFunc(d.Budgets, func(x, y budgetRow) int {
 		return cmp.Or(cmp.Compare(x.Region, y.Region), cmp.Compare(x.Scenario, y.Scenario), cmp.Compare(x.SLO, y.SLO))
@@ -155,8 +164,6 @@ func (p *pages) fleet(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.SortStableFunc(d.Worst, func(x, y worstCluster) int { return cmp.Compare(y.Errors1h, x.Errors1h) })
 	}
-	groups, warnings := p.api.allRuleGroups(q.ctx)
-	pg.Warnings = append(pg.Warnings, warnings...)
 	sev := map[string]float64{}
 	for _, a := range collectAlerts(groups) {
 		if a.State == "firing" {
@@ -183,6 +190,24 @@ func (p *pages) fleet(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf(`bottomk(%d, min by (region) (%s))`, pageTopN, budget), "region"),
 	}
 	p.render(w, http.StatusOK, "fleet", pg)
+}
+
+// sloObjectives reads each SLO's objective (a ratio) from the rule that
+// records slo:objective:ratio for it (evaluator/slo), whose query is
+// the number itself.
+func sloObjectives(groups []RuleGroup) map[string]float64 {
+	out := map[string]float64{}
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			if r.Alerting || r.Name != "slo:objective:ratio" || r.Labels["slo"] == "" {
+				continue
+			}
+			if v, err := strconv.ParseFloat(strings.TrimSpace(r.Query), 64); err == nil {
+				out[r.Labels["slo"]] = v
+			}
+		}
+	}
+	return out
 }
 
 // completeness summarizes the collection of every target over 1h.
