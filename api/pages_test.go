@@ -97,6 +97,7 @@ func (e *pageEnv) fill() {
 	add(c(0.999), "__name__", "slo:objective:ratio", "slo", "availability")
 	// An SLO whose objective is not recorded yet (hourly): the fleet
 	// reads it from its rule.
+	add(c(0.001), "__name__", "slo:sli_error:ratio_rate5m", "slo", "latency", "cluster", "etcd-pay-1", "region", "eu", "scenario", "business", "size", "small")
 	add(c(0.002), "__name__", "slo:sli_error:ratio_rate1h", "slo", "latency", "cluster", "etcd-pay-1", "region", "eu", "scenario", "business", "size", "small")
 	add(c(1), "__name__", "etcdgate_cluster_info", "cluster", "etcd-pay-1", "kubernetes_cluster", "k8s-shop-1", "product", "pay", "scenario", "business", "size", "small", "region", "eu")
 	// A cluster whose scenario is markup: every page must escape it.
@@ -164,7 +165,7 @@ func TestPages(t *testing.T) {
 		{"/scenario/nope", 404, []string{"no etcd cluster of scenario"}, nil},
 		{"/scenario/bad%20name", 400, []string{"invalid scenario name"}, nil},
 		{"/cluster/etcd-pay-1", 200, []string{"k8s-shop-1", "m1:2379", "m3:2379", "EtcdNoLeader", "member m2 lost its leader", "hash of m3 differs at revision 77",
-			"availability", "42.00%", "99.90%", `id="leaders">1<`, "953.7 MiB", "8.0 GiB", `"id":"wal"`, `"id":"commit"`, `"id":"db"`, "uPlot.iife.min.js"},
+			"availability", "42.00%", "99.90%", `<td>latency</td><td class="num">99.90%</td><td class="num nodata">no data</td><td class="num">0.2</td>`, `id="leaders">1<`, "953.7 MiB", "8.0 GiB", `"id":"wal"`, `"id":"commit"`, `"id":"db"`, "uPlot.iife.min.js"},
 			[]string{"3 of 3 members answered"}},
 		{"/cluster/missing", 404, []string{"no etcd cluster"}, nil},
 		{"/cluster/a%3Cscript%3E", 400, []string{"invalid cluster name", "&lt;script&gt;"}, []string{"<script>\""}},

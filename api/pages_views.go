@@ -415,12 +415,23 @@ func (p *pages) cluster(w http.ResponseWriter, r *http.Request) {
 	for slo, g := range good { // an SLI whose budget is not recorded yet
 		d.SLIs = append(d.SLIs, sliRow{SLO: slo, Good5m: g, Left: math.NaN(), Burn1h: valueOr(burn, slo)})
 	}
+	groups, warnings := p.api.allRuleGroups(q.ctx)
+	pg.Warnings = append(pg.Warnings, warnings...)
+	objectives := sloObjectives(groups)
+	var errors1h map[string]float64
+	for i := range d.SLIs {
+		row := &d.SLIs[i]
+		if o, ok := objectives[row.SLO]; ok && math.IsNaN(row.Burn1h) && o < 1 {
+			if errors1h == nil { // the objective's series is recorded hourly: its rule says it already
+				errors1h = byKey(q.vector(fmt.Sprintf(`topk(%d, max by (slo) (slo:sli_error:ratio_rate1h%s))`, pageMaxRows, sel)), "slo")
+			}
+			row.Burn1h = valueOr(errors1h, row.SLO) / (1 - o)
+		}
+	}
 	slices.SortFunc(d.SLIs, func(x, y sliRow) int { return cmp.Compare(x.SLO, y.SLO) })
 	f := InspectionFilter{Cluster: name, Limit: d.InspectionsLimit}
 	recs, warnings := p.api.allInspections(q.ctx, f, url.Values{"cluster": {name}, "limit": {strconv.Itoa(f.Limit)}}.Encode())
 	d.Inspections, pg.Warnings = recs, append(pg.Warnings, warnings...)
-	groups, warnings := p.api.allRuleGroups(q.ctx)
-	pg.Warnings = append(pg.Warnings, warnings...)
 	for _, a := range collectAlerts(groups) {
 		if a.Cluster == name {
 			d.Alerts = append(d.Alerts, a)
