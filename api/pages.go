@@ -24,8 +24,8 @@ import (
 // calls to the query engine and the sources the API serves (rules,
 // inspections, targets, ring), never by HTTP to itself. Every query a
 // page runs aggregates in the engine and bounds its result (topk,
-// bottomk, or one cluster's members), so that a page costs the same at
-// 1M series as at 1k. A chart's series are embedded in the page as JSON
+// bottomk, or one cluster's members), so that a page stays fast at 1M
+// series (BenchmarkPages). A chart's series are embedded in the page as JSON
 // and drawn by uPlot (vendored under pages/static/uplot, MIT), so the
 // browser makes no API call. A section whose data is missing says
 // "no data"; a query that fails shows its error in the page's warnings.
