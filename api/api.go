@@ -240,6 +240,8 @@ func (a *API) Routes() []Route {
 		add("GET /debug/pprof/symbol", "pprof", RoleAdmin, pprof.Symbol)
 		add("GET /debug/pprof/trace", "pprof", RoleAdmin, pprof.Trace)
 	}
+	// The built-in pages at / (pages.go), read like every read endpoint.
+	newPages(a).routes(add)
 	if a.opts.Gatherer != nil {
 		add("GET /metrics", "metrics", RoleRead, promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	}

@@ -90,6 +90,7 @@ func routeRequest(t *testing.T, base string, rt Route) *http.Request {
 	t.Helper()
 	method, path, _ := strings.Cut(rt.Pattern, " ")
 	path = strings.ReplaceAll(path, "{name}", "job")
+	path = strings.ReplaceAll(path, "{$}", "") // the fleet page, "GET /{$}"
 	req, err := http.NewRequest(method, base+path, nil)
 	if err != nil {
 		t.Fatal(err)
