@@ -172,6 +172,10 @@ func (t *Targets) observe(series []TimeSeries, r *requestTally) {
 	if r.byHash == nil {
 		r.byHash = map[uint64]int{}
 	}
+	// A sender's batch holds a scrape's series one after the other: the
+	// target of the previous series is tried before any hashing.
+	var last TargetKey
+	lastIdx := -1
 	for i := range series {
 		ts := &series[i]
 		if len(ts.Samples) == 0 {
@@ -191,6 +195,10 @@ func (t *Targets) observe(series []TimeSeries, r *requestTally) {
 		if key.Job == "" && key.Instance == "" {
 			continue // not from a scrape
 		}
+		if lastIdx >= 0 && key == last {
+			r.obs[lastIdx].addSamples(ts.Samples)
+			continue
+		}
 		h := key.hash()
 		idx, ok := r.byHash[h]
 		if !ok {
@@ -207,15 +215,19 @@ func (t *Targets) observe(series []TimeSeries, r *requestTally) {
 				r.obs = append(r.obs, observation{state: st})
 			}
 		}
-		o := &r.obs[idx]
-		for _, s := range ts.Samples {
-			o.add(s.Timestamp)
-		}
+		r.obs[idx].addSamples(ts.Samples)
+		last, lastIdx = key, idx
 	}
 	for i := range r.obs {
 		r.obs[i].state.add(r.obs[i].scrapes)
 	}
 	r.reset()
+}
+
+func (o *observation) addSamples(samples []Sample) {
+	for _, s := range samples {
+		o.add(s.Timestamp)
+	}
 }
 
 // add counts a sample at ts. Only the last few timestamps are searched:

@@ -197,3 +197,19 @@ func TestTargetTallyJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetsInterleaved: a request whose series alternate between
+// targets counts each target's samples to it.
+func TestTargetsInterleaved(t *testing.T) {
+	tr := NewTargets("cluster", 0)
+	var r requestTally
+	a, b := scrapeSeries("x", "a", 3, targetsT0), scrapeSeries("x", "b", 2, targetsT0)
+	tr.observe([]TimeSeries{a[0], b[0], a[1], a[2], b[1]}, &r)
+	got := map[string]uint32{}
+	for _, tt := range tr.Tallies(targetsNow, nil, 0) {
+		got[tt.Instance] = tt.Scrapes[0].Samples
+	}
+	if got["a"] != 3 || got["b"] != 2 {
+		t.Fatalf("samples by target %v, want a:3 b:2", got)
+	}
+}
