@@ -133,13 +133,20 @@ func (a *API) targetStatuses(ctx context.Context, q targetsQuery, keep func(inge
 	return out, warnings
 }
 
+// statusTargets is a listing: it takes a listing slot and the listing
+// timeout, as every target's counts are copied and merged.
 func (a *API) statusTargets(w http.ResponseWriter, r *http.Request) {
 	q, err := parseTargetsQuery(r, a.listingState().limits.ListingMaxResults)
 	if err != nil {
 		respondError(w, badData(err))
 		return
 	}
-	statuses, warnings := a.targetStatuses(r.Context(), q, q.keep)
+	ctx, _, release := a.startListing(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
+	statuses, warnings := a.targetStatuses(ctx, q, q.keep)
 	out := make([]targetJSON, 0, min(len(statuses), q.limit))
 	for _, s := range statuses {
 		if q.below > 0 && !(s.Ratio[q.window] < q.below) {
@@ -161,6 +168,11 @@ func (a *API) targetsPart(w http.ResponseWriter, r *http.Request) {
 		respondError(w, badData(err))
 		return
 	}
+	_, _, release := a.startListing(w, r)
+	if release == nil {
+		return
+	}
+	defer release()
 	var t []ingest.TargetTally
 	if a.opts.Targets != nil {
 		t = a.opts.Targets.Tallies(q.now, q.keep, 0)
