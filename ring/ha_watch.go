@@ -110,7 +110,11 @@ func (t *HATracker) write(ctx context.Context, cluster string, st *haState, act 
 	if len(kvs) == 0 {
 		return nil, false, nil // deleted meanwhile: the next round creates it
 	}
-	next, err := decodeRecord(cluster, kvs[0].Value, kvs[0].ModRevision, now)
+	// The record may have been written after now was read, by a node
+	// whose clock had moved on: it is judged by the clock as it is now,
+	// or its last_seen would be cut back and kept so (its own watch event
+	// has the same mod revision and is ignored).
+	next, err := decodeRecord(cluster, kvs[0].Value, kvs[0].ModRevision, t.opts.Now().UnixMilli())
 	if err != nil {
 		t.badRecord(cluster, err)
 		// A malformed record counts as stale: the next replica seen
