@@ -79,6 +79,10 @@ type Options struct {
 	// /api/v1/alerts, /api/v1/slo and /api/v1/inspections show the whole
 	// ring (ring_state.go) and serves this node's parts to its peers.
 	RingParts RingParts
+	// RingAggregate, set on a node of a ring with Ring, serves
+	// ring.AggregatePath (role read): pushed-down aggregations over this
+	// node's local series.
+	RingAggregate ring.AggregateFunc
 	// Config returns the running configuration as YAML with every secret
 	// masked, for /api/v1/status/config (role admin); RuntimeInfo fills
 	// /api/v1/status/runtimeinfo. Nil: the endpoint is not served.
@@ -219,6 +223,9 @@ func (a *API) Routes() []Route {
 		add("GET "+ring.StatsPath, "internal_stats", RoleRead, a.internalStats)
 		add("GET "+ring.SelectPath, "internal_select", RoleRead, a.internalSelect)
 		add("POST "+ring.SelectPath, "internal_select", RoleRead, a.internalSelect)
+		if a.opts.RingAggregate != nil {
+			add("POST "+ring.AggregatePath, "internal_aggregate", RoleRead, a.internalAggregate)
+		}
 		if a.opts.RingParts != nil {
 			add("GET "+ring.RulesPartPath, "internal_rules", RoleRead, a.rulesPart)
 			add("GET "+ring.SLOPartPath, "internal_slo", RoleRead, a.sloPart)

@@ -68,7 +68,7 @@ func parseSelectRequest(r *http.Request, lim ReadLimits) (ring.SelectRequest, er
 	}
 	needsMatch := false
 	switch req.Mode {
-	case ring.SelectSeries, ring.SelectLabels:
+	case ring.SelectSeries, ring.SelectLabels, ring.SelectDigests:
 		needsMatch = true
 	case ring.SelectNames:
 	case ring.SelectValues:
@@ -77,7 +77,7 @@ func parseSelectRequest(r *http.Request, lim ReadLimits) (ring.SelectRequest, er
 			return req, fmt.Errorf("invalid parameter \"name\": %q is not a label name", req.Name)
 		}
 	default:
-		return req, fmt.Errorf("invalid parameter \"mode\": %q: want series, labels, names or values", req.Mode)
+		return req, fmt.Errorf("invalid parameter \"mode\": %q: want series, labels, names, values or digests", req.Mode)
 	}
 	var err error
 	if req.Mint, err = parseMillis(r, "start"); err != nil {
@@ -112,6 +112,16 @@ func parseSelectRequest(r *http.Request, lim ReadLimits) (ring.SelectRequest, er
 	}
 	if len(sets) == 1 {
 		req.Matchers = sets[0]
+	}
+	if k, ok := r.Form["keys"]; ok {
+		if req.Mode != ring.SelectSeries && req.Mode != ring.SelectDigests || len(k) != 1 {
+			return req, errors.New("invalid parameter \"keys\": one, with mode series or digests")
+		}
+		keys, err := ring.DecodeKeys(k[0], lim.SelectMaxSeries)
+		if err != nil {
+			return req, fmt.Errorf("invalid parameter \"keys\": %w", err)
+		}
+		req.SetKeys(keys)
 	}
 	switch c := r.Form.Get("chunks"); c {
 	case "", "0":

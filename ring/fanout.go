@@ -49,6 +49,9 @@ type FanoutOptions struct {
 	Timeout time.Duration
 	// Registerer receives the partial-response counter (nil: none).
 	Registerer prometheus.Registerer
+	// Aggregate evaluates a pushed-down aggregation over this node's
+	// series (pushdown.go); nil: aggregations are not pushed down.
+	Aggregate AggregateFunc
 }
 
 // DefaultFanoutOptions returns the defaults: partial answers allowed,
@@ -99,6 +102,8 @@ type Queryable struct {
 	// wireBytes counts the compressed bytes received from peers.
 	wireBytes atomic.Int64
 	partials  *prometheus.CounterVec
+	pushdowns *prometheus.CounterVec
+	rawSeries prometheus.Counter
 }
 
 // NewQueryable validates opts (defaults for zero limits) and returns the
@@ -127,10 +132,20 @@ func NewQueryable(opts FanoutOptions) (*Queryable, error) {
 		Name: "etcdgate_ring_fanout_partial_responses_total",
 		Help: "Fan-out reads with more ACTIVE nodes failed than the replication covers, by outcome: warned (answered with a warning) or refused (partial_response=false).",
 	}, []string{"outcome"})}
+	f.pushdowns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "etcdgate_ring_pushdown_aggregations_total",
+		Help: "Aggregations asked to be pushed down to the ring's nodes, by outcome: pushed, or declined (read through the fan-out instead: a node failed between the phases, or too many series differ between replicas).",
+	}, []string{"outcome"})
+	f.rawSeries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "etcdgate_ring_pushdown_raw_series_total",
+		Help: "Series of pushed-down aggregations whose replicas differed, read raw and folded in by the asking node.",
+	})
 	f.partial.Store(opts.PartialResponse)
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(f.partials)
+		opts.Registerer.MustRegister(f.partials, f.pushdowns, f.rawSeries)
 	}
+	f.pushdowns.WithLabelValues("pushed")
+	f.pushdowns.WithLabelValues("declined")
 	f.partials.WithLabelValues("warned")
 	f.partials.WithLabelValues("refused")
 	return f, nil
@@ -153,6 +168,7 @@ func (f *Queryable) Querier(mint, maxt int64) (tsdb.Querier, error) {
 type fanoutQuerier struct {
 	f          *Queryable // immutable
 	mint, maxt int64      // immutable
+	keys       keySet     // immutable: nil, or the only series selected (pushdown.go)
 }
 
 var _ tsdb.SeriesLister = (*fanoutQuerier)(nil)
@@ -176,6 +192,7 @@ func (q *fanoutQuerier) selectSeries(ctx context.Context, sorted bool, ms []*lab
 	}
 	req := q.request(SelectSeries, ms, limit, "")
 	req.Chunks = true
+	req.Keys = q.keys
 	results, err := q.f.fanout(ctx, req)
 	if err != nil {
 		return errSeriesSet{err}
@@ -248,21 +265,20 @@ func (q *fanoutQuerier) request(mode string, ms []*labels.Matcher, limit int, na
 // limit, this node's own store) fails the read; a peer that cannot
 // answer is a missing node, judged against the replication factor.
 func (f *Queryable) fanout(ctx context.Context, req SelectRequest) ([]*SelectResult, error) {
-	var nodes []*Node
-	for _, n := range f.opts.View().Nodes() {
-		if n.State == StateActive {
-			nodes = append(nodes, &n)
-		}
-	}
-	if len(nodes) == 0 {
-		// Not in a ring yet (or no node ACTIVE): this node's store.
-		nodes = []*Node{{Name: f.opts.Self}}
-	}
+	return f.fanoutTo(ctx, f.activeNodes(), req)
+}
+
+// fanoutTo is fanout to nodes; results[i] is nodes[i]'s answer.
+func (f *Queryable) fanoutTo(ctx context.Context, nodes []*Node, req SelectRequest) ([]*SelectResult, error) {
 	shared := &atomic.Int64{}
 	lim := SelectLimits{MaxFrameBytes: f.opts.MaxFrameBytes, MaxBytes: f.opts.MaxBytesPerNode,
 		MaxSeries: max(req.Limit, 0) + maxFrameSlack(req), MaxStrings: 1 << 30,
 		Shared: shared, SharedMax: f.opts.MaxBytesPerRead}
-	if req.Mode == SelectSeries || req.Mode == SelectLabels {
+	if req.Mode == SelectDigests {
+		req.Limit = f.opts.MaxSeries
+		lim.MaxSeries = req.Limit
+	}
+	if req.Mode == SelectSeries || req.Mode == SelectLabels || req.Mode == SelectDigests {
 		lim.MaxStrings = 0
 	} else {
 		lim.MaxSeries = 0
@@ -368,7 +384,7 @@ func (f *Queryable) local(ctx context.Context, req SelectRequest, shared *atomic
 	if req.Mode == SelectSeries && req.Limit <= 0 {
 		req.Limit = f.opts.MaxSeries
 	}
-	if req.Mode == SelectLabels && req.Limit <= 0 {
+	if (req.Mode == SelectLabels || req.Mode == SelectDigests) && req.Limit <= 0 {
 		req.Limit = f.opts.MaxSeries
 	}
 	sink := &collectSink{maxBytes: f.opts.MaxBytesPerNode, shared: shared, sharedMax: f.opts.MaxBytesPerRead}

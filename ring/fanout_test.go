@@ -163,6 +163,14 @@ func selectHandler(t testing.TB, h *tsdb.Head) http.Handler {
 		req.Maxt, _ = strconv.ParseInt(r.Form.Get("end"), 10, 64)
 		req.Limit, _ = strconv.Atoi(r.Form.Get("limit"))
 		req.Chunks = r.Form.Get("chunks") == "1" && req.Mode == SelectSeries
+		if k := r.Form.Get("keys"); k != "" {
+			keys, err := DecodeKeys(k, 1<<20)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			req.SetKeys(keys)
+		}
 		if s := r.Form.Get("match[]"); s != "" {
 			ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(s)
 			if err != nil {

@@ -38,6 +38,9 @@ const (
 	SelectLabels = "labels" // label sets only (/api/v1/series)
 	SelectNames  = "names"  // label names
 	SelectValues = "values" // values of one label
+	// SelectDigests answers each series' key and content digest
+	// (select_digests.go): the first phase of a pushed-down aggregation.
+	SelectDigests = "digests"
 )
 
 // SelectRequest is one question to a node's select endpoint.
@@ -50,7 +53,14 @@ type SelectRequest struct {
 	// Chunks asks for the series the store holds as in-order chunks as
 	// chunk frames (select_chunks.go): mode series only.
 	Chunks bool
+	// Keys, when not nil, restricts modes series and digests to the
+	// series with these SeriesKeys (sorted, no repeats: SetKeys).
+	Keys keySet
 }
+
+// SetKeys restricts the request to the series with these keys (sorted in
+// place).
+func (r *SelectRequest) SetKeys(keys []uint64) { r.Keys = newKeySet(keys) }
 
 // Selector formats ms as a Prometheus selector, {a="b",c=~"d"}.
 func Selector(ms []*labels.Matcher) string {
@@ -86,6 +96,9 @@ func (r *SelectRequest) form() url.Values {
 	if r.Chunks {
 		v.Set("chunks", "1")
 	}
+	if r.Keys != nil {
+		v.Set("keys", EncodeKeys(r.Keys))
+	}
 	return v
 }
 
@@ -95,6 +108,7 @@ func (r *SelectRequest) form() url.Values {
 type SelectResult struct {
 	Series  []SelectedSeries
 	Strings []string
+	Digests []SeriesDigest
 	// WireBytes is the size of the compressed answer read.
 	WireBytes int64
 }
@@ -216,6 +230,8 @@ func decodeSelect(d *SelectDecoder, res *SelectResult) error {
 			res.Series = append(res.Series, SelectedSeries{Labels: f.Labels, Chunks: carena[start:len(carena):len(carena)]})
 		case frameString:
 			res.Strings = append(res.Strings, f.String)
+		case frameDigests:
+			res.Digests = append(res.Digests, f.Digests...)
 		}
 	}
 }

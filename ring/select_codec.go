@@ -217,6 +217,7 @@ type Frame struct {
 	Samples []Sample
 	Chunks  []tsdb.Chunk // their Data alias the decoder's buffer
 	String  string
+	Digests []SeriesDigest
 }
 
 // Next decodes the next frame into f. It returns io.EOF after the end
@@ -251,7 +252,7 @@ func (d *SelectDecoder) Next(f *Frame) error {
 	if _, err := io.ReadFull(d.r, d.buf); err != nil {
 		return d.streamErr("frame payload", err)
 	}
-	*f = Frame{Kind: kind, Samples: f.Samples[:0], Chunks: f.Chunks[:0]}
+	*f = Frame{Kind: kind, Samples: f.Samples[:0], Chunks: f.Chunks[:0], Digests: f.Digests[:0]}
 	switch kind {
 	case frameSeries, frameChunks:
 		if d.series++; d.series > d.lim.MaxSeries {
@@ -263,6 +264,14 @@ func (d *SelectDecoder) Next(f *Frame) error {
 			f.Labels, f.Samples, err = decodeSeries(d.buf, &d.sb, f.Samples)
 		}
 		return err
+	case frameDigests:
+		if f.Digests, err = decodeDigests(d.buf, f.Digests); err != nil {
+			return err
+		}
+		if d.series += len(f.Digests); d.series > d.lim.MaxSeries {
+			return fmt.Errorf("%w: more than %d series digests", ErrBadSelectStream, d.lim.MaxSeries)
+		}
+		return nil
 	case frameString:
 		if d.strs++; d.strs > d.lim.MaxStrings {
 			return fmt.Errorf("%w: more than %d strings", ErrBadSelectStream, d.lim.MaxStrings)

@@ -159,6 +159,8 @@ func FuzzSelectDecoder(f *testing.F) {
 	f.Add(AppendSeriesFrames(nil, labels.FromStrings("a", "b"), []Sample{{T: -5, V: 1}, {T: 1 << 40, V: 2}}))
 	f.Add([]byte{frameSeries, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	f.Add([]byte{frameSeries, 3, 1, 1, 'a'})
+	f.Add(AppendEndFrame(appendDigestFrame(nil, []SeriesDigest{{Key: 1, Digest: 2}, {Key: math.MaxUint64, Digest: 0}})))
+	f.Add([]byte{frameDigests, 15, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		lim := SelectLimits{MaxFrameBytes: 1 << 16, MaxBytes: 1 << 20, MaxSeries: 100, MaxStrings: 100}
 		d := newFrameDecoder(bytes.NewReader(in), lim)
@@ -173,6 +175,17 @@ func FuzzSelectDecoder(f *testing.F) {
 					}
 				}
 				return
+			}
+			if f.Kind == frameDigests {
+				if len(f.Digests) == 0 {
+					t.Fatal("a digest frame decoded to no digests")
+				}
+				var g Frame
+				again := newFrameDecoder(bytes.NewReader(appendDigestFrame(nil, f.Digests)), testSelectLimits)
+				if err := again.Next(&g); err != nil || !slices.Equal(g.Digests, f.Digests) {
+					t.Fatalf("digests round trip: %v, %v → %v", err, f.Digests, g.Digests)
+				}
+				continue
 			}
 			if f.Kind != frameSeries {
 				continue

@@ -20,6 +20,7 @@ type selectSink interface {
 	series(ls seriesLabels, samples []Sample) error
 	chunks(ls seriesLabels, chunks []tsdb.Chunk) error
 	str(s string) error
+	digest(d SeriesDigest) error
 }
 
 // seriesLabels is a label set, or the store's series that has one.
@@ -59,8 +60,12 @@ func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink sele
 		var chunks []tsdb.Chunk
 		var head []byte // the open chunk's copy
 		trimmer := &chunkTrimmer{mint: req.Mint, maxt: req.Maxt}
+		var k keyHasher
 		for set.Next() {
 			s := set.At()
+			if req.Keys != nil && !req.Keys.has(k.key(s)) {
+				continue
+			}
 			if cs, ok := s.(tsdb.ChunkSeries); ok && req.Chunks {
 				var err error
 				if chunks, head, ok, err = cs.Chunks(chunks[:0], head[:0]); err != nil {
@@ -91,6 +96,9 @@ func runSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, sink sele
 			}
 		}
 		return set.Err()
+	case SelectDigests:
+		set := q.SelectUnsorted(tsdb.WithSeriesLimit(ctx, req.Limit), req.Matchers...)
+		return selectDigests(set, req.Keys, req.Mint, req.Maxt, sink)
 	case SelectLabels:
 		n := 0
 		var sinkErr error
@@ -147,6 +155,9 @@ const flushBytes = 64 << 10
 func WriteSelect(ctx context.Context, q tsdb.Querier, req SelectRequest, w io.Writer) error {
 	sw := &streamSink{w: NewSelectWriter(w)}
 	err := runSelect(ctx, q, req, sw)
+	if err == nil {
+		err = sw.flushDigests()
+	}
 	if sw.werr != nil {
 		return sw.werr
 	}
@@ -167,9 +178,10 @@ type streamSink struct {
 		io.Writer
 		Close() error
 	}
-	buf  []byte
-	lbuf []byte // a series' encoded labels
-	werr error
+	buf     []byte
+	lbuf    []byte // a series' encoded labels
+	digests []SeriesDigest
+	werr    error
 }
 
 func (s *streamSink) series(ls seriesLabels, samples []Sample) error {
@@ -188,6 +200,23 @@ func (s *streamSink) chunks(ls seriesLabels, chunks []tsdb.Chunk) error {
 
 func (s *streamSink) str(v string) error {
 	s.buf = AppendStringFrame(s.buf, v)
+	return s.maybeFlush()
+}
+
+func (s *streamSink) digest(d SeriesDigest) error {
+	if s.digests = append(s.digests, d); len(s.digests) == digestsPerFrame {
+		return s.flushDigests()
+	}
+	return nil
+}
+
+// flushDigests writes the digests held back into one frame.
+func (s *streamSink) flushDigests() error {
+	if len(s.digests) == 0 {
+		return nil
+	}
+	s.buf = appendDigestFrame(s.buf, s.digests)
+	s.digests = s.digests[:0]
 	return s.maybeFlush()
 }
 
@@ -270,6 +299,14 @@ func (c *collectSink) chunks(ls seriesLabels, chunks []tsdb.Chunk) error {
 	}
 	end := len(c.chunkArena)
 	c.res.Series = append(c.res.Series, SelectedSeries{Labels: lset, Chunks: c.chunkArena[start:end:end]})
+	return nil
+}
+
+func (c *collectSink) digest(d SeriesDigest) error {
+	if err := c.charge(16); err != nil {
+		return err
+	}
+	c.res.Digests = append(c.res.Digests, d)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -224,38 +223,6 @@ func (s *Snapshot) OwnedShare(rf int) map[string]float64 {
 // must be the same on every node of a fleet in the middle of an upgrade.
 // TestHashSeriesGolden pins it. It does not allocate.
 func HashSeries(lset labels.Labels) uint32 {
-	// Label sets up to the buffer's size (nearly all) are hashed in one
-	// call, which is several times faster than feeding the digest per label;
-	// longer ones stream through the digest.
-	var buf [512]byte
-	b := buf[:0]
-	var d xxhash.Digest
-	streaming := false
-	lset.Range(func(l labels.Label) {
-		if len(b)+len(l.Name)+len(l.Value)+2 > cap(b) {
-			if !streaming {
-				d.Reset()
-				streaming = true
-			}
-			_, _ = d.Write(b)
-			b = b[:0]
-			_, _ = d.WriteString(l.Name)
-			_, _ = d.Write([]byte{0xff})
-			_, _ = d.WriteString(l.Value)
-			_, _ = d.Write([]byte{0xff})
-			return
-		}
-		b = append(b, l.Name...)
-		b = append(b, 0xff)
-		b = append(b, l.Value...)
-		b = append(b, 0xff)
-	})
-	var h uint64
-	if streaming {
-		_, _ = d.Write(b)
-		h = d.Sum64()
-	} else {
-		h = xxhash.Sum64(b)
-	}
+	h := SeriesKey(lset)
 	return uint32(h>>32) ^ uint32(h)
 }
