@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/etcdgate/etcdgate/internal/etcdtest"
+	"github.com/etcdgate/etcdgate/ring"
 )
 
 // testUsers are the basic-auth users of the auth tests; each password is
@@ -66,7 +67,8 @@ func newAuthAPI(t *testing.T, p *AuthPolicy) (*API, *prometheus.Registry) {
 		Ingester: b.ingester, Storage: b.storage, Registerer: reg, Gatherer: reg,
 		Reload: func() error { return nil }, EnableLifecycle: true, EnablePprof: true,
 		RelabelStatus: func() any { return "off" }, Auth: p, Ring: staticRing{},
-		Config: func() (string, error) { return "retention: 15d\n", nil }, RuntimeInfo: func() RuntimeInfo { return RuntimeInfo{} },
+		RingAggregate: func(context.Context, ring.AggregateRequest, []uint64) ([]byte, error) { return nil, nil },
+		Config:        func() (string, error) { return "retention: 15d\n", nil }, RuntimeInfo: func() RuntimeInfo { return RuntimeInfo{} },
 	})
 	return a, reg
 }

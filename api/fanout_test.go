@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/golang/snappy"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/prompb"
 
@@ -36,6 +39,7 @@ type fanoutNode struct {
 	srv   *httptest.Server
 	down  atomic.Bool
 	reads *ring.Queryable
+	reg   *prometheus.Registry // the fan-out's metrics
 }
 
 // newFanoutRing starts n nodes with replication factor rf, every one
@@ -80,12 +84,18 @@ func newFanoutRing(t testing.TB, n, rf int) []*fanoutNode {
 		}
 		fo := ring.DefaultFanoutOptions()
 		fo.Self, fo.Local, fo.View, fo.Peers, fo.ReplicationFactor = fn.name, head, view.Load, peers, rf
+		fn.reg = prometheus.NewRegistry()
+		fo.Registerer = fn.reg
+		local := evaluator.NewEngine(head, evaluator.Options{})
+		fo.Aggregate = func(ctx context.Context, req ring.AggregateRequest, keys []uint64) ([]byte, error) {
+			return AggregateLocally(ctx, local, head, req, keys)
+		}
 		if fn.reads, err = ring.NewQueryable(fo); err != nil {
 			t.Fatal(err)
 		}
-		fn.api = New(Options{Ingester: in, Storage: head, Ring: staticRing{}})
+		fn.api = New(Options{Ingester: in, Storage: head, Ring: staticRing{}, RingAggregate: fo.Aggregate})
 		fn.api.SetRingReads(fn.reads)
-		fn.api.SetQueryEngine(evaluator.NewEngine(fn.reads, evaluator.Options{}))
+		fn.api.SetQueryEngine(evaluator.NewEngine(PushdownStore(fn.reads, evaluator.DefaultMaxSeries), evaluator.Options{}))
 		handler := fn.api.Handler()
 		h.Store(&handler)
 		nodes[i] = fn
@@ -282,6 +292,16 @@ func TestFanoutEqualsOneStore(t *testing.T) {
 	}
 
 	compare("all up", 0)
+	// The aggregations were pushed down; the series n0 missed a stretch
+	// of were read raw (the answers above are the proof they were right).
+	var pushed, raw float64
+	for _, n := range nodes {
+		pushed += gathered(t, n.reg, "etcdgate_ring_pushdown_aggregations_total", "outcome", "pushed")
+		raw += gathered(t, n.reg, "etcdgate_ring_pushdown_raw_series_total", "", "")
+	}
+	if pushed == 0 || raw == 0 {
+		t.Fatalf("pushed-down aggregations %v, raw series %v: want both", pushed, raw)
+	}
 	nodes[1].down.Store(true)
 	compare("n1 down", 1)
 	nodes[2].down.Store(true)
@@ -298,6 +318,76 @@ func TestFanoutEqualsOneStore(t *testing.T) {
 	// /api/v1/status/tsdb stays local, and says so.
 	if code, a := apiGet(t, nodes[0].srv.URL, "/api/v1/status/tsdb", nil); code != http.StatusOK || len(a.Warnings) != 1 || !strings.Contains(a.Warnings[0], "this node's store only") {
 		t.Fatalf("status/tsdb in a ring: %d, warnings %q", code, a.Warnings)
+	}
+}
+
+// gathered is the value of the metric name (with label=value, when
+// label is set) in reg.
+func gathered(t testing.TB, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if label == "" || slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == label && l.GetValue() == value }) {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no metric %s{%s=%q}", name, label, value)
+	return 0
+}
+
+// TestInternalAggregateMalformed: bad parameters of the internal
+// aggregate endpoint, and aggregations the engine does not push down,
+// are 400 before any work; a good one answers a partial aggregate.
+func TestInternalAggregateMalformed(t *testing.T) {
+	nodes := newFanoutRing(t, 2, 2)
+	if code := postBody(t, nodes[0].srv.URL, etcdFleet(3, ms(time.Minute), 1)); code != http.StatusNoContent {
+		t.Fatalf("write: %d", code)
+	}
+	keys := snappy.Encode(nil, make([]byte, 8))
+	post := func(q url.Values, body []byte) (int, []byte) {
+		resp, err := http.Post(nodes[0].srv.URL+ring.AggregatePath+"?"+q.Encode(), "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	good := func() url.Values {
+		return url.Values{"expr": {"sum(rate(etcd_server_proposals_committed_total[5m]))"}, "start": {"60000"}, "end": {"60000"},
+			"step": {"1"}, "lookback": {"300000"}}
+	}
+	for _, c := range []struct {
+		name string
+		set  [2]string
+		body []byte
+	}{
+		{"no expr", [2]string{"expr", ""}, keys},
+		{"step not a number", [2]string{"step", "1s"}, keys},
+		{"keys not snappy", [2]string{}, []byte("nonsense")},
+		{"not an aggregation", [2]string{"expr", "etcd_server_proposals_committed_total"}, keys},
+		{"topk is not pushed down", [2]string{"expr", "topk(1, rate(etcd_server_proposals_committed_total[5m]))"}, keys},
+		{"unparsable", [2]string{"expr", "sum(rate(x[5m]"}, keys},
+	} {
+		q := good()
+		if c.set[0] != "" {
+			q.Set(c.set[0], c.set[1])
+		}
+		if code, b := post(q, c.body); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", c.name, code, b)
+		}
+	}
+	code, b := post(good(), keys)
+	if code != http.StatusOK {
+		t.Fatalf("good request: %d %s", code, b)
 	}
 }
 
@@ -356,6 +446,10 @@ func TestInternalSelectMalformed(t *testing.T) {
 		{"values without name", with("mode", "values")},
 		{"values of a bad name", with("mode", "values", "name", "a-b")},
 		{"query too long", with("match[]", `{a="`+strings.Repeat("x", evaluator.DefaultMaxQueryLength)+`"}`)},
+		{"keys not base64", with("keys", "!!!!")},
+		{"keys not whole", with("keys", ring.EncodeKeys([]uint64{1, 2})[:7])},
+		{"keys with mode labels", with("mode", "labels", "keys", ring.EncodeKeys([]uint64{1}))},
+		{"digests without a selector", with("mode", "digests", "match[]", "<del>")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			resp, err := http.PostForm(nodes[0].srv.URL+ring.SelectPath, c.p)

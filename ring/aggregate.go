@@ -111,8 +111,9 @@ func ParseAggregateRequest(r *http.Request, maxKeys int) (AggregateRequest, []ui
 }
 
 // Aggregate asks node n to evaluate req over its series with keys, and
-// returns the partial's wire form, at most maxBytes decompressed.
-func (p *Peers) Aggregate(ctx context.Context, n *Node, req AggregateRequest, keys []uint64, maxBytes int64) ([]byte, error) {
+// returns the partial's wire form, at most maxBytes decompressed, and the
+// size of the compressed answer.
+func (p *Peers) Aggregate(ctx context.Context, n *Node, req AggregateRequest, keys []uint64, maxBytes int64) ([]byte, int64, error) {
 	fs := p.fanout.forPeer(n.Name)
 	start := time.Now()
 	b, wire, err := p.aggregateFrom(ctx, n, req, keys, maxBytes)
@@ -125,10 +126,10 @@ func (p *Peers) Aggregate(ctx context.Context, n *Node, req AggregateRequest, ke
 				p.opts.Logger.Warn("ring pushed-down aggregation failed", "peer", n.Name, "err", err, "suppressed", held)
 			}
 		}
-		return nil, err
+		return nil, wire, err
 	}
 	fs.success.Inc()
-	return b, nil
+	return b, wire, nil
 }
 
 func (p *Peers) aggregateFrom(ctx context.Context, n *Node, req AggregateRequest, keys []uint64, maxBytes int64) ([]byte, int64, error) {

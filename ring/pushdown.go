@@ -173,8 +173,10 @@ func (f *Queryable) pushPartials(ctx context.Context, nodes []*Node, req Aggrega
 				partials[i], errs[i] = f.opts.Aggregate(ctx, req, given[i])
 			} else {
 				pctx, pcancel := context.WithTimeout(ctx, f.opts.Timeout)
-				partials[i], errs[i] = f.opts.Peers.Aggregate(pctx, n, req, given[i], f.opts.MaxBytesPerNode)
+				var wire int64
+				partials[i], wire, errs[i] = f.opts.Peers.Aggregate(pctx, n, req, given[i], f.opts.MaxBytesPerNode)
 				pcancel()
+				f.wireBytes.Add(wire)
 			}
 			if errs[i] != nil {
 				cancel()

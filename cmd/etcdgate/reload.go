@@ -154,6 +154,7 @@ func (g *gateway) commitReload(u *runtimeUpdate) {
 		g.api.SetReadLimits(u.reads)
 		if g.ring != nil && g.ring.queryable() != nil {
 			g.ring.queryable().SetPartialResponse(u.cfg.Query.PartialResponse)
+			g.ring.setQueryConfig(u.cfg.Query)
 		}
 	}
 	g.level.Set(u.level)

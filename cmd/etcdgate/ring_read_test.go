@@ -170,6 +170,16 @@ func TestRingReadsWholeRing(t *testing.T) {
 		}
 	}
 	compare(names, false)
+	// The aggregations of rates were pushed down to the nodes (the
+	// equal answers above are the proof they were right).
+	pushed := 0.0
+	for _, n := range names {
+		v, _ := strconv.ParseFloat(metricValue(t, h.nodes[n].url, `etcdgate_ring_pushdown_aggregations_total{outcome="pushed"}`), 64)
+		pushed += v
+	}
+	if pushed == 0 {
+		t.Fatal("no aggregation was pushed down to the nodes")
+	}
 
 	h.nodes["n3"].kill()
 	compare([]string{"n0", "n1", "n2"}, false)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
@@ -21,6 +22,9 @@ func (r *ringNode) startReads(local tsdb.Queryable, q QueryConfig, memLimit int6
 	o.MaxSeries = q.MaxSeries
 	o.Timeout = time.Duration(q.Timeout)
 	o.Registerer = r.reg
+	o.Aggregate = r.aggregateLocal
+	r.local = local
+	r.setQueryConfig(q)
 	reads, err := ring.NewQueryable(o)
 	if err != nil {
 		return fmt.Errorf("ring reads: %w", err)
@@ -52,7 +56,7 @@ func (r *ringNode) queryable() *ring.Queryable { return r.reads.Load() }
 func (g *gateway) reads(db *tsdb.DB) tsdb.Queryable {
 	if g.ring != nil {
 		if q := g.ring.queryable(); q != nil {
-			return q
+			return api.PushdownStore(q, int(g.ring.maxGroups.Load()))
 		}
 	}
 	return db

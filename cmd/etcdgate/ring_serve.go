@@ -18,9 +18,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdgate/etcdgate/api"
+	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
 	"github.com/etcdgate/etcdgate/probe"
 	"github.com/etcdgate/etcdgate/ring"
+	"github.com/etcdgate/etcdgate/tsdb"
 )
 
 // ringNode is this node's part in a ring (ring.enabled): its membership,
@@ -43,6 +45,15 @@ type ringNode struct {
 	// reads is the fan-out Queryable, set once the store has recovered
 	// (ring_reads.go).
 	reads atomic.Pointer[ring.Queryable]
+	// local is the local store and aggEngine the engine of the
+	// aggregations pushed down to this node (ring_pushdown.go), set with
+	// reads; aggEngine is replaced when query settings reload.
+	local     tsdb.Queryable
+	aggEngine atomic.Pointer[evaluator.Engine]
+	// maxGroups bounds the groups of a node's partial aggregate: a group
+	// is at most a series, and a node answers for at most
+	// query.max_series of them.
+	maxGroups atomic.Int64
 	// ownedTargets is etcdgate_ring_owned_probe_targets.
 	ownedTargets prometheus.Gauge
 

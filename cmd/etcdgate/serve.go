@@ -26,6 +26,7 @@ import (
 	"github.com/etcdgate/etcdgate/ingest"
 	"github.com/etcdgate/etcdgate/probe"
 	"github.com/etcdgate/etcdgate/relabel"
+	"github.com/etcdgate/etcdgate/ring"
 	"github.com/etcdgate/etcdgate/tsdb"
 )
 
@@ -209,6 +210,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 	g.auth.tls = policy.TLSConfig() != nil
 	var ringStatus api.RingStatus // a nil *ringNode must not be a non-nil interface
 	var ringParts api.RingParts
+	var ringAggregate ring.AggregateFunc
 	if cfg.Ring.Enabled {
 		if g.ring, err = newRingNode(cfg, reg, logger); err != nil {
 			return nil, err
@@ -216,6 +218,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		ringStatus = g.ring
 		g.rules.ring = g.ring // rule groups and probe targets: one owner each
 		ringParts = g.ring    // whole-ring rules, alerts, SLOs, inspections
+		ringAggregate = g.ring.aggregateLocal
 	}
 	g.api = api.New(api.Options{
 		BuildInfo:     api.BuildInfo(bi),
@@ -230,6 +233,7 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Inspections:   g.inspectionRecords(),
 		Ring:          ringStatus,
 		RingParts:     ringParts,
+		RingAggregate: ringAggregate,
 		Config:        g.configYAML,
 		RuntimeInfo:   g.runtimeInfo(time.Now()),
 		Targets:       g.targets,
