@@ -106,7 +106,9 @@ type pushStore struct {
 	specs []AggregateSpec
 }
 
-func (s *pushStore) Querier(mint, maxt int64) (tsdb.Querier, error) { return s.f.all.Querier(mint, maxt) }
+func (s *pushStore) Querier(mint, maxt int64) (tsdb.Querier, error) {
+	return s.f.all.Querier(mint, maxt)
+}
 
 func (s *pushStore) PushAggregate(ctx context.Context, spec AggregateSpec) ([]*PartialAggregate, tsdb.Queryable, error) {
 	s.mu.Lock()
