@@ -42,43 +42,75 @@ type fusedGroup struct {
 	steps  []groupState
 }
 
-// fusedAggregate evaluates op over a range function of a selector in one
-// pass, or reports false when the expression is not of that shape.
-func (ev *evaluator) fusedAggregate(op string, e *metricsql.AggrFuncExpr, g grouping) (Matrix, bool) {
-	if !fusedOps[op] || len(e.Args) != 1 || ev.numSteps() > maxFusedSteps {
-		return nil, false
+// fusedShape is an aggregation of the shape fusedAggregate evaluates: op
+// over a range function of one selector with one metric name.
+type fusedShape struct {
+	op   string
+	g    grouping
+	call *metricsql.FuncExpr
+	def  rollupDef
+	re   *metricsql.RollupExpr
+	me   *metricsql.MetricExpr
+}
+
+// fusedShapeOf reports whether e (op, grouped by g) is of the fused
+// shape; steps is the number of steps it is evaluated at.
+func fusedShapeOf(op string, e *metricsql.AggrFuncExpr, g grouping, steps int) (fusedShape, bool) {
+	if !fusedOps[op] || len(e.Args) != 1 || steps > maxFusedSteps {
+		return fusedShape{}, false
 	}
 	call, ok := e.Args[0].(*metricsql.FuncExpr)
 	if !ok {
-		return nil, false
+		return fusedShape{}, false
 	}
 	name := strings.ToLower(call.Name)
 	def, ok := rollupFuncs[name]
 	if !ok || name == "quantile_over_time" || len(call.Args) == 0 {
-		return nil, false
+		return fusedShape{}, false
 	}
 	re, ok := call.Args[0].(*metricsql.RollupExpr)
 	if !ok || re.Window == nil || re.ForSubquery() {
-		return nil, false
+		return fusedShape{}, false
 	}
 	// With one metric name, dropping it cannot merge series (which
 	// Prometheus would refuse); grouping by the name needs the name kept.
-	if me, ok := re.Expr.(*metricsql.MetricExpr); !ok || !pinsMetricName(me) ||
+	me, ok := re.Expr.(*metricsql.MetricExpr)
+	if !ok || !pinsMetricName(me) ||
 		(!def.keepName && !g.without && slices.Contains(g.names, model.MetricNameLabel)) {
+		return fusedShape{}, false
+	}
+	return fusedShape{op: op, g: g, call: call, def: def, re: re, me: me}, true
+}
+
+// fusedAggregate evaluates op over a range function of a selector in one
+// pass, or reports false when the expression is not of that shape. When
+// the store can, the aggregation is pushed down to where the series are
+// (pushdown.go) and only the partials and the series left over are
+// merged and folded here.
+func (ev *evaluator) fusedAggregate(op string, e *metricsql.AggrFuncExpr, g grouping) (Matrix, bool) {
+	sh, ok := fusedShapeOf(op, e, g, ev.numSteps())
+	if !ok {
 		return nil, false
 	}
+	if partials, ok := ev.pushAggregate(e, sh); ok {
+		return ev.mergePartials(op, partials), true
+	}
+	return ev.mergePartials(op, ev.foldAll(sh, ev.rangeSource(sh.re))), true
+}
+
+// foldAll folds every series of src into partials, one per worker.
+func (ev *evaluator) foldAll(sh fusedShape, src *rangeSource) []*partialAggregate {
 	var params []scalarSteps
-	for _, a := range call.Args[1:] {
+	for _, a := range sh.call.Args[1:] {
 		params = append(params, scalarOf(ev.eval(a)))
 	}
-	src := ev.rangeSource(re)
 	var mu sync.Mutex
 	var partials []*partialAggregate
 	src.each(func(int) {}, func(w *seriesWorker, _ int, metric labels.Labels, pts []FPoint) {
 		if w.partial == nil {
-			w.partial = &partialAggregate{groups: map[uint64]*fusedGroup{}, sb: labels.NewScratchBuilder(8)}
+			w.partial = newPartialAggregate()
 		}
-		ev.foldSeries(op, g, src, def.fn, params, w.partial, metric, pts)
+		ev.foldSeries(sh.op, sh.g, src, sh.def.fn, params, w.partial, metric, pts)
 	}, func(w *seriesWorker) {
 		if w.partial != nil {
 			mu.Lock()
@@ -86,7 +118,11 @@ func (ev *evaluator) fusedAggregate(op string, e *metricsql.AggrFuncExpr, g grou
 			mu.Unlock()
 		}
 	})
-	return ev.mergePartials(op, partials), true
+	return partials
+}
+
+func newPartialAggregate() *partialAggregate {
+	return &partialAggregate{groups: map[uint64]*fusedGroup{}, sb: labels.NewScratchBuilder(8)}
 }
 
 // foldSeries rolls one series up and folds its points into p.
@@ -110,6 +146,27 @@ func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn roll
 
 // mergePartials merges the workers' groups and finishes every step.
 func (ev *evaluator) mergePartials(op string, partials []*partialAggregate) Matrix {
+	merged := mergeGroups(op, partials)
+	out := make(Matrix, 0, len(merged))
+	for _, grp := range merged {
+		var pts []FPoint
+		for i := range grp.steps {
+			if grp.steps[i].seen {
+				pts = append(pts, FPoint{T: ev.stepTime(i), F: finish(op, &grp.steps[i], 0)})
+			}
+		}
+		ev.hold(len(pts))
+		out = append(out, Series{Metric: grp.metric, Floats: pts})
+	}
+	return out
+}
+
+// mergeGroups merges the groups of partials, unfinished; it reuses the
+// groups of the partials.
+func mergeGroups(op string, partials []*partialAggregate) map[uint64]*fusedGroup {
+	if len(partials) == 1 {
+		return partials[0].groups
+	}
 	merged := map[uint64]*fusedGroup{}
 	for _, p := range partials {
 		for h, grp := range p.groups {
@@ -123,18 +180,7 @@ func (ev *evaluator) mergePartials(op string, partials []*partialAggregate) Matr
 			}
 		}
 	}
-	out := make(Matrix, 0, len(merged))
-	for _, grp := range merged {
-		var pts []FPoint
-		for i := range grp.steps {
-			if grp.steps[i].seen {
-				pts = append(pts, FPoint{T: ev.stepTime(i), F: finish(op, &grp.steps[i], 0)})
-			}
-		}
-		ev.hold(len(pts))
-		out = append(out, Series{Metric: grp.metric, Floats: pts})
-	}
-	return out
+	return merged
 }
 
 // mergeGroupState folds src, a partial state of the same group and step,

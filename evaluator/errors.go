@@ -20,6 +20,17 @@ var (
 	ErrInternal       = errors.New("unexpected error evaluating the query")
 )
 
+// Errors of aggregation pushdown (pushdown.go).
+var (
+	// ErrNotPushed is what a Pushdown store returns (wrapped or not)
+	// when it declines an aggregation: the engine then evaluates it as
+	// usual, through the same store.
+	ErrNotPushed = errors.New("evaluator: aggregation not pushed down")
+	// ErrBadPartial is a malformed or oversized partial aggregate on the
+	// wire (DecodePartialAggregate).
+	ErrBadPartial = errors.New("malformed partial aggregate")
+)
+
 // PanicError is a panic recovered from the evaluation of one query: a
 // bug. Its message is short, for the client; Stack is for the log.
 type PanicError struct {

@@ -95,7 +95,14 @@ func Matchers(filters []metricsql.LabelFilter) ([]*labels.Matcher, error) {
 // series first. Staleness markers are dropped when dropStale is set.
 func (ev *evaluator) forSeriesWorkers(me *metricsql.MetricExpr, mint, maxt int64, dropStale bool,
 	start func(n int), fn func(w *seriesWorker, i int, lset labels.Labels, pts []FPoint), done func(w *seriesWorker)) {
-	q, err := ev.store.Querier(mint, maxt)
+	ev.forSeriesWorkersIn(ev.store, me, mint, maxt, dropStale, start, fn, done)
+}
+
+// forSeriesWorkersIn is forSeriesWorkers reading from store instead of
+// the query's (the series a pushed-down aggregation left to fold here).
+func (ev *evaluator) forSeriesWorkersIn(store tsdb.Queryable, me *metricsql.MetricExpr, mint, maxt int64, dropStale bool,
+	start func(n int), fn func(w *seriesWorker, i int, lset labels.Labels, pts []FPoint), done func(w *seriesWorker)) {
+	q, err := store.Querier(mint, maxt)
 	if err != nil {
 		raiseErr(err)
 	}
