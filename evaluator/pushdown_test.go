@@ -101,6 +101,9 @@ type pushStore struct {
 	f    *pushFleet
 	node *Engine
 	err  error // returned by PushAggregate when set
+	// tamper, when set, changes the decoded partials before they are
+	// returned.
+	tamper func(ps []*PartialAggregate)
 
 	mu    sync.Mutex
 	specs []AggregateSpec
@@ -128,6 +131,9 @@ func (s *pushStore) PushAggregate(ctx context.Context, spec AggregateSpec) ([]*P
 			return nil, nil, err
 		}
 		out = append(out, d)
+	}
+	if s.tamper != nil {
+		s.tamper(out)
 	}
 	return out, s.f.parts[2], nil
 }
@@ -503,5 +509,37 @@ func TestEvalPartialLimits(t *testing.T) {
 	cancel()
 	if _, err := NewEngine(nil, Options{}).EvalPartial(ctx, f.parts[0], spec); !errors.Is(err, ErrCanceled) {
 		t.Errorf("canceled: %v", err)
+	}
+}
+
+// TestPushdownBadPartials checks that partials that cannot be those of
+// the aggregation asked (a peer of another version, a bug) fail the
+// query with an error naming the problem, not a panic.
+func TestPushdownBadPartials(t *testing.T) {
+	f := getPushFleet(t)
+	q := `sum by (cluster) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m]))`
+	for _, tc := range []struct {
+		name   string
+		tamper func(ps []*PartialAggregate)
+		want   string
+	}{
+		{"a label the grouping drops", func(ps []*PartialAggregate) {
+			ps[0].groups[0].metric = labels.FromStrings("cluster", "c", "instance", "i")
+		}, `label "instance" its grouping drops`},
+		{"wrong step count", func(ps []*PartialAggregate) {
+			ps[0].groups[0].steps = append(ps[0].groups[0].steps, groupState{})
+		}, "a group of 2 steps, want 1"},
+		{"a group twice", func(ps []*PartialAggregate) {
+			ps[0].groups = append(ps[0].groups, ps[0].groups[0])
+		}, "twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &pushStore{f: f, node: NewEngine(nil, Options{}), tamper: tc.tamper}
+			_, err := NewEngine(store, Options{}).Instant(context.Background(), q, f.end)
+			var pe *PanicError
+			if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error with %q, got %v", tc.want, err)
+			}
+		})
 	}
 }
