@@ -195,6 +195,9 @@ func (e *Engine) EvalPartial(ctx context.Context, store tsdb.Queryable, spec Agg
 			p, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if store == nil {
+		return nil, errors.New("pushed-down aggregation: no store")
+	}
 	if spec.Interval < 1 || spec.End < spec.Start || spec.LookbackDelta < 0 {
 		return nil, badQuery("pushed-down aggregation: invalid steps start=%d end=%d interval=%d lookback=%d",
 			spec.Start, spec.End, spec.Interval, spec.LookbackDelta)

@@ -164,6 +164,8 @@ var pushQueries = []string{
 	`group without (__name__, instance) (last_over_time(nan_gauge[1m]))`,
 	`sum by (cluster) (predict_linear(etcd_network_peer_sent_bytes_total[10m], 600))`,
 	`max by (__name__) (last_over_time(nan_gauge[5m]))`,
+	`sum by (cluster) (rate(grpc_server_handled_total[5m] @ start()))`,
+	`avg(rate(grpc_server_handled_total[5m] @ end() offset 1m))`,
 }
 
 // TestPushdownExact checks that every fused aggregation, pushed down to
@@ -490,6 +492,23 @@ func TestEvalPartialRefuses(t *testing.T) {
 				t.Fatalf("want a bad query, got %v", err)
 			}
 		})
+	}
+}
+
+// TestEvalPartialDoesNotPush checks that a node evaluates what it was
+// designated even over a store that could push down (it must not ask the
+// ring again).
+func TestEvalPartialDoesNotPush(t *testing.T) {
+	f := getPushFleet(t)
+	store := &pushStore{f: f, node: NewEngine(nil, Options{})}
+	end := f.end.UnixMilli()
+	spec := AggregateSpec{Expr: `sum by (cluster) (rate(grpc_server_handled_total[5m]))`, Start: end, End: end, Interval: 1}
+	p, err := NewEngine(nil, Options{}).EvalPartial(context.Background(), store, spec)
+	if err != nil || p.Groups() != 4 {
+		t.Fatalf("%v groups, %v", p, err)
+	}
+	if n := len(store.pushed()); n != 0 {
+		t.Fatalf("EvalPartial pushed down %d times", n)
 	}
 }
 
