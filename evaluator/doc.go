@@ -8,4 +8,10 @@
 // share one read of the store. Where PromQL and MetricsQL differ on a query
 // valid in PromQL (rate extrapolation, lookback, label handling), PromQL
 // wins.
+//
+// A fleet-wide aggregation of a range function (sum by (cluster) of a
+// rate) is evaluated fused: series are folded into partial groups as they
+// are read. Over a store that implements Pushdown (the ring), the nodes
+// that hold the series fold them (Engine.EvalPartial) and return their
+// partial aggregates, which merge here exactly (pushdown.go).
 package evaluator

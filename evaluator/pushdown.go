@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/VictoriaMetrics/metricsql"
@@ -158,6 +159,9 @@ func (p *PartialAggregate) keyed(g grouping, steps int) *partialAggregate {
 		if len(grp.steps) != steps {
 			raise("pushed-down aggregation returned a group of %d steps, want %d", len(grp.steps), steps)
 		}
+		if name, ok := g.admits(grp.metric); !ok {
+			raise("pushed-down aggregation returned the group %s, whose label %q its grouping drops", grp.metric, name)
+		}
 		var h uint64
 		h, buf = g.key(grp.metric, buf)
 		if dst := out.groups[h]; dst != nil {
@@ -166,6 +170,19 @@ func (p *PartialAggregate) keyed(g grouping, steps int) *partialAggregate {
 		out.groups[h] = grp
 	}
 	return out
+}
+
+// admits reports whether lset can be the labels of a group of g: for
+// `by`, only labels it names; for `without`, none of them. It returns a
+// label that cannot be there otherwise.
+func (g grouping) admits(lset labels.Labels) (string, bool) {
+	bad := ""
+	lset.Range(func(l labels.Label) {
+		if _, listed := slices.BinarySearch(g.names, l.Name); listed == g.without && bad == "" {
+			bad = l.Name
+		}
+	})
+	return bad, bad == ""
 }
 
 // EvalPartial evaluates spec over every series of store (the caller passes a store already restricted
@@ -178,6 +195,9 @@ func (e *Engine) EvalPartial(ctx context.Context, store tsdb.Queryable, spec Agg
 			p, err = nil, &PanicError{Value: r, Stack: debug.Stack()}
 		}
 	}()
+	if store == nil {
+		return nil, errors.New("pushed-down aggregation: no store")
+	}
 	if spec.Interval < 1 || spec.End < spec.Start || spec.LookbackDelta < 0 {
 		return nil, badQuery("pushed-down aggregation: invalid steps start=%d end=%d interval=%d lookback=%d",
 			spec.Start, spec.End, spec.Interval, spec.LookbackDelta)

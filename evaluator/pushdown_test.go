@@ -101,6 +101,9 @@ type pushStore struct {
 	f    *pushFleet
 	node *Engine
 	err  error // returned by PushAggregate when set
+	// tamper, when set, changes the decoded partials before they are
+	// returned.
+	tamper func(ps []*PartialAggregate)
 
 	mu    sync.Mutex
 	specs []AggregateSpec
@@ -128,6 +131,9 @@ func (s *pushStore) PushAggregate(ctx context.Context, spec AggregateSpec) ([]*P
 			return nil, nil, err
 		}
 		out = append(out, d)
+	}
+	if s.tamper != nil {
+		s.tamper(out)
 	}
 	return out, s.f.parts[2], nil
 }
@@ -158,6 +164,8 @@ var pushQueries = []string{
 	`group without (__name__, instance) (last_over_time(nan_gauge[1m]))`,
 	`sum by (cluster) (predict_linear(etcd_network_peer_sent_bytes_total[10m], 600))`,
 	`max by (__name__) (last_over_time(nan_gauge[5m]))`,
+	`sum by (cluster) (rate(grpc_server_handled_total[5m] @ start()))`,
+	`avg(rate(grpc_server_handled_total[5m] @ end() offset 1m))`,
 }
 
 // TestPushdownExact checks that every fused aggregation, pushed down to
@@ -324,6 +332,9 @@ func TestPushdownExprRoundTrip(t *testing.T) {
 		`sum(rate(x[5m] @ start()))`,
 		`count(rate(x[5m] @ end() offset 5m))`,
 		`sum(rate({__name__="x", a="b"}[5m]))`,
+		`sum by (a) (rate(x{a="q\"uo\\te\nü", b=~"^(a|b\\.c)+$", c!=""}[5m]))`,
+		`sum by ("quoted") (rate({"x.y", "a.b"="c"}[5m]))`,
+		`max without (a) (rate(x[1h5m10s] offset 1d))`,
 	}...) {
 		q = strings.ReplaceAll(q, "%d", "1799999760")
 		e1, err := Parse(q)
@@ -339,8 +350,8 @@ func TestPushdownExprRoundTrip(t *testing.T) {
 		if ok1 != ok2 || (ok1 && describeShape(sh1) != describeShape(sh2)) {
 			t.Errorf("%s sent as %s: %v %s, node derives %v %s", q, specOf(e1), ok1, describeShape(sh1), ok2, describeShape(sh2))
 		}
-		if strings.Contains(q, "quantile_over_time") && ok1 {
-			t.Errorf("%s is fused", q)
+		if strings.Contains(q, "quantile_over_time") == ok1 {
+			t.Errorf("%s: pushable %v", q, ok1)
 		}
 	}
 }
@@ -487,6 +498,23 @@ func TestEvalPartialRefuses(t *testing.T) {
 	}
 }
 
+// TestEvalPartialDoesNotPush checks that a node evaluates what it was
+// designated even over a store that could push down (it must not ask the
+// ring again).
+func TestEvalPartialDoesNotPush(t *testing.T) {
+	f := getPushFleet(t)
+	store := &pushStore{f: f, node: NewEngine(nil, Options{})}
+	end := f.end.UnixMilli()
+	spec := AggregateSpec{Expr: `sum by (cluster) (rate(grpc_server_handled_total[5m]))`, Start: end, End: end, Interval: 1}
+	p, err := NewEngine(nil, Options{}).EvalPartial(context.Background(), store, spec)
+	if err != nil || p.Groups() != 4 {
+		t.Fatalf("%v groups, %v", p, err)
+	}
+	if n := len(store.pushed()); n != 0 {
+		t.Fatalf("EvalPartial pushed down %d times", n)
+	}
+}
+
 // TestEvalPartialLimits checks that a node's evaluation is bounded as a
 // query is: series and samples limits, a canceled context.
 func TestEvalPartialLimits(t *testing.T) {
@@ -503,5 +531,37 @@ func TestEvalPartialLimits(t *testing.T) {
 	cancel()
 	if _, err := NewEngine(nil, Options{}).EvalPartial(ctx, f.parts[0], spec); !errors.Is(err, ErrCanceled) {
 		t.Errorf("canceled: %v", err)
+	}
+}
+
+// TestPushdownBadPartials checks that partials that cannot be those of
+// the aggregation asked (a peer of another version, a bug) fail the
+// query with an error naming the problem, not a panic.
+func TestPushdownBadPartials(t *testing.T) {
+	f := getPushFleet(t)
+	q := `sum by (cluster) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m]))`
+	for _, tc := range []struct {
+		name   string
+		tamper func(ps []*PartialAggregate)
+		want   string
+	}{
+		{"a label the grouping drops", func(ps []*PartialAggregate) {
+			ps[0].groups[0].metric = labels.FromStrings("cluster", "c", "instance", "i")
+		}, `label "instance" its grouping drops`},
+		{"wrong step count", func(ps []*PartialAggregate) {
+			ps[0].groups[0].steps = append(ps[0].groups[0].steps, groupState{})
+		}, "a group of 2 steps, want 1"},
+		{"a group twice", func(ps []*PartialAggregate) {
+			ps[0].groups = append(ps[0].groups, ps[0].groups[0])
+		}, "twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &pushStore{f: f, node: NewEngine(nil, Options{}), tamper: tc.tamper}
+			_, err := NewEngine(store, Options{}).Instant(context.Background(), q, f.end)
+			var pe *PanicError
+			if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error with %q, got %v", tc.want, err)
+			}
+		})
 	}
 }
