@@ -86,6 +86,7 @@ func newFanoutRing(t testing.TB, n, rf int) []*fanoutNode {
 		fo.Self, fo.Local, fo.View, fo.Peers, fo.ReplicationFactor = fn.name, head, view.Load, peers, rf
 		fn.reg = prometheus.NewRegistry()
 		fo.Registerer = fn.reg
+		fo.PushdownMinSeries = 0
 		local := evaluator.NewEngine(head, evaluator.Options{})
 		fo.Aggregate = func(ctx context.Context, req ring.AggregateRequest, keys []uint64) ([]byte, error) {
 			return AggregateLocally(ctx, local, head, req, keys)

@@ -12,4 +12,9 @@
 // and each of them keeps all but one of its old owners. A Snapshot is an
 // immutable view built from the node records; a membership change builds a
 // new one, so placement never takes a lock on the write path.
+//
+// Reads: Queryable asks every ACTIVE node for the series of a selector
+// (Peers.Select on SelectPath) and merges their replicas (fanout.go);
+// PushAggregate evaluates an aggregation on the nodes that hold its
+// series instead, exactly, in two rounds (pushdown.go).
 package ring

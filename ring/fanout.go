@@ -52,6 +52,11 @@ type FanoutOptions struct {
 	// Aggregate evaluates a pushed-down aggregation over this node's
 	// series (pushdown.go); nil: aggregations are not pushed down.
 	Aggregate AggregateFunc
+	// PushdownMinSeries is how many series an aggregation must read
+	// (estimated from this node's share) to be pushed down: below it the
+	// fan-out's one round is cheaper than pushdown's two. 0: every
+	// aggregation that can be is pushed down.
+	PushdownMinSeries int
 }
 
 // DefaultFanoutOptions returns the defaults: partial answers allowed,
@@ -65,6 +70,10 @@ func DefaultFanoutOptions() FanoutOptions {
 		MaxBytesPerRead: 2 << 30,
 		MaxFrameBytes:   16 << 20,
 		Timeout:         2 * time.Minute,
+		// BenchmarkFanoutQuery: pushed down, an aggregation over 3,000
+		// series took 20 ms against 12.5 ms through the fan-out; over
+		// 72,600, 0.31 s against 0.34 s with a quarter of the bytes.
+		PushdownMinSeries: 10_000,
 	}
 }
 
@@ -79,6 +88,8 @@ func (o *FanoutOptions) Validate() error {
 		return fmt.Errorf("ring: fan-out: replication factor %d must be at least 1", o.ReplicationFactor)
 	case o.MaxSeries < 1 || o.MaxBytesPerNode < 1 || o.MaxFrameBytes < 1 || o.MaxBytesPerRead < 1 || o.Timeout <= 0:
 		return errors.New("ring: fan-out: limits must be positive")
+	case o.PushdownMinSeries < 0:
+		return fmt.Errorf("ring: fan-out: pushdown minimum of %d series is negative", o.PushdownMinSeries)
 	}
 	return nil
 }
@@ -134,7 +145,7 @@ func NewQueryable(opts FanoutOptions) (*Queryable, error) {
 	}, []string{"outcome"})}
 	f.pushdowns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "etcdgate_ring_pushdown_aggregations_total",
-		Help: "Aggregations asked to be pushed down to the ring's nodes, by outcome: pushed, or declined (read through the fan-out instead: a node failed between the phases, or too many series differ between replicas).",
+		Help: "Aggregations asked to be pushed down to the ring's nodes, by outcome: pushed; small (fewer series than ring.pushdown_min_series: read through the fan-out); declined (read through the fan-out: a node failed between the phases, or too many series differ between replicas).",
 	}, []string{"outcome"})
 	f.rawSeries = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "etcdgate_ring_pushdown_raw_series_total",
@@ -146,6 +157,7 @@ func NewQueryable(opts FanoutOptions) (*Queryable, error) {
 	}
 	f.pushdowns.WithLabelValues("pushed")
 	f.pushdowns.WithLabelValues("declined")
+	f.pushdowns.WithLabelValues("small")
 	f.partials.WithLabelValues("warned")
 	f.partials.WithLabelValues("refused")
 	return f, nil
@@ -265,11 +277,12 @@ func (q *fanoutQuerier) request(mode string, ms []*labels.Matcher, limit int, na
 // limit, this node's own store) fails the read; a peer that cannot
 // answer is a missing node, judged against the replication factor.
 func (f *Queryable) fanout(ctx context.Context, req SelectRequest) ([]*SelectResult, error) {
-	return f.fanoutTo(ctx, f.activeNodes(), req)
+	return f.fanoutTo(ctx, f.activeNodes(), req, nil)
 }
 
-// fanoutTo is fanout to nodes; results[i] is nodes[i]'s answer.
-func (f *Queryable) fanoutTo(ctx context.Context, nodes []*Node, req SelectRequest) ([]*SelectResult, error) {
+// fanoutTo is fanout to nodes; results[i] is nodes[i]'s answer. own,
+// when not nil, is this node's answer, already read.
+func (f *Queryable) fanoutTo(ctx context.Context, nodes []*Node, req SelectRequest, own *SelectResult) ([]*SelectResult, error) {
 	shared := &atomic.Int64{}
 	lim := SelectLimits{MaxFrameBytes: f.opts.MaxFrameBytes, MaxBytes: f.opts.MaxBytesPerNode,
 		MaxSeries: max(req.Limit, 0) + maxFrameSlack(req), MaxStrings: 1 << 30,
@@ -290,6 +303,10 @@ func (f *Queryable) fanoutTo(ctx context.Context, nodes []*Node, req SelectReque
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
+			if n.Name == f.opts.Self && own != nil {
+				results[i] = own
+				return
+			}
 			if n.Name == f.opts.Self {
 				results[i], errs[i] = f.local(fctx, req, shared)
 				if errs[i] != nil {

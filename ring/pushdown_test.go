@@ -114,6 +114,7 @@ func newPushdownRing(t *testing.T) *pushdownRing {
 	opts := DefaultFanoutOptions()
 	opts.Self, opts.Local, opts.View, opts.Peers, opts.ReplicationFactor = "n0", pr.heads[0], func() *Snapshot { return snap }, peers, 3
 	opts.Registerer = pr.reg
+	opts.PushdownMinSeries = 0
 	local := testAggregate(pr.heads[0])
 	opts.Aggregate = func(ctx context.Context, req AggregateRequest, keys []uint64) ([]byte, error) {
 		pr.aggregated[0].Add(1)
@@ -236,6 +237,28 @@ func TestPushAggregateDeclines(t *testing.T) {
 	if _, _, err := q.PushAggregate(context.Background(), testAggregateRequest); !errors.Is(err, ErrNotPushed) {
 		t.Fatalf("without an AggregateFunc: %v", err)
 	}
+	// Too few series, estimated from n0's share (it holds all 30: at RF 3
+	// over 3 nodes, about 30 in the ring): the fan-out reads them.
+	opts.Aggregate = pr.q.opts.Aggregate
+	opts.PushdownMinSeries = 31
+	if q, err = NewQueryable(opts); err != nil {
+		t.Fatal(err)
+	}
+	before := pr.aggregated[1].Load()
+	if _, _, err := q.PushAggregate(context.Background(), testAggregateRequest); !errors.Is(err, ErrNotPushed) || pr.aggregated[1].Load() != before {
+		t.Fatalf("an aggregation of fewer series than the minimum: %v (peer asked: %v)", err, pr.aggregated[1].Load() != before)
+	}
+	if v := testutil.ToFloat64(q.pushdowns.WithLabelValues("small")); v != 1 {
+		t.Fatalf("small %v, want 1", v)
+	}
+	opts.PushdownMinSeries = 30
+	if q, err = NewQueryable(opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := q.PushAggregate(context.Background(), testAggregateRequest); err != nil {
+		t.Fatalf("an aggregation of the minimum: %v", err)
+	}
+	opts.PushdownMinSeries = 0
 	one := NewSnapshot([]Node{{Name: "n0", URL: "http://127.0.0.1:1", State: StateActive, Tokens: GenerateTokens(4, nil)}})
 	opts.Aggregate = pr.q.opts.Aggregate
 	opts.View = func() *Snapshot { return one }

@@ -27,6 +27,10 @@ type RingConfig struct {
 	HADedup           HADedupConfig  `yaml:"ha_dedup"`
 	// Forward bounds what this node sends each peer.
 	Forward RingForwardConfig `yaml:"forward"`
+	// PushdownMinSeries is how many series an aggregation must read for
+	// it to be evaluated on the nodes that hold them (pushed down) rather
+	// than read through the fan-out; 0 pushes every one down.
+	PushdownMinSeries int `yaml:"pushdown_min_series"`
 	// PeerClient is how this node authenticates to its peers (Prometheus's
 	// http_config: basic_auth, tls_config, bearer token): peers require
 	// role write for pushes and read for stats when they have a web config.
@@ -67,7 +71,8 @@ func defaultRingConfig() RingConfig {
 		HADedup:           HADedupConfig{ReplicaLabel: "__replica__", ClusterLabel: "cluster", FailoverTimeout: Duration(30 * time.Second)},
 		Forward: RingForwardConfig{Timeout: Duration(p.Timeout), MaxInflightRequests: p.MaxInflightRequests,
 			MaxInflightBytes: p.MaxInflightBytes},
-		PeerClient: config.DefaultHTTPClientConfig,
+		PeerClient:        config.DefaultHTTPClientConfig,
+		PushdownMinSeries: ring.DefaultFanoutOptions().PushdownMinSeries,
 	}
 }
 
@@ -90,6 +95,8 @@ func (c RingConfig) Validate() error {
 		return errors.New("ring.etcd.endpoints: empty; the ring keeps its membership in etcd")
 	case c.Forward.Timeout <= 0 || c.Forward.MaxInflightRequests < 1 || c.Forward.MaxInflightBytes < 1:
 		return errors.New("ring.forward: timeout, max_inflight_requests and max_inflight_bytes must be positive")
+	case c.PushdownMinSeries < 0:
+		return fmt.Errorf("ring.pushdown_min_series: %d, want 0 or more", c.PushdownMinSeries)
 	}
 	if c.HADedup.Enabled {
 		if c.HADedup.ReplicaLabel == "" || c.HADedup.ClusterLabel == "" {

@@ -20,6 +20,7 @@ func TestRingConfigErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"rf zero", base + "  replication_factor: 0\n", "ring.replication_factor"},
+		{"negative pushdown minimum", base + "  pushdown_min_series: -1\n", "ring.pushdown_min_series"},
 		{"rf negative", base + "  replication_factor: -1\n", "ring.replication_factor"},
 		{"no advertise url", strings.Replace(base, "advertise_url: http://127.0.0.1:9390", "advertise_url: ''", 1), "ring.advertise_url"},
 		{"bad advertise url", strings.Replace(base, "http://127.0.0.1:9390", "127.0.0.1:9390", 1), "ring.advertise_url"},

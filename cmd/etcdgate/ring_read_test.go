@@ -108,8 +108,8 @@ func queryNode(t *testing.T, base, path string, params url.Values) queryAnswer {
 // killed too, without a warning; with two killed, with a partial-response
 // warning, or an error when partial_response=false.
 func TestRingReadsWholeRing(t *testing.T) {
-	h := newRingHarness(t, "")
-	h.ttl = "30s" // the killed nodes stay in the ring while the answers are compared
+	h := newRingHarness(t, "  pushdown_min_series: 0\n") // the fleet is small
+	h.ttl = "30s"                                        // the killed nodes stay in the ring while the answers are compared
 	names := []string{"n0", "n1", "n2", "n3"}
 	for _, n := range names {
 		h.start(n, 3)

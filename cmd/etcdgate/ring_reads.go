@@ -23,6 +23,7 @@ func (r *ringNode) startReads(local tsdb.Queryable, q QueryConfig, memLimit int6
 	o.Timeout = time.Duration(q.Timeout)
 	o.Registerer = r.reg
 	o.Aggregate = r.aggregateLocal
+	o.PushdownMinSeries = r.cfg.PushdownMinSeries
 	r.local = local
 	r.setQueryConfig(q)
 	reads, err := ring.NewQueryable(o)
