@@ -1,6 +1,8 @@
 // Package tsdb owns the time-series store: the series index (symbols and
-// postings), the head of in-memory XOR chunks, and the queriers that read
-// them. Later it also owns the WAL, badger persistence and retention.
+// postings), the head of in-memory XOR chunks, the WAL and its
+// checkpoints, badger for persisted chunks, series records and
+// snapshots, recovery after a crash, retention, the eviction of inactive
+// series, metric metadata, and the queriers that read all of it.
 //
 // The package imports nothing of the project: label sets are
 // github.com/prometheus/prometheus/model/labels.Labels and samples are read
