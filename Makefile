@@ -48,10 +48,13 @@ test:
 # The standard capacity scenario (bench/run-standard.sh): a fresh
 # etcdgate takes ~1,000,000 series of a synthetic etcd fleet, steady for
 # 5 minutes; prints the table, writes bin/bench/standard.{json,svg}.
-# BENCH_FLAGS adds `etcdgate bench` flags. Not part of `make test`.
+# BENCH_FLAGS adds `etcdgate bench` flags; BENCH_SCENARIO=10m runs the
+# ten-million-series scenario (~10,000,000 series for 4 minutes; about
+# 8 GiB of memory for node and generator). Not part of `make test`.
 BENCH_FLAGS ?=
+BENCH_SCENARIO ?= standard
 bench: build
-	BENCH_OUT=bin/bench bench/run-standard.sh ./$(BIN) $(BENCH_FLAGS)
+	SCENARIO=$(BENCH_SCENARIO) BENCH_OUT=bin/bench bench/run-standard.sh ./$(BIN) $(BENCH_FLAGS)
 
 # Micro-benchmarks of the write path (decode, validate, head append).
 bench-go:

@@ -16,7 +16,7 @@ import (
 	"github.com/etcdgate/etcdgate/bench"
 )
 
-const benchUsage = `usage: etcdgate bench [--scenario standard] [--mode steady|ramp|churn|query]
+const benchUsage = `usage: etcdgate bench [--scenario standard|10m] [--mode steady|ramp|churn|query]
                       --target NAME=URL [--target NAME=URL ...] [flags]
 
 Writes a synthetic etcd fleet to each target in turn (remote write 1.0),
@@ -79,7 +79,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (bench.Options, benchFlags
 		fmt.Fprint(stderr, benchUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&f.scenario, "scenario", "", "preset: standard (~1,000,000 series, steady, 5m)")
+	fs.StringVar(&f.scenario, "scenario", "", "preset: standard (~1,000,000 series, steady, 5m) or 10m (~10,000,000 series, steady, 4m)")
 	fs.Var(&f.targets, "target", "a remote-write receiver, NAME=URL (base URL or its /api/v1/write); repeat to compare")
 	fs.Var(&f.pids, "pid", "read RSS and CPU of a target from /proc: PID, or NAME=PID per target")
 	fs.StringVar(&f.outJSON, "out-json", "", "write the report as JSON to this file")

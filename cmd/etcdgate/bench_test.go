@@ -83,6 +83,10 @@ func TestBenchFlags(t *testing.T) {
 			func(o bench.Options) bool {
 				return o.Fleet.Series == 1_000_000 && o.Duration == 5*time.Minute && o.Scenario == "standard"
 			}, ""},
+		{"the ten-million scenario", []string{"--scenario", "10m", "--target", "a=http://x"},
+			func(o bench.Options) bool {
+				return o.Fleet.Series == 10_000_000 && o.Duration == 4*time.Minute && o.Scenario == "10m" && o.Send.Senders == 64
+			}, ""},
 		{"flags override the scenario", []string{"--scenario=standard", "--duration", "1m", "--target", "a=http://x"},
 			func(o bench.Options) bool { return o.Fleet.Series == 1_000_000 && o.Duration == time.Minute }, ""},
 		{"targets and pids", []string{"--target", "a=http://x", "--target", "b=http://y", "--pid", "b=42"},
