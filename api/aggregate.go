@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-	"errors"
 	"net/http"
 
 	"github.com/etcdgate/etcdgate/ring"
@@ -23,15 +21,11 @@ func (a *API) internalAggregate(w http.ResponseWriter, r *http.Request) {
 		respondError(w, badData(err))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), lim.SelectTimeout)
-	defer cancel()
-	select {
-	case a.selects <- struct{}{}:
-		defer func() { <-a.selects }()
-	case <-ctx.Done():
-		respondError(w, &apiError{typ: errorUnavailable, err: errors.New("too many internal selects under way")})
+	ctx, release, ok := a.internalSlot(w, r, lim)
+	if !ok {
 		return
 	}
+	defer release()
 	b, err := a.opts.RingAggregate(ctx, req, keys)
 	if err != nil {
 		respondError(w, queryError(err))

@@ -36,15 +36,11 @@ func (a *API) internalSelect(w http.ResponseWriter, r *http.Request) {
 		respondError(w, badData(err))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), lim.SelectTimeout)
-	defer cancel()
-	select {
-	case a.selects <- struct{}{}:
-		defer func() { <-a.selects }()
-	case <-ctx.Done():
-		respondError(w, &apiError{typ: errorUnavailable, err: errors.New("too many internal selects under way")})
+	ctx, release, ok := a.internalSlot(w, r, lim)
+	if !ok {
 		return
 	}
+	defer release()
 	q, err := b.storage.Querier(req.Mint, req.Maxt)
 	if err != nil {
 		respondError(w, &apiError{typ: errorExecution, err: err})
@@ -54,6 +50,22 @@ func (a *API) internalSelect(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", selectContentType)
 	w.WriteHeader(http.StatusOK)
 	_ = ring.WriteSelect(ctx, q, req, w) // a write error: the peer went away
+}
+
+// internalSlot takes one of the slots of internal selects and
+// aggregations, waiting until the node's select timeout, which the
+// returned context also carries; past it the request is answered 503
+// and ok is false.
+func (a *API) internalSlot(w http.ResponseWriter, r *http.Request, lim ReadLimits) (ctx context.Context, release func(), ok bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), lim.SelectTimeout)
+	select {
+	case a.selects <- struct{}{}:
+		return ctx, func() { <-a.selects; cancel() }, true
+	case <-ctx.Done():
+		cancel()
+		respondError(w, &apiError{typ: errorUnavailable, err: errors.New("too many internal selects under way")})
+		return nil, nil, false
+	}
 }
 
 // parseSelectRequest reads and bounds the parameters of ring.SelectPath.

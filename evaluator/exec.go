@@ -94,6 +94,14 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 
 // run evaluates expr, turning evaluation panics into errors.
 func (ev *evaluator) run(expr metricsql.Expr) (val any, err error) {
+	err = ev.protect(func() { val = ev.eval(expr) })
+	return val, err
+}
+
+// protect runs fn, turning evaluation panics into errors: an evalError
+// (how evaluation raises one) into its error, anything else into a
+// PanicError with the stack.
+func (ev *evaluator) protect(fn func()) (err error) {
 	defer func() {
 		r := recover()
 		if r == nil {
@@ -105,7 +113,8 @@ func (ev *evaluator) run(expr metricsql.Expr) (val any, err error) {
 		}
 		err = &PanicError{Value: r, Stack: debug.Stack()}
 	}()
-	return ev.eval(expr), nil
+	fn()
+	return nil
 }
 
 // acquire takes a query slot, waiting while the queue has room and the

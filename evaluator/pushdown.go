@@ -256,23 +256,6 @@ func (e *Engine) EvalPartial(ctx context.Context, store tsdb.Queryable, spec Agg
 	return p, nil
 }
 
-// protect runs fn, turning evaluation panics into errors as run does.
-func (ev *evaluator) protect(fn func()) (err error) {
-	defer func() {
-		r := recover()
-		if r == nil {
-			return
-		}
-		if ee, ok := r.(evalError); ok {
-			err = ee.err
-			return
-		}
-		err = &PanicError{Value: r, Stack: debug.Stack()}
-	}()
-	fn()
-	return nil
-}
-
 // Wire form of a PartialAggregate (every integer a uvarint, every float
 // its 8 IEEE-754 bytes, little endian):
 //
