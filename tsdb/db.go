@@ -37,6 +37,10 @@ type Options struct {
 	// directory; nil is the real one. Tests set a FaultFS to inject
 	// failures.
 	WALFS WALFS
+
+	// sequentialLoad, set by tests only, loads the series records one by
+	// one (loadSeriesSequential): the reference loadSeries is held to.
+	sequentialLoad bool
 }
 
 // DefaultOptions returns the options etcdgate runs with by default.

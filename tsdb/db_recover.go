@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,23 +19,11 @@ import (
 // the open chunks from the previous snapshot, and the WAL is replayed
 // from the previous checkpoint on.
 func (db *DB) recover() error {
-	var r walRecordReader
-	err := db.store.scan(prefixSeries, func(key, val []byte) error {
-		if len(key) != 9 {
-			return fmt.Errorf("series key of %d bytes", len(key))
-		}
-		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-		return decodeSeriesValue(val, &r, func(rec seriesRecord, lset labels.Labels) error {
-			s := db.head.restoreSeries(ref, lset)
-			s.mu.Lock()
-			s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
-			s.indexPersisted = true
-			s.mu.Unlock()
-			db.head.updateTimeRange(rec.minT, rec.maxT)
-			return nil
-		})
-	})
-	if err != nil {
+	load := db.loadSeries // db_recover_series.go
+	if db.opts.sequentialLoad {
+		load = db.loadSeriesSequential
+	}
+	if err := load(); err != nil {
 		return fmt.Errorf("load series: %w", err)
 	}
 	from, found, err := db.restoreSnapshot(snapshotName, false)
@@ -64,19 +53,50 @@ func (db *DB) recover() error {
 	return db.replayWAL(from)
 }
 
+// loadSeriesSequential reads the store's series records one by one in
+// ref order through restoreSeries, as WAL replay restores series. It is
+// the reference that loadSeries (db_recover_series.go) must match.
+func (db *DB) loadSeriesSequential() error {
+	var r walRecordReader
+	return db.store.scan(prefixSeries, func(key, val []byte) error {
+		if len(key) != 9 {
+			return fmt.Errorf("series key of %d bytes", len(key))
+		}
+		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
+		return decodeSeriesValue(val, &r, func(rec seriesRecord, lset labels.Labels) error {
+			s := db.head.restoreSeries(ref, lset)
+			s.mu.Lock()
+			s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
+			s.indexPersisted = true
+			s.mu.Unlock()
+			db.head.updateTimeRange(rec.minT, rec.maxT)
+			return nil
+		})
+	})
+}
+
 // restoreSnapshot restores the open chunks of the snapshot file name in
 // the DB's directory and returns the WAL segment replay starts from. The
 // file is checked whole before anything is restored from it, so that a
-// corrupt one changes nothing. In fallback mode the series' persisted
+// corrupt one changes nothing. The file is read twice, a few frames at a
+// time, the frames of each pass spread over GOMAXPROCS workers. In
+// fallback mode the series' persisted
 // chunks were scanned first: an open chunk badger already holds is not
 // reopened.
 func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, err error) {
 	path := filepath.Join(db.dir, name)
-	if _, found, err = readSnapshotFile(path, func(SeriesRef, headSnapshot) error { return nil }); err != nil || !found {
+	workers := runtime.GOMAXPROCS(0)
+	check := func(payload []byte) error {
+		return decodeSnapshotRecords(payload, func(SeriesRef, headSnapshot) error { return nil })
+	}
+	if _, found, err = eachSnapshotFrame(path, workers, check); err != nil || !found {
 		return 0, found, err
 	}
-	return readSnapshotFile(path, func(ref SeriesRef, snap headSnapshot) error {
-		return db.restoreHeadSnapshot(ref, snap, fallback)
+	// Each series has one record: the frames restore in any order.
+	return eachSnapshotFrame(path, workers, func(payload []byte) error {
+		return decodeSnapshotRecords(payload, func(ref SeriesRef, snap headSnapshot) error {
+			return db.restoreHeadSnapshot(ref, snap, fallback)
+		})
 	})
 }
 

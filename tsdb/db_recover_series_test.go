@@ -1,0 +1,168 @@
+package tsdb
+
+import (
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// TestLoadSeriesMatchesSequential writes series records of varied labels
+// straight into a store (refs with holes, some wide enough apart to make
+// many ranges, label sets that repeat under a later ref, values shared by
+// many series and unique to one) and loads them with loadSeries on 1 to 8
+// workers and with the one-by-one path: the index, symbol table, maps,
+// series state and accounting must be the same.
+func TestLoadSeriesMatchesSequential(t *testing.T) {
+	dir := t.TempDir()
+	st, err := openStore(filepath.Join(dir, "badger"), 7_200_000, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	wb := st.db.NewWriteBatch()
+	var written []labels.Labels
+	ref := SeriesRef(0)
+	for i := range 5000 {
+		ref += SeriesRef(1 + rng.IntN(3))
+		if i%1000 == 999 {
+			ref += 40_000 // a hole: ranges that hold nothing
+		}
+		var lset labels.Labels
+		switch {
+		case i%97 == 96 && len(written) > 0:
+			lset = written[rng.IntN(len(written))] // the same labels under a later ref
+		default:
+			b := labels.NewScratchBuilder(16)
+			b.Add("__name__", fmt.Sprintf("metric_%d", rng.IntN(20)))
+			b.Add("cluster", fmt.Sprintf("c-%d", i/300))
+			b.Add("instance", fmt.Sprintf("10.0.%d.%d:2379", i/256%256, i%256))
+			for k := range rng.IntN(6) {
+				b.Add(fmt.Sprintf("extra_%d", k), fmt.Sprintf("v%d", rng.IntN(1+k*50)))
+			}
+			if i%7 == 0 {
+				b.Add("unicode", "żółw-ü-"+fmt.Sprint(i))
+			}
+			b.Sort()
+			lset = b.Labels()
+			written = append(written, lset)
+		}
+		rec := seriesRecord{minT: int64(rng.IntN(1000)), maxT: int64(1000 + rng.IntN(1000)), lastV: rng.Uint64()}
+		if i%50 == 0 {
+			rec = seriesRecord{minT: maxInt64, maxT: minInt64} // no samples
+		}
+		if err := wb.Set(seriesKey(prefixSeries, ref), appendSeriesValue(nil, rec, lset)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	load := func(workers int) *Head {
+		t.Helper()
+		db := &DB{head: newTestHead(t, nil), store: st}
+		var err error
+		if workers == 0 {
+			err = db.loadSeriesSequential()
+		} else {
+			err = db.loadSeriesWorkers(workers)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db.head
+	}
+	want := load(0)
+	if n := want.NumIndexedSeries(); n < 4900 {
+		t.Fatalf("%d series loaded sequentially", n)
+	}
+	for _, workers := range []int{1, 2, 3, 8} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			compareHeads(t, load(workers), want)
+		})
+	}
+}
+
+// compareHeads fails t where got's index differs from want's.
+func compareHeads(t *testing.T, got, want *Head) {
+	t.Helper()
+	for _, c := range []struct {
+		what      string
+		got, want any
+	}{
+		{"indexed series", got.numIndexed.Load(), want.numIndexed.Load()},
+		{"index bytes", got.indexBytes.Load(), want.indexBytes.Load()},
+		{"head bytes", got.Bytes(), want.Bytes()},
+		{"last ref", got.lastRef.Load(), want.lastRef.Load()},
+		{"min time", got.MinTime(), want.MinTime()},
+		{"max time", got.MaxTime(), want.MaxTime()},
+		{"symbols", got.symbols.load(), want.symbols.load()},
+		{"symbol counts", got.symbols.count, want.symbols.count},
+		{"symbol ids", got.symbols.ids, want.symbols.ids},
+		{"live symbols", got.symbols.len(), want.symbols.len()},
+		{"symbol bytes", got.symbols.size(), want.symbols.size()},
+		{"postings", got.index.m, want.index.m},
+		{"all postings", got.index.all, want.index.all},
+		{"series", seriesStates(got), seriesStates(want)},
+		{"hash maps", hashMapRefs(got), hashMapRefs(want)},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s differ:\ngot  %v\nwant %v", c.what, brief(c.got), brief(c.want))
+		}
+	}
+}
+
+func brief(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+type seriesState struct {
+	ref                        SeriesRef
+	syms                       symRefs
+	minT, maxT, persistedMaxT  int64
+	lastV                      uint64
+	logged, indexPersisted, on bool
+}
+
+func seriesStates(h *Head) []seriesState {
+	var out []seriesState
+	h.series.refs.batches(1024, func(batch []*memSeries) error {
+		for _, s := range batch {
+			out = append(out, seriesState{ref: s.ref, syms: s.syms, minT: s.minT, maxT: s.maxT,
+				persistedMaxT: s.persistedMaxT, lastV: s.lastV, logged: s.logged.Load(),
+				indexPersisted: s.indexPersisted, on: s.active})
+		}
+		return nil
+	})
+	return out
+}
+
+// hashMapRefs lists each stripe's hash → refs.
+func hashMapRefs(h *Head) []map[uint64][]SeriesRef {
+	out := make([]map[uint64][]SeriesRef, len(h.series.hashes))
+	for i, m := range h.series.hashes {
+		out[i] = map[uint64][]SeriesRef{}
+		for hash, s := range m.unique {
+			out[i][hash] = append(out[i][hash], s.ref)
+		}
+		for hash, c := range m.conflicts {
+			for _, s := range c {
+				out[i][hash] = append(out[i][hash], s.ref)
+			}
+		}
+		for _, refs := range out[i] {
+			slices.Sort(refs)
+		}
+	}
+	return out
+}
