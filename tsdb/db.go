@@ -39,7 +39,8 @@ type Options struct {
 	WALFS WALFS
 
 	// sequentialLoad, set by tests only, loads the series records one by
-	// one (loadSeriesSequential): the reference loadSeries is held to.
+	// one (loadSeriesSequential) and the head snapshot on one worker: the
+	// reference the parallel recovery is held to.
 	sequentialLoad bool
 }
 

@@ -86,6 +86,9 @@ func (db *DB) loadSeriesSequential() error {
 func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, err error) {
 	path := filepath.Join(db.dir, name)
 	workers := runtime.GOMAXPROCS(0)
+	if db.opts.sequentialLoad {
+		workers = 1
+	}
 	check := func(payload []byte) error {
 		return decodeSnapshotRecords(payload, func(SeriesRef, headSnapshot) error { return nil })
 	}
@@ -94,10 +97,29 @@ func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, 
 	}
 	// Each series has one record: the frames restore in any order.
 	return eachSnapshotFrame(path, workers, func(payload []byte) error {
+		t := newRestoreTotals()
+		defer t.addTo(db.head)
 		return decodeSnapshotRecords(payload, func(ref SeriesRef, snap headSnapshot) error {
-			return db.restoreHeadSnapshot(ref, snap, fallback)
+			return db.restoreHeadSnapshot(ref, snap, fallback, &t)
 		})
 	})
+}
+
+// restoreTotals sums what restoring a frame of the snapshot adds to the
+// head's counters and time range, so that workers restoring frames side
+// by side update those shared atomics once a frame, not a few times a
+// series.
+type restoreTotals struct {
+	series, chunkBytes int64
+	minT, maxT         int64
+}
+
+func newRestoreTotals() restoreTotals { return restoreTotals{minT: maxInt64, maxT: minInt64} }
+
+func (t *restoreTotals) addTo(h *Head) {
+	h.numSeries.Add(t.series)
+	h.chunkBytes.Add(t.chunkBytes)
+	h.updateTimeRange(t.minT, t.maxT)
 }
 
 // scanChunks sets each series' time range, persistedMaxT and newest
@@ -166,8 +188,9 @@ func (db *DB) scanChunks() error {
 	})
 }
 
-// restoreHeadSnapshot reopens the open chunk of an active series.
-func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback bool) error {
+// restoreHeadSnapshot reopens the open chunk of an active series. What
+// it adds to the head's counters and time range goes to t.
+func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback bool, t *restoreTotals) error {
 	s := db.head.series.getByRef(ref)
 	if s == nil {
 		return nil // its series record was removed by retention
@@ -177,8 +200,10 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 	if fallback && snap.maxT <= s.maxT && (snap.chunk == nil || snap.headMinT <= s.persistedMaxT) {
 		return nil // badger holds all of it: a later checkpoint closed the chunk
 	}
-	if !s.active {
-		db.head.activateLocked(s)
+	if !s.active { // as activateLocked, counted in t
+		s.active = true
+		t.chunkBytes += s.chunkBytesLocked()
+		t.series++
 	}
 	if !fallback || snap.maxT >= s.maxT {
 		s.maxT, s.lastV = snap.maxT, snap.lastV
@@ -188,10 +213,10 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 		if err := s.reopenHeadLocked(snap); err != nil {
 			return fmt.Errorf("head snapshot of series %d: %w", ref, err)
 		}
-		db.head.chunkBytes.Add(s.chunkBytesLocked())
-		db.head.updateTimeRange(snap.headMinT, snap.maxT)
+		t.chunkBytes += s.chunkBytesLocked()
+		t.minT, t.maxT = min(t.minT, snap.headMinT), max(t.maxT, snap.maxT)
 	} else {
-		db.head.updateTimeRange(snap.maxT, snap.maxT)
+		t.minT, t.maxT = min(t.minT, snap.maxT), max(t.maxT, snap.maxT)
 	}
 	return nil
 }

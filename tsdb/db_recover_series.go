@@ -448,15 +448,13 @@ func (r *seriesRefs) setRanges(ranges []*refRange) (created int) {
 }
 
 // addRanges indexes the ranges' series (nil ones skipped): workers each
-// own a share of the label names and build their lists in ref order, in
-// one allocation each.
+// own a share of the label names and build their lists in ref order,
+// keyed by the strings the index keeps, so that no list or map is built
+// twice.
 func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
-	type owned struct {
-		values map[uint32][]SeriesRef // value ref → refs
-	}
-	byName := make([]map[uint32]*owned, workers)
+	byName := make([]map[uint32]map[string][]SeriesRef, workers)
 	parallel(workers, workers, func(w int) {
-		names := map[uint32]*owned{}
+		names := map[uint32]map[string][]SeriesRef{}
 		for _, r := range ranges {
 			for _, s := range r.series {
 				if s == nil {
@@ -466,24 +464,27 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 					if int(n)%workers != w {
 						return
 					}
-					o := names[n]
-					if o == nil {
-						o = &owned{values: map[uint32][]SeriesRef{}}
-						names[n] = o
+					values := names[n]
+					if values == nil {
+						values = map[string][]SeriesRef{}
+						names[n] = values
 					}
-					o.values[v] = append(o.values[v], s.ref)
+					values[strs[v]] = append(values[strs[v]], s.ref)
 				})
+			}
+		}
+		for _, values := range names {
+			for v, list := range values {
+				if cap(list)-len(list) > len(list)/8 {
+					values[v] = slices.Clone(list) // drop append's slack
+				}
 			}
 		}
 		byName[w] = names
 	})
 	n := 0
 	for _, r := range ranges {
-		for _, s := range r.series {
-			if s != nil {
-				n++
-			}
-		}
+		n += len(r.series)
 	}
 	all := make([]SeriesRef, 0, n)
 	for _, r := range ranges {
@@ -495,20 +496,17 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.all = mergeSorted(p.all, all)
+	p.all = mergeSorted(p.all, slices.Clip(all))
 	for _, names := range byName {
-		for n, o := range names {
+		for n, values := range names {
 			name := strs[n]
-			values := p.m[name]
-			if values == nil {
-				values = make(map[string][]SeriesRef, len(o.values))
+			old := p.m[name]
+			if old == nil {
 				p.m[name] = values
+				continue
 			}
-			for v, list := range o.values {
-				if cap(list)-len(list) > len(list)/8 {
-					list = slices.Clone(list) // drop append's slack
-				}
-				values[strs[v]] = mergeSorted(values[strs[v]], list)
+			for v, list := range values {
+				old[v] = mergeSorted(old[v], list)
 			}
 		}
 	}
