@@ -142,16 +142,19 @@ const minRangeRefs = 1 << 14
 // splitRefs splits [lo, hi] into ranges, a few per worker so that holes
 // in the refs (retention, evictions) do not leave one worker the most.
 func splitRefs(lo, hi SeriesRef, workers int) []*refRange {
-	span := uint64(hi-lo) + 1
+	span := uint64(hi - lo) // one less than the refs in [lo, hi]: no overflow
 	n := min(uint64(4*workers), max(span/minRangeRefs, 1))
 	if workers == 1 {
 		n = 1
 	}
+	step := span / n
 	ranges := make([]*refRange, 0, n)
 	for i := range n {
-		from := uint64(lo) + span*i/n
-		to := uint64(lo) + span*(i+1)/n - 1
-		ranges = append(ranges, &refRange{lo: SeriesRef(from), hi: SeriesRef(to), minT: maxInt64, maxT: minInt64})
+		r := &refRange{lo: lo + SeriesRef(step*i), hi: lo + SeriesRef(step*(i+1)) - 1, minT: maxInt64, maxT: minInt64}
+		if i == n-1 {
+			r.hi = hi
+		}
+		ranges = append(ranges, r)
 	}
 	return ranges
 }

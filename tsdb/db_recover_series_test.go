@@ -248,3 +248,96 @@ func TestMergeSorted(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitRefs(t *testing.T) {
+	for _, tc := range []struct {
+		lo, hi  SeriesRef
+		workers int
+		n       int
+	}{
+		{1, 1, 4, 1},
+		{1, 100, 4, 1},
+		{1, 1 << 20, 1, 1},
+		{1, 1 << 20, 2, 8},
+		{5, 3*minRangeRefs + 5, 8, 3},
+		{0, 1<<64 - 1, 2, 8},
+	} {
+		ranges := splitRefs(tc.lo, tc.hi, tc.workers)
+		if len(ranges) != tc.n {
+			t.Errorf("splitRefs(%d, %d, %d): %d ranges, want %d", tc.lo, tc.hi, tc.workers, len(ranges), tc.n)
+		}
+		next := tc.lo
+		for i, r := range ranges {
+			if r.lo != next || r.hi < r.lo {
+				t.Fatalf("splitRefs(%d, %d, %d): range %d is [%d, %d] after %d", tc.lo, tc.hi, tc.workers, i, r.lo, r.hi, next)
+			}
+			next = r.hi + 1
+		}
+		if ranges[len(ranges)-1].hi != tc.hi {
+			t.Errorf("splitRefs(%d, %d, %d) ends at %d", tc.lo, tc.hi, tc.workers, ranges[len(ranges)-1].hi)
+		}
+	}
+}
+
+// TestLoadSeriesMalformed puts one bad key or record among good ones:
+// loading fails, whichever range meets it; a record without a series
+// loads nothing, as the one-by-one path does.
+func TestLoadSeriesMalformed(t *testing.T) {
+	lset := labels.FromStrings("__name__", "up", "job", "etcd")
+	good := appendSeriesValue(nil, seriesRecord{minT: 1, maxT: 2}, lset)
+	header := appendSeriesValue(nil, seriesRecord{minT: 1, maxT: 2}, labels.EmptyLabels())[:len(good)-len(appendWALSeries(nil, []walSeries{{lset: lset}}))]
+	two := appendWALSeries(slices.Clone(header), []walSeries{{lset: lset}, {lset: labels.FromStrings("a", "b")}})
+	samples := appendWALSamples(slices.Clone(header), []walSample{{ref: 1, t: 1}})
+	for _, tc := range []struct {
+		name    string
+		key     []byte
+		val     []byte
+		wantErr bool
+	}{
+		{"short key first", []byte{prefixSeries, 0}, good, true},
+		{"long key between", append(seriesKey(prefixSeries, 20_000), 5), good, true},
+		{"long key last", append(seriesKey(prefixSeries, 1<<40), 0), good, true},
+		{"truncated record", seriesKey(prefixSeries, 30_000), good[:len(good)-3], true},
+		{"truncated header", seriesKey(prefixSeries, 30_000), good[:5], true},
+		{"two series", seriesKey(prefixSeries, 30_000), two, true},
+		{"samples", seriesKey(prefixSeries, 30_000), samples, true},
+		{"labels past the end", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), walSeriesSection, 1, 7, 200), true},
+		{"no series", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), walSeriesSection, 0), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := openStore(filepath.Join(t.TempDir(), "badger"), 7_200_000, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.close()
+			wb := st.db.NewWriteBatch()
+			for ref := SeriesRef(1); ref <= 60_000; ref += 7 {
+				v := appendSeriesValue(nil, seriesRecord{}, labels.FromStrings("__name__", "up", "i", fmt.Sprint(ref)))
+				if err := wb.Set(seriesKey(prefixSeries, ref), v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := wb.Set(tc.key, tc.val); err != nil {
+				t.Fatal(err)
+			}
+			if err := wb.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			db := &DB{head: newTestHead(t, nil), store: st}
+			err = db.loadSeriesWorkers(4)
+			if gotErr := err != nil; gotErr != tc.wantErr {
+				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
+			}
+			if !tc.wantErr {
+				if n := db.head.NumIndexedSeries(); n != 60_000/7+1 {
+					t.Fatalf("%d series loaded", n)
+				}
+				seq := &DB{head: newTestHead(t, nil), store: st}
+				if err := seq.loadSeriesSequential(); err != nil {
+					t.Fatal(err)
+				}
+				compareHeads(t, db.head, seq.head)
+			}
+		})
+	}
+}
