@@ -133,6 +133,17 @@ type refRange struct {
 	ids    map[string]uint32
 
 	minT, maxT int64 // time range of the records
+
+	// last holds, for each label position, the string interned there by
+	// the previous series and its ref: neighbouring refs are mostly the
+	// series of one target, created together, which share most labels.
+	last []lastSymbol
+}
+
+type lastSymbol struct {
+	s   string
+	id  uint32
+	set bool
 }
 
 // minRangeRefs is the fewest refs a range covers: below that, splitting
@@ -178,6 +189,11 @@ func parallel(workers, n int, fn func(int)) {
 // loadRange decodes the series records of r's refs.
 func (db *DB) loadRange(r *refRange) error {
 	r.ids = map[string]uint32{}
+	// Refs are dense but for series removed by retention or evicted: the
+	// range's span is the likely count, and bounded so that a sparse
+	// range does not reserve much.
+	n := min(int(r.hi-r.lo)+1, 1<<20)
+	r.series, r.hashes, r.ends = make([]*memSeries, 0, n), make([]uint64, 0, n), make([]uint32, 0, n)
 	var b labels.ScratchBuilder
 	var ls labels.Labels
 	return db.store.db.View(func(txn *badger.Txn) error {
@@ -270,12 +286,29 @@ func (r *refRange) add(ref SeriesRef, rec seriesRecord, lset labels.Labels) {
 	s.logged.Store(true)
 	r.series = append(r.series, s)
 	r.hashes = append(r.hashes, lset.Hash())
+	pos := 0
 	lset.Range(func(l labels.Label) {
-		r.local = binary.AppendUvarint(r.local, uint64(r.intern(l.Name)))
-		r.local = binary.AppendUvarint(r.local, uint64(r.intern(l.Value)))
+		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(pos, l.Name)))
+		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(pos+1, l.Value)))
+		pos += 2
 	})
 	r.ends = append(r.ends, uint32(len(r.local)))
 	r.minT, r.maxT = min(r.minT, rec.minT), max(r.maxT, rec.maxT)
+}
+
+// internAt is intern for the string at label position pos, checking
+// first the one interned there last.
+func (r *refRange) internAt(pos int, s string) uint32 {
+	if pos >= len(r.last) {
+		r.last = append(r.last, make([]lastSymbol, pos+1-len(r.last))...)
+	}
+	if l := &r.last[pos]; l.set && l.s == s {
+		r.counts[l.id]++
+		return l.id
+	}
+	id := r.intern(s)
+	r.last[pos] = lastSymbol{s: r.strs[id], id: id, set: true}
+	return id
 }
 
 func (r *refRange) intern(s string) uint32 {
@@ -306,7 +339,7 @@ func (r *refRange) spell(remap []uint32) {
 		})
 		s.syms = symRefs(buf)
 	}
-	r.local, r.ends, r.strs, r.counts, r.ids = nil, nil, nil, nil, nil
+	r.local, r.ends, r.strs, r.counts, r.ids, r.last = nil, nil, nil, nil, nil, nil
 }
 
 // internRanges interns the ranges' strings, range after range in ref
@@ -453,33 +486,48 @@ func (r *seriesRefs) setRanges(ranges []*refRange) (created int) {
 // addRanges indexes the ranges' series (nil ones skipped): workers each
 // own a share of the label names and build their lists in ref order,
 // keyed by the strings the index keeps, so that no list or map is built
-// twice.
+// twice. Each name keeps the list of the value it met last out of its
+// map, and each label position the name it met last: neighbouring refs
+// share most labels, so most labels cost no map operation.
 func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
-	byName := make([]map[uint32]map[string][]SeriesRef, workers)
+	byName := make([]map[uint32]*nameLists, workers)
 	parallel(workers, workers, func(w int) {
-		names := map[uint32]map[string][]SeriesRef{}
+		names := map[uint32]*nameLists{}
+		type lastName struct {
+			n     uint32
+			lists *nameLists
+		}
+		var last []lastName // by label position
 		for _, r := range ranges {
 			for _, s := range r.series {
 				if s == nil {
 					continue
 				}
+				pos := -1
 				s.syms.each(func(n, v uint32) {
-					if int(n)%workers != w {
+					if pos++; int(n)%workers != w {
 						return
 					}
-					values := names[n]
-					if values == nil {
-						values = map[string][]SeriesRef{}
-						names[n] = values
+					if pos >= len(last) {
+						last = append(last, make([]lastName, pos+1-len(last))...)
 					}
-					values[strs[v]] = append(values[strs[v]], s.ref)
+					nl := last[pos].lists
+					if nl == nil || last[pos].n != n {
+						if nl = names[n]; nl == nil {
+							nl = &nameLists{values: map[string][]SeriesRef{}}
+							names[n] = nl
+						}
+						last[pos] = lastName{n, nl}
+					}
+					nl.add(v, s.ref, strs)
 				})
 			}
 		}
-		for _, values := range names {
-			for v, list := range values {
+		for _, nl := range names {
+			nl.flush(strs)
+			for v, list := range nl.values {
 				if cap(list)-len(list) > len(list)/8 {
-					values[v] = slices.Clone(list) // drop append's slack
+					nl.values[v] = slices.Clone(list) // drop append's slack
 				}
 			}
 		}
@@ -501,8 +549,8 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 	defer p.mu.Unlock()
 	p.all = mergeSorted(p.all, slices.Clip(all))
 	for _, names := range byName {
-		for n, values := range names {
-			name := strs[n]
+		for n, nl := range names {
+			name, values := strs[n], nl.values
 			old := p.m[name]
 			if old == nil {
 				p.m[name] = values
@@ -512,6 +560,29 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 				old[v] = mergeSorted(old[v], list)
 			}
 		}
+	}
+}
+
+// nameLists are the postings of one label name being built.
+type nameLists struct {
+	values map[string][]SeriesRef
+	cur    []SeriesRef // the list of value curV, kept out of values
+	curV   uint32
+	has    bool
+}
+
+func (nl *nameLists) add(v uint32, ref SeriesRef, strs []string) {
+	if !nl.has || nl.curV != v {
+		nl.flush(strs)
+		nl.cur, nl.curV, nl.has = nl.values[strs[v]], v, true
+	}
+	nl.cur = append(nl.cur, ref)
+}
+
+// flush puts the list kept out of values back.
+func (nl *nameLists) flush(strs []string) {
+	if nl.has {
+		nl.values[strs[nl.curV]] = nl.cur
 	}
 }
 
