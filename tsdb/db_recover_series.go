@@ -228,8 +228,10 @@ func (db *DB) loadRange(r *refRange) error {
 
 // decodeSeriesBorrowed decodes a series record (appendSeriesValue) into
 // b, whose strings then alias val; found is false for a record without a
-// series. The checks are those of decodeSeriesValue; a record of more
-// than one series is refused (the store writes one a key).
+// series. The checks are those of decodeSeriesValue, and a record of
+// more than one series (the store writes one a key) or with samples (a
+// nil callback there) is refused; FuzzDecodeSeriesBorrowed holds the two
+// together.
 func decodeSeriesBorrowed(val []byte, b *labels.ScratchBuilder) (rec seriesRecord, found bool, err error) {
 	d := decbuf{b: val}
 	rec = seriesRecord{minT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
@@ -237,14 +239,14 @@ func decodeSeriesBorrowed(val []byte, b *labels.ScratchBuilder) (rec seriesRecor
 		typ := d.byte()
 		n := d.uvarint()
 		switch {
-		case d.err != nil:
-		case typ != walSeriesSection:
-			return rec, false, fmt.Errorf("%w: section type %d in a series record", errBadWALRecord, typ)
+		case d.err != nil || n == 0: // an empty section of any type holds nothing
 		case n > uint64(len(d.b)):
 			return rec, false, fmt.Errorf("%w: section of %d entries in %d bytes", errBadWALRecord, n, len(d.b))
-		case n > 1 || n == 1 && found:
+		case typ != walSeriesSection:
+			return rec, false, fmt.Errorf("%w: section type %d in a series record", errBadWALRecord, typ)
+		case n > 1 || found:
 			return rec, false, fmt.Errorf("%w: series record of more than one series", errBadWALRecord)
-		case n == 1:
+		default:
 			found = true
 			d.uvarint() // the ref, which the key gives
 			labelCount := d.uvarint()

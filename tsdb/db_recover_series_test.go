@@ -341,3 +341,54 @@ func TestLoadSeriesMalformed(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDecodeSeriesBorrowed holds the borrowing decoder of the parallel
+// load to the one-by-one path's decoder: what it accepts, that one
+// accepts with the same record and labels; what it refuses, that one
+// refuses too, or reads as more than one series (which the store never
+// writes under one key).
+func FuzzDecodeSeriesBorrowed(f *testing.F) {
+	lset := labels.FromStrings("__name__", "up", "job", "etcd", "instance", "10.0.0.1:2379")
+	good := appendSeriesValue(nil, seriesRecord{minT: -5, maxT: 1 << 40, lastV: 7}, lset)
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add(appendSeriesValue(nil, seriesRecord{}, labels.EmptyLabels()))
+	f.Add(appendWALSeries(appendSeriesValue(nil, seriesRecord{}, lset), []walSeries{{lset: lset}}))
+	f.Fuzz(func(t *testing.T, val []byte) {
+		var b labels.ScratchBuilder
+		rec, found, err := decodeSeriesBorrowed(val, &b)
+		var got labels.Labels
+		if err == nil && found {
+			got = b.Labels() // copies out of val
+		}
+		// The one-by-one path's decoder, with a sample section refused
+		// rather than handed to a nil callback.
+		var r walRecordReader
+		var wantRecs []seriesRecord
+		var wantLsets []labels.Labels
+		d := decbuf{b: val}
+		wantRec := seriesRecord{minT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
+		wantErr := d.err
+		if wantErr == nil {
+			wantErr = r.decode(d.b, func(_ SeriesRef, ls labels.Labels) error {
+				wantRecs = append(wantRecs, wantRec)
+				wantLsets = append(wantLsets, ls.Copy())
+				return nil
+			}, func(walSample) error { return errBadWALRecord })
+		}
+		switch {
+		case err != nil:
+			if wantErr == nil && len(wantLsets) < 2 {
+				t.Fatalf("refused (%v) what the one-by-one decoder reads as %v", err, wantLsets)
+			}
+		case wantErr != nil:
+			t.Fatalf("accepted what the one-by-one decoder refuses: %v", wantErr)
+		case !found:
+			if len(wantLsets) != 0 {
+				t.Fatalf("no series, the one-by-one decoder reads %v", wantLsets)
+			}
+		case len(wantLsets) != 1 || !labels.Equal(got, wantLsets[0]) || rec != wantRecs[0]:
+			t.Fatalf("read %v %+v, the one-by-one decoder %v %+v", got, rec, wantLsets, wantRecs)
+		}
+	})
+}
