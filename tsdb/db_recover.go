@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
@@ -23,11 +24,17 @@ func (db *DB) recover() error {
 	if db.opts.sequentialLoad {
 		load = db.loadSeriesSequential
 	}
+	start := time.Now()
 	if err := load(); err != nil {
 		return fmt.Errorf("load series: %w", err)
 	}
+	db.logger.Info("series index loaded", "series", db.head.NumIndexedSeries(), "symbols", db.head.symbols.len(),
+		"duration", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	from, found, err := db.restoreSnapshot(snapshotName, false)
 	if found && err == nil {
+		db.logger.Info("head snapshot restored", "active_series", db.head.NumSeries(),
+			"duration", time.Since(start).Round(time.Millisecond))
 		db.lastCut = from
 		return db.replayWAL(from)
 	}
@@ -247,6 +254,7 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 // replayWAL applies the WAL records of segments >= from. A sample the head
 // refuses (a duplicate of what the store already holds) is skipped.
 func (db *DB) replayWAL(from int) error {
+	start := time.Now()
 	var r walRecordReader
 	h := db.head
 	var samples, series, orphans int
@@ -296,7 +304,8 @@ func (db *DB) replayWAL(from int) error {
 	if orphans > 0 {
 		db.logger.Warn("WAL samples of unknown series skipped", "samples", orphans)
 	}
-	db.logger.Info("WAL replayed", "from_segment", from, "series_created", series, "samples", samples)
+	db.logger.Info("WAL replayed", "from_segment", from, "series_created", series, "samples", samples,
+		"duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
