@@ -37,6 +37,11 @@ type Options struct {
 	// directory; nil is the real one. Tests set a FaultFS to inject
 	// failures.
 	WALFS WALFS
+
+	// sequentialLoad, set by tests only, loads the series records one by
+	// one (loadSeriesSequential) and the head snapshot on one worker: the
+	// reference the parallel recovery is held to.
+	sequentialLoad bool
 }
 
 // DefaultOptions returns the options etcdgate runs with by default.

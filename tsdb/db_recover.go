@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"runtime"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
@@ -18,27 +20,21 @@ import (
 // the open chunks from the previous snapshot, and the WAL is replayed
 // from the previous checkpoint on.
 func (db *DB) recover() error {
-	var r walRecordReader
-	err := db.store.scan(prefixSeries, func(key, val []byte) error {
-		if len(key) != 9 {
-			return fmt.Errorf("series key of %d bytes", len(key))
-		}
-		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-		return decodeSeriesValue(val, &r, func(rec seriesRecord, lset labels.Labels) error {
-			s := db.head.restoreSeries(ref, lset)
-			s.mu.Lock()
-			s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
-			s.indexPersisted = true
-			s.mu.Unlock()
-			db.head.updateTimeRange(rec.minT, rec.maxT)
-			return nil
-		})
-	})
-	if err != nil {
+	load := db.loadSeries // db_recover_series.go
+	if db.opts.sequentialLoad {
+		load = db.loadSeriesSequential
+	}
+	start := time.Now()
+	if err := load(); err != nil {
 		return fmt.Errorf("load series: %w", err)
 	}
+	db.logger.Info("series index loaded", "series", db.head.NumIndexedSeries(), "symbols", db.head.symbols.len(),
+		"duration", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
 	from, found, err := db.restoreSnapshot(snapshotName, false)
 	if found && err == nil {
+		db.logger.Info("head snapshot restored", "active_series", db.head.NumSeries(),
+			"duration", time.Since(start).Round(time.Millisecond))
 		db.lastCut = from
 		return db.replayWAL(from)
 	}
@@ -64,20 +60,73 @@ func (db *DB) recover() error {
 	return db.replayWAL(from)
 }
 
+// loadSeriesSequential reads the store's series records one by one in
+// ref order through restoreSeries, as WAL replay restores series. It is
+// the reference that loadSeries (db_recover_series.go) must match.
+func (db *DB) loadSeriesSequential() error {
+	var r walRecordReader
+	return db.store.scan(prefixSeries, func(key, val []byte) error {
+		if len(key) != 9 {
+			return fmt.Errorf("series key of %d bytes", len(key))
+		}
+		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
+		return decodeSeriesValue(val, &r, func(rec seriesRecord, lset labels.Labels) error {
+			s := db.head.restoreSeries(ref, lset)
+			s.mu.Lock()
+			s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
+			s.indexPersisted = true
+			s.mu.Unlock()
+			db.head.updateTimeRange(rec.minT, rec.maxT)
+			return nil
+		})
+	})
+}
+
 // restoreSnapshot restores the open chunks of the snapshot file name in
 // the DB's directory and returns the WAL segment replay starts from. The
 // file is checked whole before anything is restored from it, so that a
-// corrupt one changes nothing. In fallback mode the series' persisted
+// corrupt one changes nothing. The file is read twice, a few frames at a
+// time, the frames of each pass spread over GOMAXPROCS workers. In
+// fallback mode the series' persisted
 // chunks were scanned first: an open chunk badger already holds is not
 // reopened.
 func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, err error) {
 	path := filepath.Join(db.dir, name)
-	if _, found, err = readSnapshotFile(path, func(SeriesRef, headSnapshot) error { return nil }); err != nil || !found {
+	workers := runtime.GOMAXPROCS(0)
+	if db.opts.sequentialLoad {
+		workers = 1
+	}
+	check := func(payload []byte) error {
+		return decodeSnapshotRecords(payload, func(SeriesRef, headSnapshot) error { return nil })
+	}
+	if _, found, err = eachSnapshotFrame(path, workers, check); err != nil || !found {
 		return 0, found, err
 	}
-	return readSnapshotFile(path, func(ref SeriesRef, snap headSnapshot) error {
-		return db.restoreHeadSnapshot(ref, snap, fallback)
+	// Each series has one record: the frames restore in any order.
+	return eachSnapshotFrame(path, workers, func(payload []byte) error {
+		t := newRestoreTotals()
+		defer t.addTo(db.head)
+		return decodeSnapshotRecords(payload, func(ref SeriesRef, snap headSnapshot) error {
+			return db.restoreHeadSnapshot(ref, snap, fallback, &t)
+		})
 	})
+}
+
+// restoreTotals sums what restoring a frame of the snapshot adds to the
+// head's counters and time range, so that workers restoring frames side
+// by side update those shared atomics once a frame, not a few times a
+// series.
+type restoreTotals struct {
+	series, chunkBytes int64
+	minT, maxT         int64
+}
+
+func newRestoreTotals() restoreTotals { return restoreTotals{minT: maxInt64, maxT: minInt64} }
+
+func (t *restoreTotals) addTo(h *Head) {
+	h.numSeries.Add(t.series)
+	h.chunkBytes.Add(t.chunkBytes)
+	h.updateTimeRange(t.minT, t.maxT)
 }
 
 // scanChunks sets each series' time range, persistedMaxT and newest
@@ -146,8 +195,9 @@ func (db *DB) scanChunks() error {
 	})
 }
 
-// restoreHeadSnapshot reopens the open chunk of an active series.
-func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback bool) error {
+// restoreHeadSnapshot reopens the open chunk of an active series. What
+// it adds to the head's counters and time range goes to t.
+func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback bool, t *restoreTotals) error {
 	s := db.head.series.getByRef(ref)
 	if s == nil {
 		return nil // its series record was removed by retention
@@ -157,8 +207,10 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 	if fallback && snap.maxT <= s.maxT && (snap.chunk == nil || snap.headMinT <= s.persistedMaxT) {
 		return nil // badger holds all of it: a later checkpoint closed the chunk
 	}
-	if !s.active {
-		db.head.activateLocked(s)
+	if !s.active { // as activateLocked, counted in t
+		s.active = true
+		t.chunkBytes += s.chunkBytesLocked()
+		t.series++
 	}
 	if !fallback || snap.maxT >= s.maxT {
 		s.maxT, s.lastV = snap.maxT, snap.lastV
@@ -168,10 +220,10 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 		if err := s.reopenHeadLocked(snap); err != nil {
 			return fmt.Errorf("head snapshot of series %d: %w", ref, err)
 		}
-		db.head.chunkBytes.Add(s.chunkBytesLocked())
-		db.head.updateTimeRange(snap.headMinT, snap.maxT)
+		t.chunkBytes += s.chunkBytesLocked()
+		t.minT, t.maxT = min(t.minT, snap.headMinT), max(t.maxT, snap.maxT)
 	} else {
-		db.head.updateTimeRange(snap.maxT, snap.maxT)
+		t.minT, t.maxT = min(t.minT, snap.maxT), max(t.maxT, snap.maxT)
 	}
 	return nil
 }
@@ -202,6 +254,7 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 // replayWAL applies the WAL records of segments >= from. A sample the head
 // refuses (a duplicate of what the store already holds) is skipped.
 func (db *DB) replayWAL(from int) error {
+	start := time.Now()
 	var r walRecordReader
 	h := db.head
 	var samples, series, orphans int
@@ -251,7 +304,8 @@ func (db *DB) replayWAL(from int) error {
 	if orphans > 0 {
 		db.logger.Warn("WAL samples of unknown series skipped", "samples", orphans)
 	}
-	db.logger.Info("WAL replayed", "from_segment", from, "series_created", series, "samples", samples)
+	db.logger.Info("WAL replayed", "from_segment", from, "series_created", series, "samples", samples,
+		"duration", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

@@ -5,8 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 )
 
 // The head snapshot is a file holding the open chunk of every active
@@ -143,35 +149,137 @@ func readSnapshot(dir string, fn func(SeriesRef, headSnapshot) error) (seg int, 
 
 // readSnapshotFile reads the snapshot at path, as readSnapshot.
 func readSnapshotFile(path string, fn func(SeriesRef, headSnapshot) error) (seg int, found bool, err error) {
-	data, err := os.ReadFile(path)
+	return eachSnapshotFrame(path, 1, func(payload []byte) error { return decodeSnapshotRecords(payload, fn) })
+}
+
+// eachSnapshotFrame reads the snapshot at path frame by frame, holding a
+// few frames in memory rather than the file (at ten million series it is
+// gigabytes), and calls fn with the payload of every frame after the
+// header, on workers goroutines: in file order when workers is 1, else in
+// any order and concurrently. A payload is valid only during fn. It stops
+// at the first bad frame or error of fn, having passed every frame before
+// it to fn (and perhaps some after it), and returns its error.
+func eachSnapshotFrame(path string, workers int, fn func(payload []byte) error) (seg int, found bool, err error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
 	}
 	if err != nil {
 		return 0, false, err
 	}
-	first := true
-	for off := 0; off < len(data); {
-		payload, next, ok := readFrame(data, off)
-		if !ok {
-			return 0, true, fmt.Errorf("%w: bad frame at offset %d", errBadSnapshot, off)
-		}
-		off = next
-		if first {
-			first = false
-			if seg, err = decodeSnapshotHeader(payload); err != nil {
-				return 0, true, err
-			}
-			continue
-		}
-		if err := decodeSnapshotRecords(payload, fn); err != nil {
-			return 0, true, err
-		}
-	}
-	if first {
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	frame, err := readSnapshotFrame(r, 0, nil)
+	if err == io.EOF {
 		return 0, true, fmt.Errorf("%w: no header", errBadSnapshot)
 	}
+	if err != nil {
+		return 0, true, err
+	}
+	if crc32.Checksum(frame[walFrameHeader:], castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
+		return 0, true, fmt.Errorf("%w: bad frame at offset 0", errBadSnapshot)
+	}
+	if seg, err = decodeSnapshotHeader(frame[walFrameHeader:]); err != nil {
+		return 0, true, err
+	}
+	off := len(frame)
+
+	type job struct {
+		frame []byte
+		off   int
+	}
+	jobs := make(chan job, workers)
+	free := make(chan []byte, 2*workers+1) // bounds the frames in memory
+	for range cap(free) {
+		free <- nil
+	}
+	// A frame after one that failed is skipped, one before it never: the
+	// error returned is the first in file order, as with one worker.
+	var (
+		stop     atomic.Bool
+		mu       sync.Mutex
+		firstErr error
+		firstOff = math.MaxInt
+	)
+	before := func(off int) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return off < firstOff
+	}
+	fail := func(off int, err error) {
+		mu.Lock()
+		if off < firstOff {
+			firstOff, firstErr = off, err
+		}
+		mu.Unlock()
+		stop.Store(true)
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				if before(j.off) {
+					payload := j.frame[walFrameHeader:]
+					if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(j.frame[4:]) {
+						fail(j.off, fmt.Errorf("%w: bad frame at offset %d", errBadSnapshot, j.off))
+					} else if err := fn(payload); err != nil {
+						fail(j.off, err)
+					}
+				}
+				free <- j.frame
+			}
+		}()
+	}
+	for !stop.Load() {
+		frame, err := readSnapshotFrame(r, off, <-free)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail(off, err)
+			break
+		}
+		jobs <- job{frame, off}
+		off += len(frame)
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return 0, true, firstErr
+	}
 	return seg, true, nil
+}
+
+// readSnapshotFrame reads the frame at off into buf (reused if large
+// enough), header and payload; the header's CRC is for the caller to
+// check. It returns io.EOF at the end of the file.
+func readSnapshotFrame(r *bufio.Reader, off int, buf []byte) ([]byte, error) {
+	bad := fmt.Errorf("%w: bad frame at offset %d", errBadSnapshot, off)
+	var hdr [walFrameHeader]byte
+	if n, err := io.ReadFull(r, hdr[:]); err != nil {
+		if n == 0 && err == io.EOF {
+			return nil, io.EOF
+		}
+		if err == io.ErrUnexpectedEOF {
+			return nil, bad
+		}
+		return nil, err
+	}
+	n := int(binary.LittleEndian.Uint32(hdr[:]))
+	if n > walMaxRecord {
+		return nil, bad
+	}
+	buf = append(buf[:0], hdr[:]...)
+	buf = slices.Grow(buf, n)[:walFrameHeader+n]
+	if _, err := io.ReadFull(r, buf[walFrameHeader:]); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, bad
+		}
+		return nil, err
+	}
+	return buf, nil
 }
 
 func decodeSnapshotHeader(p []byte) (int, error) {

@@ -1,0 +1,610 @@
+package tsdb
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// loadSeries reads the store's series records into the head's index with
+// every core, and builds the same index that restoring them one by one in
+// ref order (Head.restoreSeries) builds: the same refs, symbol refs and
+// reference counts, postings lists in ref order, and the same accounting.
+// A profile of the sequential path at 200k series showed it spending its
+// time on postings inserts, symbol interning and map growth, all under
+// one lock per series; here each of those is done once per distinct
+// string or list, or by workers that own disjoint parts.
+//
+// The records are split into ranges of refs, decoded in parallel
+// (loadRange), each range interning its strings into a table of its own.
+// The ranges' tables are merged in ref order, which gives every string the
+// symbol ref the sequential path gives it (the order of first
+// appearance). Then workers each own a share of the hash stripes, and then
+// a share of the label names, to fill the series maps and the postings.
+// The head must not serve yet: recovery runs before Open returns.
+func (db *DB) loadSeries() error { return db.loadSeriesWorkers(runtime.GOMAXPROCS(0)) }
+
+// loadSeriesWorkers is loadSeries on workers goroutines.
+func (db *DB) loadSeriesWorkers(workers int) error {
+	lo, hi, ok, err := db.seriesRefSpan()
+	if err != nil || !ok {
+		return err
+	}
+	ranges := splitRefs(lo, hi, workers)
+	parallel(workers, len(ranges), func(i int) { ranges[i].err = db.loadRange(ranges[i]) })
+	for _, r := range ranges {
+		if r.err != nil {
+			return r.err
+		}
+	}
+	h := db.head
+	remaps := h.symbols.internRanges(ranges)
+	parallel(workers, len(ranges), func(i int) { ranges[i].spell(remaps[i]) })
+	dups := h.series.setRanges(ranges, workers)
+	created := h.series.refs.setRanges(ranges)
+	h.index.addRanges(ranges, h.symbols.load(), workers)
+
+	var indexBytes int64
+	var lastRef SeriesRef
+	mint, maxt := int64(maxInt64), int64(minInt64)
+	for _, r := range ranges {
+		for _, s := range r.series {
+			if s != nil {
+				indexBytes += seriesOverhead(len(s.syms))
+				lastRef = max(lastRef, s.ref)
+			}
+		}
+		mint, maxt = min(mint, r.minT), max(maxt, r.maxT)
+	}
+	for _, syms := range dups {
+		h.symbols.release(syms) // never published: no reader holds it
+	}
+	h.numIndexed.Add(int64(created))
+	h.indexBytes.Add(indexBytes)
+	for {
+		last := h.lastRef.Load()
+		if uint64(lastRef) <= last || h.lastRef.CompareAndSwap(last, uint64(lastRef)) {
+			break
+		}
+	}
+	h.updateTimeRange(mint, maxt)
+	return nil
+}
+
+// seriesRefSpan returns the lowest and highest ref of the store's series
+// records; ok is false when there are none.
+func (db *DB) seriesRefSpan() (lo, hi SeriesRef, ok bool, err error) {
+	err = db.store.db.View(func(txn *badger.Txn) error {
+		for _, reverse := range []bool{false, true} {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSeries}, Reverse: reverse})
+			if reverse {
+				it.Seek([]byte{prefixSeries, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+			} else {
+				it.Rewind()
+			}
+			if !it.Valid() {
+				it.Close()
+				return nil
+			}
+			key := it.Item().Key()
+			it.Close()
+			if len(key) != 9 {
+				return fmt.Errorf("series key of %d bytes", len(key))
+			}
+			ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
+			if reverse {
+				hi = ref
+			} else {
+				lo = ref
+			}
+		}
+		ok = true
+		return nil
+	})
+	return lo, hi, ok, err
+}
+
+// refRange is the part of the series records one worker decodes: the
+// records of refs in [lo, hi], in ref order.
+type refRange struct {
+	lo, hi SeriesRef
+	err    error
+
+	// series are the decoded series, their syms not yet set; nil in
+	// place of one whose labels an earlier series already has.
+	series []*memSeries
+	hashes []uint64 // label hash of each series
+	// local spells each series' labels as refs into strs, uvarints
+	// ending at ends[i].
+	local []byte
+	ends  []uint32
+	// strs are the range's distinct strings in order of first
+	// appearance, private copies; counts their references.
+	strs   []string
+	counts []uint32
+	ids    map[string]uint32
+
+	minT, maxT int64 // time range of the records
+
+	// last holds, for each label position, the string interned there by
+	// the previous series and its ref: neighbouring refs are mostly the
+	// series of one target, created together, which share most labels.
+	last []lastSymbol
+}
+
+type lastSymbol struct {
+	s   string
+	id  uint32
+	set bool
+}
+
+// minRangeRefs is the fewest refs a range covers: below that, splitting
+// costs more in duplicated strings than it gains.
+const minRangeRefs = 1 << 14
+
+// splitRefs splits [lo, hi] into ranges, a few per worker so that holes
+// in the refs (retention, evictions) do not leave one worker the most.
+func splitRefs(lo, hi SeriesRef, workers int) []*refRange {
+	span := uint64(hi - lo) // one less than the refs in [lo, hi]: no overflow
+	n := min(uint64(4*workers), max(span/minRangeRefs, 1))
+	if workers == 1 {
+		n = 1
+	}
+	step := span / n
+	ranges := make([]*refRange, 0, n)
+	for i := range n {
+		r := &refRange{lo: lo + SeriesRef(step*i), hi: lo + SeriesRef(step*(i+1)) - 1, minT: maxInt64, maxT: minInt64}
+		if i == n-1 {
+			r.hi = hi
+		}
+		ranges = append(ranges, r)
+	}
+	return ranges
+}
+
+// parallel calls fn(0..n-1) on at most workers goroutines and waits.
+func parallel(workers, n int, fn func(int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// loadRange decodes the series records of r's refs.
+func (db *DB) loadRange(r *refRange) error {
+	r.ids = map[string]uint32{}
+	// Refs are dense but for series removed by retention or evicted: the
+	// range's span is the likely count, and bounded so that a sparse
+	// range does not reserve much.
+	n := min(int(r.hi-r.lo)+1, 1<<20)
+	r.series, r.hashes, r.ends = make([]*memSeries, 0, n), make([]uint64, 0, n), make([]uint32, 0, n)
+	var b labels.ScratchBuilder
+	var ls labels.Labels
+	return db.store.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSeries}})
+		defer it.Close()
+		for it.Seek(seriesKey(prefixSeries, r.lo)); it.Valid(); it.Next() {
+			item := it.Item()
+			key := item.Key()
+			if len(key) != 9 {
+				return fmt.Errorf("series key of %d bytes", len(key))
+			}
+			ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
+			if ref > r.hi {
+				return nil
+			}
+			err := item.Value(func(val []byte) error {
+				rec, found, err := decodeSeriesBorrowed(val, &b)
+				if err != nil || !found {
+					return err
+				}
+				b.Overwrite(&ls)
+				r.add(ref, rec, ls)
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("series %d: %w", ref, err)
+			}
+		}
+		return nil
+	})
+}
+
+// decodeSeriesBorrowed decodes a series record (appendSeriesValue) into
+// b, whose strings then alias val; found is false for a record without a
+// series. The checks are those of decodeSeriesValue, and a record of
+// more than one series (the store writes one a key) or with samples (a
+// nil callback there) is refused; FuzzDecodeSeriesBorrowed holds the two
+// together.
+func decodeSeriesBorrowed(val []byte, b *labels.ScratchBuilder) (rec seriesRecord, found bool, err error) {
+	d := decbuf{b: val}
+	rec = seriesRecord{minT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
+	for len(d.b) > 0 && d.err == nil {
+		typ := d.byte()
+		n := d.uvarint()
+		switch {
+		case d.err != nil || n == 0: // an empty section of any type holds nothing
+		case n > uint64(len(d.b)):
+			return rec, false, fmt.Errorf("%w: section of %d entries in %d bytes", errBadWALRecord, n, len(d.b))
+		case typ != walSeriesSection:
+			return rec, false, fmt.Errorf("%w: section type %d in a series record", errBadWALRecord, typ)
+		case n > 1 || found:
+			return rec, false, fmt.Errorf("%w: series record of more than one series", errBadWALRecord)
+		default:
+			found = true
+			d.uvarint() // the ref, which the key gives
+			labelCount := d.uvarint()
+			if labelCount > uint64(len(d.b)) {
+				return rec, false, fmt.Errorf("%w: series of %d labels in %d bytes", errBadWALRecord, labelCount, len(d.b))
+			}
+			b.Reset()
+			for range labelCount {
+				name, value := d.borrowedStr(), d.borrowedStr()
+				if d.err != nil {
+					break
+				}
+				b.Add(name, value)
+			}
+			b.Sort()
+		}
+	}
+	return rec, found, d.err
+}
+
+// borrowedStr is str without the copy: the string aliases d's buffer.
+func (d *decbuf) borrowedStr() string {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.b)) {
+		d.fail("string")
+		return ""
+	}
+	s := unsafe.String(unsafe.SliceData(d.b), int(n))
+	d.b = d.b[n:]
+	return s
+}
+
+// add appends one decoded series to r, interning its labels in r's
+// table. lset is valid only during the call.
+func (r *refRange) add(ref SeriesRef, rec seriesRecord, lset labels.Labels) {
+	s := newMemSeries(ref, "")
+	s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
+	s.indexPersisted = true
+	s.logged.Store(true)
+	r.series = append(r.series, s)
+	r.hashes = append(r.hashes, lset.Hash())
+	pos := 0
+	lset.Range(func(l labels.Label) {
+		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(pos, l.Name)))
+		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(pos+1, l.Value)))
+		pos += 2
+	})
+	r.ends = append(r.ends, uint32(len(r.local)))
+	r.minT, r.maxT = min(r.minT, rec.minT), max(r.maxT, rec.maxT)
+}
+
+// internAt is intern for the string at label position pos, checking
+// first the one interned there last.
+func (r *refRange) internAt(pos int, s string) uint32 {
+	if pos >= len(r.last) {
+		r.last = append(r.last, make([]lastSymbol, pos+1-len(r.last))...)
+	}
+	if l := &r.last[pos]; l.set && l.s == s {
+		r.counts[l.id]++
+		return l.id
+	}
+	id := r.intern(s)
+	r.last[pos] = lastSymbol{s: r.strs[id], id: id, set: true}
+	return id
+}
+
+func (r *refRange) intern(s string) uint32 {
+	if id, ok := r.ids[s]; ok {
+		r.counts[id]++
+		return id
+	}
+	id := uint32(len(r.strs))
+	s = strings.Clone(s) // s aliases a buffer that is reused
+	r.strs = append(r.strs, s)
+	r.counts = append(r.counts, 1)
+	r.ids[s] = id
+	return id
+}
+
+// spell sets each series' symbol refs from its range-local refs, through
+// remap (local → table ref), and drops what only decoding needed.
+func (r *refRange) spell(remap []uint32) {
+	var buf []byte
+	start := uint32(0)
+	for i, s := range r.series {
+		local := symRefs(r.local[start:r.ends[i]])
+		start = r.ends[i]
+		buf = buf[:0]
+		local.each(func(n, v uint32) {
+			buf = binary.AppendUvarint(buf, uint64(remap[n]))
+			buf = binary.AppendUvarint(buf, uint64(remap[v]))
+		})
+		s.syms = symRefs(buf)
+	}
+	r.local, r.ends, r.strs, r.counts, r.ids, r.last = nil, nil, nil, nil, nil, nil
+}
+
+// internRanges interns the ranges' strings, range after range in ref
+// order, so that each gets the ref it gets when the series are interned
+// one by one in ref order, with its count of references. It returns, for
+// each range, its local refs' table refs.
+func (st *symbolTable) internRanges(ranges []*refRange) [][]uint32 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total := 0
+	for _, r := range ranges {
+		total += len(r.strs)
+	}
+	if len(st.ids) == 0 {
+		// An upper bound: strings shared by ranges count once per range.
+		st.ids = make(map[string]uint32, total)
+	}
+	strs := *st.strs.Load()
+	strs = slices.Grow(strs, total)
+	st.count = slices.Grow(st.count, total)
+	remaps := make([][]uint32, len(ranges))
+	for i, r := range ranges {
+		remap := make([]uint32, len(r.strs))
+		for j, s := range r.strs {
+			remap[j] = st.internCountLocked(&strs, s, r.counts[j])
+		}
+		remaps[i] = remap
+	}
+	st.strs.Store(&strs)
+	return remaps
+}
+
+// internCountLocked is internLocked for n references at once to s, a
+// private copy, appending new slots to *strs, which the caller publishes.
+// The caller holds st.mu.
+func (st *symbolTable) internCountLocked(strs *[]string, s string, n uint32) uint32 {
+	if id, ok := st.ids[s]; ok {
+		st.count[id] += n
+		return id
+	}
+	var id uint32
+	if k := len(st.free); k > 0 {
+		id = st.free[k-1]
+		st.free = st.free[:k-1]
+		(*strs)[id] = s // no reader looks at a free slot
+		st.count[id] = n
+	} else {
+		id = uint32(len(*strs))
+		*strs = append(*strs, s)
+		st.count = append(st.count, n)
+	}
+	st.ids[s] = id
+	st.live.Add(1)
+	st.bytes.Add(int64(len(s)) + symbolOverhead)
+	return id
+}
+
+// setRanges puts the ranges' series in the hash maps, each worker owning
+// a share of the stripes and meeting the series in ref order, so that of
+// two series with the same labels the first stays, as in getOrSet. The
+// later one is replaced by nil in its range, and its record's times go to
+// the first, as the sequential path does. It returns the symbol refs of
+// those duplicates, which the caller releases.
+func (s *stripeSeries) setRanges(ranges []*refRange, workers int) []symRefs {
+	perStripe := make([]int, len(s.hashes))
+	for _, r := range ranges {
+		for _, hash := range r.hashes {
+			perStripe[hash&s.mask]++
+		}
+	}
+	workers = min(workers, len(s.hashes))
+	dups := make([][]symRefs, workers)
+	parallel(workers, workers, func(w int) {
+		for i := w; i < len(s.hashes); i += workers {
+			if len(s.hashes[i].unique) == 0 && perStripe[i] > 0 {
+				s.hashes[i].unique = make(map[uint64]*memSeries, perStripe[i])
+			}
+		}
+		for _, r := range ranges {
+			for j, hash := range r.hashes {
+				i := hash & s.mask
+				if int(i)%workers != w {
+					continue
+				}
+				series := r.series[j]
+				s.locks[i].Lock()
+				if old := s.hashes[i].getBySyms(hash, series.syms); old != nil {
+					old.mu.Lock()
+					old.minT, old.maxT, old.lastV, old.persistedMaxT = series.minT, series.maxT, series.lastV, series.persistedMaxT
+					old.mu.Unlock()
+					r.series[j] = nil
+					dups[w] = append(dups[w], series.syms)
+				} else {
+					s.hashes[i].set(hash, series)
+				}
+				s.locks[i].Unlock()
+			}
+		}
+	})
+	return slices.Concat(dups...)
+}
+
+// getBySyms is get for a series spelled by syms: two label sets are equal
+// when their symbol refs are.
+func (m *seriesHashmap) getBySyms(hash uint64, syms symRefs) *memSeries {
+	if s, ok := m.unique[hash]; ok && s.syms == syms {
+		return s
+	}
+	for _, s := range m.conflicts[hash] {
+		if s.syms == syms {
+			return s
+		}
+	}
+	return nil
+}
+
+// setRanges puts the ranges' series (nil ones skipped) in the ref table
+// and returns how many it added.
+func (r *seriesRefs) setRanges(ranges []*refRange) (created int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rg := range ranges {
+		for _, s := range rg.series {
+			if s == nil {
+				continue
+			}
+			p, i := uint64(s.ref)>>refPageBits, uint64(s.ref)&(1<<refPageBits-1)
+			if n := int(p) + 1; n > len(r.pages) {
+				r.pages = append(r.pages, make([]*refPage, n-len(r.pages))...)
+			}
+			if r.pages[p] == nil {
+				r.pages[p] = &refPage{}
+			}
+			if r.pages[p].slots[i].Swap(s) == nil {
+				r.pages[p].live++
+			}
+			created++
+		}
+		rg.hashes = nil
+	}
+	return created
+}
+
+// addRanges indexes the ranges' series (nil ones skipped): workers each
+// own a share of the label names and build their lists in ref order,
+// keyed by the strings the index keeps, so that no list or map is built
+// twice. Each name keeps the list of the value it met last out of its
+// map, and each label position the name it met last: neighbouring refs
+// share most labels, so most labels cost no map operation.
+func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
+	byName := make([]map[uint32]*nameLists, workers)
+	parallel(workers, workers, func(w int) {
+		names := map[uint32]*nameLists{}
+		type lastName struct {
+			n     uint32
+			lists *nameLists
+		}
+		var last []lastName // by label position
+		for _, r := range ranges {
+			for _, s := range r.series {
+				if s == nil {
+					continue
+				}
+				pos := -1
+				s.syms.each(func(n, v uint32) {
+					if pos++; int(n)%workers != w {
+						return
+					}
+					if pos >= len(last) {
+						last = append(last, make([]lastName, pos+1-len(last))...)
+					}
+					nl := last[pos].lists
+					if nl == nil || last[pos].n != n {
+						if nl = names[n]; nl == nil {
+							nl = &nameLists{values: map[string][]SeriesRef{}}
+							names[n] = nl
+						}
+						last[pos] = lastName{n, nl}
+					}
+					nl.add(v, s.ref, strs)
+				})
+			}
+		}
+		for _, nl := range names {
+			nl.flush(strs)
+			for v, list := range nl.values {
+				if cap(list)-len(list) > len(list)/8 {
+					nl.values[v] = slices.Clone(list) // drop append's slack
+				}
+			}
+		}
+		byName[w] = names
+	})
+	n := 0
+	for _, r := range ranges {
+		n += len(r.series)
+	}
+	all := make([]SeriesRef, 0, n)
+	for _, r := range ranges {
+		for _, s := range r.series {
+			if s != nil {
+				all = append(all, s.ref)
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.all = mergeSorted(p.all, slices.Clip(all))
+	for _, names := range byName {
+		for n, nl := range names {
+			name, values := strs[n], nl.values
+			old := p.m[name]
+			if old == nil {
+				p.m[name] = values
+				continue
+			}
+			for v, list := range values {
+				old[v] = mergeSorted(old[v], list)
+			}
+		}
+	}
+}
+
+// nameLists are the postings of one label name being built.
+type nameLists struct {
+	values map[string][]SeriesRef
+	cur    []SeriesRef // the list of value curV, kept out of values
+	curV   uint32
+	has    bool
+}
+
+func (nl *nameLists) add(v uint32, ref SeriesRef, strs []string) {
+	if !nl.has || nl.curV != v {
+		nl.flush(strs)
+		nl.cur, nl.curV, nl.has = nl.values[strs[v]], v, true
+	}
+	nl.cur = append(nl.cur, ref)
+}
+
+// flush puts the list kept out of values back.
+func (nl *nameLists) flush(strs []string) {
+	if nl.has {
+		nl.values[strs[nl.curV]] = nl.cur
+	}
+}
+
+// mergeSorted merges two sorted lists; it returns b itself when a is
+// empty.
+func mergeSorted(a, b []SeriesRef) []SeriesRef {
+	if len(a) == 0 {
+		return b
+	}
+	out := make([]SeriesRef, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		if a[i] <= b[j] {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
