@@ -204,9 +204,17 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		}
 		item.maxT = max(item.maxT, c.maxT)
 	}
-	if !s.indexPersisted || deactivate {
+	// The record is written anew when out-of-order chunks go to the store:
+	// recovery reads an active series' store chunks only through the
+	// record's maxT and the snapshot's open chunk, and out-of-order chunks
+	// may reach past the latter.
+	if !s.indexPersisted || deactivate || item.nOOO > 0 {
 		cp.db.head.symbols.labelsInto(&cp.builder, s.syms, &cp.lset)
-		rec := seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
+		persisted := max(s.persistedMaxT, item.maxT)
+		if deactivate {
+			persisted = s.maxT // every chunk is in this batch
+		}
+		rec := storedRecord(s, persisted)
 		err := cp.set(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) },
 			func(b []byte) []byte { return appendSeriesValue(b, rec, cp.lset) })
 		if err != nil {

@@ -93,7 +93,7 @@ func (w *indexWriter) writeBatch(db *DB, batch []*memSeries) error {
 		s.mu.Lock()
 		if !s.indexPersisted && !s.deleted {
 			db.head.symbols.labelsInto(&w.builder, s.syms, &w.lset)
-			rec := seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
+			rec := storedRecord(s, s.persistedMaxT)
 			key := w.arena.add(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) })
 			val := w.arena.add(func(b []byte) []byte { return appendSeriesValue(b, rec, w.lset) })
 			if err := wb.Set(key, val); err != nil {

@@ -126,6 +126,22 @@ type seriesRecord struct {
 	lastV      uint64
 }
 
+// storedRecord is s's series record as the store may hold it: its time
+// range only as far as the store's chunks go (persisted, the newest
+// timestamp they hold). Recovery takes a record's maxT for the newest
+// sample the store holds; a record that claimed one still only in the
+// head and the WAL would make WAL replay take the WAL's copy for a
+// duplicate and drop it. Past persisted the value is not known (lastV 0):
+// a sample resent at exactly that timestamp is then refused as another
+// value instead of ignored, and the store holds it anyway. The caller
+// holds s.mu.
+func storedRecord(s *memSeries, persisted int64) seriesRecord {
+	if persisted >= s.maxT {
+		return seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
+	}
+	return seriesRecord{minT: s.minT, maxT: persisted}
+}
+
 func appendSeriesValue(dst []byte, rec seriesRecord, lset labels.Labels) []byte {
 	v := binary.AppendVarint(dst, rec.minT)
 	v = binary.AppendVarint(v, rec.maxT)
