@@ -64,6 +64,9 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	// Stats cannot be interrupted: it runs in a goroutine that keeps the
 	// listing slot until it ends, and the client gets 503 at the timeout.
+	// release also cancels ctx, so a finished result must win over a
+	// done context: the goroutine may have sent and cancelled before this
+	// select looks at either.
 	done := make(chan tsdb.Stats, 1)
 	go func() {
 		defer release()
@@ -73,8 +76,12 @@ func (a *API) tsdbStatus(w http.ResponseWriter, r *http.Request) {
 	select {
 	case st = <-done:
 	case <-ctx.Done():
-		respondError(w, readError(ctx.Err()))
-		return
+		select {
+		case st = <-done:
+		default:
+			respondError(w, readError(ctx.Err()))
+			return
+		}
 	}
 	respond(w, tsdbStatus{
 		HeadStats: headStats{
