@@ -516,7 +516,7 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 					nl := last[pos].lists
 					if nl == nil || last[pos].n != n {
 						if nl = names[n]; nl == nil {
-							nl = &nameLists{values: map[string][]SeriesRef{}}
+							nl = &nameLists{values: map[string]*postingList{}}
 							names[n] = nl
 						}
 						last[pos] = lastName{n, nl}
@@ -526,66 +526,79 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 			}
 		}
 		for _, nl := range names {
-			nl.flush(strs)
-			for v, list := range nl.values {
-				if cap(list)-len(list) > len(list)/8 {
-					nl.values[v] = slices.Clone(list) // drop append's slack
-				}
+			for _, l := range nl.values {
+				l.clip()
 			}
 		}
 		byName[w] = names
 	})
-	n := 0
-	for _, r := range ranges {
-		n += len(r.series)
-	}
-	all := make([]SeriesRef, 0, n)
+	var all postingList
 	for _, r := range ranges {
 		for _, s := range r.series {
 			if s != nil {
-				all = append(all, s.ref)
+				all.add(s.ref)
 			}
 		}
 	}
+	all.clip()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.all = mergeSorted(p.all, slices.Clip(all))
+	grown := -p.all.bytes()
+	p.all = mergeLists(&p.all, &all)
+	grown += p.all.bytes()
 	for _, names := range byName {
 		for n, nl := range names {
 			name, values := strs[n], nl.values
 			old := p.m[name]
 			if old == nil {
 				p.m[name] = values
+				for _, l := range values {
+					grown += l.bytes()
+				}
 				continue
 			}
-			for v, list := range values {
-				old[v] = mergeSorted(old[v], list)
+			for v, l := range values {
+				if o := old[v]; o != nil {
+					grown -= o.bytes()
+					merged := mergeLists(o, l)
+					l = &merged
+				}
+				old[v] = l
+				grown += l.bytes()
 			}
 		}
 	}
+	p.size.Add(grown)
 }
 
 // nameLists are the postings of one label name being built.
 type nameLists struct {
-	values map[string][]SeriesRef
-	cur    []SeriesRef // the list of value curV, kept out of values
+	values map[string]*postingList
+	cur    *postingList // the list of value curV
 	curV   uint32
 	has    bool
 }
 
 func (nl *nameLists) add(v uint32, ref SeriesRef, strs []string) {
 	if !nl.has || nl.curV != v {
-		nl.flush(strs)
-		nl.cur, nl.curV, nl.has = nl.values[strs[v]], v, true
+		value := strs[v]
+		nl.cur = nl.values[value]
+		if nl.cur == nil {
+			nl.cur = &postingList{}
+			nl.values[value] = nl.cur
+		}
+		nl.curV, nl.has = v, true
 	}
-	nl.cur = append(nl.cur, ref)
+	nl.cur.add(ref)
 }
 
-// flush puts the list kept out of values back.
-func (nl *nameLists) flush(strs []string) {
-	if nl.has {
-		nl.values[strs[nl.curV]] = nl.cur
+// mergeLists returns the union of two lists; it returns b itself when a is
+// empty.
+func mergeLists(a, b *postingList) postingList {
+	if a.len() == 0 {
+		return *b
 	}
+	return newPostingList(slices.Compact(mergeSorted(a.appendTo(nil), b.appendTo(nil))))
 }
 
 // mergeSorted merges two sorted lists; it returns b itself when a is

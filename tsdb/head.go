@@ -88,7 +88,7 @@ func (h *Head) SetLimits(l HeadLimits) { h.limits.Store(&l) }
 // limits.max_head_bytes bounds, so label churn (unique values) counts as
 // much as samples do.
 func (h *Head) Bytes() int64 {
-	return h.chunkBytes.Load() + h.indexBytes.Load() + h.symbols.size() + h.metadata.size()
+	return h.chunkBytes.Load() + h.indexBytes.Load() + h.index.bytes() + h.symbols.size() + h.metadata.size()
 }
 
 // SetMetadataLimits replaces the bounds of the metric metadata; they
@@ -133,13 +133,11 @@ func (h *Head) checkLimits() error {
 	return nil
 }
 
-// seriesOverhead estimates what an indexed series costs besides its chunks
-// and symbols: the struct, its symbol refs, two map entries and its
-// postings.
+// seriesOverhead estimates what an indexed series costs besides its
+// chunks, symbols and postings (which the index counts itself): the
+// struct, its symbol refs and two map entries.
 func seriesOverhead(symBytes int) int64 {
-	// ~2.5 bytes a reference: a label's two refs take ~5 bytes and its
-	// postings entry 8 (plus slack, 12).
-	return int64(unsafe.Sizeof(memSeries{})) + int64(symBytes) + 2*32 + int64(symBytes/5)*12
+	return int64(unsafe.Sizeof(memSeries{})) + int64(symBytes) + 2*32
 }
 
 // activateLocked makes s hold samples again and counts it toward the

@@ -3,55 +3,72 @@ package tsdb
 import (
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
 
 // postings is the inverted index: for each label name and value, the
-// sorted refs of the series carrying that pair. Lists are kept sorted on
-// insert; refs are allocated in increasing order, so an insert is almost
-// always an append.
+// sorted refs of the series carrying that pair, packed (postingList).
+// size is the memory its lists hold, for the head's accounting.
 type postings struct {
-	mu  sync.RWMutex
-	m   map[string]map[string][]SeriesRef // guarded by mu
-	all []SeriesRef                       // guarded by mu
+	mu   sync.RWMutex
+	m    map[string]map[string]*postingList // guarded by mu
+	all  postingList                        // guarded by mu
+	size atomic.Int64                       // bytes of the lists; written under mu
 }
 
 func newPostings() *postings {
-	return &postings{m: map[string]map[string][]SeriesRef{}}
+	p := &postings{m: map[string]map[string]*postingList{}}
+	p.size.Store(p.all.bytes())
+	return p
 }
+
+// bytes returns the memory the lists hold.
+func (p *postings) bytes() int64 { return p.size.Load() }
 
 // add indexes ref under every name and value of the series spelled by
 // refs in strs.
 func (p *postings) add(ref SeriesRef, strs []string, syms symRefs) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.all = insertSorted(p.all, ref)
+	grown := p.addToLocked(&p.all, ref)
 	syms.each(func(n, v uint32) {
 		name, value := strs[n], strs[v]
 		values := p.m[name]
 		if values == nil {
-			values = map[string][]SeriesRef{}
+			values = map[string]*postingList{}
 			p.m[name] = values
 		}
-		values[value] = insertSorted(values[value], ref)
+		l := values[value]
+		if l == nil {
+			l = &postingList{}
+			values[value] = l
+			grown += l.bytes()
+		}
+		grown += p.addToLocked(l, ref)
 	})
+	p.size.Add(grown)
 }
 
-func insertSorted(list []SeriesRef, ref SeriesRef) []SeriesRef {
-	list = append(list, ref)
-	for i := len(list) - 1; i > 0 && list[i-1] > ref; i-- {
-		list[i], list[i-1] = list[i-1], list[i]
-	}
-	return list
+// addToLocked adds ref to l and returns how much l grew.
+func (p *postings) addToLocked(l *postingList, ref SeriesRef) int64 {
+	before := l.bytes()
+	l.add(ref)
+	return l.bytes() - before
 }
 
 // forMatchers returns the sorted refs of the series matching all matchers,
-// as a new slice the caller owns.
+// as a new slice the caller owns. Only the shortest list (or union of
+// lists) is decoded whole; the others are sought into.
 func (p *postings) forMatchers(ms []*labels.Matcher) []SeriesRef {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	var intersect, subtract [][]SeriesRef
+	var (
+		lists    []*postingList // equality matchers
+		unions   [][]SeriesRef  // other matchers, decoded
+		subtract [][]SeriesRef
+	)
 	for _, m := range ms {
 		if isMatchAll(m) {
 			continue
@@ -62,29 +79,48 @@ func (p *postings) forMatchers(ms []*labels.Matcher) []SeriesRef {
 			subtract = append(subtract, p.unionLocked(m.Name, func(v string) bool { return !m.Matches(v) }))
 			continue
 		}
-		var list []SeriesRef
 		if m.Type == labels.MatchEqual {
-			list = p.m[m.Name][m.Value]
-		} else {
-			list = p.unionLocked(m.Name, m.Matches)
+			l := p.m[m.Name][m.Value]
+			if l == nil {
+				return nil
+			}
+			lists = append(lists, l)
+			continue
 		}
-		if len(list) == 0 {
+		u := p.unionLocked(m.Name, m.Matches)
+		if len(u) == 0 {
 			return nil
 		}
-		intersect = append(intersect, list)
+		unions = append(unions, u)
 	}
-	var result []SeriesRef
-	if len(intersect) == 0 {
-		result = slices.Clone(p.all)
-	} else {
-		slices.SortFunc(intersect, func(a, b []SeriesRef) int { return len(a) - len(b) })
-		result = slices.Clone(intersect[0])
-		for _, list := range intersect[1:] {
-			result = intersectSorted(result, list)
-		}
-	}
+	result := p.intersectLocked(lists, unions)
 	for _, list := range subtract {
 		result = withoutSorted(result, list)
+	}
+	return result
+}
+
+// intersectLocked returns the refs in every list and union (every ref
+// when there are none): the shortest is decoded, the rest filter it.
+func (p *postings) intersectLocked(lists []*postingList, unions [][]SeriesRef) []SeriesRef {
+	slices.SortFunc(lists, func(a, b *postingList) int { return a.len() - b.len() })
+	slices.SortFunc(unions, func(a, b []SeriesRef) int { return len(a) - len(b) })
+	var result []SeriesRef
+	switch {
+	case len(lists) > 0 && (len(unions) == 0 || lists[0].len() < len(unions[0])):
+		result = lists[0].appendTo(nil)
+		lists = lists[1:]
+	case len(unions) > 0:
+		result = slices.Clone(unions[0])
+		unions = unions[1:]
+	default:
+		return p.all.appendTo(nil)
+	}
+	for _, u := range unions {
+		result = intersectSorted(result, u)
+	}
+	for _, l := range lists {
+		result = l.intersect(result)
 	}
 	return result
 }
@@ -93,29 +129,29 @@ func isMatchAll(m *labels.Matcher) bool {
 	return m.Type == labels.MatchRegexp && m.Value == ".*"
 }
 
-// unionLocked merges the lists of every value of name that keep accepts.
-// Callers hold p.mu.
+// unionLocked merges the lists of every value of name that keep accepts,
+// as a new slice. Callers hold p.mu.
 func (p *postings) unionLocked(name string, keep func(string) bool) []SeriesRef {
-	var lists [][]SeriesRef
+	var lists []*postingList
 	n := 0
 	for v, list := range p.m[name] {
 		if keep(v) {
 			lists = append(lists, list)
-			n += len(list)
+			n += list.len()
 		}
 	}
-	switch len(lists) {
-	case 0:
+	if len(lists) == 0 {
 		return nil
-	case 1:
-		return lists[0]
 	}
 	merged := make([]SeriesRef, 0, n)
 	for _, list := range lists {
-		merged = append(merged, list...)
+		merged = list.appendTo(merged)
 	}
-	slices.Sort(merged)
-	return slices.Compact(merged)
+	if len(lists) > 1 {
+		slices.Sort(merged)
+		merged = slices.Compact(merged)
+	}
+	return merged
 }
 
 // intersectSorted keeps in a (in place) the refs also in b.
@@ -192,17 +228,30 @@ func (p *postings) deleteSeries(strs []string, gone []*memSeries) {
 	slices.Sort(refs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.all = withoutSorted(p.all, refs)
+	grown := p.removeLocked(&p.all, refs)
 	for k, del := range byPair {
 		slices.Sort(del)
 		values := p.m[k.name]
-		if list := withoutSorted(values[k.value], del); len(list) == 0 {
+		l := values[k.value]
+		if l == nil {
+			continue
+		}
+		grown += p.removeLocked(l, del)
+		if l.len() == 0 {
+			grown -= l.bytes()
 			delete(values, k.value)
-		} else {
-			values[k.value] = list
 		}
 		if len(values) == 0 {
 			delete(p.m, k.name)
 		}
 	}
+	p.size.Add(grown)
+}
+
+// removeLocked takes the sorted refs out of l and returns how much l grew
+// (a negative number).
+func (p *postings) removeLocked(l *postingList, refs []SeriesRef) int64 {
+	before := l.bytes()
+	l.repack(refs)
+	return l.bytes() - before
 }

@@ -43,7 +43,7 @@ func (h *Head) Stats(limit int) Stats {
 	for name, values := range p.m {
 		var bytes uint64
 		for value, refs := range values {
-			n := uint64(len(refs))
+			n := uint64(refs.len())
 			bytes += uint64(len(value)) * n
 			pairs = append(pairs, Stat{Name: name + "=" + value, Value: n})
 			if name == "__name__" {
