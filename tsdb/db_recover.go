@@ -6,11 +6,11 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // recover rebuilds the head: the series index from the store's series
@@ -228,26 +228,25 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 	return nil
 }
 
-// reopenHeadLocked rebuilds the open chunk from a snapshot by appending
-// its samples anew: an XOR chunk read back from bytes cannot be appended
-// to, since its writer's bit position within the last byte is lost.
+// reopenHeadLocked rebuilds the open chunk and its writer from a
+// snapshot's bytes (restoreXOR). The writer continues from the series'
+// newest sample (maxT, lastV), so the chunk is reopened only when that
+// is its last sample; otherwise (a snapshot whose maxT disagrees with its
+// chunk) the chunk is kept closed and the next sample starts a new one.
 func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
-	var src chunkenc.XORChunk
-	src.Reset(snap.chunk)
-	it := src.Iterator(nil)
-	c := newHeadChunk()
-	app, err := c.Appender()
+	c, x, lastT, lastV, err := restoreXOR(snap.chunk)
 	if err != nil {
 		return err
 	}
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		app.Append(0, t, v)
+	if xorNumSamples(c) == 0 {
+		return nil
 	}
-	if err := it.Err(); err != nil {
-		return err
+	if lastT != s.maxT || lastV != s.lastV {
+		minT, _ := binary.Varint(c[xorChunkHeader:])
+		s.closed = append(s.closed, memChunk{data: slices.Clip(c), minT: minT, maxT: lastT})
+		return nil
 	}
-	s.head, s.app = c, app
+	s.head, s.headXOR = c, x
 	return nil
 }
 
