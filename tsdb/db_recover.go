@@ -139,6 +139,16 @@ func (db *DB) scanChunks() error {
 		for _, s := range batch {
 			s.mu.Lock()
 			s.minT, s.maxT, s.lastV, s.persistedMaxT = maxInt64, minInt64, 0, minInt64
+			// A snapshot that failed part way may have reopened chunks: the
+			// WAL replays their samples, and the writer of an open chunk
+			// continues from maxT and lastV, which now say otherwise.
+			if s.head != nil || len(s.closed) > 0 {
+				before := s.chunkBytesLocked()
+				s.head, s.headXOR, s.closed = nil, xorState{}, nil
+				if s.active {
+					db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
+				}
+			}
 			s.mu.Unlock()
 		}
 		return nil

@@ -2,10 +2,14 @@ package tsdb
 
 import (
 	"bytes"
+	"cmp"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -201,4 +205,97 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 			t.Fatalf("empty chunk left open chunk %x, closed %+v", s.head, s.closed)
 		}
 	})
+}
+
+// TestRecoverSnapshotBadChunk: a head snapshot whose frames are sound but
+// one of whose chunks does not decode fails part way, after reopening the
+// chunks of the records before it. Recovery falls back to the store and
+// the WAL, and must drop those reopened chunks: the WAL replays their
+// samples again, and the writer would continue them from the store's
+// newest sample, not theirs. Every sample is read back exactly once.
+func TestRecoverSnapshotBadChunk(t *testing.T) {
+	dir := t.TempDir()
+	o := testDBOptions()
+	db := openTestDB(t, dir, o)
+	a := labels.FromStrings("__name__", "a", "job", "etcd")
+	b := labels.FromStrings("__name__", "b", "job", "etcd")
+	const step = 15000
+	write := func(lset labels.Labels, from, to int) {
+		for i := from; i < to; i++ {
+			if err := commitOne(db, lset, int64(i)*step, float64(int64(i)*step)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.Checkpoint(); err != nil { // the previous snapshot: without a and b
+		t.Fatal(err)
+	}
+	write(a, 0, 50) // open chunks only
+	write(b, 0, 50)
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	write(a, 50, 60) // the WAL tail
+	write(b, 50, 60)
+	crash(t, db)
+
+	// Rewrite the snapshot: a's record first and intact, b's chunk
+	// claiming more samples than it holds.
+	type record struct {
+		ref  SeriesRef
+		snap headSnapshot
+	}
+	var recs []record
+	seg, found, err := readSnapshot(dir, func(ref SeriesRef, h headSnapshot) error {
+		h.chunk = bytes.Clone(h.chunk)
+		recs = append(recs, record{ref, h})
+		return nil
+	})
+	if err != nil || !found || len(recs) != 2 {
+		t.Fatalf("snapshot: found %v, %d records, err %v", found, len(recs), err)
+	}
+	slices.SortFunc(recs, func(x, y record) int { return cmp.Compare(x.ref, y.ref) }) // a was created first
+	recs[1].snap.chunk[1] = 200
+	prevPath := filepath.Join(dir, snapshotPrevName)
+	prev, err := os.ReadFile(prevPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := createSnapshot(dir, seg, OSFS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		w.add(r.ref, r.snap)
+	}
+	if err := w.commit(false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prevPath, prev, 0o644); err != nil { // commit made the good one previous
+		t.Fatal(err)
+	}
+
+	db = openTestDB(t, dir, o)
+	defer db.Close()
+	var active, chunkBytes int64
+	db.head.series.refs.batches(1024, func(batch []*memSeries) error {
+		for _, s := range batch {
+			if s.active {
+				active++
+				chunkBytes += s.chunkBytesLocked()
+			}
+		}
+		return nil
+	})
+	if active != db.head.NumSeries() || chunkBytes != db.head.chunkBytes.Load() {
+		t.Fatalf("%d active series holding %d bytes, counted %d and %d", active, chunkBytes, db.head.NumSeries(), db.head.chunkBytes.Load())
+	}
+	got := dbSelect(t, db, 0, 1<<40, matchAll)
+	checkSeries(t, got[a.String()], 0, step, 60)
+	checkSeries(t, got[b.String()], 0, step, 60)
+	write(a, 60, 70)
+	write(b, 60, 70)
+	got = dbSelect(t, db, 0, 1<<40, matchAll)
+	checkSeries(t, got[a.String()], 0, step, 70)
+	checkSeries(t, got[b.String()], 0, step, 70)
 }
