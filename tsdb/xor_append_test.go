@@ -259,3 +259,45 @@ func FuzzXORAppend(f *testing.F) {
 		checkXORAgainstChunkenc(t, samples)
 	})
 }
+
+// BenchmarkXORAppend writes chunks of 120 samples of a counter scraped
+// every 15 s with jitter, with chunkenc's appender and with xorState.
+// Short runs suffice: -benchtime 100000x.
+func BenchmarkXORAppend(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	samples := make([]sample, 120)
+	ts, v := int64(0), 0.0
+	for i := range samples {
+		ts += 15000 + rng.Int64N(11) - 5
+		v += float64(rng.IntN(100))
+		samples[i] = sample{t: ts, v: v}
+	}
+	b.Run("impl=chunkenc", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			c := chunkenc.NewXORChunk()
+			app, _ := c.Appender()
+			for _, s := range samples {
+				app.Append(0, s.t, s.v)
+			}
+			n += len(samples)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/sample")
+	})
+	b.Run("impl=inline", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			c, x := newXORChunk(0), newXORState()
+			var prevT int64
+			var prevV uint64
+			for _, s := range samples {
+				c = x.append(c, prevT, prevV, s.t, s.v)
+				prevT, prevV = s.t, math.Float64bits(s.v)
+			}
+			n += len(samples)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/sample")
+	})
+}
