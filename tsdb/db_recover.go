@@ -6,11 +6,11 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // recover rebuilds the head: the series index from the store's series
@@ -139,6 +139,16 @@ func (db *DB) scanChunks() error {
 		for _, s := range batch {
 			s.mu.Lock()
 			s.minT, s.maxT, s.lastV, s.persistedMaxT = maxInt64, minInt64, 0, minInt64
+			// A snapshot that failed part way may have reopened chunks: the
+			// WAL replays their samples, and the writer of an open chunk
+			// continues from maxT and lastV, which now say otherwise.
+			if s.head != nil || len(s.closed) > 0 {
+				before := s.chunkBytesLocked()
+				s.head, s.headXOR, s.closed = nil, xorState{}, nil
+				if s.active {
+					db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
+				}
+			}
 			s.mu.Unlock()
 		}
 		return nil
@@ -228,26 +238,25 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 	return nil
 }
 
-// reopenHeadLocked rebuilds the open chunk from a snapshot by appending
-// its samples anew: an XOR chunk read back from bytes cannot be appended
-// to, since its writer's bit position within the last byte is lost.
+// reopenHeadLocked rebuilds the open chunk and its writer from a
+// snapshot's bytes (restoreXOR). The writer continues from the series'
+// newest sample (maxT, lastV), so the chunk is reopened only when that
+// is its last sample; otherwise (a snapshot whose maxT disagrees with its
+// chunk) the chunk is kept closed and the next sample starts a new one.
 func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
-	var src chunkenc.XORChunk
-	src.Reset(snap.chunk)
-	it := src.Iterator(nil)
-	c := newHeadChunk()
-	app, err := c.Appender()
+	c, x, lastT, lastV, err := restoreXOR(snap.chunk)
 	if err != nil {
 		return err
 	}
-	for it.Next() == chunkenc.ValFloat {
-		t, v := it.At()
-		app.Append(0, t, v)
+	if xorNumSamples(c) == 0 {
+		return nil
 	}
-	if err := it.Err(); err != nil {
-		return err
+	if lastT != s.maxT || lastV != s.lastV {
+		minT, _ := binary.Varint(c[xorChunkHeader:])
+		s.closed = append(s.closed, memChunk{data: slices.Clip(c), minT: minT, maxT: lastT})
+		return nil
 	}
-	s.head, s.app = c, app
+	s.head, s.headXOR = c, x
 	return nil
 }
 

@@ -162,7 +162,7 @@ func seriesStates(h *Head) []seriesState {
 				indexPersisted: s.indexPersisted, on: s.active})
 			if s.head != nil {
 				st := &out[len(out)-1]
-				st.headMinT, st.headBytes = s.headMinTLocked(), slices.Clone(s.head.Bytes())
+				st.headMinT, st.headBytes = s.headMinTLocked(), slices.Clone(s.head)
 			}
 		}
 		return nil

@@ -91,7 +91,7 @@ func (s *memSeries) chunkBytesLocked() int64 {
 		n += int64(cap(s.ooo.buf))*16 + 48
 	}
 	if s.head != nil {
-		n += int64(cap(s.head.Bytes())) + xorChunkOverhead
+		n += int64(cap(s.head)) // its writer's state is inline in memSeries
 	}
 	for _, c := range s.closed {
 		n += int64(cap(c.data)) + memChunkSize
@@ -102,12 +102,10 @@ func (s *memSeries) chunkBytesLocked() int64 {
 	return n
 }
 
-// Estimated sizes of the structures behind a chunk: the XORChunk and its
-// appender for an open chunk, the memChunk entry for a closed one.
-const (
-	xorChunkOverhead = 32 + 48
-	memChunkSize     = 40
-)
+// memChunkSize is the size of a closed chunk's entry in memSeries.closed
+// and the slice header of its bytes. An open chunk has no such overhead:
+// its bytes hang off memSeries directly.
+const memChunkSize = 40
 
 // chunkRangeEnd returns the first multiple of r after t: the boundary the
 // chunk holding t must not cross.
@@ -122,38 +120,26 @@ func chunkRangeEnd(t, r int64) int64 {
 // appendInOrderLocked reports whether it started a new chunk. A chunk is
 // cut when full or when t crosses a multiple of chunkRange.
 func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, chunkRange int64) (newChunk bool) {
-	if s.head != nil && (s.head.NumSamples() >= chunkSamples || t >= chunkRangeEnd(s.headMinTLocked(), chunkRange)) {
+	if s.head != nil && (xorNumSamples(s.head) >= chunkSamples || t >= chunkRangeEnd(s.headMinTLocked(), chunkRange)) {
 		s.closed = append(s.closed, s.closeHeadLocked())
 	}
 	if s.head == nil {
-		s.head = newHeadChunk()
-		app, err := s.head.Appender()
-		if err != nil {
-			panic("BUG: appender of an empty XOR chunk: " + err.Error())
-		}
-		s.app = app
+		s.head, s.headXOR = newXORChunk(0), newXORState()
 		newChunk = true
 	}
-	s.app.Append(0, t, v)
+	// maxT and lastV are the open chunk's last sample: every in-order
+	// sample goes to it, and a chunk reopened from a snapshot is kept
+	// open only when they agree (reopenHeadLocked).
+	s.head = s.headXOR.append(s.head, s.maxT, s.lastV, t, v)
 	s.maxT, s.lastV = t, math.Float64bits(v)
 	return newChunk
-}
-
-// newHeadChunk returns an empty XOR chunk with a small buffer. chunkenc's
-// NewXORChunk reserves 128 bytes, while a chunk of a series scraped every
-// 15 s holds ~40 bytes after ten samples: at a million series the
-// difference is ~90 MB. The chunk grows by append as samples arrive.
-func newHeadChunk() *chunkenc.XORChunk {
-	c := &chunkenc.XORChunk{}
-	c.Reset(make([]byte, 2, 32)) // 2: the sample-count header of an empty chunk
-	return c
 }
 
 // closeHeadLocked turns the open chunk into an immutable memChunk holding
 // a right-sized copy of its bytes.
 func (s *memSeries) closeHeadLocked() memChunk {
-	c := memChunk{data: slices.Clone(s.head.Bytes()), minT: s.headMinTLocked(), maxT: s.maxT}
-	s.head, s.app = nil, nil
+	c := memChunk{data: slices.Clone(s.head), minT: s.headMinTLocked(), maxT: s.maxT}
+	s.head, s.headXOR = nil, xorState{}
 	return c
 }
 
@@ -184,15 +170,14 @@ func (s *memSeries) spillOutOfOrderLocked() {
 
 // encodeSamples returns a chunk of samples, which must be sorted by time.
 func encodeSamples(samples []sample) memChunk {
-	c := chunkenc.NewXORChunk()
-	app, err := c.Appender()
-	if err != nil {
-		panic("BUG: appender of an empty XOR chunk: " + err.Error())
-	}
+	c, x := newXORChunk(0), newXORState()
+	var prevT int64
+	var prevV uint64
 	for _, smp := range samples {
-		app.Append(0, smp.t, smp.v)
+		c = x.append(c, prevT, prevV, smp.t, smp.v)
+		prevT, prevV = smp.t, math.Float64bits(smp.v)
 	}
-	return memChunk{data: slices.Clone(c.Bytes()), minT: samples[0].t, maxT: samples[len(samples)-1].t}
+	return memChunk{data: slices.Clone(c), minT: samples[0].t, maxT: samples[len(samples)-1].t}
 }
 
 // valueAtLocked finds a stored sample at timestamp t. It decodes chunks,
@@ -213,7 +198,7 @@ func (s *memSeries) valueAtLocked(t int64) (float64, bool) {
 		}
 	}
 	if s.head != nil {
-		return chunkValueAt(memChunk{data: s.head.Bytes(), minT: s.headMinTLocked(), maxT: s.maxT}, t)
+		return chunkValueAt(memChunk{data: s.head, minT: s.headMinTLocked(), maxT: s.maxT}, t)
 	}
 	return 0, false
 }

@@ -50,7 +50,7 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 	}
 	if s.head != nil && s.maxT >= hs.mint && s.headMinTLocked() <= hs.maxt {
 		n := len(buf)
-		buf = append(buf, s.head.Bytes()...)
+		buf = append(buf, s.head...) // a copy: later appends rewrite the last byte
 		dst = append(dst, Chunk{MinT: s.headMinTLocked(), MaxT: s.maxT, Data: buf[n:len(buf):len(buf)]})
 	}
 	persistedMaxT, minT := s.persistedMaxT, s.minT

@@ -24,7 +24,8 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
 		}
 	}
 	if s.head != nil && s.maxT >= mint && s.headMinTLocked() <= maxt {
-		snap.chunks = append(snap.chunks, memChunk{data: slices.Clone(s.head.Bytes()), minT: s.headMinTLocked(), maxT: s.maxT})
+		// A copy: later appends rewrite the last byte in place.
+		snap.chunks = append(snap.chunks, memChunk{data: slices.Clone(s.head), minT: s.headMinTLocked(), maxT: s.maxT})
 	}
 	for _, c := range s.ooo.chunks() {
 		if c.maxT >= mint && c.minT <= maxt {
