@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+	"sync"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
@@ -141,6 +142,15 @@ func (x *xorState) writeBits(c []byte, u uint64, n int) []byte {
 	return c
 }
 
+// xorReader is a chunk and its iterator, reused: a restart restores ten
+// million open chunks, and an iterator apiece was a gigabyte of garbage.
+type xorReader struct {
+	chunk chunkenc.XORChunk
+	it    chunkenc.Iterator
+}
+
+var xorReaders = sync.Pool{New: func() any { return new(xorReader) }}
+
 // restoreXOR rebuilds a writer for the chunk data, whose bytes only are
 // known (a head snapshot's open chunk): chunkenc's own Appender on such
 // bytes starts at a byte boundary, since the bit position within the last
@@ -151,9 +161,11 @@ func restoreXOR(data []byte) (c []byte, x xorState, lastT int64, lastV uint64, e
 	if len(data) < xorChunkHeader {
 		return nil, xorState{}, 0, 0, errBadSnapshot
 	}
-	var src chunkenc.XORChunk
-	src.Reset(data)
-	it := src.Iterator(nil)
+	r := xorReaders.Get().(*xorReader)
+	defer xorReaders.Put(r)
+	r.chunk.Reset(data)
+	r.it = r.chunk.Iterator(r.it)
+	it := r.it
 	c, x = newXORChunk(len(data)), newXORState()
 	for it.Next() == chunkenc.ValFloat {
 		t, v := it.At()
