@@ -25,9 +25,12 @@ import (
 var fusedOps = map[string]bool{"sum": true, "count": true, "avg": true, "min": true, "max": true, "group": true}
 
 // maxFusedSteps bounds the steps of a fused aggregation, whose state is a
-// groupState per group and step; longer range queries take the general
-// path.
-const maxFusedSteps = 64
+// groupState per group and step: the most a range query may have
+// (DefaultMaxPointsPerSeries, both ends included). A group's state is
+// held as one sample a step while the aggregation runs, so max_samples
+// bounds it as it bounds the general path's per-series results, of which
+// there are at least as many.
+const maxFusedSteps = DefaultMaxPointsPerSeries + 1
 
 // partialAggregate is one worker's groups.
 type partialAggregate struct {
@@ -35,6 +38,7 @@ type partialAggregate struct {
 	sb     labels.ScratchBuilder
 	buf    []byte
 	pts    []FPoint
+	held   int // samples held for the groups' states
 }
 
 type fusedGroup struct {
@@ -136,7 +140,10 @@ func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn roll
 	h, p.buf = g.key(metric, p.buf)
 	grp := p.groups[h]
 	if grp == nil {
-		grp = &fusedGroup{metric: g.metric(metric, &p.sb), steps: make([]groupState, ev.numSteps())}
+		n := ev.numSteps()
+		ev.hold(n)
+		p.held += n
+		grp = &fusedGroup{metric: g.metric(metric, &p.sb), steps: make([]groupState, n)}
 		p.groups[h] = grp
 	}
 	for _, pt := range p.pts {
@@ -147,6 +154,11 @@ func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn roll
 // mergePartials merges the workers' groups and finishes every step.
 func (ev *evaluator) mergePartials(op string, partials []*partialAggregate) Matrix {
 	merged := mergeGroups(op, partials)
+	defer func() {
+		for _, p := range partials {
+			ev.release(p.held)
+		}
+	}()
 	out := make(Matrix, 0, len(merged))
 	for _, grp := range merged {
 		var pts []FPoint

@@ -117,7 +117,7 @@ func TestDecodePartialAggregateMalformed(t *testing.T) {
 		{"too many groups", good, 3, 2, "3 groups, more than the limit of 2"},
 		{"wrong step count", good, 4, 10, "3 steps a group, want 4"},
 		{"zero steps asked", good, 0, 10, "0 steps"},
-		{"65 steps asked", good, 65, 10, "65 steps"},
+		{"more steps asked than a query may have", good, maxFusedSteps + 1, 10, fmt.Sprintf("%d steps", maxFusedSteps+1)},
 		{"huge group count", header(3, 1<<62), 3, math.MaxInt, "cannot fit"},
 		{"groups that cannot fit", append(header(3, 5), make([]byte, 10)...), 3, 10, "cannot fit"},
 		{"huge label count", append(uv(header(1, 1), 1<<40), make([]byte, 8)...), 1, 10, "label count"},

@@ -479,7 +479,7 @@ func TestEvalPartialRefuses(t *testing.T) {
 		{"quantile_over_time", func(s *AggregateSpec) { s.Expr = `sum(quantile_over_time(0.5, nan_gauge[5m]))` }},
 		{"subquery", func(s *AggregateSpec) { s.Expr = `sum(max_over_time(nan_gauge[5m:1m]))` }},
 		{"binary", func(s *AggregateSpec) { s.Expr = `sum(rate(a[5m])) / 2` }},
-		{"65 steps", func(s *AggregateSpec) { s.Start, s.Interval = end-64*15000, 15000 }},
+		{"more steps than a query may have", func(s *AggregateSpec) { s.Start, s.Interval = end-maxFusedSteps*15000, 15000 }},
 		{"huge steps", func(s *AggregateSpec) { s.Start, s.End, s.Interval = math.MinInt64, math.MaxInt64, 1 }},
 		{"zero interval", func(s *AggregateSpec) { s.Interval = 0 }},
 		{"end before start", func(s *AggregateSpec) { s.Start = end + 1 }},

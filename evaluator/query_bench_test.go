@@ -111,7 +111,9 @@ func (f *benchFleet) member(b *testing.B, m int) {
 }
 
 // BenchmarkQuery runs the etcd SLO queries as instant queries and as
-// 15-minute range queries at a 1-minute step, with this engine and with
+// 15-minute range queries at a 1-minute step, and dashboard range
+// queries (the whole 30 minutes at a 15 s step, every window overlapping
+// the next), with this engine and with
 // Prometheus's over the same data. Sizes: 100k series (1M with
 // -bench 'Query/series=1M'; loading it takes minutes).
 func BenchmarkQuery(b *testing.B) {
@@ -122,7 +124,7 @@ func BenchmarkQuery(b *testing.B) {
 		b.Run("series="+size.name, func(b *testing.B) {
 			f := getBenchFleet(b, size.series, true)
 			for _, q := range benchQueries {
-				for _, kind := range []string{"instant", "range"} {
+				for _, kind := range []string{"instant", "range", "dashboard"} {
 					b.Run(q.name+"/"+kind+"/engine=etcdgate", func(b *testing.B) { f.benchOurs(b, q.query, kind) })
 					b.Run(q.name+"/"+kind+"/engine=prometheus", func(b *testing.B) { f.benchProm(b, q.query, kind) })
 				}
@@ -139,9 +141,12 @@ func (f *benchFleet) benchOurs(b *testing.B, query, kind string) {
 	for b.Loop() {
 		var res *Result
 		var err error
-		if kind == "instant" {
+		switch kind {
+		case "instant":
 			res, err = e.Instant(ctx, query, f.end)
-		} else {
+		case "dashboard":
+			res, err = e.Range(ctx, query, f.end.Add(-benchDuration), f.end, 15*time.Second)
+		default:
 			res, err = e.Range(ctx, query, f.end.Add(-15*time.Minute), f.end, time.Minute)
 		}
 		if err != nil {
@@ -162,9 +167,12 @@ func (f *benchFleet) benchProm(b *testing.B, query, kind string) {
 	for b.Loop() {
 		var q promql.Query
 		var err error
-		if kind == "instant" {
+		switch kind {
+		case "instant":
 			q, err = e.NewInstantQuery(ctx, f.prom, nil, query, f.end)
-		} else {
+		case "dashboard":
+			q, err = e.NewRangeQuery(ctx, f.prom, nil, query, f.end.Add(-benchDuration), f.end, 15*time.Second)
+		default:
 			q, err = e.NewRangeQuery(ctx, f.prom, nil, query, f.end.Add(-15*time.Minute), f.end, time.Minute)
 		}
 		if err != nil {
