@@ -122,6 +122,20 @@ type rollupWindow struct {
 	rangeMs    int64
 	params     []float64
 	ev         *evaluator
+	// noDrops: no point of the series (not only of the window) is below
+	// the one before, so a counter function need not look for resets.
+	noDrops bool
+}
+
+// hasNoDrops reports whether no point is below the one before it, with
+// the comparison a counter reset is detected by (NaN is never below).
+func hasNoDrops(pts []FPoint) bool {
+	for i := 1; i < len(pts); i++ {
+		if pts[i].F < pts[i-1].F {
+			return false
+		}
+	}
+	return true
 }
 
 // rollupFunc computes a range function over a window; ok false means no
@@ -153,7 +167,7 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 // appends the results (at step times) to dst.
 func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint) []FPoint {
 	n := ev.numSteps()
-	w := rollupWindow{rangeMs: src.rangeMs, ev: ev}
+	w := rollupWindow{rangeMs: src.rangeMs, ev: ev, noDrops: hasNoDrops(pts)}
 	if len(params) > 0 {
 		w.params = make([]float64, len(params))
 	}

@@ -207,7 +207,7 @@ func extrapolatedRate(w *rollupWindow, isCounter, isRate bool) (float64, bool) {
 	}
 	first, last := pts[0], pts[len(pts)-1]
 	result := last.F - first.F
-	if isCounter {
+	if isCounter && !w.noDrops { // a window of a series without drops has no resets
 		for i := 1; i < len(pts); i++ {
 			if pts[i].F < pts[i-1].F {
 				result += pts[i-1].F
