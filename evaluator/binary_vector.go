@@ -52,6 +52,9 @@ func (ev *evaluator) vectorBinop(op string, lm, rm Matrix, match *matching, retu
 	}
 	lsigs, rsigs := match.signatures(lm), match.signatures(rm)
 	dropName := returnBool || !isComparison(op)
+	if pairs, ok := uniquePairs(lm, rm, lsigs, rsigs, match, dropName); ok {
+		return ev.pairBinop(fn, lm, rm, pairs, swapped, returnBool)
+	}
 	metrics := map[[2]int]labels.Labels{}
 	ls, rs := newStepper(lm), newStepper(rm)
 	c := newCollector(ev)
@@ -91,6 +94,84 @@ func (ev *evaluator) vectorBinop(op string, lm, rm Matrix, match *matching, retu
 			ev.checkUniqueMatch(matched, lsigs[k], metric, match)
 			if keep {
 				c.add(metric, ts, f)
+			}
+		}
+	}
+	return c.matrix()
+}
+
+// seriesPair is a left series, the right series it matches and the
+// label set of their results.
+type seriesPair struct {
+	l, r   int
+	metric labels.Labels
+}
+
+// uniquePairs pairs each left series with the right series of its
+// signature when no signature appears twice on either side and no two
+// pairs give the same result labels: then no step can hold a duplicate
+// match, and each pair can be computed over its whole range at once
+// instead of step by step. ok is false otherwise.
+func uniquePairs(lm, rm Matrix, lsigs, rsigs []string, match *matching, dropName bool) ([]seriesPair, bool) {
+	right := make(map[string]int, len(rsigs))
+	for k, sig := range rsigs {
+		if _, dup := right[sig]; dup {
+			return nil, false
+		}
+		right[sig] = k
+	}
+	left := make(map[string]struct{}, len(lsigs))
+	results := map[uint64]struct{}{}
+	var pairs []seriesPair
+	for k, sig := range lsigs {
+		if _, dup := left[sig]; dup {
+			return nil, false
+		}
+		left[sig] = struct{}{}
+		r, ok := right[sig]
+		if !ok {
+			continue
+		}
+		metric := resultMetric(lm[k].Metric, rm[r].Metric, match, dropName)
+		h := metric.Hash()
+		if _, dup := results[h]; dup {
+			return nil, false
+		}
+		results[h] = struct{}{}
+		pairs = append(pairs, seriesPair{l: k, r: r, metric: metric})
+	}
+	return pairs, true
+}
+
+// pairBinop computes fn over each pair's points at the steps both have,
+// as vectorBinop does step by step.
+func (ev *evaluator) pairBinop(fn func(float64, float64) (float64, bool), lm, rm Matrix, pairs []seriesPair, swapped, returnBool bool) Matrix {
+	c := newCollector(ev)
+	for n, p := range pairs {
+		if n%stepsPerContextCheck == 0 {
+			ev.checkContext()
+		}
+		lp, rp := lm[p.l].Floats, rm[p.r].Floats
+		for i, j := 0, 0; i < len(lp) && j < len(rp); {
+			switch {
+			case lp[i].T < rp[j].T:
+				i++
+			case lp[i].T > rp[j].T:
+				j++
+			default:
+				fl, fr := lp[i].F, rp[j].F
+				if swapped {
+					fl, fr = fr, fl
+				}
+				f, keep := fn(fl, fr)
+				if returnBool {
+					f, keep = boolValue(keep), true
+				}
+				if keep {
+					c.add(p.metric, lp[i].T, f)
+				}
+				i++
+				j++
 			}
 		}
 	}
