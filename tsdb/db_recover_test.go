@@ -16,6 +16,17 @@ import (
 // snapshot's time range, and all but the oldest were hidden; and a series
 // record's time range, written while the samples were in open chunks,
 // made replay refuse them as out of order.)
+// commitSteps commits one sample of lset at each i*step for i in
+// [from, to), valued as its timestamp, each in its own commit.
+func commitSteps(t *testing.T, db *DB, lset labels.Labels, from, to int, step int64) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := commitOne(db, lset, int64(i)*step, float64(int64(i)*step)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestRecoverWithoutHeadSnapshot(t *testing.T) {
 	for _, tc := range []struct {
 		loss        string
@@ -29,13 +40,7 @@ func TestRecoverWithoutHeadSnapshot(t *testing.T) {
 			a := labels.FromStrings("__name__", "a", "job", "etcd")
 			b := labels.FromStrings("__name__", "b", "job", "etcd")
 			const step = 15000
-			write := func(lset labels.Labels, from, to int) {
-				for i := from; i < to; i++ {
-					if err := commitOne(db, lset, int64(i)*step, float64(int64(i)*step)); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
+			write := func(lset labels.Labels, from, to int) { commitSteps(t, db, lset, from, to, step) }
 			write(a, 0, 300) // two closed chunks, an open one
 			write(b, 0, 10)  // an open chunk only
 			if err := db.Checkpoint(); err != nil {

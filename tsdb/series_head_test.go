@@ -220,13 +220,7 @@ func TestRecoverSnapshotBadChunk(t *testing.T) {
 	a := labels.FromStrings("__name__", "a", "job", "etcd")
 	b := labels.FromStrings("__name__", "b", "job", "etcd")
 	const step = 15000
-	write := func(lset labels.Labels, from, to int) {
-		for i := from; i < to; i++ {
-			if err := commitOne(db, lset, int64(i)*step, float64(int64(i)*step)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	write := func(lset labels.Labels, from, to int) { commitSteps(t, db, lset, from, to, step) }
 	if err := db.Checkpoint(); err != nil { // the previous snapshot: without a and b
 		t.Fatal(err)
 	}
