@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/common/model"
@@ -26,11 +27,13 @@ var fusedOps = map[string]bool{"sum": true, "count": true, "avg": true, "min": t
 
 // maxFusedSteps bounds the steps of a fused aggregation, whose state is a
 // groupState per group and step: the most a range query may have
-// (DefaultMaxPointsPerSeries, both ends included). A group's state is
-// held as one sample a step while the aggregation runs, so max_samples
-// bounds it as it bounds the general path's per-series results, of which
-// there are at least as many.
+// (DefaultMaxPointsPerSeries, both ends included).
 const maxFusedSteps = DefaultMaxPointsPerSeries + 1
+
+// fusedCellSamples is what one group's state at one step counts against
+// max_samples while the aggregation runs: its size in samples (FPoints),
+// so that the limit bounds the state's bytes as it bounds held points.
+const fusedCellSamples = int((unsafe.Sizeof(groupState{}) + unsafe.Sizeof(FPoint{}) - 1) / unsafe.Sizeof(FPoint{}))
 
 // partialAggregate is one worker's groups.
 type partialAggregate struct {
@@ -141,8 +144,8 @@ func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn roll
 	grp := p.groups[h]
 	if grp == nil {
 		n := ev.numSteps()
-		ev.hold(n)
-		p.held += n
+		ev.hold(n * fusedCellSamples)
+		p.held += n * fusedCellSamples
 		grp = &fusedGroup{metric: g.metric(metric, &p.sb), steps: make([]groupState, n)}
 		p.groups[h] = grp
 	}

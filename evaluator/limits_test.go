@@ -348,3 +348,42 @@ func TestMaxSeriesFailsBeforeSamples(t *testing.T) {
 		t.Fatalf("26 series with max 49: %v %v", res, err)
 	}
 }
+
+// TestFusedStateCountsItsBytes: a fused aggregation's group states count
+// against max_samples by their size (a state per group and step is
+// fusedCellSamples samples), so a query with many groups and steps is
+// refused before its states outgrow what the limit allows in points.
+func TestFusedStateCountsItsBytes(t *testing.T) {
+	head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := head.Appender()
+	for s := range 1000 {
+		lset := labels.FromStrings("__name__", "grpc_server_handled_total", "instance", fmt.Sprint(s))
+		for i := range 20 {
+			if err := app.Append(lset, int64(i)*15000, float64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if fusedCellSamples < 2 {
+		t.Fatalf("a group state counts as %d samples; it is larger than a point", fusedCellSamples)
+	}
+	const q = `sum by (instance) (rate(grpc_server_handled_total[1m]))`
+	start, end, step := time.UnixMilli(0), time.UnixMilli(19*15000), 3*time.Second // 96 steps, 1000 groups
+	cells := 1000 * 96
+	// Room for the result and for the states counted as one sample each,
+	// not for the states at their size.
+	e := NewEngine(head, Options{MaxSamples: int64(cells) * 2})
+	if _, err := e.Range(context.Background(), q, start, end, step); !errors.Is(err, ErrTooManySamples) {
+		t.Fatalf("%d group states under a limit of %d samples: %v", cells, 2*cells, err)
+	}
+	e = NewEngine(head, Options{MaxSamples: int64(cells) * int64(fusedCellSamples+1)})
+	if _, err := e.Range(context.Background(), q, start, end, step); err != nil {
+		t.Fatalf("room for the states at their size: %v", err)
+	}
+}
