@@ -100,7 +100,7 @@ func (l *postingList) add(ref SeriesRef) {
 		return
 	}
 	i, found := slices.BinarySearch(l.late, ref)
-	if found {
+	if found || l.packedHas(ref) {
 		return
 	}
 	l.late = slices.Insert(l.late, i, ref)
@@ -199,6 +199,14 @@ func nextDistance(packed []byte, off int) (SeriesRef, int) {
 	}
 	d, w := binary.Uvarint(packed[off:])
 	return SeriesRef(d), w
+}
+
+// packedHas reports whether ref is among the packed refs. Only late refs
+// ask, which are few: it costs a search of the skips and at most
+// postingSkipEvery decodes.
+func (l *postingList) packedHas(ref SeriesRef) bool {
+	c := packedCursor{l: l, idx: -1}
+	return c.seek(ref) && c.cur == ref
 }
 
 // packedCursor walks a list's packed refs forward.

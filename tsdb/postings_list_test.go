@@ -152,3 +152,15 @@ func TestPostingListLateRepacks(t *testing.T) {
 		t.Fatalf("got %d refs from %d to %d", len(got), got[0], got[len(got)-1])
 	}
 }
+
+// TestPostingListAddTwice: a ref added again, the largest or one below
+// it, is held once and counted once.
+func TestPostingListAddTwice(t *testing.T) {
+	var l postingList
+	for _, ref := range []SeriesRef{3, 9, 9, 5, 5, 3} {
+		l.add(ref)
+	}
+	if got := l.appendTo(nil); l.len() != 3 || !slices.Equal(got, []SeriesRef{3, 5, 9}) {
+		t.Fatalf("len %d, refs %v; want 3 refs 3, 5, 9", l.len(), got)
+	}
+}
