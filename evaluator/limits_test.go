@@ -85,12 +85,10 @@ func TestConcurrencyLimit(t *testing.T) {
 	}
 }
 
-// TestFleetAggregationHoldsGroupsOnly checks that an aggregation of a
-// range function over many series holds its groups, not one result per
-// series: under a sample limit far below the series count, the fused
-// form answers while the same query written to force per-series results
-// does not.
-func TestFleetAggregationHoldsGroupsOnly(t *testing.T) {
+// handledTotalHead holds 1,000 grpc_server_handled_total counters, one
+// per instance in 10 clusters, with 20 samples 15 s apart.
+func handledTotalHead(t *testing.T) *tsdb.Head {
+	t.Helper()
 	head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -107,6 +105,16 @@ func TestFleetAggregationHoldsGroupsOnly(t *testing.T) {
 	if err := app.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	return head
+}
+
+// TestFleetAggregationHoldsGroupsOnly checks that an aggregation of a
+// range function over many series holds its groups, not one result per
+// series: under a sample limit far below the series count, the fused
+// form answers while the same query written to force per-series results
+// does not.
+func TestFleetAggregationHoldsGroupsOnly(t *testing.T) {
+	head := handledTotalHead(t)
 	e := NewEngine(head, Options{MaxSamples: 200})
 	at := time.UnixMilli(19 * 15000)
 	res, err := e.Instant(context.Background(), `sum by (cluster) (rate(grpc_server_handled_total[5m]))`, at)
@@ -354,22 +362,7 @@ func TestMaxSeriesFailsBeforeSamples(t *testing.T) {
 // fusedCellSamples samples), so a query with many groups and steps is
 // refused before its states outgrow what the limit allows in points.
 func TestFusedStateCountsItsBytes(t *testing.T) {
-	head, err := tsdb.NewHead(tsdb.DefaultHeadOptions(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := head.Appender()
-	for s := range 1000 {
-		lset := labels.FromStrings("__name__", "grpc_server_handled_total", "instance", fmt.Sprint(s))
-		for i := range 20 {
-			if err := app.Append(lset, int64(i)*15000, float64(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	head := handledTotalHead(t)
 	if fusedCellSamples < 2 {
 		t.Fatalf("a group state counts as %d samples; it is larger than a point", fusedCellSamples)
 	}
