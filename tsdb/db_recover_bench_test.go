@@ -2,7 +2,6 @@ package tsdb
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"strconv"
 	"testing"
@@ -17,14 +16,7 @@ import (
 // series before the close and after the open: a restart should not come
 // back fatter than it went down.
 func BenchmarkDBOpen(b *testing.B) {
-	series := 200_000
-	if v := os.Getenv("ETCDGATE_BENCH_SERIES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("ETCDGATE_BENCH_SERIES=%q", v)
-		}
-		series = n
-	}
+	series := benchSeries(b, 200_000)
 	dir := b.TempDir()
 	o := testDBOptions()
 	db := openTestDB(b, dir, o)

@@ -12,10 +12,14 @@ import (
 //
 // state=steady: every series exists; the figure that bounds ingest of a
 // settled fleet. state=new: every sample creates its series.
+// BenchmarkHeadAppend measures appends to known series (steady: one
+// scrape of ETCDGATE_BENCH_SERIES series after another, default 100,000)
+// and the creation of new ones.
 func BenchmarkHeadAppend(b *testing.B) {
 	const batch = 2000
+	n := benchSeries(b, 100_000)
 	var fleet []labels.Labels
-	for m := 0; len(fleet) < 100_000; m++ {
+	for m := 0; len(fleet) < n; m++ {
 		fleet = append(fleet, etcdLabelSets(m)...)
 	}
 	b.Run("state=steady", func(b *testing.B) {

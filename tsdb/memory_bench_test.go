@@ -4,7 +4,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,10 +14,7 @@ import (
 // apart (ETCDGATE_BENCH_SERIES of them, default 100,000) and reports the
 // Go heap in use per series after a GC: the head's share of RSS.
 func BenchmarkHeadMemory(b *testing.B) {
-	n := 100_000
-	if s := os.Getenv("ETCDGATE_BENCH_SERIES"); s != "" {
-		n, _ = strconv.Atoi(s)
-	}
+	n := benchSeries(b, 100_000)
 	var fleet []labels.Labels
 	for m := 0; len(fleet) < n; m++ {
 		fleet = append(fleet, etcdLabelSets(m)...)
