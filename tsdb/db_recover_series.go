@@ -413,56 +413,42 @@ func (st *symbolTable) internCountLocked(strs *[]string, s string, n uint32) uin
 // the first, as the sequential path does. It returns the symbol refs of
 // those duplicates, which the caller releases.
 func (s *stripeSeries) setRanges(ranges []*refRange, workers int) []symRefs {
-	perStripe := make([]int, len(s.hashes))
+	perStripe := make([]int, len(s.stripes))
 	for _, r := range ranges {
 		for _, hash := range r.hashes {
 			perStripe[hash&s.mask]++
 		}
 	}
-	workers = min(workers, len(s.hashes))
+	workers = min(workers, len(s.stripes))
 	dups := make([][]symRefs, workers)
 	parallel(workers, workers, func(w int) {
-		for i := w; i < len(s.hashes); i += workers {
-			if len(s.hashes[i].unique) == 0 && perStripe[i] > 0 {
-				s.hashes[i].unique = make(map[uint64]*memSeries, perStripe[i])
-			}
+		for i := w; i < len(s.stripes); i += workers {
+			s.stripes[i].Lock()
+			s.stripes[i].reserve(perStripe[i])
+			s.stripes[i].Unlock()
 		}
 		for _, r := range ranges {
 			for j, hash := range r.hashes {
-				i := hash & s.mask
-				if int(i)%workers != w {
+				if int(hash&s.mask)%workers != w {
 					continue
 				}
 				series := r.series[j]
-				s.locks[i].Lock()
-				if old := s.hashes[i].getBySyms(hash, series.syms); old != nil {
+				sp := s.stripe(hash)
+				sp.Lock()
+				if old := sp.getBySyms(hash, series.syms); old != nil {
 					old.mu.Lock()
 					old.minT, old.maxT, old.lastV, old.persistedMaxT = series.minT, series.maxT, series.lastV, series.persistedMaxT
 					old.mu.Unlock()
 					r.series[j] = nil
 					dups[w] = append(dups[w], series.syms)
 				} else {
-					s.hashes[i].set(hash, series)
+					sp.set(hash, series)
 				}
-				s.locks[i].Unlock()
+				sp.Unlock()
 			}
 		}
 	})
 	return slices.Concat(dups...)
-}
-
-// getBySyms is get for a series spelled by syms: two label sets are equal
-// when their symbol refs are.
-func (m *seriesHashmap) getBySyms(hash uint64, syms symRefs) *memSeries {
-	if s, ok := m.unique[hash]; ok && s.syms == syms {
-		return s
-	}
-	for _, s := range m.conflicts[hash] {
-		if s.syms == syms {
-			return s
-		}
-	}
-	return nil
 }
 
 // setRanges puts the ranges' series (nil ones skipped) in the ref table

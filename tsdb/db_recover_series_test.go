@@ -172,17 +172,12 @@ func seriesStates(h *Head) []seriesState {
 
 // hashMapRefs lists each stripe's hash → refs.
 func hashMapRefs(h *Head) []map[uint64][]SeriesRef {
-	out := make([]map[uint64][]SeriesRef, len(h.series.hashes))
-	for i, m := range h.series.hashes {
+	out := make([]map[uint64][]SeriesRef, len(h.series.stripes))
+	for i := range h.series.stripes {
 		out[i] = map[uint64][]SeriesRef{}
-		for hash, s := range m.unique {
+		h.series.stripes[i].each(func(hash uint64, s *memSeries) {
 			out[i][hash] = append(out[i][hash], s.ref)
-		}
-		for hash, c := range m.conflicts {
-			for _, s := range c {
-				out[i][hash] = append(out[i][hash], s.ref)
-			}
-		}
+		})
 		for _, refs := range out[i] {
 			slices.Sort(refs)
 		}

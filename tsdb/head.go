@@ -250,10 +250,10 @@ func (h *Head) removeSeries(gone []*memSeries) {
 	b := labels.NewScratchBuilder(16)
 	for _, s := range gone {
 		hash := h.symbols.labels(&b, s.syms).Hash()
-		i := hash & st.mask
-		st.locks[i].Lock()
-		st.hashes[i].del(hash, s)
-		st.locks[i].Unlock()
+		sp := st.stripe(hash)
+		sp.Lock()
+		sp.del(hash, s)
+		sp.Unlock()
 		st.refs.del(s.ref)
 	}
 	h.forgetUnlinked(gone)
@@ -268,17 +268,17 @@ func (h *Head) unlinkIfInactive(s *memSeries) bool {
 	b := scratchBuilders.Get().(*labels.ScratchBuilder)
 	hash := h.symbols.labels(b, s.syms).Hash()
 	scratchBuilders.Put(b)
-	i := hash & st.mask
-	st.locks[i].Lock()
+	sp := st.stripe(hash)
+	sp.Lock()
 	s.mu.Lock()
 	ok := !s.active && !s.deleted
 	if ok {
 		s.deleted = true
-		st.hashes[i].del(hash, s)
+		sp.del(hash, s)
 		st.refs.del(s.ref)
 	}
 	s.mu.Unlock()
-	st.locks[i].Unlock()
+	sp.Unlock()
 	return ok
 }
 

@@ -479,24 +479,6 @@ func randomLabelSet(r *rand.Rand) labels.Labels {
 	return b.Labels()
 }
 
-func TestSeriesHashmapDeleteKeepsConflicts(t *testing.T) {
-	st := newSymbolTable()
-	var m seriesHashmap
-	m.unique = map[uint64]*memSeries{}
-	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
-	sa, sb := newMemSeries(1, st.internLabels(a)), newMemSeries(2, st.internLabels(b))
-	m.set(7, sa)
-	m.set(7, sb)
-	m.del(7, sa)
-	if m.get(7, b, st) != sb || m.get(7, a, st) != nil {
-		t.Fatal("deleting the first of two colliding series lost the second")
-	}
-	m.del(7, sb)
-	if len(m.unique) != 0 || len(m.conflicts) != 0 {
-		t.Fatalf("maps not empty: %v %v", m.unique, m.conflicts)
-	}
-}
-
 func TestHeadAppendRef(t *testing.T) {
 	h := newTestHead(t, nil)
 	lset := labels.FromStrings("__name__", "m")

@@ -3,11 +3,8 @@ package tsdb
 import (
 	"encoding/binary"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
-
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // memSeries is one series known to the store. An active series holds its
@@ -108,107 +105,4 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 		newest = buf[len(buf)-1].t
 	}
 	return s.minT <= maxt && newest >= mint
-}
-
-// seriesHashmap maps label hashes to series. A hash collision between two
-// different label sets is resolved by keeping the later series in
-// conflicts, compared by labels.
-type seriesHashmap struct {
-	unique    map[uint64]*memSeries
-	conflicts map[uint64][]*memSeries
-}
-
-func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *memSeries {
-	if s, ok := m.unique[hash]; ok && st.equal(s.syms, lset) {
-		return s
-	}
-	for _, s := range m.conflicts[hash] {
-		if st.equal(s.syms, lset) {
-			return s
-		}
-	}
-	return nil
-}
-
-func (m *seriesHashmap) del(hash uint64, s *memSeries) {
-	if m.unique[hash] == s {
-		delete(m.unique, hash)
-		if c := m.conflicts[hash]; len(c) > 0 {
-			m.unique[hash] = c[0]
-			m.conflicts[hash] = c[1:]
-		}
-	} else if c := m.conflicts[hash]; len(c) > 0 {
-		m.conflicts[hash] = slices.DeleteFunc(c, func(x *memSeries) bool { return x == s })
-	}
-	if len(m.conflicts[hash]) == 0 {
-		delete(m.conflicts, hash)
-	}
-}
-
-func (m *seriesHashmap) set(hash uint64, s *memSeries) {
-	if _, ok := m.unique[hash]; !ok {
-		m.unique[hash] = s
-		return
-	}
-	if m.conflicts == nil {
-		m.conflicts = map[uint64][]*memSeries{}
-	}
-	m.conflicts[hash] = append(m.conflicts[hash], s)
-}
-
-// stripeSeries holds the head's series twice: by label hash for appends,
-// behind striped locks so that concurrent writers to different series
-// rarely contend (stripe i guards the series whose hash&mask == i), and by
-// ref for queries.
-type stripeSeries struct {
-	mask   uint64
-	refs   seriesRefs
-	hashes []seriesHashmap
-	locks  []stripeLock
-}
-
-// stripeLock is padded to a cache line so neighbouring stripes do not
-// share one (as in Prometheus's stripeSeries).
-type stripeLock struct {
-	sync.RWMutex
-	_ [40]byte
-}
-
-func newStripeSeries(size int) *stripeSeries {
-	s := &stripeSeries{
-		mask:   uint64(size - 1),
-		hashes: make([]seriesHashmap, size),
-		locks:  make([]stripeLock, size),
-	}
-	for i := range size {
-		s.hashes[i] = seriesHashmap{unique: map[uint64]*memSeries{}}
-	}
-	return s
-}
-
-func (s *stripeSeries) getByHash(hash uint64, lset labels.Labels, st *symbolTable) *memSeries {
-	i := hash & s.mask
-	s.locks[i].RLock()
-	series := s.hashes[i].get(hash, lset, st)
-	s.locks[i].RUnlock()
-	return series
-}
-
-func (s *stripeSeries) getByRef(ref SeriesRef) *memSeries { return s.refs.get(ref) }
-
-// getOrSet returns the series already stored for lset, or stores and
-// returns the one create builds. create runs under the hash stripe's lock,
-// so two writers racing to create one series agree on one.
-func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, st *symbolTable, create func() *memSeries) (series *memSeries, created bool) {
-	i := hash & s.mask
-	s.locks[i].Lock()
-	if series = s.hashes[i].get(hash, lset, st); series != nil {
-		s.locks[i].Unlock()
-		return series, false
-	}
-	series = create()
-	s.hashes[i].set(hash, series)
-	s.locks[i].Unlock()
-	s.refs.set(series)
-	return series, true
 }
