@@ -48,11 +48,26 @@ func (p *appenderPool) get() *headAppender {
 	return &headAppender{newest: map[*memSeries]sample{}}
 }
 
+// pooledAppenderSeries bounds what a pooled appender keeps of its largest
+// batch. A Go map keeps its capacity when cleared, and iterating or
+// clearing it costs its capacity, not its length: one batch of a million
+// series (a restart's backlog, a large request) would otherwise make
+// every later commit of the appender walk a million slots.
+const pooledAppenderSeries = 8192
+
 // put clears every reference so pooled appenders keep no series alive.
 func (p *appenderPool) put(a *headAppender) {
-	clear(a.samples)
-	a.samples = a.samples[:0]
-	clear(a.newest)
+	if len(a.newest) > pooledAppenderSeries {
+		a.newest = map[*memSeries]sample{}
+	} else {
+		clear(a.newest)
+	}
+	if cap(a.samples) > pooledAppenderSeries {
+		a.samples = nil
+	} else {
+		clear(a.samples)
+		a.samples = a.samples[:0]
+	}
 	a.head.readers.exit(a.epoch)
 	a.head = nil
 	p.pool.Put(a)

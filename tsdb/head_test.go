@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -501,5 +503,33 @@ func TestHeadAppendRef(t *testing.T) {
 	}
 	if got := selectAll(t, h, 0, 10, labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"))[lset.String()]; len(got) != 2 {
 		t.Fatalf("got %v", got)
+	}
+}
+
+// TestAppenderPoolDropsLargeBatches: a pooled appender that served a
+// batch of many series does not keep their map, whose capacity every
+// later commit would walk; one that served a small batch keeps its map.
+func TestAppenderPoolDropsLargeBatches(t *testing.T) {
+	h := newTestHead(t, nil)
+	mapOf := func(a *headAppender) uintptr { return reflect.ValueOf(a.newest).Pointer() }
+	for _, c := range []struct {
+		series int
+		kept   bool
+	}{{10, true}, {pooledAppenderSeries + 1, false}} {
+		a := h.Appender().(*headAppender)
+		for i := range c.series {
+			if err := a.Append(labels.FromStrings("__name__", "m", "i", strconv.Itoa(i)), 1000, 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m := mapOf(a)
+		h.appenders.put(a) // as Commit does, without sync.Pool's choice of what to return
+		a.head = h
+		if kept := mapOf(a) == m; kept != c.kept || len(a.newest) != 0 || len(a.samples) != 0 {
+			t.Errorf("%d series: map kept %v, want %v; %d series and %d samples left", c.series, kept, c.kept, len(a.newest), len(a.samples))
+		}
+		if !c.kept && cap(a.samples) != 0 {
+			t.Errorf("%d series: the pooled appender keeps room for %d samples", c.series, cap(a.samples))
+		}
 	}
 }
