@@ -110,6 +110,13 @@ func (a *headAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error
 	return true, a.buffer(s, outcome, err, t, v)
 }
 
+func (a *headAppender) Lookup(lset labels.Labels) SeriesRef {
+	if s := a.head.series.getByHash(lset.Hash(), lset, a.head.symbols); s != nil {
+		return s.ref
+	}
+	return 0
+}
+
 // buffer keeps a checked sample for Commit, or counts why it was refused.
 func (a *headAppender) buffer(s *memSeries, outcome appendOutcome, err error, t int64, v float64) error {
 	if err != nil {

@@ -33,6 +33,12 @@ type Appender interface {
 	// by labels; ok is false (and nothing is appended) when the ref is no
 	// longer a series of the store, and the caller appends by labels.
 	AppendRef(ref SeriesRef, t int64, v float64) (ok bool, err error)
+	// Lookup returns the ref of the series with labels lset for
+	// AppendRef, or 0 when the store holds no such series in memory (a
+	// new one, or one evicted to the store, which Append brings back).
+	// It lets a caller skip validating the labels of series it already
+	// stored.
+	Lookup(lset labels.Labels) SeriesRef
 	// Commit makes the buffered samples visible to queriers. The Appender
 	// must not be used after Commit or Rollback.
 	Commit() error
