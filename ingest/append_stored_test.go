@@ -18,7 +18,9 @@ type countingStore struct {
 	byLabels, byRef int
 }
 
-func (c *countingStore) Appender() tsdb.Appender { return &countingAppender{Appender: c.head.Appender(), c: c} }
+func (c *countingStore) Appender() tsdb.Appender {
+	return &countingAppender{Appender: c.head.Appender(), c: c}
+}
 
 type countingAppender struct {
 	tsdb.Appender
