@@ -51,7 +51,7 @@ func (a *dbAppender) Commit() error {
 		a.ha.Rollback()
 		return nil
 	}
-	for s := range a.ha.newest {
+	for _, s := range a.ha.touched {
 		if !s.logged.Load() {
 			a.series = append(a.series, walSeries{ref: s.ref, lset: a.db.head.symbols.labels(&a.builder, s.syms)})
 			a.logged = append(a.logged, s)

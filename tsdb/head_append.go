@@ -27,6 +27,10 @@ type headAppender struct {
 	// sample, so that a batch holding several samples of a series is
 	// checked as if the earlier ones were already applied.
 	newest map[*memSeries]sample
+	// touched lists newest's series in the order the batch first took
+	// them, each once: Commit walks it rather than the map, whose
+	// iteration costs its capacity and visits series in random order.
+	touched []*memSeries
 }
 
 // errSeriesRemoved: the series was removed from the index between lookup
@@ -67,6 +71,12 @@ func (p *appenderPool) put(a *headAppender) {
 	} else {
 		clear(a.samples)
 		a.samples = a.samples[:0]
+	}
+	if cap(a.touched) > pooledAppenderSeries {
+		a.touched = nil
+	} else {
+		clear(a.touched)
+		a.touched = a.touched[:0]
 	}
 	a.head.readers.exit(a.epoch)
 	a.head = nil
@@ -138,7 +148,8 @@ func (a *headAppender) buffer(s *memSeries, outcome appendOutcome, err error, t 
 // the samples this batch already holds for it.
 func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, error) {
 	window := a.head.opts.OutOfOrderWindow.Milliseconds()
-	if n, ok := a.newest[s]; ok && n.t >= t {
+	n, seen := a.newest[s]
+	if seen && n.t >= t {
 		if outcome, decided, err := checkAgainstNewest(n.t, math.Float64bits(n.v), t, v, window); decided {
 			return outcome, err
 		}
@@ -155,8 +166,10 @@ func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, e
 		a.head.activateLocked(s)
 	}
 	outcome, err := s.checkLocked(t, v, window)
-	if _, pinned := a.newest[s]; err == nil && outcome != ignoredDuplicate && !pinned {
-		s.pinLocked() // buffer adds s to newest: unpinned on Commit or Rollback
+	if err == nil && outcome != ignoredDuplicate && !seen {
+		// buffer adds s to newest: unpinned on Commit or Rollback.
+		s.pinLocked()
+		a.touched = append(a.touched, s)
 	}
 	return outcome, err
 }
@@ -173,7 +186,7 @@ func (s *memSeries) pinLocked() {
 
 // unpinAll releases the pins check took on the batch's series.
 func (a *headAppender) unpinAll() {
-	for s := range a.newest {
+	for _, s := range a.touched {
 		s.mu.Lock()
 		if s.pins < math.MaxUint8 {
 			s.pins--
