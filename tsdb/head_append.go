@@ -31,6 +31,10 @@ type headAppender struct {
 	// them, each once: Commit walks it rather than the map, whose
 	// iteration costs its capacity and visits series in random order.
 	touched []*memSeries
+	// looked is the series Lookup found last: AppendRef of its ref, which
+	// is what follows a Lookup, takes it without a second random read of
+	// the ref table. It may have been removed since; check tells.
+	looked *memSeries
 }
 
 // errSeriesRemoved: the series was removed from the index between lookup
@@ -72,6 +76,7 @@ func (p *appenderPool) put(a *headAppender) {
 		clear(a.samples)
 		a.samples = a.samples[:0]
 	}
+	a.looked = nil
 	if cap(a.touched) > pooledAppenderSeries {
 		a.touched = nil
 	} else {
@@ -109,7 +114,10 @@ func (a *headAppender) AppendSeries(lset labels.Labels, t int64, v float64) (Ser
 }
 
 func (a *headAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error) {
-	s := a.head.series.getByRef(ref)
+	s := a.looked
+	if s == nil || s.ref != ref {
+		s = a.head.series.getByRef(ref)
+	}
 	if s == nil {
 		return false, nil
 	}
@@ -122,6 +130,7 @@ func (a *headAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error
 
 func (a *headAppender) Lookup(lset labels.Labels) SeriesRef {
 	if s := a.head.series.getByHash(lset.Hash(), lset, a.head.symbols); s != nil {
+		a.looked = s
 		return s.ref
 	}
 	return 0

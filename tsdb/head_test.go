@@ -506,6 +506,47 @@ func TestHeadAppendRef(t *testing.T) {
 	}
 }
 
+// TestHeadLookup: Lookup finds stored series only, AppendRef after it
+// appends to the series of the ref it is given (not merely the last one
+// looked up), and a series removed after the lookup is refused by ref.
+func TestHeadLookup(t *testing.T) {
+	h := newTestHead(t, nil)
+	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
+	app := h.Appender()
+	if ref := app.Lookup(a); ref != 0 {
+		t.Fatalf("Lookup of a new series: %d", ref)
+	}
+	refA, _ := app.AppendSeries(a, 1, 1)
+	refB, _ := app.AppendSeries(b, 1, 1)
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	app = h.Appender()
+	if got := app.Lookup(a); got != refA {
+		t.Fatalf("Lookup(a) = %d, want %d", got, refA)
+	}
+	if ok, err := app.AppendRef(refB, 2, 2); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if got := app.Lookup(b); got != refB {
+		t.Fatalf("Lookup(b) = %d, want %d", got, refB)
+	}
+	s := h.series.getByRef(refB)
+	s.mu.Lock()
+	s.deleted = true // as retention does, after the lookup
+	s.mu.Unlock()
+	if ok, _ := app.AppendRef(refB, 3, 3); ok {
+		t.Fatal("a removed series took a sample by ref")
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got := selectAll(t, h, 0, 10, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "a|b"))
+	if len(got[a.String()]) != 1 || len(got[b.String()]) != 2 {
+		t.Fatalf("samples: %v", got)
+	}
+}
+
 // TestAppenderPoolDropsLargeBatches: a pooled appender that served a
 // batch of many series does not keep their map, whose capacity every
 // later commit would walk; one that served a small batch keeps its map.
