@@ -40,6 +40,8 @@ func (a *dbAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error) 
 
 func (a *dbAppender) Lookup(lset labels.Labels) SeriesRef { return a.ha.Lookup(lset) }
 
+func (a *dbAppender) Prefetch(hashes []uint64) { a.ha.Prefetch(hashes) }
+
 // Commit writes one WAL record (the series not yet logged, then the
 // samples) and applies the samples to the head, then waits for the fsync
 // the sync mode promises. A WAL write error is returned and nothing is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -35,6 +36,11 @@ type headAppender struct {
 	// is what follows a Lookup, takes it without a second random read of
 	// the ref table. It may have been removed since; check tells.
 	looked *memSeries
+	// Scratch of Prefetch, and what it read, kept so that its loads are
+	// not optimised away.
+	prefetchTables []*slotTable
+	prefetchSeries []*memSeries
+	prefetched     uint64
 }
 
 // errSeriesRemoved: the series was removed from the index between lookup
@@ -77,6 +83,9 @@ func (p *appenderPool) put(a *headAppender) {
 		a.samples = a.samples[:0]
 	}
 	a.looked = nil
+	if cap(a.prefetchTables) > pooledAppenderSeries {
+		a.prefetchTables, a.prefetchSeries = nil, nil
+	}
 	if cap(a.touched) > pooledAppenderSeries {
 		a.touched = nil
 	} else {
@@ -134,6 +143,13 @@ func (a *headAppender) Lookup(lset labels.Labels) SeriesRef {
 		return s.ref
 	}
 	return 0
+}
+
+func (a *headAppender) Prefetch(hashes []uint64) {
+	n := len(hashes)
+	a.prefetchTables = slices.Grow(a.prefetchTables[:0], n)[:n]
+	a.prefetchSeries = slices.Grow(a.prefetchSeries[:0], n)[:n]
+	a.prefetched += a.head.series.prefetch(hashes, a.prefetchTables, a.prefetchSeries)
 }
 
 // buffer keeps a checked sample for Commit, or counts why it was refused.

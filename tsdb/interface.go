@@ -39,6 +39,12 @@ type Appender interface {
 	// It lets a caller skip validating the labels of series it already
 	// stored.
 	Lookup(lset labels.Labels) SeriesRef
+	// Prefetch tells the appender that label sets with these hashes
+	// (labels.Labels.Hash) are about to be looked up or appended: it
+	// brings what their lookups read into the CPU caches all at once,
+	// where lookup after lookup would wait for each miss in turn. It
+	// changes nothing and may be skipped.
+	Prefetch(hashes []uint64)
 	// Commit makes the buffered samples visible to queriers. The Appender
 	// must not be used after Commit or Rollback.
 	Commit() error

@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -14,21 +15,29 @@ import (
 // A Go map was here before. At a million series and more every lookup
 // missed the cache four times in a row (map header, directory, table,
 // group), and the lookups took a third of the CPU of steady ingest. Here
-// a lookup reads the stripe (its lock shares the cache line) and then
-// one run of slots, four to a cache line.
+// a lookup reads the stripe (its lock shares the cache line), the table's
+// header and one run of slots, four to a cache line.
 //
-// Invariant: len(slots) is 0 or a power of two; count slots hold a
-// series; every series sits in the probe run that starts at its home
-// slot with no empty slot before it (deletions shift later slots back
-// rather than leave tombstones).
+// Writers hold the stripe's lock. Readers hold its read lock, except
+// prefetch, which reads without a lock: hence the table is replaced whole
+// on resize and slots are written and read atomically.
+//
+// Invariant: the table is nil or has a power of two of slots; count slots
+// hold a series; every series sits in the probe run that starts at its
+// home slot with no empty slot before it (deletions shift later slots
+// back rather than leave tombstones).
 type seriesHashmap struct {
-	slots []hashSlot
+	table atomic.Pointer[slotTable] // nil while empty
 	count int
 }
 
+// slotTable is a table's slots. Their number never changes once the
+// table is published, so a reader may index it without the lock.
+type slotTable struct{ slots []hashSlot }
+
 type hashSlot struct {
-	hash uint64
-	s    *memSeries // nil: empty
+	hash atomic.Uint64
+	s    atomic.Pointer[memSeries] // nil: empty
 }
 
 const (
@@ -42,42 +51,54 @@ const (
 
 // home is the slot a hash's probe run starts at. The stripe is chosen by
 // the hash's low bits, so the slot is chosen by its high ones.
-func (m *seriesHashmap) home(hash uint64) int {
-	return int(hash>>32) & (len(m.slots) - 1)
+func (t *slotTable) home(hash uint64) int {
+	return int(hash>>32) & (len(t.slots) - 1)
+}
+
+// size is the number of slots; 0 for an empty table.
+func (m *seriesHashmap) size() int {
+	if t := m.table.Load(); t != nil {
+		return len(t.slots)
+	}
+	return 0
 }
 
 // find returns the slot holding a series with hash for which eq holds,
 // or -1.
 func (m *seriesHashmap) find(hash uint64, eq func(*memSeries) bool) int {
-	if m.count == 0 {
+	t := m.table.Load()
+	if t == nil {
 		return -1
 	}
-	mask := len(m.slots) - 1
-	for i := m.home(hash); ; i = (i + 1) & mask {
-		sl := &m.slots[i]
-		if sl.s == nil {
+	mask := len(t.slots) - 1
+	for i := t.home(hash); ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		s := sl.s.Load()
+		if s == nil {
 			return -1
 		}
-		if sl.hash == hash && eq(sl.s) {
+		if sl.hash.Load() == hash && eq(s) {
 			return i
 		}
 	}
 }
 
 func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *memSeries {
-	if m.count == 0 {
+	t := m.table.Load()
+	if t == nil {
 		return nil
 	}
 	// The loop of find, written out: a closure capturing lset and st
 	// costs an allocation on the hottest path of ingest.
-	mask := len(m.slots) - 1
-	for i := m.home(hash); ; i = (i + 1) & mask {
-		sl := &m.slots[i]
-		if sl.s == nil {
+	mask := len(t.slots) - 1
+	for i := t.home(hash); ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		s := sl.s.Load()
+		if s == nil {
 			return nil
 		}
-		if sl.hash == hash && st.equal(sl.s.syms, lset) {
-			return sl.s
+		if sl.hash.Load() == hash && st.equal(s.syms, lset) {
+			return s
 		}
 	}
 }
@@ -86,23 +107,23 @@ func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *m
 // when their symbol refs are.
 func (m *seriesHashmap) getBySyms(hash uint64, syms symRefs) *memSeries {
 	if i := m.find(hash, func(s *memSeries) bool { return s.syms == syms }); i >= 0 {
-		return m.slots[i].s
+		return m.table.Load().slots[i].s.Load()
 	}
 	return nil
 }
 
-// set adds s under hash. The caller has checked that no series with s's
-// labels is present.
+// set adds s under hash. The caller holds the stripe's lock and has
+// checked that no series with s's labels is present.
 func (m *seriesHashmap) set(hash uint64, s *memSeries) {
-	if (m.count+1)*4 > len(m.slots)*growAtQuarters {
-		m.resize(max(minHashmapSlots, len(m.slots)*2))
+	if n := m.size(); (m.count+1)*4 > n*growAtQuarters {
+		m.resize(max(minHashmapSlots, n*2))
 	}
-	m.insert(hash, s)
+	m.table.Load().insert(hash, s)
 	m.count++
 }
 
 // reserve sizes an empty table for n series, so that loading them at
-// start does not rebuild it as it fills.
+// start does not rebuild it as it fills. The caller holds the lock.
 func (m *seriesHashmap) reserve(n int) {
 	if m.count > 0 || n == 0 {
 		return
@@ -111,50 +132,57 @@ func (m *seriesHashmap) reserve(n int) {
 	for n*4 > size*growAtQuarters {
 		size *= 2
 	}
-	m.slots = make([]hashSlot, size)
+	m.table.Store(&slotTable{slots: make([]hashSlot, size)})
 }
 
-func (m *seriesHashmap) insert(hash uint64, s *memSeries) {
-	mask := len(m.slots) - 1
-	i := m.home(hash)
-	for m.slots[i].s != nil {
+// insert puts s in the first empty slot of hash's run. The hash is
+// written before the series, which marks the slot taken.
+func (t *slotTable) insert(hash uint64, s *memSeries) {
+	mask := len(t.slots) - 1
+	i := t.home(hash)
+	for t.slots[i].s.Load() != nil {
 		i = (i + 1) & mask
 	}
-	m.slots[i] = hashSlot{hash: hash, s: s}
+	t.slots[i].hash.Store(hash)
+	t.slots[i].s.Store(s)
 }
 
+// resize publishes a table of size slots holding the current series.
 func (m *seriesHashmap) resize(size int) {
-	old := m.slots
-	m.slots = make([]hashSlot, size)
-	for _, sl := range old {
-		if sl.s != nil {
-			m.insert(sl.hash, sl.s)
+	t := &slotTable{slots: make([]hashSlot, size)}
+	if old := m.table.Load(); old != nil {
+		for i := range old.slots {
+			if s := old.slots[i].s.Load(); s != nil {
+				t.insert(old.slots[i].hash.Load(), s)
+			}
 		}
 	}
+	m.table.Store(t)
 }
 
-// del removes s, stored under hash, if present.
+// del removes s, stored under hash, if present. The caller holds the
+// stripe's lock.
 func (m *seriesHashmap) del(hash uint64, s *memSeries) {
 	i := m.find(hash, func(x *memSeries) bool { return x == s })
 	if i < 0 {
 		return
 	}
-	m.deleteSlot(i)
+	m.table.Load().deleteSlot(i)
 	m.count--
 	if m.count == 0 {
-		m.slots = nil
-	} else if len(m.slots) > minHashmapSlots && m.count*8 < len(m.slots)*shrinkAtEighth {
-		m.resize(len(m.slots) / 2)
+		m.table.Store(nil)
+	} else if n := m.size(); n > minHashmapSlots && m.count*8 < n*shrinkAtEighth {
+		m.resize(n / 2)
 	}
 }
 
 // deleteSlot empties slot i and moves back the later slots of its run
 // that may no longer be reached past the gap (Knuth's algorithm R for
 // linear probing), so that lookups never need tombstones.
-func (m *seriesHashmap) deleteSlot(i int) {
-	mask := len(m.slots) - 1
-	for j := (i + 1) & mask; m.slots[j].s != nil; j = (j + 1) & mask {
-		h := m.home(m.slots[j].hash)
+func (t *slotTable) deleteSlot(i int) {
+	mask := len(t.slots) - 1
+	for j := (i + 1) & mask; t.slots[j].s.Load() != nil; j = (j + 1) & mask {
+		h := t.home(t.slots[j].hash.Load())
 		// The slot at j stays when its home lies cyclically in (i, j]:
 		// its run does not cross the gap at i.
 		if i <= j {
@@ -164,17 +192,24 @@ func (m *seriesHashmap) deleteSlot(i int) {
 		} else if i < h || h <= j {
 			continue
 		}
-		m.slots[i] = m.slots[j]
+		t.slots[i].hash.Store(t.slots[j].hash.Load())
+		t.slots[i].s.Store(t.slots[j].s.Load())
 		i = j
 	}
-	m.slots[i] = hashSlot{}
+	t.slots[i].s.Store(nil)
+	t.slots[i].hash.Store(0)
 }
 
-// each calls fn with every series of the table and its hash.
+// each calls fn with every series of the table and its hash. The caller
+// holds the stripe's lock.
 func (m *seriesHashmap) each(fn func(hash uint64, s *memSeries)) {
-	for _, sl := range m.slots {
-		if sl.s != nil {
-			fn(sl.hash, sl.s)
+	t := m.table.Load()
+	if t == nil {
+		return
+	}
+	for i := range t.slots {
+		if s := t.slots[i].s.Load(); s != nil {
+			fn(t.slots[i].hash.Load(), s)
 		}
 	}
 }
@@ -196,7 +231,7 @@ type stripeSeries struct {
 type seriesStripe struct {
 	sync.RWMutex
 	seriesHashmap
-	_ [64 - 24 - 32]byte
+	_ [64 - 24 - 16]byte
 }
 
 func newStripeSeries(size int) *stripeSeries {
@@ -230,4 +265,43 @@ func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, st *symbolTable
 	sp.Unlock()
 	s.refs.set(series)
 	return series, true
+}
+
+// prefetch reads ahead, without locks, what lookups of hashes read first:
+// each hash's stripe, table, home slot, the series there and its symbol
+// refs. A lookup alone chains these cache misses one after another; the
+// lookups of a batch done after prefetch find them in the cache, because
+// each pass here issues loads independent of one another, which the CPU
+// overlaps. The reads are hints: a table being changed is read as it is
+// found, and nothing read is kept. tabs and series are scratch of
+// len(hashes), cleared on return. The result only keeps the loads from
+// being optimised away.
+func (s *stripeSeries) prefetch(hashes []uint64, tabs []*slotTable, series []*memSeries) uint64 {
+	var sink uint64
+	for i, h := range hashes {
+		tabs[i] = s.stripes[h&s.mask].table.Load()
+	}
+	for _, t := range tabs {
+		if t != nil {
+			sink += uint64(len(t.slots))
+		}
+	}
+	for i, t := range tabs {
+		if t != nil {
+			series[i] = t.slots[t.home(hashes[i])].s.Load()
+		}
+	}
+	for _, p := range series {
+		if p != nil {
+			sink += uint64(len(p.syms))
+		}
+	}
+	for _, p := range series {
+		if p != nil && len(p.syms) > 0 {
+			sink += uint64(p.syms[0])
+		}
+	}
+	clear(tabs)
+	clear(series)
+	return sink
 }

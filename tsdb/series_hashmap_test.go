@@ -14,18 +14,27 @@ import (
 // an empty one.
 func checkHashmap(t *testing.T, m *seriesHashmap) {
 	t.Helper()
-	if n := len(m.slots); n != 0 && n&(n-1) != 0 {
+	tab := m.table.Load()
+	if tab == nil {
+		if m.count != 0 {
+			t.Fatalf("no table for %d series", m.count)
+		}
+		return
+	}
+	if n := len(tab.slots); n&(n-1) != 0 {
 		t.Fatalf("%d slots: not a power of two", n)
 	}
 	filled := 0
-	for i, sl := range m.slots {
-		if sl.s == nil {
+	for i := range tab.slots {
+		sl := &tab.slots[i]
+		if sl.s.Load() == nil {
 			continue
 		}
 		filled++
-		for j := m.home(sl.hash); j != i; j = (j + 1) & (len(m.slots) - 1) {
-			if m.slots[j].s == nil {
-				t.Fatalf("slot %d (home %d) is cut off by the empty slot %d", i, m.home(sl.hash), j)
+		home := tab.home(sl.hash.Load())
+		for j := home; j != i; j = (j + 1) & (len(tab.slots) - 1) {
+			if tab.slots[j].s.Load() == nil {
+				t.Fatalf("slot %d (home %d) is cut off by the empty slot %d", i, home, j)
 			}
 		}
 	}
@@ -35,9 +44,9 @@ func checkHashmap(t *testing.T, m *seriesHashmap) {
 }
 
 // TestSeriesHashmapAgainstMap runs random adds and removes against a Go
-// map. The hashes come from a few values whose high bits put their home
-// slots at the end of the table, so that runs collide, hold label sets
-// of equal hash, and wrap around to the start.
+// map. One hash in eight comes from a few values whose high bits put
+// their home slots at the end of the table, so that runs collide, hold
+// label sets of equal hash, and wrap around to the start.
 func TestSeriesHashmapAgainstMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	hashes := []uint64{0xffffffff_00000001, 0xfffffffe_00000002, 0xffffffff_00000003, 0x00000000_00000004, 0x12345678_00000005}
@@ -48,9 +57,9 @@ func TestSeriesHashmapAgainstMap(t *testing.T) {
 	for op := range 20_000 {
 		if len(all) == 0 || r.IntN(5) < 3 {
 			lset := labels.FromStrings("__name__", fmt.Sprint("m", op))
-			hash := hashes[r.IntN(len(hashes))]
-			if r.IntN(4) == 0 {
-				hash = r.Uint64()
+			hash := r.Uint64()
+			if r.IntN(8) == 0 {
+				hash = hashes[r.IntN(len(hashes))]
 			}
 			if m.get(hash, lset, st) != nil {
 				t.Fatalf("op %d: a new label set was found", op)
@@ -70,6 +79,8 @@ func TestSeriesHashmapAgainstMap(t *testing.T) {
 		}
 		if op%97 == 0 || len(all) < 40 {
 			checkHashmap(t, &m)
+		}
+		if op%1009 == 0 || len(all) < 40 {
 			for s, hash := range want {
 				lset := st.labels(new(labels.ScratchBuilder), s.syms)
 				if got := m.get(hash, lset, st); got != s {
@@ -95,8 +106,8 @@ func TestSeriesHashmapDeleteKeepsConflicts(t *testing.T) {
 		t.Fatal("deleting the first of two colliding series lost the second")
 	}
 	m.del(7, sb)
-	if m.count != 0 || m.slots != nil {
-		t.Fatalf("table not empty: %d series, %d slots", m.count, len(m.slots))
+	if m.count != 0 || m.table.Load() != nil {
+		t.Fatalf("table not empty: %d series, %d slots", m.count, m.size())
 	}
 }
 
@@ -111,22 +122,22 @@ func TestSeriesHashmapShrinks(t *testing.T) {
 		m.set(uint64(i)*0x9e3779b97f4a7c15, s)
 		all = append(all, s)
 	}
-	if len(m.slots) < 4096*4/3 {
-		t.Fatalf("%d slots hold 4096 series: fuller than 3/4", len(m.slots))
+	if m.size() < 4096*4/3 {
+		t.Fatalf("%d slots hold 4096 series: fuller than 3/4", m.size())
 	}
 	for i, s := range all[:4090] {
 		m.del(uint64(i)*0x9e3779b97f4a7c15, s)
 	}
 	checkHashmap(t, &m)
-	if len(m.slots) > 64 {
-		t.Fatalf("%d slots for 6 series after deletes", len(m.slots))
+	if m.size() > 64 {
+		t.Fatalf("%d slots for 6 series after deletes", m.size())
 	}
 }
 
 func TestSeriesHashmapReserve(t *testing.T) {
 	var m seriesHashmap
 	m.reserve(1000)
-	n := len(m.slots)
+	n := m.size()
 	if n < 1000*4/3 {
 		t.Fatalf("reserve(1000) made %d slots", n)
 	}
@@ -134,8 +145,8 @@ func TestSeriesHashmapReserve(t *testing.T) {
 	for i := range 1000 {
 		m.set(uint64(i)<<32, newMemSeries(SeriesRef(i), st.internLabels(labels.FromStrings("__name__", fmt.Sprint(i)))))
 	}
-	if len(m.slots) != n {
-		t.Fatalf("the reserved table was rebuilt: %d slots, then %d", n, len(m.slots))
+	if m.size() != n {
+		t.Fatalf("the reserved table was rebuilt: %d slots, then %d", n, m.size())
 	}
 	checkHashmap(t, &m)
 }
@@ -145,5 +156,58 @@ func TestSeriesHashmapReserve(t *testing.T) {
 func TestSeriesStripeIsOneCacheLine(t *testing.T) {
 	if n := unsafe.Sizeof(seriesStripe{}); n != 64 {
 		t.Fatalf("seriesStripe is %d bytes, want 64", n)
+	}
+}
+
+// TestPrefetchWhileWriting runs prefetch without locks against writers
+// that add, remove and resize under the stripe locks: under the race
+// detector it shows the lock-free reads are atomic, and prefetch must
+// neither fail on tables that change under it nor change what lookups
+// find.
+func TestPrefetchWhileWriting(t *testing.T) {
+	st := newSymbolTable()
+	ss := newStripeSeries(4)
+	const n = 2000
+	all := make([]*memSeries, n)
+	hashes := make([]uint64, n)
+	for i := range all {
+		all[i] = newMemSeries(SeriesRef(i+1), st.internLabels(labels.FromStrings("__name__", fmt.Sprint(i))))
+		hashes[i] = uint64(i) * 0x9e3779b97f4a7c15
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round := range 20 {
+			for i, s := range all {
+				sp := ss.stripe(hashes[i])
+				sp.Lock()
+				if round%2 == 0 {
+					sp.set(hashes[i], s)
+				} else {
+					sp.del(hashes[i], s)
+				}
+				sp.Unlock()
+			}
+		}
+	}()
+	tabs, series := make([]*slotTable, n), make([]*memSeries, n)
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		ss.prefetch(hashes, tabs, series)
+		for i := range n {
+			if tabs[i] != nil || series[i] != nil {
+				t.Fatal("prefetch kept what it read")
+			}
+		}
+	}
+	for i := range ss.stripes {
+		checkHashmap(t, &ss.stripes[i].seriesHashmap)
+		if ss.stripes[i].count != 0 {
+			t.Fatalf("stripe %d holds %d series after the last round removed all", i, ss.stripes[i].count)
+		}
 	}
 }
