@@ -125,6 +125,11 @@ type rollupWindow struct {
 	// noDrops: no point of the series (not only of the window) is below
 	// the one before, so a counter function need not look for resets.
 	noDrops bool
+	// series holds all the series' points, pts is series[lo:hi]; lin is
+	// the sliding fit of deriv and predict_linear, zero for a new series.
+	series []FPoint
+	lo, hi int
+	lin    linState
 }
 
 // hasNoDrops reports whether no point is below the one before it, with
@@ -167,7 +172,7 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 // appends the results (at step times) to dst.
 func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint) []FPoint {
 	n := ev.numSteps()
-	w := rollupWindow{rangeMs: src.rangeMs, ev: ev, noDrops: hasNoDrops(pts)}
+	w := rollupWindow{rangeMs: src.rangeMs, ev: ev, noDrops: hasNoDrops(pts), series: pts}
 	if len(params) > 0 {
 		w.params = make([]float64, len(params))
 	}
@@ -212,6 +217,7 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 		}
 		prevHi = hi
 		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
+		w.lo, w.hi = lo, hi
 		for k, p := range params {
 			w.params[k] = p[i]
 		}
