@@ -164,13 +164,19 @@ func (ev *evaluator) mergePartials(op string, partials []*partialAggregate) Matr
 	}()
 	out := make(Matrix, 0, len(merged))
 	for _, grp := range merged {
-		var pts []FPoint
+		n := 0
+		for i := range grp.steps {
+			if grp.steps[i].seen {
+				n++
+			}
+		}
+		ev.hold(n) // before the points are allocated, at their exact number
+		pts := make([]FPoint, 0, n)
 		for i := range grp.steps {
 			if grp.steps[i].seen {
 				pts = append(pts, FPoint{T: ev.stepTime(i), F: finish(op, &grp.steps[i], 0)})
 			}
 		}
-		ev.hold(len(pts))
 		out = append(out, Series{Metric: grp.metric, Floats: pts})
 	}
 	return out
