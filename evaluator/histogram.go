@@ -93,9 +93,12 @@ func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []
 // joins no group.
 func (ev *evaluator) bucketGroups(m Matrix) (out Matrix, members [][]int, bounds []float64) {
 	bounds = make([]float64, len(m))
+	groupOf := make([]int, len(m))
+	var sizes []int
 	index := map[string]int{}
 	var keyBuf []byte
 	for i, s := range m {
+		groupOf[i] = -1
 		le := s.Metric.Get(labels.BucketLabel)
 		ub, err := strconv.ParseFloat(le, 64)
 		if err != nil || math.IsNaN(ub) {
@@ -108,10 +111,22 @@ func (ev *evaluator) bucketGroups(m Matrix) (out Matrix, members [][]int, bounds
 			g = len(out)
 			index[string(keyBuf)] = g
 			out = append(out, Series{Metric: labels.NewBuilder(s.Metric).Del(model.MetricNameLabel, labels.BucketLabel).Labels()})
-			members = append(members, nil)
+			sizes = append(sizes, 0)
 		}
-		members[g] = append(members[g], i)
-		bounds[i] = ub
+		groupOf[i], bounds[i] = g, ub
+		sizes[g]++
+	}
+	// The groups' member lists share one array.
+	all := make([]int, 0, len(m))
+	members = make([][]int, len(out))
+	for g, n := range sizes {
+		members[g] = all[len(all) : len(all) : len(all)+n]
+		all = all[:len(all)+n]
+	}
+	for i, g := range groupOf {
+		if g >= 0 {
+			members[g] = append(members[g], i)
+		}
 	}
 	for _, ks := range members {
 		slices.SortStableFunc(ks, func(a, b int) int { return cmp.Compare(bounds[a], bounds[b]) })

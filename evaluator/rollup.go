@@ -126,10 +126,11 @@ type rollupWindow struct {
 	// the one before, so a counter function need not look for resets.
 	noDrops bool
 	// series holds all the series' points, pts is series[lo:hi]; lin is
-	// the sliding fit of deriv and predict_linear, zero for a new series.
+	// the sliding fit of deriv and predict_linear, nil for a new series
+	// (allocated by the first fit: other functions do not pay for it).
 	series []FPoint
 	lo, hi int
-	lin    linState
+	lin    *linState
 }
 
 // hasNoDrops reports whether no point is below the one before it, with

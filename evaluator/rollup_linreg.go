@@ -169,7 +169,10 @@ func (s *linState) centred() (linFit, bool) {
 // the window holds a wild value, or its values are all equal (which
 // Prometheus answers specially).
 func (w *rollupWindow) fit() (linFit, bool) {
-	s := &w.lin
+	if w.lin == nil {
+		w.lin = &linState{}
+	}
+	s := w.lin
 	s.moveTo(w.series, w.lo, w.hi)
 	if s.wild > 0 || s.lastChange <= w.lo {
 		return linFit{}, false

@@ -102,7 +102,7 @@ func TestSlidingFitMatchesDirectFit(t *testing.T) {
 						return
 					}
 					total++
-					if w.lin.ops > 0 {
+					if w.lin != nil && w.lin.ops > 0 {
 						slid++
 					}
 					want := direct(w)
