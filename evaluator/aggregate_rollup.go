@@ -41,7 +41,8 @@ type partialAggregate struct {
 	sb     labels.ScratchBuilder
 	buf    []byte
 	pts    []FPoint
-	held   int // samples held for the groups' states
+	win    rollupWindow // scratch of rollupPoints
+	held   int          // samples held for the groups' states
 }
 
 type fusedGroup struct {
@@ -135,7 +136,7 @@ func newPartialAggregate() *partialAggregate {
 // foldSeries rolls one series up and folds its points into p.
 func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn rollupFunc, params []scalarSteps,
 	p *partialAggregate, metric labels.Labels, pts []FPoint) {
-	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0])
+	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0], &p.win)
 	if len(p.pts) == 0 {
 		return
 	}

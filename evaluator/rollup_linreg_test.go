@@ -1,6 +1,8 @@
 package evaluator
 
 import (
+	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -147,5 +149,40 @@ func TestSlidingFitEdgeCases(t *testing.T) {
 				t.Fatalf("range %d at %d: got %v, want %v", rangeMs, w.ts, got, want)
 			}
 		})
+	}
+}
+
+// TestRollupWindowReused: rollupPoints reuses the caller's window from
+// series to series, and a reused window starts each series afresh (no
+// sliding-fit state carried over from the previous series).
+func TestRollupWindowReused(t *testing.T) {
+	ev := &evaluator{queryState: &queryState{ctx: context.Background(), maxSamples: 1 << 40}, start: 600_000, end: 1_800_000, interval: 15_000}
+	ev.counts = newStepCounts(ev.numSteps(), false)
+	src := &rangeSource{rangeMs: 300_000}
+	// a's last fit is of its points [38, 40); b starts 18 scrapes
+	// earlier, so that its first window is [39, 59): state left over from
+	// a would slide on instead of starting afresh.
+	var a, b []FPoint
+	for i := range 150 {
+		if i < 40 {
+			a = append(a, FPoint{T: int64(i) * 15000, F: 1e6 + float64(i*i)})
+		}
+		b = append(b, FPoint{T: int64(i-18) * 15000, F: 5 + 3*float64(i)})
+	}
+	params := []scalarSteps{make(scalarSteps, ev.numSteps())}
+	for i := range params[0] {
+		params[0][i] = 600
+	}
+	var win rollupWindow
+	want := ev.rollupPoints(src, predictLinear, params, b, nil, &rollupWindow{})
+	ev.rollupPoints(src, predictLinear, params, a, nil, &win)
+	if got := ev.rollupPoints(src, predictLinear, params, b, nil, &win); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("after another series the window answers\n%v\nwant\n%v", got, want)
+	}
+	dst := make([]FPoint, 0, ev.numSteps())
+	if allocs := testing.AllocsPerRun(10, func() {
+		ev.rollupPoints(src, rollupFuncs["rate"].fn, nil, a, dst[:0], &win)
+	}); allocs != 0 {
+		t.Errorf("rate over a series allocates %.0f times with a reused window and result", allocs)
 	}
 }
