@@ -118,12 +118,12 @@ func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
 
 // groupState accumulates one group at one step.
 type groupState struct {
-	seen        bool
 	value, c    float64 // value and Kahan compensation
 	mean        float64
 	count       float64
+	values      *[]float64 // quantile's; a pointer keeps the state small (fused aggregations hold one per group and step)
+	seen        bool
 	incremental bool
-	values      []float64
 }
 
 func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSteps) Matrix {
@@ -169,7 +169,10 @@ func accumulate(op string, gs *groupState, f float64) {
 		gs.seen, gs.count, gs.c, gs.incremental = true, 1, 0, false
 		gs.value, gs.mean = f, f
 		if op == "quantile" {
-			gs.values = append(gs.values[:0], f)
+			if gs.values == nil {
+				gs.values = new([]float64)
+			}
+			*gs.values = append((*gs.values)[:0], f)
 		}
 		if op == "stddev" || op == "stdvar" {
 			gs.value = 0
@@ -198,7 +201,7 @@ func accumulate(op string, gs *groupState, f float64) {
 		gs.mean += delta / gs.count
 		gs.value += delta * (f - gs.mean)
 	case "quantile":
-		gs.values = append(gs.values, f)
+		*gs.values = append(*gs.values, f)
 	}
 }
 
@@ -240,7 +243,7 @@ func finish(op string, gs *groupState, q float64) float64 {
 	case "stddev":
 		return math.Sqrt(gs.value / gs.count)
 	case "quantile":
-		return quantileOf(q, gs.values)
+		return quantileOf(q, *gs.values)
 	}
 	return gs.value // min, max
 }

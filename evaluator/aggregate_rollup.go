@@ -41,7 +41,8 @@ type partialAggregate struct {
 	sb     labels.ScratchBuilder
 	buf    []byte
 	pts    []FPoint
-	held   int // samples held for the groups' states
+	win    rollupWindow // scratch of rollupPoints
+	held   int          // samples held for the groups' states
 }
 
 type fusedGroup struct {
@@ -135,7 +136,7 @@ func newPartialAggregate() *partialAggregate {
 // foldSeries rolls one series up and folds its points into p.
 func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn rollupFunc, params []scalarSteps,
 	p *partialAggregate, metric labels.Labels, pts []FPoint) {
-	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0])
+	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0], &p.win)
 	if len(p.pts) == 0 {
 		return
 	}
@@ -164,13 +165,19 @@ func (ev *evaluator) mergePartials(op string, partials []*partialAggregate) Matr
 	}()
 	out := make(Matrix, 0, len(merged))
 	for _, grp := range merged {
-		var pts []FPoint
+		n := 0
+		for i := range grp.steps {
+			if grp.steps[i].seen {
+				n++
+			}
+		}
+		ev.hold(n) // before the points are allocated, at their exact number
+		pts := make([]FPoint, 0, n)
 		for i := range grp.steps {
 			if grp.steps[i].seen {
 				pts = append(pts, FPoint{T: ev.stepTime(i), F: finish(op, &grp.steps[i], 0)})
 			}
 		}
-		ev.hold(len(pts))
 		out = append(out, Series{Metric: grp.metric, Floats: pts})
 	}
 	return out

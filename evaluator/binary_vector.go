@@ -146,12 +146,17 @@ func uniquePairs(lm, rm Matrix, lsigs, rsigs []string, match *matching, dropName
 // pairBinop computes fn over each pair's points at the steps both have,
 // as vectorBinop does step by step.
 func (ev *evaluator) pairBinop(fn func(float64, float64) (float64, bool), lm, rm Matrix, pairs []seriesPair, swapped, returnBool bool) Matrix {
-	c := newCollector(ev)
+	// The pairs' result labels are distinct (uniquePairs) and a pair's
+	// points are in time order: each pair is one output series, built
+	// without a per-point lookup of its labels.
+	var out Matrix
 	for n, p := range pairs {
 		if n%stepsPerContextCheck == 0 {
 			ev.checkContext()
 		}
 		lp, rp := lm[p.l].Floats, rm[p.r].Floats
+		var pts []FPoint
+		held := 0 // counted against max_samples before they are allocated
 		for i, j := 0, 0; i < len(lp) && j < len(rp); {
 			switch {
 			case lp[i].T < rp[j].T:
@@ -168,14 +173,23 @@ func (ev *evaluator) pairBinop(fn func(float64, float64) (float64, bool), lm, rm
 					f, keep = boolValue(keep), true
 				}
 				if keep {
-					c.add(p.metric, lp[i].T, f)
+					if pts == nil {
+						held = min(len(lp)-i, len(rp)-j)
+						ev.hold(held)
+						pts = make([]FPoint, 0, held)
+					}
+					pts = append(pts, FPoint{T: lp[i].T, F: f})
 				}
 				i++
 				j++
 			}
 		}
+		ev.release(held - len(pts))
+		if len(pts) > 0 {
+			out = append(out, Series{Metric: p.metric, Floats: pts})
+		}
 	}
-	return c.matrix()
+	return out
 }
 
 func (ev *evaluator) duplicateMatch(a, b labels.Labels, match *matching, swapped bool) {

@@ -70,6 +70,7 @@ type Engine struct {
 	opts    Options
 	slots   chan struct{}
 	waiting atomic.Int64 // queries waiting for a slot
+	parsed  parseCache
 }
 
 // NewEngine returns an engine reading from store.

@@ -28,6 +28,9 @@ type queryState struct {
 	held             atomic.Int64 // points held: raw samples being read, results
 	peak             atomic.Int64 // the most points held at once
 	maxSubquerySteps int64        // bound on the steps of a subquery
+	// matchers are the compiled matcher sets of the query's selectors,
+	// shared with other queries of the same text: read only.
+	matchers map[*metricsql.MetricExpr][][]*labels.Matcher
 
 	// Series workers update these concurrently.
 	samplesLoaded, seriesLoaded atomic.Int64

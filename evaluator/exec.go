@@ -33,10 +33,11 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 	if qo.LookbackDelta > 0 {
 		lookback = qo.LookbackDelta
 	}
-	expr, err := ParseLimited(qs, e.opts.ParseLimits)
+	pq, err := e.parse(qs)
 	if err != nil {
 		return nil, err
 	}
+	expr := pq.expr
 	parsed := time.Now()
 	typ := typeOf(expr)
 	if !instant && typ != typeVector && typ != typeScalar {
@@ -67,6 +68,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			maxSamples:          e.opts.MaxSamples,
 			maxSeries:           e.opts.MaxSeries,
 			maxSubquerySteps:    e.opts.MaxSubquerySteps,
+			matchers:            pq.matchers,
 		},
 		start:    start,
 		end:      end,

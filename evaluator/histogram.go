@@ -1,8 +1,10 @@
 package evaluator
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -53,49 +55,27 @@ func (ev *evaluator) histogramFraction(args []metricsql.Expr) Matrix {
 // without le and, at every step, collects fn's value for each group under
 // those labels without the metric name.
 func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []bucket) (float64, bool)) Matrix {
-	// A series' group and upper bound are the same at every step: find
-	// them once.
-	groupOf, bounds := make([]int, len(m)), make([]float64, len(m))
-	var out Matrix
-	index := map[string]int{}
-	var keyBuf []byte
-	for i, s := range m {
-		le := s.Metric.Get(labels.BucketLabel)
-		ub, err := strconv.ParseFloat(le, 64)
-		if err != nil || math.IsNaN(ub) {
-			ev.annotate(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
-			groupOf[i] = -1
-			continue
-		}
-		keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)
-		g, ok := index[string(keyBuf)]
-		if !ok {
-			g = len(out)
-			index[string(keyBuf)] = g
-			out = append(out, Series{Metric: labels.NewBuilder(s.Metric).Del(model.MetricNameLabel, labels.BucketLabel).Labels()})
-		}
-		groupOf[i], bounds[i] = g, ub
-	}
-	buckets := make([][]bucket, len(out))
-	st := newStepper(m)
+	out, members, bounds := ev.bucketGroups(m)
+	pos := make([]int, len(m)) // next point of each series
+	var buf []bucket
 	for i, n := 0, ev.numSteps(); i < n; i++ {
 		if i%256 == 0 {
 			ev.checkContext()
 		}
 		ts := ev.stepTime(i)
-		for g := range buckets {
-			buckets[g] = buckets[g][:0]
-		}
-		for _, k := range st.at(ts) {
-			if g := groupOf[k]; g >= 0 {
-				buckets[g] = append(buckets[g], bucket{bounds[k], st.value(k)})
+		for g, ks := range members {
+			buf = buf[:0]
+			for _, k := range ks {
+				pts := m[k].Floats
+				if p := pos[k]; p < len(pts) && pts[p].T == ts {
+					buf = append(buf, bucket{bounds[k], pts[p].F})
+					pos[k]++
+				}
 			}
-		}
-		for g, b := range buckets {
-			if len(b) == 0 {
+			if len(buf) == 0 {
 				continue
 			}
-			if f, ok := fn(i, b); ok {
+			if f, ok := fn(i, buf); ok {
 				out[g].Floats = append(out[g].Floats, FPoint{T: ts, F: f})
 				ev.hold(1)
 			}
@@ -106,14 +86,76 @@ func (ev *evaluator) eachClassicHistogram(m Matrix, fn func(step int, buckets []
 	return ev.mergeSameLabels(compact(out))
 }
 
+// bucketGroups finds, once per query, each bucket series' group (its
+// labels without le) and upper bound: out has a series per group,
+// members lists each group's series by increasing upper bound, so that
+// the buckets of a step come out sorted. A series without a valid le
+// joins no group.
+func (ev *evaluator) bucketGroups(m Matrix) (out Matrix, members [][]int, bounds []float64) {
+	bounds = make([]float64, len(m))
+	groupOf := make([]int, len(m))
+	var sizes []int
+	index := map[string]int{}
+	var keyBuf []byte
+	for i, s := range m {
+		groupOf[i] = -1
+		le := s.Metric.Get(labels.BucketLabel)
+		ub, err := strconv.ParseFloat(le, 64)
+		if err != nil || math.IsNaN(ub) {
+			ev.annotate(false, fmt.Sprintf("PromQL warning: bucket label %q is missing or has a malformed value of %q", labels.BucketLabel, le))
+			continue
+		}
+		keyBuf = s.Metric.BytesWithoutLabels(keyBuf, labels.BucketLabel)
+		g, ok := index[string(keyBuf)]
+		if !ok {
+			g = len(out)
+			index[string(keyBuf)] = g
+			out = append(out, Series{Metric: labels.NewBuilder(s.Metric).Del(model.MetricNameLabel, labels.BucketLabel).Labels()})
+			sizes = append(sizes, 0)
+		}
+		groupOf[i], bounds[i] = g, ub
+		sizes[g]++
+	}
+	// The groups' member lists share one array.
+	all := make([]int, 0, len(m))
+	members = make([][]int, len(out))
+	for g, n := range sizes {
+		members[g] = all[len(all) : len(all) : len(all)+n]
+		all = all[:len(all)+n]
+	}
+	for i, g := range groupOf {
+		if g >= 0 {
+			members[g] = append(members[g], i)
+		}
+	}
+	for _, ks := range members {
+		slices.SortStableFunc(ks, func(a, b int) int { return cmp.Compare(bounds[a], bounds[b]) })
+	}
+	return out, members, bounds
+}
+
 // sortedBuckets orders buckets by upper bound and merges equal bounds. ok
 // is false without a +Inf bucket, where no estimate is defined.
 func sortedBuckets(buckets []bucket) ([]bucket, bool) {
-	sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
+	if !bucketsSorted(buckets) {
+		sort.Slice(buckets, func(i, j int) bool { return buckets[i].upperBound < buckets[j].upperBound })
+	}
 	if !math.IsInf(buckets[len(buckets)-1].upperBound, +1) {
 		return nil, false
 	}
 	return coalesceBuckets(buckets), true
+}
+
+// bucketsSorted reports whether buckets are in increasing order of upper
+// bound (as eachClassicHistogram hands them over), without the cost of a
+// sort.
+func bucketsSorted(buckets []bucket) bool {
+	for i := 1; i < len(buckets); i++ {
+		if buckets[i].upperBound < buckets[i-1].upperBound {
+			return false
+		}
+	}
+	return true
 }
 
 // bucketFraction estimates the share of observations in (lower, upper]
@@ -265,5 +307,8 @@ func almostEqual(a, b, epsilon float64) bool {
 	if a == 0 || b == 0 || absSum < minNormal {
 		return diff < epsilon*minNormal
 	}
-	return diff/math.Min(absSum, math.MaxFloat64) < epsilon
+	if absSum > math.MaxFloat64 { // math.Min, without its call
+		absSum = math.MaxFloat64
+	}
+	return diff/absSum < epsilon
 }

@@ -25,6 +25,7 @@ type seriesWorker struct {
 	// partial is the worker's share of a fused aggregation
 	// (aggregate_rollup.go); nil otherwise.
 	partial *partialAggregate
+	win     rollupWindow // scratch of rollupPoints
 }
 
 // parallelWorkers calls fn for every i in [0, n), from several goroutines

@@ -118,7 +118,7 @@ func (ev *evaluator) pushAggregate(e *metricsql.AggrFuncExpr, sh fusedShape) (pa
 	spec := AggregateSpec{
 		Expr:  string(e.AppendString(nil)),
 		Start: ev.start, End: ev.end, Interval: ev.interval, LookbackDelta: ev.lookback,
-		Matchers: matcherSets(sh.me)[0],
+		Matchers: ev.matcherSets(sh.me)[0],
 		Mint:     first - src.rangeMs + 1, Maxt: last,
 	}
 	remote, rest, err := pd.PushAggregate(ev.ctx, spec)

@@ -32,6 +32,7 @@ type benchFleet struct {
 	head    *tsdb.Head
 	prom    storage.Storage
 	end     time.Time
+	dur     time.Duration // of data before end
 	series  int
 	samples int
 }
@@ -51,9 +52,15 @@ var benchEtcd = etcdfleet.New(etcdfleet.Options{Extensive: true})
 var seriesPerMember = len(benchEtcd.LabelSets(0))
 
 func getBenchFleet(b *testing.B, series int, withProm bool) *benchFleet {
+	return getBenchFleetOf(b, series, withProm, benchDuration)
+}
+
+// getBenchFleetOf returns the fleet of about series series with dur of
+// data, loading it on first use.
+func getBenchFleetOf(b *testing.B, series int, withProm bool, dur time.Duration) *benchFleet {
 	benchFleetsMu.Lock()
 	defer benchFleetsMu.Unlock()
-	key := fmt.Sprint(series, withProm)
+	key := fmt.Sprint(series, withProm, dur)
 	if f := benchFleets[key]; f != nil {
 		return f
 	}
@@ -61,7 +68,7 @@ func getBenchFleet(b *testing.B, series int, withProm bool) *benchFleet {
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := &benchFleet{head: head, end: time.Unix(1_800_000_000, 0).UTC()}
+	f := &benchFleet{head: head, end: time.Unix(1_800_000_000, 0).UTC(), dur: dur}
 	if withProm {
 		s, err := teststorage.NewWithError()
 		if err != nil {
@@ -84,9 +91,9 @@ func (f *benchFleet) member(b *testing.B, m int) {
 	}
 	app := f.head.Appender()
 	lsets := benchEtcd.LabelSets(m)
-	start := f.end.Add(-benchDuration).UnixMilli()
+	start := f.end.Add(-f.dur).UnixMilli()
 	for si, lset := range lsets {
-		for i := int64(0); i <= benchDuration.Milliseconds()/15000; i++ {
+		for i := int64(0); i <= f.dur.Milliseconds()/15000; i++ {
 			t, v := start+i*15000, float64(i*int64(si%7+1))
 			if err := app.Append(lset, t, v); err != nil {
 				b.Fatal(err)
@@ -168,8 +175,10 @@ func (f *benchFleet) benchProm(b *testing.B, query, kind string) {
 		var q promql.Query
 		var err error
 		switch kind {
-		case "instant":
+		case "instant", "instant-etcd":
 			q, err = e.NewInstantQuery(ctx, f.prom, nil, query, f.end)
+		case "range-etcd":
+			q, err = e.NewRangeQuery(ctx, f.prom, nil, query, f.end.Add(-f.dur), f.end, 15*time.Second)
 		case "dashboard":
 			q, err = e.NewRangeQuery(ctx, f.prom, nil, query, f.end.Add(-benchDuration), f.end, 15*time.Second)
 		default:

@@ -125,6 +125,24 @@ type rollupWindow struct {
 	// noDrops: no point of the series (not only of the window) is below
 	// the one before, so a counter function need not look for resets.
 	noDrops bool
+	// series holds all the series' points, pts is series[lo:hi]; lin is
+	// the sliding fit of deriv and predict_linear, nil for a new series
+	// (allocated by the first fit: other functions do not pay for it).
+	series []FPoint
+	lo, hi int
+	lin    *linState
+}
+
+// reset makes w the window of a new series, keeping its allocations.
+func (w *rollupWindow) reset(src *rangeSource, ev *evaluator, pts []FPoint, params int) {
+	lin, ps := w.lin, w.params
+	if lin != nil {
+		*lin = linState{}
+	}
+	if cap(ps) < params {
+		ps = make([]float64, params)
+	}
+	*w = rollupWindow{rangeMs: src.rangeMs, ev: ev, noDrops: hasNoDrops(pts), series: pts, lin: lin, params: ps[:params]}
 }
 
 // hasNoDrops reports whether no point is below the one before it, with
@@ -145,8 +163,8 @@ type rollupFunc func(w *rollupWindow) (f float64, ok bool)
 // rollup applies fn to every series of src at every step.
 func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarSteps, keepName bool) Matrix {
 	var out Matrix
-	src.each(func(count int) { out = make(Matrix, count) }, func(_ *seriesWorker, si int, metric labels.Labels, pts []FPoint) {
-		res := ev.rollupPoints(src, fn, params, pts, nil)
+	src.each(func(count int) { out = make(Matrix, count) }, func(sw *seriesWorker, si int, metric labels.Labels, pts []FPoint) {
+		res := ev.rollupPoints(src, fn, params, pts, nil, &sw.win)
 		if len(res) == 0 {
 			return
 		}
@@ -164,13 +182,12 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 }
 
 // rollupPoints computes fn over one series' points at every step and
-// appends the results (at step times) to dst.
-func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint) []FPoint {
+// appends the results (at step times) to dst. w is the caller's scratch
+// window, reused from series to series (fn gets it by pointer, which
+// would otherwise put a window on the heap per series).
+func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint, w *rollupWindow) []FPoint {
 	n := ev.numSteps()
-	w := rollupWindow{rangeMs: src.rangeMs, ev: ev, noDrops: hasNoDrops(pts)}
-	if len(params) > 0 {
-		w.params = make([]float64, len(params))
-	}
+	w.reset(src, ev, pts, len(params))
 	// The samples of every window count once the series is done: one
 	// atomic add per series, not per step (per step only when asked).
 	var counted, read int64
@@ -212,10 +229,11 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 		}
 		prevHi = hi
 		w.pts, w.start, w.end, w.ts = pts[lo:hi], ref-src.rangeMs, ref, ts
+		w.lo, w.hi = lo, hi
 		for k, p := range params {
 			w.params[k] = p[i]
 		}
-		if f, ok := fn(&w); ok {
+		if f, ok := fn(w); ok {
 			if dst == nil {
 				dst = make([]FPoint, 0, n-i)
 			}

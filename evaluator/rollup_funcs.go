@@ -293,24 +293,6 @@ func linearRegression(pts []FPoint, interceptTime int64) (slope, intercept float
 	return slope, sumY/n - slope*sumX/n
 }
 
-func deriv(w *rollupWindow) (float64, bool) {
-	if len(w.pts) < 2 {
-		return 0, false
-	}
-	slope, _ := linearRegression(w.pts, w.pts[0].T)
-	return slope, true
-}
-
-// predictLinear extrapolates from the step's evaluation time, whatever
-// offset or @ moved the window to.
-func predictLinear(w *rollupWindow) (float64, bool) {
-	if len(w.pts) < 2 {
-		return 0, false
-	}
-	slope, intercept := linearRegression(w.pts, w.ts)
-	return slope*w.params[0] + intercept, true
-}
-
 func doubleExponentialSmoothing(w *rollupWindow) (float64, bool) {
 	sf, tf := w.params[0], w.params[1]
 	if sf <= 0 || sf >= 1 {

@@ -61,16 +61,28 @@ func (ev *evaluator) atTime(e metricsql.Expr) int64 {
 
 // matcherSets turns a selector's label filters into matcher sets; more
 // than one set is MetricsQL's `{a="x" or b="y"}`, the union of the sets.
-func matcherSets(me *metricsql.MetricExpr) [][]*labels.Matcher {
+// The query's parse compiled them already unless a regex is invalid.
+func (qs *queryState) matcherSets(me *metricsql.MetricExpr) [][]*labels.Matcher {
+	if sets, ok := qs.matchers[me]; ok {
+		return sets
+	}
+	sets, err := compileMatcherSets(me)
+	if err != nil {
+		raiseErr(badQuery("%v", err))
+	}
+	return sets
+}
+
+func compileMatcherSets(me *metricsql.MetricExpr) ([][]*labels.Matcher, error) {
 	sets := make([][]*labels.Matcher, 0, len(me.LabelFilterss))
 	for _, lfs := range me.LabelFilterss {
 		ms, err := Matchers(lfs)
 		if err != nil {
-			raiseErr(badQuery("%v", err))
+			return nil, err
 		}
 		sets = append(sets, ms)
 	}
-	return sets
+	return sets, nil
 }
 
 // Matchers turns one group of a selector's label filters into Prometheus
@@ -122,7 +134,7 @@ func (ev *evaluator) forSeriesWorkersIn(store tsdb.Queryable, me *metricsql.Metr
 
 // selectAll returns the series of every matcher set, without duplicates.
 func (ev *evaluator) selectAll(q tsdb.Querier, me *metricsql.MetricExpr) []tsdb.Series {
-	sets := matcherSets(me)
+	sets := ev.matcherSets(me)
 	var seen map[uint64]struct{}
 	if len(sets) > 1 {
 		seen = map[uint64]struct{}{}
