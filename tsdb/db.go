@@ -32,6 +32,9 @@ type Options struct {
 	// checkpoint onto a fresh segment, which clears the failure if the
 	// disk accepts it again.
 	WALRecoveryInterval time.Duration
+	// ChunkCacheBytes bounds the cache of persisted chunks that queries
+	// read from the store (chunk_cache.go); 0 turns it off.
+	ChunkCacheBytes int64
 
 	// WALFS is the file system of the WAL and the head snapshot's
 	// directory; nil is the real one. Tests set a FaultFS to inject
@@ -56,6 +59,7 @@ func DefaultOptions() Options {
 		StalenessPeriod:     15 * time.Minute,
 		Retention:           15 * 24 * time.Hour,
 		WALRecoveryInterval: 5 * time.Second,
+		ChunkCacheBytes:     64 << 20,
 	}
 }
 
