@@ -86,6 +86,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("checkpoint interval %s must be positive", o.CheckpointInterval)
 	case o.StalenessPeriod <= o.Head.OutOfOrderWindow:
 		return fmt.Errorf("staleness period %s must exceed the out-of-order window %s", o.StalenessPeriod, o.Head.OutOfOrderWindow)
+	case o.ChunkCacheBytes < 0:
+		return fmt.Errorf("chunk cache bytes %d is negative", o.ChunkCacheBytes)
 	case o.Retention < o.Head.ChunkRange:
 		return fmt.Errorf("retention %s is shorter than the chunk range %s", o.Retention, o.Head.ChunkRange)
 	}
@@ -146,6 +148,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st,
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
 	db.metrics = newDBMetrics(reg)
+	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
 	if head.evicted, err = openEvictedStore(st); err != nil {
 		st.close()
 		return nil, err
