@@ -32,9 +32,14 @@ type storeReader struct {
 type storeIterator struct {
 	it      *badger.Iterator
 	key     []byte
-	scratch []byte // the bytes of the chunks being read
-	ends    []int  // their end offsets in scratch
+	scratch []byte     // the bytes of the chunks being read
+	ends    []int      // their end offsets in scratch
+	read    []memChunk // the chunks being read
 }
+
+// headRoom is the room chunks leaves in a slice it allocates for the
+// head chunks a caller appends (the open chunk and a closed one or two).
+const headRoom = 2
 
 func (s *store) reader() *storeReader {
 	r := &storeReader{st: s}
@@ -93,18 +98,23 @@ func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([
 	if !r.cached {
 		// One arena for the call's chunks, not one allocation each.
 		si = r.get()
-		start := len(dst)
-		si.scratch, si.ends = si.scratch[:0], si.ends[:0]
+		si.scratch, si.ends, si.read = si.scratch[:0], si.ends[:0], si.read[:0]
 		for b := first; b <= last; b++ {
 			var err error
-			if dst, err = r.readBucket(si, b, ref, mint, maxt, dst); err != nil {
-				return dst[:start], err
+			if si.read, err = r.readBucket(si, b, ref, mint, maxt, si.read); err != nil {
+				return dst, err
 			}
 		}
-		si.arena(dst[start:])
+		si.arena(si.read)
+		dst = append(slices.Grow(dst, len(si.read)+headRoom), si.read...)
+		clear(si.read) // no reference to the arena stays behind
 		return dst, nil
 	}
 	c := r.st.cache
+	if n := last - first + 1; dst == nil && n <= 16 {
+		// A bucket holds a few chunks (4 of 120 samples at 15 s in 2 h).
+		dst = make([]memChunk, 0, 4*n+headRoom)
+	}
 	for b := first; b <= last; b++ {
 		k := cacheKey{bucket: b, ref: ref}
 		cs, ok := c.get(k, r.ver)
