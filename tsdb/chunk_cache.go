@@ -179,10 +179,15 @@ func (c *chunkCache) lastWrite(k cacheKey) uint64 {
 
 // get returns the chunks of k as a reader at version v must see them.
 func (c *chunkCache) get(k cacheKey, v uint64) ([]memChunk, bool) {
-	lw := c.lastWrite(k)
 	sh := c.shard(k)
 	sh.mu.Lock()
 	e := sh.m[k]
+	// The marks are read after the entry: an entry put after they were
+	// read could hold a write they do not show yet.
+	var lw uint64
+	if e != nil {
+		lw = c.lastWrite(k)
+	}
 	switch {
 	case e == nil:
 	case lw > e.ver:
