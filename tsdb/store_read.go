@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"bytes"
 	"slices"
 	"sync"
 
@@ -35,6 +36,9 @@ type storeIterator struct {
 	scratch []byte     // the bytes of the chunks being read
 	ends    []int      // their end offsets in scratch
 	read    []memChunk // the chunks being read
+	// past is the prefix whose keys the iterator last went past: it
+	// stands on the first key after them, or is invalid. Empty: unknown.
+	past []byte
 }
 
 // headRoom is the room chunks leaves in a slice it allocates for the
@@ -150,7 +154,9 @@ func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([
 // only the chunk bytes are copied.
 func (r *storeReader) readBucket(si *storeIterator, b int64, ref SeriesRef, mint, maxt int64, dst []memChunk) ([]memChunk, error) {
 	si.key = chunkPrefix(si.key, b, ref)
-	for si.it.Seek(si.key); si.it.ValidForPrefix(si.key); si.it.Next() {
+	si.seek()
+	si.past = si.past[:0] // known again only if the loop goes past the prefix
+	for ; si.it.ValidForPrefix(si.key); si.it.Next() {
 		item := si.it.Item()
 		var c memChunk
 		err := item.Value(func(v []byte) error {
@@ -165,14 +171,31 @@ func (r *storeReader) readBucket(si *storeIterator, b int64, ref SeriesRef, mint
 			return dst, err
 		}
 		if c.minT > maxt {
-			break
+			return dst, nil // the iterator stands inside the prefix
 		}
 		if c.maxT >= mint {
 			c.data = nil
 			dst = append(dst, c)
 		}
 	}
+	si.past = append(si.past[:0], si.key...)
 	return dst, nil
+}
+
+// seek positions the iterator on the first key of prefix si.key. Reads
+// of series in ref order, as a query's workers make them, find it
+// standing there already: the first key after the previous series'
+// chunks is often the first of this one, and a badger Seek (one per
+// level and table, and a key copy) costs several Next calls.
+func (si *storeIterator) seek() {
+	if len(si.past) > 0 && bytes.Compare(si.key, si.past) > 0 {
+		// Every key before the iterator is at most past's: no key of
+		// si.key lies behind it.
+		if !si.it.Valid() || bytes.Compare(si.it.Item().Key(), si.key) >= 0 {
+			return
+		}
+	}
+	si.it.Seek(si.key)
 }
 
 // arena copies the bytes read since scratch was last emptied into one
