@@ -32,6 +32,9 @@ type Options struct {
 	// checkpoint onto a fresh segment, which clears the failure if the
 	// disk accepts it again.
 	WALRecoveryInterval time.Duration
+	// ChunkCacheBytes bounds the cache of persisted chunks that queries
+	// read from the store (chunk_cache.go); 0 turns it off.
+	ChunkCacheBytes int64
 
 	// WALFS is the file system of the WAL and the head snapshot's
 	// directory; nil is the real one. Tests set a FaultFS to inject
@@ -56,6 +59,7 @@ func DefaultOptions() Options {
 		StalenessPeriod:     15 * time.Minute,
 		Retention:           15 * 24 * time.Hour,
 		WALRecoveryInterval: 5 * time.Second,
+		ChunkCacheBytes:     64 << 20,
 	}
 }
 
@@ -82,6 +86,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("checkpoint interval %s must be positive", o.CheckpointInterval)
 	case o.StalenessPeriod <= o.Head.OutOfOrderWindow:
 		return fmt.Errorf("staleness period %s must exceed the out-of-order window %s", o.StalenessPeriod, o.Head.OutOfOrderWindow)
+	case o.ChunkCacheBytes < 0:
+		return fmt.Errorf("chunk cache bytes %d is negative", o.ChunkCacheBytes)
 	case o.Retention < o.Head.ChunkRange:
 		return fmt.Errorf("retention %s is shorter than the chunk range %s", o.Retention, o.Head.ChunkRange)
 	}
@@ -142,6 +148,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st,
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
 	db.metrics = newDBMetrics(reg)
+	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
 	if head.evicted, err = openEvictedStore(st); err != nil {
 		st.close()
 		return nil, err

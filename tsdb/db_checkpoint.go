@@ -112,7 +112,8 @@ type checkpointer struct {
 	lset        labels.Labels // reused for series records
 	items       []persistItem
 	wb          *badger.WriteBatch
-	arena       arena // keys and values of the batch being written
+	arena       arena      // keys and values of the batch being written
+	cacheWrite  cacheWrite // of the batch being written: marks its chunks
 	snap        *snapshotWriter
 	evict       evictor // series leaving memory (series_evict.go)
 }
@@ -130,6 +131,10 @@ func (cp *checkpointer) walk() error {
 }
 
 func (cp *checkpointer) persist(batch []*memSeries) error {
+	// A write batch may commit parts of itself before Flush: the chunk
+	// cache's write spans the whole batch (chunk_cache.go).
+	cp.cacheWrite = cp.db.store.cache.beginWrite()
+	defer cp.cacheWrite.end()
 	cp.wb = cp.db.store.db.NewWriteBatch()
 	defer cp.wb.Cancel()
 	cp.items = cp.items[:0]
@@ -191,6 +196,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	}
 	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closed {
+		cp.cacheWrite.chunk(st.bucketOf(c.minT), s.ref)
 		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, c.minT, chunkInOrder, 0) },
 			func(b []byte) []byte { return appendChunkValue(b, c) })
 		if err != nil {
@@ -229,6 +235,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) error {
 	st := cp.db.store
 	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
+		cp.cacheWrite.chunk(st.bucketOf(c.minT), ref)
 		return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, c.minT, chunkOutOfOrder, seq) },
 			func(b []byte) []byte { return appendChunkValue(b, c) })
 	}
@@ -237,6 +244,7 @@ func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) err
 		end := chunkRangeEnd(samples[0].t, st.bucketRange)
 		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
 		piece := encodeSamples(samples[:n])
+		cp.cacheWrite.chunk(st.bucketOf(piece.minT), ref)
 		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, piece.minT, chunkOutOfOrder, seq) },
 			func(b []byte) []byte { return appendChunkValue(b, piece) })
 		if err != nil {

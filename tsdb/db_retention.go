@@ -79,6 +79,11 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 	if err != nil || len(prefixes) == 0 {
 		return 0, err
 	}
+	w := s.cache.beginWrite()
+	defer w.end()
+	for _, p := range prefixes {
+		w.dropBucket(unflipSign(binary.BigEndian.Uint64(p[1:9])))
+	}
 	if err := s.db.DropPrefix(prefixes...); err != nil {
 		return 0, fmt.Errorf("drop chunk buckets: %w", err)
 	}

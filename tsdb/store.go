@@ -25,7 +25,8 @@ import (
 // bucket boundaries when written, and seq keeps them apart.
 type store struct {
 	db          *badger.DB
-	bucketRange int64 // milliseconds
+	bucketRange int64       // milliseconds
+	cache       *chunkCache // of chunks read; nil: none
 }
 
 const (

@@ -1,6 +1,8 @@
 package tsdb
 
 import (
+	"bytes"
+	"slices"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -12,23 +14,41 @@ import (
 // own over the same read-only transaction (a badger iterator is not safe
 // for concurrent use; a read-only transaction may have many). Iterators
 // are kept for the next call and closed with the reader.
+//
+// With a chunk cache, a (bucket, series) read is served from the cache
+// when the cache holds it as this snapshot shows it (chunk_cache.go), and
+// a read from badger fills the cache.
 type storeReader struct {
-	st  *store
-	txn *badger.Txn
+	st     *store
+	txn    *badger.Txn
+	ver    uint64 // of the snapshot, for the cache
+	cached bool   // whether the cache serves this reader
 
 	mu   sync.Mutex
 	free []*storeIterator // guarded by mu: not in use
 	all  []*storeIterator // guarded by mu: every one opened, closed by close
 }
 
-// storeIterator is one iterator of a reader and its key buffer.
+// storeIterator is one iterator of a reader and its buffers.
 type storeIterator struct {
-	it  *badger.Iterator
-	key []byte
+	it      *badger.Iterator
+	key     []byte
+	scratch []byte     // the bytes of the chunks being read
+	ends    []int      // their end offsets in scratch
+	read    []memChunk // the chunks being read
+	// past is the prefix whose keys the iterator last went past: it
+	// stands on the first key after them, or is invalid. Empty: unknown.
+	past []byte
 }
 
+// headRoom is the room chunks leaves in a slice it allocates for the
+// head chunks a caller appends (the open chunk and a closed one or two).
+const headRoom = 2
+
 func (s *store) reader() *storeReader {
-	return &storeReader{st: s, txn: s.db.NewTransaction(false)}
+	r := &storeReader{st: s}
+	r.ver, r.cached = s.cache.version(func() { r.txn = s.db.NewTransaction(false) })
+	return r
 }
 
 // get returns an iterator no other call is using.
@@ -40,7 +60,9 @@ func (r *storeReader) get() *storeIterator {
 		r.free = r.free[:n-1]
 		return it
 	}
-	it := &storeIterator{it: r.txn.NewIterator(badger.IteratorOptions{})}
+	// Point seeks: values are read one chunk at a time as the iterator
+	// stands on it (PrefetchValues false).
+	it := &storeIterator{it: r.txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})}
 	r.all = append(r.all, it)
 	return it
 }
@@ -64,29 +86,130 @@ func (r *storeReader) close() {
 }
 
 // chunks appends to dst the persisted chunks of ref that overlap
-// [mint, maxt]. Chunk data is copied: it outlives the transaction.
+// [mint, maxt], oldest bucket first. Their data outlives the transaction
+// and must not be changed: it is a copy, or shared with the cache.
 func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([]memChunk, error) {
-	si := r.get()
-	defer r.put(si)
-	for b := r.st.bucketOf(mint); b <= r.st.bucketOf(maxt); b++ {
-		si.key = chunkPrefix(si.key, b, ref)
-		for si.it.Seek(si.key); si.it.ValidForPrefix(si.key); si.it.Next() {
-			item := si.it.Item()
-			val, err := item.ValueCopy(nil)
+	if mint > maxt {
+		return dst, nil
+	}
+	var si *storeIterator
+	defer func() {
+		if si != nil {
+			r.put(si)
+		}
+	}()
+	first, last := r.st.bucketOf(mint), r.st.bucketOf(maxt)
+	if !r.cached {
+		// One arena for the call's chunks, not one allocation each.
+		si = r.get()
+		si.scratch, si.ends, si.read = si.scratch[:0], si.ends[:0], si.read[:0]
+		for b := first; b <= last; b++ {
+			var err error
+			if si.read, err = r.readBucket(si, b, ref, mint, maxt, si.read); err != nil {
+				return dst, err
+			}
+		}
+		si.arena(si.read)
+		dst = append(slices.Grow(dst, len(si.read)+headRoom), si.read...)
+		clear(si.read) // no reference to the arena stays behind
+		return dst, nil
+	}
+	c := r.st.cache
+	if n := last - first + 1; dst == nil && n <= 16 {
+		// A bucket holds a few chunks (4 of 120 samples at 15 s in 2 h).
+		dst = make([]memChunk, 0, 4*n+headRoom)
+	}
+	for b := first; b <= last; b++ {
+		k := cacheKey{bucket: b, ref: ref}
+		cs, ok := c.get(k, r.ver)
+		if !ok {
+			if si == nil {
+				si = r.get()
+			}
+			// The whole bucket, so that the entry serves any range.
+			si.scratch, si.ends = si.scratch[:0], si.ends[:0]
+			read, err := r.readBucket(si, b, ref, minInt64, maxInt64, nil)
 			if err != nil {
 				return dst, err
 			}
-			c, err := decodeChunk(item.Key(), val)
-			if err != nil {
-				return dst, err
-			}
-			if c.minT > maxt {
+			cs = slices.Clip(read)
+			c.put(k, r.ver, cs, si.arena(cs))
+		}
+		for _, ch := range cs {
+			if ch.minT > maxt {
 				break
 			}
-			if c.maxT >= mint {
-				dst = append(dst, c)
+			if ch.maxT >= mint {
+				dst = append(dst, ch)
 			}
 		}
 	}
 	return dst, nil
+}
+
+// readBucket appends to dst the chunks of ref in bucket b that overlap
+// [mint, maxt], their bytes to si.scratch and their end offsets there to
+// si.ends; si.arena gives them their data. Values are decoded while the
+// iterator stands on them (the bytes badger lends are valid only then):
+// only the chunk bytes are copied.
+func (r *storeReader) readBucket(si *storeIterator, b int64, ref SeriesRef, mint, maxt int64, dst []memChunk) ([]memChunk, error) {
+	si.key = chunkPrefix(si.key, b, ref)
+	si.seek()
+	si.past = si.past[:0] // known again only if the loop goes past the prefix
+	for ; si.it.ValidForPrefix(si.key); si.it.Next() {
+		item := si.it.Item()
+		var c memChunk
+		err := item.Value(func(v []byte) error {
+			var err error
+			if c, err = decodeChunk(item.Key(), v); err == nil && c.minT <= maxt && c.maxT >= mint {
+				si.scratch = append(si.scratch, c.data...)
+				si.ends = append(si.ends, len(si.scratch))
+			}
+			return err
+		})
+		if err != nil {
+			return dst, err
+		}
+		if c.minT > maxt {
+			return dst, nil // the iterator stands inside the prefix
+		}
+		if c.maxT >= mint {
+			c.data = nil
+			dst = append(dst, c)
+		}
+	}
+	si.past = append(si.past[:0], si.key...)
+	return dst, nil
+}
+
+// seek positions the iterator on the first key of prefix si.key. Reads
+// of series in ref order, as a query's workers make them, find it
+// standing there already: the first key after the previous series'
+// chunks is often the first of this one, and a badger Seek (one per
+// level and table, and a key copy) costs several Next calls.
+func (si *storeIterator) seek() {
+	if len(si.past) > 0 && bytes.Compare(si.key, si.past) > 0 {
+		// Every key before the iterator is at most past's: no key of
+		// si.key lies behind it.
+		if !si.it.Valid() || bytes.Compare(si.it.Item().Key(), si.key) >= 0 {
+			return
+		}
+	}
+	si.it.Seek(si.key)
+}
+
+// arena copies the bytes read since scratch was last emptied into one
+// allocation of their size and points cs, the chunks read, at them. It
+// returns the arena's size.
+func (si *storeIterator) arena(cs []memChunk) int {
+	if len(si.scratch) == 0 {
+		return 0
+	}
+	arena := slices.Clone(si.scratch)
+	from := 0
+	for i, end := range si.ends {
+		cs[i].data = arena[from:end:end]
+		from = end
+	}
+	return len(arena)
 }

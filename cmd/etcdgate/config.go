@@ -34,6 +34,9 @@ type Config struct {
 	// Retention is how long samples are kept behind the newest one.
 	// Changes need a restart.
 	Retention Duration `yaml:"retention"`
+	// ChunkCacheBytes bounds the cache of chunks queries read from the
+	// store; 0 turns it off. Changes need a restart.
+	ChunkCacheBytes int64 `yaml:"chunk_cache_bytes"`
 
 	WAL    WALConfig    `yaml:"wal"`
 	Head   HeadConfig   `yaml:"head"`
@@ -211,6 +214,8 @@ func DefaultConfig() Config {
 		Ring:        defaultRingConfig(),
 		RulesConfig: defaultRulesConfig(),
 		Probe:       defaultProbeConfig(),
+
+		ChunkCacheBytes: db.ChunkCacheBytes,
 	}
 }
 
@@ -415,6 +420,7 @@ func (c Config) DBOptions() tsdb.Options {
 	o.CheckpointInterval = time.Duration(c.Head.CheckpointInterval)
 	o.StalenessPeriod = time.Duration(c.Head.StalenessPeriod)
 	o.Retention = time.Duration(c.Retention)
+	o.ChunkCacheBytes = c.ChunkCacheBytes
 	return o
 }
 

@@ -1,0 +1,384 @@
+package tsdb
+
+import (
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// chunkCache keeps the persisted chunks of recently read (bucket, series)
+// pairs in memory, bounded in bytes: dashboards re-run the same queries
+// every few seconds, and each run would otherwise seek badger once per
+// series and bucket and copy every chunk out of it.
+//
+// An entry holds every chunk the store has of one series in one bucket,
+// as one badger snapshot showed them, and the version of that snapshot.
+// The chunks of a (bucket, series) change in two ways only, both under
+// DB.checkpointMu: a checkpoint adds chunks (closed in-order chunks, and
+// out-of-order ones in any bucket of the out-of-order window), and
+// retention drops whole buckets. Eviction of a series from the head
+// writes no chunks. A query must read exactly what its snapshot holds:
+// an extra chunk could be one retention dropped, and a missing one is
+// lost data (the checkpoint has released it from the head).
+//
+// Versions. Every chunk write is bracketed by beginWrite and end, which
+// raise gen to an odd value G and then to G+1. A querier's snapshot is
+// taken between two loads of gen; if both saw the same value g, the
+// snapshot holds every write below g and none above it, and a write at
+// g itself (g odd: one under way) only for the pairs it had marked when
+// the snapshot was taken (marks come before the writes they announce, see
+// below). The reader's version is g rounded down to even. Each write
+// marks the pairs it changes with its G before it queues them in badger:
+// lastWrite(k) is an upper bound of the newest write to k that any
+// snapshot can show. An entry read at version e serves a reader at
+// version v exactly when lastWrite(k) < min(e, v): no write to k falls
+// between the two snapshots, so both hold the same chunks. A write under
+// way when an entry was filled marks the pair before the fill's snapshot
+// could show it, so lastWrite(k) ≥ G > e and the entry never serves.
+//
+// lastWrite is kept per bucket: a floor (retention's drop of the bucket,
+// or a summary of older writes) and, for the few buckets written lately,
+// writeSlots slots that each hold the newest write to any series hashed
+// to them. Collisions only cost misses.
+type chunkCache struct {
+	shards [cacheShards]cacheShard
+
+	writeMu sync.Mutex    // held from beginWrite to end: writes one at a time
+	gen     atomic.Uint64 // odd while a write is under way
+	// buckets maps a bucket to its write marks. Replaced whole (copy on
+	// write) under writeMu; the marks inside are atomics.
+	buckets atomic.Pointer[map[int64]*bucketWrites]
+	slotted []int64 // guarded by writeMu: buckets with slots, oldest first
+
+	hits, misses prometheus.Counter
+	evictions    prometheus.Counter
+	bytes        prometheus.Gauge
+}
+
+const (
+	cacheShards = 16
+	// writeSlots is how many series slots a recently written bucket has:
+	// 32 KiB of marks. A checkpoint of many series marks most of them,
+	// which is what it should do: it changed most of those series.
+	writeSlots = 4096
+	// slottedBuckets is how many buckets keep slots; older ones collapse
+	// to their floor. Checkpoints write the newest one or two buckets.
+	slottedBuckets = 4
+	// cacheEntryOverhead is what an entry costs besides its chunks: the
+	// entry, its map slot and the slice headers.
+	cacheEntryOverhead = 160
+)
+
+type cacheKey struct {
+	bucket int64
+	ref    SeriesRef
+}
+
+// cacheEntry is one (bucket, series) read. chunks and the bytes they
+// point to are immutable: queries share them.
+type cacheEntry struct {
+	key        cacheKey
+	ver        uint64
+	chunks     []memChunk
+	size       int64
+	prev, next *cacheEntry // in the shard's LRU list
+}
+
+type cacheShard struct {
+	mu    sync.Mutex
+	m     map[cacheKey]*cacheEntry
+	lru   cacheEntry // sentinel: lru.next is the most recently used
+	bytes int64
+	max   int64
+}
+
+// bucketWrites is the write marks of one bucket.
+type bucketWrites struct {
+	floor atomic.Uint64
+	slots *[writeSlots]atomic.Uint64 // nil: the floor stands for every series
+}
+
+// newChunkCache returns a cache of maxBytes, or nil when maxBytes is 0
+// (no cache: every method of a nil cache is a no-op or a miss).
+func newChunkCache(maxBytes int64, reg prometheus.Registerer) *chunkCache {
+	if maxBytes <= 0 {
+		return nil
+	}
+	c := &chunkCache{
+		hits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_chunk_cache_hits_total",
+			Help: "Reads of a series' persisted chunks in one time bucket served by the chunk cache.",
+		}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_chunk_cache_misses_total",
+			Help: "Reads of a series' persisted chunks in one time bucket that went to the store.",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_chunk_cache_evictions_total",
+			Help: "Entries the chunk cache dropped to stay within its size.",
+		}),
+		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "etcdgate_tsdb_chunk_cache_bytes",
+			Help: "Bytes the chunk cache holds, chunks and bookkeeping.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(c.hits, c.misses, c.evictions, c.bytes)
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.m = map[cacheKey]*cacheEntry{}
+		sh.lru.next, sh.lru.prev = &sh.lru, &sh.lru
+		sh.max = maxBytes / cacheShards
+	}
+	empty := map[int64]*bucketWrites{}
+	c.buckets.Store(&empty)
+	return c
+}
+
+func (c *chunkCache) shard(k cacheKey) *cacheShard {
+	h := (uint64(k.ref) ^ uint64(k.bucket)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9
+	return &c.shards[h>>60]
+}
+
+func slotOf(ref SeriesRef) uint64 {
+	return (uint64(ref) * 0x9e3779b97f4a7c15) >> (64 - bits.Len(writeSlots-1))
+}
+
+// version returns the version of a snapshot taken by open, and whether
+// the snapshot may use the cache: not if a write began or ended while it
+// was taken.
+func (c *chunkCache) version(open func()) (uint64, bool) {
+	if c == nil {
+		open()
+		return 0, false
+	}
+	g1 := c.gen.Load()
+	open()
+	g2 := c.gen.Load()
+	return g1 &^ 1, g1 == g2
+}
+
+// lastWrite returns an upper bound of the version of the newest write
+// that changed the chunks of k.
+func (c *chunkCache) lastWrite(k cacheKey) uint64 {
+	bw := (*c.buckets.Load())[k.bucket]
+	if bw == nil {
+		return 0
+	}
+	// The slots first: a collapse raises the floor before it drops them.
+	var slot uint64
+	if s := bw.slots; s != nil {
+		slot = s[slotOf(k.ref)].Load()
+	}
+	return max(slot, bw.floor.Load())
+}
+
+// get returns the chunks of k as a reader at version v must see them.
+func (c *chunkCache) get(k cacheKey, v uint64) ([]memChunk, bool) {
+	sh := c.shard(k)
+	sh.mu.Lock()
+	e := sh.m[k]
+	// The marks are read after the entry: an entry put after they were
+	// read could hold a write they do not show yet.
+	var lw uint64
+	if e != nil {
+		lw = c.lastWrite(k)
+	}
+	switch {
+	case e == nil:
+	case lw > e.ver:
+		// Written after the entry was read: it can serve no one again.
+		sh.removeLocked(e)
+		c.bytes.Sub(float64(e.size))
+		e = nil
+	case lw > v:
+		e = nil // the reader's snapshot is older than a write to k
+	default:
+		sh.unlinkLocked(e)
+		sh.pushFrontLocked(e)
+	}
+	sh.mu.Unlock()
+	if e == nil {
+		c.misses.Inc()
+		return nil, false
+	}
+	c.hits.Inc()
+	return e.chunks, true
+}
+
+// put stores the chunks of k that a reader at version v read; the cache
+// keeps them and the bytes they point to, which nobody may change.
+func (c *chunkCache) put(k cacheKey, v uint64, chunks []memChunk, dataBytes int) {
+	if c.lastWrite(k) > v {
+		return // already out of date
+	}
+	size := int64(dataBytes) + int64(cap(chunks))*int64(unsafe.Sizeof(memChunk{})) + cacheEntryOverhead
+	sh := c.shard(k)
+	if size > sh.max {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	freed := int64(0)
+	if old := sh.m[k]; old != nil {
+		if old.ver >= v {
+			return // as new or newer
+		}
+		sh.removeLocked(old)
+		freed += old.size
+	}
+	evicted := 0
+	for sh.bytes+size > sh.max {
+		last := sh.lru.prev
+		sh.removeLocked(last)
+		freed += last.size
+		evicted++
+	}
+	e := &cacheEntry{key: k, ver: v, chunks: chunks, size: size}
+	sh.m[k] = e
+	sh.pushFrontLocked(e)
+	sh.bytes += size
+	c.bytes.Add(float64(size - freed))
+	c.evictions.Add(float64(evicted))
+}
+
+func (sh *cacheShard) unlinkLocked(e *cacheEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+func (sh *cacheShard) pushFrontLocked(e *cacheEntry) {
+	e.prev, e.next = &sh.lru, sh.lru.next
+	sh.lru.next.prev = e
+	sh.lru.next = e
+}
+
+func (sh *cacheShard) removeLocked(e *cacheEntry) {
+	sh.unlinkLocked(e)
+	delete(sh.m, e.key)
+	sh.bytes -= e.size
+}
+
+// cacheWrite is one write of chunks to the store, from beginWrite to end.
+// Its methods mark what it changes; they must be called before the store
+// write they announce is queued.
+type cacheWrite struct {
+	c *chunkCache
+	g uint64
+}
+
+// beginWrite starts a write of chunks. A nil cache returns a write whose
+// methods do nothing.
+func (c *chunkCache) beginWrite() cacheWrite {
+	if c == nil {
+		return cacheWrite{}
+	}
+	c.writeMu.Lock()
+	return cacheWrite{c: c, g: c.gen.Add(1)}
+}
+
+// end ends the write, whether or not the store took it.
+func (w cacheWrite) end() {
+	if w.c == nil {
+		return
+	}
+	w.c.gen.Add(1)
+	w.c.writeMu.Unlock()
+}
+
+// chunk marks a chunk of ref written to bucket.
+func (w cacheWrite) chunk(bucket int64, ref SeriesRef) {
+	if w.c == nil {
+		return
+	}
+	bw := w.c.slotsFor(bucket)
+	s := &bw.slots[slotOf(ref)]
+	if s.Load() < w.g {
+		s.Store(w.g) // only writers store, one at a time
+	}
+}
+
+// dropBucket marks every series of bucket changed, and frees the
+// cache's entries of it.
+func (w cacheWrite) dropBucket(bucket int64) {
+	c := w.c
+	if c == nil {
+		return
+	}
+	old := *c.buckets.Load()
+	next := make(map[int64]*bucketWrites, len(old)+1)
+	for b, bw := range old {
+		next[b] = bw
+	}
+	bw := &bucketWrites{}
+	bw.floor.Store(w.g)
+	next[bucket] = bw
+	c.buckets.Store(&next)
+	if i := indexOf(c.slotted, bucket); i >= 0 {
+		c.slotted = append(c.slotted[:i], c.slotted[i+1:]...)
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		freed := int64(0)
+		for k, e := range sh.m {
+			if k.bucket == bucket {
+				sh.removeLocked(e)
+				freed += e.size
+			}
+		}
+		sh.mu.Unlock()
+		c.bytes.Sub(float64(freed))
+	}
+}
+
+func indexOf(s []int64, v int64) int {
+	for i, x := range s {
+		if x == v {
+			return i
+		}
+	}
+	return -1
+}
+
+// slotsFor returns the marks of bucket with slots, giving it slots (and
+// taking those of the bucket written longest ago) if it has none. The
+// caller holds writeMu.
+func (c *chunkCache) slotsFor(bucket int64) *bucketWrites {
+	cur := *c.buckets.Load()
+	if bw := cur[bucket]; bw != nil && bw.slots != nil {
+		return bw
+	}
+	next := make(map[int64]*bucketWrites, len(cur)+1)
+	for b, bw := range cur {
+		next[b] = bw
+	}
+	bw := &bucketWrites{slots: new([writeSlots]atomic.Uint64)}
+	if old := cur[bucket]; old != nil {
+		bw.floor.Store(old.floor.Load())
+	}
+	next[bucket] = bw
+	c.slotted = append(c.slotted, bucket)
+	if len(c.slotted) > slottedBuckets {
+		// The floor of the collapsed bucket becomes the newest of its
+		// marks: a later write than any entry read after it, so entries
+		// read since stay valid; it is stored before readers can see the
+		// bucket without slots.
+		oldest := c.slotted[0]
+		c.slotted = c.slotted[1:]
+		o := next[oldest]
+		f := o.floor.Load()
+		for i := range o.slots {
+			f = max(f, o.slots[i].Load())
+		}
+		collapsed := &bucketWrites{}
+		collapsed.floor.Store(f)
+		next[oldest] = collapsed
+	}
+	c.buckets.Store(&next)
+	return bw
+}
