@@ -16,9 +16,13 @@ import (
 const (
 	// parseCacheMaxQuery: longer texts are parsed every time.
 	parseCacheMaxQuery = 4 << 10
-	// parseCacheMaxBytes bounds the query text the cache holds (the trees
-	// and matchers are some ten times that); when full it drops half.
-	parseCacheMaxBytes = 4 << 20
+	// parseCacheMaxBytes bounds what the cache holds, each entry counted
+	// at parseCacheCostPerByte bytes for every byte of its text: the tree
+	// and the compiled matchers, regexes above all, are many times the
+	// text, and a client sending distinct texts must not grow the node by
+	// more than about this. When full the cache drops half.
+	parseCacheMaxBytes    = 4 << 20
+	parseCacheCostPerByte = 64
 )
 
 // parsedQuery is a parsed query text and the matcher sets of its
@@ -32,7 +36,7 @@ type parsedQuery struct {
 type parseCache struct {
 	mu      sync.Mutex
 	entries map[string]*parsedQuery // guarded by mu
-	bytes   int                     // guarded by mu: the length of the keys
+	bytes   int                     // guarded by mu: the keys' lengths times parseCacheCostPerByte
 }
 
 func (c *parseCache) get(qs string) *parsedQuery {
@@ -53,17 +57,18 @@ func (c *parseCache) put(qs string, p *parsedQuery) {
 	if _, ok := c.entries[qs]; ok {
 		return
 	}
-	if c.bytes+len(qs) > parseCacheMaxBytes {
+	cost := len(qs) * parseCacheCostPerByte
+	if c.bytes+cost > parseCacheMaxBytes {
 		for k := range c.entries { // map order: an arbitrary half goes
 			delete(c.entries, k)
-			c.bytes -= len(k)
+			c.bytes -= len(k) * parseCacheCostPerByte
 			if c.bytes <= parseCacheMaxBytes/2 {
 				break
 			}
 		}
 	}
 	c.entries[qs] = p
-	c.bytes += len(qs)
+	c.bytes += cost
 }
 
 // parse returns the parsed query of qs, from the cache when it is there;

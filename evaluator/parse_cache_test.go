@@ -60,8 +60,9 @@ func TestParseCacheSharesParsedQueries(t *testing.T) {
 	}
 }
 
-// TestParseCacheBounded: the cache drops entries once its texts exceed
-// parseCacheMaxBytes and never holds a text over parseCacheMaxQuery.
+// TestParseCacheBounded: the cache drops entries once their cost (their
+// texts at parseCacheCostPerByte) exceeds parseCacheMaxBytes and never
+// holds a text over parseCacheMaxQuery.
 func TestParseCacheBounded(t *testing.T) {
 	var c parseCache
 	long := strings.Repeat("x", parseCacheMaxQuery+1)
@@ -70,7 +71,7 @@ func TestParseCacheBounded(t *testing.T) {
 		t.Error("a text longer than parseCacheMaxQuery was cached")
 	}
 	pad := strings.Repeat("y", 1000)
-	for i := range 3 * parseCacheMaxBytes / 1000 {
+	for i := range 3 * parseCacheMaxBytes / (1000 * parseCacheCostPerByte) {
 		c.put(fmt.Sprint(i, pad), &parsedQuery{})
 		if c.bytes > parseCacheMaxBytes {
 			t.Fatalf("after %d texts the cache holds %d bytes", i+1, c.bytes)
@@ -80,7 +81,7 @@ func TestParseCacheBounded(t *testing.T) {
 	for k := range c.entries {
 		n += len(k)
 	}
-	if n != c.bytes || len(c.entries) == 0 {
+	if n*parseCacheCostPerByte != c.bytes || len(c.entries) == 0 {
 		t.Errorf("bytes %d, keys %d bytes in %d entries", c.bytes, n, len(c.entries))
 	}
 }
