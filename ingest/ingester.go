@@ -530,11 +530,7 @@ func (in *Ingester) prefetchStored(app tsdb.Appender, batch []TimeSeries, lim *L
 		if !storableAsSent(batch[i].Labels, lim) {
 			continue
 		}
-		sc.builder.Reset()
-		for _, l := range batch[i].Labels {
-			sc.builder.Add(l.Name, l.Value)
-		}
-		sc.builder.Overwrite(&sc.lset)
+		buildAsSent(batch[i].Labels, sc)
 		sc.hashes = append(sc.hashes, sc.lset.Hash())
 	}
 	app.Prefetch(sc.hashes)
@@ -553,11 +549,7 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 	if !storableAsSent(ts.Labels, lim) {
 		return ts.Samples
 	}
-	sc.builder.Reset()
-	for _, l := range ts.Labels {
-		sc.builder.Add(l.Name, l.Value)
-	}
-	sc.builder.Overwrite(&sc.lset)
+	buildAsSent(ts.Labels, sc)
 	ref := app.Lookup(sc.lset)
 	if ref == 0 {
 		return ts.Samples
@@ -581,6 +573,16 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 		}
 	}
 	return nil
+}
+
+// buildAsSent writes ls into sc.lset as it is, without validating it:
+// for label sets storableAsSent, to look up.
+func buildAsSent(ls []Label, sc *writeScratch) {
+	sc.builder.Reset()
+	for _, l := range ls {
+		sc.builder.Add(l.Name, l.Value)
+	}
+	sc.builder.Overwrite(&sc.lset)
 }
 
 // storableAsSent reports whether ls is already in the form a stored label
