@@ -16,6 +16,23 @@ import (
 
 // cacheTestOptions: one-minute buckets, chunks of 4 samples, so that a
 // few hundred samples make many buckets and chunks.
+// checkpointedSeries opens a DB with opts holding one series, m, of n
+// samples a second apart from 0, checkpointed, and returns its ref.
+func checkpointedSeries(t *testing.T, opts Options, n int64) (*DB, SeriesRef) {
+	t.Helper()
+	db := openTestDB(t, t.TempDir(), opts)
+	ls := labels.FromStrings("__name__", "m")
+	for i := range n {
+		if err := dbAppend(t, db, ls, i*1000, float64(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	return db, cachedSeriesRefs(t, db)[0]
+}
+
 func cacheTestOptions(cacheBytes int64) Options {
 	o := testDBOptions()
 	o.Head.ChunkRange = time.Minute
@@ -98,18 +115,9 @@ func readStore(t testing.TB, db *DB, ref SeriesRef, mint, maxt int64) (got, want
 // querier opened before that checkpoint still reads its own snapshot,
 // even after a newer querier filled the cache with the new chunk.
 func TestChunkCacheCheckpointAppends(t *testing.T) {
-	db := openTestDB(t, t.TempDir(), cacheTestOptions(1<<20))
+	db, ref := checkpointedSeries(t, cacheTestOptions(1<<20), 10) // chunks of 4: two closed, in bucket 0
 	defer db.Close()
 	ls := labels.FromStrings("__name__", "m")
-	for i := range int64(10) { // chunks of 4: two closed, in bucket 0
-		if err := dbAppend(t, db, ls, i*1000, float64(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
-	ref := cachedSeriesRefs(t, db)[0]
 	for range 2 {
 		got, want := readStore(t, db, ref, 0, 59_999)
 		if len(want) != 2 || !sameChunks(got, want) {
@@ -290,18 +298,8 @@ func TestChunkCacheHostileSizes(t *testing.T) {
 	}
 	for _, size := range []int64{0, 1, cacheShards * cacheEntryOverhead} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			db := openTestDB(t, t.TempDir(), cacheTestOptions(size))
+			db, ref := checkpointedSeries(t, cacheTestOptions(size), 50)
 			defer db.Close()
-			ls := labels.FromStrings("__name__", "m")
-			for i := range int64(50) {
-				if err := dbAppend(t, db, ls, i*1000, float64(i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := db.Checkpoint(); err != nil {
-				t.Fatal(err)
-			}
-			ref := cachedSeriesRefs(t, db)[0]
 			for range 2 {
 				got, want := readStore(t, db, ref, 0, 59_999)
 				if len(want) == 0 || !sameChunks(got, want) {

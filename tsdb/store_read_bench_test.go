@@ -110,13 +110,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 // queries.
 func BenchmarkPersistedSelect(b *testing.B) {
 	for _, cache := range []string{"off", "on"} {
-		opts := testDBOptions()
-		if cache == "off" {
-			opts.ChunkCacheBytes = 0
-		} else {
-			opts.ChunkCacheBytes = DefaultOptions().ChunkCacheBytes
-		}
-		db := openPersistedBenchDB(b, opts)
+		db := openPersistedBenchDB(b, persistedBenchOptions(cache))
 		for _, workers := range []int{1, 4} {
 			b.Run(fmt.Sprintf("cache=%s/workers=%d", cache, workers), func(b *testing.B) {
 				b.ReportAllocs()
@@ -139,13 +133,7 @@ func BenchmarkPersistedSelect(b *testing.B) {
 // each with a querier of its own, on 2 workers. ns/op is per pair.
 func BenchmarkPersistedSelectRefresh(b *testing.B) {
 	for _, cache := range []string{"off", "on"} {
-		opts := testDBOptions()
-		if cache == "off" {
-			opts.ChunkCacheBytes = 0
-		} else {
-			opts.ChunkCacheBytes = DefaultOptions().ChunkCacheBytes
-		}
-		db := openPersistedBenchDB(b, opts)
+		db := openPersistedBenchDB(b, persistedBenchOptions(cache))
 		maxt := int64(persistedBenchSamples-1) * persistedBenchStep
 		mint := maxt - 3600_000
 		b.Run("cache="+cache, func(b *testing.B) {
@@ -170,13 +158,7 @@ func BenchmarkPersistedSelectRefresh(b *testing.B) {
 // cache on, every read after the first op is a hit.
 func BenchmarkStoreChunks(b *testing.B) {
 	for _, cache := range []string{"off", "on"} {
-		opts := testDBOptions()
-		if cache == "off" {
-			opts.ChunkCacheBytes = 0
-		} else {
-			opts.ChunkCacheBytes = DefaultOptions().ChunkCacheBytes
-		}
-		db := openPersistedBenchDB(b, opts)
+		db := openPersistedBenchDB(b, persistedBenchOptions(cache))
 		var refs []SeriesRef
 		q, err := db.Querier(minInt64, maxInt64)
 		if err != nil {
@@ -214,4 +196,15 @@ func BenchmarkStoreChunks(b *testing.B) {
 		})
 		db.Close()
 	}
+}
+
+// persistedBenchOptions are the benchmarks' options with the chunk cache
+// "off" or "on" (at its default size).
+func persistedBenchOptions(cache string) Options {
+	opts := testDBOptions()
+	opts.ChunkCacheBytes = 0
+	if cache == "on" {
+		opts.ChunkCacheBytes = DefaultOptions().ChunkCacheBytes
+	}
+	return opts
 }
