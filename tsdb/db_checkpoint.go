@@ -155,6 +155,7 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	if err := cp.wb.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint batch: %w", err)
 	}
+	cp.db.store.released.Add(1) // before any release: headQuerier.storeFor
 	for _, it := range cp.items {
 		cp.release(it)
 	}

@@ -17,7 +17,9 @@ func (h *Head) Querier(mint, maxt int64) (Querier, error) {
 // Querier returns a querier over [mint, maxt] that reads the head and the
 // store's chunks as one.
 func (db *DB) Querier(mint, maxt int64) (Querier, error) {
-	return &headQuerier{head: db.head, mint: mint, maxt: maxt, store: db.store.reader(), epoch: db.head.readers.enter()}, nil
+	released := db.store.released.Load() // before the snapshot: see storeFor
+	return &headQuerier{head: db.head, mint: mint, maxt: maxt, store: db.store.reader(), st: db.store,
+		released: released, epoch: db.head.readers.enter()}, nil
 }
 
 type headQuerier struct {
@@ -26,6 +28,51 @@ type headQuerier struct {
 	store      *storeReader // nil for a head without a store
 	epoch      uint64       // entered in head.readers until Close
 	closed     atomic.Bool
+
+	// A checkpoint may write a series' chunks and drop them from the
+	// head between the querier's snapshot of the store and its read of
+	// the series: released is the store's count of such batches when the
+	// snapshot was taken, and newer a later snapshot that shows them.
+	st       *store
+	released uint64
+	mu       sync.Mutex
+	newer    *storeReader // guarded by mu
+	newerAt  uint64       // guarded by mu: st.released when newer was taken
+	older    []*storeReader
+}
+
+// storeFor returns the store reader to read a series' persisted chunks
+// with, once its in-memory chunks have been copied under its lock: the
+// querier's own snapshot, unless a checkpoint has since released chunks
+// from the head, in which case a snapshot taken after that (one per such
+// checkpoint batch a query lives through: each older one is retired, so
+// that only its transaction stays open until the querier closes).
+//
+// Order: a checkpoint commits a batch, raises st.released, then drops the
+// batch's chunks under each series' lock. A reader that saw a series
+// without those chunks took the lock after they were dropped, so it sees
+// the raised count, and a snapshot taken after reading it holds the
+// commit.
+func (q *headQuerier) storeFor() *storeReader {
+	if q.store == nil {
+		return nil
+	}
+	now := q.st.released.Load()
+	if now == q.released {
+		return q.store
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.newer == nil || q.newerAt != now {
+		if q.newer != nil {
+			q.newer.retire()
+			q.older = append(q.older, q.newer)
+		} else {
+			q.store.retire()
+		}
+		q.newer, q.newerAt = q.st.reader(), now
+	}
+	return q.newer
 }
 
 // ctxCheckInterval is how many series a querier walks between checks of
@@ -95,7 +142,7 @@ func (q *headQuerier) selectUnsorted(ctx context.Context, ms []*labels.Matcher) 
 	}
 	set := &headSeriesSet{series: make([]headSeries, len(series), len(series)+len(evicted))}
 	for i, s := range series {
-		set.series[i] = headSeries{symbols: q.head.symbols, s: s, mint: q.mint, maxt: q.maxt, store: q.store}
+		set.series[i] = headSeries{symbols: q.head.symbols, s: s, mint: q.mint, maxt: q.maxt, store: q.store, q: q}
 	}
 	for i := range evicted {
 		set.series = append(set.series, headSeries{lset: evicted[i].lset, evicted: &evicted[i], q: q})
@@ -188,6 +235,14 @@ func (q *headQuerier) Close() error {
 	if q.store != nil {
 		q.store.close()
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range append(q.older, q.newer) {
+		if r != nil {
+			r.close()
+		}
+	}
+	q.older, q.newer = nil, nil
 	return nil
 }
 
@@ -257,7 +312,7 @@ func (hs *headSeries) Iterator(it Iterator) Iterator {
 	if hs.store != nil && hs.mint <= persistedMaxT {
 		// Chunks persisted and still in memory (between a checkpoint's
 		// write and its release) overlap; the merge drops duplicates.
-		persisted, err := hs.store.chunks(nil, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT))
+		persisted, err := hs.q.storeFor().chunks(nil, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT))
 		if err != nil {
 			return errIterator{err}
 		}

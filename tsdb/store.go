@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -27,6 +28,10 @@ type store struct {
 	db          *badger.DB
 	bucketRange int64       // milliseconds
 	cache       *chunkCache // of chunks read; nil: none
+	// released counts the checkpoint batches whose chunks the head
+	// dropped once they were written here; raised after the batch's
+	// commit and before the head drops anything (see headQuerier.storeFor).
+	released atomic.Uint64
 }
 
 const (

@@ -24,9 +24,10 @@ type storeReader struct {
 	ver    uint64 // of the snapshot, for the cache
 	cached bool   // whether the cache serves this reader
 
-	mu   sync.Mutex
-	free []*storeIterator // guarded by mu: not in use
-	all  []*storeIterator // guarded by mu: every one opened, closed by close
+	mu      sync.Mutex
+	free    []*storeIterator // guarded by mu: not in use
+	all     []*storeIterator // guarded by mu: every one open, closed by close
+	retired bool             // guarded by mu: iterators are closed when returned
 }
 
 // storeIterator is one iterator of a reader and its buffers.
@@ -69,8 +70,32 @@ func (r *storeReader) get() *storeIterator {
 
 func (r *storeReader) put(it *storeIterator) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retired {
+		r.closeIterator(it)
+		return
+	}
 	r.free = append(r.free, it)
-	r.mu.Unlock()
+}
+
+// retire closes r's idle iterators and has the others closed as they are
+// returned: a querier that moved on to a newer snapshot (headQuerier.
+// storeFor) keeps r only for reads already under way, and a badger
+// iterator holds the store's tables. The transaction stays until close.
+func (r *storeReader) retire() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.retired = true
+	for _, it := range r.free {
+		r.closeIterator(it)
+	}
+	r.free = nil
+}
+
+// closeIterator closes it and forgets it; the caller holds r.mu.
+func (r *storeReader) closeIterator(it *storeIterator) {
+	it.it.Close()
+	r.all = slices.DeleteFunc(r.all, func(x *storeIterator) bool { return x == it })
 }
 
 // close closes the iterators and the transaction; no call may be under
