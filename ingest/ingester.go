@@ -202,7 +202,7 @@ type writeScratch struct {
 	wr      WriteRequest
 	builder labels.ScratchBuilder
 	hashBuf []byte        // scratch of sentHashes
-	hashes  []uint64      // scratch of prefetchStored
+	hashes  []uint64      // prefetchStored: each series' label hash, 0 if not storable as sent
 	lset    labels.Labels // reused; valid only until the next series
 	// adm is the request being decoded, charged by reserve, which is
 	// sc.charge bound once so that a request allocates no closure.
@@ -318,7 +318,11 @@ func (in *Ingester) appendAll(series []TimeSeries, lim *Limits, sc *writeScratch
 			in.prefetchStored(app, batch, lim, sc)
 		}
 		for i := range batch {
-			in.appendSeries(app, &batch[i], lim, maxT, sc, &res)
+			var hash uint64
+			if asSent {
+				hash = sc.hashes[i]
+			}
+			in.appendSeries(app, &batch[i], hash, lim, maxT, sc, &res)
 		}
 		series = series[len(batch):]
 	}
@@ -411,7 +415,8 @@ func (in *Ingester) decode(body []byte, lim *Limits, sc *writeScratch) error {
 
 // appendSeries validates one series and appends its samples, recording
 // refusals in res.
-func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits, maxT int64, sc *writeScratch, res *Result) {
+// hash is the label hash prefetchStored computed for ts, 0 if none.
+func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, hash uint64, lim *Limits, maxT int64, sc *writeScratch, res *Result) {
 	if in.refuseUnsupported(ts, sc, res) || len(ts.Samples) == 0 {
 		return
 	}
@@ -425,7 +430,7 @@ func (in *Ingester) appendSeries(app tsdb.Appender, ts *TimeSeries, lim *Limits,
 	asSent := in.relabel == nil || sc.local
 	samples := ts.Samples
 	if asSent {
-		if samples = in.appendStored(app, ts, lim, maxT, sc, res); len(samples) == 0 {
+		if samples = in.appendStored(app, ts, hash, lim, maxT, sc, res); len(samples) == 0 {
 			return
 		}
 	}
@@ -523,15 +528,18 @@ const prefetchBatch = 256
 // prefetchStored has the appender prefetch the lookups appendStored will
 // do for batch, so that their cache misses overlap: in steady ingest at a
 // million series and more, one lookup after another spent most of its
-// time waiting for memory.
+// time waiting for memory. It leaves each series' label hash in
+// sc.hashes for appendStored (0 for one not storable as sent, whose
+// prefetch of stripe 0 costs next to nothing).
 func (in *Ingester) prefetchStored(app tsdb.Appender, batch []TimeSeries, lim *Limits, sc *writeScratch) {
 	sc.hashes = sc.hashes[:0]
 	for i := range batch {
-		if !storableAsSent(batch[i].Labels, lim) {
-			continue
+		var hash uint64
+		if storableAsSent(batch[i].Labels, lim) {
+			buildAsSent(batch[i].Labels, sc)
+			hash = sc.lset.Hash()
 		}
-		buildAsSent(batch[i].Labels, sc)
-		sc.hashes = append(sc.hashes, sc.lset.Hash())
+		sc.hashes = append(sc.hashes, hash)
 	}
 	app.Prefetch(sc.hashes)
 }
@@ -545,12 +553,15 @@ func (in *Ingester) prefetchStored(app tsdb.Appender, batch []TimeSeries, lim *L
 // validate the labels and append by them: all of them when the labels
 // are not in the form the store holds (sorted, without empty values) or
 // name no series in memory, the rest when the series was removed midway.
-func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, lim *Limits, maxT int64, sc *writeScratch, res *Result) []Sample {
+func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64, lim *Limits, maxT int64, sc *writeScratch, res *Result) []Sample {
 	if !storableAsSent(ts.Labels, lim) {
 		return ts.Samples
 	}
 	buildAsSent(ts.Labels, sc)
-	ref := app.Lookup(sc.lset)
+	if hash == 0 {
+		hash = sc.lset.Hash()
+	}
+	ref := app.Lookup(hash, sc.lset)
 	if ref == 0 {
 		return ts.Samples
 	}

@@ -513,7 +513,7 @@ func TestHeadLookup(t *testing.T) {
 	h := newTestHead(t, nil)
 	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
 	app := h.Appender()
-	if ref := app.Lookup(a); ref != 0 {
+	if ref := app.Lookup(a.Hash(), a); ref != 0 {
 		t.Fatalf("Lookup of a new series: %d", ref)
 	}
 	refA, _ := app.AppendSeries(a, 1, 1)
@@ -522,13 +522,13 @@ func TestHeadLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	app = h.Appender()
-	if got := app.Lookup(a); got != refA {
+	if got := app.Lookup(a.Hash(), a); got != refA {
 		t.Fatalf("Lookup(a) = %d, want %d", got, refA)
 	}
 	if ok, err := app.AppendRef(refB, 2, 2); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if got := app.Lookup(b); got != refB {
+	if got := app.Lookup(b.Hash(), b); got != refB {
 		t.Fatalf("Lookup(b) = %d, want %d", got, refB)
 	}
 	s := h.series.getByRef(refB)

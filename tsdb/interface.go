@@ -37,8 +37,9 @@ type Appender interface {
 	// AppendRef, or 0 when the store holds no such series in memory (a
 	// new one, or one evicted to the store, which Append brings back).
 	// It lets a caller skip validating the labels of series it already
-	// stored.
-	Lookup(lset labels.Labels) SeriesRef
+	// stored. hash is lset.Hash(), which a caller that prefetched has
+	// computed already.
+	Lookup(hash uint64, lset labels.Labels) SeriesRef
 	// Prefetch tells the appender that label sets with these hashes
 	// (labels.Labels.Hash) are about to be looked up or appended: it
 	// brings what their lookups read into the CPU caches all at once,
