@@ -18,13 +18,11 @@ type dbAppender struct {
 	db      *DB
 	ha      *headAppender
 	rec     []byte
-	series  []walSeries
 	samples []walSample
-	logged  []*memSeries
-	builder labels.ScratchBuilder
+	logged  []*memSeries // touched series not yet logged, whose records this commit writes
 }
 
-var dbAppenderPool = sync.Pool{New: func() any { return &dbAppender{builder: labels.NewScratchBuilder(16)} }}
+var dbAppenderPool = sync.Pool{New: func() any { return &dbAppender{} }}
 
 func (a *dbAppender) Append(lset labels.Labels, t int64, v float64) error {
 	return a.ha.Append(lset, t, v)
@@ -57,14 +55,13 @@ func (a *dbAppender) Commit() error {
 	}
 	for _, s := range a.ha.touched {
 		if !s.logged.Load() {
-			a.series = append(a.series, walSeries{ref: s.ref, lset: a.db.head.symbols.labels(&a.builder, s.syms)})
 			a.logged = append(a.logged, s)
 		}
 	}
 	for _, p := range a.ha.samples {
 		a.samples = append(a.samples, walSample{ref: p.series.ref, t: p.t, v: p.v})
 	}
-	a.rec = appendWALSamples(appendWALSeries(a.rec[:0], a.series), a.samples)
+	a.rec = appendWALSamples(appendWALSeriesSyms(a.rec[:0], a.logged, a.db.head.symbols.load()), a.samples)
 
 	a.db.commitMu.RLock()
 	seq, err := a.db.wal.write(a.rec)
@@ -90,9 +87,8 @@ func (a *dbAppender) Rollback() {
 }
 
 func (a *dbAppender) release() {
-	clear(a.series)
 	clear(a.logged)
-	a.series, a.samples, a.logged = a.series[:0], a.samples[:0], a.logged[:0]
+	a.samples, a.logged = a.samples[:0], a.logged[:0]
 	if cap(a.rec) > 1<<20 {
 		a.rec = nil // one huge batch must not pin its buffer
 	}

@@ -125,6 +125,18 @@ func (r symRefs) next(i int) (uint32, int) {
 	}
 }
 
+// labelCount returns the number of labels r spells: half its uvarints,
+// each of which ends in the one byte below 0x80.
+func (r symRefs) labelCount() int {
+	n := 0
+	for i := 0; i < len(r); i++ {
+		if r[i] < 0x80 {
+			n++
+		}
+	}
+	return n / 2
+}
+
 // each calls fn with the name and value references of every label.
 func (r symRefs) each(fn func(name, value uint32)) {
 	for i := 0; i < len(r); {
