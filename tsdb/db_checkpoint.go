@@ -109,7 +109,8 @@ type checkpointer struct {
 	seq         uint32 // base of the seq part of out-of-order chunk keys
 	staleBefore int64
 	builder     labels.ScratchBuilder
-	lset        labels.Labels // reused for series records
+	lset        labels.Labels // reused for evicted series' records
+	records     recordWriter  // series records of the batch being written
 	items       []persistItem
 	wb          *badger.WriteBatch
 	arena       arena      // keys and values of the batch being written
@@ -137,6 +138,7 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	defer cp.cacheWrite.end()
 	cp.wb = cp.db.store.db.NewWriteBatch()
 	defer cp.wb.Cancel()
+	defer cp.records.reset()
 	cp.items = cp.items[:0]
 	for _, s := range batch {
 		s.mu.Lock()
@@ -155,6 +157,7 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	if err := cp.wb.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint batch: %w", err)
 	}
+	cp.records.flushed(cp.db.head.symbols)
 	cp.db.store.released.Add(1) // before any release: headQuerier.storeFor
 	for _, it := range cp.items {
 		cp.release(it)
@@ -216,15 +219,11 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	// record's maxT and the snapshot's open chunk, and out-of-order chunks
 	// may reach past the latter.
 	if !s.indexPersisted || deactivate || item.nOOO > 0 {
-		cp.db.head.symbols.labelsInto(&cp.builder, s.syms, &cp.lset)
 		persisted := max(s.persistedMaxT, item.maxT)
 		if deactivate {
 			persisted = s.maxT // every chunk is in this batch
 		}
-		rec := storedRecord(s, persisted)
-		err := cp.set(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) },
-			func(b []byte) []byte { return appendSeriesValue(b, rec, cp.lset) })
-		if err != nil {
+		if err := cp.records.add(cp.db.head.symbols, s, storedRecord(s, persisted), cp.set); err != nil {
 			return nil, err
 		}
 	}

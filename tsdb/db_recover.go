@@ -25,8 +25,18 @@ func (db *DB) recover() error {
 		load = db.loadSeriesSequential
 	}
 	start := time.Now()
-	if err := load(); err != nil {
+	dict, err := db.store.readSymbols()
+	if err != nil {
+		return fmt.Errorf("load symbols: %w", err)
+	}
+	use := newSymbolUse(dict)
+	if err := load(dict, use); err != nil {
 		return fmt.Errorf("load series: %w", err)
+	}
+	db.head.symbols.adoptPIDs(dict, use)
+	if err := db.store.dropUnusedSymbols(dict, use); err != nil {
+		// Kept, they cost disk until the next start: nothing refers to them.
+		db.logger.Warn("deleting unused symbol records failed", "err", err)
 	}
 	db.logger.Info("series index loaded", "series", db.head.NumIndexedSeries(), "symbols", db.head.symbols.len(),
 		"duration", time.Since(start).Round(time.Millisecond))
@@ -63,22 +73,24 @@ func (db *DB) recover() error {
 // loadSeriesSequential reads the store's series records one by one in
 // ref order through restoreSeries, as WAL replay restores series. It is
 // the reference that loadSeries (db_recover_series.go) must match.
-func (db *DB) loadSeriesSequential() error {
-	var r walRecordReader
+func (db *DB) loadSeriesSequential(dict *symbolDict, use symbolUse) error {
+	var b labels.ScratchBuilder
 	return db.store.scan(prefixSeries, func(key, val []byte) error {
 		if len(key) != 9 {
 			return fmt.Errorf("series key of %d bytes", len(key))
 		}
 		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-		return decodeSeriesValue(val, &r, func(rec seriesRecord, lset labels.Labels) error {
-			s := db.head.restoreSeries(ref, lset)
-			s.mu.Lock()
-			s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
-			s.indexPersisted = true
-			s.mu.Unlock()
-			db.head.updateTimeRange(rec.minT, rec.maxT)
-			return nil
-		})
+		rec, found, err := decodeSeriesBorrowed(val, dict, use, &b)
+		if err != nil || !found {
+			return err
+		}
+		s := db.head.restoreSeries(ref, b.Labels()) // interns copies of val's strings
+		s.mu.Lock()
+		s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
+		s.indexPersisted = true
+		s.mu.Unlock()
+		db.head.updateTimeRange(rec.minT, rec.maxT)
+		return nil
 	})
 }
 

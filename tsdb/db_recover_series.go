@@ -30,20 +30,27 @@ import (
 // appearance). Then workers each own a share of the hash stripes, and then
 // a share of the label names, to fill the series maps and the postings.
 // The head must not serve yet: recovery runs before Open returns.
-func (db *DB) loadSeries() error { return db.loadSeriesWorkers(runtime.GOMAXPROCS(0)) }
+func (db *DB) loadSeries(dict *symbolDict, use symbolUse) error {
+	return db.loadSeriesWorkers(dict, use, runtime.GOMAXPROCS(0))
+}
 
 // loadSeriesWorkers is loadSeries on workers goroutines.
-func (db *DB) loadSeriesWorkers(workers int) error {
+func (db *DB) loadSeriesWorkers(dict *symbolDict, use symbolUse, workers int) error {
 	lo, hi, ok, err := db.seriesRefSpan()
 	if err != nil || !ok {
 		return err
 	}
 	ranges := splitRefs(lo, hi, workers)
-	parallel(workers, len(ranges), func(i int) { ranges[i].err = db.loadRange(ranges[i]) })
+	parallel(workers, len(ranges), func(i int) {
+		ranges[i].use = newSymbolUse(dict)
+		ranges[i].err = db.loadRange(ranges[i], dict)
+	})
 	for _, r := range ranges {
 		if r.err != nil {
 			return r.err
 		}
+		use.merge(r.use)
+		r.use = nil
 	}
 	h := db.head
 	remaps := h.symbols.internRanges(ranges)
@@ -117,6 +124,7 @@ func (db *DB) seriesRefSpan() (lo, hi SeriesRef, ok bool, err error) {
 type refRange struct {
 	lo, hi SeriesRef
 	err    error
+	use    symbolUse // the symbol records the range's records name
 
 	// series are the decoded series, their syms not yet set; nil in
 	// place of one whose labels an earlier series already has.
@@ -190,7 +198,7 @@ func parallel(workers, n int, fn func(int)) {
 const localRefBytes = 32
 
 // loadRange decodes the series records of r's refs.
-func (db *DB) loadRange(r *refRange) error {
+func (db *DB) loadRange(r *refRange, dict *symbolDict) error {
 	r.ids = map[string]uint32{}
 	// Refs are dense but for series removed by retention or evicted: the
 	// range's span is the likely count, and bounded so that a sparse
@@ -217,7 +225,7 @@ func (db *DB) loadRange(r *refRange) error {
 				return nil
 			}
 			err := item.Value(func(val []byte) error {
-				rec, found, err := decodeSeriesBorrowed(val, &b)
+				rec, found, err := decodeSeriesBorrowed(val, dict, r.use, &b)
 				if err != nil || !found {
 					return err
 				}
@@ -233,13 +241,15 @@ func (db *DB) loadRange(r *refRange) error {
 	})
 }
 
-// decodeSeriesBorrowed decodes a series record (appendSeriesValue) into
-// b, whose strings then alias val; found is false for a record without a
-// series. The checks are those of decodeSeriesValue, and a record of
-// more than one series (the store writes one a key) or with samples (a
-// nil callback there) is refused; FuzzDecodeSeriesBorrowed holds the two
-// together.
-func decodeSeriesBorrowed(val []byte, b *labels.ScratchBuilder) (rec seriesRecord, found bool, err error) {
+// decodeSeriesBorrowed decodes a series record into b: its labels as
+// pids (appendSeriesRecord), resolved through dict and marked in use, or
+// as strings (appendSeriesValue, as the store wrote records before pids
+// and still does when they run out), which then alias val. found is false
+// for a record without a series. The checks are those of
+// decodeSeriesValue, and a record of more than one series (the store
+// writes one a key) or with samples (a nil callback there) is refused;
+// FuzzDecodeSeriesBorrowed holds the two together.
+func decodeSeriesBorrowed(val []byte, dict *symbolDict, use symbolUse, b *labels.ScratchBuilder) (rec seriesRecord, found bool, err error) {
 	d := decbuf{b: val}
 	rec = seriesRecord{minT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
 	for len(d.b) > 0 && d.err == nil {
@@ -249,10 +259,17 @@ func decodeSeriesBorrowed(val []byte, b *labels.ScratchBuilder) (rec seriesRecor
 		case d.err != nil || n == 0: // an empty section of any type holds nothing
 		case n > uint64(len(d.b)):
 			return rec, false, fmt.Errorf("%w: section of %d entries in %d bytes", errBadWALRecord, n, len(d.b))
-		case typ != walSeriesSection:
+		case typ != walSeriesSection && typ != storeSymbolsSection:
 			return rec, false, fmt.Errorf("%w: section type %d in a series record", errBadWALRecord, typ)
 		case n > 1 || found:
 			return rec, false, fmt.Errorf("%w: series record of more than one series", errBadWALRecord)
+		case typ == storeSymbolsSection:
+			found = true
+			b.Reset()
+			if err := decodeSymbolsSection(&d, dict, use, b.Add); err != nil {
+				return rec, false, err
+			}
+			b.Sort()
 		default:
 			found = true
 			d.uvarint() // the ref, which the key gives
@@ -369,6 +386,7 @@ func (st *symbolTable) internRanges(ranges []*refRange) [][]uint32 {
 	strs := *st.strs.Load()
 	strs = slices.Grow(strs, total)
 	st.count = slices.Grow(st.count, total)
+	st.pids = slices.Grow(st.pids, total)
 	remaps := make([][]uint32, len(ranges))
 	for i, r := range ranges {
 		remap := make([]uint32, len(r.strs))
@@ -399,6 +417,7 @@ func (st *symbolTable) internCountLocked(strs *[]string, s string, n uint32) uin
 		id = uint32(len(*strs))
 		*strs = append(*strs, s)
 		st.count = append(st.count, n)
+		st.pids = append(st.pids, 0)
 	}
 	st.ids[s] = id
 	st.live.Add(1)

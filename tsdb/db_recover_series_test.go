@@ -28,6 +28,10 @@ func TestLoadSeriesMatchesSequential(t *testing.T) {
 	defer st.close()
 	rng := rand.New(rand.NewPCG(1, 2))
 	wb := st.db.NewWriteBatch()
+	syms := newTestSymbolRecords(wb)
+	for range 30 {
+		syms.pid(fmt.Sprint("unused-", rng.IntN(1000)), true) // dropped at load
+	}
 	var written []labels.Labels
 	ref := SeriesRef(0)
 	for i := range 5000 {
@@ -58,25 +62,44 @@ func TestLoadSeriesMatchesSequential(t *testing.T) {
 		if i%50 == 0 {
 			rec = seriesRecord{minT: maxInt64, maxT: minInt64} // no samples
 		}
-		if err := wb.Set(seriesKey(prefixSeries, ref), appendSeriesValue(nil, rec, lset)); err != nil {
+		// Records as the store writes them (labels as pids, some strings
+		// under a second pid) and as it wrote them before pids.
+		val := appendSeriesValue(nil, rec, lset)
+		if i%3 != 0 {
+			val = appendSeriesRecord(nil, rec, syms.pids(lset, i%11 == 0))
+		}
+		if err := wb.Set(seriesKey(prefixSeries, ref), val); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := syms.err; err != nil {
+		t.Fatal(err)
 	}
 	if err := wb.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	var wantUse symbolUse
 	load := func(workers int) *Head {
 		t.Helper()
 		db := &DB{head: newTestHead(t, nil), store: st}
-		var err error
+		dict, err := st.readSymbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		use := newSymbolUse(dict)
 		if workers == 0 {
-			err = db.loadSeriesSequential()
+			err = db.loadSeriesSequential(dict, use)
+			wantUse = use
 		} else {
-			err = db.loadSeriesWorkers(workers)
+			err = db.loadSeriesWorkers(dict, use, workers)
+			if !reflect.DeepEqual(use, wantUse) {
+				t.Errorf("symbol records in use differ: %v, sequentially %v", use, wantUse)
+			}
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		db.head.symbols.adoptPIDs(dict, use)
 		return db.head
 	}
 	want := load(0)
@@ -108,6 +131,8 @@ func compareHeads(t *testing.T, got, want *Head) {
 		{"symbols", got.symbols.load(), want.symbols.load()},
 		{"symbol counts", got.symbols.count, want.symbols.count},
 		{"symbol ids", got.symbols.ids, want.symbols.ids},
+		{"symbol pids", got.symbols.pids, want.symbols.pids},
+		{"next pid", got.symbols.nextPID, want.symbols.nextPID},
 		{"live symbols", got.symbols.len(), want.symbols.len()},
 		{"symbol bytes", got.symbols.size(), want.symbols.size()},
 		{"postings", postingsContent(got), postingsContent(want)},
@@ -312,6 +337,13 @@ func TestLoadSeriesMalformed(t *testing.T) {
 		{"samples", seriesKey(prefixSeries, 30_000), samples, true},
 		{"labels past the end", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), walSeriesSection, 1, 7, 200), true},
 		{"no series", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), walSeriesSection, 0), false},
+		{"unknown pid", seriesKey(prefixSeries, 30_000), appendSeriesRecord(nil, seriesRecord{}, []uint32{1, 2, 1, 1 << 30}), true},
+		{"pid past 32 bits", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), storeSymbolsSection, 1, 1, 1, 0x80, 0x80, 0x80, 0x80, 0x10), true},
+		{"pids past the end", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), storeSymbolsSection, 1, 40, 1, 2), true},
+		{"pid truncated", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), storeSymbolsSection, 1, 1, 1, 0x82), true},
+		{"two series of pids", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), storeSymbolsSection, 2, 1, 1, 2, 1, 1, 2), true},
+		{"pids and strings", seriesKey(prefixSeries, 30_000), append(appendSeriesRecord(nil, seriesRecord{}, []uint32{1, 2}), good[len(header):]...), true},
+		{"no series of pids", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), storeSymbolsSection, 0), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := openStore(filepath.Join(t.TempDir(), "badger"), 7_200_000, slog.New(slog.DiscardHandler))
@@ -320,11 +352,19 @@ func TestLoadSeriesMalformed(t *testing.T) {
 			}
 			defer st.close()
 			wb := st.db.NewWriteBatch()
+			syms := newTestSymbolRecords(wb)
 			for ref := SeriesRef(1); ref <= 60_000; ref += 7 {
-				v := appendSeriesValue(nil, seriesRecord{}, labels.FromStrings("__name__", "up", "i", fmt.Sprint(ref)))
+				lset := labels.FromStrings("__name__", "up", "i", fmt.Sprint(ref))
+				v := appendSeriesValue(nil, seriesRecord{}, lset)
+				if ref%2 == 0 {
+					v = appendSeriesRecord(nil, seriesRecord{}, syms.pids(lset, false))
+				}
 				if err := wb.Set(seriesKey(prefixSeries, ref), v); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if syms.err != nil {
+				t.Fatal(syms.err)
 			}
 			if err := wb.Set(tc.key, tc.val); err != nil {
 				t.Fatal(err)
@@ -332,46 +372,72 @@ func TestLoadSeriesMalformed(t *testing.T) {
 			if err := wb.Flush(); err != nil {
 				t.Fatal(err)
 			}
-			db := &DB{head: newTestHead(t, nil), store: st}
-			err = db.loadSeriesWorkers(4)
-			if gotErr := err != nil; gotErr != tc.wantErr {
-				t.Fatalf("error %v, want one: %v", err, tc.wantErr)
+			dict, err := st.readSymbols()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var heads []*Head
+			for _, workers := range []int{0, 4} {
+				db := &DB{head: newTestHead(t, nil), store: st}
+				heads = append(heads, db.head)
+				if workers == 0 {
+					err = db.loadSeriesSequential(dict, newSymbolUse(dict))
+				} else {
+					err = db.loadSeriesWorkers(dict, newSymbolUse(dict), workers)
+				}
+				if gotErr := err != nil; gotErr != tc.wantErr {
+					t.Fatalf("%d workers: error %v, want one: %v", workers, err, tc.wantErr)
+				}
+				if !tc.wantErr {
+					if n := db.head.NumIndexedSeries(); n != 60_000/7+1 {
+						t.Fatalf("%d series loaded", n)
+					}
+				}
 			}
 			if !tc.wantErr {
-				if n := db.head.NumIndexedSeries(); n != 60_000/7+1 {
-					t.Fatalf("%d series loaded", n)
-				}
-				seq := &DB{head: newTestHead(t, nil), store: st}
-				if err := seq.loadSeriesSequential(); err != nil {
-					t.Fatal(err)
-				}
-				compareHeads(t, db.head, seq.head)
+				compareHeads(t, heads[1], heads[0])
 			}
 		})
 	}
 }
 
-// FuzzDecodeSeriesBorrowed holds the borrowing decoder of the parallel
-// load to the one-by-one path's decoder: what it accepts, that one
-// accepts with the same record and labels; what it refuses, that one
-// refuses too, or reads as more than one series (which the store never
-// writes under one key).
+// FuzzDecodeSeriesBorrowed holds the series record decoder to the WAL's
+// record reader for records that spell their labels (as the store wrote
+// them before pids): what it accepts, that one accepts with the same
+// record and labels; what it refuses, that one refuses too, or reads as
+// more than one series (which the store never writes under one key).
+// Records of pids, which the WAL reader does not know, must name symbols
+// of the dictionary, mark them in use, and read back the same when
+// written again.
 func FuzzDecodeSeriesBorrowed(f *testing.F) {
+	strs := []string{"__name__", "up", "job", "etcd", "instance", "10.0.0.1:2379", "unused"}
+	pids := []uint32{1, 2, 3, 4, 5, 6, 9}
+	pidOf := map[string]uint32{}
+	for i, s := range strs {
+		pidOf[s] = pids[i]
+	}
+	dict := newSymbolDict(pids, strs)
 	lset := labels.FromStrings("__name__", "up", "job", "etcd", "instance", "10.0.0.1:2379")
 	good := appendSeriesValue(nil, seriesRecord{minT: -5, maxT: 1 << 40, lastV: 7}, lset)
 	f.Add(good)
 	f.Add(good[:len(good)-1])
 	f.Add(appendSeriesValue(nil, seriesRecord{}, labels.EmptyLabels()))
 	f.Add(appendWALSeries(appendSeriesValue(nil, seriesRecord{}, lset), []walSeries{{lset: lset}}))
+	rec := appendSeriesRecord(nil, seriesRecord{minT: 3, maxT: 9, lastV: 1}, []uint32{1, 2, 3, 4, 5, 6})
+	f.Add(rec)
+	f.Add(rec[:len(rec)-1])
+	f.Add(appendSeriesRecord(nil, seriesRecord{}, []uint32{1, 7}))
+	f.Add(appendSeriesRecord(nil, seriesRecord{}, nil))
 	f.Fuzz(func(t *testing.T, val []byte) {
 		var b labels.ScratchBuilder
-		rec, found, err := decodeSeriesBorrowed(val, &b)
+		use := newSymbolUse(dict)
+		rec, found, err := decodeSeriesBorrowed(val, dict, use, &b)
 		var got labels.Labels
 		if err == nil && found {
 			got = b.Labels() // copies out of val
 		}
-		// The one-by-one path's decoder, with a sample section refused
-		// rather than handed to a nil callback.
+		// The WAL's reader, with a sample section refused rather than
+		// handed to a nil callback.
 		var r walRecordReader
 		var wantRecs []seriesRecord
 		var wantLsets []labels.Labels
@@ -390,6 +456,8 @@ func FuzzDecodeSeriesBorrowed(f *testing.F) {
 			if wantErr == nil && len(wantLsets) < 2 {
 				t.Fatalf("refused (%v) what the one-by-one decoder reads as %v", err, wantLsets)
 			}
+		case wantErr != nil && found:
+			checkPIDRecord(t, got, rec, use, dict, pidOf)
 		case wantErr != nil:
 			t.Fatalf("accepted what the one-by-one decoder refuses: %v", wantErr)
 		case !found:
@@ -400,4 +468,29 @@ func FuzzDecodeSeriesBorrowed(f *testing.F) {
 			t.Fatalf("read %v %+v, the one-by-one decoder %v %+v", got, rec, wantLsets, wantRecs)
 		}
 	})
+}
+
+// checkPIDRecord fails t unless got, read from a record of pids, names
+// only the dictionary's strings, each marked in use, and reads back the
+// same once written again.
+func checkPIDRecord(t *testing.T, got labels.Labels, rec seriesRecord, use symbolUse, dict *symbolDict, pidOf map[string]uint32) {
+	t.Helper()
+	var pids []uint32
+	got.Range(func(l labels.Label) {
+		for _, s := range []string{l.Name, l.Value} {
+			pid, ok := pidOf[s]
+			if !ok {
+				t.Fatalf("read %v, whose %q no symbol record holds", got, s)
+			}
+			if !use.has(dict.index(uint64(pid))) {
+				t.Fatalf("read %v without marking symbol %d in use", got, pid)
+			}
+			pids = append(pids, pid)
+		}
+	})
+	var b labels.ScratchBuilder
+	again, found, err := decodeSeriesBorrowed(appendSeriesRecord(nil, rec, pids), dict, newSymbolUse(dict), &b)
+	if err != nil || !found || again != rec || !labels.Equal(b.Labels(), got) {
+		t.Fatalf("read %v %+v, written again %v %+v (found %v, err %v)", got, rec, b.Labels(), again, found, err)
+	}
 }

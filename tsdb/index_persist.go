@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // createdQueue collects series as they are created, so the DB can write
@@ -68,8 +66,7 @@ func (db *DB) indexLoop(stop <-chan struct{}, done chan<- struct{}) {
 // indexWriter writes series records in batches through a reused arena.
 type indexWriter struct {
 	arena   arena
-	builder labels.ScratchBuilder
-	lset    labels.Labels
+	records recordWriter
 	done    []*memSeries
 }
 
@@ -88,15 +85,13 @@ func (w *indexWriter) writeBatch(db *DB, batch []*memSeries) error {
 	wb := db.store.db.NewWriteBatch()
 	defer wb.Cancel()
 	defer w.arena.reset()
+	defer w.records.reset()
+	set := func(key, val func([]byte) []byte) error { return wb.Set(w.arena.add(key), w.arena.add(val)) }
 	w.done = w.done[:0]
 	for _, s := range batch {
 		s.mu.Lock()
 		if !s.indexPersisted && !s.deleted {
-			db.head.symbols.labelsInto(&w.builder, s.syms, &w.lset)
-			rec := storedRecord(s, s.persistedMaxT)
-			key := w.arena.add(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) })
-			val := w.arena.add(func(b []byte) []byte { return appendSeriesValue(b, rec, w.lset) })
-			if err := wb.Set(key, val); err != nil {
+			if err := w.records.add(db.head.symbols, s, storedRecord(s, s.persistedMaxT), set); err != nil {
 				s.mu.Unlock()
 				return err
 			}
@@ -107,6 +102,7 @@ func (w *indexWriter) writeBatch(db *DB, batch []*memSeries) error {
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("write series records: %w", err)
 	}
+	w.records.flushed(db.head.symbols)
 	for _, s := range w.done {
 		s.mu.Lock()
 		s.indexPersisted = true

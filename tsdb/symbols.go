@@ -31,6 +31,11 @@ type symbolTable struct {
 	ids   map[string]uint32 // guarded by mu
 	count []uint32          // guarded by mu: references to each slot, 0 for a free one
 	free  []uint32          // guarded by mu: free slots, reused before the slice grows
+	// pids: guarded by mu; each slot's persisted id in the store, 0 for
+	// none, with pidDurable once its symbol record is known to be there
+	// (symbols_persist.go). nextPID is the next one to hand out.
+	pids    []uint32
+	nextPID uint32
 }
 
 // symbolOverhead estimates what a symbol costs besides its bytes: its slot
@@ -65,6 +70,7 @@ func (st *symbolTable) internLocked(s string) uint32 {
 		strs = append(strs, s)
 		st.strs.Store(&strs)
 		st.count = append(st.count, 1)
+		st.pids = append(st.pids, 0)
 	}
 	st.ids[s] = id
 	st.live.Add(1)
@@ -85,7 +91,8 @@ func (st *symbolTable) releaseLocked(id uint32) {
 	strs := *st.strs.Load()
 	s := strs[id]
 	delete(st.ids, s)
-	strs[id] = "" // drop the string's memory
+	strs[id] = ""   // drop the string's memory
+	st.pids[id] = 0 // a string that comes back gets a new pid
 	st.free = append(st.free, id)
 	st.live.Add(-1)
 	st.bytes.Add(-int64(len(s)) - symbolOverhead)
