@@ -134,13 +134,13 @@ func TestStorableAsSent(t *testing.T) {
 		ls   []Label
 		want bool
 	}{
-		{"sorted", []Label{{"__name__", "up"}, {"job", "etcd"}}, true},
+		{"sorted", []Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "etcd"}}, true},
 		{"empty", nil, false},
-		{"unsorted", []Label{{"job", "etcd"}, {"__name__", "up"}}, false},
-		{"duplicate name", []Label{{"__name__", "up"}, {"job", "a"}, {"job", "b"}}, false},
-		{"empty value", []Label{{"__name__", "up"}, {"job", ""}}, false},
-		{"value too long", []Label{{"__name__", "up"}, {"job", string(make([]byte, lim.MaxLabelValueLength+1))}}, false},
-		{"name too long", []Label{{"__name__", "up"}, {string(make([]byte, lim.MaxLabelNameLength+1)), "x"}}, false},
+		{"unsorted", []Label{{Name: "job", Value: "etcd"}, {Name: "__name__", Value: "up"}}, false},
+		{"duplicate name", []Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: "a"}, {Name: "job", Value: "b"}}, false},
+		{"empty value", []Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: ""}}, false},
+		{"value too long", []Label{{Name: "__name__", Value: "up"}, {Name: "job", Value: string(make([]byte, lim.MaxLabelValueLength+1))}}, false},
+		{"name too long", []Label{{Name: "__name__", Value: "up"}, {Name: string(make([]byte, lim.MaxLabelNameLength+1)), Value: "x"}}, false},
 	} {
 		if got := storableAsSent(c.ls, &lim); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)

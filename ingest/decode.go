@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"unsafe"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 // This file decodes remote-write 1.0 (prompb.WriteRequest) by hand so that a
@@ -16,7 +18,7 @@ import (
 // Label is one label pair. Name and Value alias the buffer given to
 // Unmarshal: they are valid only until that buffer is reused or the
 // WriteRequest is Reset/Put.
-type Label struct{ Name, Value string }
+type Label = labels.Label
 
 // Sample is one float sample; Timestamp in milliseconds since the epoch.
 type Sample struct {

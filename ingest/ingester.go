@@ -557,11 +557,11 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64,
 	if !storableAsSent(ts.Labels, lim) {
 		return ts.Samples
 	}
-	buildAsSent(ts.Labels, sc)
 	if hash == 0 {
+		buildAsSent(ts.Labels, sc)
 		hash = sc.lset.Hash()
 	}
-	ref := app.Lookup(hash, sc.lset)
+	ref := app.Lookup(hash, ts.Labels)
 	if ref == 0 {
 		return ts.Samples
 	}
@@ -569,7 +569,7 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64,
 		if s.Timestamp > maxT {
 			in.refuseSample(res, reasonTooFarInFuture, ErrInvalidSeries, func() string {
 				return fmt.Sprintf("series %s: sample at %s is more than %s in the future",
-					sc.lset.String(), formatMillis(s.Timestamp), lim.MaxFutureDrift)
+					sentLabels(ts.Labels), formatMillis(s.Timestamp), lim.MaxFutureDrift)
 			})
 			continue
 		}
@@ -579,7 +579,7 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64,
 		}
 		if err != nil {
 			in.refuseSample(res, tsdb.RejectReason(err), ErrRejectedSamples, func() string {
-				return fmt.Sprintf("series %s: sample at %s: %v", sc.lset.String(), formatMillis(s.Timestamp), err)
+				return fmt.Sprintf("series %s: sample at %s: %v", sentLabels(ts.Labels), formatMillis(s.Timestamp), err)
 			})
 		}
 	}

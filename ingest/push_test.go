@@ -26,9 +26,9 @@ func TestPushValidatesLikeWrite(t *testing.T) {
 	in, head, _ := newTestIngester(t, DefaultLimits())
 	ts := testNow.Add(-time.Second).UnixMilli()
 	series := []TimeSeries{
-		{Labels: []Label{{"__name__", "etcdgate_inspection_success"}, {"cluster", "a"}}, Samples: []Sample{{1, ts}}},
-		{Labels: []Label{{"__name__", "bad-name"}}, Samples: []Sample{{1, ts}}},
-		{Labels: []Label{{"__name__", "etcdgate_inspection_success"}, {"cluster", "b"}}, Samples: []Sample{{0, ts}, {1, ts + 1}}},
+		{Labels: []Label{{Name: "__name__", Value: "etcdgate_inspection_success"}, {Name: "cluster", Value: "a"}}, Samples: []Sample{{1, ts}}},
+		{Labels: []Label{{Name: "__name__", Value: "bad-name"}}, Samples: []Sample{{1, ts}}},
+		{Labels: []Label{{Name: "__name__", Value: "etcdgate_inspection_success"}, {Name: "cluster", Value: "b"}}, Samples: []Sample{{0, ts}, {1, ts + 1}}},
 	}
 	res, err := in.Push(series)
 	if err != nil {
@@ -59,10 +59,10 @@ func TestRingPushPlacesSeriesOnOwners(t *testing.T) {
 	ts := testNow.Add(-time.Second).UnixMilli()
 	var series []TimeSeries
 	for i := range 100 {
-		series = append(series, TimeSeries{Labels: []Label{{"__name__", "cluster:etcd_up:sum"}, {"__replica__", "r1"},
-			{"cluster", fmt.Sprintf("c%d", i)}}, Samples: []Sample{{1, ts}}})
+		series = append(series, TimeSeries{Labels: []Label{{Name: "__name__", Value: "cluster:etcd_up:sum"}, {Name: "__replica__", Value: "r1"},
+			{Name: "cluster", Value: fmt.Sprintf("c%d", i)}}, Samples: []Sample{{1, ts}}})
 	}
-	series = append(series, TimeSeries{Labels: []Label{{"__name__", "bad-name"}}, Samples: []Sample{{1, ts}}})
+	series = append(series, TimeSeries{Labels: []Label{{Name: "__name__", Value: "bad-name"}}, Samples: []Sample{{1, ts}}})
 	for _, pusher := range []string{"n0", "n3"} {
 		res, err := r.nodes[pusher].in.Push(series)
 		if err != nil {

@@ -156,8 +156,8 @@ func TestSeriesCacheTellsCollisionsApart(t *testing.T) {
 	if _, ok := c.get(7, 2); ok {
 		t.Fatal("a different series with the same first hash was served")
 	}
-	h1, c1, buf := sentHashes([]Label{{"a", "bc"}}, nil)
-	h2, c2, _ := sentHashes([]Label{{"ab", "c"}}, buf)
+	h1, c1, buf := sentHashes([]Label{{Name: "a", Value: "bc"}}, nil)
+	h2, c2, _ := sentHashes([]Label{{Name: "ab", Value: "c"}}, buf)
 	if h1 == h2 || c1 == c2 || h1 == c1 {
 		t.Fatal("label boundaries are not part of the hash")
 	}

@@ -25,9 +25,9 @@ func TestSeriesCacheKeyCannotCollide(t *testing.T) {
 		Samples: []prompb.Sample{{Value: 2, Timestamp: ts + 1000}},
 	}
 	for _, pair := range [][2][]Label{
-		{{{"__name__", "up"}, {"job", "etcd"}}, {{"__name__", "up\xfejob\xffetcd"}}},
-		{{{"a", "b"}, {"c", ""}}, {{"a", "b\xfec\xff"}}},
-		{{{"a", ""}, {"", "b"}}, {{"a", "\xfe\xffb"}}},
+		{{{Name: "__name__", Value: "up"}, {Name: "job", Value: "etcd"}}, {{Name: "__name__", Value: "up\xfejob\xffetcd"}}},
+		{{{Name: "a", Value: "b"}, {Name: "c", Value: ""}}, {{Name: "a", Value: "b\xfec\xff"}}},
+		{{{Name: "a", Value: ""}, {Name: "", Value: "b"}}, {{Name: "a", Value: "\xfe\xffb"}}},
 	} {
 		h1, c1, _ := sentHashes(pair[0], nil)
 		h2, c2, _ := sentHashes(pair[1], nil)

@@ -34,21 +34,21 @@ func TestBuildLabels(t *testing.T) {
 		want   string
 		reason string
 	}{
-		{"sorted and empty dropped", []Label{{"job", "etcd"}, {"__name__", "up"}, {"zone", ""}}, `{__name__="up", job="etcd"}`, ""},
-		{"invalid name", []Label{{"__name__", "up"}, {"a.b", "x"}}, "", reasonInvalidLabelName},
-		{"invalid metric name", []Label{{"__name__", "1up"}}, "", reasonInvalidMetricName},
-		{"colon in metric name is valid", []Label{{"__name__", "job:up:sum"}}, `{__name__="job:up:sum"}`, ""},
-		{"colon in label name is invalid", []Label{{"__name__", "up"}, {"a:b", "x"}}, "", reasonInvalidLabelName},
-		{"duplicate", []Label{{"__name__", "up"}, {"a", "1"}, {"a", "2"}}, "", reasonDuplicateLabelName},
-		{"missing name", []Label{{"a", "1"}}, "", reasonMissingMetricName},
-		{"empty metric name is missing", []Label{{"__name__", ""}, {"a", "1"}}, "", reasonInvalidMetricName},
-		{"too many", []Label{{"__name__", "up"}, {"a", "1"}, {"b", "1"}, {"c", "1"}}, "", reasonTooManyLabels},
-		{"many empty values do not count", append([]Label{{"__name__", "up"}, {"a", "1"}}, emptyValues(100)...), `{__name__="up", a="1"}`, ""},
+		{"sorted and empty dropped", []Label{{Name: "job", Value: "etcd"}, {Name: "__name__", Value: "up"}, {Name: "zone", Value: ""}}, `{__name__="up", job="etcd"}`, ""},
+		{"invalid name", []Label{{Name: "__name__", Value: "up"}, {Name: "a.b", Value: "x"}}, "", reasonInvalidLabelName},
+		{"invalid metric name", []Label{{Name: "__name__", Value: "1up"}}, "", reasonInvalidMetricName},
+		{"colon in metric name is valid", []Label{{Name: "__name__", Value: "job:up:sum"}}, `{__name__="job:up:sum"}`, ""},
+		{"colon in label name is invalid", []Label{{Name: "__name__", Value: "up"}, {Name: "a:b", Value: "x"}}, "", reasonInvalidLabelName},
+		{"duplicate", []Label{{Name: "__name__", Value: "up"}, {Name: "a", Value: "1"}, {Name: "a", Value: "2"}}, "", reasonDuplicateLabelName},
+		{"missing name", []Label{{Name: "a", Value: "1"}}, "", reasonMissingMetricName},
+		{"empty metric name is missing", []Label{{Name: "__name__", Value: ""}, {Name: "a", Value: "1"}}, "", reasonInvalidMetricName},
+		{"too many", []Label{{Name: "__name__", Value: "up"}, {Name: "a", Value: "1"}, {Name: "b", Value: "1"}, {Name: "c", Value: "1"}}, "", reasonTooManyLabels},
+		{"many empty values do not count", append([]Label{{Name: "__name__", Value: "up"}, {Name: "a", Value: "1"}}, emptyValues(100)...), `{__name__="up", a="1"}`, ""},
 		{"far too many, counted before building", manyLabels(100_000), "", reasonTooManyLabels},
-		{"empty values do not count", []Label{{"__name__", "up"}, {"a", "1"}, {"b", "1"}, {"c", ""}}, `{__name__="up", a="1", b="1"}`, ""},
-		{"long name", []Label{{"__name__", "up"}, {strings.Repeat("a", 1025), "1"}}, "", reasonLabelNameTooLong},
-		{"long value", []Label{{"__name__", "up"}, {"a", strings.Repeat("v", 4097)}}, "", reasonLabelValueTooLong},
-		{"invalid utf-8", []Label{{"__name__", "up"}, {"a", "\xc3\x28"}}, "", reasonInvalidLabelValue},
+		{"empty values do not count", []Label{{Name: "__name__", Value: "up"}, {Name: "a", Value: "1"}, {Name: "b", Value: "1"}, {Name: "c", Value: ""}}, `{__name__="up", a="1", b="1"}`, ""},
+		{"long name", []Label{{Name: "__name__", Value: "up"}, {Name: strings.Repeat("a", 1025), Value: "1"}}, "", reasonLabelNameTooLong},
+		{"long value", []Label{{Name: "__name__", Value: "up"}, {Name: "a", Value: strings.Repeat("v", 4097)}}, "", reasonLabelValueTooLong},
+		{"invalid utf-8", []Label{{Name: "__name__", Value: "up"}, {Name: "a", Value: "\xc3\x28"}}, "", reasonInvalidLabelValue},
 	}
 	b := labels.NewScratchBuilder(8)
 	var lset labels.Labels
@@ -67,7 +67,7 @@ func TestBuildLabels(t *testing.T) {
 
 // manyLabels is a series of up and n labels with values.
 func manyLabels(n int) []Label {
-	ls := []Label{{"__name__", "up"}}
+	ls := []Label{{Name: "__name__", Value: "up"}}
 	for i := range n {
 		ls = append(ls, Label{Name: "l" + strconv.Itoa(i), Value: "v"})
 	}

@@ -36,8 +36,8 @@ func (a *dbAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error) 
 	return a.ha.AppendRef(ref, t, v)
 }
 
-func (a *dbAppender) Lookup(hash uint64, lset labels.Labels) SeriesRef {
-	return a.ha.Lookup(hash, lset)
+func (a *dbAppender) Lookup(hash uint64, ls []labels.Label) SeriesRef {
+	return a.ha.Lookup(hash, ls)
 }
 
 func (a *dbAppender) Prefetch(hashes []uint64) { a.ha.Prefetch(hashes) }

@@ -137,8 +137,8 @@ func (a *headAppender) AppendRef(ref SeriesRef, t int64, v float64) (bool, error
 	return true, a.buffer(s, outcome, err, t, v)
 }
 
-func (a *headAppender) Lookup(hash uint64, lset labels.Labels) SeriesRef {
-	if s := a.head.series.getByHash(hash, lset, a.head.symbols); s != nil {
+func (a *headAppender) Lookup(hash uint64, ls []labels.Label) SeriesRef {
+	if s := a.head.series.getByPairs(hash, ls, a.head.symbols); s != nil {
 		a.looked = s
 		return s.ref
 	}

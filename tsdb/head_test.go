@@ -513,7 +513,12 @@ func TestHeadLookup(t *testing.T) {
 	h := newTestHead(t, nil)
 	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
 	app := h.Appender()
-	if ref := app.Lookup(a.Hash(), a); ref != 0 {
+	pairs := func(ls labels.Labels) []labels.Label {
+		var out []labels.Label
+		ls.Range(func(l labels.Label) { out = append(out, l) })
+		return out
+	}
+	if ref := app.Lookup(a.Hash(), pairs(a)); ref != 0 {
 		t.Fatalf("Lookup of a new series: %d", ref)
 	}
 	refA, _ := app.AppendSeries(a, 1, 1)
@@ -522,13 +527,13 @@ func TestHeadLookup(t *testing.T) {
 		t.Fatal(err)
 	}
 	app = h.Appender()
-	if got := app.Lookup(a.Hash(), a); got != refA {
+	if got := app.Lookup(a.Hash(), pairs(a)); got != refA {
 		t.Fatalf("Lookup(a) = %d, want %d", got, refA)
 	}
 	if ok, err := app.AppendRef(refB, 2, 2); !ok || err != nil {
 		t.Fatal(ok, err)
 	}
-	if got := app.Lookup(b.Hash(), b); got != refB {
+	if got := app.Lookup(b.Hash(), pairs(b)); got != refB {
 		t.Fatalf("Lookup(b) = %d, want %d", got, refB)
 	}
 	s := h.series.getByRef(refB)
@@ -571,6 +576,47 @@ func TestAppenderPoolDropsLargeBatches(t *testing.T) {
 		}
 		if !c.kept && cap(a.samples) != 0 {
 			t.Errorf("%d series: the pooled appender keeps room for %d samples", c.series, cap(a.samples))
+		}
+	}
+}
+
+// TestLookupComparesEveryPair looks up label pairs under the hash of a
+// stored series, as a hash collision would: only the exact pairs find it,
+// not a prefix, an extension or another value.
+func TestLookupComparesEveryPair(t *testing.T) {
+	h := newTestHead(t, nil)
+	stored := labels.FromStrings("__name__", "up", "instance", "a:1", "job", "etcd")
+	app := h.Appender()
+	ref, err := app.AppendSeries(stored, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	l := func(kv ...string) []labels.Label {
+		var out []labels.Label
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, labels.Label{Name: kv[i], Value: kv[i+1]})
+		}
+		return out
+	}
+	app = h.Appender()
+	defer app.Rollback()
+	for _, c := range []struct {
+		name  string
+		pairs []labels.Label
+		want  SeriesRef
+	}{
+		{"exact", l("__name__", "up", "instance", "a:1", "job", "etcd"), ref},
+		{"prefix", l("__name__", "up", "instance", "a:1"), 0},
+		{"extension", l("__name__", "up", "instance", "a:1", "job", "etcd", "zone", "z"), 0},
+		{"other value", l("__name__", "up", "instance", "a:2", "job", "etcd"), 0},
+		{"other name", l("__name__", "up", "instancf", "a:1", "job", "etcd"), 0},
+		{"none", nil, 0},
+	} {
+		if got := app.Lookup(stored.Hash(), c.pairs); got != c.want {
+			t.Errorf("%s: Lookup = %d, want %d", c.name, got, c.want)
 		}
 	}
 }

@@ -33,13 +33,15 @@ type Appender interface {
 	// by labels; ok is false (and nothing is appended) when the ref is no
 	// longer a series of the store, and the caller appends by labels.
 	AppendRef(ref SeriesRef, t int64, v float64) (ok bool, err error)
-	// Lookup returns the ref of the series with labels lset for
-	// AppendRef, or 0 when the store holds no such series in memory (a
-	// new one, or one evicted to the store, which Append brings back).
-	// It lets a caller skip validating the labels of series it already
-	// stored. hash is lset.Hash(), which a caller that prefetched has
+	// Lookup returns the ref of the series whose labels are ls (sorted
+	// by name, as a labels.Labels holds them) for AppendRef, or 0 when
+	// the store holds no such series in memory (a new one, or one evicted
+	// to the store, which Append brings back). It lets a caller skip
+	// validating the labels of series it already stored, and building
+	// them: ls may be the labels as a request decoded them. hash is
+	// labels.New(ls...).Hash(), which a caller that prefetched has
 	// computed already.
-	Lookup(hash uint64, lset labels.Labels) SeriesRef
+	Lookup(hash uint64, ls []labels.Label) SeriesRef
 	// Prefetch tells the appender that label sets with these hashes
 	// (labels.Labels.Hash) are about to be looked up or appended: it
 	// brings what their lookups read into the CPU caches all at once,

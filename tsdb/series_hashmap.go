@@ -103,6 +103,25 @@ func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *m
 	}
 }
 
+// getPairs is get for a label set given as sorted pairs.
+func (m *seriesHashmap) getPairs(hash uint64, ls []labels.Label, st *symbolTable) *memSeries {
+	t := m.table.Load()
+	if t == nil {
+		return nil
+	}
+	mask := len(t.slots) - 1
+	for i := t.home(hash); ; i = (i + 1) & mask {
+		sl := &t.slots[i]
+		s := sl.s.Load()
+		if s == nil {
+			return nil
+		}
+		if sl.hash.Load() == hash && st.equalPairs(s.syms, ls) {
+			return s
+		}
+	}
+}
+
 // getBySyms is get for a series spelled by syms: two label sets are equal
 // when their symbol refs are.
 func (m *seriesHashmap) getBySyms(hash uint64, syms symRefs) *memSeries {
@@ -244,6 +263,15 @@ func (s *stripeSeries) getByHash(hash uint64, lset labels.Labels, st *symbolTabl
 	sp := s.stripe(hash)
 	sp.RLock()
 	series := sp.get(hash, lset, st)
+	sp.RUnlock()
+	return series
+}
+
+// getByPairs is getByHash for a label set given as sorted pairs.
+func (s *stripeSeries) getByPairs(hash uint64, ls []labels.Label, st *symbolTable) *memSeries {
+	sp := s.stripe(hash)
+	sp.RLock()
+	series := sp.getPairs(hash, ls, st)
 	sp.RUnlock()
 	return series
 }

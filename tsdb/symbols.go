@@ -193,6 +193,27 @@ func (st *symbolTable) equal(refs symRefs, lset labels.Labels) bool {
 	return eq && i == len(refs)
 }
 
+// equalPairs reports whether refs spell the label pairs ls.
+func (st *symbolTable) equalPairs(refs symRefs, ls []labels.Label) bool {
+	strs := st.load()
+	i := 0
+	for _, l := range ls {
+		if i >= len(refs) {
+			return false
+		}
+		var n, v uint32
+		n, i = refs.next(i)
+		if i >= len(refs) {
+			return false
+		}
+		v, i = refs.next(i)
+		if strs[n] != l.Name || strs[v] != l.Value {
+			return false
+		}
+	}
+	return i == len(refs)
+}
+
 // labels rebuilds the label set refs spell, using b as scratch.
 func (st *symbolTable) labels(b *labels.ScratchBuilder, refs symRefs) labels.Labels {
 	strs := st.load()

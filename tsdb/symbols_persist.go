@@ -3,7 +3,9 @@ package tsdb
 import (
 	"encoding/binary"
 	"fmt"
+	"unsafe"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -264,20 +266,42 @@ func decodeSymbolsSection(d *decbuf, dict *symbolDict, use symbolUse, add func(n
 	return nil
 }
 
-// readSymbols reads the store's symbol records.
+// readSymbols reads the store's symbol records. Their strings share one
+// buffer, which the dictionary alone refers to: the symbol table interns
+// copies.
 func (s *store) readSymbols() (*symbolDict, error) {
 	var pids []uint32
-	var strs []string
-	err := s.scan(prefixSymbol, func(key, val []byte) error {
-		if len(key) != 5 {
-			return fmt.Errorf("symbol key of %d bytes", len(key))
+	var buf []byte
+	var ends []int
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSymbol}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			key := item.Key()
+			if len(key) != 5 {
+				return fmt.Errorf("symbol key of %d bytes", len(key))
+			}
+			err := item.Value(func(val []byte) error {
+				buf = append(buf, val...)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			pids = append(pids, binary.BigEndian.Uint32(key[1:]))
+			ends = append(ends, len(buf))
 		}
-		pids = append(pids, binary.BigEndian.Uint32(key[1:]))
-		strs = append(strs, string(val))
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	strs := make([]string, len(ends))
+	start := 0
+	for i, end := range ends {
+		strs[i] = unsafe.String(unsafe.SliceData(buf[start:end]), end-start)
+		start = end
 	}
 	return newSymbolDict(pids, strs), nil
 }
