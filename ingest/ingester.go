@@ -198,12 +198,13 @@ func (r Result) Err() error {
 // writeScratch is the per-request memory, pooled so that steady ingestion
 // allocates nothing per sample.
 type writeScratch struct {
-	raw     []byte // decompressed protobuf; wr's strings alias it
-	wr      WriteRequest
-	builder labels.ScratchBuilder
-	hashBuf []byte        // scratch of sentHashes
-	hashes  []uint64      // prefetchStored: each series' label hash, 0 if not storable as sent
-	lset    labels.Labels // reused; valid only until the next series
+	raw       []byte // decompressed protobuf; wr's strings alias it
+	wr        WriteRequest
+	builder   labels.ScratchBuilder
+	hashBuf   []byte        // scratch of sentHashes
+	storedBuf []byte        // scratch of storedHash
+	hashes    []uint64      // prefetchStored: each series' label hash, 0 if not storable as sent
+	lset      labels.Labels // reused; valid only until the next series
 	// adm is the request being decoded, charged by reserve, which is
 	// sc.charge bound once so that a request allocates no closure.
 	adm     *Admission
@@ -536,8 +537,7 @@ func (in *Ingester) prefetchStored(app tsdb.Appender, batch []TimeSeries, lim *L
 	for i := range batch {
 		var hash uint64
 		if storableAsSent(batch[i].Labels, lim) {
-			buildAsSent(batch[i].Labels, sc)
-			hash = sc.lset.Hash()
+			hash, sc.storedBuf = storedHash(batch[i].Labels, sc.storedBuf)
 		}
 		sc.hashes = append(sc.hashes, hash)
 	}
@@ -558,8 +558,7 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64,
 		return ts.Samples
 	}
 	if hash == 0 {
-		buildAsSent(ts.Labels, sc)
-		hash = sc.lset.Hash()
+		hash, sc.storedBuf = storedHash(ts.Labels, sc.storedBuf)
 	}
 	ref := app.Lookup(hash, ts.Labels)
 	if ref == 0 {
@@ -584,16 +583,6 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64,
 		}
 	}
 	return nil
-}
-
-// buildAsSent writes ls into sc.lset as it is, without validating it:
-// for label sets storableAsSent, to look up.
-func buildAsSent(ls []Label, sc *writeScratch) {
-	sc.builder.Reset()
-	for _, l := range ls {
-		sc.builder.Add(l.Name, l.Value)
-	}
-	sc.builder.Overwrite(&sc.lset)
 }
 
 // storableAsSent reports whether ls is already in the form a stored label
