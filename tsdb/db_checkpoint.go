@@ -223,7 +223,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		if deactivate {
 			persisted = s.maxT // every chunk is in this batch
 		}
-		if err := cp.records.add(cp.db.head.symbols, s, storedRecord(s, persisted), cp.set); err != nil {
+		if err := cp.records.add(cp.db.head.symbols, s, storedRecord(s, persisted), &cp.arena, cp.wb); err != nil {
 			return nil, err
 		}
 	}

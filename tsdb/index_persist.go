@@ -32,13 +32,23 @@ func (q *createdQueue) add(s *memSeries) {
 }
 
 // take returns the queued series and empties the queue.
-func (q *createdQueue) take() []*memSeries {
+func (q *createdQueue) take() []*memSeries { return q.swap(nil) }
+
+// swap returns the queued series and queues the next ones in spare's
+// memory (cleared), so that a queue filled again every second does not
+// grow a new slice from nothing each time.
+func (q *createdQueue) swap(spare []*memSeries) []*memSeries {
+	clear(spare)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.series
-	q.series = nil
+	q.series = spare[:0]
 	return s
 }
+
+// maxSpareQueue is the most series a spare queue keeps room for: a burst
+// of millions must not pin its slice.
+const maxSpareQueue = 1 << 16
 
 // indexInterval is how often new series records are written to the store.
 const indexInterval = time.Second
@@ -51,14 +61,20 @@ func (db *DB) indexLoop(stop <-chan struct{}, done chan<- struct{}) {
 	t := time.NewTicker(indexInterval)
 	defer t.Stop()
 	var w indexWriter
+	var spare []*memSeries
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		if err := w.write(db, db.head.created.take()); err != nil {
+		created := db.head.created.swap(spare)
+		if err := w.write(db, created); err != nil {
 			db.logger.Warn("writing new series to the index failed; the next checkpoint retries", "err", err)
+		}
+		spare = nil
+		if cap(created) <= maxSpareQueue {
+			spare = created
 		}
 	}
 }
@@ -86,12 +102,11 @@ func (w *indexWriter) writeBatch(db *DB, batch []*memSeries) error {
 	defer wb.Cancel()
 	defer w.arena.reset()
 	defer w.records.reset()
-	set := func(key, val func([]byte) []byte) error { return wb.Set(w.arena.add(key), w.arena.add(val)) }
 	w.done = w.done[:0]
 	for _, s := range batch {
 		s.mu.Lock()
 		if !s.indexPersisted && !s.deleted {
-			if err := w.records.add(db.head.symbols, s, storedRecord(s, s.persistedMaxT), set); err != nil {
+			if err := w.records.add(db.head.symbols, s, storedRecord(s, s.persistedMaxT), &w.arena, wb); err != nil {
 				s.mu.Unlock()
 				return err
 			}

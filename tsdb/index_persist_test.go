@@ -44,3 +44,25 @@ func TestIndexedRecordDoesNotHideWALSamples(t *testing.T) {
 	got := dbSelect(t, db, 0, 10000, matchAll)[a.String()]
 	checkSeries(t, got, 1000, 1000, 3)
 }
+
+// TestCreatedQueueSwap: swap hands back what was queued and queues the
+// next series in the spare's memory, cleared of the series it held.
+func TestCreatedQueueSwap(t *testing.T) {
+	var q createdQueue
+	q.enable()
+	a, b, c := newMemSeries(1, ""), newMemSeries(2, ""), newMemSeries(3, "")
+	q.add(a)
+	q.add(b)
+	spare := make([]*memSeries, 2, 8)
+	spare[0], spare[1] = c, c
+	if got := q.swap(spare); len(got) != 2 || got[0] != a || got[1] != b {
+		t.Fatalf("swap returned %v", got)
+	}
+	if spare[0] != nil || spare[1] != nil {
+		t.Fatal("the spare still holds the series it held")
+	}
+	q.add(c)
+	if got := q.take(); len(got) != 1 || got[0] != c || &got[:1][0] != &spare[:1][0] {
+		t.Fatalf("the next series were not queued in the spare's memory: %v", got)
+	}
+}

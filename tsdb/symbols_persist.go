@@ -97,6 +97,10 @@ func (st *symbolTable) markDurable(written []pendingSymbol) {
 	}
 }
 
+// batchSetter is the write batch's Set (*badger.WriteBatch), which keeps
+// the order of what is set.
+type batchSetter interface{ Set(key, val []byte) error }
+
 // recordWriter encodes the series records of one write batch, with the
 // symbol records they need ahead of them.
 type recordWriter struct {
@@ -108,16 +112,15 @@ type recordWriter struct {
 	lset    labels.Labels
 }
 
-// add queues s's series record, with rec's times, through set (key and
-// value encoders, as the batch takes them). The caller holds s.mu, and s
-// is not deleted.
-func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord, set func(key, val func([]byte) []byte) error) error {
+// add queues s's series record, with rec's times, in wb, its key and
+// value encoded into a. The caller holds s.mu, and s is not deleted.
+func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord, a *arena, wb batchSetter) error {
 	pids, need, ok := st.persistedIDs(s.syms, w.pids[:0], w.need[:0])
 	w.pids, w.need = pids, need
-	key := func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) }
+	key := a.add(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) })
 	if !ok {
 		st.labelsInto(&w.builder, s.syms, &w.lset)
-		return set(key, func(b []byte) []byte { return appendSeriesValue(b, rec, w.lset) })
+		return wb.Set(key, a.add(func(b []byte) []byte { return appendSeriesValue(b, rec, w.lset) }))
 	}
 	if w.written == nil {
 		w.written = map[uint32]struct{}{}
@@ -128,15 +131,15 @@ func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord, set 
 			continue
 		}
 		str := strs[p.id]
-		err := set(func(b []byte) []byte { return binary.BigEndian.AppendUint32(append(b, prefixSymbol), p.pid) },
-			func(b []byte) []byte { return append(b, str...) })
+		err := wb.Set(a.add(func(b []byte) []byte { return binary.BigEndian.AppendUint32(append(b, prefixSymbol), p.pid) }),
+			a.add(func(b []byte) []byte { return append(b, str...) }))
 		if err != nil {
 			return err
 		}
 		w.written[p.pid] = struct{}{}
 		w.pending = append(w.pending, p)
 	}
-	return set(key, func(b []byte) []byte { return appendSeriesRecord(b, rec, pids) })
+	return wb.Set(key, a.add(func(b []byte) []byte { return appendSeriesRecord(b, rec, pids) }))
 }
 
 // flushed marks the batch's symbol records durable and readies w for the

@@ -99,34 +99,34 @@ func TestRecordWriterWritesEachSymbolOnce(t *testing.T) {
 		return out
 	}
 	var w recordWriter
+	var a arena
 	batch := func(ss []*memSeries) (symbols []string) {
 		t.Helper()
 		seen := map[uint32]bool{}
-		for _, s := range ss {
-			err := w.add(st, s, seriesRecord{}, func(key, val func([]byte) []byte) error {
-				k, v := key(nil), val(nil)
-				switch k[0] {
-				case prefixSymbol:
-					seen[binary.BigEndian.Uint32(k[1:])] = true
-					symbols = append(symbols, string(v))
-				case prefixSeries:
-					d := decbuf{b: v}
-					d.varint()
-					d.varint()
-					d.uint64()
-					d.b = d.b[2:] // section type and count
-					for range d.uvarint() * 2 {
-						if pid := uint32(d.uvarint()); !seen[pid] && !durable(st, pid) {
-							t.Fatalf("series record names pid %d before its symbol record", pid)
-						}
+		rec := recordingBatch(func(k, v []byte) {
+			switch k[0] {
+			case prefixSymbol:
+				seen[binary.BigEndian.Uint32(k[1:])] = true
+				symbols = append(symbols, string(v))
+			case prefixSeries:
+				d := decbuf{b: v}
+				d.varint()
+				d.varint()
+				d.uint64()
+				d.b = d.b[2:] // section type and count
+				for range d.uvarint() * 2 {
+					if pid := uint32(d.uvarint()); !seen[pid] && !durable(st, pid) {
+						t.Fatalf("series record names pid %d before its symbol record", pid)
 					}
 				}
-				return nil
-			})
-			if err != nil {
+			}
+		})
+		for _, s := range ss {
+			if err := w.add(st, s, seriesRecord{}, &a, rec); err != nil {
 				t.Fatal(err)
 			}
 		}
+		a.reset()
 		return symbols
 	}
 	if got := batch(series(0, 3)); !slices.Equal(got, []string{"__name__", "up", "instance", "0", "1", "2"}) {
@@ -140,6 +140,14 @@ func TestRecordWriterWritesEachSymbolOnce(t *testing.T) {
 	if got := batch(series(3, 5)); !slices.Equal(got, []string{"3", "4"}) {
 		t.Fatalf("after a failed batch, wrote symbols %q, want its strings again", got)
 	}
+}
+
+// recordingBatch is a batchSetter that hands each entry to a function.
+type recordingBatch func(key, val []byte)
+
+func (r recordingBatch) Set(key, val []byte) error {
+	r(key, val)
+	return nil
 }
 
 // durable reports whether pid is marked durable in st.
