@@ -187,19 +187,19 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	if !s.active && s.indexPersisted {
 		return nil, nil
 	}
-	if !deactivate && s.indexPersisted && len(s.closed) == 0 && s.ooo.empty() {
+	if !deactivate && s.indexPersisted && len(s.closedChunks()) == 0 && s.ooo.empty() {
 		return nil, nil
 	}
 	before := s.chunkBytesLocked()
 	if deactivate && s.head != nil {
-		s.closed = append(s.closed, s.closeHeadLocked())
+		s.appendClosedLocked(s.closeHeadLocked())
 	}
 	s.spillOutOfOrderLocked()
 	if s.active { // closing and spilling change what the chunks hold
 		cp.db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
 	}
-	item := &persistItem{s: s, nClosed: len(s.closed), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
-	for _, c := range s.closed {
+	item := &persistItem{s: s, nClosed: len(s.closedChunks()), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
+	for _, c := range s.closedChunks() {
 		cp.cacheWrite.chunk(st.bucketOf(c.minT), s.ref)
 		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, c.minT, chunkInOrder, 0) },
 			func(b []byte) []byte { return appendChunkValue(b, c) })
@@ -262,7 +262,7 @@ func (cp *checkpointer) release(it persistItem) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := s.chunkBytesLocked()
-	s.closed = slices.Delete(s.closed, 0, it.nClosed)
+	s.dropClosedLocked(it.nClosed)
 	if s.ooo != nil {
 		s.ooo.done = slices.Delete(s.ooo.done, 0, it.nOOO)
 		if s.ooo.empty() {
@@ -274,7 +274,7 @@ func (cp *checkpointer) release(it persistItem) {
 	if s.active {
 		h.chunkBytes.Add(s.chunkBytesLocked() - before)
 	}
-	if it.deactivate && s.active && s.head == nil && len(s.closed) == 0 && s.ooo.empty() {
+	if it.deactivate && s.active && s.head == nil && len(s.closedChunks()) == 0 && s.ooo.empty() {
 		h.deactivateLocked(s)
 	}
 }

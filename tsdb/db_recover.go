@@ -154,7 +154,7 @@ func (db *DB) scanChunks() error {
 			// A snapshot that failed part way may have reopened chunks: the
 			// WAL replays their samples, and the writer of an open chunk
 			// continues from maxT and lastV, which now say otherwise.
-			if s.head != nil || len(s.closed) > 0 {
+			if s.head != nil || len(s.closedChunks()) > 0 {
 				before := s.chunkBytesLocked()
 				s.head, s.headXOR, s.closed = nil, xorState{}, nil
 				if s.active {
@@ -265,7 +265,7 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 	}
 	if lastT != s.maxT || lastV != s.lastV {
 		minT, _ := binary.Varint(c[xorChunkHeader:])
-		s.closed = append(s.closed, memChunk{data: slices.Clip(c), minT: minT, maxT: lastT})
+		s.appendClosedLocked(memChunk{data: slices.Clip(c), minT: minT, maxT: lastT})
 		return nil
 	}
 	s.head, s.headXOR = c, x

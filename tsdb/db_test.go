@@ -179,7 +179,7 @@ func TestDBOutOfOrderAcrossPersistedBoundary(t *testing.T) {
 	if err := db.Checkpoint(); err != nil { // closed chunks go to the store
 		t.Fatal(err)
 	}
-	if len(db.head.series.getByRef(1).closed) != 0 {
+	if len(db.head.series.getByRef(1).closedChunks()) != 0 {
 		t.Fatal("closed chunks still in memory after the checkpoint")
 	}
 	oldest := int64(400*step) - time.Hour.Milliseconds()

@@ -35,7 +35,7 @@ func TestQueryAcrossCheckpointRelease(t *testing.T) {
 	}
 	s := db.head.series.getByRef(set.At().(*headSeries).s.ref)
 	s.mu.Lock()
-	closed := len(s.closed)
+	closed := len(s.closedChunks())
 	s.mu.Unlock()
 	if closed != 0 {
 		t.Fatalf("the checkpoint left %d closed chunks in the head: the test needs them released", closed)

@@ -3,6 +3,7 @@ package tsdb
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -22,22 +23,23 @@ type memSeries struct {
 	mu sync.Mutex
 	// logged: the series' record is in the WAL or the store, so a WAL
 	// record may refer to it by ref alone. It shares a word with the
-	// flags below: the struct is sized to fit 144 bytes, a size class
-	// that a million series notice (128 before the open chunk's writer
-	// moved inline, which saved its two objects of 32 and 48 bytes).
+	// flags below: the struct is sized to fit 128 bytes, a size class
+	// that ten million series notice (the open chunk's writer is inline,
+	// which saved its two objects of 32 and 48 bytes; the closed chunks
+	// went behind a pointer to make room for it).
 	logged         atomic.Bool
-	active         bool        // holds sample state and counts toward head limits
-	deleted        bool        // removed from the index; appenders must look up again
-	indexPersisted bool        // the store holds the series record
-	pins           uint8       // uncommitted appenders holding it; retention keeps it (pinLocked)
-	persistedMaxT  int64       // newest timestamp in the store's chunks; math.MinInt64 if none
-	closed         []memChunk  // full in-order chunks, oldest first; immutable
-	head           []byte      // open in-order chunk (chunkenc's XOR bytes), nil before the first sample
-	headXOR        xorState    // writer of head; its last sample is maxT, lastV
-	maxT           int64       // newest in-order timestamp; math.MinInt64 if none
-	lastV          uint64      // bits of the value at maxT
-	minT           int64       // oldest timestamp of any sample; math.MaxInt64 if none
-	ooo            *outOfOrder // nil while the series has no out-of-order samples
+	active         bool          // holds sample state and counts toward head limits
+	deleted        bool          // removed from the index; appenders must look up again
+	indexPersisted bool          // the store holds the series record
+	pins           uint8         // uncommitted appenders holding it; retention keeps it (pinLocked)
+	persistedMaxT  int64         // newest timestamp in the store's chunks; math.MinInt64 if none
+	closed         *closedChunks // nil while the series has none
+	head           []byte        // open in-order chunk (chunkenc's XOR bytes), nil before the first sample
+	headXOR        xorState      // writer of head; its last sample is maxT, lastV
+	maxT           int64         // newest in-order timestamp; math.MinInt64 if none
+	lastV          uint64        // bits of the value at maxT
+	minT           int64         // oldest timestamp of any sample; math.MaxInt64 if none
+	ooo            *outOfOrder   // nil while the series has no out-of-order samples
 }
 
 // headMinTLocked is the first timestamp of the open chunk, read from the
@@ -50,6 +52,40 @@ func (s *memSeries) headMinTLocked() int64 {
 		panic("BUG: open chunk without a first timestamp")
 	}
 	return t
+}
+
+// closedChunks are a series' full in-order chunks, oldest first, each
+// immutable, until a checkpoint writes them to the store and releases
+// them. They sit behind a pointer because most series have none most of
+// the time: inline, the slice header would cost every series 16 bytes
+// more and take memSeries from 128 bytes to the 144 size class.
+type closedChunks struct{ c []memChunk }
+
+// closedChunks returns the closed chunks; the caller holds s.mu.
+func (s *memSeries) closedChunks() []memChunk {
+	if s.closed == nil {
+		return nil
+	}
+	return s.closed.c
+}
+
+// appendClosedLocked appends a closed chunk. The caller holds s.mu.
+func (s *memSeries) appendClosedLocked(c memChunk) {
+	if s.closed == nil {
+		s.closed = &closedChunks{}
+	}
+	s.closed.c = append(s.closed.c, c)
+}
+
+// dropClosedLocked drops the n oldest closed chunks, and the holder of
+// none. The caller holds s.mu.
+func (s *memSeries) dropClosedLocked(n int) {
+	if s.closed == nil {
+		return
+	}
+	if s.closed.c = slices.Delete(s.closed.c, 0, n); len(s.closed.c) == 0 {
+		s.closed = nil
+	}
 }
 
 // outOfOrder holds a series' out-of-order samples. It sits behind a

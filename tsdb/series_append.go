@@ -93,7 +93,10 @@ func (s *memSeries) chunkBytesLocked() int64 {
 	if s.head != nil {
 		n += int64(cap(s.head)) // its writer's state is inline in memSeries
 	}
-	for _, c := range s.closed {
+	if s.closed != nil {
+		n += closedChunksSize
+	}
+	for _, c := range s.closedChunks() {
 		n += int64(cap(c.data)) + memChunkSize
 	}
 	for _, c := range s.ooo.chunks() {
@@ -106,6 +109,10 @@ func (s *memSeries) chunkBytesLocked() int64 {
 // and the slice header of its bytes. An open chunk has no such overhead:
 // its bytes hang off memSeries directly.
 const memChunkSize = 40
+
+// closedChunksSize is what a series' holder of closed chunks costs: the
+// 32-byte size class of its slice header.
+const closedChunksSize = 32
 
 // chunkRangeEnd returns the first multiple of r after t: the boundary the
 // chunk holding t must not cross.
@@ -121,7 +128,7 @@ func chunkRangeEnd(t, r int64) int64 {
 // cut when full or when t crosses a multiple of chunkRange.
 func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, chunkRange int64) (newChunk bool) {
 	if s.head != nil && (xorNumSamples(s.head) >= chunkSamples || t >= chunkRangeEnd(s.headMinTLocked(), chunkRange)) {
-		s.closed = append(s.closed, s.closeHeadLocked())
+		s.appendClosedLocked(s.closeHeadLocked())
 	}
 	if s.head == nil {
 		s.head, s.headXOR = newXORChunk(0), newXORState()
@@ -192,8 +199,8 @@ func (s *memSeries) valueAtLocked(t int64) (float64, bool) {
 			return v, true
 		}
 	}
-	for i := len(s.closed) - 1; i >= 0; i-- {
-		if v, ok := chunkValueAt(s.closed[i], t); ok {
+	for i := len(s.closedChunks()) - 1; i >= 0; i-- {
+		if v, ok := chunkValueAt(s.closedChunks()[i], t); ok {
 			return v, true
 		}
 	}

@@ -43,7 +43,7 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 		s.mu.Unlock()
 		return dst, buf, false, nil
 	}
-	for _, c := range s.closed {
+	for _, c := range s.closedChunks() {
 		if c.maxT >= hs.mint && c.minT <= hs.maxt {
 			dst = append(dst, Chunk{MinT: c.minT, MaxT: c.maxT, Data: c.data})
 		}

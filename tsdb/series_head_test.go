@@ -82,10 +82,10 @@ func TestHeadChunkMatchesChunkenc(t *testing.T) {
 			t.Fatalf("sample %d: headMinT %d", i, got)
 		}
 	}
-	if len(s.closed) != 3 {
-		t.Fatalf("%d closed chunks, want 3", len(s.closed))
+	if len(s.closedChunks()) != 3 {
+		t.Fatalf("%d closed chunks, want 3", len(s.closedChunks()))
 	}
-	for _, c := range s.closed {
+	for _, c := range s.closedChunks() {
 		if cap(c.data) > len(c.data)+len(c.data)/8+16 { // right-sized, up to the allocator's size class
 			t.Fatalf("closed chunk of %d bytes holds %d", len(c.data), cap(c.data))
 		}
@@ -138,8 +138,8 @@ func TestReopenHeadContinues(t *testing.T) {
 		if err := s.reopenHeadLocked(snap); err != nil {
 			t.Fatalf("reopen after %d samples: %v", k+1, err)
 		}
-		if s.head == nil || len(s.closed) != 0 {
-			t.Fatalf("reopen after %d samples: open chunk %x, %d closed", k+1, s.head, len(s.closed))
+		if s.head == nil || len(s.closedChunks()) != 0 {
+			t.Fatalf("reopen after %d samples: open chunk %x, %d closed", k+1, s.head, len(s.closedChunks()))
 		}
 		for _, smp := range samples[k+1:] {
 			s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
@@ -174,8 +174,8 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 			if err := s.reopenHeadLocked(headSnapshot{headMinT: samples[0].t, maxT: tc.maxT, lastV: uint64(tc.lastV), chunk: chunk}); err != nil {
 				t.Fatal(err)
 			}
-			if s.head != nil || len(s.closed) != 1 || !bytes.Equal(s.closed[0].data, chunk) ||
-				s.closed[0].minT != samples[0].t || s.closed[0].maxT != samples[4].t {
+			if s.head != nil || len(s.closedChunks()) != 1 || !bytes.Equal(s.closedChunks()[0].data, chunk) ||
+				s.closedChunks()[0].minT != samples[0].t || s.closedChunks()[0].maxT != samples[4].t {
 				t.Fatalf("open chunk %x, closed %+v", s.head, s.closed)
 			}
 			s.appendInOrderLocked(samples[6].t, samples[6].v, 120, math.MaxInt64/2)
@@ -192,7 +192,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 		if err := s.reopenHeadLocked(headSnapshot{headMinT: samples[0].t, maxT: s.maxT, lastV: s.lastV, chunk: bad}); err == nil {
 			t.Fatal("reopened a chunk claiming 200 samples of 5")
 		}
-		if s.head != nil || len(s.closed) != 0 {
+		if s.head != nil || len(s.closedChunks()) != 0 {
 			t.Fatalf("malformed chunk left open chunk %x, closed %+v", s.head, s.closed)
 		}
 	})
@@ -201,7 +201,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 		if err := s.reopenHeadLocked(headSnapshot{chunk: []byte{0, 0}}); err != nil {
 			t.Fatal(err)
 		}
-		if s.head != nil || len(s.closed) != 0 {
+		if s.head != nil || len(s.closedChunks()) != 0 {
 			t.Fatalf("empty chunk left open chunk %x, closed %+v", s.head, s.closed)
 		}
 	})

@@ -18,7 +18,7 @@ type seriesSnapshot struct {
 
 func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
 	var snap seriesSnapshot
-	for _, c := range s.closed {
+	for _, c := range s.closedChunks() {
 		if c.maxT >= mint && c.minT <= maxt {
 			snap.chunks = append(snap.chunks, c)
 		}
