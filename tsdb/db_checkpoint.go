@@ -177,7 +177,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		// the file replaces the previous one whole.
 		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
 		if s.head != nil {
-			snap.headMinT, snap.chunk = s.headMinTLocked(), s.head // copied by add, under s.mu
+			snap.headMinT, snap.chunk, snap.xor = s.headMinTLocked(), s.head, s.headXOR // copied by add, under s.mu
 		}
 		cp.snap.add(s.ref, snap)
 	}

@@ -108,17 +108,17 @@ func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, 
 	if db.opts.sequentialLoad {
 		workers = 1
 	}
-	check := func(payload []byte) error {
-		return decodeSnapshotRecords(payload, func(SeriesRef, headSnapshot) error { return nil })
+	check := func(version byte, payload []byte) error {
+		return decodeSnapshotRecords(version, payload, func(SeriesRef, headSnapshot) error { return nil })
 	}
 	if _, found, err = eachSnapshotFrame(path, workers, check); err != nil || !found {
 		return 0, found, err
 	}
 	// Each series has one record: the frames restore in any order.
-	return eachSnapshotFrame(path, workers, func(payload []byte) error {
+	return eachSnapshotFrame(path, workers, func(version byte, payload []byte) error {
 		t := newRestoreTotals()
 		defer t.addTo(db.head)
-		return decodeSnapshotRecords(payload, func(ref SeriesRef, snap headSnapshot) error {
+		return decodeSnapshotRecords(version, payload, func(ref SeriesRef, snap headSnapshot) error {
 			return db.restoreHeadSnapshot(ref, snap, fallback, &t)
 		})
 	})
@@ -251,12 +251,14 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 }
 
 // reopenHeadLocked rebuilds the open chunk and its writer from a
-// snapshot's bytes (restoreXOR). The writer continues from the series'
-// newest sample (maxT, lastV), so the chunk is reopened only when that
-// is its last sample; otherwise (a snapshot whose maxT disagrees with its
-// chunk) the chunk is kept closed and the next sample starts a new one.
+// snapshot: a copy of its bytes with the writer it recorded, or, from a
+// version 1 snapshot, its samples appended again (restoreXOR). The writer
+// continues from the series' newest sample (maxT, lastV), so the chunk is
+// reopened only when that is its last sample; otherwise (a snapshot whose
+// maxT disagrees with its chunk) the chunk is kept closed and the next
+// sample starts a new one.
 func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
-	c, x, lastT, lastV, err := restoreXOR(snap.chunk)
+	c, x, lastT, lastV, err := snap.restoreChunk()
 	if err != nil {
 		return err
 	}

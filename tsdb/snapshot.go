@@ -27,7 +27,14 @@ import (
 // payload is the header: "etcdgate-head\x01" and the segment (uvarint).
 // Each further payload holds records:
 //
-//	ref:uvarint headMinT:varint maxT:varint lastV:uint64-LE len:uvarint chunk
+//	ref:uvarint headMinT:varint maxT:varint lastV:uint64-LE len:uvarint chunk writer
+//	writer := (tDelta:uvarint free:byte leading:byte trailing:byte)?  (when len > 0)
+//
+// The writer is the state of the chunk's XOR writer after its last sample
+// (maxT, lastV), so that restoring the chunk is a copy: decoding every
+// chunk and appending its samples again was most of the restore's time.
+// Version 1 files ("etcdgate-head\x01") have no writer; their chunks are
+// restored by appending their samples again.
 //
 // The previous snapshot is kept as head.snapshot.prev, and the WAL from
 // its segment on: should the newest be lost or corrupt, recovery falls
@@ -36,7 +43,8 @@ import (
 const (
 	snapshotName     = "head.snapshot"
 	snapshotPrevName = "head.snapshot.prev"
-	snapshotMagic    = "etcdgate-head\x01"
+	snapshotMagicV1  = "etcdgate-head\x01"
+	snapshotMagic    = "etcdgate-head\x02"
 	// snapshotFrame is the payload size at which a frame is written.
 	snapshotFrame = 256 << 10
 )
@@ -45,7 +53,9 @@ const (
 type headSnapshot struct {
 	headMinT, maxT int64
 	lastV          uint64
-	chunk          []byte // nil when the series has no open chunk
+	chunk          []byte   // nil when the series has no open chunk
+	xor            xorState // chunk's writer after its last sample (maxT, lastV)
+	hasXOR         bool     // xor was read (a version 1 file has none)
 }
 
 type snapshotWriter struct {
@@ -76,7 +86,12 @@ func (w *snapshotWriter) add(ref SeriesRef, h headSnapshot) {
 	p = binary.AppendVarint(p, h.maxT)
 	p = binary.LittleEndian.AppendUint64(p, h.lastV)
 	p = binary.AppendUvarint(p, uint64(len(h.chunk)))
-	w.payload = append(p, h.chunk...)
+	p = append(p, h.chunk...)
+	if len(h.chunk) > 0 {
+		p = binary.AppendUvarint(p, h.xor.tDelta)
+		p = append(p, h.xor.free, h.xor.leading, h.xor.trailing)
+	}
+	w.payload = p
 	if len(w.payload) >= snapshotFrame {
 		w.flushFrame()
 	}
@@ -149,7 +164,7 @@ func readSnapshot(dir string, fn func(SeriesRef, headSnapshot) error) (seg int, 
 
 // readSnapshotFile reads the snapshot at path, as readSnapshot.
 func readSnapshotFile(path string, fn func(SeriesRef, headSnapshot) error) (seg int, found bool, err error) {
-	return eachSnapshotFrame(path, 1, func(payload []byte) error { return decodeSnapshotRecords(payload, fn) })
+	return eachSnapshotFrame(path, 1, func(version byte, payload []byte) error { return decodeSnapshotRecords(version, payload, fn) })
 }
 
 // eachSnapshotFrame reads the snapshot at path frame by frame, holding a
@@ -159,7 +174,7 @@ func readSnapshotFile(path string, fn func(SeriesRef, headSnapshot) error) (seg 
 // any order and concurrently. A payload is valid only during fn. It stops
 // at the first bad frame or error of fn, having passed every frame before
 // it to fn (and perhaps some after it), and returns its error.
-func eachSnapshotFrame(path string, workers int, fn func(payload []byte) error) (seg int, found bool, err error) {
+func eachSnapshotFrame(path string, workers int, fn func(version byte, payload []byte) error) (seg int, found bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, false, nil
@@ -179,7 +194,8 @@ func eachSnapshotFrame(path string, workers int, fn func(payload []byte) error) 
 	if crc32.Checksum(frame[walFrameHeader:], castagnoli) != binary.LittleEndian.Uint32(frame[4:]) {
 		return 0, true, fmt.Errorf("%w: bad frame at offset 0", errBadSnapshot)
 	}
-	if seg, err = decodeSnapshotHeader(frame[walFrameHeader:]); err != nil {
+	seg, version, err := decodeSnapshotHeader(frame[walFrameHeader:])
+	if err != nil {
 		return 0, true, err
 	}
 	off := len(frame)
@@ -224,7 +240,7 @@ func eachSnapshotFrame(path string, workers int, fn func(payload []byte) error) 
 					payload := j.frame[walFrameHeader:]
 					if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(j.frame[4:]) {
 						fail(j.off, fmt.Errorf("%w: bad frame at offset %d", errBadSnapshot, j.off))
-					} else if err := fn(payload); err != nil {
+					} else if err := fn(version, payload); err != nil {
 						fail(j.off, err)
 					}
 				}
@@ -282,19 +298,24 @@ func readSnapshotFrame(r *bufio.Reader, off int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-func decodeSnapshotHeader(p []byte) (int, error) {
-	if len(p) < len(snapshotMagic) || string(p[:len(snapshotMagic)]) != snapshotMagic {
-		return 0, fmt.Errorf("%w: unknown header", errBadSnapshot)
+// decodeSnapshotHeader returns the segment and the format version (1 or
+// 2) of a snapshot's header.
+func decodeSnapshotHeader(p []byte) (seg int, version byte, err error) {
+	if len(p) < len(snapshotMagic) || (string(p[:len(snapshotMagic)]) != snapshotMagic && string(p[:len(snapshotMagic)]) != snapshotMagicV1) {
+		return 0, 0, fmt.Errorf("%w: unknown header", errBadSnapshot)
 	}
+	version = p[len(snapshotMagic)-1]
 	d := decbuf{b: p[len(snapshotMagic):]}
-	seg := d.uvarint()
-	if d.err != nil || seg > 1<<31 {
-		return 0, fmt.Errorf("%w: bad segment in header", errBadSnapshot)
+	s := d.uvarint()
+	if d.err != nil || s > 1<<31 {
+		return 0, 0, fmt.Errorf("%w: bad segment in header", errBadSnapshot)
 	}
-	return int(seg), nil
+	return int(s), version, nil
 }
 
-func decodeSnapshotRecords(p []byte, fn func(SeriesRef, headSnapshot) error) error {
+// decodeSnapshotRecords calls fn for each record of a payload of a
+// snapshot of the given version.
+func decodeSnapshotRecords(version byte, p []byte, fn func(SeriesRef, headSnapshot) error) error {
 	d := decbuf{b: p}
 	for len(d.b) > 0 && d.err == nil {
 		ref := SeriesRef(d.uvarint())
@@ -307,6 +328,13 @@ func decodeSnapshotRecords(p []byte, fn func(SeriesRef, headSnapshot) error) err
 			h.chunk = d.b[:n]
 		}
 		d.b = d.b[n:]
+		if n > 0 && version >= 2 {
+			h.xor = xorState{tDelta: d.uvarint(), free: d.byte(), leading: d.byte(), trailing: d.byte()}
+			if d.err != nil || !h.xor.valid() {
+				return fmt.Errorf("%w: bad chunk writer of series %d", errBadSnapshot, ref)
+			}
+			h.hasXOR = true
+		}
 		if err := fn(ref, h); err != nil {
 			return err
 		}

@@ -5,10 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/prometheus/model/value"
 )
 
 func TestHeadSnapshotRoundTrip(t *testing.T) {
@@ -19,9 +23,10 @@ func TestHeadSnapshotRoundTrip(t *testing.T) {
 	}
 	want := map[SeriesRef]headSnapshot{}
 	for ref := SeriesRef(1); ref <= 3000; ref++ { // several frames
-		h := headSnapshot{headMinT: int64(ref) * 10, maxT: int64(ref)*10 + 5, lastV: uint64(ref), chunk: bytes.Repeat([]byte{byte(ref)}, 100)}
+		h := headSnapshot{headMinT: int64(ref) * 10, maxT: int64(ref)*10 + 5, lastV: uint64(ref), chunk: bytes.Repeat([]byte{byte(ref)}, 100),
+			xor: xorState{tDelta: uint64(ref) * 1000, free: uint8(ref % 8), leading: uint8(ref % 40), trailing: uint8(ref % 20)}, hasXOR: true}
 		if ref%7 == 0 {
-			h.chunk, h.headMinT = nil, 0 // an active series without an open chunk
+			h.chunk, h.headMinT, h.xor, h.hasXOR = nil, 0, xorState{}, false // an active series without an open chunk
 		}
 		want[ref] = h
 		w.add(ref, h)
@@ -40,7 +45,7 @@ func TestHeadSnapshotRoundTrip(t *testing.T) {
 	}
 	for ref, h := range want {
 		g := got[ref]
-		if g.headMinT != h.headMinT || g.maxT != h.maxT || g.lastV != h.lastV || !bytes.Equal(g.chunk, h.chunk) {
+		if g.headMinT != h.headMinT || g.maxT != h.maxT || g.lastV != h.lastV || !bytes.Equal(g.chunk, h.chunk) || g.xor != h.xor || g.hasXOR != h.hasXOR {
 			t.Fatalf("series %d: %+v, want %+v", ref, g, h)
 		}
 	}
@@ -91,8 +96,8 @@ func FuzzHeadSnapshot(f *testing.F) {
 			t.Fatal(err)
 		}
 		path := filepath.Join(d, snapshotName)
-		check := func(p []byte) error {
-			return decodeSnapshotRecords(p, func(SeriesRef, headSnapshot) error { return nil })
+		check := func(version byte, p []byte) error {
+			return decodeSnapshotRecords(version, p, func(SeriesRef, headSnapshot) error { return nil })
 		}
 		seg1, found1, err1 := eachSnapshotFrame(path, 1, check)
 		seg3, found3, err3 := eachSnapshotFrame(path, 3, check)
@@ -127,8 +132,8 @@ func TestHeadSnapshotParallelRead(t *testing.T) {
 	read := func(workers int) (map[SeriesRef]int, error) {
 		var mu sync.Mutex
 		seen := map[SeriesRef]int{}
-		seg, found, err := eachSnapshotFrame(path, workers, func(p []byte) error {
-			return decodeSnapshotRecords(p, func(ref SeriesRef, h headSnapshot) error {
+		seg, found, err := eachSnapshotFrame(path, workers, func(version byte, p []byte) error {
+			return decodeSnapshotRecords(version, p, func(ref SeriesRef, h headSnapshot) error {
 				if h.maxT != int64(ref)+1 || !bytes.Equal(h.chunk, bytes.Repeat([]byte{byte(ref)}, 60)) {
 					return fmt.Errorf("series %d: %+v", ref, h)
 				}
@@ -180,5 +185,150 @@ func TestHeadSnapshotParallelRead(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSnapshotChunkWriterRestores writes open chunks of many shapes
+// (counters, gauges that hold, NaN and stale markers, huge jumps, irregular
+// and equal timestamps, one sample) to a snapshot and reads them back: the
+// chunk restored from its recorded writer is the one appending its samples
+// again gives, bytes and writer, and both take further samples to the
+// same bytes.
+func TestSnapshotChunkWriterRestores(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	dir := t.TempDir()
+	w, err := createSnapshot(dir, 1, OSFS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type series struct {
+		c          []byte
+		x          xorState
+		lastT      int64
+		lastV      uint64
+		next       []float64
+		nextT      []int64
+		first      int64
+		numSamples int
+	}
+	all := map[SeriesRef]*series{}
+	step := func(kind int, prev float64) float64 {
+		switch kind {
+		case 0:
+			return prev + float64(rng.IntN(100))
+		case 1:
+			return prev
+		case 2:
+			if rng.IntN(3) == 0 {
+				return math.NaN()
+			}
+			return rng.Float64()
+		case 3:
+			if rng.IntN(4) == 0 {
+				return math.Float64frombits(value.StaleNaN)
+			}
+			return prev + 1
+		default:
+			return rng.NormFloat64() * math.Pow(10, float64(rng.IntN(300)))
+		}
+	}
+	for ref := SeriesRef(1); ref <= 500; ref++ {
+		s := &series{c: newXORChunk(0), x: newXORState()}
+		kind := int(ref) % 5
+		n := 1 + rng.IntN(120)
+		ts, v := int64(rng.IntN(1<<40)), 0.0
+		for i := range n + 10 {
+			v = step(kind, v)
+			if i < n {
+				s.c = s.x.append(s.c, s.lastT, s.lastV, ts, v)
+				s.lastT, s.lastV = ts, math.Float64bits(v)
+				if i == 0 {
+					s.first = ts
+				}
+			} else {
+				s.next, s.nextT = append(s.next, v), append(s.nextT, ts)
+			}
+			ts += int64(rng.IntN(3)) * int64(1+rng.IntN(30_000)) // equal, regular and irregular steps
+		}
+		all[ref] = s
+		w.add(ref, headSnapshot{headMinT: s.first, maxT: s.lastT, lastV: s.lastV, chunk: s.c, xor: s.x})
+	}
+	if err := w.commit(false); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = readSnapshot(dir, func(ref SeriesRef, h headSnapshot) error {
+		s := all[ref]
+		if !xorEndsWith(h.chunk, h.maxT, h.lastV) {
+			t.Fatalf("series %d: the chunk does not end with the snapshot's newest sample: restored by appending again", ref)
+		}
+		c, x, lastT, lastV, err := h.restoreChunk()
+		if err != nil || !h.hasXOR {
+			t.Fatalf("series %d: restore from the writer: %v (writer read: %v)", ref, err, h.hasXOR)
+		}
+		c2, x2, lastT2, lastV2, err := restoreXOR(h.chunk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(c, c2) || x != x2 || lastT != lastT2 || lastV != lastV2 {
+			t.Fatalf("series %d: from the writer %x %+v %d %x, appended again %x %+v %d %x", ref, c, x, lastT, lastV, c2, x2, lastT2, lastV2)
+		}
+		for i, v := range s.next {
+			c = x.append(c, lastT, lastV, s.nextT[i], v)
+			c2 = x2.append(c2, lastT2, lastV2, s.nextT[i], v)
+			lastT, lastV, lastT2, lastV2 = s.nextT[i], math.Float64bits(v), s.nextT[i], math.Float64bits(v)
+		}
+		if !bytes.Equal(c, c2) {
+			t.Fatalf("series %d: further samples differ: %x and %x", ref, c, c2)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSnapshotVersion1 reads a snapshot written before chunk writers were
+// recorded: its records read without one, and restore by appending their
+// samples again. A record whose writer is out of range is refused.
+func TestSnapshotVersion1(t *testing.T) {
+	var x xorState
+	c := newXORChunk(0)
+	x = newXORState()
+	c = x.append(c, 0, 0, 1000, 1.5)
+	c = x.append(c, 1000, math.Float64bits(1.5), 2000, 2.5)
+	rec := binary.AppendUvarint(nil, 9)
+	rec = binary.AppendVarint(rec, 1000)
+	rec = binary.AppendVarint(rec, 2000)
+	rec = binary.LittleEndian.AppendUint64(rec, math.Float64bits(2.5))
+	rec = binary.AppendUvarint(rec, uint64(len(c)))
+	rec = append(rec, c...)
+	file := appendFrame(nil, binary.AppendUvarint([]byte(snapshotMagicV1), 4))
+	file = appendFrame(file, rec)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, snapshotName), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	seg, found, err := readSnapshot(dir, func(ref SeriesRef, h headSnapshot) error {
+		n++
+		got, gx, lastT, _, err := h.restoreChunk()
+		if ref != 9 || h.hasXOR || err != nil || !bytes.Equal(got, c) || gx != x || lastT != 2000 {
+			t.Fatalf("series %d (writer read: %v): %x %+v %d, %v; want %x %+v", ref, h.hasXOR, got, gx, lastT, err, c, x)
+		}
+		return nil
+	})
+	if seg != 4 || !found || err != nil || n != 1 {
+		t.Fatalf("segment %d found %v err %v, %d records", seg, found, err, n)
+	}
+
+	bad := append(binary.AppendUvarint(nil, 9), rec[1:]...) // the same record, then a writer out of range
+	bad = append(binary.AppendUvarint(bad, 15000), 9, 0, 0)
+	file = appendFrame(nil, binary.AppendUvarint([]byte(snapshotMagic), 4))
+	file = appendFrame(file, bad)
+	if err := os.WriteFile(filepath.Join(dir, snapshotName), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readSnapshot(dir, func(SeriesRef, headSnapshot) error { return nil }); !errors.Is(err, errBadSnapshot) {
+		t.Fatalf("a writer with 9 free bits: %v", err)
 	}
 }

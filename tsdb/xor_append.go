@@ -151,6 +151,42 @@ type xorReader struct {
 
 var xorReaders = sync.Pool{New: func() any { return new(xorReader) }}
 
+// valid reports whether x could be the state of a writer: a bit position
+// within a byte, and a window of leading and trailing zeros within 64
+// bits (leading 0xff before the first value XOR).
+func (x xorState) valid() bool {
+	return x.free <= 7 && (x.leading == 0xff || x.leading < 64 && x.trailing < 64 && int(x.leading)+int(x.trailing) <= 64)
+}
+
+// restoreChunk returns the snapshot's open chunk as a chunk of the head's
+// with its writer and last sample: a copy of the bytes with the writer the
+// snapshot recorded, once the chunk decodes to as many samples as its
+// header says and ends with the snapshot's newest one. Otherwise, and for
+// a snapshot of version 1, which records no writer, the samples are
+// appended again (restoreXOR).
+func (h headSnapshot) restoreChunk() (c []byte, x xorState, lastT int64, lastV uint64, err error) {
+	if !h.hasXOR || len(h.chunk) < xorChunkHeader || !xorEndsWith(h.chunk, h.maxT, h.lastV) {
+		return restoreXOR(h.chunk)
+	}
+	c = append(newXORChunk(len(h.chunk))[:0], h.chunk...)
+	return c, h.xor, h.maxT, h.lastV, nil
+}
+
+// xorEndsWith reports whether chunk data decodes whole, to the number of
+// samples its header says, the last of which is (t, v).
+func xorEndsWith(data []byte, t int64, v uint64) bool {
+	r := xorReaders.Get().(*xorReader)
+	defer xorReaders.Put(r)
+	r.chunk.Reset(data)
+	r.it = r.chunk.Iterator(r.it)
+	n, lastT, lastV := 0, int64(0), uint64(0)
+	for r.it.Next() == chunkenc.ValFloat {
+		tt, vv := r.it.At()
+		n, lastT, lastV = n+1, tt, math.Float64bits(vv)
+	}
+	return r.it.Err() == nil && n > 0 && n == xorNumSamples(data) && lastT == t && lastV == v
+}
+
 // restoreXOR rebuilds a writer for the chunk data, whose bytes only are
 // known (a head snapshot's open chunk): chunkenc's own Appender on such
 // bytes starts at a byte boundary, since the bit position within the last
