@@ -84,27 +84,33 @@ func (m *seriesHashmap) find(hash uint64, eq func(*memSeries) bool) int {
 }
 
 func (m *seriesHashmap) get(hash uint64, lset labels.Labels, st *symbolTable) *memSeries {
-	t := m.table.Load()
-	if t == nil {
-		return nil
-	}
-	// The loop of find, written out: a closure capturing lset and st
-	// costs an allocation on the hottest path of ingest.
-	mask := len(t.slots) - 1
-	for i := t.home(hash); ; i = (i + 1) & mask {
-		sl := &t.slots[i]
-		s := sl.s.Load()
-		if s == nil {
-			return nil
-		}
-		if sl.hash.Load() == hash && st.equal(s.syms, lset) {
-			return s
-		}
-	}
+	return getSpelled(m, hash, labelSetKey{lset}, st)
 }
 
 // getPairs is get for a label set given as sorted pairs.
 func (m *seriesHashmap) getPairs(hash uint64, ls []labels.Label, st *symbolTable) *memSeries {
+	return getSpelled(m, hash, labelPairsKey(ls), st)
+}
+
+// spelledKey is a label set looked up in the series maps, in one of the
+// forms callers hold it.
+type spelledKey interface {
+	spelledBy(st *symbolTable, refs symRefs) bool
+}
+
+type labelSetKey struct{ lset labels.Labels }
+
+func (k labelSetKey) spelledBy(st *symbolTable, refs symRefs) bool { return st.equal(refs, k.lset) }
+
+type labelPairsKey []labels.Label
+
+func (k labelPairsKey) spelledBy(st *symbolTable, refs symRefs) bool { return st.equalPairs(refs, k) }
+
+// getSpelled returns the series under hash whose labels key spells, or
+// nil. It is find's loop written out over a type parameter: a closure
+// capturing the key and st cost an allocation on the hottest path of
+// ingest.
+func getSpelled[K spelledKey](m *seriesHashmap, hash uint64, key K, st *symbolTable) *memSeries {
 	t := m.table.Load()
 	if t == nil {
 		return nil
@@ -116,7 +122,7 @@ func (m *seriesHashmap) getPairs(hash uint64, ls []labels.Label, st *symbolTable
 		if s == nil {
 			return nil
 		}
-		if sl.hash.Load() == hash && st.equalPairs(s.syms, ls) {
+		if sl.hash.Load() == hash && key.spelledBy(st, s.syms) {
 			return s
 		}
 	}

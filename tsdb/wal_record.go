@@ -37,20 +37,10 @@ type walSample struct {
 
 // appendWALSeries appends a series section to dst.
 func appendWALSeries(dst []byte, series []walSeries) []byte {
-	if len(series) == 0 {
-		return dst
-	}
-	dst = append(dst, walSeriesSection)
-	dst = binary.AppendUvarint(dst, uint64(len(series)))
+	dst = appendWALSeriesHeader(dst, len(series))
 	for _, s := range series {
-		dst = binary.AppendUvarint(dst, uint64(s.ref))
-		dst = binary.AppendUvarint(dst, uint64(s.lset.Len()))
-		s.lset.Range(func(l labels.Label) {
-			dst = binary.AppendUvarint(dst, uint64(len(l.Name)))
-			dst = append(dst, l.Name...)
-			dst = binary.AppendUvarint(dst, uint64(len(l.Value)))
-			dst = append(dst, l.Value...)
-		})
+		dst = appendWALEntryHeader(dst, s.ref, s.lset.Len())
+		s.lset.Range(func(l labels.Label) { dst = appendWALLabel(dst, l.Name, l.Value) })
 	}
 	return dst
 }
@@ -61,22 +51,35 @@ func appendWALSeries(dst []byte, series []walSeries) []byte {
 // sets only to log them was a tenth of all the node allocated. Each
 // series' symbols are live while the caller holds it.
 func appendWALSeriesSyms(dst []byte, series []*memSeries, strs []string) []byte {
-	if len(series) == 0 {
-		return dst
-	}
-	dst = append(dst, walSeriesSection)
-	dst = binary.AppendUvarint(dst, uint64(len(series)))
+	dst = appendWALSeriesHeader(dst, len(series))
 	for _, s := range series {
-		dst = binary.AppendUvarint(dst, uint64(s.ref))
-		dst = binary.AppendUvarint(dst, uint64(s.syms.labelCount()))
-		s.syms.each(func(n, v uint32) {
-			dst = binary.AppendUvarint(dst, uint64(len(strs[n])))
-			dst = append(dst, strs[n]...)
-			dst = binary.AppendUvarint(dst, uint64(len(strs[v])))
-			dst = append(dst, strs[v]...)
-		})
+		dst = appendWALEntryHeader(dst, s.ref, s.syms.labelCount())
+		s.syms.each(func(n, v uint32) { dst = appendWALLabel(dst, strs[n], strs[v]) })
 	}
 	return dst
+}
+
+// appendWALSeriesHeader appends the header of a series section of n
+// entries, and nothing for none.
+func appendWALSeriesHeader(dst []byte, n int) []byte {
+	if n == 0 {
+		return dst
+	}
+	return binary.AppendUvarint(append(dst, walSeriesSection), uint64(n))
+}
+
+// appendWALEntryHeader appends the start of a series entry: its ref and
+// number of labels.
+func appendWALEntryHeader(dst []byte, ref SeriesRef, labels int) []byte {
+	return binary.AppendUvarint(binary.AppendUvarint(dst, uint64(ref)), uint64(labels))
+}
+
+// appendWALLabel appends one label of a series entry.
+func appendWALLabel(dst []byte, name, value string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(name)))
+	dst = append(dst, name...)
+	dst = binary.AppendUvarint(dst, uint64(len(value)))
+	return append(dst, value...)
 }
 
 // appendWALSamples appends a samples section to dst.
