@@ -202,7 +202,7 @@ type writeScratch struct {
 	wr        WriteRequest
 	builder   labels.ScratchBuilder
 	hashBuf   []byte        // scratch of sentHashes
-	storedBuf []byte        // scratch of storedHash
+	storedBuf []byte        // scratch of tsdb.LabelPairsHash
 	hashes    []uint64      // prefetchStored: each series' label hash, 0 if not storable as sent
 	lset      labels.Labels // reused; valid only until the next series
 	// adm is the request being decoded, charged by reserve, which is
@@ -537,7 +537,7 @@ func (in *Ingester) prefetchStored(app tsdb.Appender, batch []TimeSeries, lim *L
 	for i := range batch {
 		var hash uint64
 		if storableAsSent(batch[i].Labels, lim) {
-			hash, sc.storedBuf = storedHash(batch[i].Labels, sc.storedBuf)
+			hash, sc.storedBuf = tsdb.LabelPairsHash(batch[i].Labels, sc.storedBuf)
 		}
 		sc.hashes = append(sc.hashes, hash)
 	}
@@ -558,7 +558,7 @@ func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64,
 		return ts.Samples
 	}
 	if hash == 0 {
-		hash, sc.storedBuf = storedHash(ts.Labels, sc.storedBuf)
+		hash, sc.storedBuf = tsdb.LabelPairsHash(ts.Labels, sc.storedBuf)
 	}
 	ref := app.Lookup(hash, ts.Labels)
 	if ref == 0 {

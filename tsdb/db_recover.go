@@ -74,17 +74,20 @@ func (db *DB) recover() error {
 // ref order through restoreSeries, as WAL replay restores series. It is
 // the reference that loadSeries (db_recover_series.go) must match.
 func (db *DB) loadSeriesSequential(dict *symbolDict, use symbolUse) error {
-	var b labels.ScratchBuilder
+	var pairs []labels.Label
 	return db.store.scan(prefixSeries, func(key, val []byte) error {
 		if len(key) != 9 {
 			return fmt.Errorf("series key of %d bytes", len(key))
 		}
 		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-		rec, found, err := decodeSeriesBorrowed(val, dict, use, &b)
+		var rec seriesRecord
+		var found bool
+		var err error
+		rec, pairs, found, err = decodeSeriesBorrowed(val, dict, use, pairs[:0])
 		if err != nil || !found {
 			return err
 		}
-		s := db.head.restoreSeries(ref, b.Labels()) // interns copies of val's strings
+		s := db.head.restoreSeries(ref, labels.New(pairs...)) // interns copies of val's strings
 		s.mu.Lock()
 		s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
 		s.indexPersisted = true

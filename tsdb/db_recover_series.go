@@ -209,8 +209,8 @@ func (db *DB) loadRange(r *refRange, dict *symbolDict) error {
 	// refs; growing local by append from nothing copied it some twenty
 	// times over at ten million series.
 	r.local = make([]byte, 0, n*localRefBytes)
-	var b labels.ScratchBuilder
-	var ls labels.Labels
+	var pairs []labels.Label
+	var hashBuf []byte
 	return db.store.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSeries}})
 		defer it.Close()
@@ -225,12 +225,16 @@ func (db *DB) loadRange(r *refRange, dict *symbolDict) error {
 				return nil
 			}
 			err := item.Value(func(val []byte) error {
-				rec, found, err := decodeSeriesBorrowed(val, dict, r.use, &b)
+				var rec seriesRecord
+				var found bool
+				var err error
+				rec, pairs, found, err = decodeSeriesBorrowed(val, dict, r.use, pairs[:0])
 				if err != nil || !found {
 					return err
 				}
-				b.Overwrite(&ls)
-				r.add(ref, rec, ls)
+				var hash uint64
+				hash, hashBuf = LabelPairsHash(pairs, hashBuf)
+				r.add(ref, rec, pairs, hash)
 				return nil
 			})
 			if err != nil {
@@ -241,55 +245,58 @@ func (db *DB) loadRange(r *refRange, dict *symbolDict) error {
 	})
 }
 
-// decodeSeriesBorrowed decodes a series record into b: its labels as
-// pids (appendSeriesRecord), resolved through dict and marked in use, or
-// as strings (appendSeriesValue, as the store wrote records before pids
-// and still does when they run out), which then alias val. found is false
+// decodeSeriesBorrowed decodes a series record, appending its labels to
+// pairs sorted by name: labels as pids (appendSeriesRecord), resolved
+// through dict and marked in use, or as strings (appendSeriesValue, as
+// the store wrote records before pids and still does when they run out),
+// which then alias val. found is false
 // for a record without a series. The checks are those of
 // decodeSeriesValue, and a record of more than one series (the store
 // writes one a key) or with samples (a nil callback there) is refused;
 // FuzzDecodeSeriesBorrowed holds the two together.
-func decodeSeriesBorrowed(val []byte, dict *symbolDict, use symbolUse, b *labels.ScratchBuilder) (rec seriesRecord, found bool, err error) {
+func decodeSeriesBorrowed(val []byte, dict *symbolDict, use symbolUse, pairs []labels.Label) (rec seriesRecord, _ []labels.Label, found bool, err error) {
 	d := decbuf{b: val}
 	rec = seriesRecord{minT: d.varint(), maxT: d.varint(), lastV: d.uint64()}
+	add := func(name, value string) { pairs = append(pairs, labels.Label{Name: name, Value: value}) }
 	for len(d.b) > 0 && d.err == nil {
 		typ := d.byte()
 		n := d.uvarint()
 		switch {
 		case d.err != nil || n == 0: // an empty section of any type holds nothing
 		case n > uint64(len(d.b)):
-			return rec, false, fmt.Errorf("%w: section of %d entries in %d bytes", errBadWALRecord, n, len(d.b))
+			return rec, pairs, false, fmt.Errorf("%w: section of %d entries in %d bytes", errBadWALRecord, n, len(d.b))
 		case typ != walSeriesSection && typ != storeSymbolsSection:
-			return rec, false, fmt.Errorf("%w: section type %d in a series record", errBadWALRecord, typ)
+			return rec, pairs, false, fmt.Errorf("%w: section type %d in a series record", errBadWALRecord, typ)
 		case n > 1 || found:
-			return rec, false, fmt.Errorf("%w: series record of more than one series", errBadWALRecord)
+			return rec, pairs, false, fmt.Errorf("%w: series record of more than one series", errBadWALRecord)
 		case typ == storeSymbolsSection:
 			found = true
-			b.Reset()
-			if err := decodeSymbolsSection(&d, dict, use, b.Add); err != nil {
-				return rec, false, err
+			if err := decodeSymbolsSection(&d, dict, use, add); err != nil {
+				return rec, pairs, false, err
 			}
-			b.Sort()
 		default:
 			found = true
 			d.uvarint() // the ref, which the key gives
 			labelCount := d.uvarint()
 			if labelCount > uint64(len(d.b)) {
-				return rec, false, fmt.Errorf("%w: series of %d labels in %d bytes", errBadWALRecord, labelCount, len(d.b))
+				return rec, pairs, false, fmt.Errorf("%w: series of %d labels in %d bytes", errBadWALRecord, labelCount, len(d.b))
 			}
-			b.Reset()
 			for range labelCount {
 				name, value := d.borrowedStr(), d.borrowedStr()
 				if d.err != nil {
 					break
 				}
-				b.Add(name, value)
+				add(name, value)
 			}
-			b.Sort()
 		}
 	}
-	return rec, found, d.err
+	if !slices.IsSortedFunc(pairs, compareLabelNames) {
+		slices.SortFunc(pairs, compareLabelNames)
+	}
+	return rec, pairs, found, d.err
 }
+
+func compareLabelNames(a, b labels.Label) int { return strings.Compare(a.Name, b.Name) }
 
 // borrowedStr is str without the copy: the string aliases d's buffer.
 func (d *decbuf) borrowedStr() string {
@@ -303,21 +310,20 @@ func (d *decbuf) borrowedStr() string {
 	return s
 }
 
-// add appends one decoded series to r, interning its labels in r's
-// table. lset is valid only during the call.
-func (r *refRange) add(ref SeriesRef, rec seriesRecord, lset labels.Labels) {
+// add appends one decoded series to r, its labels sorted pairs and hash
+// their LabelPairsHash, interning them in r's table. ls is valid only
+// during the call.
+func (r *refRange) add(ref SeriesRef, rec seriesRecord, ls []labels.Label, hash uint64) {
 	s := newMemSeries(ref, "")
 	s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
 	s.indexPersisted = true
 	s.logged.Store(true)
 	r.series = append(r.series, s)
-	r.hashes = append(r.hashes, lset.Hash())
-	pos := 0
-	lset.Range(func(l labels.Label) {
-		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(pos, l.Name)))
-		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(pos+1, l.Value)))
-		pos += 2
-	})
+	r.hashes = append(r.hashes, hash)
+	for i, l := range ls {
+		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(2*i, l.Name)))
+		r.local = binary.AppendUvarint(r.local, uint64(r.internAt(2*i+1, l.Value)))
+	}
 	r.ends = append(r.ends, uint32(len(r.local)))
 	r.minT, r.maxT = min(r.minT, rec.minT), max(r.maxT, rec.maxT)
 }

@@ -1,4 +1,4 @@
-package ingest
+package tsdb
 
 import (
 	"math/rand/v2"
@@ -8,11 +8,11 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// TestStoredHashIsLabelsHash holds storedHash to the hash of the built
+// TestLabelPairsHashIsLabelsHash holds LabelPairsHash to the hash of the built
 // label set, over label sets with strings of every length class (empty
 // names aside, which the store never holds: up to 254 bytes, 255 and
 // more, past 64 KiB).
-func TestStoredHashIsLabelsHash(t *testing.T) {
+func TestLabelPairsHashIsLabelsHash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	lengths := []int{1, 2, 100, 253, 254, 255, 256, 1000, 70_000}
 	var buf []byte
@@ -24,12 +24,12 @@ func TestStoredHashIsLabelsHash(t *testing.T) {
 		}
 		b.Sort()
 		lset := b.Labels()
-		var ls []Label
+		var ls []labels.Label
 		lset.Range(func(l labels.Label) { ls = append(ls, l) })
 		var got uint64
-		got, buf = storedHash(ls, buf)
+		got, buf = LabelPairsHash(ls, buf)
 		if want := lset.Hash(); got != want {
-			t.Fatalf("set %d (%d labels): storedHash %x, labels.Hash %x", i, len(ls), got, want)
+			t.Fatalf("set %d (%d labels): LabelPairsHash %x, labels.Hash %x", i, len(ls), got, want)
 		}
 	}
 }
