@@ -209,7 +209,6 @@ func TestSnapshotChunkWriterRestores(t *testing.T) {
 		next       []float64
 		nextT      []int64
 		first      int64
-		numSamples int
 	}
 	all := map[SeriesRef]*series{}
 	step := func(kind int, prev float64) float64 {
