@@ -202,13 +202,13 @@ func TestSnapshotChunkWriterRestores(t *testing.T) {
 		t.Fatal(err)
 	}
 	type series struct {
-		c          []byte
-		x          xorState
-		lastT      int64
-		lastV      uint64
-		next       []float64
-		nextT      []int64
-		first      int64
+		c     []byte
+		x     xorState
+		lastT int64
+		lastV uint64
+		next  []float64
+		nextT []int64
+		first int64
 	}
 	all := map[SeriesRef]*series{}
 	step := func(kind int, prev float64) float64 {

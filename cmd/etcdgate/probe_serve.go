@@ -100,7 +100,7 @@ func (e ingestEmitter) Emit(series []probe.Series) error {
 	ts := make([]ingest.TimeSeries, len(series))
 	for i, s := range series {
 		ls := make([]ingest.Label, 0, s.Labels.Len())
-		s.Labels.Range(func(l labels.Label) { ls = append(ls, ingest.Label{Name: l.Name, Value: l.Value}) })
+		s.Labels.Range(func(l labels.Label) { ls = append(ls, l) })
 		samples := make([]ingest.Sample, len(s.Samples))
 		for j, smp := range s.Samples {
 			samples[j] = ingest.Sample{Value: smp.V, Timestamp: smp.T}

@@ -224,7 +224,7 @@ func (p pushAppender) AppendSamples(_ context.Context, samples []evaluator.Sampl
 	pairs := make([]ingest.Sample, len(samples))
 	for i, s := range samples {
 		ls := make([]ingest.Label, 0, s.Metric.Len())
-		s.Metric.Range(func(l labels.Label) { ls = append(ls, ingest.Label{Name: l.Name, Value: l.Value}) })
+		s.Metric.Range(func(l labels.Label) { ls = append(ls, l) })
 		pairs[i] = ingest.Sample{Value: s.F, Timestamp: s.T}
 		series[i] = ingest.TimeSeries{Labels: ls, Samples: pairs[i : i+1]}
 	}
