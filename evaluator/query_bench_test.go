@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -94,7 +95,7 @@ func (f *benchFleet) member(b *testing.B, m int) {
 	lsets := benchEtcd.LabelSets(m)
 	// Prometheus writes up for every target it scrapes: 1, but 0 for
 	// one member in 50 (the SLO alerts on members down read it).
-	up := labels.NewBuilder(lsets[0]).Set(labels.MetricName, "up").Labels()
+	up := labels.NewBuilder(lsets[0]).Set(model.MetricNameLabel, "up").Labels()
 	lsets = append(lsets, up)
 	start := f.end.Add(-f.dur).UnixMilli()
 	for si, lset := range lsets {

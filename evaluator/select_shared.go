@@ -86,7 +86,7 @@ func (ev *evaluator) selectShared(me *metricsql.MetricExpr, mods selectorMods, t
 	key := sharedKey{start: ev.start, end: ev.end, interval: ev.interval, mods: mods, times: times}
 	ev.sharedMu.Lock()
 	sh.left--
-	kept, last := sh.m, sh.left == 0
+	kept, last := sh.m, sh.left <= 0
 	if kept != nil && (sh.key != key || last) {
 		sh.m = nil // handed over below, or of no more use
 		if sh.key != key {
