@@ -180,6 +180,7 @@ func (f *benchFleet) benchProm(b *testing.B, query, kind string) {
 	})
 	ctx := context.Background()
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		var q promql.Query
 		var err error
