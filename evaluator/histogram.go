@@ -46,7 +46,9 @@ func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
 // otherwise from arg's result. fn may be called from several goroutines.
 func (ev *evaluator) classicHistograms(arg metricsql.Expr, fn func(step int, buckets []bucket) (float64, bool)) Matrix {
 	if sh, ok := ev.fusedHistogramShapeOf(arg); ok {
-		return ev.fusedHistogram(sh, fn)
+		if m, ok := ev.fusedHistogram(sh, fn); ok {
+			return m
+		}
 	}
 	m := vectorOf(ev.eval(arg))
 	return ev.eachClassicHistogram(m, fn)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,8 +121,12 @@ type badBucket struct {
 
 // fusedHistogram evaluates a histogram function whose buckets argument is
 // of sh's shape: fn is called, from several workers at once, with the
-// buckets of one histogram at one step, ordered by upper bound.
-func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, buckets []bucket) (float64, bool)) Matrix {
+// buckets of one histogram at one step, ordered by upper bound. It
+// reports false, having read no samples, when the histograms are too
+// few for the workers: one histogram is one worker's, so a fleet-wide
+// sum by (le) would take one core where the node-by-node path (a fused
+// aggregation, histogram_quantile after) takes all.
+func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, buckets []bucket) (float64, bool)) (Matrix, bool) {
 	var params []scalarSteps
 	for _, a := range sh.call.Args[1:] {
 		params = append(params, scalarOf(ev.eval(a)))
@@ -134,12 +139,15 @@ func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, bu
 	}
 	defer q.Close() // after the workers: iterators read through it
 	series := ev.selectAll(q, sh.me)
-	ev.seriesLoaded.Add(int64(len(series)))
 	lsets := make([]labels.Labels, len(series))
 	for i, s := range series {
 		lsets[i] = s.Labels()
 	}
 	hists, bad := histogramsOf(lsets, sh)
+	if !balanced(hists, len(series)) {
+		return nil, false
+	}
+	ev.seriesLoaded.Add(int64(len(series)))
 
 	n := ev.numSteps()
 	out := make(Matrix, len(hists))
@@ -203,7 +211,27 @@ func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, bu
 			}
 		}
 	}
-	return ev.mergeSameLabels(compact(out))
+	return ev.mergeSameLabels(compact(out)), true
+}
+
+// balanced reports whether the workers that would share series series
+// can share hists evenly enough: no histogram holds more than half of a
+// worker's share.
+func balanced(hists []fusedHist, series int) bool {
+	workers := min(runtime.GOMAXPROCS(0), series/minParallelSeries)
+	if workers <= 1 {
+		return true
+	}
+	for _, h := range hists {
+		n := 0
+		for _, b := range h.buckets {
+			n += len(b.series)
+		}
+		if n*2*workers > series {
+			return false
+		}
+	}
+	return true
 }
 
 // histTable is a worker's scratch for one histogram: per bucket a row of

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -128,8 +129,16 @@ func histogramFleet(t *testing.T) (*tsdb.Head, *teststorage.TestStorage, time.Ti
 // give the same annotations.
 func TestFusedHistogramMatchesPrometheus(t *testing.T) {
 	defer func(n, b int, f bool) { minParallelSeries, seriesBatch, histogramFusion = n, b, f }(minParallelSeries, seriesBatch, histogramFusion)
-	minParallelSeries, seriesBatch = 4, 3 // several workers
 	head, prom, start := histogramFleet(t)
+	// With several workers (sums over few histograms then take the
+	// node-by-node path), and with one, where every shape is fused.
+	for _, par := range []int{4, 1 << 30} {
+		minParallelSeries, seriesBatch = par, 3
+		t.Run(fmt.Sprint("minParallelSeries=", par), func(t *testing.T) { compareFusedHistograms(t, head, prom, start) })
+	}
+}
+
+func compareFusedHistograms(t *testing.T, head *tsdb.Head, prom *teststorage.TestStorage, start time.Time) {
 	ours := NewEngine(head, Options{})
 	theirs := promql.NewEngine(promql.EngineOpts{
 		MaxSamples: 50_000_000, Timeout: time.Minute, LookbackDelta: 5 * time.Minute,
@@ -260,4 +269,48 @@ func sortedAnnotations(a Annotations) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestFusedHistogramBalance: a histogram is one worker's, so sums over
+// histograms too few to share out among the workers take the
+// node-by-node path; with one worker everything is fused.
+func TestFusedHistogramBalance(t *testing.T) {
+	defer func(n int) { minParallelSeries = n }(minParallelSeries)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	head, _, start := histogramFleet(t)
+	ev := &evaluator{
+		queryState: &queryState{ctx: context.Background(), store: head, lookback: 300_000, maxSamples: 1 << 40, maxSeries: 1 << 30},
+		start:      start.Add(time.Hour).UnixMilli(), end: start.Add(2 * time.Hour).UnixMilli(), interval: 60_000,
+	}
+	ev.counts = newStepCounts(ev.numSteps(), false)
+	for _, tc := range []struct {
+		par   int
+		query string
+		fused bool
+	}{
+		{4, `histogram_quantile(0.9, rate(lat_bucket[5m]))`, true}, // 8 histograms of 4-5 series, 2 a bad le
+		{4, `histogram_quantile(0.9, sum by (cluster, instance, le) (rate(lat_bucket[5m])))`, true},
+		{4, `histogram_quantile(0.9, sum by (cluster, le) (rate(lat_bucket[5m])))`, false}, // 2 of ~20
+		{4, `histogram_quantile(0.9, sum by (le) (rate(lat_bucket[5m])))`, false},
+		{1 << 30, `histogram_quantile(0.9, sum by (le) (rate(lat_bucket[5m])))`, true},
+	} {
+		minParallelSeries = tc.par
+		e, err := metricsql.Parse(tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh, ok := ev.fusedHistogramShapeOf(e.(*metricsql.FuncExpr).Args[1])
+		if !ok {
+			t.Fatalf("%s: not of the fused shape", tc.query)
+		}
+		var m Matrix
+		if err := ev.protect(func() {
+			m, ok = ev.fusedHistogram(sh, func(_ int, bs []bucket) (float64, bool) { return float64(len(bs)), true })
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if ok != tc.fused || (ok && len(m) == 0) {
+			t.Errorf("minParallelSeries=%d %s: fused %v with %d series, want fused %v", tc.par, tc.query, ok, len(m), tc.fused)
+		}
+	}
 }
