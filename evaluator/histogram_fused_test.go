@@ -37,6 +37,8 @@ var fusedHistogramQueries = []string{
 	`histogram_quantile(0.9, rate(lat_bucket[5m])) > 0.3`,
 	`histogram_fraction(0, 0.5, rate(lat_bucket[5m]))`,
 	`histogram_fraction(0.1, 1, sum by (le, cluster) (increase(lat_bucket[5m])))`,
+	`histogram_quantile(0.8, last_over_time(lat_bucket[5m]))`,
+	`histogram_quantile(0.8, sum by (le, cluster) (max_over_time(lat_bucket{instance!="i0"}[3m])))`,
 	`histogram_quantile(0.9, rate(nope_bucket[5m]))`,
 	`histogram_quantile(0.9, sum without (le) (rate(lat_bucket[5m])))`,
 	`histogram_quantile(0.9, max by (cluster, le) (rate(lat_bucket[5m])))`,
