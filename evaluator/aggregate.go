@@ -151,10 +151,17 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 		if q != nil {
 			qi = q[i]
 		}
+		// The step's points are held at once, before they are added.
+		seen := 0
+		for _, gs := range groups {
+			if gs.seen {
+				seen++
+			}
+		}
+		ev.hold(seen)
 		for k, gs := range groups {
 			if gs.seen {
 				out[k].Floats = append(out[k].Floats, FPoint{T: ts, F: finish(op, gs, qi)})
-				ev.hold(1)
 			}
 		}
 		if op == "quantile" && (math.IsNaN(q[i]) || q[i] < 0 || q[i] > 1) {

@@ -30,7 +30,8 @@ func BenchmarkEtcdQueries(b *testing.B) {
 }
 
 // benchEtcd times expr as an instant query at the end of the data or as
-// a range query over all of it at a 15 s step.
+// a range query over all of it at a 15 s step, and reports its CPU time
+// (cpu-ns/op) besides the wall time.
 func (f *benchFleet) benchEtcd(b *testing.B, expr, kind string, prom bool) {
 	if prom {
 		f.benchProm(b, expr, kind+"-etcd")
@@ -39,6 +40,7 @@ func (f *benchFleet) benchEtcd(b *testing.B, expr, kind string, prom bool) {
 	e := NewEngine(f.head, Options{})
 	ctx := context.Background()
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		var err error
 		if kind == "instant" {
@@ -49,5 +51,15 @@ func (f *benchFleet) benchEtcd(b *testing.B, expr, kind string, prom bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// reportCPU reports, when the function it returns is called at the end
+// of the benchmark, the process's CPU time per iteration (cpu-ns/op),
+// every goroutine and the garbage collector included.
+func reportCPU(b *testing.B) func() {
+	start := processCPU()
+	return func() {
+		b.ReportMetric(float64(processCPU()-start)/float64(b.N), "cpu-ns/op")
 	}
 }

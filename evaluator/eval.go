@@ -31,6 +31,13 @@ type queryState struct {
 	// matchers are the compiled matcher sets of the query's selectors,
 	// shared with other queries of the same text: read only.
 	matchers map[*metricsql.MetricExpr][][]*labels.Matcher
+	// shared are the instant selectors the query names more than once
+	// (select_shared.go); nil when there are none. sharedMu guards their
+	// kept results, which the limit may drop from any worker;
+	// sharedDropped is set once it has.
+	shared        map[string]*sharedSelector
+	sharedMu      sync.Mutex
+	sharedDropped bool // guarded by sharedMu
 
 	// Series workers update these concurrently.
 	samplesLoaded, seriesLoaded atomic.Int64
@@ -135,8 +142,17 @@ func (ev *evaluator) checkContext() {
 func (ev *evaluator) hold(n int) {
 	h := ev.held.Add(int64(n))
 	if h > ev.maxSamples {
-		raiseErr(ErrTooManySamples)
+		// Results kept for repeated selectors go first: they only
+		// save reading the samples again.
+		if !ev.dropShared() || ev.held.Load() > ev.maxSamples {
+			raiseErr(ErrTooManySamples)
+		}
 	}
+	ev.notePeak(h)
+}
+
+// notePeak records h points held, if it is the most yet.
+func (ev *evaluator) notePeak(h int64) {
 	for p := ev.peak.Load(); h > p && !ev.peak.CompareAndSwap(p, h); p = ev.peak.Load() {
 	}
 }

@@ -69,6 +69,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			maxSeries:           e.opts.MaxSeries,
 			maxSubquerySteps:    e.opts.MaxSubquerySteps,
 			matchers:            pq.matchers,
+			shared:              repeatedSelectors(expr),
 		},
 		start:    start,
 		end:      end,

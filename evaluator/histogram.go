@@ -31,8 +31,7 @@ func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
 			ev.annotate(false, quantileWarning(q))
 		}
 	}
-	m := vectorOf(ev.eval(args[1]))
-	return ev.eachClassicHistogram(m, func(i int, buckets []bucket) (float64, bool) {
+	return ev.classicHistograms(args[1], func(i int, buckets []bucket) (float64, bool) {
 		f, forced := bucketQuantile(qs[i], buckets)
 		if forced {
 			ev.annotate(true, "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)")
@@ -41,12 +40,25 @@ func (ev *evaluator) histogramQuantile(args []metricsql.Expr) Matrix {
 	})
 }
 
+// classicHistograms evaluates arg, the bucket series of a histogram
+// function, and collects fn's value for each histogram at every step:
+// fused with arg when arg is of the shape fusedHistogram evaluates,
+// otherwise from arg's result. fn may be called from several goroutines.
+func (ev *evaluator) classicHistograms(arg metricsql.Expr, fn func(step int, buckets []bucket) (float64, bool)) Matrix {
+	if sh, ok := ev.fusedHistogramShapeOf(arg); ok {
+		if m, ok := ev.fusedHistogram(sh, fn); ok {
+			return m
+		}
+	}
+	m := vectorOf(ev.eval(arg))
+	return ev.eachClassicHistogram(m, fn)
+}
+
 // histogramFraction is histogram_fraction(lower, upper, buckets): the
 // estimated share of observations between lower and upper.
 func (ev *evaluator) histogramFraction(args []metricsql.Expr) Matrix {
 	lower, upper := scalarOf(ev.eval(args[0])), scalarOf(ev.eval(args[1]))
-	m := vectorOf(ev.eval(args[2]))
-	return ev.eachClassicHistogram(m, func(i int, buckets []bucket) (float64, bool) {
+	return ev.classicHistograms(args[2], func(i int, buckets []bucket) (float64, bool) {
 		return bucketFraction(lower[i], upper[i], buckets), true
 	})
 }

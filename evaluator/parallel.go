@@ -26,6 +26,8 @@ type seriesWorker struct {
 	// (aggregate_rollup.go); nil otherwise.
 	partial *partialAggregate
 	win     rollupWindow // scratch of rollupPoints
+	pts     []FPoint     // a range function's results (histogram_fused.go)
+	hist    histTable    // a fused histogram's table
 }
 
 // parallelWorkers calls fn for every i in [0, n), from several goroutines
@@ -33,7 +35,14 @@ type seriesWorker struct {
 // it has finished its share. A panic in fn (how evaluation raises errors)
 // stops the other workers and is re-raised in the caller's goroutine.
 func (ev *evaluator) parallelWorkers(n int, fn func(w *seriesWorker, i int), done func(w *seriesWorker)) {
-	workers := min(runtime.GOMAXPROCS(0), n/minParallelSeries)
+	ev.parallelBatches(n, n, seriesBatch, fn, done)
+}
+
+// parallelBatches is parallelWorkers over n items that are series series
+// in all (a fused histogram's item is a histogram), handed out batch
+// items at a time.
+func (ev *evaluator) parallelBatches(n, series, batch int, fn func(w *seriesWorker, i int), done func(w *seriesWorker)) {
+	workers := min(runtime.GOMAXPROCS(0), series/minParallelSeries, n)
 	if workers <= 1 {
 		w := &seriesWorker{}
 		for i := range n {
@@ -66,7 +75,7 @@ func (ev *evaluator) parallelWorkers(n int, fn func(w *seriesWorker, i int), don
 			}()
 			w := &seriesWorker{}
 			for !failed.Load() {
-				start := int(next.Add(int64(seriesBatch))) - seriesBatch
+				start := int(next.Add(int64(batch))) - batch
 				if start >= n {
 					if done != nil {
 						done(w)
@@ -74,7 +83,7 @@ func (ev *evaluator) parallelWorkers(n int, fn func(w *seriesWorker, i int), don
 					return
 				}
 				ev.checkContext()
-				for i := start; i < min(start+seriesBatch, n); i++ {
+				for i := start; i < min(start+batch, n); i++ {
 					fn(w, i)
 				}
 			}

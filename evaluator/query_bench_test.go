@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
@@ -91,10 +93,17 @@ func (f *benchFleet) member(b *testing.B, m int) {
 	}
 	app := f.head.Appender()
 	lsets := benchEtcd.LabelSets(m)
+	// Prometheus writes up for every target it scrapes: 1, but 0 for
+	// one member in 50 (the SLO alerts on members down read it).
+	up := labels.NewBuilder(lsets[0]).Set(model.MetricNameLabel, "up").Labels()
+	lsets = append(lsets, up)
 	start := f.end.Add(-f.dur).UnixMilli()
 	for si, lset := range lsets {
 		for i := int64(0); i <= f.dur.Milliseconds()/15000; i++ {
 			t, v := start+i*15000, float64(i*int64(si%7+1))
+			if si == len(lsets)-1 {
+				v = float64(min(1, m%50))
+			}
 			if err := app.Append(lset, t, v); err != nil {
 				b.Fatal(err)
 			}
@@ -171,6 +180,7 @@ func (f *benchFleet) benchProm(b *testing.B, query, kind string) {
 	})
 	ctx := context.Background()
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		var q promql.Query
 		var err error

@@ -209,6 +209,10 @@ func (ev *evaluator) vectorSelectorTimes(me *metricsql.MetricExpr, mods selector
 }
 
 func (ev *evaluator) selectInstant(me *metricsql.MetricExpr, mods selectorMods, times bool) Matrix {
+	return ev.selectShared(me, mods, times, func() Matrix { return ev.selectInstantFromStore(me, mods, times) })
+}
+
+func (ev *evaluator) selectInstantFromStore(me *metricsql.MetricExpr, mods selectorMods, times bool) Matrix {
 	first, last := mods.refTime(ev.start), mods.refTime(ev.end)
 	var out Matrix
 	ev.forSeriesWorkers(me, first-ev.lookback+1, last, false,
