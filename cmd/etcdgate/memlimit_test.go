@@ -139,3 +139,20 @@ func TestServeSetsGoMemLimit(t *testing.T) {
 		t.Fatalf("etcdgate_ingest_inflight_bytes %q at rest", got)
 	}
 }
+
+// TestServeSetsGOGCOnceOpen: serve recovers at recoveryGOGC and serves at
+// defaultGOGC; a GOGC in the environment is left alone.
+func TestServeSetsGOGCOnceOpen(t *testing.T) {
+	if recoveryGOGC == defaultGOGC {
+		t.Fatal("recovery and serving share a GC percent: the test shows nothing")
+	}
+	_, url := startGateway(t)
+	if got := strings.TrimSpace(metricValue(t, url, "go_gc_gogc_percent")); got != strconv.Itoa(defaultGOGC) {
+		t.Fatalf("go_gc_gogc_percent %q once ready, want %d", got, defaultGOGC)
+	}
+	t.Setenv("GOGC", "75")
+	_, url = startGateway(t)
+	if got := strings.TrimSpace(metricValue(t, url, "go_gc_gogc_percent")); got != "75" {
+		t.Fatalf("go_gc_gogc_percent %q with GOGC=75 in the environment", got)
+	}
+}

@@ -77,6 +77,13 @@ func (f serveFlags) override(cfg *Config) {
 // GOGC environment variable overrides it.
 const defaultGOGC = 30
 
+// recoveryGOGC is the GC target while the store recovers, before the node
+// serves: the heap grows to the head's size with little garbage, and at
+// defaultGOGC a cycle at every 30% of that growth doubled the CPU of a
+// restart at ten million series (74 s against 52 s; 45.7 s to ready
+// against 32.5 s). defaultGOGC is set once the store is open.
+const recoveryGOGC = 100
+
 // scavengeInterval is how often freed heap is handed back to the OS. The
 // runtime's scavenger does it lazily (it keeps ~10% above the heap goal
 // and paces itself), so bursts — badger compactions, big queries — leave
@@ -86,8 +93,12 @@ const defaultGOGC = 30
 const scavengeInterval = 30 * time.Second
 
 func runServe(args []string, stderr io.Writer) int {
+	// servingGOGC is set once the store is open; 0 leaves GOGC as the
+	// environment set it.
+	servingGOGC := 0
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGOGC)
+		debug.SetGCPercent(recoveryGOGC)
+		servingGOGC = defaultGOGC
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -125,7 +136,7 @@ func runServe(args []string, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
-	g.goMemLimit = goMemLimit
+	g.goMemLimit, g.servingGOGC = goMemLimit, servingGOGC
 	if err := g.run(ctx, hup); err != nil {
 		logger.Error("stopped with error", "err", err)
 		return 1
@@ -167,6 +178,9 @@ type gateway struct {
 	// goMemLimit is GOMEMLIMIT (0: none), set before start; writes are
 	// refused with 429 while the live heap is near it.
 	goMemLimit int64
+	// servingGOGC is the GC percent set once the store is open (0: leave
+	// it), set before start.
+	servingGOGC int
 }
 
 func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.LevelVar) (*gateway, error) {
@@ -348,15 +362,23 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	scavenge := time.NewTicker(scavengeInterval)
 	defer scavenge.Stop()
 	stopProbe, stopInfo := func() {}, func() {}
+	ready := false
 	for {
 		select {
 		case <-scavenge.C:
-			debug.FreeOSMemory()
+			if ready { // recovery's heap is live: a forced GC would free little
+				debug.FreeOSMemory()
+			}
 		case err := <-opened:
 			if err != nil {
 				g.server.Close()
 				return err
 			}
+			ready = true
+			if g.servingGOGC > 0 {
+				debug.SetGCPercent(g.servingGOGC)
+			}
+			debug.FreeOSMemory() // what recovery's decoding left behind
 			g.logger.Info("etcdgate ready")
 			stopProbe = g.startProbe(ctx)
 			stopClusterInfo, stopCompleteness := g.startClusterInfo(ctx), g.startCompleteness(ctx)
