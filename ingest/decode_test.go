@@ -465,3 +465,47 @@ func cat(parts ...[]byte) []byte {
 	}
 	return out
 }
+
+// TestReleaseKeepsBuffersForReuse: Release empties a WriteRequest without
+// dropping or clearing its buffers, and the next Unmarshal decodes as a
+// fresh WriteRequest does, whatever the released one held.
+func TestReleaseKeepsBuffersForReuse(t *testing.T) {
+	big := decodeCase{req: etcdWriteRequests(1, 3, 1<<20, testTS)[0]}.bytes(t)
+	small := decodeCase{req: richRequest()}.bytes(t)
+	var wr WriteRequest
+	if err := wr.Unmarshal(big); err != nil {
+		t.Fatal(err)
+	}
+	capLabels := cap(wr.labels)
+	wr.Release()
+	if len(wr.Timeseries) != 0 || wr.NumSamples() != 0 || len(wr.Metadata) != 0 || len(wr.labels) != 0 {
+		t.Fatalf("Release left content: %d series, %d samples, %d metadata, %d labels",
+			len(wr.Timeseries), wr.NumSamples(), len(wr.Metadata), len(wr.labels))
+	}
+	if cap(wr.labels) != capLabels {
+		t.Fatalf("Release dropped the label buffer: capacity %d, was %d", cap(wr.labels), capLabels)
+	}
+	if err := wr.Unmarshal(small); err != nil {
+		t.Fatal(err)
+	}
+	var fresh WriteRequest
+	if err := fresh.Unmarshal(small); err != nil {
+		t.Fatal(err)
+	}
+	if len(wr.Timeseries) != len(fresh.Timeseries) || len(wr.Metadata) != len(fresh.Metadata) {
+		t.Fatalf("a released WriteRequest decoded %d series, %d metadata; a fresh one %d, %d",
+			len(wr.Timeseries), len(wr.Metadata), len(fresh.Timeseries), len(fresh.Metadata))
+	}
+	for i, ts := range wr.Timeseries {
+		sameSample := func(a, b Sample) bool {
+			return a.Timestamp == b.Timestamp && math.Float64bits(a.Value) == math.Float64bits(b.Value)
+		}
+		if !slices.Equal(ts.Labels, fresh.Timeseries[i].Labels) || !slices.EqualFunc(ts.Samples, fresh.Timeseries[i].Samples, sameSample) {
+			t.Fatalf("series %d: released WriteRequest decoded %v %v, a fresh one %v %v",
+				i, ts.Labels, ts.Samples, fresh.Timeseries[i].Labels, fresh.Timeseries[i].Samples)
+		}
+	}
+	if !slices.Equal(wr.Metadata, fresh.Metadata) {
+		t.Fatalf("metadata %v, a fresh WriteRequest %v", wr.Metadata, fresh.Metadata)
+	}
+}

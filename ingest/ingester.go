@@ -360,7 +360,7 @@ func (in *Ingester) logRefusal(err error) {
 }
 
 func (in *Ingester) putScratch(sc *writeScratch) {
-	sc.wr.Reset()
+	sc.wr.Release() // its strings alias sc.raw, which goes to the pool with it
 	sc.adm, sc.local, sc.push, sc.v2 = nil, false, false, false
 	sc.ring.reset()
 	if cap(sc.raw) > maxPooledRawBytes || sc.wr.BufferBytes() > maxPooledDecodedBytes || cap(sc.hashBuf) > maxPooledHashBytes {
