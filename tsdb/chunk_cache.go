@@ -39,6 +39,13 @@ import (
 // way when an entry was filled marks the pair before the fill's snapshot
 // could show it, so lastWrite(k) ≥ G > e and the entry never serves.
 //
+// Eviction is a segmented LRU: an entry enters on probation and is
+// protected from its second read on; the least recently used entry on
+// probation goes first. A query that reads many series once (a
+// fleet-wide rate over every member) then cycles through probation and
+// leaves in place the entries that dashboards read again and again, which
+// a plain LRU would all have lost to it.
+//
 // lastWrite is kept per bucket: a floor (retention's drop of the bucket,
 // or a summary of older writes) and, for the few buckets written lately,
 // writeSlots slots that each hold the newest write to any series hashed
@@ -70,6 +77,9 @@ const (
 	// cacheEntryOverhead is what an entry costs besides its chunks: the
 	// entry, its map slot and the slice headers.
 	cacheEntryOverhead = 160
+	// protectedPercent is the share of a shard that protected entries
+	// may fill; the rest is probation's, where new entries prove useful.
+	protectedPercent = 80
 )
 
 type cacheKey struct {
@@ -84,15 +94,18 @@ type cacheEntry struct {
 	ver        uint64
 	chunks     []memChunk
 	size       int64
-	prev, next *cacheEntry // in the shard's LRU list
+	protected  bool        // in the protected list, else on probation
+	prev, next *cacheEntry // in its list
 }
 
 type cacheShard struct {
-	mu    sync.Mutex
-	m     map[cacheKey]*cacheEntry
-	lru   cacheEntry // sentinel: lru.next is the most recently used
-	bytes int64
-	max   int64
+	mu sync.Mutex
+	m  map[cacheKey]*cacheEntry
+	// Sentinels of the two lists; .next is the most recently used.
+	probation, protected cacheEntry
+	bytes                int64 // of all entries
+	protectedBytes       int64
+	max                  int64
 }
 
 // bucketWrites is the write marks of one bucket.
@@ -131,7 +144,8 @@ func newChunkCache(maxBytes int64, reg prometheus.Registerer) *chunkCache {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.m = map[cacheKey]*cacheEntry{}
-		sh.lru.next, sh.lru.prev = &sh.lru, &sh.lru
+		sh.probation.next, sh.probation.prev = &sh.probation, &sh.probation
+		sh.protected.next, sh.protected.prev = &sh.protected, &sh.protected
 		sh.max = maxBytes / cacheShards
 	}
 	empty := map[int64]*bucketWrites{}
@@ -198,8 +212,7 @@ func (c *chunkCache) get(k cacheKey, v uint64) ([]memChunk, bool) {
 	case lw > v:
 		e = nil // the reader's snapshot is older than a write to k
 	default:
-		sh.unlinkLocked(e)
-		sh.pushFrontLocked(e)
+		sh.protectLocked(e)
 	}
 	sh.mu.Unlock()
 	if e == nil {
@@ -233,14 +246,17 @@ func (c *chunkCache) put(k cacheKey, v uint64, chunks []memChunk, dataBytes int)
 	}
 	evicted := 0
 	for sh.bytes+size > sh.max {
-		last := sh.lru.prev
+		last := sh.probation.prev
+		if last == &sh.probation {
+			last = sh.protected.prev
+		}
 		sh.removeLocked(last)
 		freed += last.size
 		evicted++
 	}
 	e := &cacheEntry{key: k, ver: v, chunks: chunks, size: size}
 	sh.m[k] = e
-	sh.pushFrontLocked(e)
+	sh.pushFrontLocked(&sh.probation, e)
 	sh.bytes += size
 	c.bytes.Add(float64(size - freed))
 	c.evictions.Add(float64(evicted))
@@ -251,16 +267,38 @@ func (sh *cacheShard) unlinkLocked(e *cacheEntry) {
 	e.prev, e.next = nil, nil
 }
 
-func (sh *cacheShard) pushFrontLocked(e *cacheEntry) {
-	e.prev, e.next = &sh.lru, sh.lru.next
-	sh.lru.next.prev = e
-	sh.lru.next = e
+func (sh *cacheShard) pushFrontLocked(list, e *cacheEntry) {
+	e.prev, e.next = list, list.next
+	list.next.prev = e
+	list.next = e
+}
+
+// protectLocked moves e, just read, to the front of the protected list,
+// and moves the least recently used protected entries back to probation
+// while they fill more than their share.
+func (sh *cacheShard) protectLocked(e *cacheEntry) {
+	sh.unlinkLocked(e)
+	if !e.protected {
+		e.protected = true
+		sh.protectedBytes += e.size
+	}
+	sh.pushFrontLocked(&sh.protected, e)
+	for sh.protectedBytes > sh.max/100*protectedPercent {
+		last := sh.protected.prev
+		sh.unlinkLocked(last)
+		last.protected = false
+		sh.protectedBytes -= last.size
+		sh.pushFrontLocked(&sh.probation, last)
+	}
 }
 
 func (sh *cacheShard) removeLocked(e *cacheEntry) {
 	sh.unlinkLocked(e)
 	delete(sh.m, e.key)
 	sh.bytes -= e.size
+	if e.protected {
+		sh.protectedBytes -= e.size
+	}
 }
 
 // cacheWrite is one write of chunks to the store, from beginWrite to end.

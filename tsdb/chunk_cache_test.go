@@ -233,12 +233,13 @@ func TestChunkCacheSize(t *testing.T) {
 		if sh.bytes > sh.max {
 			t.Fatalf("shard %d holds %d bytes of %d", i, sh.bytes, sh.max)
 		}
-		n := int64(0)
-		for e := sh.lru.next; e != &sh.lru; e = e.next {
-			n += e.size
+		n, protected := shardListBytes(t, sh)
+		if n != sh.bytes || protected != sh.protectedBytes || len(sh.m) == 0 {
+			t.Fatalf("shard %d: %d entries of %d bytes (%d protected), accounted %d (%d)",
+				i, len(sh.m), n, protected, sh.bytes, sh.protectedBytes)
 		}
-		if n != sh.bytes || len(sh.m) == 0 {
-			t.Fatalf("shard %d: %d entries of %d bytes, accounted %d", i, len(sh.m), n, sh.bytes)
+		if sh.protectedBytes > sh.max/100*protectedPercent {
+			t.Fatalf("shard %d: %d bytes protected, more than %d%% of %d", i, sh.protectedBytes, protectedPercent, sh.max)
 		}
 		total += sh.bytes
 	}
@@ -279,6 +280,107 @@ func TestChunkCacheLRU(t *testing.T) {
 		if _, ok := c.get(keys[i], 0); ok != want {
 			t.Errorf("key %d: cached %v, want %v", i, ok, want)
 		}
+	}
+}
+
+// shardListBytes sums the sizes of the entries in a shard's two lists,
+// checking that each entry is in the list its flag says and in the map.
+func shardListBytes(t *testing.T, sh *cacheShard) (all, protected int64) {
+	t.Helper()
+	entries := 0
+	for _, list := range []*cacheEntry{&sh.probation, &sh.protected} {
+		for e := list.next; e != list; e = e.next {
+			if e.protected != (list == &sh.protected) || sh.m[e.key] != e {
+				t.Fatalf("entry %v: protected %v, in the wrong list or not in the map", e.key, e.protected)
+			}
+			all += e.size
+			if e.protected {
+				protected += e.size
+			}
+			entries++
+		}
+	}
+	if entries != len(sh.m) {
+		t.Fatalf("%d entries in the lists, %d in the map", entries, len(sh.m))
+	}
+	return all, protected
+}
+
+// TestChunkCacheScanResistant: entries read again (a dashboard's series)
+// survive a scan of many entries read once (a fleet-wide query) that
+// would have flushed a plain LRU; a scan's own entries are evicted first.
+func TestChunkCacheScanResistant(t *testing.T) {
+	const entrySize = cacheEntryOverhead + 100
+	c := newChunkCache(cacheShards*10*entrySize, nil)
+	data := make([]byte, 100-40) // with one memChunk header: 100 bytes
+	sh := c.shard(cacheKey{ref: 1})
+	var keys []cacheKey
+	for ref := SeriesRef(1); len(keys) < 50; ref++ {
+		if k := (cacheKey{ref: ref}); c.shard(k) == sh {
+			keys = append(keys, k)
+		}
+	}
+	hot, scan := keys[:4], keys[4:]
+	for _, k := range hot {
+		c.put(k, 0, []memChunk{{data: data}}, len(data))
+		if _, ok := c.get(k, 0); !ok {
+			t.Fatal("miss right after put")
+		}
+	}
+	for _, k := range scan { // 46 entries through a shard of 10
+		c.put(k, 0, []memChunk{{data: data}}, len(data))
+	}
+	for i, k := range hot {
+		if _, ok := c.get(k, 0); !ok {
+			t.Errorf("hot entry %d evicted by a scan", i)
+		}
+	}
+	if _, ok := c.get(scan[0], 0); ok {
+		t.Error("the scan's oldest entry outlived the hot ones' protection")
+	}
+	if _, ok := c.get(scan[len(scan)-1], 0); !ok {
+		t.Error("the scan's newest entry is not cached")
+	}
+	if all, protected := shardListBytes(t, sh); all != sh.bytes || protected != sh.protectedBytes || sh.bytes > sh.max {
+		t.Fatalf("shard holds %d bytes (%d protected), accounted %d (%d) of %d", all, protected, sh.bytes, sh.protectedBytes, sh.max)
+	}
+}
+
+// TestChunkCacheProtectedShare: protected entries never fill more than
+// their share; the least recently read go back to probation.
+func TestChunkCacheProtectedShare(t *testing.T) {
+	const entrySize = cacheEntryOverhead + 100
+	c := newChunkCache(cacheShards*10*entrySize, nil)
+	data := make([]byte, 100-40)
+	sh := c.shard(cacheKey{ref: 1})
+	var keys []cacheKey
+	for ref := SeriesRef(1); len(keys) < 10; ref++ {
+		if k := (cacheKey{ref: ref}); c.shard(k) == sh {
+			keys = append(keys, k)
+		}
+	}
+	for _, k := range keys {
+		c.put(k, 0, []memChunk{{data: data}}, len(data))
+		c.get(k, 0)
+	}
+	if sh.protectedBytes > sh.max/100*protectedPercent {
+		t.Fatalf("%d bytes protected of %d", sh.protectedBytes, sh.max)
+	}
+	if !sh.m[keys[len(keys)-1]].protected || sh.m[keys[0]].protected {
+		t.Fatal("the last read entry is not protected, or the first read still is")
+	}
+	shardListBytes(t, sh)
+	// A new entry evicts from probation: the demoted, least recently read.
+	extra := SeriesRef(1 << 40)
+	for c.shard(cacheKey{ref: extra}) != sh {
+		extra++
+	}
+	c.put(cacheKey{ref: extra}, 0, []memChunk{{data: data}}, len(data))
+	if _, ok := c.get(keys[0], 0); ok {
+		t.Fatal("the least recently read entry outlived a new one")
+	}
+	if _, ok := c.get(keys[len(keys)-1], 0); !ok {
+		t.Fatal("the most recently read entry was evicted")
 	}
 }
 
