@@ -116,12 +116,14 @@ func (ev *evaluator) aggregate(e *metricsql.AggrFuncExpr) any {
 	return ev.aggregateGroups(op, m, g, q)
 }
 
-// groupState accumulates one group at one step.
+// groupState accumulates one group at one step. It holds no pointer:
+// fused aggregations keep one per group and step (hundreds of megabytes
+// for a fleet-wide range query), which the GC then never scans.
+// quantile's samples are kept beside it by aggregateGroups.
 type groupState struct {
 	value, c    float64 // value and Kahan compensation
 	mean        float64
 	count       float64
-	values      *[]float64 // quantile's; a pointer keeps the state small (fused aggregations hold one per group and step)
 	seen        bool
 	incremental bool
 }
@@ -134,6 +136,10 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 		groups[i] = &groupState{}
 		out[i].Metric = metrics[i]
 	}
+	var values [][]float64 // quantile's: each group's samples at the step
+	if op == "quantile" {
+		values = make([][]float64, len(groups))
+	}
 	st := newStepper(m)
 	for i, n := 0, ev.numSteps(); i < n; i++ {
 		ts := ev.stepTime(i)
@@ -145,7 +151,14 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 			gs.seen = false
 		}
 		for _, k := range idx {
-			accumulate(op, groups[groupOf[k]], st.value(k))
+			gi, f := groupOf[k], st.value(k)
+			accumulate(op, groups[gi], f)
+			if values != nil {
+				if groups[gi].count == 1 { // the group's first sample at the step
+					values[gi] = values[gi][:0]
+				}
+				values[gi] = append(values[gi], f)
+			}
 		}
 		var qi float64
 		if q != nil {
@@ -160,8 +173,12 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 		}
 		ev.hold(seen)
 		for k, gs := range groups {
-			if gs.seen {
-				out[k].Floats = append(out[k].Floats, FPoint{T: ts, F: finish(op, gs, qi)})
+			switch {
+			case !gs.seen:
+			case values != nil:
+				out[k].Floats = append(out[k].Floats, FPoint{T: ts, F: quantileOf(qi, values[k])})
+			default:
+				out[k].Floats = append(out[k].Floats, FPoint{T: ts, F: finish(op, gs)})
 			}
 		}
 		if op == "quantile" && (math.IsNaN(q[i]) || q[i] < 0 || q[i] > 1) {
@@ -175,12 +192,6 @@ func accumulate(op string, gs *groupState, f float64) {
 	if !gs.seen {
 		gs.seen, gs.count, gs.c, gs.incremental = true, 1, 0, false
 		gs.value, gs.mean = f, f
-		if op == "quantile" {
-			if gs.values == nil {
-				gs.values = new([]float64)
-			}
-			*gs.values = append((*gs.values)[:0], f)
-		}
 		if op == "stddev" || op == "stdvar" {
 			gs.value = 0
 			if math.IsNaN(f) || math.IsInf(f, 0) {
@@ -207,8 +218,6 @@ func accumulate(op string, gs *groupState, f float64) {
 		delta := f - gs.mean
 		gs.mean += delta / gs.count
 		gs.value += delta * (f - gs.mean)
-	case "quantile":
-		*gs.values = append(*gs.values, f)
 	}
 }
 
@@ -229,7 +238,8 @@ func accumulateAvg(gs *groupState, f float64) {
 	gs.mean, gs.c = kahanInc(f/gs.count, q*gs.mean, q*gs.c)
 }
 
-func finish(op string, gs *groupState, q float64) float64 {
+// finish returns the value of gs; quantile's is not kept in it.
+func finish(op string, gs *groupState) float64 {
 	switch op {
 	case "sum":
 		if math.IsInf(gs.value, 0) {
@@ -249,8 +259,6 @@ func finish(op string, gs *groupState, q float64) float64 {
 		return gs.value / gs.count
 	case "stddev":
 		return math.Sqrt(gs.value / gs.count)
-	case "quantile":
-		return quantileOf(q, *gs.values)
 	}
 	return gs.value // min, max
 }

@@ -175,7 +175,7 @@ func (ev *evaluator) mergePartials(op string, partials []*partialAggregate) Matr
 		pts := make([]FPoint, 0, n)
 		for i := range grp.steps {
 			if grp.steps[i].seen {
-				pts = append(pts, FPoint{T: ev.stepTime(i), F: finish(op, &grp.steps[i], 0)})
+				pts = append(pts, FPoint{T: ev.stepTime(i), F: finish(op, &grp.steps[i])})
 			}
 		}
 		out = append(out, Series{Metric: grp.metric, Floats: pts})
@@ -243,6 +243,6 @@ func mergeAvg(dst, src *groupState) {
 		}
 	}
 	total := dst.count + src.count
-	m1, m2 := finish("avg", dst, 0), finish("avg", src, 0)
+	m1, m2 := finish("avg", dst), finish("avg", src)
 	dst.mean, dst.c, dst.incremental = m1*(dst.count/total)+m2*(src.count/total), 0, true
 }

@@ -174,7 +174,7 @@ func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, bu
 		if sh.sum {
 			for i := range sum {
 				if sum[i].seen {
-					vals[i], seen[i] = finish("sum", &sum[i], 0), true
+					vals[i], seen[i] = finish("sum", &sum[i]), true
 				}
 			}
 		}
