@@ -394,7 +394,9 @@ func validChunk(c memChunk) error {
 // compactOutput is the writes of a batch: per series, the merged chunks'
 // keys and values and the keys they replace.
 type compactOutput struct {
-	series []compactWrite
+	series  []compactWrite
+	samples []sample // of the series being merged
+	enc     compactEncoder
 }
 
 type compactWrite struct {
@@ -411,31 +413,15 @@ func (o *compactOutput) add(st *store, cs *compactSeries) (int64, error) {
 		return 0, nil
 	}
 	it := seriesSnapshot{chunks: cs.chunks}.iterator(nil, minInt64, maxInt64)
-	var merged []memChunk
-	var c []byte
-	x := newXORState()
-	var minT, prevT int64
-	var prevV uint64
-	var n int64
+	o.samples = o.samples[:0]
 	for it.Next() {
 		t, v := it.At()
-		if c != nil && (len(c) > mergedChunkBytes-maxXORSampleBytes || xorNumSamples(c) == math.MaxUint16-1) {
-			merged = append(merged, memChunk{data: c, minT: minT, maxT: prevT})
-			c = nil
-		}
-		if c == nil {
-			c, x, minT = newXORChunk(mergedChunkBytes), newXORState(), t
-		}
-		c = x.appendCompact(c, prevT, prevV, t, v)
-		prevT, prevV = t, math.Float64bits(v)
-		n++
+		o.samples = append(o.samples, sample{t: t, v: v})
 	}
 	if err := it.Err(); err != nil {
 		return 0, err
 	}
-	if c != nil {
-		merged = append(merged, memChunk{data: c, minT: minT, maxT: prevT})
-	}
+	merged := o.encodePieces(o.samples)
 	if len(merged) >= len(cs.chunks) && !cs.ooo {
 		return 0, nil // already as few as they can be
 	}
@@ -454,7 +440,51 @@ func (o *compactOutput) add(st *store, cs *compactSeries) (int64, error) {
 		}
 	}
 	o.series = append(o.series, w)
-	return n, nil
+	return int64(len(o.samples)), nil
+}
+
+// encodePieces encodes samples as few chunks as the bounds allow: one if
+// it fits mergedChunkBytes, else cut where appendCompact's chunk reaches
+// mergedChunkBytes (less a sample) or the XOR sample count limit, each
+// piece then written by the encoder, whose choice of windows is never
+// larger than appendCompact's (the search holds its path).
+func (o *compactOutput) encodePieces(samples []sample) []memChunk {
+	if len(samples) < math.MaxUint16-1 {
+		// Most series' buckets fit one chunk: try that first.
+		if data := o.enc.encode(samples); len(data) <= mergedChunkBytes {
+			return []memChunk{{data: data, minT: samples[0].t, maxT: samples[len(samples)-1].t}}
+		}
+	}
+	var merged []memChunk
+	var c []byte
+	x := newXORState()
+	from := 0
+	var prevT int64
+	var prevV uint64
+	cut := func(to int) {
+		piece := samples[from:to]
+		data := o.enc.encode(piece)
+		if len(data) > len(c) { // never: the search holds c's path; keep the smaller
+			data = c
+		}
+		merged = append(merged, memChunk{data: data, minT: piece[0].t, maxT: piece[len(piece)-1].t})
+		from = to
+	}
+	for i, smp := range samples {
+		if c != nil && (len(c) > mergedChunkBytes-maxXORSampleBytes || xorNumSamples(c) == math.MaxUint16-1) {
+			cut(i)
+			c = nil
+		}
+		if c == nil {
+			c, x = newXORChunk(mergedChunkBytes), newXORState()
+		}
+		c = x.appendCompact(c, prevT, prevV, smp.t, smp.v)
+		prevT, prevV = smp.t, math.Float64bits(smp.v)
+	}
+	if c != nil {
+		cut(len(samples))
+	}
+	return merged
 }
 
 // size is what the series' writes count against a transaction's limits,

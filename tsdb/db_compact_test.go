@@ -547,8 +547,9 @@ func slicesSortSamples(s []sample) {
 	}
 }
 
-// TestAppendCompactRoundTrip: chunks written with appendCompact read back
-// through chunkenc as the samples written.
+// TestAppendCompactRoundTrip: chunks written with appendCompact and with
+// compactEncoder read back through chunkenc as the samples written, and
+// the encoder's are no larger than appendCompact's and chunkenc's.
 func TestAppendCompactRoundTrip(t *testing.T) {
 	cases := map[string]func(i int) float64{
 		"counter":    func(i int) float64 { return float64(i*37 + i*i%41) },
@@ -571,23 +572,32 @@ func TestAppendCompactRoundTrip(t *testing.T) {
 func checkAppendCompact(t *testing.T, samples []sample) {
 	t.Helper()
 	c, x := newXORChunk(0), newXORState()
+	plain, px := newXORChunk(0), newXORState()
 	var pt int64
 	var pv uint64
 	for _, s := range samples {
 		c = x.appendCompact(c, pt, pv, s.t, s.v)
+		plain = px.append(plain, pt, pv, s.t, s.v)
 		pt, pv = s.t, math.Float64bits(s.v)
 	}
-	got := appendChunkSamples(nil, memChunk{data: c, minT: samples[0].t, maxT: pt}, minInt64, maxInt64)
-	if len(got) != len(samples) {
-		t.Fatalf("%d samples read back, want %d", len(got), len(samples))
-	}
-	for i := range got {
-		if got[i].t != samples[i].t || math.Float64bits(got[i].v) != math.Float64bits(samples[i].v) {
-			t.Fatalf("sample %d = %v, want %v", i, got[i], samples[i])
+	var e compactEncoder
+	best := e.encode(samples)
+	for name, data := range map[string][]byte{"appendCompact": c, "compactEncoder": best} {
+		got := appendChunkSamples(nil, memChunk{data: data, minT: samples[0].t, maxT: pt}, minInt64, maxInt64)
+		if len(got) != len(samples) {
+			t.Fatalf("%s: %d samples read back, want %d", name, len(got), len(samples))
+		}
+		for i := range got {
+			if got[i].t != samples[i].t || math.Float64bits(got[i].v) != math.Float64bits(samples[i].v) {
+				t.Fatalf("%s: sample %d = %v, want %v", name, i, got[i], samples[i])
+			}
+		}
+		if err := validChunk(memChunk{data: data, minT: samples[0].t, maxT: pt}); err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	if err := validChunk(memChunk{data: c, minT: samples[0].t, maxT: pt}); err != nil {
-		t.Fatal(err)
+	if len(best) > len(c) || len(best) > len(plain) {
+		t.Fatalf("compactEncoder wrote %d bytes, appendCompact %d, chunkenc's appender %d", len(best), len(c), len(plain))
 	}
 }
 

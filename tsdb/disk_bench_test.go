@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -92,21 +93,6 @@ func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int) {
 	}
 }
 
-// settle opens the badger store in dir and lets its compaction run to
-// the end (Flatten), as it would in the background of a running node.
-func settle(b *testing.B, dir string) {
-	st, err := openStore(dir, (2 * time.Hour).Milliseconds(), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.db.Flatten(1); err != nil {
-		b.Fatal(err)
-	}
-	if err := st.close(); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // nextValue moves a synthetic etcd value one scrape on.
 func nextValue(rng *rand.Rand, ls labels.Labels, v float64) float64 {
 	name := ls.Get("__name__")
@@ -124,4 +110,23 @@ func nextValue(rng *rand.Rand, ls labels.Labels, v float64) float64 {
 		return float64(rng.IntN(1 << 20))
 	}
 	return v
+}
+
+// settle opens the badger store in dir and lets its compaction run to
+// the end, as it would in the background of a running node: Flatten
+// merges the levels into one, and with a level 0 of one table it
+// compacts level 0 away too (a store written in a few hours may have all
+// its tables there, which Flatten alone leaves as they are).
+func settle(b *testing.B, dir string) {
+	o := badgerOptions(dir, slog.New(slog.DiscardHandler)).WithNumLevelZeroTables(1).WithNumLevelZeroTablesStall(64)
+	db, err := badger.Open(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Flatten(1); err != nil {
+		b.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
