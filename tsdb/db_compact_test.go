@@ -617,3 +617,27 @@ func FuzzAppendCompact(f *testing.F) {
 		checkAppendCompact(t, samples)
 	})
 }
+
+// TestCompactPassFromRun: the pass DB.run makes after each checkpoint
+// compacts the complete buckets and counts them in the metrics.
+func TestCompactPassFromRun(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), compactTestOptions())
+	defer db.Close()
+	for i := int64(0); i < 200; i++ {
+		appendAt(t, db, compactA, i*1000, float64(i))
+	}
+	checkpoint(t, db)
+	db.compactPass()
+	if got := testutil.ToFloat64(db.metrics.compactionBuckets); got != 2 {
+		t.Fatalf("%v buckets compacted, want 2", got)
+	}
+	if got := testutil.ToFloat64(db.metrics.compactionChunksMerged); got != 30 {
+		t.Fatalf("%v chunks merged, want 30 (15 of 4 samples in each of 2 buckets)", got)
+	}
+	if testutil.ToFloat64(db.metrics.compactionSeconds) <= 0 {
+		t.Fatal("no duration of the last compaction")
+	}
+	if testutil.ToFloat64(db.metrics.compactionFailures) != 0 {
+		t.Fatal("a failure counted")
+	}
+}
