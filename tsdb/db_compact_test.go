@@ -498,7 +498,43 @@ func TestCompactConcurrent(t *testing.T) {
 			}
 		})
 	}
+	// The chunk cache serves each reader the chunks its own snapshot
+	// holds: merged or not, never the other. (The samples alone would not
+	// tell: old and merged chunks hold the same ones.)
+	var compared atomic.Int64
+	wg.Go(func() {
+		for !done.Load() {
+			refs := cachedSeriesRefs(t, db)
+			q, err := db.Querier(minInt64, maxInt64)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			r := q.(*headQuerier).store
+			u := uncached(r)
+			first := db.store.bucketOf((newest.Load()-120)*1000) + 1
+			for _, ref := range refs {
+				for b := max(0, first); b <= db.store.bucketOf(newest.Load()*1000); b++ {
+					got, err1 := r.chunks(nil, ref, b*60_000, b*60_000+59_999)
+					want, err2 := u.chunks(nil, ref, b*60_000, b*60_000+59_999)
+					if err1 != nil || err2 != nil {
+						t.Error(err1, err2)
+						break
+					}
+					if b >= db.store.bucketOf((newest.Load()-120)*1000)+1 && !sameChunks(got, want) {
+						t.Errorf("series %d bucket %d: got %s, the snapshot holds %s", ref, b, fmtChunks(got), fmtChunks(want))
+					}
+					compared.Add(1)
+				}
+			}
+			closeUncached(u)
+			q.Close()
+		}
+	})
 	wg.Wait()
+	if compared.Load() == 0 || testutil.ToFloat64(db.store.cache.hits) == 0 {
+		t.Fatalf("the cache was not exercised: %d bucket reads compared, %v hits", compared.Load(), testutil.ToFloat64(db.store.cache.hits))
+	}
 	if checked.Load() == 0 || testutil.ToFloat64(db.metrics.compactionBuckets) == 0 || testutil.ToFloat64(db.metrics.bucketsDropped) == 0 {
 		t.Fatalf("the test exercised nothing: %d reads, %v buckets compacted", checked.Load(), testutil.ToFloat64(db.metrics.compactionBuckets))
 	}
