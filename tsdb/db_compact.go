@@ -343,16 +343,9 @@ func readCompactBatch(txn *badger.Txn, bucket int64, from []byte, batch int) (se
 		var c memChunk
 		verr := item.Value(func(v []byte) error {
 			var err error
-			c, err = decodeChunk(k, v)
-			c.data = bytes.Clone(c.data)
+			c, err = decodeStoredChunk(k, v)
 			return err
 		})
-		if verr == nil {
-			verr = validChunk(c)
-		}
-		if verr == nil && k[25] > chunkOutOfOrder {
-			verr = fmt.Errorf("chunk of kind %d", k[25])
-		}
 		if verr != nil && cs.bad == nil {
 			cs.bad = verr
 		}
@@ -361,6 +354,23 @@ func readCompactBatch(txn *badger.Txn, bucket int64, from []byte, batch int) (se
 		cs.chunks = append(cs.chunks, c)
 	}
 	return series, nil, nil
+}
+
+// decodeStoredChunk decodes a stored chunk (key of chunkKeyLen bytes)
+// for compaction, its data copied out of val, and checks it whole.
+func decodeStoredChunk(key, val []byte) (memChunk, error) {
+	c, err := decodeChunk(key, val)
+	if err != nil {
+		return c, err
+	}
+	c.data = bytes.Clone(c.data)
+	if err := validChunk(c); err != nil {
+		return c, err
+	}
+	if key[25] > chunkOutOfOrder {
+		return c, fmt.Errorf("chunk of kind %d", key[25])
+	}
+	return c, nil
 }
 
 // validChunk reports why c is not a well-formed XOR chunk holding as many
