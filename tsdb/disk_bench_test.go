@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,7 +28,8 @@ import (
 // disk-bytes/sample is measured once badger's own compaction has settled
 // (Flatten: replaced chunks and their tombstones gone),
 // unsettled-bytes/sample right after close; compact-ns/sample is the
-// compaction's time per sample it rewrote.
+// compaction's time per sample it rewrote, compact-cpu-ns/sample the
+// process's CPU time meanwhile (badger's background work included).
 func BenchmarkDiskBytesPerSample(b *testing.B) {
 	var fleet []labels.Labels
 	for m := range 30 {
@@ -50,7 +52,7 @@ func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int) {
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
 		values := make([]float64, len(fleet))
-		var compactTime time.Duration
+		var compactTime, compactCPU time.Duration
 		var st compactStats
 		for k := range scrapes {
 			app := db.Appender()
@@ -67,12 +69,13 @@ func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int) {
 				if err := db.Checkpoint(); err != nil {
 					b.Fatal(err)
 				}
-				start := time.Now()
+				start, startCPU := time.Now(), processCPU(b)
 				s, err := db.compact(nil)
 				if err != nil {
 					b.Fatal(err)
 				}
 				compactTime += time.Since(start)
+				compactCPU += processCPU(b) - startCPU
 				st.buckets, st.samples = st.buckets+s.buckets, st.samples+s.samples
 			}
 		}
@@ -89,6 +92,7 @@ func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int) {
 		b.ReportMetric(float64(st.buckets), "buckets-compacted")
 		if st.samples > 0 {
 			b.ReportMetric(float64(compactTime.Nanoseconds())/float64(st.samples), "compact-ns/sample")
+			b.ReportMetric(float64(compactCPU.Nanoseconds())/float64(st.samples), "compact-cpu-ns/sample")
 		}
 	}
 }
@@ -129,4 +133,13 @@ func settle(b *testing.B, dir string) {
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
