@@ -774,3 +774,34 @@ func readSamples(t *testing.T, it Iterator) []sample {
 	}
 	return out
 }
+
+// TestCompactFailureCounted: a pass that cannot read the store fails,
+// is counted, and changes nothing.
+func TestCompactFailureCounted(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), compactTestOptions())
+	defer db.Close()
+	for i := int64(0); i < 200; i++ {
+		appendAt(t, db, compactA, i*1000, float64(i))
+	}
+	checkpoint(t, db)
+	want := dbSelect(t, db, minInt64, maxInt64, matchAll)
+	before := chunksPer(t, db)
+	// A chunk key cut short sorts first in bucket 0.
+	bad := binary.BigEndian.AppendUint64([]byte{prefixChunk}, flipSign(0))
+	if err := db.store.db.Update(func(txn *badger.Txn) error { return txn.Set(bad, []byte{0}) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.compact(nil); err == nil {
+		t.Fatal("a store with a malformed chunk key compacted")
+	}
+	if got := testutil.ToFloat64(db.metrics.compactionFailures); got != 1 {
+		t.Fatalf("%v failures counted, want 1", got)
+	}
+	if err := db.store.db.Update(func(txn *badger.Txn) error { return txn.Delete(bad) }); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(chunksPer(t, db), before) {
+		t.Fatal("a failed pass changed the chunks")
+	}
+	sameSelect(t, "after a failed pass", dbSelect(t, db, minInt64, maxInt64, matchAll), want)
+}
