@@ -340,6 +340,32 @@ func (w cacheWrite) chunk(bucket int64, ref SeriesRef) {
 	}
 }
 
+// bucket marks every series of bucket changed without taking slots from
+// the recently written buckets: compaction rewrites whole old buckets, a
+// batch of series at a time. The bucket's floor rises monotonically, so
+// readers may load it at any time.
+func (w cacheWrite) bucket(bucket int64) {
+	c := w.c
+	if c == nil {
+		return
+	}
+	old := *c.buckets.Load()
+	if bw := old[bucket]; bw != nil {
+		if bw.floor.Load() < w.g {
+			bw.floor.Store(w.g) // only writers store, one at a time
+		}
+		return
+	}
+	next := make(map[int64]*bucketWrites, len(old)+1)
+	for b, bw := range old {
+		next[b] = bw
+	}
+	bw := &bucketWrites{}
+	bw.floor.Store(w.g)
+	next[bucket] = bw
+	c.buckets.Store(&next)
+}
+
 // dropBucket marks every series of bucket changed, and frees the
 // cache's entries of it.
 func (w cacheWrite) dropBucket(bucket int64) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,6 +46,9 @@ type Options struct {
 	// one (loadSeriesSequential) and the head snapshot on one worker: the
 	// reference the parallel recovery is held to.
 	sequentialLoad bool
+	// compactBatchSeries, set by tests only, replaces the number of series
+	// one compaction batch reads (compactBatchSeries, db_compact.go).
+	compactBatchSeries int
 }
 
 // DefaultOptions returns the options etcdgate runs with by default.
@@ -120,6 +124,20 @@ type DB struct {
 	// kept from the previous snapshot's segment on, for a recovery that
 	// must fall back to it. Guarded by checkpointMu.
 	lastCut int
+	// chunkWrites counts the checkpoint batches that wrote chunks,
+	// bucketWritten holds for each bucket the count at the last one that
+	// wrote to it, and droppedThrough is the newest bucket retention
+	// dropped: compaction checks them (db_compact.go). Guarded by
+	// checkpointMu.
+	chunkWrites    uint64
+	bucketWritten  map[int64]uint64
+	droppedThrough int64
+	// checkpointStaleBefore is the staleBefore of the last checkpoint
+	// whose walk completed: what makes buckets complete (db_compact.go).
+	checkpointStaleBefore atomic.Int64
+
+	compactMu    sync.Mutex   // one compaction pass at a time
+	compactState compactState // guarded by compactMu
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -145,8 +163,9 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st,
+	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
+	db.checkpointStaleBefore.Store(minInt64)
 	db.metrics = newDBMetrics(reg)
 	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
 	if head.evicted, err = openEvictedStore(st); err != nil {
@@ -230,6 +249,29 @@ func (db *DB) run() {
 		if err := db.ApplyRetention(); err != nil {
 			db.logger.Error("retention failed", "err", err)
 		}
+		db.compactPass()
+	}
+}
+
+// compactPass compacts complete buckets for at most a quarter of the
+// checkpoint interval, or until the DB closes; the next pass goes on
+// where it stopped.
+func (db *DB) compactPass() {
+	deadline := time.Now().Add(db.opts.CheckpointInterval / 4)
+	st, err := db.compact(func() bool {
+		select {
+		case <-db.stop:
+			return true
+		default:
+			return time.Now().After(deadline)
+		}
+	})
+	if err != nil {
+		db.logger.Error("compaction failed; the chunks stay as they were", "err", err)
+	}
+	if st.buckets > 0 || st.malformed > 0 {
+		db.logger.Info("persisted chunks compacted", "buckets", st.buckets, "series", st.series,
+			"chunks_merged", st.merged, "chunks_written", st.written, "malformed_series", st.malformed)
 	}
 }
 

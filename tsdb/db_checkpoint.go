@@ -74,6 +74,11 @@ func (db *DB) Checkpoint() (err error) {
 		snap.abort()
 		return err
 	}
+	// Every chunk the head held of the buckets this staleBefore completes
+	// is in badger now (db_compact.go).
+	if staleBefore > db.checkpointStaleBefore.Load() {
+		db.checkpointStaleBefore.Store(staleBefore)
+	}
 	sync := db.opts.WALSync == WALSyncInterval || recovering
 	if sync {
 		if err := db.store.db.Sync(); err != nil {
@@ -115,6 +120,7 @@ type checkpointer struct {
 	wb          *badger.WriteBatch
 	arena       arena      // keys and values of the batch being written
 	cacheWrite  cacheWrite // of the batch being written: marks its chunks
+	wrote       []int64    // of the batch being written: the buckets it has chunks in
 	snap        *snapshotWriter
 	evict       evictor // series leaving memory (series_evict.go)
 }
@@ -136,6 +142,7 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	// cache's write spans the whole batch (chunk_cache.go).
 	cp.cacheWrite = cp.db.store.cache.beginWrite()
 	defer cp.cacheWrite.end()
+	cp.wrote = cp.wrote[:0]
 	cp.wb = cp.db.store.db.NewWriteBatch()
 	defer cp.wb.Cancel()
 	defer cp.records.reset()
@@ -154,6 +161,7 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	if err := cp.queueEvictionHashes(); err != nil {
 		return err
 	}
+	cp.db.noteChunkWritesLocked(cp.wrote) // before the write: db_compact.go
 	if err := cp.wb.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint batch: %w", err)
 	}
@@ -200,7 +208,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	}
 	item := &persistItem{s: s, nClosed: len(s.closedChunks()), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closedChunks() {
-		cp.cacheWrite.chunk(st.bucketOf(c.minT), s.ref)
+		cp.markChunk(st.bucketOf(c.minT), s.ref)
 		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, c.minT, chunkInOrder, 0) },
 			func(b []byte) []byte { return appendChunkValue(b, c) })
 		if err != nil {
@@ -230,12 +238,21 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	return item, nil
 }
 
+// markChunk marks a chunk of ref in bucket as written by the batch, for
+// the chunk cache and for compaction.
+func (cp *checkpointer) markChunk(bucket int64, ref SeriesRef) {
+	cp.cacheWrite.chunk(bucket, ref)
+	if !slices.Contains(cp.wrote, bucket) { // a batch writes to a few buckets
+		cp.wrote = append(cp.wrote, bucket)
+	}
+}
+
 // setOutOfOrder writes an out-of-order chunk, split at bucket boundaries
 // so that each piece lies in one bucket.
 func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) error {
 	st := cp.db.store
 	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
-		cp.cacheWrite.chunk(st.bucketOf(c.minT), ref)
+		cp.markChunk(st.bucketOf(c.minT), ref)
 		return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, c.minT, chunkOutOfOrder, seq) },
 			func(b []byte) []byte { return appendChunkValue(b, c) })
 	}
@@ -244,7 +261,7 @@ func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) err
 		end := chunkRangeEnd(samples[0].t, st.bucketRange)
 		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
 		piece := encodeSamples(samples[:n])
-		cp.cacheWrite.chunk(st.bucketOf(piece.minT), ref)
+		cp.markChunk(st.bucketOf(piece.minT), ref)
 		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, piece.minT, chunkOutOfOrder, seq) },
 			func(b []byte) []byte { return appendChunkValue(b, piece) })
 		if err != nil {

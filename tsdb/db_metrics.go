@@ -9,6 +9,12 @@ type dbMetrics struct {
 	checkpointSeconds  prometheus.Gauge
 	seriesRemoved      prometheus.Counter
 	bucketsDropped     prometheus.Counter
+
+	compactionBuckets      prometheus.Counter
+	compactionChunksMerged prometheus.Counter
+	compactionFailures     prometheus.Counter
+	compactionMalformed    prometheus.Counter
+	compactionSeconds      prometheus.Gauge
 }
 
 func newDBMetrics(reg prometheus.Registerer) *dbMetrics {
@@ -37,9 +43,30 @@ func newDBMetrics(reg prometheus.Registerer) *dbMetrics {
 			Name: "etcdgate_tsdb_retention_buckets_dropped_total",
 			Help: "Time buckets of persisted chunks dropped by retention.",
 		}),
+		compactionBuckets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_compaction_buckets_total",
+			Help: "Time buckets whose persisted chunks were compacted into few chunks per series.",
+		}),
+		compactionChunksMerged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_compaction_chunks_merged_total",
+			Help: "Persisted chunks that compaction replaced by merged ones.",
+		}),
+		compactionFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_compaction_failures_total",
+			Help: "Compaction passes that failed; the chunks stay as they were and the next pass retries.",
+		}),
+		compactionMalformed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "etcdgate_tsdb_compaction_malformed_series_total",
+			Help: "Series whose persisted chunks compaction found malformed and left as they are.",
+		}),
+		compactionSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "etcdgate_tsdb_compaction_last_duration_seconds",
+			Help: "Time spent compacting the last compacted bucket, summed over its passes.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.recoverySeconds, m.checkpoints, m.checkpointFailures, m.checkpointSeconds, m.seriesRemoved, m.bucketsDropped)
+		reg.MustRegister(m.recoverySeconds, m.checkpoints, m.checkpointFailures, m.checkpointSeconds, m.seriesRemoved, m.bucketsDropped,
+			m.compactionBuckets, m.compactionChunksMerged, m.compactionFailures, m.compactionMalformed, m.compactionSeconds)
 	}
 	return m
 }

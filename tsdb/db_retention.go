@@ -22,6 +22,12 @@ func (db *DB) ApplyRetention() error {
 	cutoff := newest - db.opts.Retention.Milliseconds()
 	// Bucket b covers [b·R, (b+1)·R): it may go when (b+1)·R <= cutoff.
 	lastDead := db.store.bucketOf(cutoff) - 1
+	db.droppedThrough = max(db.droppedThrough, lastDead) // before the drop: db_compact.go
+	for b := range db.bucketWritten {
+		if b <= lastDead {
+			delete(db.bucketWritten, b)
+		}
+	}
 	dropped, err := db.store.dropBucketsThrough(lastDead)
 	if err != nil {
 		return err
@@ -70,7 +76,7 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 				break
 			}
 			p := append([]byte{prefixChunk}, key[1:9]...)
-			prefixes = append(prefixes, p)
+			prefixes = append(prefixes, p, compactedKey(b)) // and its compaction marker
 			// Jump to the next bucket.
 			it.Seek(binary.BigEndian.AppendUint64([]byte{prefixChunk}, flipSign(b+1)))
 		}
@@ -82,12 +88,14 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 	w := s.cache.beginWrite()
 	defer w.end()
 	for _, p := range prefixes {
-		w.dropBucket(unflipSign(binary.BigEndian.Uint64(p[1:9])))
+		if p[0] == prefixChunk {
+			w.dropBucket(unflipSign(binary.BigEndian.Uint64(p[1:9])))
+		}
 	}
 	if err := s.db.DropPrefix(prefixes...); err != nil {
 		return 0, fmt.Errorf("drop chunk buckets: %w", err)
 	}
-	return len(prefixes), nil
+	return len(prefixes) / 2, nil
 }
 
 // removeExpiredSeries removes inactive series whose newest sample is

@@ -17,6 +17,7 @@ import (
 //
 //	's' ref                          → series record: minT, maxT, lastV, labels
 //	'c' bucket ref minT kind seq     → chunk: maxT, XOR bytes
+//	'C' bucket                       → empty: the bucket is compacted (db_compact.go)
 //
 // Integers are big-endian, timestamps with the sign bit flipped, so keys
 // sort by time. Chunks come first by time bucket (ChunkRange), then by
