@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -21,7 +22,7 @@ import (
 // series state and accounting must be the same.
 func TestLoadSeriesMatchesSequential(t *testing.T) {
 	dir := t.TempDir()
-	st, err := openStore(filepath.Join(dir, "badger"), 7_200_000, slog.New(slog.DiscardHandler))
+	st, err := openStore(filepath.Join(dir, "badger"), 7_200_000, options.None, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +347,7 @@ func TestLoadSeriesMalformed(t *testing.T) {
 		{"no series of pids", seriesKey(prefixSeries, 30_000), append(slices.Clone(header), storeSymbolsSection, 0), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := openStore(filepath.Join(t.TempDir(), "badger"), 7_200_000, slog.New(slog.DiscardHandler))
+			st, err := openStore(filepath.Join(t.TempDir(), "badger"), 7_200_000, options.None, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -29,23 +30,30 @@ import (
 // (Flatten: replaced chunks and their tombstones gone),
 // unsettled-bytes/sample right after close; compact-ns/sample is the
 // compaction's time per sample it rewrote, compact-cpu-ns/sample the
-// process's CPU time meanwhile (badger's background work included).
+// process's CPU time meanwhile (badger's background work included). Each
+// length runs with badger's tables uncompressed (the default) and with
+// snappy (Options.StoreCompression).
 func BenchmarkDiskBytesPerSample(b *testing.B) {
 	var fleet []labels.Labels
 	for m := range 30 {
 		fleet = append(fleet, etcdLabelSets(m)...)
 	}
 	for _, hours := range []int{3, 8} {
-		b.Run(fmt.Sprintf("hours=%d", hours), func(b *testing.B) { benchDiskBytes(b, fleet, hours*60*4) })
+		for _, compression := range []string{"none", "snappy"} {
+			b.Run(fmt.Sprintf("hours=%d/compression=%s", hours, compression), func(b *testing.B) {
+				benchDiskBytes(b, fleet, hours*60*4, compression)
+			})
+		}
 	}
 }
 
-func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int) {
+func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int, compression string) {
 	const checkpointEvery = 30 * 4 // scrapes of 15 s
 	for b.Loop() {
 		dir := b.TempDir()
 		o := DefaultOptions()
 		o.CheckpointInterval = time.Hour
+		o.StoreCompression = compression
 		db, err := Open(dir, o, nil, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -84,7 +92,7 @@ func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int) {
 		}
 		samples := float64(scrapes * len(fleet))
 		unsettled := tableBytesIn(b, filepath.Join(dir, "badger"))
-		settle(b, filepath.Join(dir, "badger"))
+		settle(b, filepath.Join(dir, "badger"), storeCompression(compression))
 		sst := tableBytesIn(b, filepath.Join(dir, "badger"))
 		b.ReportMetric(float64(sst)/samples, "disk-bytes/sample")
 		b.ReportMetric(float64(unsettled)/samples, "unsettled-bytes/sample")
@@ -121,8 +129,8 @@ func nextValue(rng *rand.Rand, ls labels.Labels, v float64) float64 {
 // merges the levels into one, and with a level 0 of one table it
 // compacts level 0 away too (a store written in a few hours may have all
 // its tables there, which Flatten alone leaves as they are).
-func settle(b *testing.B, dir string) {
-	o := badgerOptions(dir, slog.New(slog.DiscardHandler)).WithNumLevelZeroTables(1).WithNumLevelZeroTablesStall(64)
+func settle(b *testing.B, dir string, compression options.CompressionType) {
+	o := badgerOptions(dir, compression, slog.New(slog.DiscardHandler)).WithNumLevelZeroTables(1).WithNumLevelZeroTablesStall(64)
 	db, err := badger.Open(o)
 	if err != nil {
 		b.Fatal(err)

@@ -52,7 +52,7 @@ const (
 // at a million (with 2 × 32 MiB the heap profile showed them at 7%).
 // Block cache 64 MiB and index cache 32 MiB: queries of recent data hit
 // the head, so the caches serve older ranges, where a miss costs a read.
-func badgerOptions(dir string, logger *slog.Logger) badger.Options {
+func badgerOptions(dir string, compression options.CompressionType, logger *slog.Logger) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
 		WithMemTableSize(16 << 20).
@@ -67,13 +67,30 @@ func badgerOptions(dir string, logger *slog.Logger) badger.Options {
 		// Table builders and compactions allocate buffers of about a table:
 		// 2 MiB tables keep a checkpoint's spike of transient memory small.
 		WithBaseTableSize(2 << 20).
-		WithCompression(options.Snappy).
+		WithCompression(compression).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
 }
 
-func openStore(dir string, bucketRange int64, logger *slog.Logger) (*store, error) {
-	db, err := badger.Open(badgerOptions(dir, logger))
+// validStoreCompression reports whether name is a compression
+// storeCompression knows (Options.StoreCompression).
+func validStoreCompression(name string) bool {
+	return name == "none" || name == "snappy" || name == "zstd"
+}
+
+// storeCompression returns badger's compression of a valid name.
+func storeCompression(name string) options.CompressionType {
+	switch name {
+	case "snappy":
+		return options.Snappy
+	case "zstd":
+		return options.ZSTD
+	}
+	return options.None
+}
+
+func openStore(dir string, bucketRange int64, compression options.CompressionType, logger *slog.Logger) (*store, error) {
+	db, err := badger.Open(badgerOptions(dir, compression, logger))
 	if err != nil {
 		return nil, fmt.Errorf("open badger in %s: %w", dir, err)
 	}

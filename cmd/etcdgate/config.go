@@ -37,6 +37,9 @@ type Config struct {
 	// ChunkCacheBytes bounds the cache of chunks queries read from the
 	// store; 0 turns it off. Changes need a restart.
 	ChunkCacheBytes int64 `yaml:"chunk_cache_bytes"`
+	// StoreCompression compresses the store's tables: none, snappy or
+	// zstd. Changes apply to tables written from then on.
+	StoreCompression string `yaml:"store_compression"`
 
 	WAL    WALConfig    `yaml:"wal"`
 	Head   HeadConfig   `yaml:"head"`
@@ -215,7 +218,8 @@ func DefaultConfig() Config {
 		RulesConfig: defaultRulesConfig(),
 		Probe:       defaultProbeConfig(),
 
-		ChunkCacheBytes: db.ChunkCacheBytes,
+		ChunkCacheBytes:  db.ChunkCacheBytes,
+		StoreCompression: db.StoreCompression,
 	}
 }
 
@@ -421,6 +425,7 @@ func (c Config) DBOptions() tsdb.Options {
 	o.StalenessPeriod = time.Duration(c.Head.StalenessPeriod)
 	o.Retention = time.Duration(c.Retention)
 	o.ChunkCacheBytes = c.ChunkCacheBytes
+	o.StoreCompression = c.StoreCompression
 	return o
 }
 

@@ -62,6 +62,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"query_limit.bad.yml":                   "query: max_samples must be positive",
 		"short_retention.bad.yml":               "retention 30m0s is shorter than the chunk range",
 		"chunk_cache.bad.yml":                   "chunk cache bytes -1 is negative",
+		"store_compression.bad.yml":             `store compression "lz4": want none, snappy or zstd`,
 		"relabel_rule.bad.yml":                  "line 4: relabel config: relabel configuration for hashmod requires non-zero modulus",
 		"relabel_unknown_key.bad.yml":           "line 6: field target_lable not found in relabel config",
 		"registry_size.bad.yml":                 `registry/bad_size.yml: line 4: cluster "etcd-pay-eu-2": unknown size "medium"`,
