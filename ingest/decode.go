@@ -140,13 +140,7 @@ func (wr *WriteRequest) Reset() {
 	clear(wr.labels)
 	clear(wr.Metadata)
 	clear(wr.symbols)
-	wr.Timeseries = wr.Timeseries[:0]
-	wr.labels = wr.labels[:0]
-	wr.samples = wr.samples[:0]
-	wr.Metadata = wr.Metadata[:0]
-	wr.symbols = wr.symbols[:0]
-	wr.DroppedMetadata, wr.metadataSeen = 0, 0
-	wr.droppedMeta = droppedMetadata{}
+	wr.Release()
 }
 
 // Release empties wr as Reset does but leaves the entries of its buffers

@@ -356,12 +356,18 @@ func (w cacheWrite) bucket(bucket int64) {
 		}
 		return
 	}
+	c.storeFloor(old, bucket, w.g)
+}
+
+// storeFloor replaces the marks with old's, bucket's a floor of g and no
+// slots. The caller holds writeMu.
+func (c *chunkCache) storeFloor(old map[int64]*bucketWrites, bucket int64, g uint64) {
 	next := make(map[int64]*bucketWrites, len(old)+1)
 	for b, bw := range old {
 		next[b] = bw
 	}
 	bw := &bucketWrites{}
-	bw.floor.Store(w.g)
+	bw.floor.Store(g)
 	next[bucket] = bw
 	c.buckets.Store(&next)
 }
@@ -373,15 +379,7 @@ func (w cacheWrite) dropBucket(bucket int64) {
 	if c == nil {
 		return
 	}
-	old := *c.buckets.Load()
-	next := make(map[int64]*bucketWrites, len(old)+1)
-	for b, bw := range old {
-		next[b] = bw
-	}
-	bw := &bucketWrites{}
-	bw.floor.Store(w.g)
-	next[bucket] = bw
-	c.buckets.Store(&next)
+	c.storeFloor(*c.buckets.Load(), bucket, w.g)
 	if i := indexOf(c.slotted, bucket); i >= 0 {
 		c.slotted = append(c.slotted[:i], c.slotted[i+1:]...)
 	}
