@@ -294,7 +294,9 @@ func TestEncodePiecesChoosesSmaller(t *testing.T) {
 func TestIntChunkMalformed(t *testing.T) {
 	var e intEncoder
 	good, _ := e.encode(nil, regular(50, func(i int) float64 { return float64(i * i) }))
-	mc := func(c []byte) memChunk { return memChunk{data: c, minT: 1_700_000_000_000, maxT: 1_700_000_000_000 + 49*15000} }
+	mc := func(c []byte) memChunk {
+		return memChunk{data: c, minT: 1_700_000_000_000, maxT: 1_700_000_000_000 + 49*15000}
+	}
 	for n := 0; n < len(good); n++ {
 		if err := validChunk(mc(good[:n:n])); err == nil {
 			t.Errorf("truncated to %d bytes: valid", n)
