@@ -453,7 +453,13 @@ func FuzzIntChunkDecode(f *testing.F) {
 			t.Fatalf("%d samples declared in %d bytes accepted", it.left, len(data))
 		}
 		n := 0
+		c := memChunk{data: data}
 		for it.next() {
+			ts, _ := it.at()
+			if n == 0 {
+				c.minT = ts
+			}
+			c.maxT = ts
 			n++
 			if n > 1+4*len(data) {
 				t.Fatalf("%d samples from %d bytes", n, len(data))
@@ -462,7 +468,6 @@ func FuzzIntChunkDecode(f *testing.F) {
 		if it.br.i > len(data) {
 			t.Fatal("read past the input")
 		}
-		c := memChunk{data: data}
 		if err := validChunk(c); err == nil {
 			// What validates reads back the same through the XOR form.
 			x, err := appendIntAsXOR(nil, data)
