@@ -186,33 +186,32 @@ func chooseIntParams(res []int64, order byte) intParams {
 		}
 	}
 	for _, base := range [...]int64{0, lo, trimmed} {
-		// Per field width k (1..65) needed: count and escape bits, for
-		// residuals other than 0 and for 0 apart (the zero flag's case).
-		var count, escape [66]int
-		zeros, zeroK := 0, 0
+		// Per field width k (1..65: never) a residual needs, the bits of
+		// escaping those that need it; residuals 0 apart (the zero flag's
+		// case), all needing zeroK.
+		var escape [66]int
+		zeros, zeroK := 0, 65
+		if base <= 0 {
+			zeroK = bits.Len64(uint64(-base) + 1)
+		}
 		for _, r := range res {
+			if r == 0 {
+				zeros++
+				continue
+			}
 			k := 65
 			if r >= base {
 				k = bits.Len64(uint64(r-base) + 1)
 			}
-			if r == 0 {
-				zeros, zeroK = zeros+1, k
-				continue
-			}
-			count[k]++
 			escape[k] += intEscapeLenBit + bits.Len64(zigzag(r))
 		}
-		m := len(res) - zeros
 		for _, zero := range []bool{false, true} {
-			cnt, esc := count, escape // by value
-			fields := m
-			flagBits := 0
+			esc := escape // by value
+			fields, flagBits := len(res), 0
 			if zero {
-				flagBits = len(res)
-			} else if zeros > 0 {
-				cnt[zeroK]++
-				esc[zeroK] += intEscapeLenBit
-				fields = len(res)
+				fields, flagBits = len(res)-zeros, len(res)
+			} else {
+				esc[zeroK] += zeros * intEscapeLenBit
 			}
 			// Escapes of residuals that need more than w bits, for w
 			// from intMaxWidth down.
@@ -385,32 +384,86 @@ func varint(b []byte) (int64, []byte, bool) {
 	return v, b[k:], true
 }
 
-// next moves to the next sample.
+// next moves to the next sample. The common case (a timestamp delta of
+// delta of 0, a residual in its field) is read here from the buffer,
+// filled once; the others take readDoD and readEscape.
 func (it *intIterator) next() bool {
-	if it.left == 0 || it.err != nil {
+	if it.left == 0 {
 		return false
 	}
+	r := &it.br
 	switch it.i {
 	case 0: // read by reset
+		it.left--
+		it.i++
+		return true
 	case 1: // its timestamp delta was read by reset
-		it.t += it.tDelta
-		if !it.readValue() {
-			return false
-		}
 	default:
-		dod, ok := it.readDoD()
-		if !ok {
-			return false
+		if r.n < 57 {
+			r.fill()
 		}
-		it.tDelta += dod
-		it.t += it.tDelta
-		if !it.readValue() {
+		if r.n > 0 && r.buf>>63 == 0 {
+			r.buf <<= 1
+			r.n--
+		} else {
+			dod, ok := it.readDoD()
+			if !ok {
+				return false
+			}
+			it.tDelta += dod
+		}
+	}
+	it.t += it.tDelta
+	var res int64
+	zero := false
+	if it.flags&intFlagZero != 0 {
+		if r.n == 0 {
+			if r.fill(); r.n == 0 {
+				return it.fail("value")
+			}
+		}
+		zero = r.buf>>63 == 0
+		r.buf <<= 1
+		r.n--
+	}
+	if !zero {
+		if r.n < it.width {
+			if r.fill(); r.n < it.width {
+				return it.fail("value")
+			}
+		}
+		f := r.buf >> (64 - it.width) // 0 for width 0
+		r.buf <<= it.width
+		r.n -= it.width
+		if f != 1<<it.width-1 {
+			res = it.base + int64(f)
+		} else if res, zero = it.readEscape(); !zero {
 			return false
 		}
 	}
+	if it.flags&intFlagDoD != 0 {
+		it.d += res
+	} else {
+		it.d = res
+	}
+	it.v += it.d
 	it.left--
 	it.i++
 	return true
+}
+
+// readEscape reads an escaped residual: its length and zigzag bits.
+func (it *intIterator) readEscape() (int64, bool) {
+	r := &it.br
+	l, ok := r.read(intEscapeLenBit)
+	if !ok || l > intMaxWidth {
+		return 0, it.fail("value")
+	}
+	z, ok := r.read(uint(l))
+	if !ok {
+		return 0, it.fail("value")
+	}
+	return unzigzag(z), true
 }
 
 // readDoD reads a timestamp's delta of delta.
@@ -454,46 +507,6 @@ func (it *intIterator) readDoD() (int64, bool) {
 		return int64(u) - 1<<nbits, true
 	}
 	return int64(u), true
-}
-
-// readValue reads a residual and moves the value on.
-func (it *intIterator) readValue() bool {
-	r := &it.br
-	var res int64
-	zero := false
-	if it.flags&intFlagZero != 0 {
-		f, ok := r.read(1)
-		if !ok {
-			return it.fail("value")
-		}
-		zero = f == 0
-	}
-	if !zero {
-		f, ok := r.read(it.width)
-		if !ok {
-			return it.fail("value")
-		}
-		if f != 1<<it.width-1 {
-			res = it.base + int64(f)
-		} else {
-			l, ok := r.read(intEscapeLenBit)
-			if !ok || l > intMaxWidth {
-				return it.fail("value")
-			}
-			z, ok := r.read(uint(l))
-			if !ok {
-				return it.fail("value")
-			}
-			res = unzigzag(z)
-		}
-	}
-	if it.flags&intFlagDoD != 0 {
-		it.d += res
-	} else {
-		it.d = res
-	}
-	it.v += it.d
-	return true
 }
 
 func (it *intIterator) fail(what string) bool {
