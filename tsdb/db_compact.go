@@ -439,6 +439,7 @@ type compactOutput struct {
 	samples []sample // of the series being merged
 	enc     compactEncoder
 	ienc    intEncoder
+	xorOnly bool // no integer chunks: for comparison in benchmarks
 }
 
 type compactWrite struct {
@@ -537,6 +538,9 @@ func (o *compactOutput) encodePieces(samples []sample) []memChunk {
 // smaller returns samples' integer chunk if they are integers and it is
 // smaller than xor, their XOR chunk; else xor.
 func (o *compactOutput) smaller(xor []byte, samples []sample) []byte {
+	if o.xorOnly {
+		return xor
+	}
 	ic, ok := o.ienc.encode(nil, samples)
 	if ok && len(ic) < len(xor) {
 		return ic
