@@ -89,6 +89,28 @@ func refOf(t *testing.T, db *DB, lset labels.Labels) SeriesRef {
 	return 0
 }
 
+// compactedEncodings counts the integer and XOR chunks in buckets up to
+// last.
+func compactedEncodings(t *testing.T, db *DB, last int64) (ints, xors int) {
+	t.Helper()
+	err := db.store.scan(prefixChunk, func(key, val []byte) error {
+		c, err := decodeChunk(key, val)
+		if err != nil || unflipSign(binary.BigEndian.Uint64(key[1:9])) > last {
+			return err
+		}
+		if isIntChunk(c.data) {
+			ints++
+		} else {
+			xors++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ints, xors
+}
+
 func compactAll(t *testing.T, db *DB) compactStats {
 	t.Helper()
 	st, err := db.compact(nil)
@@ -123,15 +145,20 @@ func TestCompactKeepsEverySample(t *testing.T) {
 		// extra returns how many chunks a (bucket, series) may keep
 		// besides one after compaction.
 		extra func(t *testing.T, db *DB, round int, k cacheKey) int
+		// xor: some compacted chunks hold floats (all cases hold
+		// integer series, which compaction writes as integer chunks).
+		xor bool
 	}{{
 		name: "in-order chunks only",
 		setup: func(t *testing.T, db *DB) {
 			for i := int64(0); i < 300; i++ {
 				appendAt(t, db, compactA, i*sec, float64(i))
 				appendAt(t, db, compactB, i*sec, float64(i%7))
+				appendAt(t, db, compactC, i*sec, float64(i)*0.37)
 			}
 			checkpoint(t, db)
 		},
+		xor: true,
 	}, {
 		name: "out-of-order chunks, and duplicates of persisted samples",
 		setup: func(t *testing.T, db *DB) {
@@ -235,6 +262,9 @@ func TestCompactKeepsEverySample(t *testing.T) {
 				}
 				if round == 0 && (st.buckets == 0 || st.merged == 0) {
 					t.Fatalf("compaction did nothing: %+v", st)
+				}
+				if ints, xors := compactedEncodings(t, db, last); round == 0 && (ints == 0 || (tc.xor && xors == 0)) {
+					t.Fatalf("compacted buckets hold %d integer and %d XOR chunks", ints, xors)
 				}
 				if round > 0 && st.buckets+st.series != 0 {
 					t.Fatalf("a compacted bucket was compacted again: %+v", st)
@@ -688,6 +718,18 @@ func FuzzCompactChunks(f *testing.F) {
 	var seed []byte
 	for _, c := range []memChunk{
 		encodeSamples([]sample{{1000, 1}, {2000, 2}, {3000, 4}}),
+		encodeSamples([]sample{{2500, -1}, {3000, 9}}),
+	} {
+		v := appendChunkValue(nil, c)
+		seed = append(append(binary.AppendUvarint(seed, uint64(len(v))), byte(c.minT/500)), v...)
+	}
+	f.Add(seed)
+	// An integer chunk (as compaction writes them) and an XOR one.
+	var e intEncoder
+	ic, _ := e.encode(nil, []sample{{1000, 10}, {2000, 20}, {3500, 25}})
+	seed = nil
+	for _, c := range []memChunk{
+		{data: ic, minT: 1000, maxT: 3500},
 		encodeSamples([]sample{{2500, -1}, {3000, 9}}),
 	} {
 		v := appendChunkValue(nil, c)

@@ -25,7 +25,11 @@ import (
 // hours the first 2-hour bucket is compacted, of eight the first three;
 // the last stays as the head wrote it (its newest chunk is in the head
 // snapshot, not counted). The synthetic values grow, and so do their XOR
-// bits: eight hours cost more per sample than three, compacted or not.
+// bits: eight hours cost more per sample than three, compacted or not;
+// compaction writes the integer series as integer chunks (intchunk.go),
+// whose deltas do not grow, so the uncompacted last bucket makes most of
+// the difference. Measured: 1.29 and 1.38 bytes a sample uncompressed,
+// 1.14 and 1.27 with snappy (XOR windows only: 1.62, 1.75, 1.50, 1.67).
 // disk-bytes/sample is measured once badger's own compaction has settled
 // (Flatten: replaced chunks and their tombstones gone),
 // unsettled-bytes/sample right after close; compact-ns/sample is the

@@ -3,13 +3,16 @@ package tsdb
 import "github.com/prometheus/prometheus/tsdb/chunkenc"
 
 // chunksIterator walks non-overlapping in-order chunks, yielding samples
-// in [mint, maxt].
+// in [mint, maxt]. A chunk is XOR or integer-encoded (intchunk.go); each
+// kind has its iterator, reused from chunk to chunk.
 type chunksIterator struct {
 	chunks     []memChunk
 	mint, maxt int64
 	xc         chunkenc.XORChunk
-	cur        chunkenc.Iterator // reused iterator over chunks[0] while started
-	started    bool              // cur is positioned inside chunks[0]
+	cur        chunkenc.Iterator // reused iterator over chunks[0] while started and not isInt
+	ic         intIterator       // over chunks[0] while started and isInt
+	isInt      bool              // chunks[0] is an integer chunk
+	started    bool              // cur or ic is positioned inside chunks[0]
 	valid      bool              // t, v hold the current sample
 	t          int64
 	v          float64
@@ -32,19 +35,38 @@ func (it *chunksIterator) next() bool {
 			if len(it.chunks) == 0 {
 				return false
 			}
-			it.xc.Reset(it.chunks[0].data)
-			it.cur = it.xc.Iterator(it.cur) // keeps the allocation for reuse
+			it.isInt = isIntChunk(it.chunks[0].data)
+			if it.isInt {
+				it.ic.reset(it.chunks[0].data)
+			} else {
+				it.xc.Reset(it.chunks[0].data)
+				it.cur = it.xc.Iterator(it.cur) // keeps the allocation for reuse
+			}
 			it.started = true
 		}
-		if it.cur.Next() == chunkenc.ValNone {
-			if err := it.cur.Err(); err != nil {
-				it.err = err
-				return false
+		var t int64
+		var v float64
+		if it.isInt {
+			if !it.ic.next() {
+				if it.ic.err != nil {
+					it.err = it.ic.err
+					return false
+				}
+				it.chunks, it.started = it.chunks[1:], false
+				continue
 			}
-			it.chunks, it.started = it.chunks[1:], false
-			continue
+			t, v = it.ic.at()
+		} else {
+			if it.cur.Next() == chunkenc.ValNone {
+				if err := it.cur.Err(); err != nil {
+					it.err = err
+					return false
+				}
+				it.chunks, it.started = it.chunks[1:], false
+				continue
+			}
+			t, v = it.cur.At()
 		}
-		t, v := it.cur.At()
 		if t < it.mint {
 			continue
 		}

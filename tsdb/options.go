@@ -55,10 +55,11 @@ func (o HeadOptions) Validate() error {
 	switch {
 	case o.OutOfOrderWindow < 0:
 		return fmt.Errorf("out-of-order window %s is negative", o.OutOfOrderWindow)
-	case o.ChunkSamples < 1 || o.ChunkSamples > 65535:
-		return fmt.Errorf("chunk samples %d outside 1..65535", o.ChunkSamples)
-	case o.OutOfOrderCapacity < 1:
-		return fmt.Errorf("out-of-order capacity %d must be positive", o.OutOfOrderCapacity)
+	case o.ChunkSamples < 1 || o.ChunkSamples > maxXORSamples:
+		// At most maxXORSamples: integer chunks' tag stays free (intchunk.go).
+		return fmt.Errorf("chunk samples %d outside 1..%d", o.ChunkSamples, maxXORSamples)
+	case o.OutOfOrderCapacity < 1 || o.OutOfOrderCapacity > maxXORSamples:
+		return fmt.Errorf("out-of-order capacity %d outside 1..%d", o.OutOfOrderCapacity, maxXORSamples)
 	case o.StripeSize < 1 || o.StripeSize&(o.StripeSize-1) != 0:
 		return fmt.Errorf("stripe size %d is not a power of two", o.StripeSize)
 	case o.ChunkRange < time.Minute:

@@ -214,6 +214,15 @@ func chunkValueAt(c memChunk, t int64) (float64, bool) {
 	if t < c.minT || t > c.maxT {
 		return 0, false
 	}
+	if isIntChunk(c.data) {
+		var it intIterator
+		for it.reset(c.data); it.next(); {
+			if ts, v := it.at(); ts >= t {
+				return v, ts == t
+			}
+		}
+		return 0, false
+	}
 	it := chunkenc.NewXORChunk()
 	it.Reset(c.data)
 	iter := it.Iterator(nil)

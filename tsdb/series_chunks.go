@@ -8,6 +8,9 @@ import (
 
 // Chunk is a run of a series' samples as the store keeps them: the bytes
 // of a chunkenc.XORChunk and the times of its first and last sample.
+// Chunks that compaction wrote integer-encoded (intchunk.go) are handed
+// out re-encoded as XOR, so that readers outside the package know one
+// encoding only.
 type Chunk struct {
 	MinT, MaxT int64
 	Data       []byte
@@ -21,9 +24,10 @@ type ChunkSeries interface {
 	// Chunks appends to dst the series' chunks that overlap the
 	// querier's range, in time order and not overlapping each other;
 	// they may hold samples outside the range, which the reader drops.
-	// The chunk still being appended to is copied into buf (appended);
-	// the others' Data is valid until the querier is closed, the copy
-	// until the caller reuses buf. ok is false when the samples are not
+	// The chunk still being appended to is copied into buf (appended),
+	// and integer chunks re-encoded as XOR into it; the others' Data is
+	// valid until the querier is closed, buf's until the caller reuses
+	// buf. ok is false when the samples are not
 	// such a list (out-of-order samples, chunks that overlap while a
 	// checkpoint is under way, a series evicted to the store): then the
 	// reader uses Iterator.
@@ -63,7 +67,15 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 		mem := slices.Clone(dst[start:])
 		dst = dst[:start]
 		for _, c := range persisted {
-			dst = append(dst, Chunk{MinT: c.minT, MaxT: c.maxT, Data: c.data})
+			data := c.data
+			if isIntChunk(data) {
+				n := len(buf)
+				if buf, err = appendIntAsXOR(buf, data); err != nil {
+					return dst[:start], buf[:n], false, err
+				}
+				data = buf[n:len(buf):len(buf)]
+			}
+			dst = append(dst, Chunk{MinT: c.minT, MaxT: c.maxT, Data: data})
 		}
 		dst = append(dst, mem...)
 	}

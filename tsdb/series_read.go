@@ -80,7 +80,24 @@ func overlapping(chunks []memChunk) bool {
 	return false
 }
 
+// appendChunkSamples appends the samples of chunk c (XOR or integer) in
+// [mint, maxt] to dst. A malformed chunk gives the samples before the
+// fault.
 func appendChunkSamples(dst []sample, c memChunk, mint, maxt int64) []sample {
+	if isIntChunk(c.data) {
+		var it intIterator
+		it.reset(c.data)
+		for it.next() {
+			t, v := it.at()
+			if t > maxt {
+				break
+			}
+			if t >= mint {
+				dst = append(dst, sample{t: t, v: v})
+			}
+		}
+		return dst
+	}
 	var xc chunkenc.XORChunk
 	xc.Reset(c.data)
 	it := xc.Iterator(nil)

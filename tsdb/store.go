@@ -16,7 +16,7 @@ import (
 // the head snapshot file, see snapshot.go). Keys:
 //
 //	's' ref                          → series record: minT, maxT, lastV, labels
-//	'c' bucket ref minT kind seq     → chunk: maxT, XOR bytes
+//	'c' bucket ref minT kind seq     → chunk: maxT, XOR or integer chunk bytes
 //	'C' bucket                       → empty: the bucket is compacted (db_compact.go)
 //
 // Integers are big-endian, timestamps with the sign bit flipped, so keys

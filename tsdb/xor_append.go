@@ -63,8 +63,9 @@ func (x *xorState) append(c []byte, prevT int64, prevV uint64, t int64, v float6
 		tDelta = uint64(t - prevT)
 		c = binary.AppendUvarint(c, tDelta)
 		c = x.writeValue(c, prevV, math.Float64bits(v))
-	case math.MaxUint16:
-		panic("BUG: XOR chunk holds 65535 samples")
+	case maxXORSamples:
+		// More would start the chunk with integer chunks' tag (intchunk.go).
+		panic("BUG: XOR chunk holds maxXORSamples samples")
 	default:
 		tDelta = uint64(t - prevT)
 		dod := int64(tDelta - x.tDelta)

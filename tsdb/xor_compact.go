@@ -78,7 +78,7 @@ type compactEncoder struct {
 	opens       []int32 // per sample: the node of the window it opens, or -1
 }
 
-// encode returns samples (sorted by time, fewer than 65535) as a chunkenc
+// encode returns samples (sorted by time, at most maxXORSamples) as a chunkenc
 // XOR chunk whose value windows are chosen to minimise its size: a
 // shortest path over the windows the writer could hold after each sample,
 // where a window opened at a sample is its XOR's or reaches up to
