@@ -141,18 +141,58 @@ func TestServeSetsGoMemLimit(t *testing.T) {
 }
 
 // TestServeSetsGOGCOnceOpen: serve recovers at recoveryGOGC and serves at
-// defaultGOGC; a GOGC in the environment is left alone.
+// the percent tuned to its live heap; a GOGC in the environment is left
+// alone.
 func TestServeSetsGOGCOnceOpen(t *testing.T) {
-	if recoveryGOGC == defaultGOGC {
-		t.Fatal("recovery and serving share a GC percent: the test shows nothing")
-	}
 	_, url := startGateway(t)
-	if got := strings.TrimSpace(metricValue(t, url, "go_gc_gogc_percent")); got != strconv.Itoa(defaultGOGC) {
-		t.Fatalf("go_gc_gogc_percent %q once ready, want %d", got, defaultGOGC)
+	got, err := strconv.Atoi(strings.TrimSpace(metricValue(t, url, "go_gc_gogc_percent")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The test process's heap is far below the headroom: the percent is
+	// raised, and never past its bound.
+	if got == recoveryGOGC || got <= defaultGOGC || got > maxTunedGOGC {
+		t.Fatalf("go_gc_gogc_percent %d once ready, want the tuned percent in (%d, %d], not recovery's %d", got, defaultGOGC, maxTunedGOGC, recoveryGOGC)
 	}
 	t.Setenv("GOGC", "75")
 	_, url = startGateway(t)
 	if got := strings.TrimSpace(metricValue(t, url, "go_gc_gogc_percent")); got != "75" {
 		t.Fatalf("go_gc_gogc_percent %q with GOGC=75 in the environment", got)
+	}
+}
+
+func TestGCPercentFor(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live, headroom int64
+		want           int
+	}{
+		{100 * mib, 256 * mib, 256},
+		{600 * mib, 256 * mib, 43}, // rounded up: the headroom is at least 256 MiB
+		{1024 * mib, 256 * mib, defaultGOGC},
+		{3 << 30, 256 * mib, defaultGOGC},
+		{10 * mib, 256 * mib, maxTunedGOGC},
+		{0, 256 * mib, maxTunedGOGC},
+		{-1, 256 * mib, maxTunedGOGC},
+	} {
+		got := gcPercentFor(tc.live, tc.headroom)
+		if got != tc.want {
+			t.Errorf("gcPercentFor(%d, %d) = %d, want %d", tc.live, tc.headroom, got, tc.want)
+		}
+		if tc.live > 0 && got < maxTunedGOGC && tc.live*int64(got)/100 < tc.headroom {
+			t.Errorf("gcPercentFor(%d, %d) = %d leaves a headroom below %d", tc.live, tc.headroom, got, tc.headroom)
+		}
+	}
+}
+
+func TestGCHeadroom(t *testing.T) {
+	if got := gcHeadroom(0); got != minGCHeadroom {
+		t.Fatalf("without GOMEMLIMIT: %d, want %d", got, minGCHeadroom)
+	}
+	if got := gcHeadroom(1 << 30); got != 128<<20 {
+		t.Fatalf("GOMEMLIMIT 1 GiB: %d, want an eighth of it", got)
+	}
+	if got := gcHeadroom(16 << 30); got != minGCHeadroom {
+		t.Fatalf("GOMEMLIMIT 16 GiB: %d, want %d", got, minGCHeadroom)
 	}
 }

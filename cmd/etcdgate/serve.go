@@ -73,15 +73,16 @@ func (f serveFlags) override(cfg *Config) {
 
 // defaultGOGC trades CPU for memory as VictoriaMetrics does: the head is
 // most of the heap and lives long, so a GC cycle at every 30% of growth
-// keeps RSS near the live heap (at GOGC=100 it runs to twice that). The
-// GOGC environment variable overrides it.
+// keeps RSS near the live heap (at GOGC=100 it runs to twice that). It is
+// the floor of the tuned percent (gctune.go); the GOGC environment
+// variable overrides both.
 const defaultGOGC = 30
 
 // recoveryGOGC is the GC target while the store recovers, before the node
 // serves: the heap grows to the head's size with little garbage, and at
 // defaultGOGC a cycle at every 30% of that growth doubled the CPU of a
 // restart at ten million series (74 s against 52 s; 45.7 s to ready
-// against 32.5 s). defaultGOGC is set once the store is open.
+// against 32.5 s). The tuned percent replaces it once the store is open.
 const recoveryGOGC = 100
 
 // scavengeInterval is how often freed heap is handed back to the OS. The
@@ -93,12 +94,11 @@ const recoveryGOGC = 100
 const scavengeInterval = 30 * time.Second
 
 func runServe(args []string, stderr io.Writer) int {
-	// servingGOGC is set once the store is open; 0 leaves GOGC as the
-	// environment set it.
-	servingGOGC := 0
-	if os.Getenv("GOGC") == "" {
+	// Without GOGC in the environment the GC percent is recoveryGOGC
+	// until the store is open, then tuned (gctune.go).
+	tuneGC := os.Getenv("GOGC") == ""
+	if tuneGC {
 		debug.SetGCPercent(recoveryGOGC)
-		servingGOGC = defaultGOGC
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -136,7 +136,7 @@ func runServe(args []string, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
-	g.goMemLimit, g.servingGOGC = goMemLimit, servingGOGC
+	g.goMemLimit, g.tuneGC = goMemLimit, tuneGC
 	if err := g.run(ctx, hup); err != nil {
 		logger.Error("stopped with error", "err", err)
 		return 1
@@ -178,9 +178,9 @@ type gateway struct {
 	// goMemLimit is GOMEMLIMIT (0: none), set before start; writes are
 	// refused with 429 while the live heap is near it.
 	goMemLimit int64
-	// servingGOGC is the GC percent set once the store is open (0: leave
-	// it), set before start.
-	servingGOGC int
+	// tuneGC: the GC percent is tuned to the live heap once the store
+	// is open (gctune.go); false when GOGC is set in the environment.
+	tuneGC bool
 }
 
 func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.LevelVar) (*gateway, error) {
@@ -361,10 +361,16 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	go func() { opened <- g.openStore() }()
 	scavenge := time.NewTicker(scavengeInterval)
 	defer scavenge.Stop()
+	tuner := newGCTuner(g.goMemLimit)
+	gcTicker := time.NewTicker(gcTuneInterval)
+	defer gcTicker.Stop()
+	var gcTune <-chan time.Time // gcTicker's once ready, when the GC is tuned
 	stopProbe, stopInfo := func() {}, func() {}
 	ready := false
 	for {
 		select {
+		case <-gcTune:
+			tuner.tune()
 		case <-scavenge.C:
 			if ready { // recovery's heap is live: a forced GC would free little
 				debug.FreeOSMemory()
@@ -375,8 +381,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 				return err
 			}
 			ready = true
-			if g.servingGOGC > 0 {
-				debug.SetGCPercent(g.servingGOGC)
+			if g.tuneGC {
+				tuner.tune()
+				gcTune = gcTicker.C
 			}
 			debug.FreeOSMemory() // what recovery's decoding left behind
 			g.logger.Info("etcdgate ready")
