@@ -60,6 +60,11 @@ type chunkCache struct {
 	buckets atomic.Pointer[map[int64]*bucketWrites]
 	slotted []int64 // guarded by writeMu: buckets with slots, oldest first
 
+	// max is the cache's size; used and entries what it holds (bulk
+	// sizes selections from their average).
+	max           int64
+	used, entries atomic.Int64
+
 	hits, misses prometheus.Counter
 	evictions    prometheus.Counter
 	bytes        prometheus.Gauge
@@ -121,6 +126,7 @@ func newChunkCache(maxBytes int64, reg prometheus.Registerer) *chunkCache {
 		return nil
 	}
 	c := &chunkCache{
+		max: maxBytes,
 		hits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "etcdgate_tsdb_chunk_cache_hits_total",
 			Help: "Reads of a series' persisted chunks in one time bucket served by the chunk cache.",
@@ -191,8 +197,10 @@ func (c *chunkCache) lastWrite(k cacheKey) uint64 {
 	return max(slot, bw.floor.Load())
 }
 
-// get returns the chunks of k as a reader at version v must see them.
-func (c *chunkCache) get(k cacheKey, v uint64) ([]memChunk, bool) {
+// get returns the chunks of k as a reader at version v must see them,
+// and counts the read for eviction unless the read is part of a bulk
+// one (bulk).
+func (c *chunkCache) get(k cacheKey, v uint64, bulk bool) ([]memChunk, bool) {
 	sh := c.shard(k)
 	sh.mu.Lock()
 	e := sh.m[k]
@@ -207,11 +215,11 @@ func (c *chunkCache) get(k cacheKey, v uint64) ([]memChunk, bool) {
 	case lw > e.ver:
 		// Written after the entry was read: it can serve no one again.
 		sh.removeLocked(e)
-		c.bytes.Sub(float64(e.size))
+		c.account(-e.size, -1)
 		e = nil
 	case lw > v:
 		e = nil // the reader's snapshot is older than a write to k
-	default:
+	case !bulk:
 		sh.protectLocked(e)
 	}
 	sh.mu.Unlock()
@@ -236,13 +244,14 @@ func (c *chunkCache) put(k cacheKey, v uint64, chunks []memChunk, dataBytes int)
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	freed := int64(0)
+	freed, removed := int64(0), 0
 	if old := sh.m[k]; old != nil {
 		if old.ver >= v {
 			return // as new or newer
 		}
 		sh.removeLocked(old)
 		freed += old.size
+		removed++
 	}
 	evicted := 0
 	for sh.bytes+size > sh.max {
@@ -254,12 +263,43 @@ func (c *chunkCache) put(k cacheKey, v uint64, chunks []memChunk, dataBytes int)
 		freed += last.size
 		evicted++
 	}
+	removed += evicted
 	e := &cacheEntry{key: k, ver: v, chunks: chunks, size: size}
 	sh.m[k] = e
 	sh.pushFrontLocked(&sh.probation, e)
 	sh.bytes += size
-	c.bytes.Add(float64(size - freed))
+	c.account(size-freed, 1-int64(removed))
 	c.evictions.Add(float64(evicted))
+}
+
+// account records a change of the cache's bytes and entries.
+func (c *chunkCache) account(bytes, entries int64) {
+	c.bytes.Add(float64(bytes))
+	c.used.Add(bytes)
+	c.entries.Add(entries)
+}
+
+// bulkEntryGuess is the size bulk assumes of an entry while the cache
+// is empty: a 2-hour bucket of a series scraped every 15 s.
+const bulkEntryGuess = 1024
+
+// bulk reports whether a read of pairs (bucket, series) pairs should
+// leave the cache as it is: they would fill more than half of it (at the
+// average size of its entries). Filled in, they would evict what other
+// queries read again and again, and being read in a cycle longer than
+// the cache (a fleet-wide query re-run by a dashboard), each would be
+// evicted before its next read: a least-recently-used cache's worst case.
+// A bulk read takes the entries the cache has without counting the read
+// for eviction, and puts none.
+func (c *chunkCache) bulk(pairs int) bool {
+	if c == nil {
+		return false
+	}
+	avg := int64(bulkEntryGuess)
+	if n := c.entries.Load(); n > 0 {
+		avg = max(1, c.used.Load()/n)
+	}
+	return int64(pairs) > c.max/2/avg
 }
 
 func (sh *cacheShard) unlinkLocked(e *cacheEntry) {
@@ -386,15 +426,16 @@ func (w cacheWrite) dropBucket(bucket int64) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		freed := int64(0)
+		freed, removed := int64(0), int64(0)
 		for k, e := range sh.m {
 			if k.bucket == bucket {
 				sh.removeLocked(e)
 				freed += e.size
+				removed++
 			}
 		}
 		sh.mu.Unlock()
-		c.bytes.Sub(float64(freed))
+		c.account(-freed, -removed)
 	}
 }
 

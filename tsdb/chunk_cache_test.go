@@ -272,12 +272,12 @@ func TestChunkCacheLRU(t *testing.T) {
 	for _, k := range keys[:3] {
 		c.put(k, 0, []memChunk{{data: data}}, len(data))
 	}
-	if _, ok := c.get(keys[0], 0); !ok { // keys[1] is now the oldest
+	if _, ok := c.get(keys[0], 0, false); !ok { // keys[1] is now the oldest
 		t.Fatal("miss")
 	}
 	c.put(keys[3], 0, []memChunk{{data: data}}, len(data))
 	for i, want := range []bool{true, false, true, true} {
-		if _, ok := c.get(keys[i], 0); ok != want {
+		if _, ok := c.get(keys[i], 0, false); ok != want {
 			t.Errorf("key %d: cached %v, want %v", i, ok, want)
 		}
 	}
@@ -323,7 +323,7 @@ func TestChunkCacheScanResistant(t *testing.T) {
 	hot, scan := keys[:4], keys[4:]
 	for _, k := range hot {
 		c.put(k, 0, []memChunk{{data: data}}, len(data))
-		if _, ok := c.get(k, 0); !ok {
+		if _, ok := c.get(k, 0, false); !ok {
 			t.Fatal("miss right after put")
 		}
 	}
@@ -331,14 +331,14 @@ func TestChunkCacheScanResistant(t *testing.T) {
 		c.put(k, 0, []memChunk{{data: data}}, len(data))
 	}
 	for i, k := range hot {
-		if _, ok := c.get(k, 0); !ok {
+		if _, ok := c.get(k, 0, false); !ok {
 			t.Errorf("hot entry %d evicted by a scan", i)
 		}
 	}
-	if _, ok := c.get(scan[0], 0); ok {
+	if _, ok := c.get(scan[0], 0, false); ok {
 		t.Error("the scan's oldest entry outlived the hot ones' protection")
 	}
-	if _, ok := c.get(scan[len(scan)-1], 0); !ok {
+	if _, ok := c.get(scan[len(scan)-1], 0, false); !ok {
 		t.Error("the scan's newest entry is not cached")
 	}
 	if all, protected := shardListBytes(t, sh); all != sh.bytes || protected != sh.protectedBytes || sh.bytes > sh.max {
@@ -361,7 +361,7 @@ func TestChunkCacheProtectedShare(t *testing.T) {
 	}
 	for _, k := range keys {
 		c.put(k, 0, []memChunk{{data: data}}, len(data))
-		c.get(k, 0)
+		c.get(k, 0, false)
 	}
 	if sh.protectedBytes > sh.max/100*protectedPercent {
 		t.Fatalf("%d bytes protected of %d", sh.protectedBytes, sh.max)
@@ -376,10 +376,10 @@ func TestChunkCacheProtectedShare(t *testing.T) {
 		extra++
 	}
 	c.put(cacheKey{ref: extra}, 0, []memChunk{{data: data}}, len(data))
-	if _, ok := c.get(keys[0], 0); ok {
+	if _, ok := c.get(keys[0], 0, false); ok {
 		t.Fatal("the least recently read entry outlived a new one")
 	}
-	if _, ok := c.get(keys[len(keys)-1], 0); !ok {
+	if _, ok := c.get(keys[len(keys)-1], 0, false); !ok {
 		t.Fatal("the most recently read entry was evicted")
 	}
 }
@@ -539,11 +539,11 @@ func TestChunkCacheVersions(t *testing.T) {
 		w.chunk(3, 7)
 		w.end()
 		c.put(k, v1, chunks, 1) // read before the write, stored after it
-		if _, ok := c.get(k, version(c)); ok {
+		if _, ok := c.get(k, version(c), false); ok {
 			t.Fatal("a reader after the write got the chunks from before it")
 		}
 		c.put(other, v1, chunks, 1)
-		if _, ok := c.get(other, version(c)); !ok {
+		if _, ok := c.get(other, version(c), false); !ok {
 			t.Fatal("a series the write did not touch missed")
 		}
 	})
@@ -554,10 +554,10 @@ func TestChunkCacheVersions(t *testing.T) {
 		w.chunk(3, 7)
 		w.end()
 		c.put(k, version(c), chunks, 1)
-		if _, ok := c.get(k, v1); ok {
+		if _, ok := c.get(k, v1, false); ok {
 			t.Fatal("a reader before the write got chunks read after it")
 		}
-		if _, ok := c.get(k, version(c)); !ok {
+		if _, ok := c.get(k, version(c), false); !ok {
 			t.Fatal("a reader after the write missed")
 		}
 	})
@@ -568,7 +568,7 @@ func TestChunkCacheVersions(t *testing.T) {
 		w.dropBucket(3)
 		w.end()
 		c.put(k, v1, chunks, 1)
-		if _, ok := c.get(k, version(c)); ok {
+		if _, ok := c.get(k, version(c), false); ok {
 			t.Fatal("a reader after the drop got the dropped chunks")
 		}
 	})
@@ -582,10 +582,10 @@ func TestChunkCacheVersions(t *testing.T) {
 		if !ok {
 			t.Fatal("a snapshot during a write, between no write's start or end, not cacheable")
 		}
-		if _, ok := c.get(k, v); ok {
+		if _, ok := c.get(k, v, false); ok {
 			t.Fatal("a reader that may see the write got the chunks from before it")
 		}
-		if _, ok := c.get(other, v); !ok {
+		if _, ok := c.get(other, v, false); !ok {
 			t.Fatal("a series the write did not touch missed")
 		}
 		if _, ok := c.version(func() { w.end() }); ok {
@@ -608,11 +608,92 @@ func TestChunkCacheVersions(t *testing.T) {
 			t.Fatal("bucket 3 kept its slots")
 		}
 		c.put(k, v1, chunks, 1)
-		if _, ok := c.get(k, version(c)); ok {
+		if _, ok := c.get(k, version(c), false); ok {
 			t.Fatal("a fill older than the collapsed marks served")
 		}
-		if _, ok := c.get(other, version(c)); !ok {
+		if _, ok := c.get(other, version(c), false); !ok {
 			t.Fatal("a fill newer than every mark of the bucket missed")
 		}
 	})
+}
+
+// TestChunkCacheBulk: a read of more (bucket, series) pairs than half the
+// cache holds at the average entry's size is bulk; while the cache is
+// empty an entry is taken for bulkEntryGuess bytes.
+func TestChunkCacheBulk(t *testing.T) {
+	var nilCache *chunkCache
+	if nilCache.bulk(1 << 30) {
+		t.Fatal("no cache: nothing is bulk")
+	}
+	c := newChunkCache(cacheShards*64*1024, nil) // 1 MiB
+	limit := int(c.max / 2 / bulkEntryGuess)
+	if c.bulk(limit) || !c.bulk(limit+1) {
+		t.Fatalf("empty cache: bulk from %d pairs on, not at %d", limit+1, limit)
+	}
+	data := make([]byte, 4096-40-cacheEntryOverhead) // entries of 4 KiB
+	for ref := range SeriesRef(8) {
+		c.put(cacheKey{ref: ref}, 0, []memChunk{{data: data}}, len(data))
+	}
+	if got := c.entries.Load(); got != 8 {
+		t.Fatalf("%d entries counted, want 8", got)
+	}
+	limit = int(c.max / 2 / 4096)
+	if c.bulk(limit) || !c.bulk(limit+1) {
+		t.Fatalf("entries of 4 KiB: bulk from %d pairs on, not at %d", limit+1, limit)
+	}
+}
+
+// TestBulkSelectLeavesCache: a selection too large for the chunk cache
+// reads every sample but neither fills the cache nor pushes out the
+// entries a small, repeated selection keeps there.
+func TestBulkSelectLeavesCache(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), cacheTestOptions(64<<10))
+	defer db.Close()
+	const series = 200
+	for i := range series {
+		ls := labels.FromStrings("__name__", "m", "i", fmt.Sprint(i))
+		for ts := range int64(10) {
+			if err := dbAppend(t, db, ls, ts*1000, float64(ts)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	c := db.store.cache
+	hot := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "m"), labels.MustNewMatcher(labels.MatchRegexp, "i", "[0-4]")}
+	all := []*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "__name__", "m")}
+	checkAll := func(got map[string][]sample, n int) {
+		t.Helper()
+		if len(got) != n {
+			t.Fatalf("%d series, want %d", len(got), n)
+		}
+		for name, ss := range got {
+			if len(ss) != 10 || ss[0].t != 0 || ss[9].t != 9000 {
+				t.Fatalf("%s: %d samples %v", name, len(ss), ss)
+			}
+		}
+	}
+	checkAll(dbSelect(t, db, 0, 59_999, hot...), 5)
+	entries := c.entries.Load()
+	if entries != 5 {
+		t.Fatalf("%d entries after the small selection, want 5", entries)
+	}
+	hits := testutil.ToFloat64(c.hits)
+	checkAll(dbSelect(t, db, 0, 59_999, hot...), 5)
+	if got := testutil.ToFloat64(c.hits) - hits; got != 5 {
+		t.Fatalf("%v hits on the repeated small selection, want 5", got)
+	}
+	for range 3 {
+		checkAll(dbSelect(t, db, 0, 59_999, all...), series)
+		if got := c.entries.Load(); got != entries {
+			t.Fatalf("the bulk selection changed the cache: %d entries, want %d", got, entries)
+		}
+	}
+	hits = testutil.ToFloat64(c.hits)
+	checkAll(dbSelect(t, db, 0, 59_999, hot...), 5)
+	if got := testutil.ToFloat64(c.hits) - hits; got != 5 {
+		t.Fatalf("%v hits on the small selection after the bulk ones, want 5", got)
+	}
 }

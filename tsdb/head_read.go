@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -111,6 +112,17 @@ func (q *headQuerier) matching(ctx context.Context, ms []*labels.Matcher) ([]*me
 	return out, nil
 }
 
+// bulk reports whether reading the persisted chunks of n series over
+// the querier's range should leave the chunk cache as it is
+// (chunkCache.bulk).
+func (q *headQuerier) bulk(n int) bool {
+	if q.st == nil || n == 0 {
+		return false
+	}
+	buckets := q.st.bucketOf(q.maxt) - q.st.bucketOf(q.mint) + 1
+	return q.st.cache.bulk(int(min(int64(n)*buckets, math.MaxInt32)))
+}
+
 func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesSet {
 	set := q.selectUnsorted(ctx, ms)
 	b := labels.NewScratchBuilder(16)
@@ -141,11 +153,12 @@ func (q *headQuerier) selectUnsorted(ctx context.Context, ms []*labels.Matcher) 
 		return &headSeriesSet{err: err}
 	}
 	set := &headSeriesSet{series: make([]headSeries, len(series), len(series)+len(evicted))}
+	bulk := q.bulk(len(series) + len(evicted))
 	for i, s := range series {
-		set.series[i] = headSeries{symbols: q.head.symbols, s: s, mint: q.mint, maxt: q.maxt, store: q.store, q: q}
+		set.series[i] = headSeries{symbols: q.head.symbols, s: s, mint: q.mint, maxt: q.maxt, store: q.store, q: q, bulk: bulk}
 	}
 	for i := range evicted {
-		set.series = append(set.series, headSeries{lset: evicted[i].lset, evicted: &evicted[i], q: q})
+		set.series = append(set.series, headSeries{lset: evicted[i].lset, evicted: &evicted[i], q: q, bulk: bulk})
 	}
 	return set
 }
@@ -283,6 +296,9 @@ type headSeries struct {
 	// An evicted series (s is nil) is read from the store only.
 	evicted *evictedSeries
 	q       *headQuerier
+	// bulk: the selection is too large for the chunk cache
+	// (headQuerier.bulk).
+	bulk bool
 }
 
 func (hs *headSeries) Labels() labels.Labels {
@@ -303,7 +319,7 @@ var scratchBuilders = sync.Pool{New: func() any {
 
 func (hs *headSeries) Iterator(it Iterator) Iterator {
 	if hs.s == nil {
-		return hs.q.evictedIterator(hs.evicted, it)
+		return hs.q.evictedIterator(hs.evicted, it, hs.bulk)
 	}
 	hs.s.mu.Lock()
 	snap := hs.s.snapshotLocked(hs.mint, hs.maxt)
@@ -312,7 +328,7 @@ func (hs *headSeries) Iterator(it Iterator) Iterator {
 	if hs.store != nil && hs.mint <= persistedMaxT {
 		// Chunks persisted and still in memory (between a checkpoint's
 		// write and its release) overlap; the merge drops duplicates.
-		persisted, err := hs.q.storeFor().chunks(nil, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT))
+		persisted, err := hs.q.storeFor().read(nil, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
 		if err != nil {
 			return errIterator{err}
 		}

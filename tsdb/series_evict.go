@@ -811,12 +811,12 @@ func eachEvictedBucket(txn *badger.Txn, from, to int64, fn func(*badger.Iterator
 }
 
 // evictedIterator reads an evicted series' persisted chunks.
-func (q *headQuerier) evictedIterator(e *evictedSeries, it Iterator) Iterator {
+func (q *headQuerier) evictedIterator(e *evictedSeries, it Iterator, bulk bool) Iterator {
 	mint, maxt := max(q.mint, e.minT), min(q.maxt, e.maxT)
 	if mint > maxt {
 		return emptyIterator(it)
 	}
-	chunks, err := q.store.chunks(nil, e.ref, mint, maxt)
+	chunks, err := q.store.read(nil, e.ref, mint, maxt, bulk)
 	if err != nil {
 		return errIterator{err}
 	}

@@ -114,6 +114,13 @@ func (r *storeReader) close() {
 // [mint, maxt], oldest bucket first. Their data outlives the transaction
 // and must not be changed: it is a copy, or shared with the cache.
 func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([]memChunk, error) {
+	return r.read(dst, ref, mint, maxt, false)
+}
+
+// read is chunks; a bulk read (chunkCache.bulk: one series of a
+// selection too large for the cache) takes what the cache holds without
+// counting the read for eviction and puts nothing in it.
+func (r *storeReader) read(dst []memChunk, ref SeriesRef, mint, maxt int64, bulk bool) ([]memChunk, error) {
 	if mint > maxt {
 		return dst, nil
 	}
@@ -146,13 +153,22 @@ func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([
 	}
 	for b := first; b <= last; b++ {
 		k := cacheKey{bucket: b, ref: ref}
-		cs, ok := c.get(k, r.ver)
+		cs, ok := c.get(k, r.ver, bulk)
 		if !ok {
 			if si == nil {
 				si = r.get()
 			}
-			// The whole bucket, so that the entry serves any range.
 			si.scratch, si.ends = si.scratch[:0], si.ends[:0]
+			if bulk {
+				read, err := r.readBucket(si, b, ref, mint, maxt, nil)
+				if err != nil {
+					return dst, err
+				}
+				si.arena(read)
+				dst = append(dst, read...)
+				continue
+			}
+			// The whole bucket, so that the entry serves any range.
 			read, err := r.readBucket(si, b, ref, minInt64, maxInt64, nil)
 			if err != nil {
 				return dst, err
