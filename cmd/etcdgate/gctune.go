@@ -15,10 +15,12 @@ import (
 // 9% faster (geometric mean). So the headroom is at least
 // minGCHeadroom: the percent is raised while the live heap is below
 // minGCHeadroom/defaultGOGC×100 and is defaultGOGC above it (from about
-// 850 MiB live, a million and a half series).
+// 430 MiB live, some 700,000 series). The floor is what an attack's
+// transient garbage may add to RSS before a cycle: 256 MiB took the
+// metadata flood of TestAttackMetadataFlood past its bound.
 const (
 	// minGCHeadroom is the least growth of the heap between two cycles.
-	minGCHeadroom = 256 << 20
+	minGCHeadroom = 128 << 20
 	// maxTunedGOGC bounds the percent for a nearly empty heap.
 	maxTunedGOGC = 1000
 	// gcTuneInterval is how often the live heap is read and the percent
@@ -38,7 +40,7 @@ func gcPercentFor(live, headroom int64) int {
 }
 
 // gcHeadroom is minGCHeadroom, or an eighth of GOMEMLIMIT when that is
-// less: a node sized to 1 GiB keeps its headroom small. GOMEMLIMIT bounds
+// less: a node sized to 512 MiB keeps its headroom small. GOMEMLIMIT bounds
 // the heap whatever the percent.
 func gcHeadroom(goMemLimit int64) int64 {
 	if goMemLimit > 0 {

@@ -189,8 +189,8 @@ func TestGCHeadroom(t *testing.T) {
 	if got := gcHeadroom(0); got != minGCHeadroom {
 		t.Fatalf("without GOMEMLIMIT: %d, want %d", got, minGCHeadroom)
 	}
-	if got := gcHeadroom(1 << 30); got != 128<<20 {
-		t.Fatalf("GOMEMLIMIT 1 GiB: %d, want an eighth of it", got)
+	if got := gcHeadroom(512 << 20); got != 64<<20 {
+		t.Fatalf("GOMEMLIMIT 512 MiB: %d, want an eighth of it", got)
 	}
 	if got := gcHeadroom(16 << 30); got != minGCHeadroom {
 		t.Fatalf("GOMEMLIMIT 16 GiB: %d, want %d", got, minGCHeadroom)
