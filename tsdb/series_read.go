@@ -3,8 +3,6 @@ package tsdb
 import (
 	"cmp"
 	"slices"
-
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // seriesSnapshot is what a reader needs of a series for [mint, maxt],
@@ -84,31 +82,11 @@ func overlapping(chunks []memChunk) bool {
 // [mint, maxt] to dst. A malformed chunk gives the samples before the
 // fault.
 func appendChunkSamples(dst []sample, c memChunk, mint, maxt int64) []sample {
-	if isIntChunk(c.data) {
-		var it intIterator
-		it.reset(c.data)
-		for it.next() {
-			t, v := it.at()
-			if t > maxt {
-				break
-			}
-			if t >= mint {
-				dst = append(dst, sample{t: t, v: v})
-			}
-		}
-		return dst
-	}
-	var xc chunkenc.XORChunk
-	xc.Reset(c.data)
-	it := xc.Iterator(nil)
-	for it.Next() != chunkenc.ValNone {
+	var it chunksIterator
+	it.reset([]memChunk{c}, mint, maxt)
+	for it.Next() {
 		t, v := it.At()
-		if t > maxt {
-			break
-		}
-		if t >= mint {
-			dst = append(dst, sample{t: t, v: v})
-		}
+		dst = append(dst, sample{t: t, v: v})
 	}
 	return dst
 }
