@@ -675,6 +675,14 @@ func TestBulkSelectLeavesCache(t *testing.T) {
 			}
 		}
 	}
+	q, err := db.Querier(minInt64, maxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.(*headQuerier).bulk(1) {
+		t.Error("one series over all time is not bulk: the pair count overflowed")
+	}
+	q.Close()
 	checkAll(dbSelect(t, db, 0, 59_999, hot...), 5)
 	entries := c.entries.Load()
 	if entries != 5 {

@@ -119,8 +119,24 @@ func (q *headQuerier) bulk(n int) bool {
 	if q.st == nil || n == 0 {
 		return false
 	}
-	buckets := q.st.bucketOf(q.maxt) - q.st.bucketOf(q.mint) + 1
-	return q.st.cache.bulk(int(min(int64(n)*buckets, math.MaxInt32)))
+	// Floor divisions, which cannot overflow, as bucketOf can at the
+	// extremes; the count saturates (a querier over all time spans
+	// ~10^12 buckets).
+	r := q.st.bucketRange
+	buckets, pairs := floorDiv(q.maxt, r)-floorDiv(q.mint, r)+1, int64(math.MaxInt32)
+	if buckets < pairs/int64(n) {
+		pairs = int64(n) * buckets
+	}
+	return q.st.cache.bulk(int(pairs))
+}
+
+// floorDiv is t/r rounded down, for r > 0.
+func floorDiv(t, r int64) int64 {
+	d := t / r
+	if t%r != 0 && t < 0 {
+		d--
+	}
+	return d
 }
 
 func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesSet {
