@@ -15,19 +15,19 @@ type rollupDef struct {
 
 var rollupFuncs = map[string]rollupDef{
 	"avg_over_time":                {fn: avgOverTime},
-	"count_over_time":              {fn: func(w *rollupWindow) (float64, bool) { return float64(len(w.pts)), true }},
+	"count_over_time":              {fn: func(w *rollupWindow) (float64, bool) { return float64(len(w.window())), true }},
 	"sum_over_time":                {fn: sumOverTime},
 	"min_over_time":                {fn: compareOverTime(func(cur, m float64) bool { return cur < m || math.IsNaN(m) }, false)},
 	"max_over_time":                {fn: compareOverTime(func(cur, m float64) bool { return cur > m || math.IsNaN(m) }, false)},
 	"ts_of_min_over_time":          {fn: compareOverTime(func(cur, m float64) bool { return cur <= m || math.IsNaN(m) }, true)},
 	"ts_of_max_over_time":          {fn: compareOverTime(func(cur, m float64) bool { return cur >= m || math.IsNaN(m) }, true)},
-	"last_over_time":               {fn: func(w *rollupWindow) (float64, bool) { return w.pts[len(w.pts)-1].F, true }, keepName: true},
-	"first_over_time":              {fn: func(w *rollupWindow) (float64, bool) { return w.pts[0].F, true }, keepName: true},
-	"ts_of_last_over_time":         {fn: func(w *rollupWindow) (float64, bool) { return float64(w.pts[len(w.pts)-1].T) / 1000, true }},
-	"ts_of_first_over_time":        {fn: func(w *rollupWindow) (float64, bool) { return float64(w.pts[0].T) / 1000, true }},
+	"last_over_time":               {fn: func(w *rollupWindow) (float64, bool) { return w.last().F, true }, keepName: true},
+	"first_over_time":              {fn: func(w *rollupWindow) (float64, bool) { return w.window()[0].F, true }, keepName: true},
+	"ts_of_last_over_time":         {fn: func(w *rollupWindow) (float64, bool) { return float64(w.last().T) / 1000, true }},
+	"ts_of_first_over_time":        {fn: func(w *rollupWindow) (float64, bool) { return float64(w.window()[0].T) / 1000, true }},
 	"present_over_time":            {fn: func(*rollupWindow) (float64, bool) { return 1, true }},
-	"stddev_over_time":             {fn: func(w *rollupWindow) (float64, bool) { return math.Sqrt(varianceOf(w.pts)), true }},
-	"stdvar_over_time":             {fn: func(w *rollupWindow) (float64, bool) { return varianceOf(w.pts), true }},
+	"stddev_over_time":             {fn: func(w *rollupWindow) (float64, bool) { return math.Sqrt(varianceOf(w.window())), true }},
+	"stdvar_over_time":             {fn: func(w *rollupWindow) (float64, bool) { return varianceOf(w.window()), true }},
 	"mad_over_time":                {fn: madOverTime},
 	"quantile_over_time":           {fn: quantileOverTime},
 	"changes":                      {fn: changes},
@@ -58,7 +58,7 @@ func kahanInc(inc, sum, c float64) (float64, float64) {
 
 func sumOverTime(w *rollupWindow) (float64, bool) {
 	var sum, c float64
-	for _, p := range w.pts {
+	for _, p := range w.window() {
 		sum, c = kahanInc(p.F, sum, c)
 	}
 	if math.IsInf(sum, 0) {
@@ -70,10 +70,11 @@ func sumOverTime(w *rollupWindow) (float64, bool) {
 // avgOverTime sums directly while the sum stays finite and switches to an
 // incremental mean when it would overflow, as Prometheus does.
 func avgOverTime(w *rollupWindow) (float64, bool) {
-	sum, count := w.pts[0].F, 1.0
+	pts := w.window()
+	sum, count := pts[0].F, 1.0
 	var mean, c float64
 	incremental := false
-	for i, p := range w.pts[1:] {
+	for i, p := range pts[1:] {
 		count = float64(i + 2)
 		if !incremental {
 			ns, nc := kahanInc(p.F, sum, c)
@@ -96,8 +97,9 @@ func avgOverTime(w *rollupWindow) (float64, bool) {
 
 func compareOverTime(better func(cur, best float64) bool, timestamp bool) rollupFunc {
 	return func(w *rollupWindow) (float64, bool) {
-		best, at := w.pts[0].F, w.pts[0].T
-		for _, p := range w.pts {
+		pts := w.window()
+		best, at := pts[0].F, pts[0].T
+		for _, p := range pts {
 			if better(p.F, best) {
 				best, at = p.F, p.T
 			}
@@ -123,8 +125,9 @@ func varianceOf(pts []FPoint) float64 {
 }
 
 func madOverTime(w *rollupWindow) (float64, bool) {
-	vals := make([]float64, len(w.pts))
-	for i, p := range w.pts {
+	pts := w.window()
+	vals := make([]float64, len(pts))
+	for i, p := range pts {
 		if math.IsNaN(p.F) {
 			return math.NaN(), true
 		}
@@ -142,8 +145,9 @@ func quantileOverTime(w *rollupWindow) (float64, bool) {
 	if math.IsNaN(q) || q < 0 || q > 1 {
 		w.ev.annotate(false, quantileWarning(q))
 	}
-	vals := make([]float64, len(w.pts))
-	for i, p := range w.pts {
+	pts := w.window()
+	vals := make([]float64, len(pts))
+	for i, p := range pts {
 		vals[i] = p.F
 	}
 	return quantileOf(q, vals), true
@@ -175,8 +179,9 @@ func quantileOf(q float64, vals []float64) float64 {
 
 func changes(w *rollupWindow) (float64, bool) {
 	n := 0
-	prev := w.pts[0].F
-	for _, p := range w.pts[1:] {
+	pts := w.window()
+	prev := pts[0].F
+	for _, p := range pts[1:] {
 		if p.F != prev && !(math.IsNaN(p.F) && math.IsNaN(prev)) {
 			n++
 		}
@@ -187,8 +192,9 @@ func changes(w *rollupWindow) (float64, bool) {
 
 func resets(w *rollupWindow) (float64, bool) {
 	n := 0
-	prev := w.pts[0].F
-	for _, p := range w.pts[1:] {
+	pts := w.window()
+	prev := pts[0].F
+	for _, p := range pts[1:] {
 		if p.F < prev {
 			n++
 		}
@@ -201,7 +207,7 @@ func resets(w *rollupWindow) (float64, bool) {
 // over the window, corrected for counter resets, extrapolated to the
 // window's edges unless the series starts or ends inside it.
 func extrapolatedRate(w *rollupWindow, isCounter, isRate bool) (float64, bool) {
-	pts := w.pts
+	pts := w.window()
 	if len(pts) < 2 {
 		return 0, false
 	}
@@ -246,10 +252,11 @@ func extrapolatedRate(w *rollupWindow, isCounter, isRate bool) (float64, bool) {
 
 // instantDelta is irate and idelta: from the last two samples.
 func instantDelta(w *rollupWindow, isRate bool) (float64, bool) {
-	if len(w.pts) < 2 {
+	pts := w.window()
+	if len(pts) < 2 {
 		return 0, false
 	}
-	prev, last := w.pts[len(w.pts)-2], w.pts[len(w.pts)-1]
+	prev, last := pts[len(pts)-2], pts[len(pts)-1]
 	d := last.F - prev.F
 	if isRate && last.F < prev.F {
 		d = last.F // counter reset
@@ -301,14 +308,15 @@ func doubleExponentialSmoothing(w *rollupWindow) (float64, bool) {
 	if tf <= 0 || tf >= 1 {
 		raise("invalid trend factor. Expected: 0 < tf < 1, got: %f", tf)
 	}
-	if len(w.pts) < 2 {
+	pts := w.window()
+	if len(pts) < 2 {
 		return 0, false
 	}
 	var s0, s1, b float64
-	s1 = w.pts[0].F
-	b = w.pts[1].F - w.pts[0].F
-	for i := 1; i < len(w.pts); i++ {
-		x := sf * w.pts[i].F
+	s1 = pts[0].F
+	b = pts[1].F - pts[0].F
+	for i := 1; i < len(pts); i++ {
+		x := sf * pts[i].F
 		if i > 1 {
 			b = tf*(s1-s0) + (1-tf)*b
 		}

@@ -199,22 +199,23 @@ func (f linFit) promCentringError(pRef int64) float64 {
 func (f linFit) slope() float64 { return f.cov / f.varX * 1e3 }
 
 func deriv(w *rollupWindow) (float64, bool) {
-	if len(w.pts) < 2 {
+	pts := w.window()
+	if len(pts) < 2 {
 		return 0, false
 	}
 	if f, ok := w.fit(); ok {
-		if e := f.promCentringError(w.pts[0].T); e <= maxPromFitError {
+		if e := f.promCentringError(pts[0].T); e <= maxPromFitError {
 			return f.slope(), true
 		}
 	}
-	slope, _ := linearRegression(w.pts, w.pts[0].T)
+	slope, _ := linearRegression(pts, pts[0].T)
 	return slope, true
 }
 
 // predictLinear extrapolates from the step's evaluation time, whatever
 // offset or @ moved the window to.
 func predictLinear(w *rollupWindow) (float64, bool) {
-	if len(w.pts) < 2 {
+	if len(w.window()) < 2 {
 		return 0, false
 	}
 	if f, ok := w.fit(); ok {
@@ -228,6 +229,6 @@ func predictLinear(w *rollupWindow) (float64, bool) {
 			return v, true
 		}
 	}
-	slope, intercept := linearRegression(w.pts, w.ts)
+	slope, intercept := linearRegression(w.window(), w.ts)
 	return slope*w.params[0] + intercept, true
 }

@@ -23,7 +23,7 @@ func slideWindows(pts []FPoint, rangeMs, step, start, end int64, params []float6
 		if lo == hi {
 			continue
 		}
-		w.pts, w.lo, w.hi, w.ts, w.start, w.end = pts[lo:hi], lo, hi, ts, ts-rangeMs, ts
+		w.lo, w.hi, w.ts, w.start, w.end = lo, hi, ts, ts-rangeMs, ts
 		f, ok := fn(&w)
 		check(&w, f, ok)
 	}
@@ -97,9 +97,9 @@ func TestSlidingFitMatchesDirectFit(t *testing.T) {
 			var slid, total int
 			check := func(direct func(w *rollupWindow) float64) func(*rollupWindow, float64, bool) {
 				return func(w *rollupWindow, got float64, ok bool) {
-					if len(w.pts) < 2 {
+					if len(w.window()) < 2 {
 						if ok {
-							t.Fatalf("%s: a value for a window of %d points", kind, len(w.pts))
+							t.Fatalf("%s: a value for a window of %d points", kind, len(w.window()))
 						}
 						return
 					}
@@ -109,17 +109,17 @@ func TestSlidingFitMatchesDirectFit(t *testing.T) {
 					}
 					want := direct(w)
 					if !ok || !(got == want || math.IsNaN(got) && math.IsNaN(want) || almostEqual(got, want, 1e-10)) {
-						t.Fatalf("%s range %d step %d at %d (%d points): got %v (%v), direct fit %v", kind, c.rangeMs, c.step, w.ts, len(w.pts), got, ok, want)
+						t.Fatalf("%s range %d step %d at %d (%d points): got %v (%v), direct fit %v", kind, c.rangeMs, c.step, w.ts, len(w.window()), got, ok, want)
 					}
 				}
 			}
 			slideWindows(pts, c.rangeMs, c.step, start, end, nil, deriv, check(func(w *rollupWindow) float64 {
-				s, _ := linearRegression(w.pts, w.pts[0].T)
+				s, _ := linearRegression(w.window(), w.window()[0].T)
 				return s
 			}))
 			for _, dur := range []float64{0, 3600, -600, 4 * 3600} {
 				slideWindows(pts, c.rangeMs, c.step, start, end, []float64{dur}, predictLinear, check(func(w *rollupWindow) float64 {
-					s, i := linearRegression(w.pts, w.ts)
+					s, i := linearRegression(w.window(), w.ts)
 					return s*dur + i
 				}))
 			}
@@ -138,13 +138,13 @@ func TestSlidingFitEdgeCases(t *testing.T) {
 	pts := []FPoint{{T: 1000, F: 5}, {T: 16000, F: 5}, {T: 31000, F: 5}, {T: 46000, F: 1e250}, {T: 61000, F: 7}, {T: 76000, F: 8}, {T: 91000, F: 9}, {T: 400000, F: 10}, {T: 415000, F: 12}}
 	for _, rangeMs := range []int64{15000, 16000, 30000, 45000, 100000} {
 		slideWindows(pts, rangeMs, 1000, 0, 500000, []float64{60}, predictLinear, func(w *rollupWindow, got float64, ok bool) {
-			if len(w.pts) < 2 {
+			if len(w.window()) < 2 {
 				if ok {
-					t.Fatalf("value for %d points", len(w.pts))
+					t.Fatalf("value for %d points", len(w.window()))
 				}
 				return
 			}
-			s, i := linearRegression(w.pts, w.ts)
+			s, i := linearRegression(w.window(), w.ts)
 			if want := s*60 + i; !ok || !(got == want || almostEqual(got, want, 1e-10)) {
 				t.Fatalf("range %d at %d: got %v, want %v", rangeMs, w.ts, got, want)
 			}
