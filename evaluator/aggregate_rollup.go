@@ -103,15 +103,24 @@ func (ev *evaluator) fusedAggregate(op string, e *metricsql.AggrFuncExpr, g grou
 	if partials, ok := ev.pushAggregate(e, sh); ok {
 		return ev.mergePartials(op, partials), true
 	}
+	if m, ok := ev.foldShared(e, sh); ok {
+		return m, true
+	}
 	return ev.mergePartials(op, ev.foldAll(sh, ev.rangeSource(sh.re))), true
 }
 
-// foldAll folds every series of src into partials, one per worker.
-func (ev *evaluator) foldAll(sh fusedShape, src *rangeSource) []*partialAggregate {
+// rollupParams evaluates the range function's scalar arguments.
+func (ev *evaluator) rollupParams(sh fusedShape) []scalarSteps {
 	var params []scalarSteps
 	for _, a := range sh.call.Args[1:] {
 		params = append(params, scalarOf(ev.eval(a)))
 	}
+	return params
+}
+
+// foldAll folds every series of src into partials, one per worker.
+func (ev *evaluator) foldAll(sh fusedShape, src *rangeSource) []*partialAggregate {
+	params := ev.rollupParams(sh)
 	var mu sync.Mutex
 	var partials []*partialAggregate
 	src.each(func(int) {}, func(w *seriesWorker, _ int, metric labels.Labels, pts []FPoint) {
@@ -137,7 +146,12 @@ func newPartialAggregate() *partialAggregate {
 func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn rollupFunc, params []scalarSteps,
 	p *partialAggregate, metric labels.Labels, pts []FPoint) {
 	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0], &p.win)
-	if len(p.pts) == 0 {
+	ev.foldPoints(op, g, p, metric, p.pts)
+}
+
+// foldPoints folds the rolled-up points of the series metric into p.
+func (ev *evaluator) foldPoints(op string, g grouping, p *partialAggregate, metric labels.Labels, pts []FPoint) {
+	if len(pts) == 0 {
 		return
 	}
 	var h uint64
@@ -150,7 +164,7 @@ func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn roll
 		grp = &fusedGroup{metric: g.metric(metric, &p.sb), steps: make([]groupState, n)}
 		p.groups[h] = grp
 	}
-	for _, pt := range p.pts {
+	for _, pt := range pts {
 		accumulate(op, &grp.steps[(pt.T-ev.start)/ev.interval], pt.F)
 	}
 }

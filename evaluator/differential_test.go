@@ -139,6 +139,10 @@ var diffQueries = []string{
 	`etcd_server_has_leader{cluster="c01"} offset 5m`,
 	`sum by (cluster) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m]))`,
 	`sum by (cluster) (rate(grpc_server_handled_total{grpc_code!="OK",grpc_method=~"Range|Txn|Put|DeleteRange|LeaseGrant"}[5m])) / sum by (cluster) (rate(grpc_server_handled_total[5m]))`,
+	// Folded together (fold_shared.go).
+	`100 * sum without (grpc_method, grpc_code) (rate(grpc_server_handled_total{job="etcd",grpc_code=~"Unavailable|DeadlineExceeded"}[5m])) / sum without (grpc_method, grpc_code) (rate(grpc_server_handled_total{job="etcd"}[5m])) > 1`,
+	`count by (cluster) (increase(grpc_server_handled_total{grpc_code!~"OK|Canceled"}[10m] offset 5m)) + avg by (cluster) (increase(grpc_server_handled_total[10m] offset 5m)) - count by (cluster) (increase(grpc_server_handled_total{grpc_method="Put"}[10m] offset 5m))`,
+	`max by (instance) (max_over_time(grpc_server_handled_total{grpc_code="OK"}[30m])) / max by (instance) (max_over_time(grpc_server_handled_total{grpc_code="OK",grpc_method="Txn"}[30m]))`,
 	`histogram_quantile(0.99, sum by (cluster, le) (rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))`,
 	`histogram_quantile(0.5, rate(etcd_disk_wal_fsync_duration_seconds_bucket[10m]))`,
 	`histogram_fraction(0, 0.01, sum by (le) (rate(etcd_disk_wal_fsync_duration_seconds_bucket[5m])))`,

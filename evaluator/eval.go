@@ -38,6 +38,12 @@ type queryState struct {
 	shared        map[string]*sharedSelector
 	sharedMu      sync.Mutex
 	sharedDropped bool // guarded by sharedMu
+	// folds are the fused aggregations folded together (fold_shared.go),
+	// by member, shared with other queries of the same text: read only.
+	// foldKept holds the results computed for members not evaluated yet.
+	folds    map[*metricsql.AggrFuncExpr]*foldPlan
+	foldMu   sync.Mutex
+	foldKept map[foldKey]Matrix // guarded by foldMu
 
 	// Series workers update these concurrently.
 	samplesLoaded, seriesLoaded atomic.Int64

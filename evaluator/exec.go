@@ -70,6 +70,7 @@ func (e *Engine) exec(ctx context.Context, qs string, start, end, interval int64
 			maxSubquerySteps:    e.opts.MaxSubquerySteps,
 			matchers:            pq.matchers,
 			shared:              repeatedSelectors(expr),
+			folds:               pq.folds,
 		},
 		start:    start,
 		end:      end,

@@ -25,9 +25,13 @@ type seriesWorker struct {
 	// partial is the worker's share of a fused aggregation
 	// (aggregate_rollup.go); nil otherwise.
 	partial *partialAggregate
-	win     rollupWindow // scratch of rollupPoints
-	pts     []FPoint     // a range function's results (histogram_fused.go)
-	hist    histTable    // a fused histogram's table
+	// partials and matched are a shared fold's (fold_shared.go): the
+	// worker's share of each member, and the members a series matches.
+	partials []*partialAggregate
+	matched  []int
+	win      rollupWindow // scratch of rollupPoints
+	pts      []FPoint     // a range function's results (histogram_fused.go)
+	hist     histTable    // a fused histogram's table
 }
 
 // parallelWorkers calls fn for every i in [0, n), from several goroutines

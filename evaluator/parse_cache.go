@@ -30,6 +30,7 @@ const (
 type parsedQuery struct {
 	expr     metricsql.Expr
 	matchers map[*metricsql.MetricExpr][][]*labels.Matcher
+	folds    map[*metricsql.AggrFuncExpr]*foldPlan
 }
 
 // parseCache maps query texts to their parsedQuery.
@@ -82,7 +83,7 @@ func (e *Engine) parse(qs string) (*parsedQuery, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &parsedQuery{expr: expr, matchers: selectorMatchers(expr)}
+	p := &parsedQuery{expr: expr, matchers: selectorMatchers(expr), folds: foldPlans(expr)}
 	e.parsed.put(qs, p)
 	return p, nil
 }

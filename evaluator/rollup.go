@@ -197,14 +197,20 @@ func (ev *evaluator) rollup(src *rangeSource, fn rollupFunc, params []scalarStep
 // window, reused from series to series (fn gets it by pointer, which
 // would otherwise put a window on the heap per series).
 func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint, w *rollupWindow) []FPoint {
+	return ev.rollupPointsCounted(src, fn, params, pts, dst, w, 1)
+}
+
+// rollupPointsCounted is rollupPoints for a series that selectors read
+// times times (fold_shared.go): its samples count that many times.
+func (ev *evaluator) rollupPointsCounted(src *rangeSource, fn rollupFunc, params []scalarSteps, pts, dst []FPoint, w *rollupWindow, times int64) []FPoint {
 	n := ev.numSteps()
 	w.reset(src, ev, pts, len(params))
 	// The samples of every window count once the series is done: one
 	// atomic add per series, not per step (per step only when asked).
 	var counted, read int64
 	defer func() {
-		ev.counts.total.Add(counted)
-		ev.counts.read.Add(read)
+		ev.counts.total.Add(counted * times)
+		ev.counts.read.Add(read * times)
 	}()
 	perStep, readByStep := ev.counts.perStep, ev.counts.readByStep
 	lo, hi, prevHi := 0, 0, 0
@@ -234,8 +240,8 @@ func (ev *evaluator) rollupPoints(src *rangeSource, fn rollupFunc, params []scal
 			}
 			read += fresh
 			if perStep != nil {
-				perStep[i].Add(int64(hi - lo))
-				readByStep[i].Add(fresh)
+				perStep[i].Add(int64(hi-lo) * times)
+				readByStep[i].Add(fresh * times)
 			}
 		}
 		prevHi = hi
