@@ -130,12 +130,14 @@ type groupState struct {
 
 func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSteps) Matrix {
 	groupOf, metrics := groupIndex(m, g)
+	states := make([]groupState, len(metrics))
 	groups := make([]*groupState, len(metrics))
 	out := make(Matrix, len(metrics))
 	for i := range groups {
-		groups[i] = &groupState{}
+		groups[i] = &states[i]
 		out[i].Metric = metrics[i]
 	}
+	ev.pointRoom(out, m, groupOf)
 	var values [][]float64 // quantile's: each group's samples at the step
 	if op == "quantile" {
 		values = make([][]float64, len(groups))
@@ -186,6 +188,30 @@ func (ev *evaluator) aggregateGroups(op string, m Matrix, g grouping, q scalarSt
 		}
 	}
 	return compact(out)
+}
+
+// pointRoom gives every group of out the room for all its points in one
+// allocation, so that appending them never grows a slice (growing them
+// one by one was 40% of the bytes a dashboard's range query allocated).
+// A group has at most a point a step, and a point only at a step where
+// one of its series (m, grouped by groupOf) has one: the room is never
+// more than the input's points.
+func (ev *evaluator) pointRoom(out, m Matrix, groupOf []int) {
+	room := make([]int, len(out))
+	for i, s := range m {
+		room[groupOf[i]] += len(s.Floats)
+	}
+	steps, total := ev.numSteps(), 0
+	for k := range room {
+		room[k] = min(room[k], steps)
+		total += room[k]
+	}
+	slab := make([]FPoint, total)
+	off := 0
+	for k := range out {
+		out[k].Floats = slab[off : off : off+room[k]]
+		off += room[k]
+	}
 }
 
 func accumulate(op string, gs *groupState, f float64) {
