@@ -338,17 +338,27 @@ func (hs *headSeries) Iterator(it Iterator) Iterator {
 		return hs.q.evictedIterator(hs.evicted, it, hs.bulk)
 	}
 	hs.s.mu.Lock()
-	snap := hs.s.snapshotLocked(hs.mint, hs.maxt)
+	snap := hs.s.snapshotInto(hs.mint, hs.maxt, buffersOf(it))
 	persistedMaxT, minT := hs.s.persistedMaxT, hs.s.minT
 	hs.s.mu.Unlock()
 	if hs.store != nil && hs.mint <= persistedMaxT {
 		// Chunks persisted and still in memory (between a checkpoint's
 		// write and its release) overlap; the merge drops duplicates.
-		persisted, err := hs.q.storeFor().read(nil, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
+		inMemory := len(snap.chunks)
+		all, bytes, err := hs.q.storeFor().read(snap.chunks, snap.bytes, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
 		if err != nil {
 			return errIterator{err}
 		}
-		snap.chunks = append(persisted, snap.chunks...)
+		snap.chunks, snap.bytes = persistedFirst(all, inMemory), bytes
 	}
 	return snap.iterator(it, hs.mint, hs.maxt)
+}
+
+// persistedFirst moves the chunks read from the store, appended after the
+// first inMemory ones, to the front: they are the older.
+func persistedFirst(chunks []memChunk, inMemory int) []memChunk {
+	slices.Reverse(chunks[:inMemory])
+	slices.Reverse(chunks[inMemory:])
+	slices.Reverse(chunks)
+	return chunks
 }

@@ -17,6 +17,10 @@ type chunksIterator struct {
 	t          int64
 	v          float64
 	err        error
+	// chunkBuf and byteBuf are the buffers chunks and their copied data
+	// were read into (readBuffers), reused by the next read through it.
+	chunkBuf []memChunk
+	byteBuf  []byte
 }
 
 func (it *chunksIterator) reset(chunks []memChunk, mint, maxt int64) {

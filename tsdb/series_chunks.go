@@ -60,7 +60,7 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 	persistedMaxT, minT := s.persistedMaxT, s.minT
 	s.mu.Unlock()
 	if hs.store != nil && hs.mint <= persistedMaxT {
-		persisted, err := hs.q.storeFor().read(nil, s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
+		persisted, _, err := hs.q.storeFor().read(nil, nil, s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
 		if err != nil {
 			return dst[:start], buf, false, err
 		}

@@ -816,11 +816,12 @@ func (q *headQuerier) evictedIterator(e *evictedSeries, it Iterator, bulk bool) 
 	if mint > maxt {
 		return emptyIterator(it)
 	}
-	chunks, err := q.store.read(nil, e.ref, mint, maxt, bulk)
+	b := buffersOf(it)
+	chunks, bytes, err := q.store.read(b.chunks, b.bytes, e.ref, mint, maxt, bulk)
 	if err != nil {
 		return errIterator{err}
 	}
-	return seriesSnapshot{chunks: chunks}.iterator(it, q.mint, q.maxt)
+	return seriesSnapshot{chunks: chunks, bytes: bytes}.iterator(it, q.mint, q.maxt)
 }
 
 func emptyIterator(reuse Iterator) Iterator {

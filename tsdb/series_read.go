@@ -12,10 +12,43 @@ import (
 type seriesSnapshot struct {
 	chunks []memChunk // in-order, non-overlapping, oldest first
 	ooo    []sample   // out-of-order samples in range, sorted by t
+	// bytes holds the copies the chunks' data point into (the open
+	// chunk, chunks read past the cache), when a reused iterator's
+	// buffers held them; the iterator keeps it for the next read.
+	bytes []byte
+}
+
+// readBuffers are the buffers of an iterator passed back for reuse: its
+// chunk list and the bytes copied for its chunks. The iterator's caller
+// has given it up, so a new read may overwrite them; a chunksIterator
+// keeps them, and a read through it allocates nothing once they have
+// grown to a series' size.
+type readBuffers struct {
+	chunks []memChunk
+	bytes  []byte
+}
+
+// buffersOf returns the buffers of reuse, emptied, if it has any.
+func buffersOf(reuse Iterator) readBuffers {
+	it, ok := reuse.(*chunksIterator)
+	if !ok {
+		return readBuffers{}
+	}
+	clear(it.chunkBuf) // no pointer to older data (an evicted cache entry) stays
+	b := readBuffers{chunks: it.chunkBuf[:0], bytes: it.byteBuf[:0]}
+	it.chunkBuf, it.byteBuf = nil, nil
+	return b
 }
 
 func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
-	var snap seriesSnapshot
+	return s.snapshotInto(mint, maxt, readBuffers{})
+}
+
+// snapshotInto is snapshotLocked appending the chunks to b.chunks and the
+// open chunk's copy to b.bytes; the snapshot's bytes field holds the
+// grown bytes buffer.
+func (s *memSeries) snapshotInto(mint, maxt int64, b readBuffers) seriesSnapshot {
+	snap := seriesSnapshot{chunks: b.chunks, bytes: b.bytes}
 	for _, c := range s.closedChunks() {
 		if c.maxT >= mint && c.minT <= maxt {
 			snap.chunks = append(snap.chunks, c)
@@ -23,7 +56,9 @@ func (s *memSeries) snapshotLocked(mint, maxt int64) seriesSnapshot {
 	}
 	if s.head != nil && s.maxT >= mint && s.headMinTLocked() <= maxt {
 		// A copy: later appends rewrite the last byte in place.
-		snap.chunks = append(snap.chunks, memChunk{data: slices.Clone(s.head), minT: s.headMinTLocked(), maxT: s.maxT})
+		n := len(snap.bytes)
+		snap.bytes = append(snap.bytes, s.head...)
+		snap.chunks = append(snap.chunks, memChunk{data: snap.bytes[n:len(snap.bytes):len(snap.bytes)], minT: s.headMinTLocked(), maxT: s.maxT})
 	}
 	for _, c := range s.ooo.chunks() {
 		if c.maxT >= mint && c.minT <= maxt {
@@ -49,6 +84,7 @@ func (snap seriesSnapshot) iterator(reuse Iterator, mint, maxt int64) Iterator {
 			it = &chunksIterator{}
 		}
 		it.reset(snap.chunks, mint, maxt)
+		it.chunkBuf, it.byteBuf = snap.chunks, snap.bytes
 		return it
 	}
 	var all []sample

@@ -114,15 +114,18 @@ func (r *storeReader) close() {
 // [mint, maxt], oldest bucket first. Their data outlives the transaction
 // and must not be changed: it is a copy, or shared with the cache.
 func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([]memChunk, error) {
-	return r.read(dst, ref, mint, maxt, false)
+	dst, _, err := r.read(dst, nil, ref, mint, maxt, false)
+	return dst, err
 }
 
-// read is chunks; a bulk read (chunkCache.bulk: one series of a
-// selection too large for the cache) takes what the cache holds without
-// counting the read for eviction and puts nothing in it.
-func (r *storeReader) read(dst []memChunk, ref SeriesRef, mint, maxt int64, bulk bool) ([]memChunk, error) {
+// read is chunks, with the bytes of chunks the cache does not serve
+// appended to buf (one allocation of their size when buf is nil), which
+// it returns; a bulk read (chunkCache.bulk: one series of a selection too
+// large for the cache) takes what the cache holds without counting the
+// read for eviction and puts nothing in it.
+func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, mint, maxt int64, bulk bool) ([]memChunk, []byte, error) {
 	if mint > maxt {
-		return dst, nil
+		return dst, buf, nil
 	}
 	var si *storeIterator
 	defer func() {
@@ -132,19 +135,18 @@ func (r *storeReader) read(dst []memChunk, ref SeriesRef, mint, maxt int64, bulk
 	}()
 	first, last := r.st.bucketOf(mint), r.st.bucketOf(maxt)
 	if !r.cached {
-		// One arena for the call's chunks, not one allocation each.
 		si = r.get()
 		si.scratch, si.ends, si.read = si.scratch[:0], si.ends[:0], si.read[:0]
 		for b := first; b <= last; b++ {
 			var err error
 			if si.read, err = r.readBucket(si, b, ref, mint, maxt, si.read); err != nil {
-				return dst, err
+				return dst, buf, err
 			}
 		}
-		si.arena(si.read)
+		buf = si.copyOut(buf, si.read)
 		dst = append(slices.Grow(dst, len(si.read)+headRoom), si.read...)
-		clear(si.read) // no reference to the arena stays behind
-		return dst, nil
+		clear(si.read) // no reference to buf stays behind
+		return dst, buf, nil
 	}
 	c := r.st.cache
 	if n := last - first + 1; dst == nil && n <= 16 {
@@ -160,21 +162,21 @@ func (r *storeReader) read(dst []memChunk, ref SeriesRef, mint, maxt int64, bulk
 			}
 			si.scratch, si.ends = si.scratch[:0], si.ends[:0]
 			if bulk {
-				read, err := r.readBucket(si, b, ref, mint, maxt, nil)
+				read, err := r.readBucket(si, b, ref, mint, maxt, dst)
 				if err != nil {
-					return dst, err
+					return dst, buf, err
 				}
-				si.arena(read)
-				dst = append(dst, read...)
+				buf = si.copyOut(buf, read[len(dst):])
+				dst = read
 				continue
 			}
 			// The whole bucket, so that the entry serves any range.
 			read, err := r.readBucket(si, b, ref, minInt64, maxInt64, nil)
 			if err != nil {
-				return dst, err
+				return dst, buf, err
 			}
 			cs = slices.Clip(read)
-			c.put(k, r.ver, cs, si.arena(cs))
+			c.put(k, r.ver, cs, len(si.copyOut(nil, cs)))
 		}
 		for _, ch := range cs {
 			if ch.minT > maxt {
@@ -185,12 +187,12 @@ func (r *storeReader) read(dst []memChunk, ref SeriesRef, mint, maxt int64, bulk
 			}
 		}
 	}
-	return dst, nil
+	return dst, buf, nil
 }
 
 // readBucket appends to dst the chunks of ref in bucket b that overlap
 // [mint, maxt], their bytes to si.scratch and their end offsets there to
-// si.ends; si.arena gives them their data. Values are decoded while the
+// si.ends; si.copyOut gives them their data. Values are decoded while the
 // iterator stands on them (the bytes badger lends are valid only then):
 // only the chunk bytes are copied.
 func (r *storeReader) readBucket(si *storeIterator, b int64, ref SeriesRef, mint, maxt int64, dst []memChunk) ([]memChunk, error) {
@@ -239,18 +241,18 @@ func (si *storeIterator) seek() {
 	si.it.Seek(si.key)
 }
 
-// arena copies the bytes read since scratch was last emptied into one
-// allocation of their size and points cs, the chunks read, at them. It
-// returns the arena's size.
-func (si *storeIterator) arena(cs []memChunk) int {
+// copyOut appends the bytes read since scratch was last emptied to buf
+// and points cs, the chunks read, at them there. It returns buf.
+func (si *storeIterator) copyOut(buf []byte, cs []memChunk) []byte {
 	if len(si.scratch) == 0 {
-		return 0
+		return buf
 	}
-	arena := slices.Clone(si.scratch)
-	from := 0
+	base := len(buf)
+	buf = append(buf, si.scratch...)
+	from := base
 	for i, end := range si.ends {
-		cs[i].data = arena[from:end:end]
-		from = end
+		cs[i].data = buf[from : base+end : base+end]
+		from = base + end
 	}
-	return len(arena)
+	return buf
 }
