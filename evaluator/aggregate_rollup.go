@@ -17,9 +17,10 @@ import (
 //	sum by (cluster) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m]))
 //
 // reads millions of series to produce thousands of points. Fused, each
-// worker rolls a series up and folds the result straight into its own
-// partial groups: no per-series result (or label set) outlives the
-// series, and the partials merge at the end.
+// worker rolls a series up and folds the result straight into the
+// aggregation's groups, which all workers share (sharedGroups): no
+// per-series result (or label set) outlives the series. Partial groups
+// computed elsewhere (other nodes of a ring) merge with them at the end.
 
 // fusedOps are the aggregations whose partial results merge exactly
 // (up to floating-point order).
@@ -35,7 +36,8 @@ const maxFusedSteps = DefaultMaxPointsPerSeries + 1
 // so that the limit bounds the state's bytes as it bounds held points.
 const fusedCellSamples = int((unsafe.Sizeof(groupState{}) + unsafe.Sizeof(FPoint{}) - 1) / unsafe.Sizeof(FPoint{}))
 
-// partialAggregate is one worker's groups.
+// partialAggregate is a set of groups (a stripe of sharedGroups, or a
+// ring node's share), or a worker's scratch for folding into them.
 type partialAggregate struct {
 	groups map[uint64]*fusedGroup
 	sb     labels.ScratchBuilder
@@ -118,51 +120,84 @@ func (ev *evaluator) rollupParams(sh fusedShape) []scalarSteps {
 	return params
 }
 
-// foldAll folds every series of src into partials, one per worker.
+// foldAll folds every series of src into one table of groups that all
+// workers share, returned as its stripes (disjoint partials).
 func (ev *evaluator) foldAll(sh fusedShape, src *rangeSource) []*partialAggregate {
 	params := ev.rollupParams(sh)
-	var mu sync.Mutex
-	var partials []*partialAggregate
+	groups := newSharedGroups()
 	src.each(func(int) {}, func(w *seriesWorker, _ int, metric labels.Labels, pts []FPoint) {
 		if w.partial == nil {
 			w.partial = newPartialAggregate()
 		}
-		ev.foldSeries(sh.op, sh.g, src, sh.def.fn, params, w.partial, metric, pts)
-	}, func(w *seriesWorker) {
-		if w.partial != nil {
-			mu.Lock()
-			partials = append(partials, w.partial)
-			mu.Unlock()
-		}
-	})
-	return partials
+		p := w.partial
+		p.pts = ev.rollupPoints(src, sh.def.fn, params, pts, p.pts[:0], &p.win)
+		ev.foldInto(groups, sh.op, sh.g, p, metric, p.pts)
+	}, nil)
+	return groups.partials()
 }
 
 func newPartialAggregate() *partialAggregate {
 	return &partialAggregate{groups: map[uint64]*fusedGroup{}, sb: labels.NewScratchBuilder(8)}
 }
 
-// foldSeries rolls one series up and folds its points into p.
-func (ev *evaluator) foldSeries(op string, g grouping, src *rangeSource, fn rollupFunc, params []scalarSteps,
-	p *partialAggregate, metric labels.Labels, pts []FPoint) {
-	p.pts = ev.rollupPoints(src, fn, params, pts, p.pts[:0], &p.win)
-	ev.foldPoints(op, g, p, metric, p.pts)
+// sharedGroups are one fused aggregation's groups, which every worker
+// folds into: one table of groups × steps states a query, not one a
+// worker (each is hundreds of megabytes for a fleet-wide range query at a
+// million series, counted against max_samples). Groups are striped by
+// their hash, each stripe under a lock of its own; a worker rolls a
+// series up outside any lock and holds one stripe's only to fold the
+// series' points.
+type sharedGroups struct {
+	stripes [groupStripes]groupStripe
 }
 
-// foldPoints folds the rolled-up points of the series metric into p.
-func (ev *evaluator) foldPoints(op string, g grouping, p *partialAggregate, metric labels.Labels, pts []FPoint) {
+// groupStripes spreads the workers of a many-core node over the locks; a
+// query of few groups contends little anyway (a fold is ~1 ns a step).
+const groupStripes = 16
+
+type groupStripe struct {
+	mu sync.Mutex
+	p  *partialAggregate // its groups, guarded by mu; no scratch used
+	_  [40]byte          // a cache line of its own
+}
+
+func newSharedGroups() *sharedGroups {
+	sg := &sharedGroups{}
+	for i := range sg.stripes {
+		sg.stripes[i].p = &partialAggregate{groups: map[uint64]*fusedGroup{}}
+	}
+	return sg
+}
+
+// partials returns the stripes' groups, disjoint, for mergePartials.
+func (sg *sharedGroups) partials() []*partialAggregate {
+	out := make([]*partialAggregate, 0, groupStripes)
+	for i := range sg.stripes {
+		if p := sg.stripes[i].p; len(p.groups) > 0 || p.held > 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// foldInto folds the rolled-up points of the series metric into its group
+// in sg; scratch is the worker's (key and label buffers).
+func (ev *evaluator) foldInto(sg *sharedGroups, op string, g grouping, scratch *partialAggregate, metric labels.Labels, pts []FPoint) {
 	if len(pts) == 0 {
 		return
 	}
 	var h uint64
-	h, p.buf = g.key(metric, p.buf)
-	grp := p.groups[h]
+	h, scratch.buf = g.key(metric, scratch.buf)
+	st := &sg.stripes[h%groupStripes]
+	st.mu.Lock()
+	defer st.mu.Unlock() // hold raises past max_samples
+	grp := st.p.groups[h]
 	if grp == nil {
 		n := ev.numSteps()
 		ev.hold(n * fusedCellSamples)
-		p.held += n * fusedCellSamples
-		grp = &fusedGroup{metric: g.metric(metric, &p.sb), steps: make([]groupState, n)}
-		p.groups[h] = grp
+		st.p.held += n * fusedCellSamples
+		grp = &fusedGroup{metric: g.metric(metric, &scratch.sb), steps: make([]groupState, n)}
+		st.p.groups[h] = grp
 	}
 	for _, pt := range pts {
 		accumulate(op, &grp.steps[(pt.T-ev.start)/ev.interval], pt.F)

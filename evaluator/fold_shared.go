@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/common/model"
@@ -245,15 +244,14 @@ func (ev *evaluator) foldMembers(plan *foldPlan, sh fusedShape) []Matrix {
 	widest, _ := fusedShapeOf(sh.op, plan.members[0], sh.g, ev.numSteps())
 	params := ev.rollupParams(sh)
 	n := len(plan.members)
-	var mu sync.Mutex
-	partials := make([][]*partialAggregate, n)
+	groups := make([]*sharedGroups, n)
+	for i := range groups {
+		groups[i] = newSharedGroups()
+	}
 	src := ev.rangeSource(widest.re)
 	src.each(func(int) {}, func(w *seriesWorker, _ int, metric labels.Labels, pts []FPoint) {
-		if w.partials == nil {
-			w.partials = make([]*partialAggregate, n)
-			for i := range w.partials {
-				w.partials[i] = newPartialAggregate()
-			}
+		if w.partial == nil {
+			w.partial = newPartialAggregate()
 		}
 		w.matched = w.matched[:0]
 		for i := 1; i < n; i++ {
@@ -261,26 +259,16 @@ func (ev *evaluator) foldMembers(plan *foldPlan, sh fusedShape) []Matrix {
 				w.matched = append(w.matched, i)
 			}
 		}
-		p := w.partials[0]
+		p := w.partial
 		p.pts = ev.rollupPointsCounted(src, sh.def.fn, params, pts, p.pts[:0], &p.win, int64(1+len(w.matched)))
-		ev.foldPoints(sh.op, sh.g, p, metric, p.pts)
+		ev.foldInto(groups[0], sh.op, sh.g, p, metric, p.pts)
 		for _, i := range w.matched {
-			ev.foldPoints(sh.op, sh.g, w.partials[i], metric, p.pts)
+			ev.foldInto(groups[i], sh.op, sh.g, p, metric, p.pts)
 		}
-	}, func(w *seriesWorker) {
-		if w.partials == nil {
-			return
-		}
-		mu.Lock()
-		for i, p := range w.partials {
-			partials[i] = append(partials[i], p)
-		}
-		mu.Unlock()
-		w.partials = nil
-	})
+	}, nil)
 	results := make([]Matrix, n)
 	for i := range results {
-		results[i] = ev.mergePartials(sh.op, partials[i])
+		results[i] = ev.mergePartials(sh.op, groups[i].partials())
 	}
 	return results
 }

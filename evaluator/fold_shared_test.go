@@ -3,6 +3,7 @@ package evaluator
 import (
 	"context"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -142,4 +143,35 @@ func orderedMembers(expr metricsql.Expr) []*metricsql.AggrFuncExpr {
 		}
 	})
 	return out
+}
+
+// TestFusedGroupsSharedByWorkers: the workers of a fused aggregation fold
+// into one table of groups, so the points it holds at its peak do not grow
+// with the workers; a folded pair holds two tables, not two per worker.
+func TestFusedGroupsSharedByWorkers(t *testing.T) {
+	defer func(n, b int) { minParallelSeries, seriesBatch = n, b }(minParallelSeries, seriesBatch)
+	minParallelSeries, seriesBatch = 1, 1
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	f := newEtcdFleet(t, 3, time.Hour)
+	e := NewEngine(f.head, Options{})
+	start, end := f.start.Add(10*time.Minute), f.end
+	steps := int64(end.Sub(start)/time.Minute) + 1
+	// 3 clusters × 3 members × 5 methods groups.
+	table := 45 * steps * int64(fusedCellSamples)
+	for _, tc := range []struct {
+		query  string
+		tables int64
+	}{
+		{`sum by (cluster, instance, grpc_method) (rate(grpc_server_handled_total[5m]))`, 1},
+		{`sum by (cluster, instance, grpc_method) (rate(grpc_server_handled_total{grpc_code!="OK"}[5m])) / sum by (cluster, instance, grpc_method) (rate(grpc_server_handled_total[5m]))`, 2},
+	} {
+		res, err := e.Range(context.Background(), tc.query, start, end, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Besides the tables: one series' samples per worker, results.
+		if peak := res.Stats.PeakSamples; peak < tc.tables*table || peak > tc.tables*table+table/2 {
+			t.Errorf("%s: peak %d points held, want %d tables of %d (8 workers)", tc.query, peak, tc.tables, table)
+		}
+	}
 }

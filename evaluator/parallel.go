@@ -22,16 +22,15 @@ var (
 type seriesWorker struct {
 	it  tsdb.Iterator
 	buf []FPoint
-	// partial is the worker's share of a fused aggregation
+	// partial is the worker's scratch for a fused aggregation
 	// (aggregate_rollup.go); nil otherwise.
 	partial *partialAggregate
-	// partials and matched are a shared fold's (fold_shared.go): the
-	// worker's share of each member, and the members a series matches.
-	partials []*partialAggregate
-	matched  []int
-	win      rollupWindow // scratch of rollupPoints
-	pts      []FPoint     // a range function's results (histogram_fused.go)
-	hist     histTable    // a fused histogram's table
+	// matched are the members of a shared fold (fold_shared.go) a
+	// series matches.
+	matched []int
+	win     rollupWindow // scratch of rollupPoints
+	pts     []FPoint     // a range function's results (histogram_fused.go)
+	hist    histTable    // a fused histogram's table
 }
 
 // parallelWorkers calls fn for every i in [0, n), from several goroutines
