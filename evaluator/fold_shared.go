@@ -35,6 +35,12 @@ type foldPlan struct {
 	extra [][]*labels.Matcher
 }
 
+// maxFoldMembers bounds the aggregations of one shape planned together
+// (the first met; the others are evaluated on their own): a fold holds
+// a table of groups × steps per member at once, where evaluations one
+// after the other hold one, and planning compares members pairwise.
+const maxFoldMembers = 8
+
 // foldKey is a member's result at an evaluator's steps: a subquery
 // evaluates at steps of its own.
 type foldKey struct {
@@ -56,7 +62,9 @@ func foldPlans(expr metricsql.Expr) map[*metricsql.AggrFuncExpr]*foldPlan {
 				if _, seen := byShape[key]; !seen {
 					order = append(order, key)
 				}
-				byShape[key] = append(byShape[key], e)
+				if len(byShape[key]) < maxFoldMembers {
+					byShape[key] = append(byShape[key], e)
+				}
 				return
 			}
 			for _, a := range e.Args {

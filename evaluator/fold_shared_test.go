@@ -37,6 +37,10 @@ func TestFoldPlans(t *testing.T) {
 		{`sum(rate(x{a="1"}[5m])) / sum(rate(y[5m]))`, nil},
 		{`sum(rate({__name__=~"x|y",a="1"}[5m])) / sum(rate({__name__=~"x|y"}[5m]))`, nil},
 		{`sum(rate(x{a="1"}[5m])) / count(x)`, nil},
+		// At most maxFoldMembers of one shape, the first met.
+		{`sum(rate(x{a="1"}[5m])) + sum(rate(x{a="2"}[5m])) + sum(rate(x{a="3"}[5m])) + sum(rate(x{a="4"}[5m])) + sum(rate(x{a="5"}[5m])) + sum(rate(x{a="6"}[5m])) + sum(rate(x{a="7"}[5m])) + sum(rate(x{a="8"}[5m])) + sum(rate(x[5m]))`, nil},
+		{`sum(rate(x[5m])) + sum(rate(x{a="2"}[5m])) + sum(rate(x{a="3"}[5m])) + sum(rate(x{a="4"}[5m])) + sum(rate(x{a="5"}[5m])) + sum(rate(x{a="6"}[5m])) + sum(rate(x{a="7"}[5m])) + sum(rate(x{a="8"}[5m])) + sum(rate(x{a="9"}[5m]))`,
+			[][]string{{`x`, `x{a="2"}`, `x{a="3"}`, `x{a="4"}`, `x{a="5"}`, `x{a="6"}`, `x{a="7"}`, `x{a="8"}`}}},
 		// Inside a subquery: evaluated at the subquery's steps, left out.
 		{`max_over_time((sum(rate(x{a="1"}[5m])) / sum(rate(x[5m])))[30m:1m])`, nil},
 		// An invalid regex: left to the evaluation to report.
