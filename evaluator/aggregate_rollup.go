@@ -173,7 +173,7 @@ func newSharedGroups() *sharedGroups {
 func (sg *sharedGroups) partials() []*partialAggregate {
 	out := make([]*partialAggregate, 0, groupStripes)
 	for i := range sg.stripes {
-		if p := sg.stripes[i].p; len(p.groups) > 0 || p.held > 0 {
+		if p := sg.stripes[i].p; len(p.groups) > 0 { // a stripe holds only for its groups
 			out = append(out, p)
 		}
 	}
