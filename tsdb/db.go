@@ -110,8 +110,8 @@ func (o Options) Validate() error {
 }
 
 // DB is the durable store: the head in memory, a WAL that makes every
-// acknowledged sample survive a crash, and badger holding the series
-// index and closed chunks.
+// acknowledged sample survive a crash, the series index file holding the
+// series records (series_index.go), and badger the closed chunks.
 //
 // Durability rule: a commit is written to the WAL before it is applied to
 // the head, both under commitMu held shared (the wait for its fsync comes
@@ -127,6 +127,7 @@ type DB struct {
 	head    *Head
 	wal     *wal
 	store   *store
+	index   *seriesIndex
 	metrics *dbMetrics
 
 	commitMu     sync.RWMutex // shared by commits, exclusive to a WAL cut
@@ -184,14 +185,17 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		return nil, err
 	}
 	if err := db.recover(); err != nil {
+		db.index.close()
 		st.close()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
 	if err := db.loadMetadata(); err != nil {
+		db.index.close()
 		st.close()
 		return nil, err
 	}
 	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
+		db.index.close()
 		st.close()
 		return nil, err
 	}
@@ -293,6 +297,7 @@ func (db *DB) Close() error {
 	<-db.indexDone
 	cpErr := db.Checkpoint()
 	werr := db.wal.close()
+	ierr := db.index.close()
 	serr := db.store.close()
-	return errors.Join(cpErr, werr, serr)
+	return errors.Join(cpErr, werr, ierr, serr)
 }

@@ -85,6 +85,10 @@ func (db *DB) Checkpoint() (err error) {
 			snap.abort()
 			return err
 		}
+		if err := db.index.sync(); err != nil {
+			snap.abort()
+			return err
+		}
 	}
 	// The snapshot goes in place only once badger holds the chunks it no
 	// longer carries; the WAL goes only once the snapshot is in place.
@@ -104,6 +108,9 @@ func (db *DB) Checkpoint() (err error) {
 	}
 	if recovering {
 		db.wal.recovered()
+	}
+	if err := db.compactIndex(); err != nil {
+		db.logger.Warn("series index not rewritten; it keeps its superseded records", "err", err)
 	}
 	// Metadata a failed write left behind is retried here.
 	return db.persistMetadata()
@@ -165,7 +172,11 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	if err := cp.wb.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint batch: %w", err)
 	}
-	cp.records.flushed(cp.db.head.symbols)
+	// After the chunks: a record must not claim more than badger holds
+	// (storedRecord).
+	if err := cp.records.write(cp.db.index, cp.db.head.symbols, nil); err != nil {
+		return fmt.Errorf("write checkpoint batch's series records: %w", err)
+	}
 	cp.db.store.released.Add(1) // before any release: headQuerier.storeFor
 	for _, it := range cp.items {
 		cp.release(it)
@@ -231,9 +242,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		if deactivate {
 			persisted = s.maxT // every chunk is in this batch
 		}
-		if err := cp.records.add(cp.db.head.symbols, s, storedRecord(s, persisted), &cp.arena, cp.wb); err != nil {
-			return nil, err
-		}
+		cp.records.add(cp.db.head.symbols, s, storedRecord(s, persisted))
 	}
 	return item, nil
 }

@@ -20,23 +20,9 @@ import (
 // the open chunks from the previous snapshot, and the WAL is replayed
 // from the previous checkpoint on.
 func (db *DB) recover() error {
-	load := db.loadSeries // db_recover_series.go
-	if db.opts.sequentialLoad {
-		load = db.loadSeriesSequential
-	}
 	start := time.Now()
-	dict, err := db.store.readSymbols()
-	if err != nil {
-		return fmt.Errorf("load symbols: %w", err)
-	}
-	use := newSymbolUse(dict)
-	if err := load(dict, use); err != nil {
-		return fmt.Errorf("load series: %w", err)
-	}
-	db.head.symbols.adoptPIDs(dict, use)
-	if err := db.store.dropUnusedSymbols(dict, use); err != nil {
-		// Kept, they cost disk until the next start: nothing refers to them.
-		db.logger.Warn("deleting unused symbol records failed", "err", err)
+	if err := db.loadIndex(); err != nil {
+		return err
 	}
 	db.logger.Info("series index loaded", "series", db.head.NumIndexedSeries(), "symbols", db.head.symbols.len(),
 		"duration", time.Since(start).Round(time.Millisecond))
@@ -70,16 +56,79 @@ func (db *DB) recover() error {
 	return db.replayWAL(from)
 }
 
+// loadIndex loads the series index into the head: from the series index
+// file, or, in a store written before the file existed, from badger's
+// series and symbol records, which it then moves to a new file.
+func (db *DB) loadIndex() error {
+	path := filepath.Join(db.dir, seriesIndexName)
+	li, found, err := readSeriesIndex(path)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return db.moveLegacyIndex(path)
+	}
+	defer li.release()
+	if li.torn > 0 {
+		db.logger.Warn("series index ends in a frame cut short; dropped", "bytes", li.torn)
+	}
+	use := newSymbolUse(li.dict)
+	if err := db.loadSeriesFrom(fileRecords{li}, li.dict, use); err != nil {
+		return fmt.Errorf("load series: %w", err)
+	}
+	db.head.symbols.adoptPIDs(li.dict, use)
+	if db.index, err = openSeriesIndex(path, li.size, li.records, li.symbols); err != nil {
+		return err
+	}
+	// An earlier start may have moved the records and stopped before
+	// it dropped them from badger.
+	return db.store.dropLegacyIndex()
+}
+
+// moveLegacyIndex loads badger's series records, if any, and writes the
+// series index file from the head; only then are they dropped from
+// badger, so that a crash in between loses none.
+func (db *DB) moveLegacyIndex(path string) error {
+	dict, err := db.store.readSymbols()
+	if err != nil {
+		return fmt.Errorf("load symbols: %w", err)
+	}
+	use := newSymbolUse(dict)
+	if err := db.loadSeriesFrom(legacyRecords{db.store}, dict, use); err != nil {
+		return fmt.Errorf("load series: %w", err)
+	}
+	db.head.symbols.adoptPIDs(dict, use)
+	var written []pendingSymbol
+	f, size, records, symbols, err := writeSeriesIndex(path, func(fr *indexFrames, flush func() error) error {
+		var err error
+		written, err = db.writeIndexFromHead(fr, flush)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	db.head.symbols.markDurable(written)
+	db.index = &seriesIndex{path: path, f: f, size: size, records: records, symbols: symbols}
+	if records > 0 {
+		db.logger.Info("series records moved from badger to the series index file", "series", records)
+	}
+	return db.store.dropLegacyIndex()
+}
+
+// loadSeriesFrom loads the series records of src into the head.
+func (db *DB) loadSeriesFrom(src seriesRecords, dict *symbolDict, use symbolUse) error {
+	if db.opts.sequentialLoad {
+		return db.loadSeriesSequential(src, dict, use)
+	}
+	return db.loadSeries(src, dict, use) // db_recover_series.go
+}
+
 // loadSeriesSequential reads the store's series records one by one in
 // ref order through restoreSeries, as WAL replay restores series. It is
 // the reference that loadSeries (db_recover_series.go) must match.
-func (db *DB) loadSeriesSequential(dict *symbolDict, use symbolUse) error {
+func (db *DB) loadSeriesSequential(src seriesRecords, dict *symbolDict, use symbolUse) error {
 	var pairs []labels.Label
-	return db.store.scan(prefixSeries, func(key, val []byte) error {
-		if len(key) != 9 {
-			return fmt.Errorf("series key of %d bytes", len(key))
-		}
-		ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
+	return src.each(nil, func(ref SeriesRef, val []byte) error {
 		var rec seriesRecord
 		var found bool
 		var err error

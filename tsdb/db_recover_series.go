@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"unsafe"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -30,20 +29,19 @@ import (
 // appearance). Then workers each own a share of the hash stripes, and then
 // a share of the label names, to fill the series maps and the postings.
 // The head must not serve yet: recovery runs before Open returns.
-func (db *DB) loadSeries(dict *symbolDict, use symbolUse) error {
-	return db.loadSeriesWorkers(dict, use, runtime.GOMAXPROCS(0))
+func (db *DB) loadSeries(src seriesRecords, dict *symbolDict, use symbolUse) error {
+	return db.loadSeriesWorkers(src, dict, use, runtime.GOMAXPROCS(0))
 }
 
 // loadSeriesWorkers is loadSeries on workers goroutines.
-func (db *DB) loadSeriesWorkers(dict *symbolDict, use symbolUse, workers int) error {
-	lo, hi, ok, err := db.seriesRefSpan()
-	if err != nil || !ok {
+func (db *DB) loadSeriesWorkers(src seriesRecords, dict *symbolDict, use symbolUse, workers int) error {
+	ranges, err := src.ranges(workers)
+	if err != nil || len(ranges) == 0 {
 		return err
 	}
-	ranges := splitRefs(lo, hi, workers)
 	parallel(workers, len(ranges), func(i int) {
 		ranges[i].use = newSymbolUse(dict)
-		ranges[i].err = db.loadRange(ranges[i], dict)
+		ranges[i].err = loadRange(src, ranges[i], dict)
 	})
 	for _, r := range ranges {
 		if r.err != nil {
@@ -86,45 +84,13 @@ func (db *DB) loadSeriesWorkers(dict *symbolDict, use symbolUse, workers int) er
 	return nil
 }
 
-// seriesRefSpan returns the lowest and highest ref of the store's series
-// records; ok is false when there are none.
-func (db *DB) seriesRefSpan() (lo, hi SeriesRef, ok bool, err error) {
-	err = db.store.db.View(func(txn *badger.Txn) error {
-		for _, reverse := range []bool{false, true} {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSeries}, Reverse: reverse})
-			if reverse {
-				it.Seek([]byte{prefixSeries, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-			} else {
-				it.Rewind()
-			}
-			if !it.Valid() {
-				it.Close()
-				return nil
-			}
-			key := it.Item().Key()
-			it.Close()
-			if len(key) != 9 {
-				return fmt.Errorf("series key of %d bytes", len(key))
-			}
-			ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-			if reverse {
-				hi = ref
-			} else {
-				lo = ref
-			}
-		}
-		ok = true
-		return nil
-	})
-	return lo, hi, ok, err
-}
-
 // refRange is the part of the series records one worker decodes: the
 // records of refs in [lo, hi], in ref order.
 type refRange struct {
-	lo, hi SeriesRef
-	err    error
-	use    symbolUse // the symbol records the range's records name
+	lo, hi  SeriesRef
+	entries []indexEntry // of the series index file: the records of [lo, hi]
+	err     error
+	use     symbolUse // the symbol records the range's records name
 
 	// series are the decoded series, their syms not yet set; nil in
 	// place of one whose labels an earlier series already has.
@@ -198,7 +164,7 @@ func parallel(workers, n int, fn func(int)) {
 const localRefBytes = 32
 
 // loadRange decodes the series records of r's refs.
-func (db *DB) loadRange(r *refRange, dict *symbolDict) error {
+func loadRange(src seriesRecords, r *refRange, dict *symbolDict) error {
 	r.ids = map[string]uint32{}
 	// Refs are dense but for series removed by retention or evicted: the
 	// range's span is the likely count, and bounded so that a sparse
@@ -211,36 +177,20 @@ func (db *DB) loadRange(r *refRange, dict *symbolDict) error {
 	r.local = make([]byte, 0, n*localRefBytes)
 	var pairs []labels.Label
 	var hashBuf []byte
-	return db.store.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSeries}})
-		defer it.Close()
-		for it.Seek(seriesKey(prefixSeries, r.lo)); it.Valid(); it.Next() {
-			item := it.Item()
-			key := item.Key()
-			if len(key) != 9 {
-				return fmt.Errorf("series key of %d bytes", len(key))
-			}
-			ref := SeriesRef(binary.BigEndian.Uint64(key[1:]))
-			if ref > r.hi {
-				return nil
-			}
-			err := item.Value(func(val []byte) error {
-				var rec seriesRecord
-				var found bool
-				var err error
-				rec, pairs, found, err = decodeSeriesBorrowed(val, dict, r.use, pairs[:0])
-				if err != nil || !found {
-					return err
-				}
-				var hash uint64
-				hash, hashBuf = LabelPairsHash(pairs, hashBuf)
-				r.add(ref, rec, pairs, hash)
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("series %d: %w", ref, err)
-			}
+	return src.each(r, func(ref SeriesRef, val []byte) error {
+		var rec seriesRecord
+		var found bool
+		var err error
+		rec, pairs, found, err = decodeSeriesBorrowed(val, dict, r.use, pairs[:0])
+		if err != nil {
+			return fmt.Errorf("series %d: %w", ref, err)
 		}
+		if !found {
+			return nil
+		}
+		var hash uint64
+		hash, hashBuf = LabelPairsHash(pairs, hashBuf)
+		r.add(ref, rec, pairs, hash)
 		return nil
 	})
 }

@@ -89,10 +89,10 @@ func TestLoadSeriesMatchesSequential(t *testing.T) {
 		}
 		use := newSymbolUse(dict)
 		if workers == 0 {
-			err = db.loadSeriesSequential(dict, use)
+			err = db.loadSeriesSequential(legacyRecords{st}, dict, use)
 			wantUse = use
 		} else {
-			err = db.loadSeriesWorkers(dict, use, workers)
+			err = db.loadSeriesWorkers(legacyRecords{st}, dict, use, workers)
 			if !reflect.DeepEqual(use, wantUse) {
 				t.Errorf("symbol records in use differ: %v, sequentially %v", use, wantUse)
 			}
@@ -382,9 +382,9 @@ func TestLoadSeriesMalformed(t *testing.T) {
 				db := &DB{head: newTestHead(t, nil), store: st}
 				heads = append(heads, db.head)
 				if workers == 0 {
-					err = db.loadSeriesSequential(dict, newSymbolUse(dict))
+					err = db.loadSeriesSequential(legacyRecords{st}, dict, newSymbolUse(dict))
 				} else {
-					err = db.loadSeriesWorkers(dict, newSymbolUse(dict), workers)
+					err = db.loadSeriesWorkers(legacyRecords{st}, dict, newSymbolUse(dict), workers)
 				}
 				if gotErr := err != nil; gotErr != tc.wantErr {
 					t.Fatalf("%d workers: error %v, want one: %v", workers, err, tc.wantErr)

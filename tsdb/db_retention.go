@@ -127,14 +127,11 @@ func (db *DB) removeExpiredSeries(keptFrom int64) (int, error) {
 	// delete below leaves records without data, which the next start
 	// loads as empty series and the next pass removes.
 	h.removeSeries(expired)
-	wb := db.store.db.NewWriteBatch()
-	defer wb.Cancel()
+	var w recordWriter
 	for _, s := range expired {
-		if err := wb.Delete(seriesKey(prefixSeries, s.ref)); err != nil {
-			return 0, err
-		}
+		w.delete(s.ref)
 	}
-	if err := wb.Flush(); err != nil {
+	if err := w.write(db.index, h.symbols, nil); err != nil {
 		return 0, errors.Join(errors.New("delete expired series"), err)
 	}
 	return len(expired), nil

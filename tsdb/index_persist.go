@@ -79,9 +79,9 @@ func (db *DB) indexLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// indexWriter writes series records in batches through a reused arena.
+// indexWriter appends new series' records to the series index file in
+// batches.
 type indexWriter struct {
-	arena   arena
 	records recordWriter
 	done    []*memSeries
 }
@@ -98,30 +98,27 @@ func (w *indexWriter) write(db *DB, series []*memSeries) error {
 }
 
 func (w *indexWriter) writeBatch(db *DB, batch []*memSeries) error {
-	wb := db.store.db.NewWriteBatch()
-	defer wb.Cancel()
-	defer w.arena.reset()
-	defer w.records.reset()
 	w.done = w.done[:0]
 	for _, s := range batch {
 		s.mu.Lock()
 		if !s.indexPersisted && !s.deleted {
-			if err := w.records.add(db.head.symbols, s, storedRecord(s, s.persistedMaxT), &w.arena, wb); err != nil {
-				s.mu.Unlock()
-				return err
-			}
+			w.records.add(db.head.symbols, s, storedRecord(s, s.persistedMaxT))
 			w.done = append(w.done, s)
 		}
 		s.mu.Unlock()
 	}
-	if err := wb.Flush(); err != nil {
+	// Marked under the index's lock: a rewrite, which holds it, then
+	// finds them persisted and writes them into the new file.
+	err := w.records.write(db.index, db.head.symbols, func() {
+		for _, s := range w.done {
+			s.mu.Lock()
+			s.indexPersisted = true
+			s.mu.Unlock()
+		}
+	})
+	clear(w.done)
+	if err != nil {
 		return fmt.Errorf("write series records: %w", err)
-	}
-	w.records.flushed(db.head.symbols)
-	for _, s := range w.done {
-		s.mu.Lock()
-		s.indexPersisted = true
-		s.mu.Unlock()
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ type memSeries struct {
 	logged         atomic.Bool
 	active         bool          // holds sample state and counts toward head limits
 	deleted        bool          // removed from the index; appenders must look up again
-	indexPersisted bool          // the store holds the series record
+	indexPersisted bool          // the series index file holds the series record
 	pins           uint8         // uncommitted appenders holding it; retention keeps it (pinLocked)
 	persistedMaxT  int64         // newest timestamp in the store's chunks; math.MinInt64 if none
 	closed         *closedChunks // nil while the series has none

@@ -12,10 +12,10 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// store persists series and closed chunks in badger (open chunks go to
-// the head snapshot file, see snapshot.go). Keys:
+// store persists closed chunks in badger (series records go to the
+// series index file, series_index.go; open chunks to the head snapshot
+// file, snapshot.go). Keys:
 //
-//	's' ref                          → series record: minT, maxT, lastV, labels
 //	'c' bucket ref minT kind seq     → chunk: maxT, XOR or integer chunk bytes
 //	'C' bucket                       → empty: the bucket is compacted (db_compact.go)
 //
@@ -36,6 +36,8 @@ type store struct {
 }
 
 const (
+	// prefixSeries + ref held series records in stores written before
+	// the series index file (legacyRecords).
 	prefixSeries = 's'
 	prefixChunk  = 'c'
 	chunkKeyLen  = 1 + 8 + 8 + 8 + 1 + 4

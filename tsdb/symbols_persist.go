@@ -15,19 +15,20 @@ import (
 // strings were 3 GB that badger wrote to its memtables, flushed and
 // compacted again, a quarter of the node's CPU while creating series.
 //
-// A pid is the key of a symbol record, prefixSymbol + pid (4 bytes,
-// big-endian), whose value is the string. Pids are handed out in
-// increasing order and never reused within a store: the symbol table
-// keeps, beside each string it holds, the pid it was given, and forgets
-// it with the string. A string that leaves the head and comes back gets a
-// new pid. Symbol records no series record refers to are deleted when the
-// store's series are loaded (dropUnusedSymbols).
+// A symbol record in the series index file (series_index.go) gives a
+// pid its string. Pids are handed out in increasing order and never
+// reused within a store: the symbol table keeps, beside each string it
+// holds, the pid it was given, and forgets it with the string. A string
+// that leaves the head and comes back gets a new pid. Symbol records no
+// series record refers to are dropped when the file is rewritten.
 //
-// Invariant: a series record's symbol records are in the store before it
-// or in the same write batch ahead of it. A batch writes the symbol
-// record of every pid it uses that is not yet known to be in the store
-// (pidDurable), and marks them known once it is flushed. Badger applies a
-// batch's entries in order, so a crash keeps a prefix of it.
+// Invariant: a series record's symbol records are in the file before it
+// or in the same append ahead of it. An append writes the symbol record
+// of every pid it uses that is not yet known to be in the file
+// (pidDurable), and marks them known once it is written; a crash keeps
+// a prefix of the file's frames. Stores written before the file kept
+// symbol records in badger under prefixSymbol + pid (4 bytes,
+// big-endian), which the first start with the file moves.
 const (
 	prefixSymbol = 'y'
 
@@ -37,11 +38,12 @@ const (
 	storeSymbolsSection byte = 16
 
 	// pidDurable marks a pid whose symbol record is known to be in the
-	// store; pids stay below it.
+	// series index file; pids stay below it.
 	pidDurable uint32 = 1 << 31
 )
 
-// symbolKey returns the key of pid's symbol record.
+// symbolKey returns the key of pid's symbol record in a store written
+// before the series index file.
 func symbolKey(pid uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{prefixSymbol}, pid)
 }
@@ -97,30 +99,28 @@ func (st *symbolTable) markDurable(written []pendingSymbol) {
 	}
 }
 
-// batchSetter is the write batch's Set (*badger.WriteBatch), which keeps
-// the order of what is set.
-type batchSetter interface{ Set(key, val []byte) error }
-
-// recordWriter encodes the series records of one write batch, with the
-// symbol records they need ahead of them.
+// recordWriter encodes the series records of one append to the series
+// index file, with the symbol records they need ahead of them.
 type recordWriter struct {
-	written map[uint32]struct{} // pids whose symbol records this batch holds
-	pending []pendingSymbol     // those, marked durable once the batch is flushed
+	frames  indexFrames
+	written map[uint32]struct{} // pids whose symbol records this append holds
+	pending []pendingSymbol     // those, marked durable once it is written
 	pids    []uint32
 	need    []pendingSymbol
 	builder labels.ScratchBuilder // for a record written with its strings
 	lset    labels.Labels
 }
 
-// add queues s's series record, with rec's times, in wb, its key and
-// value encoded into a. The caller holds s.mu, and s is not deleted.
-func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord, a *arena, wb batchSetter) error {
+// add queues s's series record, with rec's times. The caller holds s.mu,
+// and s is not deleted.
+func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord) {
 	pids, need, ok := st.persistedIDs(s.syms, w.pids[:0], w.need[:0])
 	w.pids, w.need = pids, need
-	key := a.add(func(b []byte) []byte { return appendSeriesKey(b, prefixSeries, s.ref) })
+	fr := &w.frames
 	if !ok {
 		st.labelsInto(&w.builder, s.syms, &w.lset)
-		return wb.Set(key, a.add(func(b []byte) []byte { return appendSeriesValue(b, rec, w.lset) }))
+		fr.endSeries(appendSeriesValue(fr.seriesBody(s.ref), rec, w.lset))
+		return
 	}
 	if w.written == nil {
 		w.written = map[uint32]struct{}{}
@@ -130,30 +130,34 @@ func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord, a *a
 		if _, done := w.written[p.pid]; done {
 			continue
 		}
-		str := strs[p.id]
-		err := wb.Set(a.add(func(b []byte) []byte { return binary.BigEndian.AppendUint32(append(b, prefixSymbol), p.pid) }),
-			a.add(func(b []byte) []byte { return append(b, str...) }))
-		if err != nil {
-			return err
-		}
+		fr.symbol(p.pid, strs[p.id])
 		w.written[p.pid] = struct{}{}
 		w.pending = append(w.pending, p)
 	}
-	return wb.Set(key, a.add(func(b []byte) []byte { return appendSeriesRecord(b, rec, pids) }))
+	fr.endSeries(appendSeriesRecord(fr.seriesBody(s.ref), rec, pids))
 }
 
-// flushed marks the batch's symbol records durable and readies w for the
-// next batch.
-func (w *recordWriter) flushed(st *symbolTable) {
-	st.markDurable(w.pending)
-	w.reset()
+// delete queues the deletion of ref's record.
+func (w *recordWriter) delete(ref SeriesRef) { w.frames.delete(ref) }
+
+// write appends the queued records to x and calls then once they are
+// written, both under x's lock; it marks their symbol records durable and
+// readies w for the next append. A failed append wrote none of them.
+func (w *recordWriter) write(x *seriesIndex, st *symbolTable, then func()) error {
+	defer w.reset()
+	return x.append(&w.frames, func() {
+		st.markDurable(w.pending)
+		if then != nil {
+			then()
+		}
+	})
 }
 
-// reset readies w for the next batch, forgetting what this one wrote: a
-// batch that failed may have written none of it.
+// reset readies w for the next append, forgetting what it queued.
 func (w *recordWriter) reset() {
 	clear(w.written)
 	w.pending = w.pending[:0]
+	w.frames.reset()
 }
 
 // appendSeriesRecord appends a series record: rec's times, then the
@@ -269,9 +273,9 @@ func decodeSymbolsSection(d *decbuf, dict *symbolDict, use symbolUse, add func(n
 	return nil
 }
 
-// readSymbols reads the store's symbol records. Their strings share one
-// buffer, which the dictionary alone refers to: the symbol table interns
-// copies.
+// readSymbols reads the symbol records a store kept in badger before the
+// series index file. Their strings share one buffer, which the
+// dictionary alone refers to: the symbol table interns copies.
 func (s *store) readSymbols() (*symbolDict, error) {
 	var pids []uint32
 	var buf []byte
@@ -325,21 +329,4 @@ func (st *symbolTable) adoptPIDs(dict *symbolDict, use symbolUse) {
 		}
 	}
 	st.nextPID = max(st.nextPID, min(dict.maxPID(), pidDurable-1)+1, 1)
-}
-
-// dropUnusedSymbols deletes the symbol records that no series record
-// named when the store's series were loaded: strings of series that
-// retention or eviction removed since.
-func (s *store) dropUnusedSymbols(dict *symbolDict, use symbolUse) error {
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for i, pid := range dict.pids {
-		if use.has(i) {
-			continue
-		}
-		if err := wb.Delete(symbolKey(pid)); err != nil {
-			return err
-		}
-	}
-	return wb.Flush()
 }

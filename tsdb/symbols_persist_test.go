@@ -1,7 +1,6 @@
 package tsdb
 
 import (
-	"encoding/binary"
 	"fmt"
 	"maps"
 	"slices"
@@ -84,10 +83,10 @@ func TestPersistedIDs(t *testing.T) {
 	}
 }
 
-// TestRecordWriterWritesEachSymbolOnce writes two batches of series that
-// share strings: the first batch holds each symbol record once, ahead of
-// the series records naming it; the second writes only the strings new
-// to it; a batch that failed leaves its symbols to be written again.
+// TestRecordWriterWritesEachSymbolOnce writes two appends of series that
+// share strings: the first holds each symbol record once, ahead of the
+// series records naming it; the second writes only the strings new to
+// it; an append that failed leaves its symbols to be written again.
 func TestRecordWriterWritesEachSymbolOnce(t *testing.T) {
 	st := newSymbolTable()
 	series := func(from, to int) []*memSeries {
@@ -98,18 +97,21 @@ func TestRecordWriterWritesEachSymbolOnce(t *testing.T) {
 		}
 		return out
 	}
+	x := newTestSeriesIndex(t)
 	var w recordWriter
-	var a arena
 	batch := func(ss []*memSeries) (symbols []string) {
 		t.Helper()
+		for _, s := range ss {
+			w.add(st, s, seriesRecord{})
+		}
 		seen := map[uint32]bool{}
-		rec := recordingBatch(func(k, v []byte) {
-			switch k[0] {
-			case prefixSymbol:
-				seen[binary.BigEndian.Uint32(k[1:])] = true
-				symbols = append(symbols, string(v))
-			case prefixSeries:
-				d := decbuf{b: v}
+		eachTestRecord(t, w.frames.bytes(), func(typ byte, id uint64, rest []byte) {
+			switch typ {
+			case indexRecordSymbol:
+				seen[uint32(id)] = true
+				symbols = append(symbols, string(rest))
+			case indexRecordSeries:
+				d := decbuf{b: rest}
 				d.varint()
 				d.varint()
 				d.uint64()
@@ -121,33 +123,21 @@ func TestRecordWriterWritesEachSymbolOnce(t *testing.T) {
 				}
 			}
 		})
-		for _, s := range ss {
-			if err := w.add(st, s, seriesRecord{}, &a, rec); err != nil {
-				t.Fatal(err)
-			}
-		}
-		a.reset()
 		return symbols
 	}
 	if got := batch(series(0, 3)); !slices.Equal(got, []string{"__name__", "up", "instance", "0", "1", "2"}) {
-		t.Fatalf("first batch wrote symbols %q", got)
+		t.Fatalf("first append wrote symbols %q", got)
 	}
-	w.flushed(st)
+	if err := w.write(x, st, nil); err != nil {
+		t.Fatal(err)
+	}
 	if got := batch(series(2, 5)); !slices.Equal(got, []string{"3", "4"}) {
-		t.Fatalf("second batch wrote symbols %q, want only the new strings", got)
+		t.Fatalf("second append wrote symbols %q, want only the new strings", got)
 	}
-	w.reset() // the batch failed
+	w.reset() // the append failed
 	if got := batch(series(3, 5)); !slices.Equal(got, []string{"3", "4"}) {
-		t.Fatalf("after a failed batch, wrote symbols %q, want its strings again", got)
+		t.Fatalf("after a failed append, wrote symbols %q, want its strings again", got)
 	}
-}
-
-// recordingBatch is a batchSetter that hands each entry to a function.
-type recordingBatch func(key, val []byte)
-
-func (r recordingBatch) Set(key, val []byte) error {
-	r(key, val)
-	return nil
 }
 
 // durable reports whether pid is marked durable in st.
@@ -161,7 +151,7 @@ func durable(st *symbolTable, pid uint32) bool {
 // DB: written by the index writer and by a checkpoint as pids, each
 // string's symbol record once; loaded after a crash with the same labels;
 // new strings get pids above every earlier one; and symbol records no
-// series names are dropped at the next start.
+// series names are dropped at the next rewrite of the index.
 func TestSeriesRecordsNameSymbols(t *testing.T) {
 	dir := t.TempDir()
 	o := testDBOptions()
@@ -186,7 +176,7 @@ func TestSeriesRecordsNameSymbols(t *testing.T) {
 	if err := db.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	symbols := storedSymbols(t, db.store)
+	symbols := indexedSymbols(t, db)
 	if got, want := len(symbols), 4+5+7+250+2; got != want { // label names, metric names, clusters, instances, values of x
 		t.Fatalf("%d symbol records, want %d: %v", got, want, symbols)
 	}
@@ -211,7 +201,7 @@ func TestSeriesRecordsNameSymbols(t *testing.T) {
 	if err := db.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	after := storedSymbols(t, db.store)
+	after := indexedSymbols(t, db)
 	for pid, s := range after {
 		if _, old := symbols[pid]; !old && pid <= maxPID {
 			t.Fatalf("new symbol %q got pid %d, not above the store's %d", s, pid, maxPID)
@@ -220,7 +210,9 @@ func TestSeriesRecordsNameSymbols(t *testing.T) {
 	if got := len(after) - len(symbols); got != 10+1 {
 		t.Fatalf("%d symbol records added for 10 series with a new value each and one new extra value, want 11", got)
 	}
-	if err := db.store.db.Update(func(txn *badger.Txn) error { return txn.Set(symbolKey(maxPID+1000), []byte("garbage")) }); err != nil {
+	var garbage indexFrames
+	garbage.symbol(maxPID+1000, "garbage")
+	if err := db.index.append(&garbage, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {
@@ -229,21 +221,14 @@ func TestSeriesRecordsNameSymbols(t *testing.T) {
 	db = openTestDB(t, dir, o)
 	defer db.Close()
 	checkSelect(db)
-	if got := storedSymbols(t, db.store); !maps.Equal(got, after) {
-		t.Fatalf("after the restart the store holds %d symbol records, want the %d named", len(got), len(after))
-	}
-}
-
-// storedSymbols returns the store's symbol records by pid.
-func storedSymbols(t *testing.T, st *store) map[uint32]string {
-	t.Helper()
-	out := map[uint32]string{}
-	err := st.scan(prefixSymbol, func(key, val []byte) error {
-		out[binary.BigEndian.Uint32(key[1:])] = string(val)
-		return nil
-	})
+	db.checkpointMu.Lock()
+	err := db.rewriteIndex()
+	db.checkpointMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
+	if got := indexedSymbols(t, db); !maps.Equal(got, after) {
+		t.Fatalf("after a rewrite the index holds %d symbol records, want the %d named", len(got), len(after))
+	}
+	checkSelect(db)
 }
