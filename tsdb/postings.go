@@ -16,6 +16,18 @@ type postings struct {
 	m    map[string]map[string]*postingList // guarded by mu
 	all  postingList                        // guarded by mu
 	size atomic.Int64                       // bytes of the lists; written under mu
+	// recent holds, for each label position, the pair add indexed there
+	// last (as symbol refs) and its list: the series of one target,
+	// created together, share most pairs. Guarded by mu; an entry whose
+	// list is deleted is cleared. While a list holds a ref, the symbols
+	// of its pair stay in the table, so the refs keep their strings.
+	recent []recentList
+}
+
+// recentList is an entry of postings.recent; l is nil when unset.
+type recentList struct {
+	name, value uint32
+	l           *postingList
 }
 
 func newPostings() *postings {
@@ -33,7 +45,15 @@ func (p *postings) add(ref SeriesRef, strs []string, syms symRefs) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	grown := p.addToLocked(&p.all, ref)
+	pos := 0
 	syms.each(func(n, v uint32) {
+		if pos < len(p.recent) {
+			if r := p.recent[pos]; r.l != nil && r.name == n && r.value == v {
+				grown += p.addToLocked(r.l, ref)
+				pos++
+				return
+			}
+		}
 		name, value := strs[n], strs[v]
 		values := p.m[name]
 		if values == nil {
@@ -47,6 +67,13 @@ func (p *postings) add(ref SeriesRef, strs []string, syms symRefs) {
 			grown += l.bytes()
 		}
 		grown += p.addToLocked(l, ref)
+		if pos < maxRecentSymbols {
+			if pos >= len(p.recent) {
+				p.recent = append(p.recent, make([]recentList, pos+1-len(p.recent))...)
+			}
+			p.recent[pos] = recentList{name: n, value: v, l: l}
+		}
+		pos++
 	})
 	p.size.Add(grown)
 }
@@ -240,6 +267,11 @@ func (p *postings) deleteSeries(strs []string, gone []*memSeries) {
 		if l.len() == 0 {
 			grown -= l.bytes()
 			delete(values, k.value)
+			for i := range p.recent {
+				if p.recent[i].l == l {
+					p.recent[i] = recentList{}
+				}
+			}
 		}
 		if len(values) == 0 {
 			delete(p.m, k.name)

@@ -68,3 +68,35 @@ func TestSortedSetOperations(t *testing.T) {
 		t.Fatalf("without %v", got)
 	}
 }
+
+// TestPostingsRecentListDeleted: a pair whose list emptied and was
+// deleted gets a new list when a series brings it back, found by
+// matchers, rather than the deleted one recent remembered; and pairs at
+// a position that changes from series to series land in their own lists.
+func TestPostingsRecentListDeleted(t *testing.T) {
+	st := newSymbolTable()
+	p := newPostings()
+	mk := func(ref SeriesRef, ls labels.Labels) *memSeries {
+		s := newMemSeries(ref, st.internLabels(ls))
+		p.add(ref, st.load(), s.syms)
+		return s
+	}
+	a1 := labels.FromStrings("a", "1", "b", "x")
+	s1 := mk(1, a1)
+	p.deleteSeries(st.load(), []*memSeries{s1})
+	mk(2, a1)
+	mk(3, labels.FromStrings("a", "2", "b", "x"))
+	mk(4, a1)
+	for _, c := range []struct {
+		ms   []*labels.Matcher
+		want []SeriesRef
+	}{
+		{[]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "a", "1")}, []SeriesRef{2, 4}},
+		{[]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "a", "2")}, []SeriesRef{3}},
+		{[]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, "b", "x")}, []SeriesRef{2, 3, 4}},
+	} {
+		if got := p.forMatchers(c.ms); !slices.Equal(got, c.want) {
+			t.Errorf("%v: %v, want %v", c.ms, got, c.want)
+		}
+	}
+}

@@ -553,3 +553,39 @@ func TestSeriesIndexOvergrown(t *testing.T) {
 		t.Error("a broken file: kept, want rewritten")
 	}
 }
+
+// TestSeriesIndexBrokenUntilRewrite: an append whose write fails and
+// cannot be cut off the file leaves it refusing appends, rather than
+// writing after a partial frame, until a rewrite replaces the file.
+func TestSeriesIndexBrokenUntilRewrite(t *testing.T) {
+	x := newTestSeriesIndex(t)
+	var fr indexFrames
+	fr.delete(1)
+	x.f.Close() // the write fails, and so does the cut
+	if err := x.append(&fr, nil); err == nil {
+		t.Fatal("append to a closed file succeeded")
+	}
+	called := false
+	if err := x.append(&fr, func() { called = true }); err == nil || called {
+		t.Fatalf("append after a failed cut: %v, then called %v; want refused", err, called)
+	}
+	if !x.overgrown(0, 0) {
+		t.Fatal("a broken file is not due for a rewrite")
+	}
+	err := x.rewrite(func(fr *indexFrames, _ func() error) error {
+		fr.endSeries(appendSeriesRecord(fr.seriesBody(7), seriesRecord{}, []uint32{1, 1}))
+		fr.symbol(1, "a")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr.reset()
+	fr.endSeries(appendSeriesRecord(fr.seriesBody(8), seriesRecord{}, []uint32{1, 1}))
+	if err := x.append(&fr, nil); err != nil {
+		t.Fatalf("append after the rewrite: %v", err)
+	}
+	if records, _ := readTestIndex(t, x.path); len(records) != 2 {
+		t.Fatalf("%d records after the rewrite and an append, want 2", len(records))
+	}
+}

@@ -36,7 +36,22 @@ type symbolTable struct {
 	// (symbols_persist.go). nextPID is the next one to hand out.
 	pids    []uint32
 	nextPID uint32
+	// recent holds, for each label position, the string internLabels
+	// interned there last and its slot: the series of one target, created
+	// together, share most of their strings, and a comparison with the
+	// string a position held before costs less than a map lookup. Guarded
+	// by mu; an entry whose slot is freed is cleared.
+	recent []recentSymbol
 }
+
+// recentSymbol is an entry of symbolTable.recent; s is "" when unset.
+type recentSymbol struct {
+	s  string
+	id uint32
+}
+
+// maxRecentSymbols bounds the label positions recent covers.
+const maxRecentSymbols = 64
 
 // symbolOverhead estimates what a symbol costs besides its bytes: its slot
 // (16), count (4), map entry (~16+4 with the swiss table's slack) and the
@@ -91,6 +106,11 @@ func (st *symbolTable) releaseLocked(id uint32) {
 	strs := *st.strs.Load()
 	s := strs[id]
 	delete(st.ids, s)
+	for i := range st.recent {
+		if st.recent[i].id == id {
+			st.recent[i] = recentSymbol{}
+		}
+	}
 	strs[id] = ""   // drop the string's memory
 	st.pids[id] = 0 // a string that comes back gets a new pid
 	st.free = append(st.free, id)
@@ -159,11 +179,31 @@ func (st *symbolTable) internLabels(lset labels.Labels) symRefs {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	buf := make([]byte, 0, 4*lset.Len())
+	pos := 0
 	lset.Range(func(l labels.Label) {
-		buf = binary.AppendUvarint(buf, uint64(st.internLocked(l.Name)))
-		buf = binary.AppendUvarint(buf, uint64(st.internLocked(l.Value)))
+		buf = binary.AppendUvarint(buf, uint64(st.internAtLocked(pos, l.Name)))
+		buf = binary.AppendUvarint(buf, uint64(st.internAtLocked(pos+1, l.Value)))
+		pos += 2
 	})
 	return symRefs(buf)
+}
+
+// internAtLocked is internLocked for the string at label position pos.
+// The caller holds st.mu.
+func (st *symbolTable) internAtLocked(pos int, s string) uint32 {
+	if pos >= maxRecentSymbols || s == "" {
+		return st.internLocked(s)
+	}
+	if pos >= len(st.recent) {
+		st.recent = append(st.recent, make([]recentSymbol, pos+1-len(st.recent))...)
+	}
+	if r := &st.recent[pos]; r.s == s {
+		st.count[r.id]++
+		return r.id
+	}
+	id := st.internLocked(s)
+	st.recent[pos] = recentSymbol{s: (*st.strs.Load())[id], id: id}
+	return id
 }
 
 // load returns the slots; those of published series are filled.

@@ -137,3 +137,36 @@ func TestHeadAppenderHoldsRemovedSeriesSymbols(t *testing.T) {
 		t.Fatalf("%d symbols after the appender ended, want 0", n)
 	}
 }
+
+// TestInternRecentFreedSlot: a string interned at a label position whose
+// slot was freed and given to another string is interned anew, not taken
+// from what the position held: every series spells its own labels and
+// the counts free each slot exactly when its last series goes.
+func TestInternRecentFreedSlot(t *testing.T) {
+	st := newSymbolTable()
+	var b labels.ScratchBuilder
+	first := labels.FromStrings("a", "1", "b", "2", "c", "3")
+	refs1 := st.internLabels(first)
+	st.release(refs1) // every slot freed
+	other := labels.FromStrings("z", "9")
+	refs2 := st.internLabels(other) // reuses the slots of "c" and "3"
+	refs3 := st.internLabels(first)
+	refs4 := st.internLabels(first)
+	for _, c := range []struct {
+		refs symRefs
+		want labels.Labels
+	}{{refs2, other}, {refs3, first}, {refs4, first}} {
+		if got := st.labels(&b, c.refs); !labels.Equal(got, c.want) {
+			t.Fatalf("refs spell %s, want %s", got, c.want)
+		}
+	}
+	st.release(refs3)
+	st.release(refs2)
+	if got := st.labels(&b, refs4); !labels.Equal(got, first) {
+		t.Fatalf("after releases refs spell %s, want %s", got, first)
+	}
+	st.release(refs4)
+	if n := st.len(); n != 0 {
+		t.Fatalf("%d symbols left after every series was released", n)
+	}
+}
