@@ -1,0 +1,101 @@
+package tsdb
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// BenchmarkChunkBoundary measures what a chunk-range boundary costs a
+// head of etcd series (ETCDGATE_BENCH_SERIES, default 200,000): the first
+// sample past it closes every open chunk, which the head holds until the
+// next checkpoint writes them to badger. It reports the live heap per
+// series before the boundary, with the closed chunks held, and the most
+// the heap's objects took while the boundary was crossed and
+// checkpointed (garbage not yet collected included, sampled every
+// millisecond), with the time of that checkpoint. Run it with
+// -benchtime 1x: each round builds its own DB.
+func BenchmarkChunkBoundary(b *testing.B) {
+	n := benchSeries(b, 200_000)
+	var fleet []labels.Labels
+	for m := 0; len(fleet) < n; m++ {
+		fleet = append(fleet, etcdLabelSets(m)...)
+	}
+	fleet = fleet[:n]
+	o := testDBOptions()
+	boundary := o.Head.ChunkRange.Milliseconds()
+	var before, held, peak uint64
+	var checkpointTime time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		db := openTestDB(b, b.TempDir(), o)
+		for ts := boundary - 4*15000; ts < boundary; ts += 15000 {
+			appendFleet(b, db, fleet, ts)
+		}
+		checkpoint(b, db)
+		before = liveHeap()
+		stop := samplePeakHeap(&peak)
+		b.StartTimer()
+		appendFleet(b, db, fleet, boundary) // closes every chunk
+		b.StopTimer()
+		held = liveHeap()
+		b.StartTimer()
+		start := time.Now()
+		checkpoint(b, db)
+		checkpointTime = time.Since(start)
+		b.StopTimer()
+		stop()
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(before)/float64(n), "heap-B/series-before")
+	b.ReportMetric(float64(held)/float64(n), "heap-B/series-closed")
+	b.ReportMetric(float64(peak)/float64(n), "peak-heap-B/series")
+	b.ReportMetric(checkpointTime.Seconds(), "checkpoint-s")
+}
+
+func appendFleet(b *testing.B, db *DB, fleet []labels.Labels, ts int64) {
+	for i := 0; i < len(fleet); i += 2000 {
+		app := db.Appender()
+		for _, ls := range fleet[i:min(i+2000, len(fleet))] {
+			if err := app.Append(ls, ts, float64(ts)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// samplePeakHeap records in *peak the most the heap's objects take until
+// the returned function is called.
+func samplePeakHeap(peak *uint64) (stop func()) {
+	runtime.GC()
+	*peak = 0
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			*peak = max(*peak, s[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
