@@ -157,7 +157,8 @@ type DB struct {
 }
 
 // Open opens (or creates) the store in dir and recovers its state: the
-// series index and open chunks from badger, then the WAL tail. It returns
+// series index from its file, the open chunks from the head snapshot,
+// then the WAL tail. It returns
 // when the DB is ready to serve.
 func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logger) (*DB, error) {
 	if err := opts.Validate(); err != nil {

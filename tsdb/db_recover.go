@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// recover rebuilds the head: the series index from the store's series
-// records, the open chunks from the head snapshot, then every WAL record
+// recover rebuilds the head: the series index from the series index
+// file (loadIndex), the open chunks from the head snapshot, then every WAL record
 // written after the last checkpoint. If the snapshot is missing or
 // corrupt, the series' time ranges come from a scan of badger's chunks,
 // the open chunks from the previous snapshot, and the WAL is replayed

@@ -1,7 +1,7 @@
 // Package tsdb owns the time-series store: the series index (symbols and
 // postings), the head of in-memory XOR chunks, the WAL and its
-// checkpoints, badger for persisted chunks, series records and
-// snapshots, recovery after a crash, retention, the eviction of inactive
+// checkpoints, the series index file of series records, badger for
+// persisted chunks, head snapshots, recovery after a crash, retention, the eviction of inactive
 // series, metric metadata, and the queriers that read all of it.
 //
 // The package imports nothing of the project: label sets are
