@@ -72,7 +72,7 @@ type seriesIndex struct {
 }
 
 // openSeriesIndex opens the file at path for appending after its first
-// size bytes, which hold whole frames (loadSeriesIndex found them);
+// size bytes, which hold whole frames (readSeriesIndex found them);
 // anything after them, a torn frame, is cut off.
 func openSeriesIndex(path string, size, records, symbols int64) (*seriesIndex, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
