@@ -1,9 +1,10 @@
 package main
 
 import (
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"time"
+	"sync/atomic"
 )
 
 // The GC percent while serving. defaultGOGC suits a large head: a cycle
@@ -18,14 +19,17 @@ import (
 // 430 MiB live, some 700,000 series). The floor is what an attack's
 // transient garbage may add to RSS before a cycle: 256 MiB took the
 // metadata flood of TestAttackMetadataFlood past its bound.
+//
+// The percent is set after every GC cycle, from the live heap that cycle
+// marked. Set from a sample a second old, it multiplies the headroom when
+// the live heap grows fast: a percent of 640 chosen at 20 MiB live gives
+// a 50 MiB live heap 320 MiB of headroom, not 128 (the metadata flood
+// peaked 300–380 MiB over its start that way).
 const (
 	// minGCHeadroom is the least growth of the heap between two cycles.
 	minGCHeadroom = 128 << 20
 	// maxTunedGOGC bounds the percent for a nearly empty heap.
 	maxTunedGOGC = 1000
-	// gcTuneInterval is how often the live heap is read and the percent
-	// set: the live heap moves with series created or evicted, slowly.
-	gcTuneInterval = time.Second
 )
 
 // gcPercentFor returns the GC percent that gives a live heap of live
@@ -74,3 +78,36 @@ func (t *gcTuner) tune() {
 		t.percent = p
 	}
 }
+
+// gcCycles notifies C after each GC cycle (at most one pending
+// notification), from a finalizer that re-arms itself on its sentinel.
+type gcCycles struct {
+	C       chan struct{}
+	stopped atomic.Bool
+}
+
+// gcSentinel holds a pointer so that it is never a tiny allocation,
+// whose finalizer may not run.
+type gcSentinel struct{ cycles *gcCycles }
+
+func notifyGCCycles() *gcCycles {
+	c := &gcCycles{C: make(chan struct{}, 1)}
+	runtime.SetFinalizer(&gcSentinel{cycles: c}, finalizeGCSentinel)
+	return c
+}
+
+// finalizeGCSentinel runs once the cycle that found s unreachable is
+// swept; set again, the finalizer runs after the next cycle.
+func finalizeGCSentinel(s *gcSentinel) {
+	if s.cycles.stopped.Load() {
+		return
+	}
+	select {
+	case s.cycles.C <- struct{}{}:
+	default:
+	}
+	runtime.SetFinalizer(s, finalizeGCSentinel)
+}
+
+// stop ends the notifications after the next cycle.
+func (c *gcCycles) stop() { c.stopped.Store(true) }

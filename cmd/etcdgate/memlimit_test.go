@@ -3,9 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDetectMemoryLimit reads fake /proc and /sys trees: the lowest cgroup
@@ -194,5 +196,20 @@ func TestGCHeadroom(t *testing.T) {
 	}
 	if got := gcHeadroom(16 << 30); got != minGCHeadroom {
 		t.Fatalf("GOMEMLIMIT 16 GiB: %d, want %d", got, minGCHeadroom)
+	}
+}
+
+// TestGCCyclesNotified: a GC cycle notifies, and each later one again,
+// until stopped.
+func TestGCCyclesNotified(t *testing.T) {
+	c := notifyGCCycles()
+	defer c.stop()
+	for i := range 3 {
+		runtime.GC()
+		select {
+		case <-c.C:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no notification after cycle %d", i)
+		}
 	}
 }

@@ -362,9 +362,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 	scavenge := time.NewTicker(scavengeInterval)
 	defer scavenge.Stop()
 	tuner := newGCTuner(g.goMemLimit)
-	gcTicker := time.NewTicker(gcTuneInterval)
-	defer gcTicker.Stop()
-	var gcTune <-chan time.Time // gcTicker's once ready, when the GC is tuned
+	gcCycles := notifyGCCycles()
+	defer gcCycles.stop()
+	var gcTune <-chan struct{} // gcCycles.C once ready, when the GC is tuned
 	stopProbe, stopInfo := func() {}, func() {}
 	ready := false
 	for {
@@ -383,7 +383,7 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 			ready = true
 			if g.tuneGC {
 				tuner.tune()
-				gcTune = gcTicker.C
+				gcTune = gcCycles.C
 			}
 			debug.FreeOSMemory() // what recovery's decoding left behind
 			g.logger.Info("etcdgate ready")
