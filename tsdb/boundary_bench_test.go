@@ -1,6 +1,8 @@
 package tsdb
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -102,4 +104,86 @@ func samplePeakHeap(peak *uint64) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
+}
+
+// BenchmarkChunkFill measures what a head of etcd series
+// (ETCDGATE_BENCH_SERIES, default 200,000) holds as its open chunks fill
+// in production: scrapes every 15 s from a chunk-range boundary, with
+// the values of a synthetic etcd fleet (nextValue), a checkpoint every 2
+// minutes (8 scrapes), until the chunk of ChunkSamples samples closes and
+// the next checkpoint writes it. It reports the live heap per series
+// with 1, half and all ChunkSamples samples in the open chunk, right
+// after the cut, and the peak of the heap's objects from the last scrape
+// before the cut through the checkpoint after it; for the default
+// ChunkSamples and for 60. GC at 30%, as in BenchmarkChunkBoundary. Run
+// it with -benchtime 1x.
+func BenchmarkChunkFill(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(30))
+	n := benchSeries(b, 200_000)
+	var fleet []labels.Labels
+	for m := 0; len(fleet) < n; m++ {
+		fleet = append(fleet, etcdLabelSets(m)...)
+	}
+	fleet = fleet[:n]
+	for _, full := range []int{DefaultHeadOptions().ChunkSamples, 60} {
+		b.Run(fmt.Sprintf("chunk_samples=%d", full), func(b *testing.B) {
+			o := testDBOptions()
+			o.Head.ChunkSamples = full
+			benchChunkFill(b, o, fleet)
+		})
+	}
+}
+
+func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {
+	full, n := o.Head.ChunkSamples, len(fleet)
+	start := 10 * o.Head.ChunkRange.Milliseconds()
+	heapAt := map[int]uint64{}
+	var peak uint64
+	for b.Loop() {
+		db := openTestDB(b, b.TempDir(), o)
+		rng := rand.New(rand.NewPCG(1, 2))
+		values := make([]float64, len(fleet))
+		var stop func()
+		for k := 1; k <= full+8; k++ {
+			if k == full {
+				stop = samplePeakHeap(&peak)
+			}
+			appendFleetValues(b, db, fleet, start+int64(k-1)*15000, rng, values)
+			if k == 1 || k == full/2 || k == full || k == full+1 {
+				b.StopTimer()
+				heapAt[k] = liveHeap()
+				b.StartTimer()
+			}
+			if k%8 == 0 {
+				checkpoint(b, db)
+			}
+		}
+		stop()
+		b.StopTimer()
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(heapAt[1])/float64(n), "heap-B/series-1-sample")
+	b.ReportMetric(float64(heapAt[full/2])/float64(n), "heap-B/series-half")
+	b.ReportMetric(float64(heapAt[full])/float64(n), "heap-B/series-full")
+	b.ReportMetric(float64(heapAt[full+1])/float64(n), "heap-B/series-cut")
+	b.ReportMetric(float64(peak)/float64(n), "peak-heap-B/series")
+}
+
+func appendFleetValues(b *testing.B, db *DB, fleet []labels.Labels, ts int64, rng *rand.Rand, values []float64) {
+	for i := 0; i < len(fleet); i += 2000 {
+		app := db.Appender()
+		for j, ls := range fleet[i:min(i+2000, len(fleet))] {
+			v := &values[i+j]
+			*v = nextValue(rng, ls, *v)
+			if err := app.Append(ls, ts, *v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
