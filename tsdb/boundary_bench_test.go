@@ -108,15 +108,16 @@ func samplePeakHeap(peak *uint64) (stop func()) {
 
 // BenchmarkChunkFill measures what a head of etcd series
 // (ETCDGATE_BENCH_SERIES, default 200,000) holds as its open chunks fill
-// in production: scrapes every 15 s from a chunk-range boundary, with
-// the values of a synthetic etcd fleet (nextValue), a checkpoint every 2
-// minutes (8 scrapes), until the chunk of ChunkSamples samples closes and
-// the next checkpoint writes it. It reports the live heap per series
-// with 1, half and all ChunkSamples samples in the open chunk, right
-// after the cut, and the peak of the heap's objects from the last scrape
-// before the cut through the checkpoint after it; for the default
-// ChunkSamples and for 60. GC at 30%, as in BenchmarkChunkBoundary. Run
-// it with -benchtime 1x.
+// in production, where the 10M scenario's minutes never take them:
+// scrapes every 15 s from a chunk-range boundary, with the values of a
+// synthetic etcd fleet (nextValue), a checkpoint every 2 minutes (8
+// scrapes), for ChunkSamples+8 scrapes, so that chunks close and the
+// next checkpoint writes them. It reports the live heap per series
+// after the first scrape, its mean and most over every fourth scrape,
+// and the peak of the heap's objects (garbage included, sampled every
+// millisecond) from the second scrape on; for the default bounds of a
+// chunk and for others. GC at 30%, as in BenchmarkChunkBoundary. Run it
+// with -benchtime 1x.
 func BenchmarkChunkFill(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(30))
 	n := benchSeries(b, 200_000)
@@ -125,34 +126,44 @@ func BenchmarkChunkFill(b *testing.B) {
 		fleet = append(fleet, etcdLabelSets(m)...)
 	}
 	fleet = fleet[:n]
-	for _, full := range []int{DefaultHeadOptions().ChunkSamples, 60} {
-		b.Run(fmt.Sprintf("chunk_samples=%d", full), func(b *testing.B) {
+	def := DefaultHeadOptions()
+	for _, bound := range []struct{ samples, bytes int }{{def.ChunkSamples, def.ChunkBytes}, {120, 0}} {
+		b.Run(fmt.Sprintf("chunk_samples=%d/chunk_bytes=%d", bound.samples, bound.bytes), func(b *testing.B) {
 			o := testDBOptions()
-			o.Head.ChunkSamples = full
+			o.Head.ChunkSamples, o.Head.ChunkBytes = bound.samples, bound.bytes
 			benchChunkFill(b, o, fleet)
 		})
 	}
 }
 
 func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {
-	full, n := o.Head.ChunkSamples, len(fleet)
+	n := float64(len(fleet))
 	start := 10 * o.Head.ChunkRange.Milliseconds()
-	heapAt := map[int]uint64{}
-	var peak uint64
+	var first, most, sum, peak, mostLive, sumLive uint64
+	var measured int
 	for b.Loop() {
 		db := openTestDB(b, b.TempDir(), o)
 		rng := rand.New(rand.NewPCG(1, 2))
 		values := make([]float64, len(fleet))
+		first, most, sum, measured, mostLive, sumLive = 0, 0, 0, 0, 0, 0
 		var stop func()
-		for k := 1; k <= full+8; k++ {
-			if k == full {
+		for k := 1; k <= o.Head.ChunkSamples+8; k++ {
+			if k == 2 {
 				stop = samplePeakHeap(&peak)
 			}
 			appendFleetValues(b, db, fleet, start+int64(k-1)*15000, rng, values)
-			if k == 1 || k == full/2 || k == full || k == full+1 {
+			if k == 1 || k%4 == 0 {
 				b.StopTimer()
-				heapAt[k] = liveHeap()
+				var ms runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&ms)
 				b.StartTimer()
+				if k == 1 {
+					first = ms.HeapInuse
+				} else {
+					most, sum, measured = max(most, ms.HeapInuse), sum+ms.HeapInuse, measured+1
+					mostLive, sumLive = max(mostLive, ms.HeapAlloc), sumLive+ms.HeapAlloc
+				}
 			}
 			if k%8 == 0 {
 				checkpoint(b, db)
@@ -165,11 +176,12 @@ func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {
 		}
 		b.StartTimer()
 	}
-	b.ReportMetric(float64(heapAt[1])/float64(n), "heap-B/series-1-sample")
-	b.ReportMetric(float64(heapAt[full/2])/float64(n), "heap-B/series-half")
-	b.ReportMetric(float64(heapAt[full])/float64(n), "heap-B/series-full")
-	b.ReportMetric(float64(heapAt[full+1])/float64(n), "heap-B/series-cut")
-	b.ReportMetric(float64(peak)/float64(n), "peak-heap-B/series")
+	b.ReportMetric(float64(first)/n, "heap-B/series-first")
+	b.ReportMetric(float64(sum)/float64(measured)/n, "heap-B/series-mean")
+	b.ReportMetric(float64(most)/n, "heap-B/series-most")
+	b.ReportMetric(float64(sumLive)/float64(measured)/n, "live-B/series-mean")
+	b.ReportMetric(float64(mostLive)/n, "live-B/series-most")
+	b.ReportMetric(float64(peak)/n, "peak-heap-B/series")
 }
 
 func appendFleetValues(b *testing.B, db *DB, fleet []labels.Labels, ts int64, rng *rand.Rand, values []float64) {
