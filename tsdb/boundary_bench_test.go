@@ -1,7 +1,6 @@
 package tsdb
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"runtime/debug"
@@ -115,9 +114,8 @@ func samplePeakHeap(peak *uint64) (stop func()) {
 // next checkpoint writes them. It reports the live heap per series
 // after the first scrape, its mean and most over every fourth scrape,
 // and the peak of the heap's objects (garbage included, sampled every
-// millisecond) from the second scrape on; for the default bounds of a
-// chunk and for others. GC at 30%, as in BenchmarkChunkBoundary. Run it
-// with -benchtime 1x.
+// millisecond) from the second scrape on. GC at 30%, as in
+// BenchmarkChunkBoundary. Run it with -benchtime 1x.
 func BenchmarkChunkFill(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(30))
 	n := benchSeries(b, 200_000)
@@ -126,14 +124,7 @@ func BenchmarkChunkFill(b *testing.B) {
 		fleet = append(fleet, etcdLabelSets(m)...)
 	}
 	fleet = fleet[:n]
-	def := DefaultHeadOptions()
-	for _, bound := range []struct{ samples, bytes int }{{def.ChunkSamples, def.ChunkBytes}, {120, 0}} {
-		b.Run(fmt.Sprintf("chunk_samples=%d/chunk_bytes=%d", bound.samples, bound.bytes), func(b *testing.B) {
-			o := testDBOptions()
-			o.Head.ChunkSamples, o.Head.ChunkBytes = bound.samples, bound.bytes
-			benchChunkFill(b, o, fleet)
-		})
-	}
+	benchChunkFill(b, testDBOptions(), fleet)
 }
 
 func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {

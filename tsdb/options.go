@@ -15,14 +15,6 @@ type HeadOptions struct {
 	// series is closed; 120 as in Prometheus, which keeps XOR chunks near
 	// their best compression while bounding the cost of decoding one.
 	ChunkSamples int
-	// ChunkBytes closes the head chunk of a series before a sample could
-	// take it past ChunkBytes bytes, before ChunkSamples when the values
-	// compress poorly. The open chunks are what a large head holds beyond
-	// its index, and each grows by doubling: at 128 a chunk never leaves
-	// its 128-byte allocation for one of 256, where 120 samples of a busy
-	// etcd counter (~225 bytes) took it (BenchmarkChunkFill). Zero means
-	// no bound.
-	ChunkBytes int
 	// OutOfOrderCapacity is the number of out-of-order samples a series
 	// buffers before they are encoded into a chunk.
 	OutOfOrderCapacity int
@@ -51,7 +43,6 @@ func DefaultHeadOptions() HeadOptions {
 	return HeadOptions{
 		OutOfOrderWindow:   10 * time.Minute,
 		ChunkSamples:       120,
-		ChunkBytes:         128,
 		OutOfOrderCapacity: 32,
 		StripeSize:         1 << 14,
 		ChunkRange:         2 * time.Hour,
@@ -67,8 +58,6 @@ func (o HeadOptions) Validate() error {
 	case o.ChunkSamples < 1 || o.ChunkSamples > maxXORSamples:
 		// At most maxXORSamples: integer chunks' tag stays free (intchunk.go).
 		return fmt.Errorf("chunk samples %d outside 1..%d", o.ChunkSamples, maxXORSamples)
-	case o.ChunkBytes != 0 && (o.ChunkBytes < minChunkBytes || o.ChunkBytes > maxChunkBytes):
-		return fmt.Errorf("chunk bytes %d: want 0 or %d..%d", o.ChunkBytes, minChunkBytes, maxChunkBytes)
 	case o.OutOfOrderCapacity < 1 || o.OutOfOrderCapacity > maxXORSamples:
 		return fmt.Errorf("out-of-order capacity %d outside 1..%d", o.OutOfOrderCapacity, maxXORSamples)
 	case o.StripeSize < 1 || o.StripeSize&(o.StripeSize-1) != 0:

@@ -66,7 +66,7 @@ func (s *memSeries) appendLocked(t int64, v float64, h *Head) (appendOutcome, er
 	before := s.chunkBytesLocked()
 	switch outcome {
 	case appendedInOrder:
-		if s.appendInOrderLocked(t, v, chunkBound{samples: o.ChunkSamples, bytes: o.ChunkBytes, rangeMs: o.ChunkRange.Milliseconds()}) {
+		if s.appendInOrderLocked(t, v, o.ChunkSamples, o.ChunkRange.Milliseconds()) {
 			h.numChunks.Add(1)
 		}
 	case appendedOutOfOrder:
@@ -125,31 +125,10 @@ func chunkRangeEnd(t, r int64) int64 {
 	return (q + 1) * r
 }
 
-// chunkBound is when an open chunk closes: once it holds samples samples,
-// before a sample could take it past bytes bytes (0: no bound), or before
-// a sample at or past the next multiple of rangeMs.
-type chunkBound struct {
-	samples, bytes int
-	rangeMs        int64
-}
-
-// fullBefore reports whether chunk c, first sample at minT, must close
-// before a sample at t.
-func (b chunkBound) fullBefore(c []byte, minT, t int64) bool {
-	return xorNumSamples(c) >= b.samples || b.bytes > 0 && len(c)+maxXORSampleBytes > b.bytes ||
-		t >= chunkRangeEnd(minT, b.rangeMs)
-}
-
-// HeadOptions.ChunkBytes is 0 or within these: a chunk holds its first
-// two samples (up to 40 bytes), and a head's chunks stay small.
-const (
-	minChunkBytes = 64
-	maxChunkBytes = 64 << 10
-)
-
-// appendInOrderLocked reports whether it started a new chunk.
-func (s *memSeries) appendInOrderLocked(t int64, v float64, bound chunkBound) (newChunk bool) {
-	if s.head != nil && bound.fullBefore(s.head, s.headMinTLocked(), t) {
+// appendInOrderLocked reports whether it started a new chunk. A chunk is
+// cut when full or when t crosses a multiple of chunkRange.
+func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, chunkRange int64) (newChunk bool) {
+	if s.head != nil && (xorNumSamples(s.head) >= chunkSamples || t >= chunkRangeEnd(s.headMinTLocked(), chunkRange)) {
 		s.appendClosedLocked(s.closeHeadLocked())
 	}
 	if s.head == nil {
@@ -168,9 +147,8 @@ func (s *memSeries) appendInOrderLocked(t int64, v float64, bound chunkBound) (n
 // bytes are moved, not copied: a cut closes every series' chunk within a
 // scrape (they start together at a chunk-range boundary), and copies
 // would make the whole head's chunks garbage at once, for the collector
-// to catch up with while the checkpoint writes them. What the move keeps
-// idle is at most a sample's bytes under ChunkBytes, and only until the
-// checkpoint releases the chunk.
+// to catch up with while the checkpoint writes them. The move keeps the
+// chunk's idle capacity, but only until the checkpoint releases it.
 func (s *memSeries) closeHeadLocked() memChunk {
 	n := len(s.head)
 	c := memChunk{data: s.head[:n:n], minT: s.headMinTLocked(), maxT: s.maxT}

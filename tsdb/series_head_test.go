@@ -71,7 +71,7 @@ func TestHeadChunkMatchesChunkenc(t *testing.T) {
 			app, _ = ref.Appender()
 		}
 		app.Append(0, smp.t, smp.v)
-		newChunk := s.appendInOrderLocked(smp.t, smp.v, chunkBound{samples: chunkSamples, rangeMs: math.MaxInt64 / 2})
+		newChunk := s.appendInOrderLocked(smp.t, smp.v, chunkSamples, math.MaxInt64/2)
 		if newChunk != (i%chunkSamples == 0) {
 			t.Fatalf("sample %d: newChunk %v", i, newChunk)
 		}
@@ -101,7 +101,7 @@ func TestHeadChunkReaderCopy(t *testing.T) {
 	samples := headTestSamples(40)
 	s := newMemSeries(1, "")
 	for _, smp := range samples[:20] {
-		s.appendInOrderLocked(smp.t, smp.v, chunkBound{samples: 120, rangeMs: math.MaxInt64 / 2})
+		s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 	}
 	snap := s.snapshotLocked(math.MinInt64, math.MaxInt64)
 	hs := headSeries{s: s, mint: math.MinInt64, maxt: math.MaxInt64}
@@ -112,7 +112,7 @@ func TestHeadChunkReaderCopy(t *testing.T) {
 	taken := [][]byte{snap.chunks[0].data, chunks[0].Data}
 	kept := [][]byte{bytes.Clone(taken[0]), bytes.Clone(taken[1])}
 	for _, smp := range samples[20:] {
-		s.appendInOrderLocked(smp.t, smp.v, chunkBound{samples: 120, rangeMs: math.MaxInt64 / 2})
+		s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 	}
 	for i := range taken {
 		if !bytes.Equal(taken[i], kept[i]) {
@@ -129,7 +129,7 @@ func TestReopenHeadContinues(t *testing.T) {
 	whole := newMemSeries(1, "")
 	var snaps []headSnapshot
 	for _, smp := range samples {
-		whole.appendInOrderLocked(smp.t, smp.v, chunkBound{samples: 120, rangeMs: math.MaxInt64 / 2})
+		whole.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 		snaps = append(snaps, headSnapshot{headMinT: whole.headMinTLocked(), maxT: whole.maxT, lastV: whole.lastV, chunk: bytes.Clone(whole.head)})
 	}
 	for k, snap := range snaps {
@@ -142,7 +142,7 @@ func TestReopenHeadContinues(t *testing.T) {
 			t.Fatalf("reopen after %d samples: open chunk %x, %d closed", k+1, s.head, len(s.closedChunks()))
 		}
 		for _, smp := range samples[k+1:] {
-			s.appendInOrderLocked(smp.t, smp.v, chunkBound{samples: 120, rangeMs: math.MaxInt64 / 2})
+			s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 		}
 		if !bytes.Equal(s.head, whole.head) {
 			t.Fatalf("reopened after %d samples: open chunk\n%x, uninterrupted\n%x", k+1, s.head, whole.head)
@@ -158,7 +158,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 	samples := headTestSamples(10)
 	src := newMemSeries(1, "")
 	for _, smp := range samples[:5] {
-		src.appendInOrderLocked(smp.t, smp.v, chunkBound{samples: 120, rangeMs: math.MaxInt64 / 2})
+		src.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 	}
 	chunk := bytes.Clone(src.head)
 	tests := map[string]struct{ maxT, lastV int64 }{
@@ -178,7 +178,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 				s.closedChunks()[0].minT != samples[0].t || s.closedChunks()[0].maxT != samples[4].t {
 				t.Fatalf("open chunk %x, closed %+v", s.head, s.closed)
 			}
-			s.appendInOrderLocked(samples[6].t, samples[6].v, chunkBound{samples: 120, rangeMs: math.MaxInt64 / 2})
+			s.appendInOrderLocked(samples[6].t, samples[6].v, 120, math.MaxInt64/2)
 			want := append(slices.Clone(samples[:5]), samples[6])
 			if got := readSeries(t, s); !sameSamples(got, want) {
 				t.Fatalf("read back %v, want %v", got, want)
@@ -292,52 +292,4 @@ func TestRecoverSnapshotBadChunk(t *testing.T) {
 	got = dbSelect(t, db, 0, 1<<40, matchAll)
 	checkSeries(t, got[a.String()], 0, step, 70)
 	checkSeries(t, got[b.String()], 0, step, 70)
-}
-
-// TestHeadChunkClosesAtBytes: with a byte bound a chunk closes before a
-// sample could take it past the bound, before its sample bound, and every
-// sample is still read back; without one it closes at its sample bound
-// alone.
-func TestHeadChunkClosesAtBytes(t *testing.T) {
-	samples := headTestSamples(400)
-	for _, bound := range []chunkBound{
-		{samples: 120, bytes: 64, rangeMs: math.MaxInt64 / 2},
-		{samples: 120, rangeMs: math.MaxInt64 / 2},
-	} {
-		s := newMemSeries(1, "")
-		s.mu.Lock()
-		for _, smp := range samples {
-			s.appendInOrderLocked(smp.t, smp.v, bound)
-		}
-		closed := s.closedChunks()
-		s.mu.Unlock()
-		if len(closed) == 0 {
-			t.Fatalf("%+v: no chunk closed", bound)
-		}
-		for i, c := range closed {
-			n := xorNumSamples(c.data)
-			switch {
-			case bound.bytes == 0 && n != bound.samples:
-				t.Fatalf("%+v: chunk %d holds %d samples, want %d", bound, i, n, bound.samples)
-			case bound.bytes > 0 && (len(c.data) > bound.bytes || len(c.data)+maxXORSampleBytes <= bound.bytes || n >= bound.samples):
-				t.Fatalf("%+v: chunk %d holds %d bytes, %d samples", bound, i, len(c.data), n)
-			}
-		}
-		got := readSeries(t, s)
-		if len(got) != len(samples) {
-			t.Fatalf("%+v: read %d samples, want %d", bound, len(got), len(samples))
-		}
-		for i := range got {
-			if got[i].t != samples[i].t || math.Float64bits(got[i].v) != math.Float64bits(samples[i].v) {
-				t.Fatalf("%+v: sample %d is %v, want %v", bound, i, got[i], samples[i])
-			}
-		}
-	}
-	for _, bad := range []int{-1, 1, minChunkBytes - 1, maxChunkBytes + 1} {
-		o := DefaultHeadOptions()
-		o.ChunkBytes = bad
-		if o.Validate() == nil {
-			t.Errorf("ChunkBytes %d valid", bad)
-		}
-	}
 }
