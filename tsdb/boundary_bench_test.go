@@ -26,11 +26,7 @@ import (
 func BenchmarkChunkBoundary(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(30))
 	n := benchSeries(b, 200_000)
-	var fleet []labels.Labels
-	for m := 0; len(fleet) < n; m++ {
-		fleet = append(fleet, etcdLabelSets(m)...)
-	}
-	fleet = fleet[:n]
+	fleet := etcdFleet(n)
 	o := testDBOptions()
 	boundary := o.Head.ChunkRange.Milliseconds()
 	var before, held, peak uint64
@@ -118,12 +114,7 @@ func samplePeakHeap(peak *uint64) (stop func()) {
 // BenchmarkChunkBoundary. Run it with -benchtime 1x.
 func BenchmarkChunkFill(b *testing.B) {
 	defer debug.SetGCPercent(debug.SetGCPercent(30))
-	n := benchSeries(b, 200_000)
-	var fleet []labels.Labels
-	for m := 0; len(fleet) < n; m++ {
-		fleet = append(fleet, etcdLabelSets(m)...)
-	}
-	fleet = fleet[:n]
+	fleet := etcdFleet(benchSeries(b, 200_000))
 	benchChunkFill(b, testDBOptions(), fleet)
 }
 
@@ -189,4 +180,13 @@ func appendFleetValues(b *testing.B, db *DB, fleet []labels.Labels, ts int64, rn
 			b.Fatal(err)
 		}
 	}
+}
+
+// etcdFleet returns the label sets of n series of etcd members.
+func etcdFleet(n int) []labels.Labels {
+	var fleet []labels.Labels
+	for m := 0; len(fleet) < n; m++ {
+		fleet = append(fleet, etcdLabelSets(m)...)
+	}
+	return fleet[:n]
 }
