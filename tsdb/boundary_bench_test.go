@@ -35,13 +35,13 @@ func BenchmarkChunkBoundary(b *testing.B) {
 		b.StopTimer()
 		db := openTestDB(b, b.TempDir(), o)
 		for ts := boundary - 4*15000; ts < boundary; ts += 15000 {
-			appendFleet(b, db, fleet, ts)
+			appendFleet(b, db, fleet, ts, func(int) float64 { return float64(ts) })
 		}
 		checkpoint(b, db)
 		before = liveHeap()
 		stop := samplePeakHeap(&peak)
 		b.StartTimer()
-		appendFleet(b, db, fleet, boundary) // closes every chunk
+		appendFleet(b, db, fleet, boundary, func(int) float64 { return float64(boundary) }) // closes every chunk
 		b.StopTimer()
 		held = liveHeap()
 		b.StartTimer()
@@ -61,11 +61,13 @@ func BenchmarkChunkBoundary(b *testing.B) {
 	b.ReportMetric(checkpointTime.Seconds(), "checkpoint-s")
 }
 
-func appendFleet(b *testing.B, db *DB, fleet []labels.Labels, ts int64) {
+// appendFleet appends one scrape of fleet at ts in requests of 2,000
+// samples, the value of series i being value(i).
+func appendFleet(b *testing.B, db *DB, fleet []labels.Labels, ts int64, value func(i int) float64) {
 	for i := 0; i < len(fleet); i += 2000 {
 		app := db.Appender()
-		for _, ls := range fleet[i:min(i+2000, len(fleet))] {
-			if err := app.Append(ls, ts, float64(ts)); err != nil {
+		for j, ls := range fleet[i:min(i+2000, len(fleet))] {
+			if err := app.Append(ls, ts, value(i+j)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -133,7 +135,10 @@ func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {
 			if k == 2 {
 				stop = samplePeakHeap(&peak)
 			}
-			appendFleetValues(b, db, fleet, start+int64(k-1)*15000, rng, values)
+			appendFleet(b, db, fleet, start+int64(k-1)*15000, func(i int) float64 {
+				values[i] = nextValue(rng, fleet[i], values[i])
+				return values[i]
+			})
 			if k == 1 || k%4 == 0 {
 				b.StopTimer()
 				var ms runtime.MemStats
@@ -164,22 +169,6 @@ func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {
 	b.ReportMetric(float64(sumLive)/float64(measured)/n, "live-B/series-mean")
 	b.ReportMetric(float64(mostLive)/n, "live-B/series-most")
 	b.ReportMetric(float64(peak)/n, "peak-heap-B/series")
-}
-
-func appendFleetValues(b *testing.B, db *DB, fleet []labels.Labels, ts int64, rng *rand.Rand, values []float64) {
-	for i := 0; i < len(fleet); i += 2000 {
-		app := db.Appender()
-		for j, ls := range fleet[i:min(i+2000, len(fleet))] {
-			v := &values[i+j]
-			*v = nextValue(rng, ls, *v)
-			if err := app.Append(ls, ts, *v); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if err := app.Commit(); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 // etcdFleet returns the label sets of n series of etcd members.

@@ -6,8 +6,6 @@ import (
 	"runtime/pprof"
 	"testing"
 	"time"
-
-	"github.com/prometheus/prometheus/model/labels"
 )
 
 // BenchmarkHeadMemory fills a DB with etcd series, 10 samples each 15 s
@@ -15,11 +13,7 @@ import (
 // Go heap in use per series after a GC: the head's share of RSS.
 func BenchmarkHeadMemory(b *testing.B) {
 	n := benchSeries(b, 100_000)
-	var fleet []labels.Labels
-	for m := 0; len(fleet) < n; m++ {
-		fleet = append(fleet, etcdLabelSets(m)...)
-	}
-	fleet = fleet[:n]
+	fleet := etcdFleet(n)
 	for b.Loop() {
 		runtime.GC()
 		var before runtime.MemStats
@@ -32,18 +26,7 @@ func BenchmarkHeadMemory(b *testing.B) {
 		}
 		start := time.Now()
 		for k := range 10 {
-			ts := int64(k) * 15000
-			for i := 0; i < len(fleet); i += 2000 {
-				app := db.Appender()
-				for _, ls := range fleet[i:min(i+2000, len(fleet))] {
-					if err := app.Append(ls, ts, float64(k)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := app.Commit(); err != nil {
-					b.Fatal(err)
-				}
-			}
+			appendFleet(b, db, fleet, int64(k)*15000, func(int) float64 { return float64(k) })
 		}
 		elapsed := time.Since(start)
 		runtime.GC()
