@@ -144,9 +144,11 @@ type DB struct {
 	chunkWrites    uint64
 	bucketWritten  map[int64]uint64
 	droppedThrough int64
-	// checkpointStaleBefore is the staleBefore of the last checkpoint
-	// whose walk completed: what makes buckets complete (db_compact.go).
-	checkpointStaleBefore atomic.Int64
+	// checkpointCompleteBefore is the time before which the last
+	// checkpoint whose walk completed left no chunk in the head that a
+	// bucket may still receive: what makes buckets complete
+	// (db_compact.go); minInt64 before the first.
+	checkpointCompleteBefore atomic.Int64
 
 	compactMu    sync.Mutex   // one compaction pass at a time
 	compactState compactState // guarded by compactMu
@@ -178,7 +180,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	}
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
-	db.checkpointStaleBefore.Store(minInt64)
+	db.checkpointCompleteBefore.Store(minInt64)
 	db.metrics = newDBMetrics(reg)
 	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
 	if head.evicted, err = openEvictedStore(st); err != nil {

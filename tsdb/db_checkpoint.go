@@ -65,7 +65,7 @@ func (db *DB) Checkpoint() (err error) {
 	if ref := db.refTime(); ref != minInt64 {
 		staleBefore = ref - db.opts.StalenessPeriod.Milliseconds()
 	}
-	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, snap: snap}
+	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, openFrom: maxInt64, snap: snap}
 	if err := db.startEvictions(&cp); err != nil {
 		snap.abort()
 		return err
@@ -74,10 +74,10 @@ func (db *DB) Checkpoint() (err error) {
 		snap.abort()
 		return err
 	}
-	// Every chunk the head held of the buckets this staleBefore completes
-	// is in badger now (db_compact.go).
-	if staleBefore > db.checkpointStaleBefore.Load() {
-		db.checkpointStaleBefore.Store(staleBefore)
+	// Every chunk the head held of the buckets this completes is in
+	// badger now (db_compact.go).
+	if complete, ok := cp.completeBefore(); ok && complete > db.checkpointCompleteBefore.Load() {
+		db.checkpointCompleteBefore.Store(complete)
 	}
 	sync := db.opts.WALSync == WALSyncInterval || recovering
 	if sync {
@@ -120,6 +120,7 @@ type checkpointer struct {
 	db          *DB
 	seq         uint32 // base of the seq part of out-of-order chunk keys
 	staleBefore int64
+	openFrom    int64 // the oldest first sample of an open chunk the walk left in the head
 	builder     labels.ScratchBuilder
 	lset        labels.Labels // reused for evicted series' records
 	records     recordWriter  // series records of the batch being written
@@ -130,6 +131,17 @@ type checkpointer struct {
 	wrote       []int64    // of the batch being written: the buckets it has chunks in
 	snap        *snapshotWriter
 	evict       evictor // series leaving memory (series_evict.go)
+}
+
+// completeBefore returns the time before which the walk left nothing in
+// the head that the store may still receive (db_compact.go): the stale
+// bound less the out-of-order window, and no later than the oldest open
+// chunk's start. ok is false for an empty head.
+func (cp *checkpointer) completeBefore() (t int64, ok bool) {
+	if cp.staleBefore == minInt64 {
+		return 0, false
+	}
+	return min(cp.staleBefore-cp.db.opts.Head.OutOfOrderWindow.Milliseconds(), cp.openFrom), true
 }
 
 // set queues key and value, both encoded into the arena.
@@ -189,7 +201,6 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 // collectLocked queues the series' unpersisted state in the write batch.
 // It returns nil when the series has nothing new. The caller holds s.mu.
 func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
-	st := cp.db.store
 	deactivate := s.active && s.maxT < cp.staleBefore
 	if s.active && !deactivate {
 		// Every active series is in the new snapshot, changed or not:
@@ -197,6 +208,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
 		if s.head != nil {
 			snap.headMinT, snap.chunk, snap.xor = s.headMinTLocked(), s.head, s.headXOR // copied by add, under s.mu
+			cp.openFrom = min(cp.openFrom, snap.headMinT)
 		}
 		cp.snap.add(s.ref, snap)
 	}
@@ -219,16 +231,13 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	}
 	item := &persistItem{s: s, nClosed: len(s.closedChunks()), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closedChunks() {
-		cp.markChunk(st.bucketOf(c.minT), s.ref)
-		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, c.minT, chunkInOrder, 0) },
-			func(b []byte) []byte { return appendChunkValue(b, c) })
-		if err != nil {
+		if err := cp.setChunk(s.ref, c, chunkInOrder, 0); err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
 	}
 	for i, c := range s.ooo.chunks() {
-		if err := cp.setOutOfOrder(s.ref, c, cp.seq|uint32(i&0xfff)); err != nil {
+		if err := cp.setChunk(s.ref, c, chunkOutOfOrder, cp.seq|uint32(i&0xfff)); err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
@@ -256,13 +265,15 @@ func (cp *checkpointer) markChunk(bucket int64, ref SeriesRef) {
 	}
 }
 
-// setOutOfOrder writes an out-of-order chunk, split at bucket boundaries
-// so that each piece lies in one bucket.
-func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) error {
+// setChunk writes a chunk of kind, split at bucket boundaries so that
+// each piece lies in one bucket: out-of-order chunks may span several,
+// in-order ones the boundary their series' phase shifts their range over
+// (series_append.go).
+func (cp *checkpointer) setChunk(ref SeriesRef, c memChunk, kind byte, seq uint32) error {
 	st := cp.db.store
 	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
 		cp.markChunk(st.bucketOf(c.minT), ref)
-		return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, c.minT, chunkOutOfOrder, seq) },
+		return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, c.minT, kind, seq) },
 			func(b []byte) []byte { return appendChunkValue(b, c) })
 	}
 	samples := appendChunkSamples(nil, c, c.minT, c.maxT)
@@ -271,7 +282,7 @@ func (cp *checkpointer) setOutOfOrder(ref SeriesRef, c memChunk, seq uint32) err
 		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
 		piece := encodeSamples(samples[:n])
 		cp.markChunk(st.bucketOf(piece.minT), ref)
-		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, piece.minT, chunkOutOfOrder, seq) },
+		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, piece.minT, kind, seq) },
 			func(b []byte) []byte { return appendChunkValue(b, piece) })
 		if err != nil {
 			return err

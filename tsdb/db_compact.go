@@ -12,9 +12,11 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
-// Compaction of persisted chunks. The head cuts a chunk every 120 samples
-// and at every bucket boundary, and a checkpoint writes each closed chunk
-// as a badger entry of its own: at 15 s, four entries per series and
+// Compaction of persisted chunks. The head cuts a chunk about every 120
+// samples and at the end of its series' chunk range, which its phase
+// shifts off the bucket boundaries (series_append.go), and a checkpoint
+// writes each closed chunk as a badger entry of its own, split at the
+// bucket boundary it spans: at 15 s, four or five entries per series and
 // 2-hour bucket, each with its key, badger's meta and the XOR header.
 // Once a bucket can receive no more chunks from the head, compaction
 // rewrites the chunks of each of its series as one chunk (or a few, see
@@ -28,19 +30,23 @@ import (
 // head holds of series that are stale (newest sample older than its
 // staleBefore = refTime - StalenessPeriod) and every closed chunk of the
 // others. Bucket b = [b·R, (b+1)·R) can get more chunks from the head
-// after such a checkpoint only from a series whose open chunk lies in b
-// (its maxT < (b+1)·R) or that still accepts an out-of-order sample in b
-// (t ≥ maxT - OutOfOrderWindow with t < (b+1)·R, so maxT < (b+1)·R +
-// OutOfOrderWindow). Both need maxT ≥ staleBefore, or the series was
-// stale and flushed whole. So b is complete once a checkpoint ran with
+// after such a checkpoint only from a series whose open chunk holds
+// samples of b (it started before (b+1)·R; it may reach past it) or that
+// still accepts an out-of-order sample in b (t ≥ maxT - OutOfOrderWindow
+// with t < (b+1)·R, so maxT < (b+1)·R + OutOfOrderWindow). Both need
+// maxT ≥ staleBefore, or the series was stale and flushed whole. With
+// openFrom the first sample of the oldest open chunk the walk saw, b is
+// complete once a checkpoint ran with
 //
-//	(b+1)·R + OutOfOrderWindow ≤ staleBefore,
+//	(b+1)·R ≤ min(staleBefore - OutOfOrderWindow, openFrom),
 //
 // i.e. once the reference time at a completed checkpoint was past the
-// bucket's end by the out-of-order window plus the staleness period. The
-// checkpoint interval is covered by taking staleBefore from the last
-// checkpoint that completed, not from the clock (DB.compactBefore): the
-// chunks of a bucket are in badger only once a checkpoint wrote them.
+// bucket's end by the out-of-order window plus the staleness period, and
+// every open chunk had started after it (at 15 s, half an hour after its
+// end at most). The checkpoint interval is covered by taking the bound
+// from the last checkpoint that completed, not from the clock
+// (DB.compactBefore): the chunks of a bucket are in badger only once a
+// checkpoint wrote them.
 // Chunks that still arrive later (a series silent for longer than the
 // staleness period that gets an out-of-order sample within its window, or
 // one written while that checkpoint walked) are written as usual and stay
@@ -117,11 +123,10 @@ type compactStats struct {
 // compactBefore returns the newest bucket that a completed checkpoint
 // has made complete (see the comment above), or false.
 func (db *DB) compactBefore() (int64, bool) {
-	sb := db.checkpointStaleBefore.Load()
-	if sb == minInt64 {
+	limit := db.checkpointCompleteBefore.Load()
+	if limit == minInt64 {
 		return 0, false
 	}
-	limit := sb - db.opts.Head.OutOfOrderWindow.Milliseconds()
 	// (b+1)·R ≤ limit ⟺ b ≤ bucketOf(limit) - 1, as in ApplyRetention.
 	return db.store.bucketOf(limit) - 1, true
 }

@@ -308,6 +308,85 @@ func TestCompactEligibleBuckets(t *testing.T) {
 	}
 }
 
+// TestCheckpointSplitsChunksAtBuckets: a series' chunks span the store's
+// bucket boundaries (its phase shifts its ranges off them); the
+// checkpoint writes each piece into its own bucket, and every sample
+// reads back once.
+func TestCheckpointSplitsChunksAtBuckets(t *testing.T) {
+	o := compactTestOptions()
+	o.Head.ChunkSamples = 120 // chunks cut at the range's end only
+	db := openTestDB(t, t.TempDir(), o)
+	defer db.Close()
+	for i := int64(0); i < 300; i++ {
+		appendAt(t, db, compactA, i*1000, float64(i*1000))
+	}
+	checkpoint(t, db)
+	entries := 0
+	err := db.store.scan(prefixChunk, func(key, val []byte) error {
+		c, err := decodeChunk(key, val)
+		if err != nil {
+			return err
+		}
+		bucket := unflipSign(binary.BigEndian.Uint64(key[1:9]))
+		if db.store.bucketOf(c.minT) != bucket || db.store.bucketOf(c.maxT) != bucket {
+			t.Errorf("chunk [%d, %d] under bucket %d", c.minT, c.maxT, bucket)
+		}
+		entries++
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entries < 5 { // four ranges end in 300 s; each closed chunk spans a boundary
+		t.Fatalf("%d chunk entries, want the closed chunks split in two", entries)
+	}
+	got := dbSelect(t, db, 0, 300_000, labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))
+	checkSeries(t, got[compactA.String()], 0, 1000, 300)
+}
+
+// TestCompactWaitsForOpenChunk: a bucket whose end an open chunk spans
+// is not compacted until a checkpoint wrote that chunk, though the
+// staleness period and the out-of-order window have passed; then its
+// chunks merge into one.
+func TestCompactWaitsForOpenChunk(t *testing.T) {
+	o := compactTestOptions()
+	o.Head.ChunkRange = 10 * time.Minute
+	o.Head.ChunkSamples = 240 // chunks cut at the range's end only
+	db := openTestDB(t, t.TempDir(), o)
+	defer db.Close()
+	appendAt(t, db, compactA, 0, 0)
+	r := o.Head.ChunkRange.Milliseconds()
+	// The series' second range starts at phase+r and spans the end of
+	// bucket 1 (2r) by more than the staleness period and the window
+	// (30 s), which the test needs.
+	phase := chunkPhase(refOf(t, db, compactA), r)
+	if phase <= 30_000 {
+		t.Fatalf("phase %d ms: the test needs more than 30 s", phase)
+	}
+	step := int64(5000)
+	ts := step
+	appendUntil := func(end int64) {
+		for ; ts <= end; ts += step {
+			appendAt(t, db, compactA, ts, float64(ts))
+		}
+	}
+	appendUntil(2*r + 30_000) // staleness and window past bucket 1's end
+	checkpoint(t, db)
+	if st := compactAll(t, db); st.buckets != 1 {
+		t.Fatalf("%d buckets compacted, want bucket 0 alone while an open chunk spans bucket 1's end", st.buckets)
+	}
+	appendUntil(phase + 2*r + 60_000) // past the open chunk's range
+	checkpoint(t, db)
+	if st := compactAll(t, db); st.buckets != 1 {
+		t.Fatalf("%d buckets compacted, want bucket 1", st.buckets)
+	}
+	if n := chunksPer(t, db)[cacheKey{bucket: 1, ref: refOf(t, db, compactA)}]; n != 1 {
+		t.Fatalf("%d chunk entries in bucket 1, want its chunks merged into one", n)
+	}
+	got := dbSelect(t, db, 0, ts, labels.MustNewMatcher(labels.MatchEqual, "__name__", "a"))
+	checkSeries(t, got[compactA.String()], 0, step, int(ts/step))
+}
+
 // TestCompactCrashBetweenBatches: a crash between batches (badger closed,
 // no checkpoint) leaves every sample readable exactly once, and the next
 // start finishes the bucket.
@@ -694,12 +773,21 @@ func TestCompactPassFromRun(t *testing.T) {
 		appendAt(t, db, compactA, i*1000, float64(i))
 	}
 	checkpoint(t, db)
+	entries := 0 // of buckets 0 and 1, complete 30 s after 120 s
+	for k, n := range chunksPer(t, db) {
+		if k.bucket <= 1 {
+			entries += n
+		}
+	}
+	if entries < 2*60/5 { // chunks of about 4 samples
+		t.Fatalf("%d chunk entries in buckets 0 and 1, want 24 or more", entries)
+	}
 	db.compactPass()
 	if got := testutil.ToFloat64(db.metrics.compactionBuckets); got != 2 {
 		t.Fatalf("%v buckets compacted, want 2", got)
 	}
-	if got := testutil.ToFloat64(db.metrics.compactionChunksMerged); got != 30 {
-		t.Fatalf("%v chunks merged, want 30 (15 of 4 samples in each of 2 buckets)", got)
+	if got := testutil.ToFloat64(db.metrics.compactionChunksMerged); got != float64(entries) {
+		t.Fatalf("%v chunks merged, want the %d entries of buckets 0 and 1", got, entries)
 	}
 	if testutil.ToFloat64(db.metrics.compactionSeconds) <= 0 {
 		t.Fatal("no duration of the last compaction")

@@ -22,7 +22,7 @@ import (
 // which an XOR chunk starts with only when it holds 0xFF00 samples or
 // more. None does: every XOR chunk etcdgate writes holds at most
 // maxXORSamples (0xFEFF) samples: head chunks at most
-// HeadOptions.ChunkSamples, out-of-order ones at most
+// maxHeadSamples, out-of-order ones at most
 // OutOfOrderCapacity (both validated against it), compaction's pieces cut
 // before it, and xorState.append refuses the sample past it (BUG panic).
 //

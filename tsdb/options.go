@@ -11,9 +11,12 @@ type HeadOptions struct {
 	// sample may be and still be accepted. Zero disables out-of-order
 	// ingestion.
 	OutOfOrderWindow time.Duration
-	// ChunkSamples is the number of samples after which the head chunk of a
-	// series is closed; 120 as in Prometheus, which keeps XOR chunks near
-	// their best compression while bounding the cost of decoding one.
+	// ChunkSamples is the number of samples a head chunk aims at; 120 as
+	// in Prometheus, which keeps XOR chunks near their best compression
+	// while bounding the cost of decoding one. A series' chunk range is
+	// divided into chunks of even length as near it as they can be, so a
+	// chunk may hold a few more (at most twice as many when samples come
+	// faster as it fills) or fewer (series_append.go).
 	ChunkSamples int
 	// OutOfOrderCapacity is the number of out-of-order samples a series
 	// buffers before they are encoded into a chunk.
@@ -21,9 +24,11 @@ type HeadOptions struct {
 	// StripeSize is the number of lock stripes of the series maps; a power
 	// of two.
 	StripeSize int
-	// ChunkRange aligns chunks in time: a chunk never spans a multiple of
-	// it, so each persisted chunk lies in one time bucket of the store and
-	// retention can drop whole buckets.
+	// ChunkRange is the longest a head chunk spans, and the length of the
+	// store's time buckets, which retention drops whole. Each series'
+	// ranges are shifted by a phase of its own, so that series do not all
+	// close their chunks at once; a chunk that spans a bucket boundary is
+	// split there as it is written (series_append.go).
 	ChunkRange time.Duration
 	// Limits bound the head; they can change at run time (Head.SetLimits).
 	Limits HeadLimits
