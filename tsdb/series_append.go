@@ -168,7 +168,10 @@ func (s *memSeries) headFullLocked(t int64, chunkSamples int, chunkRange int64) 
 		return true
 	case n >= maxHeadSamples(chunkSamples):
 		return true
-	case n < 2 || n < chunkSamples/4: // too few samples to tell their interval
+	case n < 2 || n < chunkSamples/2:
+		// A range's share of a chunk is at least half of chunkSamples
+		// once it is divided (cutEvenly): no cut comes sooner, and the
+		// arithmetic is skipped for the first half of every chunk.
 		return false
 	}
 	return cutEvenly(start, s.maxT, n, t, end, chunkSamples)
