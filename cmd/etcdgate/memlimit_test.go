@@ -172,7 +172,10 @@ func TestGCPercentFor(t *testing.T) {
 		{100 * mib, 256 * mib, 256},
 		{600 * mib, 256 * mib, 43}, // rounded up: the headroom is at least 256 MiB
 		{1024 * mib, 256 * mib, defaultGOGC},
-		{3 << 30, 256 * mib, defaultGOGC},
+		{1700 * mib, 256 * mib, defaultGOGC},
+		{2 << 30, 256 * mib, 25}, // the headroom capped at maxGCHeadroom
+		{4 << 30, 256 * mib, 13},
+		{64 << 30, 256 * mib, 1},
 		{10 * mib, 256 * mib, maxTunedGOGC},
 		{0, 256 * mib, maxTunedGOGC},
 		{-1, 256 * mib, maxTunedGOGC},
@@ -181,8 +184,11 @@ func TestGCPercentFor(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("gcPercentFor(%d, %d) = %d, want %d", tc.live, tc.headroom, got, tc.want)
 		}
-		if tc.live > 0 && got < maxTunedGOGC && tc.live*int64(got)/100 < tc.headroom {
+		if tc.live > 0 && got < maxTunedGOGC && tc.live*int64(got)/100 < min(tc.headroom, maxGCHeadroom) {
 			t.Errorf("gcPercentFor(%d, %d) = %d leaves a headroom below %d", tc.live, tc.headroom, got, tc.headroom)
+		}
+		if tc.live > 0 && got > 1 && tc.live*int64(got-1)/100 >= max(tc.headroom, maxGCHeadroom) {
+			t.Errorf("gcPercentFor(%d, %d) = %d leaves a headroom above %d", tc.live, tc.headroom, got, maxGCHeadroom)
 		}
 	}
 }

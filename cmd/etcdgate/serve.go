@@ -73,9 +73,9 @@ func (f serveFlags) override(cfg *Config) {
 
 // defaultGOGC trades CPU for memory as VictoriaMetrics does: the head is
 // most of the heap and lives long, so a GC cycle at every 30% of growth
-// keeps RSS near the live heap (at GOGC=100 it runs to twice that). It is
-// the floor of the tuned percent (gctune.go); the GOGC environment
-// variable overrides both.
+// keeps RSS near the live heap (at GOGC=100 it runs to twice that). The
+// tuned percent (gctune.go) is this between a floor and a ceiling of
+// heap growth; the GOGC environment variable overrides both.
 const defaultGOGC = 30
 
 // recoveryGOGC is the GC target while the store recovers, before the node
