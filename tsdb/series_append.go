@@ -170,8 +170,9 @@ func (s *memSeries) headFullLocked(t int64, chunkSamples int, chunkRange int64) 
 		return true
 	case n < 2 || n < chunkSamples/2:
 		// A range's share of a chunk is at least half of chunkSamples
-		// once it is divided (cutEvenly): no cut comes sooner, and the
-		// arithmetic is skipped for the first half of every chunk.
+		// once it is divided (cutEvenly): at an even interval no cut
+		// comes sooner (after a gap one comes a few samples late), and
+		// the arithmetic is skipped for the first half of every chunk.
 		return false
 	}
 	return cutEvenly(start, s.maxT, n, t, end, chunkSamples)
