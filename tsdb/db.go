@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,9 @@ type Options struct {
 	// compactBatchSeries, set by tests only, replaces the number of series
 	// one compaction batch reads (compactBatchSeries, db_compact.go).
 	compactBatchSeries int
+	// tablePagesInterval, set by tests only, replaces tablePagesInterval
+	// (store_pages.go).
+	tablePagesInterval time.Duration
 }
 
 // DefaultOptions returns the options etcdgate runs with by default.
@@ -156,6 +160,7 @@ type DB struct {
 	stop      chan struct{}
 	done      chan struct{}
 	indexDone chan struct{}
+	pagerDone chan struct{} // the table pager's (store_pages.go)
 }
 
 // Open opens (or creates) the store in dir and recovers its state: the
@@ -179,7 +184,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		return nil, err
 	}
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
-		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{}), pagerDone: make(chan struct{})}
 	db.checkpointCompleteBefore.Store(minInt64)
 	db.metrics = newDBMetrics(reg)
 	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
@@ -208,6 +213,11 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	head.created.enable()
 	go db.run()
 	go db.indexLoop(db.stop, db.indexDone)
+	if p := newTablePager(filepath.Join(dir, "badger"), logger); p != nil {
+		go p.run(cmp.Or(opts.tablePagesInterval, tablePagesInterval), db.stop, db.pagerDone)
+	} else {
+		close(db.pagerDone)
+	}
 	return db, nil
 }
 
@@ -298,6 +308,7 @@ func (db *DB) Close() error {
 	close(db.stop)
 	<-db.done
 	<-db.indexDone
+	<-db.pagerDone
 	cpErr := db.Checkpoint()
 	werr := db.wal.close()
 	ierr := db.index.close()
