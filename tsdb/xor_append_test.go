@@ -34,6 +34,10 @@ func checkXORAgainstChunkenc(t testing.TB, samples []sample) {
 		if !bytes.Equal(c, ref.Bytes()) {
 			t.Fatalf("after sample %d (t=%d v=%x): bytes\n%x, chunkenc\n%x", i, s.t, math.Float64bits(s.v), c, ref.Bytes())
 		}
+		// It grows a size class at a time (appendChunkByte), not doubling.
+		if cap(c) > 32 && cap(c)-len(c) > len(c)/4+16 {
+			t.Fatalf("after sample %d: %d bytes in a chunk of capacity %d", i, len(c), cap(c))
+		}
 		prefixes = append(prefixes, bytes.Clone(c))
 	}
 	want := ref.Bytes()
