@@ -33,7 +33,7 @@ func BenchmarkOpenChunkCapacity(b *testing.B) {
 			db.head.series.refs.batches(1024, func(batch []*memSeries) error {
 				for _, s := range batch {
 					s.mu.Lock()
-					length, capacity = length+int64(len(s.head)), capacity+int64(cap(s.head))
+					length, capacity = length+int64(len(s.head.bytes())), capacity+int64(cap(s.head.bytes()))
 					s.mu.Unlock()
 				}
 				return nil

@@ -206,8 +206,8 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		// Every active series is in the new snapshot, changed or not:
 		// the file replaces the previous one whole.
 		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
-		if s.head != nil {
-			snap.headMinT, snap.chunk, snap.xor = s.headMinTLocked(), s.head, s.headXOR // copied by add, under s.mu
+		if s.head.open() {
+			snap.headMinT, snap.chunk, snap.xor = s.headMinTLocked(), s.head.bytes(), s.headXOR // copied by add, under s.mu
 			cp.openFrom = min(cp.openFrom, snap.headMinT)
 		}
 		cp.snap.add(s.ref, snap)
@@ -218,25 +218,25 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	if !s.active && s.indexPersisted {
 		return nil, nil
 	}
-	if !deactivate && s.indexPersisted && len(s.closedChunks()) == 0 && s.ooo.empty() {
+	if !deactivate && s.indexPersisted && len(s.closedChunks()) == 0 && s.outOfOrder().empty() {
 		return nil, nil
 	}
 	before := s.chunkBytesLocked()
-	if deactivate && s.head != nil {
+	if deactivate && s.head.open() {
 		s.appendClosedLocked(s.closeHeadLocked())
 	}
 	s.spillOutOfOrderLocked()
 	if s.active { // closing and spilling change what the chunks hold
 		cp.db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
 	}
-	item := &persistItem{s: s, nClosed: len(s.closedChunks()), nOOO: len(s.ooo.chunks()), maxT: minInt64, deactivate: deactivate}
+	item := &persistItem{s: s, nClosed: len(s.closedChunks()), nOOO: len(s.outOfOrder().chunks()), maxT: minInt64, deactivate: deactivate}
 	for _, c := range s.closedChunks() {
 		if err := cp.setChunk(s.ref, c, chunkInOrder, 0); err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
 	}
-	for i, c := range s.ooo.chunks() {
+	for i, c := range s.outOfOrder().chunks() {
 		if err := cp.setChunk(s.ref, c, chunkOutOfOrder, cp.seq|uint32(i&0xfff)); err != nil {
 			return nil, err
 		}
@@ -299,19 +299,18 @@ func (cp *checkpointer) release(it persistItem) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	before := s.chunkBytesLocked()
-	s.dropClosedLocked(it.nClosed)
-	if s.ooo != nil {
-		s.ooo.done = slices.Delete(s.ooo.done, 0, it.nOOO)
-		if s.ooo.empty() {
-			s.ooo = nil
+	if o := s.outOfOrder(); o != nil {
+		if o.done = slices.Delete(o.done, 0, it.nOOO); o.empty() {
+			s.aside.ooo = nil
 		}
 	}
+	s.dropClosedLocked(it.nClosed) // and the holder of nothing
 	s.indexPersisted = true
 	s.persistedMaxT = max(s.persistedMaxT, it.maxT)
 	if s.active {
 		h.chunkBytes.Add(s.chunkBytesLocked() - before)
 	}
-	if it.deactivate && s.active && s.head == nil && len(s.closedChunks()) == 0 && s.ooo.empty() {
+	if it.deactivate && s.active && !s.head.open() && len(s.closedChunks()) == 0 && s.outOfOrder().empty() {
 		h.deactivateLocked(s)
 	}
 }

@@ -206,9 +206,10 @@ func (db *DB) scanChunks() error {
 			// A snapshot that failed part way may have reopened chunks: the
 			// WAL replays their samples, and the writer of an open chunk
 			// continues from maxT and lastV, which now say otherwise.
-			if s.head != nil || len(s.closedChunks()) > 0 {
+			if s.head.open() || len(s.closedChunks()) > 0 {
 				before := s.chunkBytesLocked()
-				s.head, s.headXOR, s.closed = nil, xorState{}, nil
+				s.head, s.headXOR = openChunk{}, xorState{}
+				s.dropClosedLocked(len(s.closedChunks()))
 				if s.active {
 					db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
 				}
@@ -322,7 +323,8 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 		s.appendClosedLocked(memChunk{data: slices.Clip(c), minT: minT, maxT: lastT})
 		return nil
 	}
-	s.head, s.headXOR = c, x
+	s.head.set(c)
+	s.headXOR = x
 	return nil
 }
 

@@ -186,9 +186,9 @@ func seriesStates(h *Head) []seriesState {
 			out = append(out, seriesState{ref: s.ref, syms: s.syms, minT: s.minT, maxT: s.maxT,
 				persistedMaxT: s.persistedMaxT, lastV: s.lastV, logged: s.logged.Load(),
 				indexPersisted: s.indexPersisted, on: s.active})
-			if s.head != nil {
+			if s.head.open() {
 				st := &out[len(out)-1]
-				st.headMinT, st.headBytes = s.headMinTLocked(), slices.Clone(s.head)
+				st.headMinT, st.headBytes = s.headMinTLocked(), slices.Clone(s.head.bytes())
 			}
 		}
 		return nil

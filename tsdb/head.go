@@ -152,7 +152,7 @@ func (h *Head) activateLocked(s *memSeries) {
 // already be in the store. The caller holds s.mu.
 func (h *Head) deactivateLocked(s *memSeries) {
 	h.chunkBytes.Add(-s.chunkBytesLocked())
-	s.head, s.headXOR, s.closed, s.ooo = nil, xorState{}, nil, nil
+	s.head, s.headXOR, s.aside = openChunk{}, xorState{}, nil
 	s.active = false
 	h.numSeries.Add(-1)
 }

@@ -23,78 +23,102 @@ type memSeries struct {
 	mu sync.Mutex
 	// logged: the series' record is in the WAL or the store, so a WAL
 	// record may refer to it by ref alone. It shares a word with the
-	// flags below: the struct is sized to fit 128 bytes, a size class
+	// flags below: the struct is sized to fit 112 bytes, a size class
 	// that ten million series notice (the open chunk's writer is inline,
 	// which saved its two objects of 32 and 48 bytes; the closed chunks
-	// went behind a pointer to make room for it).
+	// and out-of-order samples share one pointer, and the open chunk
+	// takes 16 bytes, not a slice's 24: 128 bytes before).
 	logged         atomic.Bool
-	active         bool          // holds sample state and counts toward head limits
-	deleted        bool          // removed from the index; appenders must look up again
-	indexPersisted bool          // the series index file holds the series record
-	pins           uint8         // uncommitted appenders holding it; retention keeps it (pinLocked)
-	persistedMaxT  int64         // newest timestamp in the store's chunks; math.MinInt64 if none
-	closed         *closedChunks // nil while the series has none
-	head           []byte        // open in-order chunk (chunkenc's XOR bytes), nil before the first sample
-	headXOR        xorState      // writer of head; its last sample is maxT, lastV
-	maxT           int64         // newest in-order timestamp; math.MinInt64 if none
-	lastV          uint64        // bits of the value at maxT
-	minT           int64         // oldest timestamp of any sample; math.MaxInt64 if none
-	ooo            *outOfOrder   // nil while the series has no out-of-order samples
+	active         bool         // holds sample state and counts toward head limits
+	deleted        bool         // removed from the index; appenders must look up again
+	indexPersisted bool         // the series index file holds the series record
+	pins           uint8        // uncommitted appenders holding it; retention keeps it (pinLocked)
+	persistedMaxT  int64        // newest timestamp in the store's chunks; math.MinInt64 if none
+	aside          *chunksAside // nil while the series has no closed chunk and no out-of-order sample
+	head           openChunk    // open in-order chunk (chunkenc's XOR bytes), none before the first sample
+	headXOR        xorState     // writer of head; its last sample is maxT, lastV
+	maxT           int64        // newest in-order timestamp; math.MinInt64 if none
+	lastV          uint64       // bits of the value at maxT
+	minT           int64        // oldest timestamp of any sample; math.MaxInt64 if none
 }
 
 // headMinTLocked is the first timestamp of the open chunk, read from the
 // chunk itself (an XOR chunk starts with it as a varint after its 2-byte
 // header) rather than kept in a field. The caller holds s.mu and s.head
-// is not nil.
+// is open.
 func (s *memSeries) headMinTLocked() int64 {
-	t, n := binary.Varint(s.head[xorChunkHeader:])
+	t, n := binary.Varint(s.head.bytes()[xorChunkHeader:])
 	if n <= 0 {
 		panic("BUG: open chunk without a first timestamp")
 	}
 	return t
 }
 
-// closedChunks are a series' full in-order chunks, oldest first, each
-// immutable, until a checkpoint writes them to the store and releases
-// them. They sit behind a pointer because most series have none most of
-// the time: inline, the slice header would cost every series 16 bytes
-// more and take memSeries from 128 bytes to the 144 size class.
-type closedChunks struct {
-	c []memChunk
-	// first is c's array while it holds one chunk, as it does between a
-	// cut and the next checkpoint: a boundary gives every series its
-	// closed chunks at once, and one object of 64 bytes costs less than
-	// a holder and an array (24 + 48).
+// chunksAside is what a series holds besides its open chunk: its closed
+// chunks, full in-order chunks, oldest first, each immutable, until a
+// checkpoint writes them to the store and releases them, and its
+// out-of-order samples. Most series have neither most of the time, so
+// they share one pointer: inline, the closed chunks' slice header would
+// cost every series 24 bytes, and two pointers took memSeries past the
+// 112-byte size class.
+type chunksAside struct {
+	closed []memChunk
+	// first is closed's array while it holds one chunk, as it does
+	// between a cut and the next checkpoint: one object of 80 bytes costs
+	// less than a holder and an array (32 + 48).
 	first [1]memChunk
+	ooo   *outOfOrder // nil while the series has no out-of-order samples
+}
+
+// asideLocked returns the series' chunksAside, allocating it. The caller
+// holds s.mu.
+func (s *memSeries) asideLocked() *chunksAside {
+	if s.aside == nil {
+		s.aside = &chunksAside{}
+		s.aside.closed = s.aside.first[:0:1]
+	}
+	return s.aside
+}
+
+// dropAsideIfEmptyLocked frees the chunksAside that holds nothing. The
+// caller holds s.mu.
+func (s *memSeries) dropAsideIfEmptyLocked() {
+	if a := s.aside; a != nil && len(a.closed) == 0 && a.ooo == nil {
+		s.aside = nil
+	}
 }
 
 // closedChunks returns the closed chunks; the caller holds s.mu.
 func (s *memSeries) closedChunks() []memChunk {
-	if s.closed == nil {
+	if s.aside == nil {
 		return nil
 	}
-	return s.closed.c
+	return s.aside.closed
+}
+
+// outOfOrder returns the out-of-order samples, nil if none; the caller
+// holds s.mu.
+func (s *memSeries) outOfOrder() *outOfOrder {
+	if s.aside == nil {
+		return nil
+	}
+	return s.aside.ooo
 }
 
 // appendClosedLocked appends a closed chunk. The caller holds s.mu.
 func (s *memSeries) appendClosedLocked(c memChunk) {
-	if s.closed == nil {
-		s.closed = &closedChunks{first: [1]memChunk{c}}
-		s.closed.c = s.closed.first[:1:1]
-		return
-	}
-	s.closed.c = append(s.closed.c, c)
+	a := s.asideLocked()
+	a.closed = append(a.closed, c)
 }
 
 // dropClosedLocked drops the n oldest closed chunks, and the holder of
-// none. The caller holds s.mu.
+// nothing. The caller holds s.mu.
 func (s *memSeries) dropClosedLocked(n int) {
-	if s.closed == nil {
+	if s.aside == nil {
 		return
 	}
-	if s.closed.c = slices.Delete(s.closed.c, 0, n); len(s.closed.c) == 0 {
-		s.closed = nil
-	}
+	s.aside.closed = slices.Delete(s.aside.closed, 0, n)
+	s.dropAsideIfEmptyLocked()
 }
 
 // outOfOrder holds a series' out-of-order samples. It sits behind a
@@ -146,7 +170,7 @@ func (s *memSeries) overlapsLocked(mint, maxt int64) bool {
 		return false
 	}
 	newest := s.maxT
-	if buf := s.ooo.samples(); len(buf) > 0 && buf[len(buf)-1].t > newest {
+	if buf := s.outOfOrder().samples(); len(buf) > 0 && buf[len(buf)-1].t > newest {
 		newest = buf[len(buf)-1].t
 	}
 	return s.minT <= maxt && newest >= mint

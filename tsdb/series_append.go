@@ -88,33 +88,33 @@ func (s *memSeries) appendLocked(t int64, v float64, h *Head) (appendOutcome, er
 // capacity: what the Go heap actually keeps.
 func (s *memSeries) chunkBytesLocked() int64 {
 	var n int64
-	if s.ooo != nil {
-		n += int64(cap(s.ooo.buf))*16 + 48
+	if o := s.outOfOrder(); o != nil {
+		n += int64(cap(o.buf))*16 + 48
 	}
-	if s.head != nil {
-		n += int64(cap(s.head)) // its writer's state is inline in memSeries
+	if s.head.open() {
+		n += int64(s.head.cap) // its writer's state is inline in memSeries
 	}
-	if s.closed != nil {
-		n += closedChunksSize
+	if s.aside != nil {
+		n += chunksAsideSize
 	}
 	for _, c := range s.closedChunks() {
 		n += int64(cap(c.data)) + memChunkSize
 	}
-	for _, c := range s.ooo.chunks() {
+	for _, c := range s.outOfOrder().chunks() {
 		n += int64(cap(c.data)) + memChunkSize
 	}
 	return n
 }
 
-// memChunkSize is the size of a closed chunk's entry in memSeries.closed
+// memChunkSize is the size of a closed chunk's entry in chunksAside.closed
 // and the slice header of its bytes. An open chunk has no such overhead:
 // its bytes hang off memSeries directly.
 const memChunkSize = 40
 
-// closedChunksSize is what a series' holder of closed chunks costs
-// besides its chunks' entries: its slice header (the first entry is
-// inline, counted as memChunkSize).
-const closedChunksSize = 24
+// chunksAsideSize is what a series' chunksAside costs besides its closed
+// chunks' entries: the slice header and the out-of-order pointer (the
+// first entry is inline, counted as memChunkSize).
+const chunksAsideSize = 32
 
 // chunkRangeEnd returns the first multiple of r after t.
 func chunkRangeEnd(t, r int64) int64 {
@@ -158,11 +158,11 @@ func seriesRangeEnd(ref SeriesRef, t, r int64) int64 {
 }
 
 // headFullLocked reports whether the open chunk must close before the
-// in-order sample at t. The caller holds s.mu and s.head is not nil.
+// in-order sample at t. The caller holds s.mu and s.head is open.
 func (s *memSeries) headFullLocked(t int64, chunkSamples int, chunkRange int64) bool {
 	start := s.headMinTLocked()
 	end := seriesRangeEnd(s.ref, start, chunkRange)
-	n := xorNumSamples(s.head)
+	n := xorNumSamples(s.head.bytes())
 	switch {
 	case t >= end:
 		return true
@@ -203,17 +203,18 @@ func cutEvenly(start, last int64, n int, t, end int64, chunkSamples int) bool {
 
 // appendInOrderLocked reports whether it started a new chunk.
 func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, chunkRange int64) (newChunk bool) {
-	if s.head != nil && s.headFullLocked(t, chunkSamples, chunkRange) {
+	if s.head.open() && s.headFullLocked(t, chunkSamples, chunkRange) {
 		s.appendClosedLocked(s.closeHeadLocked())
 	}
-	if s.head == nil {
-		s.head, s.headXOR = newXORChunk(0), newXORState()
+	if !s.head.open() {
+		s.head.set(newXORChunk(0))
+		s.headXOR = newXORState()
 		newChunk = true
 	}
 	// maxT and lastV are the open chunk's last sample: every in-order
 	// sample goes to it, and a chunk reopened from a snapshot is kept
 	// open only when they agree (reopenHeadLocked).
-	s.head = s.headXOR.append(s.head, s.maxT, s.lastV, t, v)
+	s.head.set(s.headXOR.append(s.head.bytes(), s.maxT, s.lastV, t, v))
 	s.maxT, s.lastV = t, math.Float64bits(v)
 	return newChunk
 }
@@ -226,17 +227,18 @@ func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, ch
 // little higher, a moved chunk keeping up to half its allocation idle
 // until the checkpoint) and not kept.
 func (s *memSeries) closeHeadLocked() memChunk {
-	c := memChunk{data: slices.Clone(s.head), minT: s.headMinTLocked(), maxT: s.maxT}
-	s.head, s.headXOR = nil, xorState{}
+	c := memChunk{data: slices.Clone(s.head.bytes()), minT: s.headMinTLocked(), maxT: s.maxT}
+	s.head, s.headXOR = openChunk{}, xorState{}
 	return c
 }
 
 // appendOutOfOrderLocked reports whether it encoded a new chunk.
 func (s *memSeries) appendOutOfOrderLocked(t int64, v float64, capacity int) bool {
-	if s.ooo == nil {
-		s.ooo = &outOfOrder{}
+	a := s.asideLocked()
+	if a.ooo == nil {
+		a.ooo = &outOfOrder{}
 	}
-	o := s.ooo
+	o := a.ooo
 	i, _ := slices.BinarySearchFunc(o.buf, t, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
 	o.buf = slices.Insert(o.buf, i, sample{t: t, v: v})
 	if len(o.buf) < capacity {
@@ -249,11 +251,12 @@ func (s *memSeries) appendOutOfOrderLocked(t int64, v float64, capacity int) boo
 // spillOutOfOrderLocked encodes the buffered out-of-order samples into a
 // chunk.
 func (s *memSeries) spillOutOfOrderLocked() {
-	if s.ooo == nil || len(s.ooo.buf) == 0 {
+	o := s.outOfOrder()
+	if o == nil || len(o.buf) == 0 {
 		return
 	}
-	s.ooo.done = append(s.ooo.done, encodeSamples(s.ooo.buf))
-	s.ooo.buf = s.ooo.buf[:0]
+	o.done = append(o.done, encodeSamples(o.buf))
+	o.buf = o.buf[:0]
 }
 
 // encodeSamples returns a chunk of samples, which must be sorted by time.
@@ -271,11 +274,11 @@ func encodeSamples(samples []sample) memChunk {
 // valueAtLocked finds a stored sample at timestamp t. It decodes chunks,
 // so only the rare out-of-order path calls it. The caller holds s.mu.
 func (s *memSeries) valueAtLocked(t int64) (float64, bool) {
-	buf := s.ooo.samples()
+	buf := s.outOfOrder().samples()
 	if i, ok := slices.BinarySearchFunc(buf, t, func(x sample, t int64) int { return cmp.Compare(x.t, t) }); ok {
 		return buf[i].v, true
 	}
-	for _, c := range s.ooo.chunks() {
+	for _, c := range s.outOfOrder().chunks() {
 		if v, ok := chunkValueAt(c, t); ok {
 			return v, true
 		}
@@ -285,8 +288,8 @@ func (s *memSeries) valueAtLocked(t int64) (float64, bool) {
 			return v, true
 		}
 	}
-	if s.head != nil {
-		return chunkValueAt(memChunk{data: s.head, minT: s.headMinTLocked(), maxT: s.maxT}, t)
+	if s.head.open() {
+		return chunkValueAt(memChunk{data: s.head.bytes(), minT: s.headMinTLocked(), maxT: s.maxT}, t)
 	}
 	return 0, false
 }

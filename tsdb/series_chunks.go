@@ -43,7 +43,7 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 	}
 	start := len(dst)
 	s.mu.Lock()
-	if !s.ooo.empty() {
+	if !s.outOfOrder().empty() {
 		s.mu.Unlock()
 		return dst, buf, false, nil
 	}
@@ -52,9 +52,9 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 			dst = append(dst, Chunk{MinT: c.minT, MaxT: c.maxT, Data: c.data})
 		}
 	}
-	if s.head != nil && s.maxT >= hs.mint && s.headMinTLocked() <= hs.maxt {
+	if s.head.open() && s.maxT >= hs.mint && s.headMinTLocked() <= hs.maxt {
 		n := len(buf)
-		buf = append(buf, s.head...) // a copy: later appends rewrite the last byte
+		buf = append(buf, s.head.bytes()...) // a copy: later appends rewrite the last byte
 		dst = append(dst, Chunk{MinT: s.headMinTLocked(), MaxT: s.maxT, Data: buf[n:len(buf):len(buf)]})
 	}
 	persistedMaxT, minT := s.persistedMaxT, s.minT

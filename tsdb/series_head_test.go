@@ -78,8 +78,8 @@ func TestHeadChunkMatchesChunkenc(t *testing.T) {
 			app, _ = ref.Appender()
 		}
 		app.Append(0, smp.t, smp.v)
-		if !bytes.Equal(s.head, ref.Bytes()) {
-			t.Fatalf("sample %d: open chunk\n%x, chunkenc\n%x", i, s.head, ref.Bytes())
+		if !bytes.Equal(s.head.bytes(), ref.Bytes()) {
+			t.Fatalf("sample %d: open chunk\n%x, chunkenc\n%x", i, s.head.bytes(), ref.Bytes())
 		}
 		if got := s.headMinTLocked(); got != samples[first].t {
 			t.Fatalf("sample %d: headMinT %d", i, got)
@@ -133,7 +133,7 @@ func TestReopenHeadContinues(t *testing.T) {
 	var snaps []headSnapshot
 	for _, smp := range samples {
 		whole.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
-		snaps = append(snaps, headSnapshot{headMinT: whole.headMinTLocked(), maxT: whole.maxT, lastV: whole.lastV, chunk: bytes.Clone(whole.head)})
+		snaps = append(snaps, headSnapshot{headMinT: whole.headMinTLocked(), maxT: whole.maxT, lastV: whole.lastV, chunk: bytes.Clone(whole.head.bytes())})
 	}
 	for k, snap := range snaps {
 		s := newMemSeries(1, "")
@@ -141,14 +141,14 @@ func TestReopenHeadContinues(t *testing.T) {
 		if err := s.reopenHeadLocked(snap); err != nil {
 			t.Fatalf("reopen after %d samples: %v", k+1, err)
 		}
-		if s.head == nil || len(s.closedChunks()) != 0 {
-			t.Fatalf("reopen after %d samples: open chunk %x, %d closed", k+1, s.head, len(s.closedChunks()))
+		if !s.head.open() || len(s.closedChunks()) != 0 {
+			t.Fatalf("reopen after %d samples: open chunk %x, %d closed", k+1, s.head.bytes(), len(s.closedChunks()))
 		}
 		for _, smp := range samples[k+1:] {
 			s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 		}
-		if !bytes.Equal(s.head, whole.head) {
-			t.Fatalf("reopened after %d samples: open chunk\n%x, uninterrupted\n%x", k+1, s.head, whole.head)
+		if !bytes.Equal(s.head.bytes(), whole.head.bytes()) {
+			t.Fatalf("reopened after %d samples: open chunk\n%x, uninterrupted\n%x", k+1, s.head.bytes(), whole.head.bytes())
 		}
 	}
 }
@@ -163,7 +163,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 	for _, smp := range samples[:5] {
 		src.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 	}
-	chunk := bytes.Clone(src.head)
+	chunk := bytes.Clone(src.head.bytes())
 	tests := map[string]struct{ maxT, lastV int64 }{
 		"newer maxT":   {maxT: samples[5].t, lastV: int64(math.Float64bits(samples[4].v))},
 		"other value":  {maxT: samples[4].t, lastV: 12345},
@@ -177,9 +177,9 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 			if err := s.reopenHeadLocked(headSnapshot{headMinT: samples[0].t, maxT: tc.maxT, lastV: uint64(tc.lastV), chunk: chunk}); err != nil {
 				t.Fatal(err)
 			}
-			if s.head != nil || len(s.closedChunks()) != 1 || !bytes.Equal(s.closedChunks()[0].data, chunk) ||
+			if s.head.open() || len(s.closedChunks()) != 1 || !bytes.Equal(s.closedChunks()[0].data, chunk) ||
 				s.closedChunks()[0].minT != samples[0].t || s.closedChunks()[0].maxT != samples[4].t {
-				t.Fatalf("open chunk %x, closed %+v", s.head, s.closed)
+				t.Fatalf("open chunk %x, closed %+v", s.head.bytes(), s.closedChunks())
 			}
 			s.appendInOrderLocked(samples[6].t, samples[6].v, 120, math.MaxInt64/2)
 			want := append(slices.Clone(samples[:5]), samples[6])
@@ -195,8 +195,8 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 		if err := s.reopenHeadLocked(headSnapshot{headMinT: samples[0].t, maxT: s.maxT, lastV: s.lastV, chunk: bad}); err == nil {
 			t.Fatal("reopened a chunk claiming 200 samples of 5")
 		}
-		if s.head != nil || len(s.closedChunks()) != 0 {
-			t.Fatalf("malformed chunk left open chunk %x, closed %+v", s.head, s.closed)
+		if s.head.open() || len(s.closedChunks()) != 0 {
+			t.Fatalf("malformed chunk left open chunk %x, closed %+v", s.head.bytes(), s.closedChunks())
 		}
 	})
 	t.Run("empty", func(t *testing.T) {
@@ -204,8 +204,8 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 		if err := s.reopenHeadLocked(headSnapshot{chunk: []byte{0, 0}}); err != nil {
 			t.Fatal(err)
 		}
-		if s.head != nil || len(s.closedChunks()) != 0 {
-			t.Fatalf("empty chunk left open chunk %x, closed %+v", s.head, s.closed)
+		if s.head.open() || len(s.closedChunks()) != 0 {
+			t.Fatalf("empty chunk left open chunk %x, closed %+v", s.head.bytes(), s.closedChunks())
 		}
 	})
 }

@@ -54,18 +54,18 @@ func (s *memSeries) snapshotInto(mint, maxt int64, b readBuffers) seriesSnapshot
 			snap.chunks = append(snap.chunks, c)
 		}
 	}
-	if s.head != nil && s.maxT >= mint && s.headMinTLocked() <= maxt {
+	if s.head.open() && s.maxT >= mint && s.headMinTLocked() <= maxt {
 		// A copy: later appends rewrite the last byte in place.
 		n := len(snap.bytes)
-		snap.bytes = append(snap.bytes, s.head...)
+		snap.bytes = append(snap.bytes, s.head.bytes()...)
 		snap.chunks = append(snap.chunks, memChunk{data: snap.bytes[n:len(snap.bytes):len(snap.bytes)], minT: s.headMinTLocked(), maxT: s.maxT})
 	}
-	for _, c := range s.ooo.chunks() {
+	for _, c := range s.outOfOrder().chunks() {
 		if c.maxT >= mint && c.minT <= maxt {
 			snap.ooo = appendChunkSamples(snap.ooo, c, mint, maxt)
 		}
 	}
-	for _, smp := range s.ooo.samples() {
+	for _, smp := range s.outOfOrder().samples() {
 		if smp.t >= mint && smp.t <= maxt {
 			snap.ooo = append(snap.ooo, smp)
 		}
