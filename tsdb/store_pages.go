@@ -21,8 +21,7 @@ import (
 // what the kernel reclaims under pressure). The table pager asks the
 // kernel every tablePagesInterval to reclaim the pages of the store's
 // table mappings (MADV_PAGEOUT): they are files again, read back on the
-// next access. Every 10 s: at 30 s a checkpoint's tables still added
-// 0.2-0.3 GB between two passes at ten million series.
+// next access.
 //
 // The mappings come from /proc/self/maps, and badger may unmap a table
 // (a compaction deletes it) and the kernel map something else at its
@@ -30,7 +29,7 @@ import (
 // only reclaims — it writes dirty file pages back, and swaps anonymous
 // ones out where there is swap — and never changes what memory holds, so
 // a stale range costs at most a page fault later.
-const tablePagesInterval = 10 * time.Second
+const tablePagesInterval = 30 * time.Second
 
 // tableSuffix names badger's table files.
 const tableSuffix = ".sst"

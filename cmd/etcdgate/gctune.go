@@ -20,12 +20,12 @@ import (
 // transient garbage may add to RSS before a cycle: 256 MiB took the
 // metadata flood of TestAttackMetadataFlood past its bound.
 //
-// Above some 850 MiB live (one and a half to two million series) the
-// headroom stays at maxGCHeadroom: a checkpoint's badger writes allocate
-// GiBs in a burst, and at ten million series a 30% headroom let the heap
-// run 1.2 GB over a 4 GB live heap at every checkpoint that wrote chunks
-// (peak RSS 7.41 GB over 34 minutes; capped at 512 MiB 6.63 GB, at 2.02
-// against 1.97 µs of CPU per sample; at 256 MiB, see the README).
+// Above some 1.7 GiB live (three to four million series) the headroom
+// stays at maxGCHeadroom: a checkpoint's badger writes allocate GiBs in
+// a burst, and at ten million series a 30% headroom let the heap run
+// 1.2 GB over a 4 GB live heap at every checkpoint that wrote chunks
+// (peak RSS 7.41 GB over 34 minutes; with the cap 6.63 GB, at 2.02
+// against 1.97 µs of CPU per sample).
 //
 // The percent is set after every GC cycle, from the live heap that cycle
 // marked. Set from a sample a second old, it multiplies the headroom when
@@ -36,7 +36,7 @@ const (
 	// minGCHeadroom is the least growth of the heap between two cycles.
 	minGCHeadroom = 128 << 20
 	// maxGCHeadroom is the most growth of the heap between two cycles.
-	maxGCHeadroom = 256 << 20
+	maxGCHeadroom = 512 << 20
 	// maxTunedGOGC bounds the percent for a nearly empty heap.
 	maxTunedGOGC = 1000
 )

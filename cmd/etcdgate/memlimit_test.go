@@ -171,11 +171,10 @@ func TestGCPercentFor(t *testing.T) {
 	}{
 		{100 * mib, 256 * mib, 256},
 		{600 * mib, 256 * mib, 43}, // rounded up: the headroom is at least 256 MiB
-		{600 * mib, 128 * mib, defaultGOGC},
-		{1024 * mib, 256 * mib, 25}, // the headroom capped at maxGCHeadroom
-		{1700 * mib, 256 * mib, 16},
-		{2 << 30, 256 * mib, 13},
-		{4 << 30, 256 * mib, 7},
+		{1024 * mib, 256 * mib, defaultGOGC},
+		{1700 * mib, 256 * mib, defaultGOGC},
+		{2 << 30, 256 * mib, 25}, // the headroom capped at maxGCHeadroom
+		{4 << 30, 256 * mib, 13},
 		{64 << 30, 256 * mib, 1},
 		{10 * mib, 256 * mib, maxTunedGOGC},
 		{0, 256 * mib, maxTunedGOGC},
