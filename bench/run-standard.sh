@@ -7,7 +7,8 @@
 #
 # usage: bench/run-standard.sh [BINARY [extra etcdgate bench flags...]]
 # SCENARIO=10m runs the ten-million-series scenario instead (about
-# 10,000,000 series, 4 minutes; the node needs ~6 GiB, the generator ~2).
+# 10,000,000 series, 4 minutes; the node needs ~5 GiB, the generator ~2);
+# add --duration 33m for a run in which the open chunks fill and close.
 # The JSON report, SVG chart and etcdgate's log go to $BENCH_OUT
 # (default bin/bench/, which git ignores).
 set -euo pipefail
