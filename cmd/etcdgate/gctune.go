@@ -24,8 +24,11 @@ import (
 // stays at maxGCHeadroom: a checkpoint's badger writes allocate GiBs in
 // a burst, and at ten million series a 30% headroom let the heap run
 // 1.2 GB over a 4 GB live heap at every checkpoint that wrote chunks
-// (peak RSS 7.41 GB over 34 minutes; with the cap 6.63 GB, at 2.02
-// against 1.97 µs of CPU per sample).
+// (peak RSS 7.07 GiB over 34 minutes; with the cap 6.32 GiB, at 2.02
+// against 1.97 µs of CPU per sample). A cap of 256 MiB took that run
+// to 4.45 GiB against 4.82 (with the table pager, tight open chunks and
+// 112-byte series), but at 2.11 µs against 1.89 the node fell 78 s
+// behind its scrapes: two cores cannot pay for the cycles.
 //
 // The percent is set after every GC cycle, from the live heap that cycle
 // marked. Set from a sample a second old, it multiplies the headroom when
