@@ -132,10 +132,13 @@ func TestWriteSteadyStateAllocations(t *testing.T) {
 		i++
 	})
 	perSample := allocs / float64(len(reqs[0].Timeseries))
-	// New head chunks are cut every 120 samples, so a few allocations per
-	// request remain; per sample they must be near zero. Under the race
-	// detector pools drop buffers at random: still far below one per sample.
-	bound := 0.05
+	// An open chunk grows one size class at a time (about one allocation
+	// every 14 samples of an etcd series: tsdb's appendChunkByte trades
+	// them for a third less idle capacity) and is cut every 120 samples,
+	// so some allocations per request remain; per sample they must stay
+	// far below one. Under the race detector pools drop buffers at
+	// random: still far below one per sample.
+	bound := 0.1
 	if raceEnabled {
 		bound = 0.5
 	}
