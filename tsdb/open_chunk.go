@@ -1,6 +1,9 @@
 package tsdb
 
-import "unsafe"
+import (
+	"math"
+	"unsafe"
+)
 
 // openChunk is an open chunk's bytes in 16 bytes rather than a slice's
 // 24: capacity and length fit 32 bits (a chunk holds at most
@@ -28,6 +31,9 @@ func (c *openChunk) set(b []byte) {
 	if b == nil {
 		*c = openChunk{}
 		return
+	}
+	if uint64(cap(b)) > math.MaxUint32 {
+		panic("BUG: an open chunk of 4 GiB")
 	}
 	*c = openChunk{data: unsafe.SliceData(b), len: uint32(len(b)), cap: uint32(cap(b))}
 }
