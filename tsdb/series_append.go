@@ -225,7 +225,10 @@ func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, ch
 // moving them instead was measured (BenchmarkChunkFill at 300k series:
 // the peak of heap objects a little lower, the live heap at its most a
 // little higher, a moved chunk keeping up to half its allocation idle
-// until the checkpoint) and not kept.
+// until the checkpoint) and not kept. That was while open chunks grew by
+// doubling; now that they grow a size class at a time (appendChunkByte)
+// a moved chunk would idle at most 15 bytes below 256, and moving is
+// worth measuring again.
 func (s *memSeries) closeHeadLocked() memChunk {
 	c := memChunk{data: slices.Clone(s.head.bytes()), minT: s.headMinTLocked(), maxT: s.maxT}
 	s.head, s.headXOR = openChunk{}, xorState{}
