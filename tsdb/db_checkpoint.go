@@ -207,7 +207,7 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		// the file replaces the previous one whole.
 		snap := headSnapshot{maxT: s.maxT, lastV: s.lastV}
 		if s.head.open() {
-			snap.headMinT, snap.chunk, snap.xor = s.headMinTLocked(), s.head.bytes(), s.headXOR // copied by add, under s.mu
+			snap.headMinT, snap.chunk, snap.xor = s.headMinTLocked(), s.head.bytes(), s.headXOR.state() // copied by add, under s.mu
 			cp.openFrom = min(cp.openFrom, snap.headMinT)
 		}
 		cp.snap.add(s.ref, snap)

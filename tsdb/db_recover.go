@@ -208,7 +208,7 @@ func (db *DB) scanChunks() error {
 			// continues from maxT and lastV, which now say otherwise.
 			if s.head.open() || len(s.closedChunks()) > 0 {
 				before := s.chunkBytesLocked()
-				s.head, s.headXOR = openChunk{}, xorState{}
+				s.head, s.headXOR = openChunk{}, headXOR{}
 				s.dropClosedLocked(len(s.closedChunks()))
 				if s.active {
 					db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
@@ -308,8 +308,8 @@ func (db *DB) restoreHeadSnapshot(ref SeriesRef, snap headSnapshot, fallback boo
 // version 1 snapshot, its samples appended again (restoreXOR). The writer
 // continues from the series' newest sample (maxT, lastV), so the chunk is
 // reopened only when that is its last sample; otherwise (a snapshot whose
-// maxT disagrees with its chunk) the chunk is kept closed and the next
-// sample starts a new one.
+// maxT disagrees with its chunk, or whose writer's delta does not fit a
+// headXOR) the chunk is kept closed and the next sample starts a new one.
 func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 	c, x, lastT, lastV, err := snap.restoreChunk()
 	if err != nil {
@@ -318,13 +318,13 @@ func (s *memSeries) reopenHeadLocked(snap headSnapshot) error {
 	if xorNumSamples(c) == 0 {
 		return nil
 	}
-	if lastT != s.maxT || lastV != s.lastV {
+	if lastT != s.maxT || lastV != s.lastV || !fitsHeadXOR(x) {
 		minT, _ := binary.Varint(c[xorChunkHeader:])
 		s.appendClosedLocked(memChunk{data: slices.Clip(c), minT: minT, maxT: lastT})
 		return nil
 	}
 	s.head.set(c)
-	s.headXOR = x
+	s.headXOR = packHeadXOR(x)
 	return nil
 }
 
@@ -399,9 +399,9 @@ func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 	}
 	if created {
 		s.logged.Store(true)
-		h.index.add(ref, h.symbols.load(), s.syms)
+		h.index.add(ref, h.symbols.load(), s.syms.refs())
 		h.numIndexed.Add(1)
-		h.indexBytes.Add(seriesOverhead(len(s.syms)))
+		h.indexBytes.Add(seriesOverhead(len(s.syms.refs())))
 		for {
 			last := h.lastRef.Load()
 			if uint64(ref) <= last || h.lastRef.CompareAndSwap(last, uint64(ref)) {

@@ -63,7 +63,7 @@ func (db *DB) loadSeriesWorkers(src seriesRecords, dict *symbolDict, use symbolU
 	for _, r := range ranges {
 		for _, s := range r.series {
 			if s != nil {
-				indexBytes += seriesOverhead(len(s.syms))
+				indexBytes += seriesOverhead(len(s.syms.refs()))
 				lastRef = max(lastRef, s.ref)
 			}
 		}
@@ -319,7 +319,7 @@ func (r *refRange) spell(remap []uint32) {
 			buf = binary.AppendUvarint(buf, uint64(remap[n]))
 			buf = binary.AppendUvarint(buf, uint64(remap[v]))
 		})
-		s.syms = symRefs(buf)
+		s.syms = packSyms(buf)
 	}
 	r.local, r.ends, r.strs, r.counts, r.ids, r.last = nil, nil, nil, nil, nil, nil
 }
@@ -410,12 +410,12 @@ func (s *stripeSeries) setRanges(ranges []*refRange, workers int) []symRefs {
 				series := r.series[j]
 				sp := s.stripe(hash)
 				sp.Lock()
-				if old := sp.getBySyms(hash, series.syms); old != nil {
+				if old := sp.getBySyms(hash, series.syms.refs()); old != nil {
 					old.mu.Lock()
 					old.minT, old.maxT, old.lastV, old.persistedMaxT = series.minT, series.maxT, series.lastV, series.persistedMaxT
 					old.mu.Unlock()
 					r.series[j] = nil
-					dups[w] = append(dups[w], series.syms)
+					dups[w] = append(dups[w], series.syms.refs())
 				} else {
 					sp.set(hash, series)
 				}
@@ -474,7 +474,7 @@ func (p *postings) addRanges(ranges []*refRange, strs []string, workers int) {
 					continue
 				}
 				pos := -1
-				s.syms.each(func(n, v uint32) {
+				s.syms.refs().each(func(n, v uint32) {
 					if pos++; int(n)%workers != w {
 						return
 					}

@@ -183,7 +183,7 @@ func seriesStates(h *Head) []seriesState {
 	var out []seriesState
 	h.series.refs.batches(1024, func(batch []*memSeries) error {
 		for _, s := range batch {
-			out = append(out, seriesState{ref: s.ref, syms: s.syms, minT: s.minT, maxT: s.maxT,
+			out = append(out, seriesState{ref: s.ref, syms: s.syms.refs(), minT: s.minT, maxT: s.maxT,
 				persistedMaxT: s.persistedMaxT, lastV: s.lastV, logged: s.logged.Load(),
 				indexPersisted: s.indexPersisted, on: s.active})
 			if s.head.open() {

@@ -152,7 +152,7 @@ func (h *Head) activateLocked(s *memSeries) {
 // already be in the store. The caller holds s.mu.
 func (h *Head) deactivateLocked(s *memSeries) {
 	h.chunkBytes.Add(-s.chunkBytesLocked())
-	s.head, s.headXOR, s.aside = openChunk{}, xorState{}, nil
+	s.head, s.headXOR, s.aside = openChunk{}, headXOR{}, nil
 	s.active = false
 	h.numSeries.Add(-1)
 }
@@ -209,9 +209,9 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 		h.symbols.release(syms) // never published: no reader holds it
 		return s, false, nil
 	}
-	h.index.add(s.ref, h.symbols.load(), s.syms)
+	h.index.add(s.ref, h.symbols.load(), s.syms.refs())
 	h.numIndexed.Add(1)
-	h.indexBytes.Add(seriesOverhead(len(s.syms)))
+	h.indexBytes.Add(seriesOverhead(len(s.syms.refs())))
 	h.created.add(s)
 	if revived {
 		h.metrics.seriesRevived.Inc()
@@ -249,7 +249,7 @@ func (h *Head) removeSeries(gone []*memSeries) {
 	st := h.series
 	b := labels.NewScratchBuilder(16)
 	for _, s := range gone {
-		hash := h.symbols.labels(&b, s.syms).Hash()
+		hash := h.symbols.labels(&b, s.syms.refs()).Hash()
 		sp := st.stripe(hash)
 		sp.Lock()
 		sp.del(hash, s)
@@ -266,7 +266,7 @@ func (h *Head) removeSeries(gone []*memSeries) {
 func (h *Head) unlinkIfInactive(s *memSeries) bool {
 	st := h.series
 	b := scratchBuilders.Get().(*labels.ScratchBuilder)
-	hash := h.symbols.labels(b, s.syms).Hash()
+	hash := h.symbols.labels(b, s.syms.refs()).Hash()
 	scratchBuilders.Put(b)
 	sp := st.stripe(hash)
 	sp.Lock()
@@ -299,7 +299,7 @@ func (h *Head) forgetUnlinked(gone []*memSeries) {
 // can hold any more.
 func (h *Head) collectRemoved() {
 	for _, s := range h.removed.takeBefore(h.readers.oldest()) {
-		h.symbols.release(s.syms)
-		h.indexBytes.Add(-seriesOverhead(len(s.syms)))
+		h.symbols.release(s.syms.refs())
+		h.indexBytes.Add(-seriesOverhead(len(s.syms.refs())))
 	}
 }

@@ -42,7 +42,7 @@ func (q *headQuerier) ListSeries(ctx context.Context, fn func(labels.Labels) boo
 		s.mu.Lock()
 		ok := s.overlapsLocked(q.mint, q.maxt)
 		s.mu.Unlock()
-		if ok && !fn(h.symbols.labels(&b, s.syms)) {
+		if ok && !fn(h.symbols.labels(&b, s.syms.refs())) {
 			return nil
 		}
 	}

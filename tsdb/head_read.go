@@ -144,7 +144,7 @@ func (q *headQuerier) Select(ctx context.Context, ms ...*labels.Matcher) SeriesS
 	b := labels.NewScratchBuilder(16)
 	for i := range set.series {
 		if hs := &set.series[i]; hs.s != nil {
-			hs.lset = q.head.symbols.labels(&b, hs.s.syms)
+			hs.lset = q.head.symbols.labels(&b, hs.s.syms.refs())
 		}
 	}
 	slices.SortFunc(set.series, func(a, b headSeries) int { return labels.Compare(a.lset, b.lset) })
@@ -204,7 +204,7 @@ func (q *headQuerier) LabelNames(ctx context.Context, ms ...*labels.Matcher) ([]
 	strs := q.head.symbols.load()
 	seen := map[string]struct{}{}
 	for _, s := range series {
-		s.syms.each(func(n, _ uint32) { seen[strs[n]] = struct{}{} })
+		s.syms.refs().each(func(n, _ uint32) { seen[strs[n]] = struct{}{} })
 	}
 	evicted, err := q.evictedMatching(ctx, ms, len(series))
 	if err != nil {
@@ -240,7 +240,7 @@ func (q *headQuerier) LabelValues(ctx context.Context, name string, ms ...*label
 	}
 	seen := map[string]struct{}{}
 	for _, s := range series {
-		if v := q.head.symbols.get(s.syms, name); v != "" {
+		if v := q.head.symbols.get(s.syms.refs(), name); v != "" {
 			seen[v] = struct{}{}
 		}
 	}
@@ -322,7 +322,7 @@ func (hs *headSeries) Labels() labels.Labels {
 		return hs.lset
 	}
 	b := scratchBuilders.Get().(*labels.ScratchBuilder)
-	lset := hs.symbols.labels(b, hs.s.syms)
+	lset := hs.symbols.labels(b, hs.s.syms.refs())
 	scratchBuilders.Put(b)
 	return lset
 }

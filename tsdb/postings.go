@@ -247,7 +247,7 @@ func (p *postings) deleteSeries(strs []string, gone []*memSeries) {
 	refs := make([]SeriesRef, 0, len(gone))
 	for _, s := range gone {
 		refs = append(refs, s.ref)
-		s.syms.each(func(n, v uint32) {
+		s.syms.refs().each(func(n, v uint32) {
 			k := pair{strs[n], strs[v]}
 			byPair[k] = append(byPair[k], s.ref)
 		})

@@ -49,7 +49,7 @@ func TestPostingsForMatchersAgainstBruteForce(t *testing.T) {
 		}
 		var got []string
 		for _, ref := range h.index.forMatchers(ms) {
-			got = append(got, h.symbols.labels(new(labels.ScratchBuilder), h.series.getByRef(ref).syms).String())
+			got = append(got, h.symbols.labels(new(labels.ScratchBuilder), h.series.getByRef(ref).syms.refs()).String())
 		}
 		slices.Sort(want)
 		slices.Sort(got)
@@ -78,7 +78,7 @@ func TestPostingsRecentListDeleted(t *testing.T) {
 	p := newPostings()
 	mk := func(ref SeriesRef, ls labels.Labels) *memSeries {
 		s := newMemSeries(ref, st.internLabels(ls))
-		p.add(ref, st.load(), s.syms)
+		p.add(ref, st.load(), s.syms.refs())
 		return s
 	}
 	a1 := labels.FromStrings("a", "1", "b", "x")

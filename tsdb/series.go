@@ -18,16 +18,17 @@ import (
 // Everything else is guarded by mu.
 type memSeries struct {
 	ref  SeriesRef
-	syms symRefs // label names and values as symbol refs, in label order
+	syms seriesSyms // label names and values as symbol refs, in label order
 
 	mu sync.Mutex
 	// logged: the series' record is in the WAL or the store, so a WAL
 	// record may refer to it by ref alone. It shares a word with the
-	// flags below: the struct is sized to fit 112 bytes, a size class
+	// flags below: the struct is sized to fit 96 bytes, a size class
 	// that ten million series notice (the open chunk's writer is inline,
-	// which saved its two objects of 32 and 48 bytes; the closed chunks
-	// and out-of-order samples share one pointer, and the open chunk
-	// takes 16 bytes, not a slice's 24: 128 bytes before).
+	// in 8 bytes, which saved its two objects of 32 and 48 bytes; the
+	// closed chunks and out-of-order samples share one pointer, the open
+	// chunk takes 16 bytes, not a slice's 24, and the symbol refs 8, not
+	// a string's 16: 128 bytes before).
 	logged         atomic.Bool
 	active         bool         // holds sample state and counts toward head limits
 	deleted        bool         // removed from the index; appenders must look up again
@@ -36,7 +37,7 @@ type memSeries struct {
 	persistedMaxT  int64        // newest timestamp in the store's chunks; math.MinInt64 if none
 	aside          *chunksAside // nil while the series has no closed chunk and no out-of-order sample
 	head           openChunk    // open in-order chunk (chunkenc's XOR bytes), none before the first sample
-	headXOR        xorState     // writer of head; its last sample is maxT, lastV
+	headXOR        headXOR      // writer of head; its last sample is maxT, lastV
 	maxT           int64        // newest in-order timestamp; math.MinInt64 if none
 	lastV          uint64       // bits of the value at maxT
 	minT           int64        // oldest timestamp of any sample; math.MaxInt64 if none
@@ -160,7 +161,7 @@ type sample struct {
 }
 
 func newMemSeries(ref SeriesRef, syms symRefs) *memSeries {
-	return &memSeries{ref: ref, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
+	return &memSeries{ref: ref, syms: packSyms(syms), maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
 }
 
 // overlaps reports whether the series has samples in [mint, maxt]. The

@@ -166,6 +166,10 @@ func (s *memSeries) headFullLocked(t int64, chunkSamples int, chunkRange int64) 
 	switch {
 	case t >= end:
 		return true
+	case uint64(t)-uint64(s.maxT) > math.MaxUint32:
+		// The delta would not fit headXOR: ranges shorter than 49 days
+		// never get here, but the end saturates near the ends of int64.
+		return true
 	case n >= maxHeadSamples(chunkSamples):
 		return true
 	case n < 2 || n < chunkSamples/2:
@@ -208,13 +212,15 @@ func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, ch
 	}
 	if !s.head.open() {
 		s.head.set(newXORChunk(0))
-		s.headXOR = newXORState()
+		s.headXOR = packHeadXOR(newXORState())
 		newChunk = true
 	}
 	// maxT and lastV are the open chunk's last sample: every in-order
 	// sample goes to it, and a chunk reopened from a snapshot is kept
 	// open only when they agree (reopenHeadLocked).
-	s.head.set(s.headXOR.append(s.head.bytes(), s.maxT, s.lastV, t, v))
+	x := s.headXOR.state()
+	s.head.set(x.append(s.head.bytes(), s.maxT, s.lastV, t, v))
+	s.headXOR = packHeadXOR(x)
 	s.maxT, s.lastV = t, math.Float64bits(v)
 	return newChunk
 }
@@ -231,7 +237,7 @@ func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, ch
 // worth measuring again.
 func (s *memSeries) closeHeadLocked() memChunk {
 	c := memChunk{data: slices.Clone(s.head.bytes()), minT: s.headMinTLocked(), maxT: s.maxT}
-	s.head, s.headXOR = openChunk{}, xorState{}
+	s.head, s.headXOR = openChunk{}, headXOR{}
 	return c
 }
 

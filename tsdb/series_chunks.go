@@ -107,7 +107,7 @@ func (hs *headSeries) AppendLabels(dst []byte, enc func(dst []byte, name, value 
 		return dst, n
 	}
 	strs := hs.symbols.load()
-	refs := hs.s.syms
+	refs := hs.s.syms.refs()
 	n := 0
 	for i := 0; i < len(refs); n++ {
 		var name, value uint32

@@ -420,7 +420,7 @@ func (cp *checkpointer) evictLocked(s *memSeries) (bool, error) {
 	}
 	st, h := cp.db.store, cp.db.head
 	bucket := st.bucketOf(s.maxT)
-	h.symbols.labelsInto(&cp.builder, s.syms, &cp.lset)
+	h.symbols.labelsInto(&cp.builder, s.syms.refs(), &cp.lset)
 	rec := seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
 	err := cp.set(func(b []byte) []byte { return appendEvictedKey(b, bucket, s.ref) },
 		func(b []byte) []byte { return appendSeriesValue(b, rec, cp.lset) })

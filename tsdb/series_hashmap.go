@@ -122,7 +122,7 @@ func getSpelled[K spelledKey](m *seriesHashmap, hash uint64, key K, st *symbolTa
 		if s == nil {
 			return nil
 		}
-		if sl.hash.Load() == hash && key.spelledBy(st, s.syms) {
+		if sl.hash.Load() == hash && key.spelledBy(st, s.syms.refs()) {
 			return s
 		}
 	}
@@ -131,7 +131,7 @@ func getSpelled[K spelledKey](m *seriesHashmap, hash uint64, key K, st *symbolTa
 // getBySyms is get for a series spelled by syms: two label sets are equal
 // when their symbol refs are.
 func (m *seriesHashmap) getBySyms(hash uint64, syms symRefs) *memSeries {
-	if i := m.find(hash, func(s *memSeries) bool { return s.syms == syms }); i >= 0 {
+	if i := m.find(hash, func(s *memSeries) bool { return s.syms.refs() == syms }); i >= 0 {
 		return m.table.Load().slots[i].s.Load()
 	}
 	return nil
@@ -326,13 +326,13 @@ func (s *stripeSeries) prefetch(hashes []uint64, tabs []*slotTable, series []*me
 		}
 	}
 	for _, p := range series {
-		if p != nil {
-			sink += uint64(len(p.syms))
+		if p != nil && p.syms.p != nil {
+			sink++
 		}
 	}
 	for _, p := range series {
-		if p != nil && len(p.syms) > 0 {
-			sink += uint64(p.syms[0])
+		if p != nil && p.syms.p != nil {
+			sink += uint64(*p.syms.p)
 		}
 	}
 	clear(tabs)

@@ -82,11 +82,11 @@ func TestSeriesHashmapAgainstMap(t *testing.T) {
 		}
 		if op%1009 == 0 || len(all) < 40 {
 			for s, hash := range want {
-				lset := st.labels(new(labels.ScratchBuilder), s.syms)
+				lset := st.labels(new(labels.ScratchBuilder), s.syms.refs())
 				if got := m.get(hash, lset, st); got != s {
 					t.Fatalf("op %d: get(%x, %s) = %v, want series %d", op, hash, lset, got, s.ref)
 				}
-				if got := m.getBySyms(hash, s.syms); got != s {
+				if got := m.getBySyms(hash, s.syms.refs()); got != s {
 					t.Fatalf("op %d: getBySyms(%x) = %v, want series %d", op, hash, got, s.ref)
 				}
 			}

@@ -296,3 +296,34 @@ func TestRecoverSnapshotBadChunk(t *testing.T) {
 	checkSeries(t, got[a.String()], 0, step, 70)
 	checkSeries(t, got[b.String()], 0, step, 70)
 }
+
+// TestHeadCutsBeforeDeltaPast32Bits appends samples whose range never
+// ends (a range of half of int64 saturates) with deltas of 2^32-1 and
+// 2^32 ms: the first fits the open chunk's 32-bit writer, the second
+// cuts a chunk (headFullLocked) instead of panicking in packHeadXOR, and
+// every sample reads back.
+func TestHeadCutsBeforeDeltaPast32Bits(t *testing.T) {
+	s := newMemSeries(1, "")
+	want := []sample{{1000, 1}, {1000 + math.MaxUint32, 2}, {1000 + math.MaxUint32 + 1<<32, 3}, {1000 + math.MaxUint32 + 1<<32 + 15000, 4}}
+	for _, smp := range want {
+		s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
+	}
+	closed := s.closedChunks()
+	if len(closed) != 1 || xorNumSamples(closed[0].data) != 2 || xorNumSamples(s.head.bytes()) != 2 {
+		t.Fatalf("%d closed chunks, open chunk of %d samples; want one closed chunk of 2 and 2 open", len(closed), xorNumSamples(s.head.bytes()))
+	}
+	var got []sample
+	for _, c := range [][]byte{closed[0].data, s.head.bytes()} {
+		it, err := chunkenc.FromData(chunkenc.EncXOR, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := it.Iterator(nil); i.Next() == chunkenc.ValFloat; {
+			ts, v := i.At()
+			got = append(got, sample{ts, v})
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("samples read back %v, want %v", got, want)
+	}
+}

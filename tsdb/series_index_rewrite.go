@@ -63,10 +63,10 @@ func (db *DB) writeIndexFromHead(fr *indexFrames, flush func() error) ([]pending
 			if s.indexPersisted && !s.deleted {
 				rec := storedRecord(s, s.persistedMaxT)
 				var ok bool
-				if pids, need, ok = st.persistedIDs(s.syms, pids[:0], need[:0]); ok {
+				if pids, need, ok = st.persistedIDs(s.syms.refs(), pids[:0], need[:0]); ok {
 					fr.endSeries(appendSeriesRecord(fr.seriesBody(s.ref), rec, pids))
 				} else {
-					st.labelsInto(&b, s.syms, &lset)
+					st.labelsInto(&b, s.syms.refs(), &lset)
 					fr.endSeries(appendSeriesValue(fr.seriesBody(s.ref), rec, lset))
 				}
 			}

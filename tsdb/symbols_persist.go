@@ -114,11 +114,11 @@ type recordWriter struct {
 // add queues s's series record, with rec's times. The caller holds s.mu,
 // and s is not deleted.
 func (w *recordWriter) add(st *symbolTable, s *memSeries, rec seriesRecord) {
-	pids, need, ok := st.persistedIDs(s.syms, w.pids[:0], w.need[:0])
+	pids, need, ok := st.persistedIDs(s.syms.refs(), w.pids[:0], w.need[:0])
 	w.pids, w.need = pids, need
 	fr := &w.frames
 	if !ok {
-		st.labelsInto(&w.builder, s.syms, &w.lset)
+		st.labelsInto(&w.builder, s.syms.refs(), &w.lset)
 		fr.endSeries(appendSeriesValue(fr.seriesBody(s.ref), rec, w.lset))
 		return
 	}

@@ -53,8 +53,8 @@ func appendWALSeries(dst []byte, series []walSeries) []byte {
 func appendWALSeriesSyms(dst []byte, series []*memSeries, strs []string) []byte {
 	dst = appendWALSeriesHeader(dst, len(series))
 	for _, s := range series {
-		dst = appendWALEntryHeader(dst, s.ref, s.syms.labelCount())
-		s.syms.each(func(n, v uint32) { dst = appendWALLabel(dst, strs[n], strs[v]) })
+		dst = appendWALEntryHeader(dst, s.ref, s.syms.refs().labelCount())
+		s.syms.refs().each(func(n, v uint32) { dst = appendWALLabel(dst, strs[n], strs[v]) })
 	}
 	return dst
 }

@@ -27,7 +27,7 @@ func TestAppendWALSeriesSymsMatchesLabels(t *testing.T) {
 			lset = labels.FromStrings("only", fmt.Sprint(i))
 		}
 		s := newMemSeries(SeriesRef(i*1000+1), st.internLabels(lset))
-		if got, want := s.syms.labelCount(), lset.Len(); got != want {
+		if got, want := s.syms.refs().labelCount(), lset.Len(); got != want {
 			t.Fatalf("series %d: labelCount %d, want %d", i, got, want)
 		}
 		series = append(series, s)

@@ -305,3 +305,21 @@ func BenchmarkXORAppend(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/sample")
 	})
 }
+
+func TestHeadXORPacking(t *testing.T) {
+	for _, x := range []xorState{newXORState(), {tDelta: 15000, free: 3, leading: 12, trailing: 40}, {tDelta: math.MaxUint32, free: 7, leading: 63, trailing: 1}} {
+		if got := packHeadXOR(x).state(); got != x {
+			t.Fatalf("packHeadXOR(%+v).state() = %+v", x, got)
+		}
+	}
+	big := xorState{tDelta: math.MaxUint32 + 1}
+	if fitsHeadXOR(big) {
+		t.Fatal("a delta of 2^32 fits a headXOR")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("packHeadXOR took a delta of 2^32")
+		}
+	}()
+	packHeadXOR(big)
+}
