@@ -160,9 +160,7 @@ type DB struct {
 	stop      chan struct{}
 	done      chan struct{}
 	indexDone chan struct{}
-	// The table pager's (store_pages.go); it stops after Close's final
-	// checkpoint, whose tables would otherwise stay resident to the end.
-	pagerStop, pagerDone chan struct{}
+	pagerDone chan struct{} // the table pager's (store_pages.go)
 }
 
 // Open opens (or creates) the store in dir and recovers its state: the
@@ -186,8 +184,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		return nil, err
 	}
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
-		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{}),
-		pagerStop: make(chan struct{}), pagerDone: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{}), pagerDone: make(chan struct{})}
 	db.checkpointCompleteBefore.Store(minInt64)
 	db.metrics = newDBMetrics(reg)
 	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
@@ -216,8 +213,8 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	head.created.enable()
 	go db.run()
 	go db.indexLoop(db.stop, db.indexDone)
-	if p := newTablePager(filepath.Join(dir, "badger"), cmp.Or(opts.tablePagesInterval, tablePagesInterval), logger); p != nil {
-		go p.run(tablePagesCheckInterval, db.pagerStop, db.pagerDone)
+	if p := newTablePager(filepath.Join(dir, "badger"), logger); p != nil {
+		go p.run(cmp.Or(opts.tablePagesInterval, tablePagesInterval), db.stop, db.pagerDone)
 	} else {
 		close(db.pagerDone)
 	}
@@ -311,9 +308,8 @@ func (db *DB) Close() error {
 	close(db.stop)
 	<-db.done
 	<-db.indexDone
-	cpErr := db.Checkpoint()
-	close(db.pagerStop)
 	<-db.pagerDone
+	cpErr := db.Checkpoint()
 	werr := db.wal.close()
 	ierr := db.index.close()
 	serr := db.store.close()

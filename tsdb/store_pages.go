@@ -23,24 +23,13 @@ import (
 // table mappings (MADV_PAGEOUT): they are files again, read back on the
 // next access.
 //
-// Tables arrive in bursts (a checkpoint's flushes, the compactions they
-// set off), and a burst's pages counted at once in RSS: with a pass only
-// every 30 s, 0.2-0.3 GiB of them sat in the 10M scenario's peaks. So
-// the pager also looks at the process's resident file pages every
-// tablePagesCheckInterval (one read of /proc/self/statm) and pages out as
-// soon as they have grown tablePagesSlack past what the last pass left.
-//
 // The mappings come from /proc/self/maps, and badger may unmap a table
 // (a compaction deletes it) and the kernel map something else at its
 // address before the advice reaches it. That is harmless: MADV_PAGEOUT
 // only reclaims — it writes dirty file pages back, and swaps anonymous
 // ones out where there is swap — and never changes what memory holds, so
 // a stale range costs at most a page fault later.
-const (
-	tablePagesInterval      = 30 * time.Second
-	tablePagesCheckInterval = time.Second
-	tablePagesSlack         = 32 << 20
-)
+const tablePagesInterval = 30 * time.Second
 
 // tableSuffix names badger's table files.
 const tableSuffix = ".sst"
@@ -113,16 +102,11 @@ func tableMappings(maps io.Reader, dir, suffix string) ([]mapping, error) {
 type tablePager struct {
 	dir    string // the store's directory as the kernel names it
 	logger *slog.Logger
-
-	every    time.Duration // a pass at least this often
-	slack    uint64        // growth of resident file bytes that sets off a pass
-	lastPass time.Time
-	left     uint64 // resident file bytes after the last pass; 0 if unknown
 }
 
 // newTablePager returns a pager for the badger directory dir, or nil
 // where the platform cannot page out (pageOutSupported).
-func newTablePager(dir string, every time.Duration, logger *slog.Logger) *tablePager {
+func newTablePager(dir string, logger *slog.Logger) *tablePager {
 	if !pageOutSupported {
 		return nil
 	}
@@ -134,38 +118,22 @@ func newTablePager(dir string, every time.Duration, logger *slog.Logger) *tableP
 		logger.Warn("badger's table pages stay resident: cannot resolve the store's directory", "dir", dir, "err", err)
 		return nil
 	}
-	return &tablePager{dir: abs, logger: logger, every: every, slack: tablePagesSlack}
+	return &tablePager{dir: abs, logger: logger}
 }
 
-// due reports whether a pass is due at now with resident bytes of file
-// pages in memory (0 when they cannot be read): every p.every, and as
-// soon as they grew p.slack past what the last pass left.
-func (p *tablePager) due(now time.Time, resident uint64) bool {
-	if now.Sub(p.lastPass) >= p.every {
-		return true
-	}
-	return resident > 0 && p.left > 0 && resident > p.left+p.slack
-}
-
-// run checks every check interval until stop closes, then closes done.
-func (p *tablePager) run(check time.Duration, stop <-chan struct{}, done chan<- struct{}) {
+// run pages out every interval until stop closes, then closes done.
+func (p *tablePager) run(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	p.lastPass = time.Now()
-	p.left = residentFileBytes()
-	t := time.NewTicker(min(check, p.every))
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-stop:
 			return
-		case now := <-t.C:
-			if !p.due(now, residentFileBytes()) {
-				continue
-			}
+		case <-t.C:
 		}
 		if err := p.pageOut(); err != nil {
 			p.logger.Warn("badger's table pages stay resident until the next attempt", "err", err)
 		}
-		p.lastPass, p.left = time.Now(), residentFileBytes()
 	}
 }

@@ -3,10 +3,8 @@
 package tsdb
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,29 +42,4 @@ func (p *tablePager) pageOut() error {
 		}
 	}
 	return nil
-}
-
-// residentFileBytes returns the bytes of file pages (and shared memory)
-// the process has resident, the third field of /proc/self/statm in
-// pages; 0 if it cannot be read.
-func residentFileBytes() uint64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	return parseStatmShared(b) * uint64(os.Getpagesize())
-}
-
-// parseStatmShared returns the third field of a statm line, 0 if there
-// is none or it is not a number.
-func parseStatmShared(statm []byte) uint64 {
-	f := bytes.Fields(statm)
-	if len(f) < 3 {
-		return 0
-	}
-	n, err := strconv.ParseUint(string(f[2]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return n
 }

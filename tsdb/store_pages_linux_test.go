@@ -29,7 +29,7 @@ func TestTablePagerReleasesTablePages(t *testing.T) {
 	}
 	defer st.close()
 	writeTestTables(t, st.db)
-	p := newTablePager(dir, time.Hour, slog.New(slog.DiscardHandler))
+	p := newTablePager(dir, slog.New(slog.DiscardHandler))
 	var before int64
 	for deadline := time.Now().Add(time.Minute); before < 16<<20; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -70,55 +70,6 @@ func TestDBPagesOutTables(t *testing.T) {
 		onDisk, resident = tableBytesIn(t, real), residentTableBytes(t, real)
 	}
 	checkTestTables(t, db.store.db)
-}
-
-// TestTablePagerPagesOutOnGrowth runs a pager whose interval is an hour:
-// only the growth of resident file pages (by more than its 4 MiB of slack)
-// can set off its passes, and they leave at most twice the slack resident.
-func TestTablePagerPagesOutOnGrowth(t *testing.T) {
-	requirePageOut(t)
-	dir := filepath.Join(t.TempDir(), "badger")
-	st, err := openStore(dir, 7_200_000, options.None, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.close()
-	p := newTablePager(dir, time.Hour, slog.New(slog.DiscardHandler))
-	p.slack = 4 << 20
-	stop, done := make(chan struct{}), make(chan struct{})
-	go p.run(10*time.Millisecond, stop, done)
-	defer func() { close(stop); <-done }()
-	writeTestTables(t, st.db)
-	var onDisk, resident int64
-	for deadline := time.Now().Add(time.Minute); onDisk < 32<<20 || resident > 8<<20; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after a minute badger's tables hold %d bytes, %d of them resident; want 32 MiB, at most 8 MiB resident", onDisk, resident)
-		}
-		onDisk, resident = tableBytesIn(t, p.dir), residentTableBytes(t, p.dir)
-	}
-	checkTestTables(t, st.db)
-}
-
-func TestParseStatmShared(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want uint64
-	}{
-		{"1201432 862144 5417 2048 0 900000 0\n", 5417},
-		{"1 2 3", 3},
-		{"", 0},
-		{"1 2", 0},
-		{"1 2 x 4", 0},
-		{"1 2 -3 4", 0},
-		{"1 2 99999999999999999999999 4", 0},
-	} {
-		if got := parseStatmShared([]byte(tc.in)); got != tc.want {
-			t.Errorf("parseStatmShared(%q) = %d, want %d", tc.in, got, tc.want)
-		}
-	}
-	if residentFileBytes() == 0 {
-		t.Error("residentFileBytes() = 0: a Go test binary maps at least its own text")
-	}
 }
 
 func requirePageOut(t *testing.T) {

@@ -7,5 +7,3 @@ package tsdb
 const pageOutSupported = false
 
 func (p *tablePager) pageOut() error { return nil }
-
-func residentFileBytes() uint64 { return 0 }

@@ -3,7 +3,6 @@ package tsdb
 import (
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseMapping(t *testing.T) {
@@ -69,31 +68,5 @@ func TestTableMappings(t *testing.T) {
 	}
 	if _, err := tableMappings(strings.NewReader("garbage\n"), "/data/badger", tableSuffix); err == nil {
 		t.Fatal("tableMappings read a malformed line without an error")
-	}
-}
-
-func TestTablePagerDue(t *testing.T) {
-	start := time.Unix(1e9, 0)
-	p := &tablePager{every: 30 * time.Second, slack: tablePagesSlack, lastPass: start, left: 100 << 20}
-	for _, tc := range []struct {
-		after    time.Duration
-		resident uint64
-		want     bool
-	}{
-		{time.Second, 100 << 20, false},
-		{time.Second, 100<<20 + tablePagesSlack, false},
-		{time.Second, 100<<20 + tablePagesSlack + 1, true},
-		{time.Second, 50 << 20, false},
-		{time.Second, 0, false}, // unreadable: the interval decides
-		{30 * time.Second, 0, true},
-		{31 * time.Second, 1, true},
-	} {
-		if got := p.due(start.Add(tc.after), tc.resident); got != tc.want {
-			t.Errorf("due %v after the last pass with %d bytes resident = %v, want %v", tc.after, tc.resident, got, tc.want)
-		}
-	}
-	p.left = 0 // nothing read after the last pass: growth cannot be told
-	if p.due(start.Add(time.Second), 1<<40) {
-		t.Error("due with no figure from the last pass")
 	}
 }
