@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"bytes"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -173,6 +174,34 @@ func TestChunkPhaseSpreads(t *testing.T) {
 	for i, c := range hist {
 		if math.Abs(float64(c)-1000) > 100 {
 			t.Fatalf("phases: %d in sixteenth %d, want 1000 ± 100 (%v)", c, i, hist)
+		}
+	}
+}
+
+// TestClosedChunkKeepsItsBytes: a cut moves the open chunk's array into
+// the closed chunk (closeHeadLocked); the samples that follow go to a new
+// array and leave the closed chunk's bytes as they were.
+func TestClosedChunkKeepsItsBytes(t *testing.T) {
+	const chunkSamples, chunkRange = 120, int64(2 * time.Hour / time.Millisecond)
+	s := newMemSeries(3, "")
+	var kept [][]byte
+	for k := range 1000 {
+		s.appendInOrderLocked(int64(k)*15_000, float64(k%17), chunkSamples, chunkRange)
+		closed := s.closedChunks()
+		if len(closed) > len(kept) {
+			c := closed[len(closed)-1]
+			if cap(c.data) < len(c.data) || len(c.data) == 0 {
+				t.Fatalf("closed chunk of %d bytes, capacity %d", len(c.data), cap(c.data))
+			}
+			kept = append(kept, bytes.Clone(c.data))
+		}
+	}
+	if len(kept) < 3 {
+		t.Fatalf("%d chunks closed over 1,000 samples, want at least 3", len(kept))
+	}
+	for i, c := range s.closedChunks() {
+		if !bytes.Equal(c.data, kept[i]) {
+			t.Fatalf("closed chunk %d changed after its cut", i)
 		}
 	}
 }

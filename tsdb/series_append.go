@@ -225,18 +225,16 @@ func (s *memSeries) appendInOrderLocked(t int64, v float64, chunkSamples int, ch
 	return newChunk
 }
 
-// closeHeadLocked turns the open chunk into an immutable memChunk holding
-// a right-sized copy of its bytes. The copy leaves the open chunk's bytes
-// as garbage at a cut, where every series' chunk closes within a scrape;
-// moving them instead was measured (BenchmarkChunkFill at 300k series:
-// the peak of heap objects a little lower, the live heap at its most a
-// little higher, a moved chunk keeping up to half its allocation idle
-// until the checkpoint) and not kept. That was while open chunks grew by
-// doubling; now that they grow a size class at a time (appendChunkByte)
-// a moved chunk would idle at most 15 bytes below 256, and moving is
-// worth measuring again.
+// closeHeadLocked turns the open chunk into an immutable memChunk. The
+// bytes move: an open chunk grows a size class at a time
+// (appendChunkByte), so its array is already the size class a copy of its
+// length would get, and a copy only made one more allocation and left the
+// old array as garbage at every cut. (Copying was kept while chunks grew
+// by doubling, when a moved chunk held up to half its array idle until
+// the checkpoint.) No append reaches the array again: the next sample
+// opens a new chunk. The capacity stays, as chunkBytesLocked counts it.
 func (s *memSeries) closeHeadLocked() memChunk {
-	c := memChunk{data: slices.Clone(s.head.bytes()), minT: s.headMinTLocked(), maxT: s.maxT}
+	c := memChunk{data: s.head.bytes(), minT: s.headMinTLocked(), maxT: s.maxT}
 	s.head, s.headXOR = openChunk{}, headXOR{}
 	return c
 }
