@@ -17,7 +17,7 @@ func cutRun(n, scrapes int, jitter func(k int) int64) ([]*memSeries, []int) {
 	const chunkSamples, chunkRange = 120, int64(2 * time.Hour / time.Millisecond)
 	series := make([]*memSeries, n)
 	for i := range series {
-		series[i] = newMemSeries(SeriesRef(i+1), "")
+		series[i] = newMemSeries(SeriesRef(i+1), seriesSyms{})
 	}
 	cuts := make([]int, scrapes)
 	start := 10 * chunkRange
@@ -119,7 +119,7 @@ func TestChunkCutsJitter(t *testing.T) {
 // span more than its range.
 func TestChunkCutsBounded(t *testing.T) {
 	const chunkSamples, chunkRange = 120, int64(2 * time.Hour / time.Millisecond)
-	s := newMemSeries(7, "")
+	s := newMemSeries(7, seriesSyms{})
 	ts := int64(0)
 	for k := range 1000 {
 		if k < 40 {
@@ -148,7 +148,7 @@ func TestChunkCutsBounded(t *testing.T) {
 func TestChunkCutsAtTheEndsOfTime(t *testing.T) {
 	const chunkSamples, chunkRange = 120, int64(2 * time.Hour / time.Millisecond)
 	for _, from := range []int64{math.MinInt64, math.MaxInt64 - 1000} {
-		s := newMemSeries(5, "")
+		s := newMemSeries(5, seriesSyms{})
 		for k := range int64(1000) {
 			s.appendInOrderLocked(from+k, 1, chunkSamples, chunkRange)
 		}
@@ -183,7 +183,7 @@ func TestChunkPhaseSpreads(t *testing.T) {
 // array and leave the closed chunk's bytes as they were.
 func TestClosedChunkKeepsItsBytes(t *testing.T) {
 	const chunkSamples, chunkRange = 120, int64(2 * time.Hour / time.Millisecond)
-	s := newMemSeries(3, "")
+	s := newMemSeries(3, seriesSyms{})
 	var kept [][]byte
 	for k := range 1000 {
 		s.appendInOrderLocked(int64(k)*15_000, float64(k%17), chunkSamples, chunkRange)

@@ -390,12 +390,12 @@ func (db *DB) replayWAL(from int) error {
 // Its record is in the store or the WAL, so it counts as logged.
 func (h *Head) restoreSeries(ref SeriesRef, lset labels.Labels) *memSeries {
 	hash := lset.Hash()
-	syms := h.symbols.internLabels(lset)
+	syms := h.symbols.internSyms(lset)
 	s, created := h.series.getOrSet(hash, lset, h.symbols, func() *memSeries {
 		return newMemSeries(ref, syms)
 	})
 	if !created {
-		h.symbols.release(syms) // never published: no reader holds it
+		h.symbols.release(syms.refs()) // never published: no reader holds it
 	}
 	if created {
 		s.logged.Store(true)

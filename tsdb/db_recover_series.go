@@ -264,7 +264,7 @@ func (d *decbuf) borrowedStr() string {
 // their LabelPairsHash, interning them in r's table. ls is valid only
 // during the call.
 func (r *refRange) add(ref SeriesRef, rec seriesRecord, ls []labels.Label, hash uint64) {
-	s := newMemSeries(ref, "")
+	s := newMemSeries(ref, seriesSyms{})
 	s.minT, s.maxT, s.lastV, s.persistedMaxT = rec.minT, rec.maxT, rec.lastV, rec.maxT
 	s.indexPersisted = true
 	s.logged.Store(true)

@@ -189,7 +189,7 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 	}
 	// Intern before taking the stripe lock: interning may allocate, and a
 	// losing racer releases what it interned.
-	syms := h.symbols.internLabels(lset)
+	syms := h.symbols.internSyms(lset)
 	if revived {
 		h.evictMu.RLock()
 		defer h.evictMu.RUnlock()
@@ -206,7 +206,7 @@ func (h *Head) getOrCreate(lset labels.Labels) (s *memSeries, created bool, err 
 		return s
 	})
 	if !created {
-		h.symbols.release(syms) // never published: no reader holds it
+		h.symbols.release(syms.refs()) // never published: no reader holds it
 		return s, false, nil
 	}
 	h.index.add(s.ref, h.symbols.load(), s.syms.refs())

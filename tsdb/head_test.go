@@ -274,7 +274,7 @@ func TestStripeSeriesHashCollision(t *testing.T) {
 	b := labels.FromStrings("__name__", "b")
 	const hash = 42 // both label sets forced onto one hash
 	mk := func(ref SeriesRef, lset labels.Labels) func() *memSeries {
-		return func() *memSeries { return newMemSeries(ref, st.internLabels(lset)) }
+		return func() *memSeries { return newMemSeries(ref, st.internSyms(lset)) }
 	}
 	sa, created := s.getOrSet(hash, a, st, mk(1, a))
 	if !created {

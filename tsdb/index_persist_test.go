@@ -50,7 +50,7 @@ func TestIndexedRecordDoesNotHideWALSamples(t *testing.T) {
 func TestCreatedQueueSwap(t *testing.T) {
 	var q createdQueue
 	q.enable()
-	a, b, c := newMemSeries(1, ""), newMemSeries(2, ""), newMemSeries(3, "")
+	a, b, c := newMemSeries(1, seriesSyms{}), newMemSeries(2, seriesSyms{}), newMemSeries(3, seriesSyms{})
 	q.add(a)
 	q.add(b)
 	spare := make([]*memSeries, 2, 8)

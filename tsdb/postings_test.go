@@ -77,7 +77,7 @@ func TestPostingsRecentListDeleted(t *testing.T) {
 	st := newSymbolTable()
 	p := newPostings()
 	mk := func(ref SeriesRef, ls labels.Labels) *memSeries {
-		s := newMemSeries(ref, st.internLabels(ls))
+		s := newMemSeries(ref, st.internSyms(ls))
 		p.add(ref, st.load(), s.syms.refs())
 		return s
 	}

@@ -160,8 +160,8 @@ type sample struct {
 	v float64
 }
 
-func newMemSeries(ref SeriesRef, syms symRefs) *memSeries {
-	return &memSeries{ref: ref, syms: packSyms(syms), maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
+func newMemSeries(ref SeriesRef, syms seriesSyms) *memSeries {
+	return &memSeries{ref: ref, syms: syms, maxT: math.MinInt64, minT: math.MaxInt64, persistedMaxT: math.MinInt64}
 }
 
 // overlaps reports whether the series has samples in [mint, maxt]. The

@@ -64,7 +64,7 @@ func TestSeriesHashmapAgainstMap(t *testing.T) {
 			if m.get(hash, lset, st) != nil {
 				t.Fatalf("op %d: a new label set was found", op)
 			}
-			s := newMemSeries(SeriesRef(op), st.internLabels(lset))
+			s := newMemSeries(SeriesRef(op), st.internSyms(lset))
 			m.set(hash, s)
 			want[s] = hash
 			all = append(all, s)
@@ -98,7 +98,7 @@ func TestSeriesHashmapDeleteKeepsConflicts(t *testing.T) {
 	st := newSymbolTable()
 	var m seriesHashmap
 	a, b := labels.FromStrings("__name__", "a"), labels.FromStrings("__name__", "b")
-	sa, sb := newMemSeries(1, st.internLabels(a)), newMemSeries(2, st.internLabels(b))
+	sa, sb := newMemSeries(1, st.internSyms(a)), newMemSeries(2, st.internSyms(b))
 	m.set(7, sa)
 	m.set(7, sb)
 	m.del(7, sa)
@@ -118,7 +118,7 @@ func TestSeriesHashmapShrinks(t *testing.T) {
 	var m seriesHashmap
 	var all []*memSeries
 	for i := range 4096 {
-		s := newMemSeries(SeriesRef(i), st.internLabels(labels.FromStrings("__name__", fmt.Sprint(i))))
+		s := newMemSeries(SeriesRef(i), st.internSyms(labels.FromStrings("__name__", fmt.Sprint(i))))
 		m.set(uint64(i)*0x9e3779b97f4a7c15, s)
 		all = append(all, s)
 	}
@@ -143,7 +143,7 @@ func TestSeriesHashmapReserve(t *testing.T) {
 	}
 	st := newSymbolTable()
 	for i := range 1000 {
-		m.set(uint64(i)<<32, newMemSeries(SeriesRef(i), st.internLabels(labels.FromStrings("__name__", fmt.Sprint(i)))))
+		m.set(uint64(i)<<32, newMemSeries(SeriesRef(i), st.internSyms(labels.FromStrings("__name__", fmt.Sprint(i)))))
 	}
 	if m.size() != n {
 		t.Fatalf("the reserved table was rebuilt: %d slots, then %d", n, m.size())
@@ -171,7 +171,7 @@ func TestPrefetchWhileWriting(t *testing.T) {
 	all := make([]*memSeries, n)
 	hashes := make([]uint64, n)
 	for i := range all {
-		all[i] = newMemSeries(SeriesRef(i+1), st.internLabels(labels.FromStrings("__name__", fmt.Sprint(i))))
+		all[i] = newMemSeries(SeriesRef(i+1), st.internSyms(labels.FromStrings("__name__", fmt.Sprint(i))))
 		hashes[i] = uint64(i) * 0x9e3779b97f4a7c15
 	}
 	done := make(chan struct{})

@@ -64,7 +64,7 @@ func sameSamples(a, b []sample) bool {
 func TestHeadChunkMatchesChunkenc(t *testing.T) {
 	const chunkSamples = 50
 	samples := headTestSamples(3*chunkSamples + 7)
-	s := newMemSeries(1, "")
+	s := newMemSeries(1, seriesSyms{})
 	var ref *chunkenc.XORChunk
 	var app chunkenc.Appender
 	first, cuts := 0, 0
@@ -102,7 +102,7 @@ func TestHeadChunkMatchesChunkenc(t *testing.T) {
 // chunk does not change when later appends rewrite its last byte.
 func TestHeadChunkReaderCopy(t *testing.T) {
 	samples := headTestSamples(40)
-	s := newMemSeries(1, "")
+	s := newMemSeries(1, seriesSyms{})
 	for _, smp := range samples[:20] {
 		s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 	}
@@ -129,14 +129,14 @@ func TestHeadChunkReaderCopy(t *testing.T) {
 // bytes of a chunk never interrupted.
 func TestReopenHeadContinues(t *testing.T) {
 	samples := headTestSamples(60)
-	whole := newMemSeries(1, "")
+	whole := newMemSeries(1, seriesSyms{})
 	var snaps []headSnapshot
 	for _, smp := range samples {
 		whole.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 		snaps = append(snaps, headSnapshot{headMinT: whole.headMinTLocked(), maxT: whole.maxT, lastV: whole.lastV, chunk: bytes.Clone(whole.head.bytes())})
 	}
 	for k, snap := range snaps {
-		s := newMemSeries(1, "")
+		s := newMemSeries(1, seriesSyms{})
 		s.maxT, s.lastV = snap.maxT, snap.lastV
 		if err := s.reopenHeadLocked(snap); err != nil {
 			t.Fatalf("reopen after %d samples: %v", k+1, err)
@@ -159,7 +159,7 @@ func TestReopenHeadContinues(t *testing.T) {
 // A malformed chunk is an error.
 func TestReopenHeadDisagreeing(t *testing.T) {
 	samples := headTestSamples(10)
-	src := newMemSeries(1, "")
+	src := newMemSeries(1, seriesSyms{})
 	for _, smp := range samples[:5] {
 		src.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)
 	}
@@ -172,7 +172,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			s := newMemSeries(1, "")
+			s := newMemSeries(1, seriesSyms{})
 			s.maxT, s.lastV = tc.maxT, uint64(tc.lastV)
 			if err := s.reopenHeadLocked(headSnapshot{headMinT: samples[0].t, maxT: tc.maxT, lastV: uint64(tc.lastV), chunk: chunk}); err != nil {
 				t.Fatal(err)
@@ -189,7 +189,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 		})
 	}
 	t.Run("malformed", func(t *testing.T) {
-		s := newMemSeries(1, "")
+		s := newMemSeries(1, seriesSyms{})
 		s.maxT, s.lastV = samples[4].t, math.Float64bits(samples[4].v)
 		bad := append([]byte{0, 200}, chunk[2:]...)
 		if err := s.reopenHeadLocked(headSnapshot{headMinT: samples[0].t, maxT: s.maxT, lastV: s.lastV, chunk: bad}); err == nil {
@@ -200,7 +200,7 @@ func TestReopenHeadDisagreeing(t *testing.T) {
 		}
 	})
 	t.Run("empty", func(t *testing.T) {
-		s := newMemSeries(1, "")
+		s := newMemSeries(1, seriesSyms{})
 		if err := s.reopenHeadLocked(headSnapshot{chunk: []byte{0, 0}}); err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +303,7 @@ func TestRecoverSnapshotBadChunk(t *testing.T) {
 // cuts a chunk (headFullLocked) instead of panicking in packHeadXOR, and
 // every sample reads back.
 func TestHeadCutsBeforeDeltaPast32Bits(t *testing.T) {
-	s := newMemSeries(1, "")
+	s := newMemSeries(1, seriesSyms{})
 	want := []sample{{1000, 1}, {1000 + math.MaxUint32, 2}, {1000 + math.MaxUint32 + 1<<32, 3}, {1000 + math.MaxUint32 + 1<<32 + 15000, 4}}
 	for _, smp := range want {
 		s.appendInOrderLocked(smp.t, smp.v, 120, math.MaxInt64/2)

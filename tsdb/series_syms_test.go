@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
+
+	"github.com/prometheus/prometheus/model/labels"
 )
 
 func TestSeriesSymsRoundTrip(t *testing.T) {
@@ -34,3 +36,6 @@ func TestSeriesSymsCopies(t *testing.T) {
 		t.Fatalf("seriesSyms is %d bytes, want one pointer", unsafe.Sizeof(ss))
 	}
 }
+
+// internLabels is internSyms for tests that look at the references.
+func (st *symbolTable) internLabels(lset labels.Labels) symRefs { return st.internSyms(lset).refs() }

@@ -36,7 +36,7 @@ type symbolTable struct {
 	// (symbols_persist.go). nextPID is the next one to hand out.
 	pids    []uint32
 	nextPID uint32
-	// recent holds, for each label position, the string internLabels
+	// recent holds, for each label position, the string internSyms
 	// interned there last and its slot: the series of one target, created
 	// together, share most of their strings, and a comparison with the
 	// string a position held before costs less than a map lookup. Guarded
@@ -174,8 +174,9 @@ func (r symRefs) each(fn func(name, value uint32)) {
 	}
 }
 
-// internLabels returns the references spelling lset, interning what is new.
-func (st *symbolTable) internLabels(lset labels.Labels) symRefs {
+// internSyms returns the references spelling lset, interning what is new,
+// packed for a series.
+func (st *symbolTable) internSyms(lset labels.Labels) seriesSyms {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	buf := make([]byte, 0, 4*lset.Len())
@@ -185,7 +186,7 @@ func (st *symbolTable) internLabels(lset labels.Labels) symRefs {
 		buf = binary.AppendUvarint(buf, uint64(st.internAtLocked(pos+1, l.Value)))
 		pos += 2
 	})
-	return symRefs(buf)
+	return packSyms(buf)
 }
 
 // internAtLocked is internLocked for the string at label position pos.

@@ -93,7 +93,7 @@ func TestRecordWriterWritesEachSymbolOnce(t *testing.T) {
 		var out []*memSeries
 		for i := from; i < to; i++ {
 			lset := labels.FromStrings("__name__", "up", "instance", fmt.Sprint(i))
-			out = append(out, newMemSeries(SeriesRef(i+1), st.internLabels(lset)))
+			out = append(out, newMemSeries(SeriesRef(i+1), st.internSyms(lset)))
 		}
 		return out
 	}

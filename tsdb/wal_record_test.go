@@ -26,7 +26,7 @@ func TestAppendWALSeriesSymsMatchesLabels(t *testing.T) {
 		if i%5 == 0 {
 			lset = labels.FromStrings("only", fmt.Sprint(i))
 		}
-		s := newMemSeries(SeriesRef(i*1000+1), st.internLabels(lset))
+		s := newMemSeries(SeriesRef(i*1000+1), st.internSyms(lset))
 		if got, want := s.syms.refs().labelCount(), lset.Len(); got != want {
 			t.Fatalf("series %d: labelCount %d, want %d", i, got, want)
 		}
