@@ -93,9 +93,9 @@ const (
 	// 68 bits of timestamp and 77 of value.
 	maxXORSampleBytes = 19
 	// compactTxnBytes and compactTxnEntries bound one transaction, counted
-	// as badger counts them (Txn.checkSize), well below its limits (15% of
-	// a 16 MiB memtable).
-	compactTxnBytes   = 1 << 20
+	// as badger counts them (Txn.checkSize), below its limits (15% of a
+	// memtable, and that divided by the largest skiplist node).
+	compactTxnBytes   = storeMemTableSize / 8
 	compactTxnEntries = 4096
 	// compactRetries is how often a batch is read again when chunk writes
 	// raced with it, before the pass gives up until the next one.

@@ -46,12 +46,26 @@ const (
 	chunkOutOfOrder byte = 1
 )
 
+// storeMemTableSize is the size of one of badger's memtables, and so of
+// its level-0 tables.
+const storeMemTableSize = 8 << 20
+
 // badgerOptions sizes badger for a node whose memory belongs to the head.
 // Chunks and series records are small (tens to hundreds of bytes), so
 // values live in the LSM tree (ValueThreshold), and the value log is
-// nearly empty. Memtables: 2 × 16 MiB — a checkpoint of a million series
-// flushes in a handful of tables, and they cost 32 MiB, 32 bytes a series
-// at a million (with 2 × 32 MiB the heap profile showed them at 7%).
+// nearly empty.
+//
+// Memtables: 2 × 8 MiB. What badger holds during a checkpoint is its
+// table builders, and the builders are sized by the memtable: a flush
+// builds one level-0 table of the memtable's size in a buffer that grows
+// by doubling, and badger's pool of builder buffers hands those grown
+// buffers on to the compactions that follow. At 16 MiB,
+// BenchmarkStoreCheckpointWrites (10M series, ten checkpoints of 7% of
+// them, ETCDGATE_BENCH_SERIES=10000000) peaked at 774-1,032 MB of heap
+// with a mean of 377-478; at 8 MiB 495-612 and 266-284, for 10-25% more
+// of badger's CPU (more, smaller level-0 tables to merge). Level 0 is
+// bounded in bytes as before: compactions start at 8 tables (64 MiB) and
+// writes stall at 24 (192 MiB).
 //
 // The block cache (64 MiB) is only for compressed tables, where a block
 // read is a decompression into a fresh buffer. An uncompressed block is a
@@ -69,15 +83,15 @@ func badgerOptions(dir string, compression options.CompressionType, logger *slog
 	}
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{logger}).
-		WithMemTableSize(16 << 20).
+		WithMemTableSize(storeMemTableSize).
 		WithNumMemtables(2).
 		WithValueThreshold(2 << 10). // ≤ 15% of the memtable, as badger requires
 		WithValueLogFileSize(64 << 20).
 		WithBlockCacheSize(blockCache).
 		WithIndexCacheSize(0).
 		WithNumCompactors(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(12).
+		WithNumLevelZeroTables(8).
+		WithNumLevelZeroTablesStall(24).
 		// Table builders and compactions allocate buffers of about a table:
 		// 2 MiB tables keep a checkpoint's spike of transient memory small.
 		WithBaseTableSize(2 << 20).
