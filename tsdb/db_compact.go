@@ -95,7 +95,7 @@ const (
 	// compactTxnBytes and compactTxnEntries bound one transaction, counted
 	// as badger counts them (Txn.checkSize), below its limits (15% of a
 	// memtable, and that divided by the largest skiplist node).
-	compactTxnBytes   = storeMemTableSize / 8
+	compactTxnBytes   = storeMemTableSize / 16
 	compactTxnEntries = 4096
 	// compactRetries is how often a batch is read again when chunk writes
 	// raced with it, before the pass gives up until the next one.

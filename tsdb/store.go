@@ -48,24 +48,27 @@ const (
 
 // storeMemTableSize is the size of one of badger's memtables, and so of
 // its level-0 tables.
-const storeMemTableSize = 8 << 20
+const storeMemTableSize = 16 << 20
 
 // badgerOptions sizes badger for a node whose memory belongs to the head.
 // Chunks and series records are small (tens to hundreds of bytes), so
 // values live in the LSM tree (ValueThreshold), and the value log is
-// nearly empty.
+// nearly empty. Memtables: 2 × 16 MiB — a checkpoint of a million series
+// flushes in a handful of tables, and they cost 32 MiB, 32 bytes a series
+// at a million (with 2 × 32 MiB the heap profile showed them at 7%).
 //
-// Memtables: 2 × 8 MiB. What badger holds during a checkpoint is its
-// table builders, and the builders are sized by the memtable: a flush
-// builds one level-0 table of the memtable's size in a buffer that grows
-// by doubling, and badger's pool of builder buffers hands those grown
-// buffers on to the compactions that follow. At 16 MiB,
-// BenchmarkStoreCheckpointWrites (10M series, ten checkpoints of 7% of
-// them, ETCDGATE_BENCH_SERIES=10000000) peaked at 774-1,032 MB of heap
-// with a mean of 377-478; at 8 MiB 495-612 and 266-284, for 10-25% more
-// of badger's CPU (more, smaller level-0 tables to merge). Level 0 is
-// bounded in bytes as before: compactions start at 8 tables (64 MiB) and
-// writes stall at 24 (192 MiB).
+// Smaller memtables shrink what badger holds during a checkpoint (a
+// flush builds a table of the memtable's size in a buffer that grows by
+// doubling, and badger's pool hands grown buffers on to compactions):
+// at 8 MiB, with level 0 bounded in the same bytes (8 and 24 tables),
+// BenchmarkStoreCheckpointWrites at 10M series held 285-295 MiB of heap
+// on average against 421-458, and badger's builders at 30 minutes of the
+// 10M scenario 32-60 MB against 196-304. But its checkpoints took 6-10%
+// longer in the benchmark, and in the scenario they fell behind: chunk
+// arrays and closed-chunk holders took 1.3 GB at 31 minutes against
+// 0.5 GB (closed chunks waiting to be written), RSS ended at 502 bytes a
+// series and shutdown's final checkpoint ran for minutes. The checkpoint's pace
+// binds before badger's memory does.
 //
 // The block cache (64 MiB) is only for compressed tables, where a block
 // read is a decompression into a fresh buffer. An uncompressed block is a
@@ -90,8 +93,8 @@ func badgerOptions(dir string, compression options.CompressionType, logger *slog
 		WithBlockCacheSize(blockCache).
 		WithIndexCacheSize(0).
 		WithNumCompactors(2).
-		WithNumLevelZeroTables(8).
-		WithNumLevelZeroTablesStall(24).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
 		// Table builders and compactions allocate buffers of about a table:
 		// 2 MiB tables keep a checkpoint's spike of transient memory small.
 		WithBaseTableSize(2 << 20).
