@@ -67,8 +67,8 @@ const storeMemTableSize = 16 << 20
 // longer in the benchmark, and in the scenario they fell behind: chunk
 // arrays and closed-chunk holders took 1.3 GB at 31 minutes against
 // 0.5 GB (closed chunks waiting to be written), RSS ended at 502 bytes a
-// series and shutdown's final checkpoint ran for minutes. The checkpoint's pace
-// binds before badger's memory does.
+// series and shutdown's final checkpoint ran for minutes. The
+// checkpoint's pace binds before badger's memory does.
 //
 // The block cache (64 MiB) is only for compressed tables, where a block
 // read is a decompression into a fresh buffer. An uncompressed block is a

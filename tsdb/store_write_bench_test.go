@@ -16,7 +16,7 @@ import (
 
 // BenchmarkStoreCheckpointWrites writes what checkpoints write to badger
 // at scale: each iteration is one checkpoint that writes a closed chunk
-// (240 bytes) for a random 7% of the series (at 15 s, a chunk of 120
+// (a 248-byte value) for a random 7% of the series (at 15 s, a chunk of 120
 // samples closes every 30 minutes, and a checkpoint comes every two),
 // all in one bucket, in ref order, through write batches of
 // checkpointBatch series as the checkpoint makes them. It reports the
