@@ -39,7 +39,7 @@ func BenchmarkChunkBoundary(b *testing.B) {
 		}
 		checkpoint(b, db)
 		before = liveHeap()
-		stop := samplePeakHeap(&peak)
+		stop := samplePeakHeap(&peak, nil)
 		b.StartTimer()
 		appendFleet(b, db, fleet, boundary, func(int) float64 { return float64(boundary) }) // closes every chunk
 		b.StopTimer()
@@ -77,11 +77,13 @@ func appendFleet(b *testing.B, db *DB, fleet []labels.Labels, ts int64, value fu
 	}
 }
 
-// samplePeakHeap records in *peak the most the heap's objects take until
-// the returned function is called.
-func samplePeakHeap(peak *uint64) (stop func()) {
+// samplePeakHeap records in *peak the most the heap's objects take, and
+// in *mean (unless nil) their mean, sampled every millisecond until the
+// returned function is called.
+func samplePeakHeap(peak, mean *uint64) (stop func()) {
 	runtime.GC()
 	*peak = 0
+	var sum, n uint64
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -92,7 +94,8 @@ func samplePeakHeap(peak *uint64) (stop func()) {
 		defer t.Stop()
 		for {
 			metrics.Read(s)
-			*peak = max(*peak, s[0].Value.Uint64())
+			v := s[0].Value.Uint64()
+			*peak, sum, n = max(*peak, v), sum+v, n+1
 			select {
 			case <-done:
 				return
@@ -100,7 +103,13 @@ func samplePeakHeap(peak *uint64) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); wg.Wait() }
+	return func() {
+		close(done)
+		wg.Wait()
+		if mean != nil {
+			*mean = sum / n
+		}
+	}
 }
 
 // BenchmarkChunkFill measures what a head of etcd series
@@ -133,7 +142,7 @@ func benchChunkFill(b *testing.B, o Options, fleet []labels.Labels) {
 		var stop func()
 		for k := 1; k <= o.Head.ChunkSamples+8; k++ {
 			if k == 2 {
-				stop = samplePeakHeap(&peak)
+				stop = samplePeakHeap(&peak, nil)
 			}
 			appendFleet(b, db, fleet, start+int64(k-1)*15000, func(i int) float64 {
 				values[i] = nextValue(rng, fleet[i], values[i])

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
-	"runtime/metrics"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,7 +19,7 @@ import (
 // all in one bucket, in ref order, through write batches of
 // checkpointBatch series as the checkpoint makes them. It reports the
 // Go heap badger's flushes and compactions hold meanwhile (sampled every
-// 10 ms, and for 10 s after the last checkpoint while compactions go on)
+// millisecond, and for 10 s after the last checkpoint while compactions go on)
 // and what it allocates per byte written. ETCDGATE_BENCH_SERIES sets the
 // series (default 1,000,000; the 10M figures in store.go come from
 // 10,000,000 with -benchtime 10x).
@@ -32,7 +30,8 @@ func BenchmarkStoreCheckpointWrites(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer st.close()
-	heap := sampleHeap(10 * time.Millisecond)
+	var peak, mean uint64
+	stopSampling := samplePeakHeap(&peak, &mean)
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -62,7 +61,7 @@ func BenchmarkStoreCheckpointWrites(b *testing.B) {
 	}
 	b.StopTimer()
 	time.Sleep(10 * time.Second)
-	peak, mean := heap.stop()
+	stopSampling()
 	runtime.ReadMemStats(&ms1)
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(mean)/(1<<20), "mean-heap-MiB")
@@ -78,43 +77,6 @@ func appendBenchChunk(dst []byte, rng *rand.Rand, minT int64) []byte {
 		dst = binary.LittleEndian.AppendUint64(dst, rng.Uint64())
 	}
 	return dst
-}
-
-// heapSampler records the Go heap's objects every interval until stopped.
-type heapSampler struct {
-	stopc     chan struct{}
-	done      sync.WaitGroup
-	peak, sum uint64
-	samples   uint64
-}
-
-func sampleHeap(interval time.Duration) *heapSampler {
-	h := &heapSampler{stopc: make(chan struct{})}
-	h.done.Add(1)
-	go func() {
-		defer h.done.Done()
-		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-h.stopc:
-				return
-			case <-t.C:
-			}
-			metrics.Read(s)
-			v := s[0].Value.Uint64()
-			h.peak, h.sum, h.samples = max(h.peak, v), h.sum+v, h.samples+1
-		}
-	}()
-	return h
-}
-
-// stop ends the sampling and returns the peak and the mean.
-func (h *heapSampler) stop() (peak, mean uint64) {
-	close(h.stopc)
-	h.done.Wait()
-	return h.peak, h.sum / max(1, h.samples)
 }
 
 // TestCompactTxnFitsBadger: a compaction transaction that badger refuses
