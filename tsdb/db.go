@@ -214,7 +214,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	go db.run()
 	go db.indexLoop(db.stop, db.indexDone)
 	if p := newTablePager(filepath.Join(dir, "badger"), logger); p != nil {
-		go p.run(cmp.Or(opts.tablePagesInterval, tablePagesInterval), tablePagesCheck, tablePagesSlack, db.stop, db.pagerDone)
+		go p.run(cmp.Or(opts.tablePagesInterval, tablePagesInterval), db.stop, db.pagerDone)
 	} else {
 		close(db.pagerDone)
 	}

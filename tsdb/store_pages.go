@@ -19,19 +19,9 @@ import (
 // RSS then grows with the store (at 34 minutes of the 10M scenario 1.4 GB
 // of its 5.2 GB were table pages; a day would be the whole store, up to
 // what the kernel reclaims under pressure). The table pager asks the
-// kernel to reclaim the pages of the store's table mappings
-// (MADV_PAGEOUT): they are files again, read back on the next access.
-//
-// When. A checkpoint at ten million series has badger write tables at
-// 10-20 MiB a second for a minute (flushes, and compactions that read
-// their inputs back in), and with one pass every 30 s those pages made
-// 0.4-0.6 GiB of the node's peak RSS. So the pager looks at the process's
-// file-backed resident memory every tablePagesCheck (one line of
-// /proc/self/statm) and passes once it grew by tablePagesSlack since the
-// last pass, and every tablePagesInterval regardless. A pass costs some
-// 3 µs a table mapping (BenchmarkTablePagerPass: 30 ms at 10,000 tables),
-// so during a checkpoint's writes it runs about every two seconds, and
-// in between every 30 s.
+// kernel every tablePagesInterval to reclaim the pages of the store's
+// table mappings (MADV_PAGEOUT): they are files again, read back on the
+// next access.
 //
 // The mappings come from /proc/self/maps, and badger may unmap a table
 // (a compaction deletes it) and the kernel map something else at its
@@ -39,11 +29,7 @@ import (
 // only reclaims — it writes dirty file pages back, and swaps anonymous
 // ones out where there is swap — and never changes what memory holds, so
 // a stale range costs at most a page fault later.
-const (
-	tablePagesInterval = 30 * time.Second
-	tablePagesCheck    = time.Second
-	tablePagesSlack    = 32 << 20
-)
+const tablePagesInterval = 30 * time.Second
 
 // tableSuffix names badger's table files.
 const tableSuffix = ".sst"
@@ -135,28 +121,19 @@ func newTablePager(dir string, logger *slog.Logger) *tablePager {
 	return &tablePager{dir: abs, logger: logger}
 }
 
-// run pages out until stop closes, then closes done: every interval, and
-// every check once file-backed resident memory grew by slack bytes since
-// the last pass.
-func (p *tablePager) run(interval, check time.Duration, slack int64, stop <-chan struct{}, done chan<- struct{}) {
+// run pages out every interval until stop closes, then closes done.
+func (p *tablePager) run(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(min(check, interval))
+	t := time.NewTicker(interval)
 	defer t.Stop()
-	last, base := time.Now(), fileResidentBytes()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-t.C:
 		}
-		now := fileResidentBytes()
-		base = min(base, now) // tables a compaction deleted took their pages along
-		if now-base < slack && time.Since(last) < interval {
-			continue
-		}
 		if err := p.pageOut(); err != nil {
 			p.logger.Warn("badger's table pages stay resident until the next attempt", "err", err)
 		}
-		last, base = time.Now(), fileResidentBytes()
 	}
 }

@@ -3,10 +3,8 @@
 package tsdb
 
 import (
-	"bytes"
 	"fmt"
 	"os"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -44,27 +42,4 @@ func (p *tablePager) pageOut() error {
 		}
 	}
 	return nil
-}
-
-// fileResidentBytes returns the process's resident file-backed and shared
-// memory (RssFile + RssShmem, the third field of /proc/self/statm, in
-// pages), or 0 if it cannot be read: the pager then passes on its
-// interval only.
-func fileResidentBytes() int64 {
-	var buf [128]byte
-	f, err := os.Open("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	n, _ := f.Read(buf[:])
-	f.Close()
-	fields := bytes.Fields(buf[:n])
-	if len(fields) < 3 {
-		return 0
-	}
-	pages, err := strconv.ParseInt(string(fields[2]), 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * int64(os.Getpagesize())
 }

@@ -15,7 +15,6 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-	"golang.org/x/sys/unix"
 )
 
 // TestTablePagerReleasesTablePages writes tables through badger, which
@@ -71,62 +70,6 @@ func TestDBPagesOutTables(t *testing.T) {
 		onDisk, resident = tableBytesIn(t, real), residentTableBytes(t, real)
 	}
 	checkTestTables(t, db.store.db)
-}
-
-// TestTablePagerPassesOnGrowth checks the pager's trigger between its
-// intervals: with an interval of an hour, tables written through badger
-// leave at most the slack resident.
-func TestTablePagerPassesOnGrowth(t *testing.T) {
-	requirePageOut(t)
-	dir := filepath.Join(t.TempDir(), "badger")
-	st, err := openStore(dir, 7_200_000, options.None, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.close()
-	p := newTablePager(dir, slog.New(slog.DiscardHandler))
-	const slack = 8 << 20
-	stop, done := make(chan struct{}), make(chan struct{})
-	go p.run(time.Hour, 10*time.Millisecond, slack, stop, done)
-	defer func() { close(stop); <-done }()
-	writeTestTables(t, st.db)
-	var onDisk, resident int64
-	for deadline := time.Now().Add(time.Minute); onDisk < 32<<20 || resident > slack; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after a minute badger's tables hold %d bytes, %d of them resident; want 32 MiB, at most %d resident", onDisk, resident, slack)
-		}
-		onDisk, resident = tableBytesIn(t, p.dir), residentTableBytes(t, p.dir)
-	}
-	checkTestTables(t, st.db)
-}
-
-// TestFileResidentBytes maps a file, reads it in, and checks that the
-// process's file-backed resident memory grew by about its size.
-func TestFileResidentBytes(t *testing.T) {
-	const size = 16 << 20
-	path := filepath.Join(t.TempDir(), "f")
-	if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	before := fileResidentBytes()
-	var sum byte
-	for i := 0; i < size; i += os.Getpagesize() {
-		sum += m[i]
-	}
-	after := fileResidentBytes()
-	if grew := after - before; grew < size*3/4 {
-		t.Fatalf("file-backed resident memory grew by %d bytes (%d → %d) after reading a %d-byte mapping (sum %d)", grew, before, after, size, sum)
-	}
 }
 
 func requirePageOut(t *testing.T) {
@@ -206,46 +149,4 @@ func residentTableBytes(t *testing.T, dir string) int64 {
 		t.Fatal(err)
 	}
 	return total
-}
-
-// BenchmarkTablePagerPass times one page-out pass over n table mappings
-// of 2 MiB (sparse files, a few pages of each resident), as a store of
-// n tables has them: the cost that bounds how often the pager may run.
-func BenchmarkTablePagerPass(b *testing.B) {
-	if !pageOutSupported {
-		b.Fatal("the kernel refuses MADV_PAGEOUT")
-	}
-	for _, n := range []int{1000, 10000, 30000} {
-		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			dir := b.TempDir()
-			for i := range n {
-				f, err := os.Create(filepath.Join(dir, strconv.Itoa(i)+tableSuffix))
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := f.Truncate(2 << 20); err != nil {
-					b.Fatal(err)
-				}
-				m, err := unix.Mmap(int(f.Fd()), 0, 2<<20, unix.PROT_READ, unix.MAP_SHARED)
-				f.Close()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer unix.Munmap(m)
-				_ = m[0] + m[1<<20]
-			}
-			real, err := filepath.EvalSymlinks(dir)
-			if err != nil {
-				b.Fatal(err)
-			}
-			p := &tablePager{dir: real, logger: slog.New(slog.DiscardHandler)}
-			b.ResetTimer()
-			for b.Loop() {
-				if err := p.pageOut(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/mapping")
-		})
-	}
 }

@@ -7,5 +7,3 @@ package tsdb
 const pageOutSupported = false
 
 func (p *tablePager) pageOut() error { return nil }
-
-func fileResidentBytes() int64 { return 0 }
