@@ -37,6 +37,14 @@ type Options struct {
 	// ChunkCacheBytes bounds the cache of persisted chunks that queries
 	// read from the store (chunk_cache.go); 0 turns it off.
 	ChunkCacheBytes int64
+	// ShutdownCheckpointTimeout bounds the checkpoints of a shutdown:
+	// the one running when Close is called and Close's own. Past it a
+	// checkpoint stops between two batches, as a crash would stop it, and
+	// the next start replays the WAL from the last checkpoint that
+	// completed: nothing acknowledged is lost, the restart takes longer.
+	// A checkpoint that recovers a failed WAL is never stopped (it is what
+	// makes the samples of the failed segment durable). 0: no bound.
+	ShutdownCheckpointTimeout time.Duration
 	// StoreCompression compresses the blocks of badger's tables: none,
 	// snappy or zstd. XOR chunks hardly compress; what snappy saves is
 	// keys and badger's per-entry meta, 5-8% of the disk once buckets are
@@ -61,6 +69,9 @@ type Options struct {
 	// tablePagesInterval, set by tests only, replaces tablePagesInterval
 	// (store_pages.go).
 	tablePagesInterval time.Duration
+	// afterCheckpointBatch, set by tests only, runs after each batch a
+	// checkpoint wrote and released.
+	afterCheckpointBatch func()
 }
 
 // DefaultOptions returns the options etcdgate runs with by default.
@@ -76,7 +87,11 @@ func DefaultOptions() Options {
 		Retention:           15 * 24 * time.Hour,
 		WALRecoveryInterval: 5 * time.Second,
 		ChunkCacheBytes:     64 << 20,
-		StoreCompression:    "none",
+		// A checkpoint at ten million series takes 35-95 s once chunks
+		// close, and one that fell behind took minutes; the manifests give
+		// a stop 120 s, of which the HTTP server's drain takes up to 30.
+		ShutdownCheckpointTimeout: time.Minute,
+		StoreCompression:          "none",
 	}
 }
 
@@ -103,6 +118,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("checkpoint interval %s must be positive", o.CheckpointInterval)
 	case o.StalenessPeriod <= o.Head.OutOfOrderWindow:
 		return fmt.Errorf("staleness period %s must exceed the out-of-order window %s", o.StalenessPeriod, o.Head.OutOfOrderWindow)
+	case o.ShutdownCheckpointTimeout < 0:
+		return fmt.Errorf("shutdown checkpoint timeout %s is negative", o.ShutdownCheckpointTimeout)
 	case o.ChunkCacheBytes < 0:
 		return fmt.Errorf("chunk cache bytes %d is negative", o.ChunkCacheBytes)
 	case !validStoreCompression(o.StoreCompression):
@@ -156,6 +173,11 @@ type DB struct {
 
 	compactMu    sync.Mutex   // one compaction pass at a time
 	compactState compactState // guarded by compactMu
+
+	// shutdownDeadline is when the checkpoints of a shutdown stop
+	// (Options.ShutdownCheckpointTimeout), in Unix nanoseconds; 0 while
+	// the DB is not closing or without a bound.
+	shutdownDeadline atomic.Int64
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -271,7 +293,7 @@ func (db *DB) run() {
 			continue
 		case <-t.C:
 		}
-		if err := db.Checkpoint(); err != nil {
+		if err := db.Checkpoint(); err != nil && !errors.Is(err, errCheckpointStopped) {
 			db.logger.Error("checkpoint failed; the WAL keeps the data", "err", err)
 		}
 		if err := db.ApplyRetention(); err != nil {
@@ -303,15 +325,33 @@ func (db *DB) compactPass() {
 	}
 }
 
-// Close checkpoints, so the next start replays nothing, and closes.
+// Close checkpoints, so the next start replays little, and closes. The
+// checkpoint running when it is called, and its own, stop after
+// Options.ShutdownCheckpointTimeout: the next start then replays the WAL
+// behind the last checkpoint that completed.
 func (db *DB) Close() error {
+	if t := db.opts.ShutdownCheckpointTimeout; t > 0 {
+		db.shutdownDeadline.Store(time.Now().Add(t).UnixNano())
+	}
 	close(db.stop)
 	<-db.done
 	<-db.indexDone
 	<-db.pagerDone
 	cpErr := db.Checkpoint()
+	if errors.Is(cpErr, errCheckpointStopped) {
+		db.logger.Warn("the last checkpoint stopped at the shutdown timeout; the next start replays the WAL behind the checkpoint before it",
+			"timeout", db.opts.ShutdownCheckpointTimeout)
+		cpErr = nil
+	}
 	werr := db.wal.close()
 	ierr := db.index.close()
 	serr := db.store.close()
 	return errors.Join(cpErr, werr, ierr, serr)
+}
+
+// pastShutdownDeadline reports whether the DB is closing and its
+// checkpoints' time is up.
+func (db *DB) pastShutdownDeadline() bool {
+	d := db.shutdownDeadline.Load()
+	return d != 0 && time.Now().UnixNano() > d
 }

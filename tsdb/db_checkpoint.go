@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -15,6 +16,10 @@ import (
 // them and releasing their persisted chunks: it bounds the memory a
 // checkpoint holds in flight.
 const checkpointBatch = 8192
+
+// errCheckpointStopped: a checkpoint of a shutdown ran past
+// Options.ShutdownCheckpointTimeout and stopped between two batches.
+var errCheckpointStopped = errors.New("checkpoint stopped at the shutdown timeout")
 
 // persistItem is what a checkpoint took from one series: how many of its
 // closed and out-of-order chunks it wrote, and whether the series may
@@ -37,6 +42,9 @@ func (db *DB) Checkpoint() (err error) {
 	defer db.checkpointMu.Unlock()
 	start := time.Now()
 	defer func() {
+		if errors.Is(err, errCheckpointStopped) {
+			return
+		}
 		if err != nil {
 			db.metrics.checkpointFailures.Inc()
 			return
@@ -65,7 +73,7 @@ func (db *DB) Checkpoint() (err error) {
 	if ref := db.refTime(); ref != minInt64 {
 		staleBefore = ref - db.opts.StalenessPeriod.Milliseconds()
 	}
-	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, openFrom: maxInt64, snap: snap}
+	cp := checkpointer{db: db, seq: uint32(seg) << 12, staleBefore: staleBefore, openFrom: maxInt64, snap: snap, mustFinish: recovering}
 	if err := db.startEvictions(&cp); err != nil {
 		snap.abort()
 		return err
@@ -131,6 +139,9 @@ type checkpointer struct {
 	wrote       []int64    // of the batch being written: the buckets it has chunks in
 	snap        *snapshotWriter
 	evict       evictor // series leaving memory (series_evict.go)
+	// mustFinish: the checkpoint recovers a failed WAL, whose segment may
+	// have lost pages the head still holds; a shutdown does not stop it.
+	mustFinish bool
 }
 
 // completeBefore returns the time before which the walk left nothing in
@@ -156,7 +167,18 @@ func (cp *checkpointer) walk() error {
 	return cp.db.head.series.refs.batches(checkpointBatch, cp.persist)
 }
 
+// stopped reports whether the walk stops before its next batch, a
+// shutdown's time being up. Between batches the store is as a crash
+// between them would leave it: recovery takes each series' stored range
+// from its record, and the WAL behind the last completed checkpoint stays.
+func (cp *checkpointer) stopped() bool {
+	return !cp.mustFinish && cp.db.pastShutdownDeadline()
+}
+
 func (cp *checkpointer) persist(batch []*memSeries) error {
+	if cp.stopped() {
+		return errCheckpointStopped
+	}
 	// A write batch may commit parts of itself before Flush: the chunk
 	// cache's write spans the whole batch (chunk_cache.go).
 	cp.cacheWrite = cp.db.store.cache.beginWrite()
@@ -195,6 +217,9 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	}
 	cp.finishEvictions()
 	cp.arena.reset()
+	if f := cp.db.opts.afterCheckpointBatch; f != nil {
+		f()
+	}
 	return nil
 }
 

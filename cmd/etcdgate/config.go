@@ -118,6 +118,9 @@ type HeadConfig struct {
 	// CheckpointInterval is how often new chunks and series are written
 	// to the store and the WAL truncated behind them.
 	CheckpointInterval Duration `yaml:"checkpoint_interval"`
+	// ShutdownCheckpointTimeout bounds the checkpoints of a shutdown;
+	// past it the next start replays the WAL instead. 0: no bound.
+	ShutdownCheckpointTimeout Duration `yaml:"shutdown_checkpoint_timeout"`
 	// StalenessPeriod: a series without samples for this long (behind
 	// the newest sample) is flushed to the store and leaves the head.
 	StalenessPeriod Duration `yaml:"staleness_period"`
@@ -183,9 +186,10 @@ func DefaultConfig() Config {
 		Retention:     Duration(db.Retention),
 		WAL:           WALConfig{Sync: string(db.WALSync), SyncInterval: Duration(db.WALSyncInterval), RecoveryInterval: Duration(db.WALRecoveryInterval)},
 		Head: HeadConfig{
-			OutOfOrderWindow:   Duration(db.Head.OutOfOrderWindow),
-			CheckpointInterval: Duration(db.CheckpointInterval),
-			StalenessPeriod:    Duration(db.StalenessPeriod),
+			OutOfOrderWindow:          Duration(db.Head.OutOfOrderWindow),
+			CheckpointInterval:        Duration(db.CheckpointInterval),
+			ShutdownCheckpointTimeout: Duration(db.ShutdownCheckpointTimeout),
+			StalenessPeriod:           Duration(db.StalenessPeriod),
 		},
 		Limits: LimitsConfig{
 			MaxCompressedBodyBytes:   lim.MaxCompressedBodyBytes,
@@ -422,6 +426,7 @@ func (c Config) DBOptions() tsdb.Options {
 	o.WALSyncInterval = time.Duration(c.WAL.SyncInterval)
 	o.WALRecoveryInterval = time.Duration(c.WAL.RecoveryInterval)
 	o.CheckpointInterval = time.Duration(c.Head.CheckpointInterval)
+	o.ShutdownCheckpointTimeout = time.Duration(c.Head.ShutdownCheckpointTimeout)
 	o.StalenessPeriod = time.Duration(c.Head.StalenessPeriod)
 	o.Retention = time.Duration(c.Retention)
 	o.ChunkCacheBytes = c.ChunkCacheBytes

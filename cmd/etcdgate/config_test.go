@@ -42,6 +42,7 @@ func TestLoadConfigFull(t *testing.T) {
 		lim.MaxFutureDrift != time.Hour || lim.MaxDecompressedBodyBytes != 8<<20 ||
 		cfg.DBOptions().WALSync != "interval" || cfg.DBOptions().Retention != 30*24*time.Hour ||
 		cfg.HeadLimits().MaxSeries != 5000000 || cfg.DBOptions().StalenessPeriod != time.Hour ||
+		cfg.DBOptions().ShutdownCheckpointTimeout != 90*time.Second ||
 		cfg.Query.EngineOptions() != (evaluator.Options{LookbackDelta: 2 * time.Minute, Timeout: 30 * time.Second, MaxSamples: 1000000, MaxSeries: 2000000, MaxConcurrent: 4,
 			MaxPointsPerSeries: 11000, MaxSubquerySteps: 1000000, ParseLimits: evaluator.DefaultParseLimits()}) {
 		t.Fatalf("loaded %+v", cfg)

@@ -1,0 +1,166 @@
+package tsdb
+
+import (
+	"errors"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// shutdownTestSeries is two checkpoint batches and a bit.
+const shutdownTestSeries = 2*checkpointBatch + 100
+
+// writeShutdownTestSeries commits n samples at 15 s to each of
+// shutdownTestSeries series, one commit a timestamp: 130 samples close
+// each series' first chunk.
+func writeShutdownTestSeries(t *testing.T, db *DB, n int) []labels.Labels {
+	t.Helper()
+	lsets := make([]labels.Labels, shutdownTestSeries)
+	for i := range lsets {
+		lsets[i] = labels.FromStrings("__name__", "up", "instance", strconv.Itoa(i))
+	}
+	for j := range n {
+		app := db.Appender()
+		ts := int64(j) * 15000
+		for _, lset := range lsets {
+			if err := app.Append(lset, ts, float64(ts)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lsets
+}
+
+func checkShutdownTestSeries(t *testing.T, db *DB, lsets []labels.Labels, n int) {
+	t.Helper()
+	got := dbSelect(t, db, math.MinInt64, math.MaxInt64, matchAll)
+	if len(got) != len(lsets) {
+		t.Fatalf("%d series, want %d", len(got), len(lsets))
+	}
+	for _, lset := range lsets {
+		checkSeries(t, got[lset.String()], 0, 15000, n)
+	}
+}
+
+func countChunkEntries(t *testing.T, st *store) int {
+	t.Helper()
+	n := 0
+	if err := st.scan(prefixChunk, func(_, _ []byte) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCheckpointStopsAtShutdownDeadline stops a checkpoint after its first
+// batch, as a shutdown past its timeout does: the batch's chunks are in
+// badger and gone from the head, the rest are not, and the next start
+// reads every sample exactly once (the WAL still holds them all).
+func TestCheckpointStopsAtShutdownDeadline(t *testing.T) {
+	dir := t.TempDir()
+	o := testDBOptions()
+	var db *DB
+	o.afterCheckpointBatch = func() { db.shutdownDeadline.Store(1) } // long past
+	db = openTestDB(t, dir, o)
+	lsets := writeShutdownTestSeries(t, db, 130)
+	err := db.Checkpoint()
+	if !errors.Is(err, errCheckpointStopped) {
+		t.Fatalf("checkpoint past the shutdown deadline: %v, want %v", err, errCheckpointStopped)
+	}
+	if n := countChunkEntries(t, db.store); n == 0 || n >= shutdownTestSeries {
+		t.Fatalf("a checkpoint stopped after its first batch wrote %d chunks, want between 1 and %d", n, shutdownTestSeries-1)
+	}
+	if _, err := os.Stat(filepath.Join(dir, snapshotName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a stopped checkpoint left a head snapshot in place: %v", err)
+	}
+	// The head still answers with every sample: the batch's chunks from
+	// badger, the others from memory.
+	checkShutdownTestSeries(t, db, lsets, 130)
+	crash(t, db)
+
+	o.afterCheckpointBatch = nil
+	db = openTestDB(t, dir, o)
+	checkShutdownTestSeries(t, db, lsets, 130)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openTestDB(t, dir, o)
+	defer db.Close()
+	checkShutdownTestSeries(t, db, lsets, 130)
+}
+
+// TestCloseBoundsItsCheckpoint closes with a timeout that has passed
+// before the last checkpoint's first batch: Close returns without error
+// and writes no snapshot, and the next start replays the WAL.
+func TestCloseBoundsItsCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	o := testDBOptions()
+	o.ShutdownCheckpointTimeout = time.Nanosecond
+	db := openTestDB(t, dir, o)
+	lsets := writeShutdownTestSeries(t, db, 130)
+	if err := db.Close(); err != nil {
+		t.Fatalf("close past its checkpoint timeout: %v", err)
+	}
+	if n := countChunkEntriesIn(t, dir); n != 0 {
+		t.Fatalf("a checkpoint stopped before its first batch wrote %d chunks", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, snapshotName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a stopped checkpoint left a head snapshot in place: %v", err)
+	}
+	o.ShutdownCheckpointTimeout = 0 // no bound: this close checkpoints
+	db = openTestDB(t, dir, o)
+	checkShutdownTestSeries(t, db, lsets, 130)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, snapshotName)); err != nil {
+		t.Fatalf("a close without a bound wrote no head snapshot: %v", err)
+	}
+	db = openTestDB(t, dir, o)
+	defer db.Close()
+	checkShutdownTestSeries(t, db, lsets, 130)
+}
+
+func countChunkEntriesIn(t *testing.T, dir string) int {
+	t.Helper()
+	st, err := openStore(filepath.Join(dir, "badger"), DefaultHeadOptions().ChunkRange.Milliseconds(), storeCompression("none"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	return countChunkEntries(t, st)
+}
+
+// TestCheckpointRecoveringWALIgnoresShutdownDeadline: a checkpoint that
+// recovers a failed WAL finishes whatever the deadline.
+func TestCheckpointRecoveringWALIgnoresShutdownDeadline(t *testing.T) {
+	cp := checkpointer{mustFinish: true, db: &DB{}}
+	cp.db.shutdownDeadline.Store(1)
+	if cp.stopped() {
+		t.Fatal("a checkpoint recovering a failed WAL stops at the shutdown deadline")
+	}
+	cp.mustFinish = false
+	if !cp.stopped() {
+		t.Fatal("a checkpoint past the shutdown deadline goes on")
+	}
+}
+
+func TestShutdownCheckpointTimeoutValidate(t *testing.T) {
+	o := DefaultOptions()
+	o.ShutdownCheckpointTimeout = -time.Second
+	if err := o.Validate(); err == nil {
+		t.Fatal("a negative shutdown checkpoint timeout validates")
+	}
+	o.ShutdownCheckpointTimeout = 0 // no bound
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
