@@ -366,7 +366,7 @@ func (db *DB) replayWAL(from int) error {
 				return nil
 			}
 			s.mu.Lock()
-			_, err := s.appendLocked(smp.t, smp.v, h)
+			_, err := s.replayLocked(smp.t, smp.v, h)
 			s.mu.Unlock()
 			if err == nil {
 				samples++

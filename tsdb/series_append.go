@@ -47,7 +47,7 @@ func checkAgainstNewest(newestT int64, newestV uint64, t int64, v float64, oooWi
 		return 0, true, ErrDuplicateSampleForTimestamp
 	case oooWindow == 0:
 		return 0, true, ErrOutOfOrderSample
-	case t < newestT-oooWindow:
+	case oooWindow != math.MaxInt64 && t < newestT-oooWindow: // MaxInt64: no window (replay)
 		return 0, true, ErrTooOldSample
 	}
 	return appendedOutOfOrder, false, nil
@@ -56,11 +56,29 @@ func checkAgainstNewest(newestT int64, newestV uint64, t int64, v float64, oooWi
 // appendLocked adds a sample, checking it first, and accounts the chunks
 // and bytes it adds to h. The caller holds s.mu.
 func (s *memSeries) appendLocked(t int64, v float64, h *Head) (appendOutcome, error) {
+	return s.appendWindowLocked(t, v, h, h.opts.OutOfOrderWindow.Milliseconds())
+}
+
+// replayLocked is appendLocked for a sample WAL replay brings back: it was
+// acknowledged, so no out-of-order window refuses it. A series record
+// that a checkpoint wrote before it stopped (or crashed) may claim a
+// newest sample, an out-of-order chunk's, past in-order samples that only
+// the WAL still holds (the snapshot that held them was never committed):
+// refused as too old, they would be lost. A sample the store holds
+// already comes back as an out-of-order duplicate of it, which reads and
+// compaction drop.
+func (s *memSeries) replayLocked(t int64, v float64, h *Head) (appendOutcome, error) {
+	return s.appendWindowLocked(t, v, h, math.MaxInt64)
+}
+
+// appendWindowLocked is appendLocked with an out-of-order window of
+// oooWindow milliseconds.
+func (s *memSeries) appendWindowLocked(t int64, v float64, h *Head, oooWindow int64) (appendOutcome, error) {
 	o := &h.opts
 	if !s.active {
 		h.activateLocked(s) // accepted by Append; a checkpoint deactivated it since
 	}
-	outcome, err := s.checkLocked(t, v, o.OutOfOrderWindow.Milliseconds())
+	outcome, err := s.checkLocked(t, v, oooWindow)
 	if err != nil {
 		return outcome, err
 	}
