@@ -23,7 +23,12 @@ type seriesRefs struct {
 
 type refPage struct {
 	slots [1 << refPageBits]atomic.Pointer[memSeries]
-	live  int // guarded by seriesRefs.mu
+	// chains holds each series' newest record in the chunk journal
+	// (chunk_journal.go), 0 if none: 8 bytes a series beside its
+	// pointer, where memSeries has no room left in its size class.
+	// Written and read under the series' lock.
+	chains [1 << refPageBits]journalPos
+	live   int // guarded by seriesRefs.mu
 }
 
 func (r *seriesRefs) get(ref SeriesRef) *memSeries {
@@ -34,6 +39,30 @@ func (r *seriesRefs) get(ref SeriesRef) *memSeries {
 		return nil
 	}
 	return r.pages[p].slots[i].Load()
+}
+
+// chain returns the newest journal record of the series at ref, 0 if
+// none. The caller holds the series' lock.
+func (r *seriesRefs) chain(ref SeriesRef) journalPos {
+	p, i := uint64(ref)>>refPageBits, uint64(ref)&(1<<refPageBits-1)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if p >= uint64(len(r.pages)) || r.pages[p] == nil {
+		return 0
+	}
+	return r.pages[p].chains[i]
+}
+
+// setChain sets the newest journal record of the series at ref, which
+// is in the table. The caller holds the series' lock.
+func (r *seriesRefs) setChain(ref SeriesRef, pos journalPos) {
+	p, i := uint64(ref)>>refPageBits, uint64(ref)&(1<<refPageBits-1)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if p >= uint64(len(r.pages)) || r.pages[p] == nil {
+		panic("BUG: journal chain set for a series not in the ref table")
+	}
+	r.pages[p].chains[i] = pos
 }
 
 func (r *seriesRefs) set(s *memSeries) {
@@ -59,6 +88,7 @@ func (r *seriesRefs) del(ref SeriesRef) {
 		return
 	}
 	if r.pages[p].slots[i].Swap(nil) != nil {
+		r.pages[p].chains[i] = 0
 		if r.pages[p].live--; r.pages[p].live == 0 {
 			r.pages[p] = nil
 		}

@@ -30,3 +30,24 @@ func TestSeriesRefsPages(t *testing.T) {
 		t.Fatal("lookup after delete")
 	}
 }
+
+func TestSeriesRefsChains(t *testing.T) {
+	var r seriesRefs
+	page := SeriesRef(1) << refPageBits
+	a, b := &memSeries{ref: 1}, &memSeries{ref: page + 5}
+	r.set(a)
+	r.set(b)
+	if r.chain(1) != 0 || r.chain(7*page) != 0 {
+		t.Fatal("a chain before any was set")
+	}
+	r.setChain(1, makeJournalPos(3, 100))
+	r.setChain(page+5, makeJournalPos(4, 8))
+	if r.chain(1) != makeJournalPos(3, 100) || r.chain(page+5) != makeJournalPos(4, 8) || r.chain(2) != 0 {
+		t.Fatal("chain lookup")
+	}
+	r.del(1)
+	r.set(&memSeries{ref: 1})
+	if r.chain(1) != 0 {
+		t.Fatal("a deleted series' chain stayed in its slot")
+	}
+}
