@@ -148,6 +148,7 @@ type DB struct {
 	head    *Head
 	wal     *wal
 	store   *store
+	journal *chunkJournal // closed chunks of buckets not yet compacted (chunk_journal.go)
 	index   *seriesIndex
 	metrics *dbMetrics
 
@@ -205,28 +206,43 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
+	journal, err := openChunkJournal(filepath.Join(dir, "chunks"))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("open chunk journal: %w", err)
+	}
+	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, journal: journal, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{}), pagerDone: make(chan struct{})}
 	db.checkpointCompleteBefore.Store(minInt64)
 	db.metrics = newDBMetrics(reg)
 	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
+	st.journal = journal
 	if head.evicted, err = openEvictedStore(st); err != nil {
+		journal.close()
 		st.close()
 		return nil, err
 	}
-	if err := db.recover(); err != nil {
+	// closeFiles closes what Open opened when it fails past this point.
+	closeFiles := func() {
 		db.index.close()
+		journal.close()
 		st.close()
+	}
+	if err := db.recover(); err != nil {
+		closeFiles()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	// The journal's records of buckets that retention dropped before the
+	// restart stay dead until its first pass.
+	if lastDead, ok := db.lastDeadBucket(); ok {
+		st.journalFloor.Store(lastDead + 1)
+	}
 	if err := db.loadMetadata(); err != nil {
-		db.index.close()
-		st.close()
+		closeFiles()
 		return nil, err
 	}
 	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
-		db.index.close()
-		st.close()
+		closeFiles()
 		return nil, err
 	}
 	db.metrics.recoverySeconds.Set(time.Since(start).Seconds())
@@ -345,8 +361,9 @@ func (db *DB) Close() error {
 	}
 	werr := db.wal.close()
 	ierr := db.index.close()
+	jerr := db.journal.close()
 	serr := db.store.close()
-	return errors.Join(cpErr, werr, ierr, serr)
+	return errors.Join(cpErr, werr, ierr, jerr, serr)
 }
 
 // pastShutdownDeadline reports whether the DB is closing and its

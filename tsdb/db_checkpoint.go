@@ -28,7 +28,8 @@ type persistItem struct {
 	s          *memSeries
 	nClosed    int
 	nOOO       int
-	maxT       int64 // of any chunk written
+	maxT       int64      // of any chunk written
+	chain      journalPos // the series' newest journal record after the batch
 	deactivate bool
 }
 
@@ -89,6 +90,10 @@ func (db *DB) Checkpoint() (err error) {
 	}
 	sync := db.opts.WALSync == WALSyncInterval || recovering
 	if sync {
+		if err := db.journal.sync(); err != nil {
+			snap.abort()
+			return err
+		}
 		if err := db.store.db.Sync(); err != nil {
 			snap.abort()
 			return err
@@ -139,6 +144,7 @@ type checkpointer struct {
 	wrote       []int64    // of the batch being written: the buckets it has chunks in
 	snap        *snapshotWriter
 	evict       evictor // series leaving memory (series_evict.go)
+	readBuf     []byte  // journal records read
 	// mustFinish: the checkpoint recovers a failed WAL, whose segment may
 	// have lost pages the head still holds; a shutdown does not stop it.
 	mustFinish bool
@@ -206,6 +212,11 @@ func (cp *checkpointer) persist(batch []*memSeries) error {
 	if err := cp.wb.Flush(); err != nil {
 		return fmt.Errorf("write checkpoint batch: %w", err)
 	}
+	// The batch's journal records become readable before any chain
+	// head names them (release).
+	if err := cp.db.journal.flush(); err != nil {
+		return fmt.Errorf("write checkpoint batch's chunks: %w", err)
+	}
 	// After the chunks: a record must not claim more than badger holds
 	// (storedRecord).
 	if err := cp.records.write(cp.db.index, cp.db.head.symbols, nil); err != nil {
@@ -255,14 +266,16 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 		cp.db.head.chunkBytes.Add(s.chunkBytesLocked() - before)
 	}
 	item := &persistItem{s: s, nClosed: len(s.closedChunks()), nOOO: len(s.outOfOrder().chunks()), maxT: minInt64, deactivate: deactivate}
+	item.chain = cp.db.head.series.refs.chain(s.ref)
+	prevMaxT := s.persistedMaxT
 	for _, c := range s.closedChunks() {
-		if err := cp.setChunk(s.ref, c, chunkInOrder, 0); err != nil {
+		if err := cp.journalChunk(item, c, chunkInOrder, 0, &prevMaxT); err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
 	}
 	for i, c := range s.outOfOrder().chunks() {
-		if err := cp.setChunk(s.ref, c, chunkOutOfOrder, cp.seq|uint32(i&0xfff)); err != nil {
+		if err := cp.journalChunk(item, c, chunkOutOfOrder, cp.seq|uint32(i&0xfff), &prevMaxT); err != nil {
 			return nil, err
 		}
 		item.maxT = max(item.maxT, c.maxT)
@@ -290,29 +303,59 @@ func (cp *checkpointer) markChunk(bucket int64, ref SeriesRef) {
 	}
 }
 
-// setChunk writes a chunk of kind, split at bucket boundaries so that
-// each piece lies in one bucket: out-of-order chunks may span several,
+// journalChunk appends a chunk of kind to the journal, chained to the
+// item's series' newest record, split at bucket boundaries so that each
+// piece lies in one bucket: out-of-order chunks may span several,
 // in-order ones the boundary their series' phase shifts their range over
-// (series_append.go).
-func (cp *checkpointer) setChunk(ref SeriesRef, c memChunk, kind byte, seq uint32) error {
+// (series_append.go). prevMaxT is the newest sample of the series'
+// records before it, and is moved on.
+func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, seq uint32, prevMaxT *int64) error {
 	st := cp.db.store
+	appendPiece := func(piece memChunk) error {
+		cp.markChunk(st.bucketOf(piece.minT), item.s.ref)
+		pos, err := cp.db.journal.append(journalRecord{ref: item.s.ref, prev: item.chain, prevMaxT: *prevMaxT, kind: kind, seq: seq, chunk: piece})
+		if err != nil {
+			return err
+		}
+		item.chain, *prevMaxT = pos, max(*prevMaxT, piece.maxT)
+		return nil
+	}
 	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
-		cp.markChunk(st.bucketOf(c.minT), ref)
-		return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, c.minT, kind, seq) },
-			func(b []byte) []byte { return appendChunkValue(b, c) })
+		return appendPiece(c)
 	}
 	samples := appendChunkSamples(nil, c, c.minT, c.maxT)
 	for len(samples) > 0 {
 		end := chunkRangeEnd(samples[0].t, st.bucketRange)
 		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
-		piece := encodeSamples(samples[:n])
-		cp.markChunk(st.bucketOf(piece.minT), ref)
-		err := cp.set(func(b []byte) []byte { return st.appendChunkKey(b, ref, piece.minT, kind, seq) },
-			func(b []byte) []byte { return appendChunkValue(b, piece) })
-		if err != nil {
+		if err := appendPiece(encodeSamples(samples[:n])); err != nil {
 			return err
 		}
 		samples = samples[n:]
+	}
+	return nil
+}
+
+// moveChainLocked writes the journal records of a series leaving memory
+// to the batch, as the chunk entries of its key: only series in the ref
+// table have chains. The caller holds s.mu.
+func (cp *checkpointer) moveChainLocked(s *memSeries) error {
+	st := cp.db.store
+	for pos := cp.db.head.series.refs.chain(s.ref); pos != 0; {
+		rec, buf, err := cp.db.journal.read(pos, cp.readBuf)
+		cp.readBuf = buf
+		if err != nil {
+			return fmt.Errorf("series %d leaving memory: %w", s.ref, err)
+		}
+		if rec.ref != s.ref {
+			return fmt.Errorf("series %d leaving memory: its chain reaches a record of series %d at %v", s.ref, rec.ref, pos)
+		}
+		cp.markChunk(st.bucketOf(rec.chunk.minT), s.ref)
+		err = cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, rec.chunk.minT, rec.kind, rec.seq) },
+			func(b []byte) []byte { return appendChunkValue(b, rec.chunk) })
+		if err != nil {
+			return err
+		}
+		pos = rec.prev
 	}
 	return nil
 }
@@ -328,6 +371,9 @@ func (cp *checkpointer) release(it persistItem) {
 		if o.done = slices.Delete(o.done, 0, it.nOOO); o.empty() {
 			s.aside.ooo = nil
 		}
+	}
+	if it.chain != 0 {
+		h.series.refs.setChain(s.ref, it.chain)
 	}
 	s.dropClosedLocked(it.nClosed) // and the holder of nothing
 	s.indexPersisted = true

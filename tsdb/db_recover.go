@@ -31,6 +31,9 @@ func (db *DB) recover() error {
 	if found && err == nil {
 		db.logger.Info("head snapshot restored", "active_series", db.head.NumSeries(),
 			"duration", time.Since(start).Round(time.Millisecond))
+		if err := db.scanJournal(false); err != nil {
+			return fmt.Errorf("scan chunk journal: %w", err)
+		}
 		db.lastCut = from
 		return db.replayWAL(from)
 	}
@@ -44,6 +47,9 @@ func (db *DB) recover() error {
 	}
 	if err := db.scanChunks(); err != nil {
 		return fmt.Errorf("scan persisted chunks: %w", err)
+	}
+	if err := db.scanJournal(true); err != nil {
+		return fmt.Errorf("scan chunk journal: %w", err)
 	}
 	from, found, err = db.restoreSnapshot(snapshotPrevName, true)
 	if err != nil || !found {

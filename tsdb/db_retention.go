@@ -15,14 +15,12 @@ import (
 func (db *DB) ApplyRetention() error {
 	db.checkpointMu.Lock()
 	defer db.checkpointMu.Unlock()
-	newest := db.refTime()
-	if newest == minInt64 {
+	lastDead, ok := db.lastDeadBucket()
+	if !ok {
 		return nil
 	}
-	cutoff := newest - db.opts.Retention.Milliseconds()
-	// Bucket b covers [b·R, (b+1)·R): it may go when (b+1)·R <= cutoff.
-	lastDead := db.store.bucketOf(cutoff) - 1
 	db.droppedThrough = max(db.droppedThrough, lastDead) // before the drop: db_compact.go
+	db.store.journalFloor.Store(max(db.store.journalFloor.Load(), lastDead+1))
 	for b := range db.bucketWritten {
 		if b <= lastDead {
 			delete(db.bucketWritten, b)
@@ -48,6 +46,18 @@ func (db *DB) ApplyRetention() error {
 		db.logger.Info("retention applied", "buckets_dropped", dropped, "series_removed", removed, "kept_from_ms", keptFrom)
 	}
 	return nil
+}
+
+// lastDeadBucket returns the newest bucket retention drops now; ok is
+// false for an empty head.
+func (db *DB) lastDeadBucket() (int64, bool) {
+	newest := db.refTime()
+	if newest == minInt64 {
+		return 0, false
+	}
+	cutoff := newest - db.opts.Retention.Milliseconds()
+	// Bucket b covers [b·R, (b+1)·R): it may go when (b+1)·R <= cutoff.
+	return db.store.bucketOf(cutoff) - 1, true
 }
 
 // refTime is the time retention and staleness are measured from: the

@@ -2,7 +2,6 @@ package tsdb
 
 import (
 	"errors"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -51,11 +50,26 @@ func checkShutdownTestSeries(t *testing.T, db *DB, lsets []labels.Labels, n int)
 	}
 }
 
-func countChunkEntries(t *testing.T, st *store) int {
+func countJournalRecords(t *testing.T, j *chunkJournal) int {
 	t.Helper()
-	n := 0
-	if err := st.scan(prefixChunk, func(_, _ []byte) error { n++; return nil }); err != nil {
+	if err := j.flush(); err != nil {
 		t.Fatal(err)
+	}
+	segs, err := journalSegments(j.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, seg := range segs {
+		f, err := os.Open(j.segmentPath(seg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = scanJournalSegment(f, seg, func(journalPos, journalRecord) error { n++; return nil })
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return n
 }
@@ -75,7 +89,7 @@ func TestCheckpointStopsAtShutdownDeadline(t *testing.T) {
 	if !errors.Is(err, errCheckpointStopped) {
 		t.Fatalf("checkpoint past the shutdown deadline: %v, want %v", err, errCheckpointStopped)
 	}
-	if n := countChunkEntries(t, db.store); n == 0 || n >= shutdownTestSeries {
+	if n := countJournalRecords(t, db.journal); n == 0 || n >= shutdownTestSeries {
 		t.Fatalf("a checkpoint stopped after its first batch wrote %d chunks, want between 1 and %d", n, shutdownTestSeries-1)
 	}
 	if _, err := os.Stat(filepath.Join(dir, snapshotName)); !errors.Is(err, os.ErrNotExist) {
@@ -109,7 +123,7 @@ func TestCloseBoundsItsCheckpoint(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatalf("close past its checkpoint timeout: %v", err)
 	}
-	if n := countChunkEntriesIn(t, dir); n != 0 {
+	if n := countJournalRecordsIn(t, dir); n != 0 {
 		t.Fatalf("a checkpoint stopped before its first batch wrote %d chunks", n)
 	}
 	if _, err := os.Stat(filepath.Join(dir, snapshotName)); !errors.Is(err, os.ErrNotExist) {
@@ -129,14 +143,14 @@ func TestCloseBoundsItsCheckpoint(t *testing.T) {
 	checkShutdownTestSeries(t, db, lsets, 130)
 }
 
-func countChunkEntriesIn(t *testing.T, dir string) int {
+func countJournalRecordsIn(t *testing.T, dir string) int {
 	t.Helper()
-	st, err := openStore(filepath.Join(dir, "badger"), DefaultHeadOptions().ChunkRange.Milliseconds(), storeCompression("none"), slog.New(slog.DiscardHandler))
+	j, err := openChunkJournal(filepath.Join(dir, "chunks"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.close()
-	return countChunkEntries(t, st)
+	defer j.close()
+	return countJournalRecords(t, j)
 }
 
 // TestCheckpointRecoveringWALIgnoresShutdownDeadline: a checkpoint that

@@ -38,7 +38,7 @@ func crash(t testing.TB, db *DB) {
 	close(db.stop)
 	<-db.done
 	<-db.indexDone
-	if err := errors.Join(db.wal.close(), db.index.close(), db.store.close()); err != nil {
+	if err := errors.Join(db.wal.close(), db.index.close(), db.journal.close(), db.store.close()); err != nil {
 		t.Fatal(err)
 	}
 }

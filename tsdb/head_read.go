@@ -339,13 +339,19 @@ func (hs *headSeries) Iterator(it Iterator) Iterator {
 	}
 	hs.s.mu.Lock()
 	snap := hs.s.snapshotInto(hs.mint, hs.maxt, buffersOf(it))
+	// The chain under the lock: a checkpoint sets it there before it
+	// drops the chunks the chain now reaches.
 	persistedMaxT, minT := hs.s.persistedMaxT, hs.s.minT
+	var chain journalPos
+	if hs.store != nil {
+		chain = hs.q.head.series.refs.chain(hs.s.ref)
+	}
 	hs.s.mu.Unlock()
 	if hs.store != nil && hs.mint <= persistedMaxT {
 		// Chunks persisted and still in memory (between a checkpoint's
 		// write and its release) overlap; the merge drops duplicates.
 		inMemory := len(snap.chunks)
-		all, bytes, err := hs.q.storeFor().read(snap.chunks, snap.bytes, hs.s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
+		all, bytes, err := hs.q.storeFor().read(snap.chunks, snap.bytes, hs.s.ref, chain, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
 		if err != nil {
 			return errIterator{err}
 		}

@@ -87,7 +87,7 @@ func TestStoreReaderRetire(t *testing.T) {
 	if len(r.all) != 0 {
 		t.Fatalf("%d iterators open after the last was returned", len(r.all))
 	}
-	chunks, err := r.chunks(nil, ref, 0, 59_999)
+	chunks, err := r.chunks(nil, ref, db.head.series.refs.chain(ref), 0, 59_999)
 	if err != nil || len(chunks) == 0 || len(r.all) != 0 {
 		t.Fatalf("read from a retired reader: %d chunks, err %v, %d iterators left open", len(chunks), err, len(r.all))
 	}

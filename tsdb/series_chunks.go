@@ -58,9 +58,13 @@ func (hs *headSeries) Chunks(dst []Chunk, buf []byte) ([]Chunk, []byte, bool, er
 		dst = append(dst, Chunk{MinT: s.headMinTLocked(), MaxT: s.maxT, Data: buf[n:len(buf):len(buf)]})
 	}
 	persistedMaxT, minT := s.persistedMaxT, s.minT
+	var chain journalPos
+	if hs.store != nil {
+		chain = hs.q.head.series.refs.chain(s.ref)
+	}
 	s.mu.Unlock()
 	if hs.store != nil && hs.mint <= persistedMaxT {
-		persisted, _, err := hs.q.storeFor().read(nil, nil, s.ref, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
+		persisted, _, err := hs.q.storeFor().read(nil, nil, s.ref, chain, max(hs.mint, minT), min(hs.maxt, persistedMaxT), hs.bulk)
 		if err != nil {
 			return dst[:start], buf, false, err
 		}

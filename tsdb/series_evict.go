@@ -420,6 +420,9 @@ func (cp *checkpointer) evictLocked(s *memSeries) (bool, error) {
 	}
 	st, h := cp.db.store, cp.db.head
 	bucket := st.bucketOf(s.maxT)
+	if err := cp.moveChainLocked(s); err != nil {
+		return false, err
+	}
 	h.symbols.labelsInto(&cp.builder, s.syms.refs(), &cp.lset)
 	rec := seriesRecord{minT: s.minT, maxT: s.maxT, lastV: s.lastV}
 	err := cp.set(func(b []byte) []byte { return appendEvictedKey(b, bucket, s.ref) },
@@ -818,7 +821,7 @@ func (q *headQuerier) evictedIterator(e *evictedSeries, it Iterator, bulk bool) 
 		return emptyIterator(it)
 	}
 	b := buffersOf(it)
-	chunks, bytes, err := q.store.read(b.chunks, b.bytes, e.ref, mint, maxt, bulk)
+	chunks, bytes, err := q.store.read(b.chunks, b.bytes, e.ref, 0, mint, maxt, bulk) // evicted: no chain
 	if err != nil {
 		return errIterator{err}
 	}

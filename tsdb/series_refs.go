@@ -26,8 +26,9 @@ type refPage struct {
 	// chains holds each series' newest record in the chunk journal
 	// (chunk_journal.go), 0 if none: 8 bytes a series beside its
 	// pointer, where memSeries has no room left in its size class.
-	// Written and read under the series' lock.
-	chains [1 << refPageBits]journalPos
+	// Written under the series' lock; read under it wherever the chain
+	// must agree with the chunks the head still holds.
+	chains [1 << refPageBits]atomic.Uint64
 	live   int // guarded by seriesRefs.mu
 }
 
@@ -50,7 +51,7 @@ func (r *seriesRefs) chain(ref SeriesRef) journalPos {
 	if p >= uint64(len(r.pages)) || r.pages[p] == nil {
 		return 0
 	}
-	return r.pages[p].chains[i]
+	return journalPos(r.pages[p].chains[i].Load())
 }
 
 // setChain sets the newest journal record of the series at ref, which
@@ -62,7 +63,7 @@ func (r *seriesRefs) setChain(ref SeriesRef, pos journalPos) {
 	if p >= uint64(len(r.pages)) || r.pages[p] == nil {
 		panic("BUG: journal chain set for a series not in the ref table")
 	}
-	r.pages[p].chains[i] = pos
+	r.pages[p].chains[i].Store(uint64(pos))
 }
 
 func (r *seriesRefs) set(s *memSeries) {
@@ -88,7 +89,7 @@ func (r *seriesRefs) del(ref SeriesRef) {
 		return
 	}
 	if r.pages[p].slots[i].Swap(nil) != nil {
-		r.pages[p].chains[i] = 0
+		r.pages[p].chains[i].Store(0)
 		if r.pages[p].live--; r.pages[p].live == 0 {
 			r.pages[p] = nil
 		}

@@ -27,6 +27,11 @@ import (
 // bucket boundaries when written, and seq keeps them apart.
 type store struct {
 	db          *badger.DB
+	journal     *chunkJournal // closed chunks of buckets not yet compacted; nil in tests of badger alone
+	// journalFloor is the oldest bucket retention keeps: the journal's
+	// records of older ones are dead, though their segments may remain
+	// for a while. minInt64 before retention has run.
+	journalFloor atomic.Int64
 	bucketRange int64       // milliseconds
 	cache       *chunkCache // of chunks read; nil: none
 	// released counts the checkpoint batches whose chunks the head
@@ -125,7 +130,9 @@ func openStore(dir string, bucketRange int64, compression options.CompressionTyp
 	if err != nil {
 		return nil, fmt.Errorf("open badger in %s: %w", dir, err)
 	}
-	return &store{db: db, bucketRange: bucketRange}, nil
+	st := &store{db: db, bucketRange: bucketRange}
+	st.journalFloor.Store(minInt64)
+	return st, nil
 }
 
 func (s *store) close() error { return s.db.Close() }

@@ -34,9 +34,11 @@ type storeReader struct {
 type storeIterator struct {
 	it      *badger.Iterator
 	key     []byte
-	scratch []byte     // the bytes of the chunks being read
-	ends    []int      // their end offsets in scratch
-	read    []memChunk // the chunks being read
+	scratch []byte       // the bytes of the chunks being read
+	ends    []int        // their end offsets in scratch
+	read    []memChunk   // the chunks being read
+	order   []chunkOrder // of each chunk in read: where its key sorts
+	journal journalRead  // the series' chain, read once per call
 	// past is the prefix whose keys the iterator last went past: it
 	// stands on the first key after them, or is invalid. Empty: unknown.
 	past []byte
@@ -113,17 +115,18 @@ func (r *storeReader) close() {
 // chunks appends to dst the persisted chunks of ref that overlap
 // [mint, maxt], oldest bucket first. Their data outlives the transaction
 // and must not be changed: it is a copy, or shared with the cache.
-func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, mint, maxt int64) ([]memChunk, error) {
-	dst, _, err := r.read(dst, nil, ref, mint, maxt, false)
+func (r *storeReader) chunks(dst []memChunk, ref SeriesRef, chain journalPos, mint, maxt int64) ([]memChunk, error) {
+	dst, _, err := r.read(dst, nil, ref, chain, mint, maxt, false)
 	return dst, err
 }
 
-// read is chunks, with the bytes of chunks the cache does not serve
+// read is chunks, with the series' chunks in the journal from its chain
+// (0: none), and with the bytes of chunks the cache does not serve
 // appended to buf (one allocation of their size when buf is nil), which
 // it returns; a bulk read (chunkCache.bulk: one series of a selection too
 // large for the cache) takes what the cache holds without counting the
 // read for eviction and puts nothing in it.
-func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, mint, maxt int64, bulk bool) ([]memChunk, []byte, error) {
+func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, chain journalPos, mint, maxt int64, bulk bool) ([]memChunk, []byte, error) {
 	if mint > maxt {
 		return dst, buf, nil
 	}
@@ -136,14 +139,18 @@ func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, mint, maxt
 	first, last := r.st.bucketOf(mint), r.st.bucketOf(maxt)
 	if !r.cached {
 		si = r.get()
-		si.scratch, si.ends, si.read = si.scratch[:0], si.ends[:0], si.read[:0]
+		si.reset()
 		for b := first; b <= last; b++ {
 			var err error
 			if si.read, err = r.readBucket(si, b, ref, mint, maxt, si.read); err != nil {
 				return dst, buf, err
 			}
 		}
+		if err := si.readChain(r.st, chain, ref, mint, maxt); err != nil {
+			return dst, buf, err
+		}
 		buf = si.copyOut(buf, si.read)
+		si.sortRead(r.st)
 		dst = append(slices.Grow(dst, len(si.read)+headRoom), si.read...)
 		clear(si.read) // no reference to buf stays behind
 		return dst, buf, nil
@@ -160,23 +167,31 @@ func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, mint, maxt
 			if si == nil {
 				si = r.get()
 			}
-			si.scratch, si.ends = si.scratch[:0], si.ends[:0]
+			si.reset()
+			lo, hi := b*r.st.bucketRange, (b+1)*r.st.bucketRange-1
 			if bulk {
-				read, err := r.readBucket(si, b, ref, mint, maxt, dst)
-				if err != nil {
-					return dst, buf, err
-				}
-				buf = si.copyOut(buf, read[len(dst):])
-				dst = read
+				lo, hi = max(lo, mint), min(hi, maxt)
+			}
+			var err error
+			if si.read, err = r.readBucket(si, b, ref, lo, hi, si.read); err != nil {
+				return dst, buf, err
+			}
+			if err := si.readChain(r.st, chain, ref, lo, hi); err != nil {
+				return dst, buf, err
+			}
+			if bulk {
+				buf = si.copyOut(buf, si.read)
+				si.sortRead(r.st)
+				dst = append(dst, si.read...)
+				clear(si.read)
 				continue
 			}
 			// The whole bucket, so that the entry serves any range.
-			read, err := r.readBucket(si, b, ref, minInt64, maxInt64, nil)
-			if err != nil {
-				return dst, buf, err
-			}
-			cs = slices.Clip(read)
-			c.put(k, r.ver, cs, len(si.copyOut(nil, cs)))
+			data := si.copyOut(nil, si.read)
+			si.sortRead(r.st)
+			cs = slices.Clone(si.read)
+			clear(si.read)
+			c.put(k, r.ver, cs, len(data))
 		}
 		for _, ch := range cs {
 			if ch.minT > maxt {
@@ -207,6 +222,7 @@ func (r *storeReader) readBucket(si *storeIterator, b int64, ref SeriesRef, mint
 			if c, err = decodeChunk(item.Key(), v); err == nil && c.minT <= maxt && c.maxT >= mint {
 				si.scratch = append(si.scratch, c.data...)
 				si.ends = append(si.ends, len(si.scratch))
+				si.order = append(si.order, chunkKeyOrder(b, item.Key()))
 			}
 			return err
 		})

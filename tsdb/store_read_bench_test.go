@@ -181,7 +181,7 @@ func BenchmarkStoreChunks(b *testing.B) {
 				r := q.(*headQuerier).store
 				n := 0
 				for _, ref := range refs {
-					cs, err := r.chunks(nil, ref, 0, persistedBenchSamples*persistedBenchStep-1)
+					cs, err := r.chunks(nil, ref, db.head.series.refs.chain(ref), 0, persistedBenchSamples*persistedBenchStep-1)
 					if err != nil {
 						b.Fatal(err)
 					}
