@@ -26,14 +26,14 @@ import (
 // (kind 0) never cross a bucket; out-of-order ones (kind 1) are split at
 // bucket boundaries when written, and seq keeps them apart.
 type store struct {
-	db          *badger.DB
-	journal     *chunkJournal // closed chunks of buckets not yet compacted; nil in tests of badger alone
+	db      *badger.DB
+	journal *chunkJournal // closed chunks of buckets not yet compacted; nil in tests of badger alone
 	// journalFloor is the oldest bucket retention keeps: the journal's
 	// records of older ones are dead, though their segments may remain
 	// for a while. minInt64 before retention has run.
 	journalFloor atomic.Int64
-	bucketRange int64       // milliseconds
-	cache       *chunkCache // of chunks read; nil: none
+	bucketRange  int64       // milliseconds
+	cache        *chunkCache // of chunks read; nil: none
 	// released counts the checkpoint batches whose chunks the head
 	// dropped once they were written here; raised after the batch's
 	// commit and before the head drops anything (see headQuerier.storeFor).
