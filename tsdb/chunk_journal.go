@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -53,6 +54,19 @@ const (
 )
 
 var errBadJournalRecord = errors.New("malformed chunk journal record")
+
+// bucketSpan is the oldest and the newest bucket of a segment's records.
+type bucketSpan struct {
+	min, max int64
+	set      bool // false: no record yet
+}
+
+func (s bucketSpan) with(b int64) bucketSpan {
+	if !s.set {
+		return bucketSpan{b, b, true}
+	}
+	return bucketSpan{min(s.min, b), max(s.max, b), true}
+}
 
 // journalPos is the position of a record: segment << 32 | offset.
 type journalPos uint64
@@ -176,6 +190,12 @@ type chunkJournal struct {
 	files map[uint32]*os.File // every segment, open for reading
 	first uint32              // the oldest segment; 0 if none
 
+	// spans holds the buckets each segment's records lie in, as far as
+	// appends and noteSpan told it: what retention and compaction
+	// remove segments by. Guarded like the writer's fields.
+	spans   map[uint32]bucketSpan
+	dropped int64 // the newest bucket dropThrough dropped; minInt64 if none
+
 	// The writer's: append, flush, sync and removeBefore are called by
 	// one goroutine at a time (the checkpoint's or the compaction's,
 	// under checkpointMu).
@@ -198,7 +218,7 @@ func openChunkJournal(dir string) (*chunkJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &chunkJournal{dir: dir, segmentBytes: journalSegment, files: make(map[uint32]*os.File, len(segs))}
+	j := &chunkJournal{dir: dir, segmentBytes: journalSegment, files: make(map[uint32]*os.File, len(segs)), spans: map[uint32]bucketSpan{}, dropped: minInt64}
 	for _, s := range segs {
 		f, err := os.Open(j.segmentPath(s))
 		if err != nil {
@@ -239,9 +259,10 @@ func (j *chunkJournal) segmentPath(seg uint32) string {
 	return filepath.Join(j.dir, fmt.Sprintf("%08d", seg))
 }
 
-// append appends rec and returns its position. The record is readable
-// once flush or sync returns, and durable once sync does.
-func (j *chunkJournal) append(rec journalRecord) (journalPos, error) {
+// append appends rec, whose chunk lies in bucket, and returns its
+// position. The record is readable once flush or sync returns, and
+// durable once sync does.
+func (j *chunkJournal) append(rec journalRecord, bucket int64) (journalPos, error) {
 	j.buf = appendJournalRecord(j.buf[:0], rec)
 	if len(j.buf)-journalHeader > maxJournalBody {
 		return 0, fmt.Errorf("journal record of %d bytes for series %d: over %d", len(j.buf), rec.ref, maxJournalBody)
@@ -257,7 +278,49 @@ func (j *chunkJournal) append(rec journalRecord) (journalPos, error) {
 	}
 	j.off += uint32(len(j.buf))
 	j.markUnsynced()
+	j.noteSpan(j.seg, bucket)
 	return pos, nil
+}
+
+// noteSpan records that segment seg holds a record in bucket.
+func (j *chunkJournal) noteSpan(seg uint32, bucket int64) {
+	j.spans[seg] = j.spans[seg].with(bucket)
+}
+
+// dropThrough removes, oldest first, the segments whose records all lie
+// in buckets up to last, and returns the buckets up to last, and past
+// those dropped before, that any segment holds records of.
+func (j *chunkJournal) dropThrough(last int64) ([]int64, error) {
+	var buckets []int64
+	for _, sp := range j.spans {
+		for b := max(sp.min, j.dropped+1); b <= min(sp.max, last); b++ {
+			if !slices.Contains(buckets, b) {
+				buckets = append(buckets, b)
+			}
+		}
+	}
+	slices.Sort(buckets)
+	segs := slices.Sorted(maps.Keys(j.spans))
+	keep := uint32(0)
+	for _, s := range segs {
+		if j.spans[s].max > last || s == j.seg {
+			keep = s
+			break
+		}
+	}
+	if keep == 0 && len(segs) > 0 {
+		keep = segs[len(segs)-1] + 1
+	}
+	if err := j.removeBefore(keep); err != nil {
+		return buckets, err
+	}
+	for _, s := range segs {
+		if s < keep {
+			delete(j.spans, s)
+		}
+	}
+	j.dropped = max(j.dropped, last)
+	return buckets, nil
 }
 
 // markUnsynced notes that the segment being written has bytes the next

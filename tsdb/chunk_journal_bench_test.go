@@ -40,7 +40,7 @@ func BenchmarkJournalCheckpointWrites(b *testing.B) {
 				data[k] = byte(rng.Uint32())
 			}
 			rec := journalRecord{ref: SeriesRef(ref), prev: heads[ref], prevMaxT: minT - 1, chunk: memChunk{data: data, minT: minT, maxT: minT + 1_785_000}}
-			pos, err := j.append(rec)
+			pos, err := j.append(rec, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -94,7 +94,7 @@ func BenchmarkJournalChainRead(b *testing.B) {
 			}
 			rec := journalRecord{ref: SeriesRef(ref), prev: heads[ref], prevMaxT: prevMaxT,
 				chunk: memChunk{data: data, minT: minT, maxT: minT + 119*persistedBenchStep}}
-			if heads[ref], err = j.append(rec); err != nil {
+			if heads[ref], err = j.append(rec, 0); err != nil {
 				b.Fatal(err)
 			}
 			maxT[ref] = rec.chunk.maxT

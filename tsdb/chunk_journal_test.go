@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -41,7 +42,7 @@ func TestChunkJournalRoundTrip(t *testing.T) {
 	const n = 2000
 	pos := make([]journalPos, n)
 	for i := range n {
-		if pos[i], err = j.append(testJournalRecord(i)); err != nil {
+		if pos[i], err = j.append(testJournalRecord(i), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,7 +78,7 @@ func TestChunkJournalRoundTrip(t *testing.T) {
 	}
 	defer j.close()
 	check(j)
-	p, err := j.append(testJournalRecord(n))
+	p, err := j.append(testJournalRecord(n), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestChunkJournalScanStopsAtTornTail(t *testing.T) {
 	}
 	var last journalPos
 	for i := range 10 {
-		if last, err = j.append(testJournalRecord(i)); err != nil {
+		if last, err = j.append(testJournalRecord(i), 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -153,8 +154,8 @@ func TestChunkJournalReadRejectsDamage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.close()
-	first, _ := j.append(testJournalRecord(1))
-	second, _ := j.append(testJournalRecord(2))
+	first, _ := j.append(testJournalRecord(1), 0)
+	second, _ := j.append(testJournalRecord(2), 0)
 	if err := j.sync(); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +221,7 @@ func TestChunkJournalRemoveBefore(t *testing.T) {
 	j.segmentBytes = 4 << 10
 	var pos []journalPos
 	for i := range 200 {
-		p, err := j.append(testJournalRecord(i))
+		p, err := j.append(testJournalRecord(i), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -298,4 +299,44 @@ func FuzzJournalSegmentScan(f *testing.F) {
 			t.Fatalf("scan: end %d of %d bytes, %v", end, len(data), err)
 		}
 	})
+}
+
+// TestChunkJournalDropThrough removes the segments whose records all lie
+// in dropped buckets, oldest first, and reports the buckets they held.
+func TestChunkJournalDropThrough(t *testing.T) {
+	j, err := openChunkJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	j.segmentBytes = 512 // a few records each
+	var last journalPos
+	for i := range 60 {
+		if last, err = j.append(testJournalRecord(i), int64(i/20)); err != nil { // buckets 0, 1, 2
+			t.Fatal(err)
+		}
+	}
+	if err := j.flush(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := journalSegments(j.dir)
+	buckets, err := j.dropThrough(0)
+	if err != nil || !slices.Equal(buckets, []int64{0}) {
+		t.Fatalf("dropThrough(0): %v, %v; want [0]", buckets, err)
+	}
+	after, _ := journalSegments(j.dir)
+	for _, s := range after {
+		if sp := j.spans[s]; sp.set && sp.max < 1 {
+			t.Fatalf("segment %d of buckets %d-%d kept after dropping bucket 0 (segments %v, before %v)", s, sp.min, sp.max, after, before)
+		}
+	}
+	if len(after) >= len(before) {
+		t.Fatalf("segments %v after dropping bucket 0, before %v", after, before)
+	}
+	if buckets, err = j.dropThrough(5); err != nil || !slices.Equal(buckets, []int64{1, 2}) {
+		t.Fatalf("dropThrough(5): %v, %v; want [1 2]", buckets, err)
+	}
+	if segs, _ := journalSegments(j.dir); len(segs) != 1 || segs[0] != last.segment() {
+		t.Fatalf("segments %v after dropping everything, want only the one being written (%d)", segs, last.segment())
+	}
 }

@@ -312,8 +312,9 @@ func (cp *checkpointer) markChunk(bucket int64, ref SeriesRef) {
 func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, seq uint32, prevMaxT *int64) error {
 	st := cp.db.store
 	appendPiece := func(piece memChunk) error {
-		cp.markChunk(st.bucketOf(piece.minT), item.s.ref)
-		pos, err := cp.db.journal.append(journalRecord{ref: item.s.ref, prev: item.chain, prevMaxT: *prevMaxT, kind: kind, seq: seq, chunk: piece})
+		bucket := st.bucketOf(piece.minT)
+		cp.markChunk(bucket, item.s.ref)
+		pos, err := cp.db.journal.append(journalRecord{ref: item.s.ref, prev: item.chain, prevMaxT: *prevMaxT, kind: kind, seq: seq, chunk: piece}, bucket)
 		if err != nil {
 			return err
 		}

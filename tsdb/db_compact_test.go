@@ -625,8 +625,9 @@ func TestCompactConcurrent(t *testing.T) {
 			first := db.store.bucketOf((newest.Load()-120)*1000) + 1
 			for _, ref := range refs {
 				for b := max(0, first); b <= db.store.bucketOf(newest.Load()*1000); b++ {
-					got, err1 := r.chunks(nil, ref, db.head.series.refs.chain(ref), b*60_000, b*60_000+59_999)
-					want, err2 := u.chunks(nil, ref, db.head.series.refs.chain(ref), b*60_000, b*60_000+59_999)
+					chain := db.head.series.refs.chain(ref) // once: both reads see the same chain
+					got, err1 := r.chunks(nil, ref, chain, b*60_000, b*60_000+59_999)
+					want, err2 := u.chunks(nil, ref, chain, b*60_000, b*60_000+59_999)
 					if err1 != nil || err2 != nil {
 						t.Error(err1, err2)
 						break

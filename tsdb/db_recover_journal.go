@@ -29,6 +29,7 @@ func (db *DB) scanJournal(ranges bool) error {
 			return err
 		}
 		_, err = scanJournalSegment(f, seg, func(pos journalPos, rec journalRecord) error {
+			db.journal.noteSpan(seg, db.store.bucketOf(rec.chunk.minT))
 			s := db.head.series.getByRef(rec.ref)
 			if s == nil {
 				return nil // its series was removed by retention

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -30,7 +31,21 @@ func (db *DB) ApplyRetention() error {
 	if err != nil {
 		return err
 	}
-	db.metrics.bucketsDropped.Add(float64(dropped))
+	journaled, err := db.journal.dropThrough(lastDead)
+	if err != nil {
+		return err
+	}
+	w := db.store.cache.beginWrite()
+	for _, b := range journaled {
+		w.dropBucket(b)
+	}
+	w.end()
+	for _, b := range journaled {
+		if !slices.Contains(dropped, b) {
+			dropped = append(dropped, b)
+		}
+	}
+	db.metrics.bucketsDropped.Add(float64(len(dropped)))
 	if err := db.dropEvictedThrough(lastDead); err != nil {
 		return err
 	}
@@ -42,8 +57,8 @@ func (db *DB) ApplyRetention() error {
 	db.metrics.seriesRemoved.Add(float64(removed))
 	for db.store.db.RunValueLogGC(0.5) == nil {
 	}
-	if dropped > 0 || removed > 0 {
-		db.logger.Info("retention applied", "buckets_dropped", dropped, "series_removed", removed, "kept_from_ms", keptFrom)
+	if len(dropped) > 0 || removed > 0 {
+		db.logger.Info("retention applied", "buckets_dropped", len(dropped), "series_removed", removed, "kept_from_ms", keptFrom)
 	}
 	return nil
 }
@@ -69,9 +84,9 @@ func (db *DB) refTime() int64 {
 	return min(db.head.MaxTime(), time.Now().UnixMilli())
 }
 
-// dropBucketsThrough drops the chunk buckets up to and including last and
-// returns how many held data.
-func (s *store) dropBucketsThrough(last int64) (int, error) {
+// dropBucketsThrough drops badger's chunk buckets up to and including
+// last and returns those that held data.
+func (s *store) dropBucketsThrough(last int64) ([]int64, error) {
 	var prefixes [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}})
@@ -93,19 +108,22 @@ func (s *store) dropBucketsThrough(last int64) (int, error) {
 		return nil
 	})
 	if err != nil || len(prefixes) == 0 {
-		return 0, err
+		return nil, err
 	}
 	w := s.cache.beginWrite()
 	defer w.end()
+	var dropped []int64
 	for _, p := range prefixes {
 		if p[0] == prefixChunk {
-			w.dropBucket(unflipSign(binary.BigEndian.Uint64(p[1:9])))
+			b := unflipSign(binary.BigEndian.Uint64(p[1:9]))
+			w.dropBucket(b)
+			dropped = append(dropped, b)
 		}
 	}
 	if err := s.db.DropPrefix(prefixes...); err != nil {
-		return 0, fmt.Errorf("drop chunk buckets: %w", err)
+		return nil, fmt.Errorf("drop chunk buckets: %w", err)
 	}
-	return len(prefixes) / 2, nil
+	return dropped, nil
 }
 
 // removeExpiredSeries removes inactive series whose newest sample is
