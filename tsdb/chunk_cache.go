@@ -90,6 +90,11 @@ const (
 type cacheKey struct {
 	bucket int64
 	ref    SeriesRef
+	// merged: the reader's badger snapshot holds the bucket compacted,
+	// and it skips the journal's records of it (storeReader.compacted).
+	// Readers on either side of the mark read different chunks of the
+	// same samples, so they keep entries of their own.
+	merged bool
 }
 
 // cacheEntry is one (bucket, series) read. chunks and the bytes they

@@ -46,7 +46,9 @@ func cacheTestOptions(cacheBytes int64) Options {
 // uncached returns a reader over r's snapshot that bypasses the cache:
 // what badger itself shows that snapshot. Its iterators are closed by
 // closeUncached; the transaction stays r's.
-func uncached(r *storeReader) *storeReader { return &storeReader{st: r.st, txn: r.txn} }
+func uncached(r *storeReader) *storeReader {
+	return &storeReader{st: r.st, txn: r.txn, compacted: r.compacted}
+}
 
 func closeUncached(r *storeReader) {
 	for _, it := range r.all {

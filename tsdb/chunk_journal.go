@@ -192,9 +192,10 @@ type chunkJournal struct {
 
 	// spans holds the buckets each segment's records lie in, as far as
 	// appends and noteSpan told it: what retention and compaction
-	// remove segments by. Guarded like the writer's fields.
-	spans   map[uint32]bucketSpan
-	dropped int64 // the newest bucket dropThrough dropped; minInt64 if none
+	// remove segments by.
+	spans    map[uint32]bucketSpan // guarded by mu
+	dropped  int64                 // guarded by mu: the newest bucket bucketsThrough returned; minInt64 if none
+	removals []journalRemoval      // the writer's: removals waiting for readers, oldest first
 
 	// The writer's: append, flush, sync and removeBefore are called by
 	// one goroutine at a time (the checkpoint's or the compaction's,
@@ -278,19 +279,33 @@ func (j *chunkJournal) append(rec journalRecord, bucket int64) (journalPos, erro
 	}
 	j.off += uint32(len(j.buf))
 	j.markUnsynced()
-	j.noteSpan(j.seg, bucket)
+	if sp := j.spans[j.seg]; !sp.set || bucket < sp.min || bucket > sp.max { // read without the lock: only the writer writes spans
+		j.noteSpan(j.seg, bucket)
+	}
 	return pos, nil
+}
+
+// markUnsynced notes that the segment being written has bytes the next
+// sync must make durable.
+func (j *chunkJournal) markUnsynced() {
+	if n := len(j.unsynced); n == 0 || j.unsynced[n-1] != j.seg {
+		j.unsynced = append(j.unsynced, j.seg)
+	}
 }
 
 // noteSpan records that segment seg holds a record in bucket.
 func (j *chunkJournal) noteSpan(seg uint32, bucket int64) {
+	j.mu.Lock()
 	j.spans[seg] = j.spans[seg].with(bucket)
+	j.mu.Unlock()
 }
 
-// dropThrough removes, oldest first, the segments whose records all lie
-// in buckets up to last, and returns the buckets up to last, and past
-// those dropped before, that any segment holds records of.
-func (j *chunkJournal) dropThrough(last int64) ([]int64, error) {
+// bucketsThrough returns the buckets up to last, and past those an
+// earlier call returned, that any segment holds records of: the buckets
+// retention drops from the journal.
+func (j *chunkJournal) bucketsThrough(last int64) []int64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	var buckets []int64
 	for _, sp := range j.spans {
 		for b := max(sp.min, j.dropped+1); b <= min(sp.max, last); b++ {
@@ -300,35 +315,82 @@ func (j *chunkJournal) dropThrough(last int64) ([]int64, error) {
 		}
 	}
 	slices.Sort(buckets)
+	j.dropped = max(j.dropped, last)
+	return buckets
+}
+
+// oldestSpan returns the oldest bucket at or after from that some segment
+// holds records of, up to last.
+func (j *chunkJournal) oldestSpan(from, last int64) (int64, bool) {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	best, found := int64(0), false
+	for _, sp := range j.spans {
+		b := max(sp.min, from)
+		if b <= min(sp.max, last) && (!found || b < best) {
+			best, found = b, true
+		}
+	}
+	return best, found
+}
+
+// deferRemoval queues the removal of the segments whose records all lie
+// in buckets up to dead, oldest first (never the one being written), to
+// be done once every reader that entered at or before epoch has left
+// (removeDeferred).
+func (j *chunkJournal) deferRemoval(epoch uint64, dead int64) {
+	j.mu.RLock()
 	segs := slices.Sorted(maps.Keys(j.spans))
 	keep := uint32(0)
 	for _, s := range segs {
-		if j.spans[s].max > last || s == j.seg {
+		if j.spans[s].max > dead || s == j.seg {
 			keep = s
 			break
 		}
 	}
-	if keep == 0 && len(segs) > 0 {
-		keep = segs[len(segs)-1] + 1
+	j.mu.RUnlock()
+	if keep == 0 {
+		keep = j.seg
+	}
+	if keep > j.first {
+		j.removals = append(j.removals, journalRemoval{epoch: epoch, keep: keep})
+	}
+}
+
+// journalRemoval is a removal of the segments before keep, waiting for
+// the readers of epoch and before.
+type journalRemoval struct {
+	epoch uint64
+	keep  uint32
+}
+
+// removeDeferred does the queued removals whose readers have left:
+// oldest is the oldest epoch a reader is still open in.
+func (j *chunkJournal) removeDeferred(oldest uint64) error {
+	keep := uint32(0)
+	n := 0
+	for _, r := range j.removals {
+		if r.epoch >= oldest {
+			break
+		}
+		keep = max(keep, r.keep)
+		n++
+	}
+	j.removals = j.removals[n:]
+	if keep == 0 {
+		return nil
 	}
 	if err := j.removeBefore(keep); err != nil {
-		return buckets, err
+		return err
 	}
-	for _, s := range segs {
+	j.mu.Lock()
+	for s := range j.spans {
 		if s < keep {
 			delete(j.spans, s)
 		}
 	}
-	j.dropped = max(j.dropped, last)
-	return buckets, nil
-}
-
-// markUnsynced notes that the segment being written has bytes the next
-// sync must make durable.
-func (j *chunkJournal) markUnsynced() {
-	if n := len(j.unsynced); n == 0 || j.unsynced[n-1] != j.seg {
-		j.unsynced = append(j.unsynced, j.seg)
-	}
+	j.mu.Unlock()
+	return nil
 }
 
 // nextSegment flushes the segment being written and starts the next.

@@ -301,9 +301,10 @@ func FuzzJournalSegmentScan(f *testing.F) {
 	})
 }
 
-// TestChunkJournalDropThrough removes the segments whose records all lie
-// in dropped buckets, oldest first, and reports the buckets they held.
-func TestChunkJournalDropThrough(t *testing.T) {
+// TestChunkJournalRemovesDeadSegments removes the segments whose records
+// all lie in dead buckets, oldest first, once the readers of the epoch
+// of the removal have left; retention learns the buckets they held.
+func TestChunkJournalRemovesDeadSegments(t *testing.T) {
 	j, err := openChunkJournal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -319,24 +320,37 @@ func TestChunkJournalDropThrough(t *testing.T) {
 	if err := j.flush(); err != nil {
 		t.Fatal(err)
 	}
+	if b := j.bucketsThrough(0); !slices.Equal(b, []int64{0}) {
+		t.Fatalf("buckets through 0: %v", b)
+	}
+	if b := j.bucketsThrough(1); !slices.Equal(b, []int64{1}) {
+		t.Fatalf("buckets through 1 after 0 was dropped: %v", b)
+	}
 	before, _ := journalSegments(j.dir)
-	buckets, err := j.dropThrough(0)
-	if err != nil || !slices.Equal(buckets, []int64{0}) {
-		t.Fatalf("dropThrough(0): %v, %v; want [0]", buckets, err)
+	j.deferRemoval(5, 0)
+	if err := j.removeDeferred(5); err != nil { // a reader of epoch 5 is still open
+		t.Fatal(err)
+	}
+	if segs, _ := journalSegments(j.dir); len(segs) != len(before) {
+		t.Fatalf("segments %v removed while a reader of their epoch is open (before %v)", segs, before)
+	}
+	if err := j.removeDeferred(6); err != nil {
+		t.Fatal(err)
 	}
 	after, _ := journalSegments(j.dir)
+	if len(after) >= len(before) {
+		t.Fatalf("segments %v after removing those of bucket 0, before %v", after, before)
+	}
 	for _, s := range after {
 		if sp := j.spans[s]; sp.set && sp.max < 1 {
-			t.Fatalf("segment %d of buckets %d-%d kept after dropping bucket 0 (segments %v, before %v)", s, sp.min, sp.max, after, before)
+			t.Fatalf("segment %d of buckets %d-%d kept (segments %v, before %v)", s, sp.min, sp.max, after, before)
 		}
 	}
-	if len(after) >= len(before) {
-		t.Fatalf("segments %v after dropping bucket 0, before %v", after, before)
-	}
-	if buckets, err = j.dropThrough(5); err != nil || !slices.Equal(buckets, []int64{1, 2}) {
-		t.Fatalf("dropThrough(5): %v, %v; want [1 2]", buckets, err)
+	j.deferRemoval(6, 9)
+	if err := j.removeDeferred(math.MaxUint64); err != nil {
+		t.Fatal(err)
 	}
 	if segs, _ := journalSegments(j.dir); len(segs) != 1 || segs[0] != last.segment() {
-		t.Fatalf("segments %v after dropping everything, want only the one being written (%d)", segs, last.segment())
+		t.Fatalf("segments %v after every bucket died, want only the one being written (%d)", segs, last.segment())
 	}
 }

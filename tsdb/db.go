@@ -232,6 +232,12 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		closeFiles()
 		return nil, fmt.Errorf("recover %s: %w", dir, err)
 	}
+	compacted, err := st.compactedThrough()
+	if err != nil {
+		closeFiles()
+		return nil, err
+	}
+	st.journalCompacted.Store(compacted)
 	// The journal's records of buckets that retention dropped before the
 	// restart stay dead until its first pass.
 	if lastDead, ok := db.lastDeadBucket(); ok {

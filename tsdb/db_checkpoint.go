@@ -122,6 +122,9 @@ func (db *DB) Checkpoint() (err error) {
 	if recovering {
 		db.wal.recovered()
 	}
+	if err := db.removeJournalSegments(); err != nil {
+		db.logger.Warn("chunk journal segments not removed; the next checkpoint tries again", "err", err)
+	}
 	if err := db.compactIndex(); err != nil {
 		db.logger.Warn("series index not rewritten; it keeps its superseded records", "err", err)
 	}
@@ -311,9 +314,16 @@ func (cp *checkpointer) markChunk(bucket int64, ref SeriesRef) {
 // records before it, and is moved on.
 func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, seq uint32, prevMaxT *int64) error {
 	st := cp.db.store
+	dead := cp.db.journalDeadThrough()
 	appendPiece := func(piece memChunk) error {
 		bucket := st.bucketOf(piece.minT)
 		cp.markChunk(bucket, item.s.ref)
+		if bucket <= dead {
+			// A late chunk of a bucket compacted (or dropped): badger
+			// holds the bucket now, the journal's records of it are dead.
+			return cp.set(func(b []byte) []byte { return st.appendChunkKey(b, item.s.ref, piece.minT, kind, seq) },
+				func(b []byte) []byte { return appendChunkValue(b, piece) })
+		}
 		pos, err := cp.db.journal.append(journalRecord{ref: item.s.ref, prev: item.chain, prevMaxT: *prevMaxT, kind: kind, seq: seq, chunk: piece}, bucket)
 		if err != nil {
 			return err
@@ -341,6 +351,7 @@ func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, s
 // table have chains. The caller holds s.mu.
 func (cp *checkpointer) moveChainLocked(s *memSeries) error {
 	st := cp.db.store
+	dead := cp.db.journalDeadThrough()
 	for pos := cp.db.head.series.refs.chain(s.ref); pos != 0; {
 		rec, buf, err := cp.db.journal.read(pos, cp.readBuf)
 		cp.readBuf = buf
@@ -349,6 +360,13 @@ func (cp *checkpointer) moveChainLocked(s *memSeries) error {
 		}
 		if rec.ref != s.ref {
 			return fmt.Errorf("series %d leaving memory: its chain reaches a record of series %d at %v", s.ref, rec.ref, pos)
+		}
+		if st.bucketOf(rec.chunk.minT) <= dead { // badger holds it merged, or it was dropped
+			if rec.prevMaxT < (dead+1)*st.bucketRange {
+				break
+			}
+			pos = rec.prev
+			continue
 		}
 		cp.markChunk(st.bucketOf(rec.chunk.minT), s.ref)
 		err = cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, rec.chunk.minT, rec.kind, rec.seq) },

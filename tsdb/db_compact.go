@@ -156,8 +156,14 @@ func (db *DB) compact(stop func() bool) (st compactStats, err error) {
 	for {
 		if cs.next == nil {
 			b, found, err := db.nextCompactBucket(last)
-			if err != nil || !found {
+			if err != nil {
 				return st, err
+			}
+			if jb, ok := db.nextJournalBucket(last); ok && (!found || jb < b) {
+				b, found = jb, true
+			}
+			if !found {
+				return st, nil
 			}
 			cs.bucket, cs.next, cs.elapsed = b, chunkPrefix(nil, b, 0), 0
 		}
@@ -232,7 +238,15 @@ func (db *DB) markCompacted(bucket int64) error {
 	if bucket <= db.droppedThrough {
 		return nil
 	}
-	return db.store.db.Update(func(txn *badger.Txn) error { return txn.Set(compactedKey(bucket), nil) })
+	err := db.store.db.Update(func(txn *badger.Txn) error { return txn.Set(compactedKey(bucket), nil) })
+	if err != nil {
+		return err
+	}
+	// After the marker and the merged chunks are in badger: a reader that
+	// sees the mark skips the bucket's journal records.
+	db.store.journalCompacted.Store(max(db.store.journalCompacted.Load(), bucket))
+	db.deferJournalRemoval()
+	return nil
 }
 
 // compactBatchRetried runs compactBatch, reading the batch again while
@@ -265,10 +279,14 @@ func (db *DB) noteChunkWritesLocked(buckets []int64) {
 // compactSeries is one series' chunks in the bucket as a batch read them.
 type compactSeries struct {
 	ref    SeriesRef
-	keys   [][]byte
+	keys   [][]byte // of badger's chunks: what the merged ones replace
 	chunks []memChunk
 	ooo    bool // some chunk is out of order
 	bad    error
+	// journaled: some chunks are the journal's, which have no key and
+	// must reach badger even when they cannot be merged any further.
+	journaled bool
+	orders    []chunkOrder // where each chunk sorts, while merging the two
 }
 
 // compactBatch compacts the series of bucket from key from on, up to
@@ -288,6 +306,20 @@ func (db *DB) compactBatch(bucket int64, from []byte, st *compactStats) ([]byte,
 	if err != nil {
 		return nil, err
 	}
+	// The journal's series after the snapshot's writes count: a
+	// checkpoint that adds to the bucket since makes the write retry.
+	var limit SeriesRef
+	if next != nil {
+		limit = SeriesRef(binary.BigEndian.Uint64(next[9:17]))
+	}
+	series, nextRef, err := db.readJournalBatch(bucket, series, SeriesRef(binary.BigEndian.Uint64(from[9:17])), limit, batch)
+	if err != nil {
+		return nil, err
+	}
+	next = nil
+	if nextRef != 0 {
+		next = chunkPrefix(nil, bucket, nextRef)
+	}
 	var out compactOutput
 	var stats compactStats
 	for i := range series {
@@ -296,6 +328,7 @@ func (db *DB) compactBatch(bucket int64, from []byte, st *compactStats) ([]byte,
 			stats.malformed++
 			db.metrics.compactionMalformed.Inc()
 			db.logger.Warn("malformed chunk left as it is by compaction", "bucket", bucket, "series", cs.ref, "err", cs.bad)
+			out.addAsIs(db.store, cs)
 			continue
 		}
 		n, err := out.add(db.store, cs)
@@ -303,6 +336,7 @@ func (db *DB) compactBatch(bucket int64, from []byte, st *compactStats) ([]byte,
 			stats.malformed++
 			db.metrics.compactionMalformed.Inc()
 			db.logger.Warn("malformed chunk left as it is by compaction", "bucket", bucket, "series", cs.ref, "err", err)
+			out.addAsIs(db.store, cs)
 			continue
 		}
 		if n > 0 {
@@ -459,7 +493,7 @@ type compactWrite struct {
 // as few as they can be. It returns the number of samples rewritten (0:
 // nothing to do).
 func (o *compactOutput) add(st *store, cs *compactSeries) (int64, error) {
-	if len(cs.chunks) < 2 && !cs.ooo {
+	if len(cs.chunks) < 2 && !cs.ooo && !cs.journaled {
 		return 0, nil
 	}
 	it := seriesSnapshot{chunks: cs.chunks}.iterator(nil, minInt64, maxInt64)
@@ -472,7 +506,7 @@ func (o *compactOutput) add(st *store, cs *compactSeries) (int64, error) {
 		return 0, err
 	}
 	merged := o.encodePieces(o.samples)
-	if len(merged) >= len(cs.chunks) && !cs.ooo {
+	if len(merged) >= len(cs.chunks) && !cs.ooo && !cs.journaled {
 		return 0, nil // already as few as they can be
 	}
 	w := compactWrite{ref: cs.ref}

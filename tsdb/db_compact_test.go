@@ -53,6 +53,34 @@ func appendAt(t *testing.T, db *DB, lset labels.Labels, ms int64, v float64) {
 // chunksPer counts the store's chunk entries per (bucket, series).
 func chunksPer(t *testing.T, db *DB) map[cacheKey]int {
 	t.Helper()
+	out := badgerChunksPer(t, db)
+	var err error
+	// The journal's live records: those of buckets not compacted (nor
+	// dropped) into badger.
+	dead := db.journalDeadThrough()
+	var buf []byte
+	err = db.head.series.refs.from(0, func(s *memSeries) (bool, error) {
+		for pos := db.head.series.refs.chain(s.ref); pos != 0; {
+			rec, b, err := db.journal.read(pos, buf)
+			if buf = b; err != nil {
+				return false, err
+			}
+			if bucket := db.store.bucketOf(rec.chunk.minT); bucket > dead {
+				out[cacheKey{bucket: bucket, ref: s.ref}]++
+			}
+			pos = rec.prev
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// badgerChunksPer counts badger's chunk entries per bucket and series.
+func badgerChunksPer(t *testing.T, db *DB) map[cacheKey]int {
+	t.Helper()
 	out := map[cacheKey]int{}
 	err := db.store.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}})
@@ -62,6 +90,53 @@ func chunksPer(t *testing.T, db *DB) map[cacheKey]int {
 			out[cacheKey{bucket: unflipSign(binary.BigEndian.Uint64(k[1:9])), ref: SeriesRef(binary.BigEndian.Uint64(k[9:17]))}]++
 		}
 		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// chainToBadger writes the journal's chunks of series ref to badger under
+// their keys and empties its chain, as a store written before the
+// journal holds its chunks.
+func chainToBadger(t *testing.T, db *DB, ref SeriesRef) {
+	t.Helper()
+	var buf []byte
+	err := db.store.db.Update(func(txn *badger.Txn) error {
+		for pos := db.head.series.refs.chain(ref); pos != 0; {
+			rec, b, err := db.journal.read(pos, buf)
+			if buf = b; err != nil {
+				return err
+			}
+			if err := txn.Set(db.store.appendChunkKey(nil, ref, rec.chunk.minT, rec.kind, rec.seq), appendChunkValue(nil, rec.chunk)); err != nil {
+				return err
+			}
+			pos = rec.prev
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.head.series.refs.setChain(ref, 0)
+}
+
+// journalChunks returns the chunks of every chain in the journal.
+func journalChunks(t *testing.T, db *DB) []memChunk {
+	t.Helper()
+	var out []memChunk
+	var buf []byte
+	err := db.head.series.refs.from(0, func(s *memSeries) (bool, error) {
+		for pos := db.head.series.refs.chain(s.ref); pos != 0; {
+			rec, b, err := db.journal.read(pos, buf)
+			if buf = b; err != nil {
+				return false, err
+			}
+			out = append(out, rec.chunk)
+			pos = rec.prev
+		}
+		return true, nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -322,20 +397,11 @@ func TestCheckpointSplitsChunksAtBuckets(t *testing.T) {
 	}
 	checkpoint(t, db)
 	entries := 0
-	err := db.store.scan(prefixChunk, func(key, val []byte) error {
-		c, err := decodeChunk(key, val)
-		if err != nil {
-			return err
-		}
-		bucket := unflipSign(binary.BigEndian.Uint64(key[1:9]))
-		if db.store.bucketOf(c.minT) != bucket || db.store.bucketOf(c.maxT) != bucket {
-			t.Errorf("chunk [%d, %d] under bucket %d", c.minT, c.maxT, bucket)
+	for _, c := range journalChunks(t, db) {
+		if db.store.bucketOf(c.minT) != db.store.bucketOf(c.maxT) {
+			t.Errorf("chunk [%d, %d] spans buckets", c.minT, c.maxT)
 		}
 		entries++
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if entries < 5 { // four ranges end in 300 s; each closed chunk spans a boundary
 		t.Fatalf("%d chunk entries, want the closed chunks split in two", entries)
@@ -418,10 +484,13 @@ func TestCompactCrashBetweenBatches(t *testing.T) {
 
 	db = openTestDB(t, dir, o)
 	sameSelect(t, "after a crash mid-bucket", dbSelect(t, db, minInt64, maxInt64, matchAll), want)
+	// Merged series have their chunk in badger; the others only their
+	// journal records, live until the bucket is marked compacted.
+	inBadger := badgerChunksPer(t, db)
 	merged, whole := 0, 0
-	for k, n := range chunksPer(t, db) {
+	for k := range chunksPer(t, db) {
 		if k.bucket == 0 {
-			if n == 1 {
+			if inBadger[k] == 1 {
 				merged++
 			} else {
 				whole++
@@ -432,8 +501,10 @@ func TestCompactCrashBetweenBatches(t *testing.T) {
 		t.Fatalf("bucket 0 after the crash: %d series merged, %d not; want 6 and 4", merged, whole)
 	}
 	checkpoint(t, db) // a restart compacts after its first checkpoint
-	if st := compactAll(t, db); st.series != 4+10 || st.buckets != 2 {
-		t.Fatalf("after the restart: %+v, want bucket 0's last 4 series and bucket 1's 10", st)
+	// Bucket 0's merged series are merged again: their journal records
+	// stay live until the bucket is marked, and the merge is idempotent.
+	if st := compactAll(t, db); st.series != 10+10 || st.buckets != 2 {
+		t.Fatalf("after the restart: %+v, want bucket 0's 10 series and bucket 1's 10", st)
 	}
 	sameSelect(t, "after compaction finished", dbSelect(t, db, minInt64, maxInt64, matchAll), want)
 	crash(t, db)
@@ -474,6 +545,7 @@ func TestCompactLeavesMalformedChunks(t *testing.T) {
 			}
 			checkpoint(t, db)
 			bad := refOf(t, db, compactB)
+			chainToBadger(t, db, bad) // as a store from before the journal holds it
 			prefix := chunkPrefix(nil, 1, bad)
 			var corrupted []byte
 			err := db.store.db.Update(func(txn *badger.Txn) error {
@@ -935,4 +1007,74 @@ func TestCompactFailureCounted(t *testing.T) {
 		t.Fatal("a failed pass changed the chunks")
 	}
 	sameSelect(t, "after a failed pass", dbSelect(t, db, minInt64, maxInt64, matchAll), want)
+}
+
+// TestCompactMovesMalformedJournalChunks: a journal record whose chunk
+// does not decode is reported, and its series' chunks of that bucket go
+// to badger as they are (once the bucket is marked compacted the
+// journal's records of it are dead); every other series is merged.
+func TestCompactMovesMalformedJournalChunks(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), compactTestOptions())
+	defer db.Close()
+	for i := int64(0); i < 200; i++ { // buckets 0 and 1 complete
+		for _, ls := range []labels.Labels{compactA, compactB, compactC} {
+			appendAt(t, db, ls, i*1000, float64(i))
+		}
+	}
+	checkpoint(t, db)
+	bad := refOf(t, db, compactB)
+	// Chain a copy of its newest chunk of bucket 1 to B, its header
+	// claiming a sample more than it holds.
+	head := db.head.series.refs.chain(bad)
+	var victim journalRecord
+	for pos := head; pos != 0; {
+		rec, _, err := db.journal.read(pos, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if db.store.bucketOf(rec.chunk.minT) == 1 {
+			victim = rec
+			break
+		}
+		pos = rec.prev
+	}
+	if victim.chunk.data == nil {
+		t.Fatal("no chunk of series b in bucket 1")
+	}
+	broken := victim
+	broken.chunk.data = slices.Clone(victim.chunk.data)
+	binary.BigEndian.PutUint16(broken.chunk.data, binary.BigEndian.Uint16(broken.chunk.data)+1)
+	headRec, _, err := db.journal.read(head, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken.prev, broken.prevMaxT, broken.seq, broken.kind = head, max(headRec.chunk.maxT, headRec.prevMaxT), 1, chunkOutOfOrder
+	if validChunk(broken.chunk) == nil {
+		t.Fatal("the chunk with a sample too many is valid")
+	}
+	pos, err := db.journal.append(broken, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.journal.flush(); err != nil {
+		t.Fatal(err)
+	}
+	db.head.series.refs.setChain(bad, pos)
+	before := chunksPer(t, db)[cacheKey{bucket: 1, ref: bad}]
+	others := labels.MustNewMatcher(labels.MatchNotEqual, "__name__", "b")
+	want := dbSelect(t, db, minInt64, maxInt64, others)
+	st := compactAll(t, db)
+	if st.malformed != 1 || st.buckets != 2 {
+		t.Fatalf("malformed journal chunk: %+v, want it reported and both buckets compacted", st)
+	}
+	inBadger := badgerChunksPer(t, db)
+	if n := inBadger[cacheKey{bucket: 1, ref: bad}]; n != before {
+		t.Fatalf("series b's bucket 1: %d chunks in badger, want its %d journal chunks as they were", n, before)
+	}
+	for k, n := range chunksPer(t, db) {
+		if k.bucket <= 1 && k.ref != bad && n != 1 {
+			t.Errorf("bucket %d series %d: %d chunks, want 1", k.bucket, k.ref, n)
+		}
+	}
+	sameSelect(t, "other series", dbSelect(t, db, minInt64, maxInt64, others), want)
 }

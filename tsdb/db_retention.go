@@ -31,8 +31,9 @@ func (db *DB) ApplyRetention() error {
 	if err != nil {
 		return err
 	}
-	journaled, err := db.journal.dropThrough(lastDead)
-	if err != nil {
+	journaled := db.journal.bucketsThrough(lastDead)
+	db.deferJournalRemoval()
+	if err := db.removeJournalSegments(); err != nil {
 		return err
 	}
 	w := db.store.cache.beginWrite()

@@ -96,6 +96,35 @@ func (r *seriesRefs) del(ref SeriesRef) {
 	}
 }
 
+// from calls fn with each series of ref from on, in ref order, until fn
+// returns false or an error. No lock is held while fn runs.
+func (r *seriesRefs) from(from SeriesRef, fn func(*memSeries) (bool, error)) error {
+	first, i0 := int(uint64(from)>>refPageBits), int(uint64(from)&(1<<refPageBits-1))
+	for p := first; ; p++ {
+		r.mu.RLock()
+		if p >= len(r.pages) {
+			r.mu.RUnlock()
+			return nil
+		}
+		page := r.pages[p]
+		r.mu.RUnlock()
+		if page == nil {
+			continue
+		}
+		start := 0
+		if p == first {
+			start = i0
+		}
+		for i := start; i < len(page.slots); i++ {
+			if s := page.slots[i].Load(); s != nil {
+				if more, err := fn(s); !more || err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
 // batches calls fn with the series in ref order, at most n at a time;
 // the slice is reused between calls. No lock is held while fn runs.
 func (r *seriesRefs) batches(n int, fn func([]*memSeries) error) error {

@@ -32,8 +32,12 @@ type store struct {
 	// records of older ones are dead, though their segments may remain
 	// for a while. minInt64 before retention has run.
 	journalFloor atomic.Int64
-	bucketRange  int64       // milliseconds
-	cache        *chunkCache // of chunks read; nil: none
+	// journalCompacted is the newest bucket compaction has moved into
+	// badger (db_compact_journal.go): the journal's records of it and of
+	// older buckets are dead. minInt64 if none.
+	journalCompacted atomic.Int64
+	bucketRange      int64       // milliseconds
+	cache            *chunkCache // of chunks read; nil: none
 	// released counts the checkpoint batches whose chunks the head
 	// dropped once they were written here; raised after the batch's
 	// commit and before the head drops anything (see headQuerier.storeFor).
@@ -132,6 +136,7 @@ func openStore(dir string, bucketRange int64, compression options.CompressionTyp
 	}
 	st := &store{db: db, bucketRange: bucketRange}
 	st.journalFloor.Store(minInt64)
+	st.journalCompacted.Store(minInt64)
 	return st, nil
 }
 

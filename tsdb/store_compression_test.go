@@ -3,6 +3,7 @@ package tsdb
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -25,18 +26,23 @@ func TestStoreCompression(t *testing.T) {
 				write := func(compression string, from int64) {
 					o := cacheTestOptions(0)
 					o.StoreCompression = compression
+					o.StalenessPeriod = time.Minute // buckets complete within the 300 s written
 					db := openTestDB(t, dir, o)
-					for i := from; i < from+100; i++ {
+					for i := from; i < from+300; i++ {
 						if err := dbAppend(t, db, ls, i*1000, float64(i)); err != nil {
 							t.Fatal(err)
 						}
 					}
+					// Badger holds compacted buckets: the journal the rest.
 					if err := db.Checkpoint(); err != nil {
 						t.Fatal(err)
 					}
+					if err := db.Compact(); err != nil {
+						t.Fatal(err)
+					}
 					got := dbSelect(t, db, minInt64, maxInt64)[ls.String()]
-					if len(got) != int(from)+100 {
-						t.Fatalf("after writing with %s: %d samples, want %d", compression, len(got), from+100)
+					if len(got) != int(from)+300 {
+						t.Fatalf("after writing with %s: %d samples, want %d", compression, len(got), from+300)
 					}
 					for i, s := range got {
 						if s.t != int64(i)*1000 || s.v != float64(i) {
@@ -48,7 +54,7 @@ func TestStoreCompression(t *testing.T) {
 					}
 				}
 				write(first, 0)
-				write(second, 100)
+				write(second, 300)
 				if tableBytesIn(t, filepath.Join(dir, "badger")) == 0 {
 					t.Fatalf("no tables written with %s and %s", first, second)
 				}

@@ -19,10 +19,13 @@ import (
 // when the cache holds it as this snapshot shows it (chunk_cache.go), and
 // a read from badger fills the cache.
 type storeReader struct {
-	st     *store
-	txn    *badger.Txn
-	ver    uint64 // of the snapshot, for the cache
-	cached bool   // whether the cache serves this reader
+	st  *store
+	txn *badger.Txn
+	// compacted is the store's journalCompacted before txn was taken:
+	// the buckets whose journal records txn holds merged.
+	compacted int64
+	ver       uint64 // of the snapshot, for the cache
+	cached    bool   // whether the cache serves this reader
 
 	mu      sync.Mutex
 	free    []*storeIterator // guarded by mu: not in use
@@ -49,7 +52,7 @@ type storeIterator struct {
 const headRoom = 2
 
 func (s *store) reader() *storeReader {
-	r := &storeReader{st: s}
+	r := &storeReader{st: s, compacted: s.journalCompacted.Load()}
 	r.ver, r.cached = s.cache.version(func() { r.txn = s.db.NewTransaction(false) })
 	return r
 }
@@ -146,7 +149,7 @@ func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, chain jour
 				return dst, buf, err
 			}
 		}
-		if err := si.readChain(r.st, chain, ref, mint, maxt); err != nil {
+		if err := si.readChain(r, chain, ref, mint, maxt); err != nil {
 			return dst, buf, err
 		}
 		buf = si.copyOut(buf, si.read)
@@ -161,7 +164,7 @@ func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, chain jour
 		dst = make([]memChunk, 0, 4*n+headRoom)
 	}
 	for b := first; b <= last; b++ {
-		k := cacheKey{bucket: b, ref: ref}
+		k := cacheKey{bucket: b, ref: ref, merged: b <= r.compacted}
 		cs, ok := c.get(k, r.ver, bulk)
 		if !ok {
 			if si == nil {
@@ -176,7 +179,7 @@ func (r *storeReader) read(dst []memChunk, buf []byte, ref SeriesRef, chain jour
 			if si.read, err = r.readBucket(si, b, ref, lo, hi, si.read); err != nil {
 				return dst, buf, err
 			}
-			if err := si.readChain(r.st, chain, ref, lo, hi); err != nil {
+			if err := si.readChain(r, chain, ref, lo, hi); err != nil {
 				return dst, buf, err
 			}
 			if bulk {

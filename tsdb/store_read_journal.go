@@ -17,7 +17,8 @@ type chunkOrder struct {
 	bucket, minT int64
 	kind         byte
 	seq          uint32
-	i            int // the chunk's index in storeIterator.read
+	i            int  // the chunk's index in storeIterator.read
+	journal      bool // the chunk is the journal's (compaction)
 }
 
 func compareChunkOrder(a, b chunkOrder) int {
@@ -45,10 +46,14 @@ func (si *storeIterator) reset() {
 // overlap [mint, maxt], as readBucket appends badger's (bytes to
 // si.scratch, end offsets to si.ends, keys' order to si.order). It stops
 // where the rest of the chain ends before mint, and skips the records of
-// buckets retention dropped.
-func (si *storeIterator) readChain(st *store, pos journalPos, ref SeriesRef, mint, maxt int64) error {
+// buckets retention dropped or compaction moved into r's snapshot.
+func (si *storeIterator) readChain(r *storeReader, pos journalPos, ref SeriesRef, mint, maxt int64) error {
+	st := r.st
 	if floor := st.journalFloor.Load(); floor != minInt64 {
 		mint = max(mint, floor*st.bucketRange)
+	}
+	if r.compacted != minInt64 {
+		mint = max(mint, (r.compacted+1)*st.bucketRange)
 	}
 	for pos != 0 {
 		rec, buf, err := st.journal.read(pos, si.journal.buf)
