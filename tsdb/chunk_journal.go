@@ -285,6 +285,23 @@ func (j *chunkJournal) append(rec journalRecord, bucket int64) (journalPos, erro
 	return pos, nil
 }
 
+// spanCopy returns each segment's buckets.
+func (j *chunkJournal) spanCopy() map[uint32]bucketSpan {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return maps.Clone(j.spans)
+}
+
+// end returns the position the next record would be appended at (before
+// the first append, the start of the next segment): what a scan of later
+// records starts from.
+func (j *chunkJournal) end() journalPos {
+	if j.out == nil {
+		return makeJournalPos(j.seg+1, 0)
+	}
+	return makeJournalPos(j.seg, j.off)
+}
+
 // markUnsynced notes that the segment being written has bytes the next
 // sync must make durable.
 func (j *chunkJournal) markUnsynced() {
@@ -565,12 +582,31 @@ func (j *chunkJournal) close() error {
 // last sync. It returns the offset where the valid records end. A
 // record's chunk data is valid during the call only.
 func scanJournalSegment(r io.Reader, seg uint32, fn func(journalPos, journalRecord) error) (int64, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	magic := make([]byte, len(journalMagic))
-	if _, err := io.ReadFull(br, magic); err != nil || string(magic) != journalMagic {
-		return 0, fmt.Errorf("chunk journal segment %d: not a segment (magic %q)", seg, magic)
+	return scanJournalSegmentFrom(r, seg, 0, fn)
+}
+
+// scanJournalSegmentFrom is scanJournalSegment from offset off of a
+// segment (0: its start, magic included), r seekable when off > 0.
+func scanJournalSegmentFrom(r io.Reader, seg uint32, off int64, fn func(journalPos, journalRecord) error) (int64, error) {
+	if off <= int64(len(journalMagic)) {
+		off = 0
+	} else if s, ok := r.(io.Seeker); !ok {
+		return 0, fmt.Errorf("chunk journal segment %d: cannot start at %d", seg, off)
+	} else if _, err := s.Seek(off, io.SeekStart); err != nil {
+		return 0, err
 	}
-	off := int64(len(journalMagic))
+	br := bufio.NewReaderSize(r, 1<<20)
+	if off == 0 {
+		magic := make([]byte, len(journalMagic))
+		n, err := io.ReadFull(br, magic)
+		if err != nil && string(magic[:n]) == journalMagic[:n] {
+			return 0, nil // created, then a crash before its first write
+		}
+		if err != nil || string(magic) != journalMagic {
+			return 0, fmt.Errorf("chunk journal segment %d: not a segment (magic %q)", seg, magic[:n])
+		}
+		off = int64(len(journalMagic))
+	}
 	var frame []byte
 	for {
 		hdr, err := br.Peek(journalHeader)

@@ -105,7 +105,7 @@ func (db *DB) Checkpoint() (err error) {
 	}
 	// The snapshot goes in place only once badger holds the chunks it no
 	// longer carries; the WAL goes only once the snapshot is in place.
-	if err := snap.commit(sync); err != nil {
+	if err := snap.commit(sync, db.journal.end(), db.journal.spanCopy()); err != nil {
 		return err
 	}
 	// A checkpoint allocates a burst of short-lived buffers (records,
@@ -254,10 +254,10 @@ func (cp *checkpointer) collectLocked(s *memSeries) (*persistItem, error) {
 	if evicted, err := cp.evictLocked(s); evicted || err != nil {
 		return nil, err
 	}
-	if !s.active && s.indexPersisted {
-		return nil, nil
-	}
-	if !deactivate && s.indexPersisted && len(s.closedChunks()) == 0 && s.outOfOrder().empty() {
+	if !s.active && s.indexPersisted || !deactivate && s.indexPersisted && len(s.closedChunks()) == 0 && s.outOfOrder().empty() {
+		if chain := cp.db.head.series.refs.chain(s.ref); chain != 0 {
+			cp.snap.addChain(s.ref, chain) // unchanged by this checkpoint
+		}
 		return nil, nil
 	}
 	before := s.chunkBytesLocked()
@@ -393,6 +393,7 @@ func (cp *checkpointer) release(it persistItem) {
 	}
 	if it.chain != 0 {
 		h.series.refs.setChain(s.ref, it.chain)
+		cp.snap.addChain(s.ref, it.chain)
 	}
 	s.dropClosedLocked(it.nClosed) // and the holder of nothing
 	s.indexPersisted = true

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -27,11 +28,13 @@ func (db *DB) recover() error {
 	db.logger.Info("series index loaded", "series", db.head.NumIndexedSeries(), "symbols", db.head.symbols.len(),
 		"duration", time.Since(start).Round(time.Millisecond))
 	start = time.Now()
-	from, found, err := db.restoreSnapshot(snapshotName, false)
+	from, found, journalEnd, err := db.restoreSnapshot(snapshotName, false)
 	if found && err == nil {
 		db.logger.Info("head snapshot restored", "active_series", db.head.NumSeries(),
 			"duration", time.Since(start).Round(time.Millisecond))
-		if err := db.scanJournal(false); err != nil {
+		// The snapshot has each series' chain as of its checkpoint; the
+		// records appended after it are found by a scan.
+		if err := db.scanJournal(journalEnd, false); err != nil {
 			return fmt.Errorf("scan chunk journal: %w", err)
 		}
 		db.lastCut = from
@@ -48,10 +51,10 @@ func (db *DB) recover() error {
 	if err := db.scanChunks(); err != nil {
 		return fmt.Errorf("scan persisted chunks: %w", err)
 	}
-	if err := db.scanJournal(true); err != nil {
+	if err := db.scanJournal(0, true); err != nil {
 		return fmt.Errorf("scan chunk journal: %w", err)
 	}
-	from, found, err = db.restoreSnapshot(snapshotPrevName, true)
+	from, found, _, err = db.restoreSnapshot(snapshotPrevName, true)
 	if err != nil || !found {
 		if err != nil {
 			db.logger.Error("previous head snapshot unreadable too; the open chunks it held are lost", "err", err)
@@ -160,26 +163,65 @@ func (db *DB) loadSeriesSequential(src seriesRecords, dict *symbolDict, use symb
 // fallback mode the series' persisted
 // chunks were scanned first: an open chunk badger already holds is not
 // reopened.
-func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, err error) {
+func (db *DB) restoreSnapshot(name string, fallback bool) (seg int, found bool, journalEnd journalPos, err error) {
 	path := filepath.Join(db.dir, name)
 	workers := runtime.GOMAXPROCS(0)
 	if db.opts.sequentialLoad {
 		workers = 1
 	}
+	noChain := func(SeriesRef, journalPos) error { return nil }
+	var endMu sync.Mutex
+	setEnd := func(pos journalPos, spans map[uint32]bucketSpan) {
+		endMu.Lock()
+		journalEnd = pos
+		endMu.Unlock()
+		if !fallback {
+			for seg, sp := range spans {
+				db.journal.noteSpan(seg, sp.min)
+				db.journal.noteSpan(seg, sp.max)
+			}
+		}
+	}
 	check := func(version byte, payload []byte) error {
+		if err := decodeSnapshotChains(version, payload, noChain, func(journalPos, map[uint32]bucketSpan) {}); err != nil {
+			return err
+		}
 		return decodeSnapshotRecords(version, payload, func(SeriesRef, headSnapshot) error { return nil })
 	}
 	if _, found, err = eachSnapshotFrame(path, workers, check); err != nil || !found {
-		return 0, found, err
+		return 0, found, 0, err
 	}
-	// Each series has one record: the frames restore in any order.
-	return eachSnapshotFrame(path, workers, func(version byte, payload []byte) error {
+	// A fallback takes the chains from a scan of the whole journal: the
+	// previous snapshot's are older.
+	chain := db.restoreChain
+	if fallback {
+		chain = noChain
+	}
+	// Each series has one record and one chain: the frames restore in any
+	// order.
+	seg, found, err = eachSnapshotFrame(path, workers, func(version byte, payload []byte) error {
+		if err := decodeSnapshotChains(version, payload, chain, setEnd); err != nil {
+			return err
+		}
 		t := newRestoreTotals()
 		defer t.addTo(db.head)
 		return decodeSnapshotRecords(version, payload, func(ref SeriesRef, snap headSnapshot) error {
 			return db.restoreHeadSnapshot(ref, snap, fallback, &t)
 		})
 	})
+	return seg, found, journalEnd, err
+}
+
+// restoreChain sets a series' newest journal record from the snapshot.
+func (db *DB) restoreChain(ref SeriesRef, pos journalPos) error {
+	s := db.head.series.getByRef(ref)
+	if s == nil {
+		return nil // its series record was removed by retention
+	}
+	s.mu.Lock()
+	db.head.series.refs.setChain(ref, pos)
+	s.mu.Unlock()
+	return nil
 }
 
 // restoreTotals sums what restoring a frame of the snapshot adds to the

@@ -7,28 +7,36 @@ import (
 	"time"
 )
 
-// scanJournal reads the chunk journal from its oldest segment on and
-// sets each series' chain to its newest record: records are appended in
-// chain order. With ranges, as scanChunks does for badger's chunks, it
+// scanJournal reads the chunk journal from position from on (0: from its
+// oldest segment) and sets each series' chain to its newest record there:
+// records are appended in chain order. With ranges, as scanChunks does for badger's chunks, it
 // also widens each series' time range and persisted time to what its
 // records hold, for a recovery without the head snapshot.
 //
 // Every record counts, those of a checkpoint that did not complete
 // included: that checkpoint may have written the series index records
 // that claim their samples, and WAL replay then skips those samples.
-func (db *DB) scanJournal(ranges bool) error {
+func (db *DB) scanJournal(from journalPos, ranges bool) error {
 	start := time.Now()
 	segs, err := journalSegments(db.journal.dir)
 	if err != nil {
 		return err
 	}
-	var records int
+	var records, scanned int
 	for _, seg := range segs {
+		if seg < from.segment() {
+			continue
+		}
 		f, err := os.Open(db.journal.segmentPath(seg))
 		if err != nil {
 			return err
 		}
-		_, err = scanJournalSegment(f, seg, func(pos journalPos, rec journalRecord) error {
+		scanned++
+		off := int64(0)
+		if seg == from.segment() {
+			off = int64(from.offset())
+		}
+		_, err = scanJournalSegmentFrom(f, seg, off, func(pos journalPos, rec journalRecord) error {
 			db.journal.noteSpan(seg, db.store.bucketOf(rec.chunk.minT))
 			s := db.head.series.getByRef(rec.ref)
 			if s == nil {
@@ -58,8 +66,8 @@ func (db *DB) scanJournal(ranges bool) error {
 			return fmt.Errorf("chunk journal segment %d: %w", seg, err)
 		}
 	}
-	if len(segs) > 0 {
-		db.logger.Info("chunk journal scanned", "segments", len(segs), "records", records,
+	if scanned > 0 {
+		db.logger.Info("chunk journal scanned", "segments", scanned, "records", records,
 			"duration", time.Since(start).Round(time.Millisecond))
 	}
 	return nil

@@ -179,15 +179,14 @@ func TestShutdownCheckpointTimeoutValidate(t *testing.T) {
 	}
 }
 
-// TestStoppedCheckpointOOOKeepsSamples: a checkpoint completes; series
-// created after it close a chunk each and take an out-of-order sample,
-// and the next checkpoint stops after its first batch, which wrote their
-// chunks and their series records, claiming the out-of-order sample as
-// their newest. The process dies before any snapshot holds their open
-// chunks. The next start replays those from the WAL: refused as older
-// than the record's newest sample less the out-of-order window (before
-// replayLocked), they were lost.
-func TestStoppedCheckpointOOOKeepsSamples(t *testing.T) {
+// TestRecoverScansJournalTail: a checkpoint completes (its snapshot names
+// every chain and the journal's end); series created after it close a
+// chunk each, and the next checkpoint stops after its first batch, which
+// wrote their chunks and their series records (records that claim those
+// samples, so WAL replay skips them); then the process dies. The next
+// start must take the chains of those series from a scan of the journal
+// after the snapshot's end, or their samples are lost.
+func TestRecoverScansJournalTail(t *testing.T) {
 	dir := t.TempDir()
 	o := testDBOptions()
 	var db *DB
@@ -206,6 +205,7 @@ func TestStoppedCheckpointOOOKeepsSamples(t *testing.T) {
 	if err := db.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
+	end := db.journal.end()
 	fresh := make([]labels.Labels, 2*checkpointBatch)
 	for i := range fresh {
 		fresh[i] = labels.FromStrings("__name__", "new", "instance", strconv.Itoa(i))
@@ -236,6 +236,9 @@ func TestStoppedCheckpointOOOKeepsSamples(t *testing.T) {
 	stopAfterBatch = true
 	if err := db.Checkpoint(); !errors.Is(err, errCheckpointStopped) {
 		t.Fatalf("second checkpoint: %v, want it stopped", err)
+	}
+	if db.journal.end() == end {
+		t.Fatal("the stopped checkpoint appended nothing")
 	}
 	crash(t, db)
 

@@ -265,7 +265,7 @@ func TestRecoverSnapshotBadChunk(t *testing.T) {
 	for _, r := range recs {
 		w.add(r.ref, r.snap)
 	}
-	if err := w.commit(false); err != nil {
+	if err := w.commit(false, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(prevPath, prev, 0o644); err != nil { // commit made the good one previous

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -40,11 +41,23 @@ import (
 // its segment on: should the newest be lost or corrupt, recovery falls
 // back to it, the chunks in badger and a longer WAL replay, and loses
 // nothing.
+//
+// Version 3 frames start with their kind: 'r', records as above; 'c', the
+// newest chunk journal record of series (chunk_journal.go) as
+// (ref:uvarint pos:uvarint)*, active or not; 'e', last, the journal's
+// end when the snapshot was committed and the buckets of each segment,
+// pos:uvarint n:uvarint (seg:uvarint min:varint max:varint)*n: records
+// from there on are found by a scan at start.
 const (
 	snapshotName     = "head.snapshot"
 	snapshotPrevName = "head.snapshot.prev"
 	snapshotMagicV1  = "etcdgate-head\x01"
-	snapshotMagic    = "etcdgate-head\x02"
+	snapshotMagicV2  = "etcdgate-head\x02"
+	snapshotMagic    = "etcdgate-head\x03"
+
+	snapshotRecords byte = 'r'
+	snapshotChains  byte = 'c'
+	snapshotEnd     byte = 'e'
 	// snapshotFrame is the payload size at which a frame is written.
 	snapshotFrame = 256 << 10
 )
@@ -63,7 +76,8 @@ type snapshotWriter struct {
 	fs      WALFS
 	f       *os.File
 	w       *bufio.Writer
-	payload []byte
+	payload []byte // of the records frame being filled
+	chains  []byte // of the chains frame being filled
 	frame   []byte
 	err     error
 }
@@ -79,9 +93,33 @@ func createSnapshot(dir string, seg int, fs WALFS) (*snapshotWriter, error) {
 	return w, w.err
 }
 
+// addChain records the newest journal record of a series.
+func (w *snapshotWriter) addChain(ref SeriesRef, pos journalPos) {
+	if len(w.chains) == 0 {
+		w.chains = append(w.chains, snapshotChains)
+	}
+	w.chains = binary.AppendUvarint(binary.AppendUvarint(w.chains, uint64(ref)), uint64(pos))
+	if len(w.chains) >= snapshotFrame {
+		w.flushChains()
+	}
+}
+
+func (w *snapshotWriter) flushChains() {
+	if w.err != nil || len(w.chains) == 0 {
+		return
+	}
+	w.frame = appendFrame(w.frame[:0], w.chains)
+	_, w.err = w.w.Write(w.frame)
+	w.chains = w.chains[:0]
+}
+
 // add appends the record of one series; the chunk is copied.
 func (w *snapshotWriter) add(ref SeriesRef, h headSnapshot) {
-	p := binary.AppendUvarint(w.payload, uint64(ref))
+	p := w.payload
+	if len(p) == 0 {
+		p = append(p, snapshotRecords)
+	}
+	p = binary.AppendUvarint(p, uint64(ref))
 	p = binary.AppendVarint(p, h.headMinT)
 	p = binary.AppendVarint(p, h.maxT)
 	p = binary.LittleEndian.AppendUint64(p, h.lastV)
@@ -106,11 +144,20 @@ func (w *snapshotWriter) flushFrame() {
 	w.payload = w.payload[:0]
 }
 
-// commit writes the file out and renames it into place; with sync it is
-// fsynced first. The directory is fsynced after the rename in any mode:
-// the WAL segments the snapshot replaces are deleted next, and a power
-// cut must not keep those deletions but lose the rename.
-func (w *snapshotWriter) commit(sync bool) error {
+// commit writes the file out, the journal's end last, and renames it
+// into place; with sync it is fsynced first. The directory is fsynced
+// after the rename in any mode: the WAL segments the snapshot replaces
+// are deleted next, and a power cut must not keep those deletions but
+// lose the rename.
+func (w *snapshotWriter) commit(sync bool, journalEnd journalPos, spans map[uint32]bucketSpan) error {
+	w.flushFrame()
+	w.flushChains()
+	w.payload = binary.AppendUvarint(append(w.payload[:0], snapshotEnd), uint64(journalEnd))
+	w.payload = binary.AppendUvarint(w.payload, uint64(len(spans)))
+	for _, seg := range slices.Sorted(maps.Keys(spans)) {
+		w.payload = binary.AppendUvarint(w.payload, uint64(seg))
+		w.payload = binary.AppendVarint(binary.AppendVarint(w.payload, spans[seg].min), spans[seg].max)
+	}
 	w.flushFrame()
 	if w.err == nil {
 		w.err = w.w.Flush()
@@ -298,10 +345,10 @@ func readSnapshotFrame(r *bufio.Reader, off int, buf []byte) ([]byte, error) {
 	return buf, nil
 }
 
-// decodeSnapshotHeader returns the segment and the format version (1 or
-// 2) of a snapshot's header.
+// decodeSnapshotHeader returns the segment and the format version (1 to
+// 3) of a snapshot's header.
 func decodeSnapshotHeader(p []byte) (seg int, version byte, err error) {
-	if len(p) < len(snapshotMagic) || (string(p[:len(snapshotMagic)]) != snapshotMagic && string(p[:len(snapshotMagic)]) != snapshotMagicV1) {
+	if m := string(p[:min(len(p), len(snapshotMagic))]); m != snapshotMagic && m != snapshotMagicV2 && m != snapshotMagicV1 {
 		return 0, 0, fmt.Errorf("%w: unknown header", errBadSnapshot)
 	}
 	version = p[len(snapshotMagic)-1]
@@ -314,8 +361,20 @@ func decodeSnapshotHeader(p []byte) (seg int, version byte, err error) {
 }
 
 // decodeSnapshotRecords calls fn for each record of a payload of a
-// snapshot of the given version.
+// snapshot of the given version; a version 3 payload of another kind
+// holds none.
 func decodeSnapshotRecords(version byte, p []byte, fn func(SeriesRef, headSnapshot) error) error {
+	if version >= 3 {
+		switch {
+		case len(p) == 0:
+			return fmt.Errorf("%w: empty frame", errBadSnapshot)
+		case p[0] == snapshotChains || p[0] == snapshotEnd:
+			return nil
+		case p[0] != snapshotRecords:
+			return fmt.Errorf("%w: frame of kind %q", errBadSnapshot, p[0])
+		}
+		p = p[1:]
+	}
 	d := decbuf{b: p}
 	for len(d.b) > 0 && d.err == nil {
 		ref := SeriesRef(d.uvarint())
@@ -343,4 +402,54 @@ func decodeSnapshotRecords(version byte, p []byte, fn func(SeriesRef, headSnapsh
 		return fmt.Errorf("%w: %v", errBadSnapshot, d.err)
 	}
 	return nil
+}
+
+// decodeSnapshotChains calls fn for each series' newest journal record in
+// a version 3 payload of chains, and end for its journal end; other
+// payloads hold neither.
+func decodeSnapshotChains(version byte, p []byte, fn func(SeriesRef, journalPos) error, end func(journalPos, map[uint32]bucketSpan)) error {
+	if version < 3 || len(p) == 0 {
+		return nil
+	}
+	d := decbuf{b: p[1:]}
+	switch p[0] {
+	case snapshotRecords:
+		return nil
+	case snapshotEnd:
+		pos := journalPos(d.uvarint())
+		n := d.uvarint()
+		if d.err != nil || n > uint64(len(d.b)) {
+			return fmt.Errorf("%w: bad journal end", errBadSnapshot)
+		}
+		spans := make(map[uint32]bucketSpan, n)
+		for range n {
+			seg, lo, hi := d.uvarint(), d.varint(), d.varint()
+			if d.err != nil || seg == 0 || seg > math.MaxUint32 || lo > hi {
+				return fmt.Errorf("%w: bad journal segment span", errBadSnapshot)
+			}
+			spans[uint32(seg)] = bucketSpan{lo, hi, true}
+		}
+		if len(d.b) > 0 {
+			return fmt.Errorf("%w: bytes after the journal end", errBadSnapshot)
+		}
+		end(pos, spans)
+		return nil
+	case snapshotChains:
+		for len(d.b) > 0 && d.err == nil {
+			ref, pos := SeriesRef(d.uvarint()), journalPos(d.uvarint())
+			if d.err == nil && pos.offset() < uint32(len(journalMagic)) {
+				return fmt.Errorf("%w: journal record of series %d at %v", errBadSnapshot, ref, pos)
+			}
+			if d.err == nil {
+				if err := fn(ref, pos); err != nil {
+					return err
+				}
+			}
+		}
+		if d.err != nil {
+			return fmt.Errorf("%w: %v", errBadSnapshot, d.err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: frame of kind %q", errBadSnapshot, p[0])
 }

@@ -31,7 +31,7 @@ func TestHeadSnapshotRoundTrip(t *testing.T) {
 		want[ref] = h
 		w.add(ref, h)
 	}
-	if err := w.commit(true); err != nil {
+	if err := w.commit(true, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	got := map[SeriesRef]headSnapshot{}
@@ -61,7 +61,7 @@ func TestHeadSnapshotCorruptOrMissing(t *testing.T) {
 	}
 	w, _ := createSnapshot(dir, 7, OSFS{})
 	w.add(1, headSnapshot{maxT: 1, chunk: []byte{1, 2, 3}})
-	if err := w.commit(false); err != nil {
+	if err := w.commit(false, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, snapshotName)
@@ -85,7 +85,7 @@ func FuzzHeadSnapshot(f *testing.F) {
 	dir := f.TempDir()
 	w, _ := createSnapshot(dir, 3, OSFS{})
 	w.add(5, headSnapshot{headMinT: 1, maxT: 2, lastV: 3, chunk: []byte{0, 1, 2}})
-	w.commit(false)
+	w.commit(false, 0, nil)
 	valid, _ := os.ReadFile(filepath.Join(dir, snapshotName))
 	f.Add(valid)
 	f.Add(valid[:len(valid)-2])
@@ -120,7 +120,7 @@ func TestHeadSnapshotParallelRead(t *testing.T) {
 	for ref := SeriesRef(1); ref <= records; ref++ {
 		w.add(ref, headSnapshot{headMinT: int64(ref), maxT: int64(ref) + 1, lastV: uint64(ref), chunk: bytes.Repeat([]byte{byte(ref)}, 60)})
 	}
-	if err := w.commit(false); err != nil {
+	if err := w.commit(false, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, snapshotName)
@@ -252,7 +252,7 @@ func TestSnapshotChunkWriterRestores(t *testing.T) {
 		all[ref] = s
 		w.add(ref, headSnapshot{headMinT: s.first, maxT: s.lastT, lastV: s.lastV, chunk: s.c, xor: s.x})
 	}
-	if err := w.commit(false); err != nil {
+	if err := w.commit(false, 0, nil); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = readSnapshot(dir, func(ref SeriesRef, h headSnapshot) error {
@@ -322,12 +322,21 @@ func TestSnapshotVersion1(t *testing.T) {
 
 	bad := append(binary.AppendUvarint(nil, 9), rec[1:]...) // the same record, then a writer out of range
 	bad = append(binary.AppendUvarint(bad, 15000), 9, 0, 0)
-	file = appendFrame(nil, binary.AppendUvarint([]byte(snapshotMagic), 4))
-	file = appendFrame(file, bad)
-	if err := os.WriteFile(filepath.Join(dir, snapshotName), file, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := readSnapshot(dir, func(SeriesRef, headSnapshot) error { return nil }); !errors.Is(err, errBadSnapshot) {
-		t.Fatalf("a writer with 9 free bits: %v", err)
+	for _, version := range []struct {
+		magic string
+		frame []byte
+	}{
+		{snapshotMagicV2, bad},
+		{snapshotMagic, append([]byte{snapshotRecords}, bad...)},
+		{snapshotMagic, append([]byte{'x'}, bad...)}, // a frame of no kind
+	} {
+		file = appendFrame(nil, binary.AppendUvarint([]byte(version.magic), 4))
+		file = appendFrame(file, version.frame)
+		if err := os.WriteFile(filepath.Join(dir, snapshotName), file, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := readSnapshot(dir, func(SeriesRef, headSnapshot) error { return nil }); !errors.Is(err, errBadSnapshot) {
+			t.Fatalf("%q, frame %q: %v, want a malformed snapshot", version.magic, version.frame[0], err)
+		}
 	}
 }
