@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -337,6 +338,40 @@ func TestSnapshotVersion1(t *testing.T) {
 		}
 		if _, _, err := readSnapshot(dir, func(SeriesRef, headSnapshot) error { return nil }); !errors.Is(err, errBadSnapshot) {
 			t.Fatalf("%q, frame %q: %v, want a malformed snapshot", version.magic, version.frame[0], err)
+		}
+	}
+}
+
+// TestSnapshotChainsMalformed: frames of chains and the journal's end
+// that do not decode are a malformed snapshot, never a panic or a chain
+// that names no record.
+func TestSnapshotChainsMalformed(t *testing.T) {
+	good := binary.AppendUvarint(binary.AppendUvarint([]byte{snapshotChains}, 7), uint64(makeJournalPos(1, 8)))
+	var chains []journalPos
+	if err := decodeSnapshotChains(3, good, func(_ SeriesRef, p journalPos) error { chains = append(chains, p); return nil }, nil); err != nil || len(chains) != 1 {
+		t.Fatalf("good chains frame: %v, %v", chains, err)
+	}
+	end := binary.AppendUvarint(binary.AppendUvarint([]byte{snapshotEnd}, uint64(makeJournalPos(2, 100))), 1)
+	end = binary.AppendVarint(binary.AppendVarint(binary.AppendUvarint(end, 2), 5), 6)
+	var gotEnd journalPos
+	var gotSpans map[uint32]bucketSpan
+	if err := decodeSnapshotChains(3, end, nil, func(p journalPos, s map[uint32]bucketSpan) { gotEnd, gotSpans = p, s }); err != nil ||
+		gotEnd != makeJournalPos(2, 100) || gotSpans[2] != (bucketSpan{5, 6, true}) {
+		t.Fatalf("good end frame: %v %v, %v", gotEnd, gotSpans, err)
+	}
+	noop := func(SeriesRef, journalPos) error { return nil }
+	for name, p := range map[string][]byte{
+		"chain before any record":        binary.AppendUvarint(binary.AppendUvarint([]byte{snapshotChains}, 7), uint64(makeJournalPos(1, 3))),
+		"truncated chain":                good[:len(good)-1],
+		"unknown kind":                   {'z', 1, 2},
+		"end truncated":                  end[:len(end)-1],
+		"end with trailing bytes":        append(slices.Clone(end), 0),
+		"end with more spans than bytes": binary.AppendUvarint(binary.AppendUvarint([]byte{snapshotEnd}, 1), 1<<40),
+		"span of segment 0":              binary.AppendVarint(binary.AppendVarint(binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint([]byte{snapshotEnd}, 1), 1), 0), 1), 2),
+		"span backwards":                 binary.AppendVarint(binary.AppendVarint(binary.AppendUvarint(binary.AppendUvarint(binary.AppendUvarint([]byte{snapshotEnd}, 1), 1), 3), 9), 2),
+	} {
+		if err := decodeSnapshotChains(3, p, noop, func(journalPos, map[uint32]bucketSpan) {}); !errors.Is(err, errBadSnapshot) {
+			t.Errorf("%s: %v, want a malformed snapshot", name, err)
 		}
 	}
 }
