@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 )
 
 // The chunk journal holds closed chunks from the checkpoint that takes
@@ -193,6 +194,8 @@ type chunkJournal struct {
 	// spans holds the buckets each segment's records lie in, as far as
 	// appends and noteSpan told it: what retention and compaction
 	// remove segments by.
+	appended atomic.Int64 // bytes appended since open, framing included
+
 	spans    map[uint32]bucketSpan // guarded by mu
 	dropped  int64                 // guarded by mu: the newest bucket bucketsThrough returned; minInt64 if none
 	removals []journalRemoval      // the writer's: removals waiting for readers, oldest first
@@ -278,11 +281,19 @@ func (j *chunkJournal) append(rec journalRecord, bucket int64) (journalPos, erro
 		return 0, fmt.Errorf("append to chunk journal segment %d: %w", j.seg, err)
 	}
 	j.off += uint32(len(j.buf))
+	j.appended.Add(int64(len(j.buf)))
 	j.markUnsynced()
 	if sp := j.spans[j.seg]; !sp.set || bucket < sp.min || bucket > sp.max { // read without the lock: only the writer writes spans
 		j.noteSpan(j.seg, bucket)
 	}
 	return pos, nil
+}
+
+// segments returns how many segments the journal has.
+func (j *chunkJournal) segments() int {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	return len(j.files)
 }
 
 // spanCopy returns each segment's buckets.

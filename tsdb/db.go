@@ -214,7 +214,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 	db := &DB{dir: dir, opts: opts, logger: logger, head: head, store: st, journal: journal, droppedThrough: minInt64, bucketWritten: map[int64]uint64{},
 		stop: make(chan struct{}), done: make(chan struct{}), indexDone: make(chan struct{}), pagerDone: make(chan struct{})}
 	db.checkpointCompleteBefore.Store(minInt64)
-	db.metrics = newDBMetrics(reg)
+	db.metrics = newDBMetrics(reg, journal)
 	st.cache = newChunkCache(opts.ChunkCacheBytes, reg)
 	st.journal = journal
 	if head.evicted, err = openEvictedStore(st); err != nil {

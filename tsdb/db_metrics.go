@@ -17,7 +17,7 @@ type dbMetrics struct {
 	compactionSeconds      prometheus.Gauge
 }
 
-func newDBMetrics(reg prometheus.Registerer) *dbMetrics {
+func newDBMetrics(reg prometheus.Registerer, journal *chunkJournal) *dbMetrics {
 	m := &dbMetrics{
 		recoverySeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "etcdgate_tsdb_recovery_duration_seconds",
@@ -63,6 +63,18 @@ func newDBMetrics(reg prometheus.Registerer) *dbMetrics {
 			Name: "etcdgate_tsdb_compaction_last_duration_seconds",
 			Help: "Time spent compacting the last compacted bucket, summed over its passes.",
 		}),
+	}
+	if reg != nil && journal != nil {
+		reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "etcdgate_tsdb_journal_appended_bytes_total",
+				Help: "Bytes of closed chunks checkpoints appended to the chunk journal since the start.",
+			}, func() float64 { return float64(journal.appended.Load()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "etcdgate_tsdb_journal_segments",
+				Help: "Segment files of the chunk journal: those with records of buckets not yet compacted or dropped, and those waiting for readers.",
+			}, func() float64 { return float64(journal.segments()) }),
+		)
 	}
 	if reg != nil {
 		reg.MustRegister(m.recoverySeconds, m.checkpoints, m.checkpointFailures, m.checkpointSeconds, m.seriesRemoved, m.bucketsDropped,

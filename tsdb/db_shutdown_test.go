@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -257,5 +258,42 @@ func TestRecoverScansJournalTail(t *testing.T) {
 	got = dbSelect(t, db, math.MinInt64, math.MaxInt64, labels.MustNewMatcher(labels.MatchEqual, "__name__", "up"))
 	for _, lset := range old {
 		checkSeries(t, got[lset.String()], 0, 15000, 10)
+	}
+}
+
+// TestJournalMetrics: the journal's appended bytes and segments are
+// exported.
+func TestJournalMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	db, err := Open(t.TempDir(), testDBOptions(), reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for ts := int64(0); ts < 300*15000; ts += 15000 { // two closed chunks
+		if err := dbAppend(t, db, labels.FromStrings("__name__", "up"), ts, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if m := f.GetMetric(); len(m) == 1 {
+			if c := m[0].GetCounter(); c != nil {
+				got[f.GetName()] = c.GetValue()
+			} else if g := m[0].GetGauge(); g != nil {
+				got[f.GetName()] = g.GetValue()
+			}
+		}
+	}
+	if got["etcdgate_tsdb_journal_appended_bytes_total"] < 100 || got["etcdgate_tsdb_journal_segments"] != 1 {
+		t.Fatalf("journal metrics after a checkpoint of two closed chunks: appended %v bytes, %v segments",
+			got["etcdgate_tsdb_journal_appended_bytes_total"], got["etcdgate_tsdb_journal_segments"])
 	}
 }
