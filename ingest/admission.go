@@ -14,9 +14,10 @@ import (
 // (Limits.MaxInflightWriteBytes): compressed body, decompressed body and
 // the structs it decodes into, each charged before it is allocated. Past
 // either, or when the live heap passes the memory watermark, a request is
-// refused at once with an *OverloadError (429 with Retry-After), never
-// queued: a queue would only move the memory from the decoder to the
-// connections waiting in it.
+// refused at once with an *OverloadError (429 with Retry-After): a queue
+// here would only move the memory from the decoder to the connections
+// waiting in it. Admitted requests then take turns to decode and append
+// (write_gate.go).
 
 // OverloadError refuses a request because the node is at capacity. It
 // wraps ErrOverloaded; RetryAfter is when the sender should try again.
@@ -57,6 +58,10 @@ type Admission struct {
 	lim      *Limits // the limits the request runs under
 	bytes    int64   // charged to in.inflight.bytes
 	reserved int64   // of bytes, reserved for the body before it was read
+	// deadline ends the request's wait at the write gate: admission plus
+	// Limits.WriteRequestTimeout, the body's own deadline in the API.
+	deadline time.Time
+	inGate   bool // holds a slot of the write gate (write_gate.go)
 }
 
 // Admit claims a request slot and bodyBytes of the byte budget for a
@@ -89,7 +94,7 @@ func (in *Ingester) Admit(bodyBytes int64) (Admission, error) {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Admission{}, err
 	}
-	a := Admission{in: in, lim: lim}
+	a := Admission{in: in, lim: lim, deadline: time.Now().Add(lim.WriteRequestTimeout)}
 	if err := a.reserve(bodyBytes); err != nil {
 		a.Release()
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
@@ -147,6 +152,7 @@ func (a *Admission) Release() {
 	if a.in == nil {
 		return
 	}
+	a.leaveGate()
 	a.in.inflight.bytes.Add(-a.bytes)
 	a.in.inflight.requests.Add(-1)
 	*a = Admission{}

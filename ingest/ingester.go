@@ -32,6 +32,7 @@ type Ingester struct {
 	// inflight counts what admitted write requests hold (admission.go);
 	// mem refuses writes under memory pressure. mem is immutable.
 	inflight inflight
+	gate     writeGate // admitted requests' turns to decode and append
 	mem      *memWatch
 	metrics  *metrics
 	logger   *slog.Logger
@@ -269,6 +270,11 @@ func (a *Admission) write(body []byte, local, v2 bool) (Result, error) {
 		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
 		return Result{}, err
 	}
+	if err := a.enterGate(); err != nil {
+		in.metrics.requestsRejected.WithLabelValues(requestRejectReason(err)).Inc()
+		return Result{}, err
+	}
+	defer a.leaveGate()
 	sc := in.getScratch()
 	defer in.putScratch(sc)
 	sc.adm, sc.local, sc.v2 = a, local, v2

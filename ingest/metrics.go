@@ -16,6 +16,7 @@ type metrics struct {
 	samplesDropped   prometheus.Counter
 	samplesDeduped   prometheus.Counter
 	quorumFailures   prometheus.Counter
+	gateWaitSeconds  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
@@ -62,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 		}),
 	}
 	for _, r := range []string{"body_too_large", "request_too_large", "bad_snappy", "bad_protobuf",
-		"overloaded_requests", "overloaded_bytes", "overloaded_memory"} {
+		"overloaded_requests", "overloaded_bytes", "overloaded_memory", "overloaded_queue"} {
 		m.requestsRejected.WithLabelValues(r)
 	}
 	m.decodedV1 = m.requestsDecoded.WithLabelValues("1.0")
@@ -75,10 +76,18 @@ func newMetrics(reg prometheus.Registerer, in *Ingester) *metrics {
 		Name: "etcdgate_ingest_inflight_bytes",
 		Help: "Bytes charged to write requests in flight: bodies, decompressed bodies, decoded structs.",
 	}, func() float64 { return float64(in.inflight.bytes.Load()) })
+	m.gateWaitSeconds = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "etcdgate_ingest_write_queue_wait_seconds_total",
+		Help: "Time admitted write requests spent waiting for their turn to decode and append (limits.max_concurrent_writes).",
+	})
+	gateQueued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "etcdgate_ingest_write_queue_requests",
+		Help: "Admitted write requests waiting for their turn to decode and append.",
+	}, func() float64 { return float64(in.gate.queued()) })
 	if reg != nil {
 		reg.MustRegister(m.requestsRejected, m.requestsDecoded, m.seriesReceived, m.seriesRejected,
 			m.samplesReceived, m.samplesAccepted, m.samplesRejected, m.samplesDropped,
-			inflightRequests, inflightBytes)
+			inflightRequests, inflightBytes, m.gateWaitSeconds, gateQueued)
 		if in.ring != nil {
 			reg.MustRegister(m.quorumFailures)
 		}

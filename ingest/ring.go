@@ -165,6 +165,9 @@ func (in *Ingester) appendAllRing(series []TimeSeries, lim *Limits, sc *writeScr
 		go in.forward(b, repl)
 	}
 	clear(rs.batches) // the batches belong to their goroutines now
+	if sc.adm != nil {
+		sc.adm.leaveGate() // peers' pushes may wait for their own gates
+	}
 	err := repl.Wait(ctx)
 	res.Accepted = res.Samples - res.RefusedSamples - res.DroppedSamples - res.DedupedSamples
 	in.metrics.samplesAccepted.Add(float64(res.Accepted))

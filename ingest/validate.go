@@ -3,6 +3,7 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 	"unicode/utf8"
 
@@ -29,6 +30,9 @@ type Limits struct {
 	// writes are refused with 429.
 	MaxInflightWriteRequests int
 	MaxInflightWriteBytes    int // bodies, decompressed bodies, decoded structs
+	// MaxConcurrentWrites is how many admitted requests decode and append
+	// at once; the others wait their turn (write_gate.go).
+	MaxConcurrentWrites int
 	// WriteRequestTimeout bounds how long a write's body may take to
 	// arrive and its answer to be taken, from admission: a sender that
 	// trickles its body, or never reads the answer, holds its slot no
@@ -67,6 +71,7 @@ func DefaultLimits() Limits {
 		MaxSamplesPerRequest:     1_000_000,
 		MaxInflightWriteRequests: 64,
 		MaxInflightWriteBytes:    256 << 20,
+		MaxConcurrentWrites:      DefaultMaxConcurrentWrites(),
 		WriteRequestTimeout:      time.Minute,
 	}
 }
@@ -88,6 +93,8 @@ func (l Limits) Validate() error {
 		return errors.New("max series, labels and samples per request must be positive")
 	case l.WriteRequestTimeout <= 0:
 		return fmt.Errorf("write request timeout %s must be positive", l.WriteRequestTimeout)
+	case l.MaxConcurrentWrites <= 0:
+		return fmt.Errorf("max concurrent writes %d must be positive", l.MaxConcurrentWrites)
 	case l.MaxInflightWriteRequests <= 0:
 		return fmt.Errorf("max in-flight write requests %d must be positive", l.MaxInflightWriteRequests)
 	case l.MaxInflightWriteBytes < l.MaxCompressedBodyBytes:
@@ -227,3 +234,8 @@ func validUTF8(s string) bool {
 	}
 	return true
 }
+
+// DefaultMaxConcurrentWrites is two writes a core (GOMAXPROCS, which
+// follows the cgroup's CPU limit): one decoding or appending while the
+// other waits on a lock or the WAL.
+func DefaultMaxConcurrentWrites() int { return 2 * runtime.GOMAXPROCS(0) }

@@ -359,7 +359,14 @@ func (db *DB) Close() error {
 	<-db.done
 	<-db.indexDone
 	<-db.pagerDone
-	cpErr := db.Checkpoint()
+	var cpErr error
+	if db.pastShutdownDeadline() && db.wal.failure() == nil {
+		// Time is up already: cutting a segment and starting a snapshot
+		// would only be undone at the first batch.
+		cpErr = errCheckpointStopped
+	} else {
+		cpErr = db.Checkpoint()
+	}
 	if errors.Is(cpErr, errCheckpointStopped) {
 		db.logger.Warn("the last checkpoint stopped at the shutdown timeout; the next start replays the WAL behind the checkpoint before it",
 			"timeout", db.opts.ShutdownCheckpointTimeout)

@@ -149,6 +149,9 @@ type LimitsConfig struct {
 	// answered 429 with Retry-After. Defaults sized to memory_limit_bytes.
 	MaxInflightWriteRequests int `yaml:"max_inflight_write_requests"`
 	MaxInflightWriteBytes    int `yaml:"max_inflight_write_bytes"`
+	// MaxConcurrentWrites is how many admitted writes decode and append at
+	// once; the others wait their turn until write_request_timeout.
+	MaxConcurrentWrites int `yaml:"max_concurrent_writes"`
 	// WriteRequestTimeout bounds a write's body arrival and answer.
 	WriteRequestTimeout Duration `yaml:"write_request_timeout"`
 	// MemoryLimitBytes is the memory the node sizes itself to (GOMEMLIMIT,
@@ -205,6 +208,7 @@ func DefaultConfig() Config {
 			MaxSamplesPerRequest:     lim.MaxSamplesPerRequest,
 			MaxInflightWriteRequests: inflightRequests,
 			MaxInflightWriteBytes:    inflightBytes,
+			MaxConcurrentWrites:      lim.MaxConcurrentWrites,
 			WriteRequestTimeout:      Duration(lim.WriteRequestTimeout),
 			MemoryLimitBytes:         memLimit,
 			MaxMetadataMetrics:       db.Head.Metadata.MaxMetrics,
@@ -462,6 +466,7 @@ func (c Config) IngestLimits() ingest.Limits {
 		MaxSamplesPerRequest:     c.Limits.MaxSamplesPerRequest,
 		MaxInflightWriteRequests: c.Limits.MaxInflightWriteRequests,
 		MaxInflightWriteBytes:    c.Limits.MaxInflightWriteBytes,
+		MaxConcurrentWrites:      c.Limits.MaxConcurrentWrites,
 		WriteRequestTimeout:      time.Duration(c.Limits.WriteRequestTimeout),
 	}
 }
