@@ -15,9 +15,10 @@ import (
 // Compaction of persisted chunks. The head cuts a chunk about every 120
 // samples and at the end of its series' chunk range, which its phase
 // shifts off the bucket boundaries (series_append.go), and a checkpoint
-// writes each closed chunk as a badger entry of its own, split at the
-// bucket boundary it spans: at 15 s, four or five entries per series and
-// 2-hour bucket, each with its key, badger's meta and the XOR header.
+// appends each closed chunk to the chunk journal as a record of its own,
+// split at the bucket boundary it spans (chunk_journal.go): at 15 s, four
+// or five records per series and 2-hour bucket, each with its frame and
+// the XOR header.
 // Once a bucket can receive no more chunks from the head, compaction
 // rewrites the chunks of each of its series as one chunk (or a few, see
 // mergedChunkBytes), its value windows chosen for size (xor_compact.go),

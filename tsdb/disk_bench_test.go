@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -104,8 +105,12 @@ func benchDiskBytes(b *testing.B, fleet []labels.Labels, scrapes int, compressio
 		unsettled := tableBytesIn(b, filepath.Join(dir, "badger"))
 		settle(b, filepath.Join(dir, "badger"), storeCompression(compression))
 		sst := tableBytesIn(b, filepath.Join(dir, "badger"))
-		b.ReportMetric(float64(sst)/samples, "disk-bytes/sample")
-		b.ReportMetric(float64(unsettled)/samples, "unsettled-bytes/sample")
+		// The chunk journal's segments hold the buckets not yet
+		// compacted (and dead records until their segment goes).
+		journal := journalBytesIn(b, filepath.Join(dir, "chunks"))
+		b.ReportMetric(float64(sst+journal)/samples, "disk-bytes/sample")
+		b.ReportMetric(float64(journal)/samples, "journal-bytes/sample")
+		b.ReportMetric(float64(unsettled+journal)/samples, "unsettled-bytes/sample")
 		b.ReportMetric(float64(len(fleet)), "series")
 		b.ReportMetric(float64(st.buckets), "buckets-compacted")
 		if st.samples > 0 {
@@ -160,4 +165,21 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// journalBytesIn is the size of the chunk journal's segment files in dir.
+func journalBytesIn(b *testing.B, dir string) int64 {
+	segs, err := journalSegments(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n int64
+	for _, seg := range segs {
+		info, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%08d", seg)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += info.Size()
+	}
+	return n
 }
