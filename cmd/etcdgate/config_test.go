@@ -39,7 +39,7 @@ func TestLoadConfigFull(t *testing.T) {
 	lim := cfg.IngestLimits()
 	if cfg.ListenAddress != "127.0.0.1:19999" || cfg.LogLevel != "debug" ||
 		cfg.DBOptions().Head.OutOfOrderWindow != 30*time.Minute || lim.MaxLabelsPerSeries != 20 ||
-		lim.MaxFutureDrift != time.Hour || lim.MaxDecompressedBodyBytes != 8<<20 ||
+		lim.MaxFutureDrift != time.Hour || lim.MaxDecompressedBodyBytes != 8<<20 || lim.MaxConcurrentWrites != 6 ||
 		cfg.DBOptions().WALSync != "interval" || cfg.DBOptions().Retention != 30*24*time.Hour ||
 		cfg.HeadLimits().MaxSeries != 5000000 || cfg.DBOptions().StalenessPeriod != time.Hour ||
 		cfg.DBOptions().ShutdownCheckpointTimeout != 90*time.Second ||
@@ -59,6 +59,7 @@ func TestLoadConfigBad(t *testing.T) {
 		"negative_limit.bad.yml":                "max labels per series -1",
 		"syntax.bad.yml":                        "line 3",
 		"decompressed_below_compressed.bad.yml": "below max compressed body bytes",
+		"concurrent_writes.bad.yml":             "max concurrent writes 0 must be positive",
 		"wal_sync.bad.yml":                      `wal sync "always"`,
 		"query_limit.bad.yml":                   "query: max_samples must be positive",
 		"short_retention.bad.yml":               "retention 30m0s is shorter than the chunk range",

@@ -105,5 +105,5 @@ func TestWALDiskFullAnswers503(t *testing.T) {
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
-	verifyCrashData(t, dataDir, []*crashClient{c})
+	verifyCrashData(t, dataDir, []*crashClient{c}, 0)
 }
