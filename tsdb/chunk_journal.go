@@ -191,11 +191,11 @@ type chunkJournal struct {
 	files map[uint32]*os.File // every segment, open for reading
 	first uint32              // the oldest segment; 0 if none
 
+	appended atomic.Int64 // bytes appended since open, framing included
+
 	// spans holds the buckets each segment's records lie in, as far as
 	// appends and noteSpan told it: what retention and compaction
 	// remove segments by.
-	appended atomic.Int64 // bytes appended since open, framing included
-
 	spans    map[uint32]bucketSpan // guarded by mu
 	dropped  int64                 // guarded by mu: the newest bucket bucketsThrough returned; minInt64 if none
 	removals []journalRemoval      // the writer's: removals waiting for readers, oldest first
