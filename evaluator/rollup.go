@@ -3,6 +3,7 @@ package evaluator
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/VictoriaMetrics/metricsql"
 	"github.com/prometheus/common/model"
@@ -126,15 +127,21 @@ type rollupWindow struct {
 	rangeMs    int64
 	params     []float64
 	ev         *evaluator
-	// noDrops: no point of the series (not only of the window) is below
-	// the one before, so a counter function need not look for resets.
-	noDrops bool
+	// drops are the indexes of the series' points that are below the
+	// point before them (counter resets), ascending; set by reset. A
+	// counter function visits the few in its window instead of looking
+	// at every point of it at every step.
+	drops  []int
+	dropAt int // the first of drops after lo, as the last addResets found it
 	// series holds all the series' points; lin is the sliding fit of
 	// deriv and predict_linear, nil for a new series (allocated by the
 	// first fit: other functions do not pay for it).
 	series []FPoint
 	lo, hi int
 	lin    *linState
+	// rate is extrapolatedRate's memo; kept across series, whose
+	// samples share the scrape interval.
+	rate rateMemo
 }
 
 // window returns the step's points, oldest first; never empty when a
@@ -146,25 +153,44 @@ func (w *rollupWindow) last() FPoint { return w.series[w.hi-1] }
 
 // reset makes w the window of a new series, keeping its allocations.
 func (w *rollupWindow) reset(src *rangeSource, ev *evaluator, pts []FPoint, params int) {
-	lin, ps := w.lin, w.params
+	lin, ps, drops := w.lin, w.params, appendDrops(w.drops[:0], pts)
 	if lin != nil {
 		*lin = linState{}
 	}
 	if cap(ps) < params {
 		ps = make([]float64, params)
 	}
-	*w = rollupWindow{rangeMs: src.rangeMs, ev: ev, noDrops: hasNoDrops(pts), series: pts, lin: lin, params: ps[:params]}
+	*w = rollupWindow{rangeMs: src.rangeMs, ev: ev, drops: drops, series: pts, lin: lin, params: ps[:params], rate: w.rate}
 }
 
-// hasNoDrops reports whether no point is below the one before it, with
-// the comparison a counter reset is detected by (NaN is never below).
-func hasNoDrops(pts []FPoint) bool {
+// appendDrops appends to dst the indexes of the points below the point
+// before them, with the comparison a counter reset is detected by (NaN
+// is never below).
+func appendDrops(dst []int, pts []FPoint) []int {
 	for i := 1; i < len(pts); i++ {
 		if pts[i].F < pts[i-1].F {
-			return false
+			dst = append(dst, i)
 		}
 	}
-	return true
+	return dst
+}
+
+// addResets adds to a counter's change over the window the value before
+// each reset in it, in order, as Prometheus's loop over the window does.
+// Windows move forward through a series, and so does the search.
+func (w *rollupWindow) addResets(result float64) float64 {
+	k := w.dropAt
+	if k > 0 && w.drops[k-1] > w.lo {
+		k, _ = slices.BinarySearch(w.drops, w.lo+1) // a window behind the last one
+	}
+	for k < len(w.drops) && w.drops[k] <= w.lo {
+		k++
+	}
+	w.dropAt = k
+	for ; k < len(w.drops) && w.drops[k] < w.hi; k++ {
+		result += w.series[w.drops[k]-1].F
+	}
+	return result
 }
 
 // rollupFunc computes a range function over a window; ok false means no

@@ -213,41 +213,81 @@ func extrapolatedRate(w *rollupWindow, isCounter, isRate bool) (float64, bool) {
 	}
 	first, last := pts[0], pts[len(pts)-1]
 	result := last.F - first.F
-	if isCounter && !w.noDrops { // a window of a series without drops has no resets
-		for i := 1; i < len(pts); i++ {
-			if pts[i].F < pts[i-1].F {
-				result += pts[i-1].F
-			}
-		}
+	if isCounter && len(w.drops) > 0 {
+		result = w.addResets(result)
 	}
-	toStart := float64(first.T-w.start) / 1000
-	toEnd := float64(w.end-last.T) / 1000
-	sampled := float64(last.T-first.T) / 1000
-	avgStep := sampled / float64(len(pts)-1)
+	m := &w.rate
+	toFirst, fromLast, span := first.T-w.start, w.end-last.T, last.T-first.T
+	if m.toFirst != toFirst || m.fromLast != fromLast || m.span != span || m.n != len(pts) || m.rangeMs != w.rangeMs || m.isRate != isRate {
+		m.set(toFirst, fromLast, span, len(pts), w.rangeMs, isRate)
+	}
+	if isCounter && result > 0 && first.F >= 0 && m.zeroBeforeStart(first.F, result) {
+		toStart := m.toStart
+		if toZero := m.sampled * (first.F / result); toZero < toStart {
+			toStart = toZero // a counter does not extrapolate to before it was zero
+		}
+		return result * extrapolationFactor(toStart, m.toEnd, m.sampled, w.rangeMs, isRate), true
+	}
+	return result * m.factor, true
+}
+
+// rateMemo keeps what extrapolatedRate derives from the last window
+// shape it saw: where the window's first and last samples lie in it and
+// how many it holds. The steps of a range query over a series scraped at
+// a steady interval mostly see one shape, and the divisions were a third
+// of such a query. The factor is the one for a window whose counter's
+// zero point does not shorten the extrapolation to the start, which
+// zeroBeforeStart rules out from the values.
+type rateMemo struct {
+	toFirst, fromLast, span, rangeMs int64 // milliseconds
+	n                                int   // samples; 0: no shape yet
+	isRate                           bool
+	toStart, toEnd, sampled          float64 // seconds, as Prometheus derives them
+	factor                           float64
+}
+
+// set computes the durations and the factor of a shape operation for
+// operation as Prometheus's extrapolatedRate does, so that results are
+// bit-identical.
+func (m *rateMemo) set(toFirst, fromLast, span int64, n int, rangeMs int64, isRate bool) {
+	*m = rateMemo{toFirst: toFirst, fromLast: fromLast, span: span, rangeMs: rangeMs, n: n, isRate: isRate}
+	m.toStart = float64(toFirst) / 1000
+	m.toEnd = float64(fromLast) / 1000
+	m.sampled = float64(span) / 1000
+	avgStep := m.sampled / float64(n-1)
 	threshold := avgStep * 1.1
-	if toStart >= threshold {
-		toStart = avgStep / 2
+	if m.toStart >= threshold {
+		m.toStart = avgStep / 2
 	}
-	if isCounter {
-		toZero := toStart
-		if result > 0 && first.F >= 0 {
-			toZero = sampled * (first.F / result)
-		}
-		if toZero < toStart {
-			toStart = toZero
-		}
+	if m.toEnd >= threshold {
+		m.toEnd = avgStep / 2
 	}
-	if toEnd >= threshold {
-		toEnd = avgStep / 2
+	m.factor = extrapolationFactor(m.toStart, m.toEnd, m.sampled, rangeMs, isRate)
+}
+
+// zeroBeforeStart reports whether a counter's extrapolation to zero,
+// sampled × (first / result), may fall short of toStart. It answers
+// false only when first × sampled > 2 × toStart × result in floating
+// point: rounding is monotonic, so then the exact products compare so
+// too, and the quotient's two roundings lose far less than the factor of
+// two. An infinite result answers true.
+func (m *rateMemo) zeroBeforeStart(first, result float64) bool {
+	if m.toStart == 0 {
+		return false // toZero ≥ 0 when first ≥ 0 and result > 0
 	}
+	return !(first*m.sampled > 2*m.toStart*result)
+}
+
+// extrapolationFactor is what a window's change is multiplied by.
+func extrapolationFactor(toStart, toEnd, sampled float64, rangeMs int64, isRate bool) float64 {
 	factor := 1.0
 	if sampled != 0 {
 		factor = (sampled + toStart + toEnd) / sampled
 	}
 	if isRate {
-		factor /= float64(w.rangeMs) / 1000
+		factor /= float64(rangeMs) / 1000
 	}
-	return result * factor, true
+	return factor
 }
 
 // instantDelta is irate and idelta: from the last two samples.
