@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -144,7 +143,10 @@ func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, bu
 		lsets[i] = s.Labels()
 	}
 	hists, bad := histogramsOf(lsets, sh)
-	if !balanced(hists, len(series)) {
+	// Whether to fuse is judged by the series alone, as for an instant
+	// query: a range query over a few histograms of few series runs
+	// faster fused, even on fewer cores, than node by node.
+	if !balanced(hists, len(series), workersFor(len(series))) {
 		return nil, false
 	}
 	ev.seriesLoaded.Add(int64(len(series)))
@@ -214,11 +216,10 @@ func (ev *evaluator) fusedHistogram(sh fusedHistogramShape, fn func(step int, bu
 	return ev.mergeSameLabels(compact(out)), true
 }
 
-// balanced reports whether the workers that would share series series
-// can share hists evenly enough: no histogram holds more than half of a
-// worker's share.
-func balanced(hists []fusedHist, series int) bool {
-	workers := min(runtime.GOMAXPROCS(0), series/minParallelSeries)
+// balanced reports whether workers sharing series series can share
+// hists evenly enough: no histogram holds more than half of a worker's
+// share.
+func balanced(hists []fusedHist, series, workers int) bool {
 	if workers <= 1 {
 		return true
 	}

@@ -17,6 +17,26 @@ var (
 	seriesBatch       = 64
 )
 
+// rangeStepsPerSeries is how many steps of a range query weigh as much
+// as one series of an instant query: a series costs its samples (tens
+// in an instant query's window, hundreds over a range) and a window
+// function at every step.
+const rangeStepsPerSeries = 16
+
+// parallelism is how many workers share the work of series series: one
+// per minParallelSeries series of an instant query, up to GOMAXPROCS. A
+// range query's series weigh 1 + steps/rangeStepsPerSeries each, so that
+// a query over a few hundred series over an hour is not left to one
+// core.
+func (ev *evaluator) parallelism(series int) int {
+	return workersFor(series * (1 + ev.numSteps()/rangeStepsPerSeries))
+}
+
+// workersFor is the parallelism of series series of an instant query.
+func workersFor(series int) int {
+	return min(runtime.GOMAXPROCS(0), series/minParallelSeries)
+}
+
 // seriesWorker is one goroutine's scratch: an iterator and a sample
 // buffer reused from series to series.
 type seriesWorker struct {
@@ -45,7 +65,7 @@ func (ev *evaluator) parallelWorkers(n int, fn func(w *seriesWorker, i int), don
 // in all (a fused histogram's item is a histogram), handed out batch
 // items at a time.
 func (ev *evaluator) parallelBatches(n, series, batch int, fn func(w *seriesWorker, i int), done func(w *seriesWorker)) {
-	workers := min(runtime.GOMAXPROCS(0), series/minParallelSeries, n)
+	workers := min(ev.parallelism(series), n)
 	if workers <= 1 {
 		w := &seriesWorker{}
 		for i := range n {
