@@ -352,6 +352,10 @@ func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, s
 func (cp *checkpointer) moveChainLocked(s *memSeries) error {
 	st := cp.db.store
 	dead := cp.db.journalDeadThrough()
+	live := int64(minInt64) // the oldest time of a bucket not dead
+	if dead != minInt64 {
+		live = (dead + 1) * st.bucketRange
+	}
 	for pos := cp.db.head.series.refs.chain(s.ref); pos != 0; {
 		rec, buf, err := cp.db.journal.read(pos, cp.readBuf)
 		cp.readBuf = buf
@@ -361,18 +365,19 @@ func (cp *checkpointer) moveChainLocked(s *memSeries) error {
 		if rec.ref != s.ref {
 			return fmt.Errorf("series %d leaving memory: its chain reaches a record of series %d at %v", s.ref, rec.ref, pos)
 		}
-		if st.bucketOf(rec.chunk.minT) <= dead { // badger holds it merged, or it was dropped
-			if rec.prevMaxT < (dead+1)*st.bucketRange {
-				break
+		// A record of a dead bucket is skipped (badger holds it merged, or
+		// it was dropped); its segment may be gone, so the walk stops
+		// before reading one where the rest of the chain is all dead.
+		if bucket := st.bucketOf(rec.chunk.minT); bucket > dead {
+			cp.markChunk(bucket, s.ref)
+			err = cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, rec.chunk.minT, rec.kind, rec.seq) },
+				func(b []byte) []byte { return appendChunkValue(b, rec.chunk) })
+			if err != nil {
+				return err
 			}
-			pos = rec.prev
-			continue
 		}
-		cp.markChunk(st.bucketOf(rec.chunk.minT), s.ref)
-		err = cp.set(func(b []byte) []byte { return st.appendChunkKey(b, s.ref, rec.chunk.minT, rec.kind, rec.seq) },
-			func(b []byte) []byte { return appendChunkValue(b, rec.chunk) })
-		if err != nil {
-			return err
+		if rec.prevMaxT < live {
+			break
 		}
 		pos = rec.prev
 	}

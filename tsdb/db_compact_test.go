@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -67,6 +68,9 @@ func chunksPer(t *testing.T, db *DB) map[cacheKey]int {
 			}
 			if bucket := db.store.bucketOf(rec.chunk.minT); bucket > dead {
 				out[cacheKey{bucket: bucket, ref: s.ref}]++
+			}
+			if dead != minInt64 && rec.prevMaxT < (dead+1)*db.store.bucketRange {
+				break // the rest is dead, and its segments may be gone
 			}
 			pos = rec.prev
 		}
@@ -1077,4 +1081,51 @@ func TestCompactMovesMalformedJournalChunks(t *testing.T) {
 		}
 	}
 	sameSelect(t, "other series", dbSelect(t, db, minInt64, maxInt64, others), want)
+}
+
+// TestEvictionAfterJournalSegmentsRemoved evicts a series whose chain
+// reaches records of compacted buckets whose segments are gone: moving
+// the chain to badger stops before them (it read the first of them and
+// failed the checkpoint), and every sample stays readable.
+func TestEvictionAfterJournalSegmentsRemoved(t *testing.T) {
+	db := openTestDB(t, t.TempDir(), compactTestOptions())
+	defer func() { db.Close() }()
+	const sec = 1000
+	segments := func() []uint32 {
+		segs, err := journalSegments(filepath.Join(db.dir, "chunks"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return segs
+	}
+	// b, created first, comes first in a checkpoint: at the boundary its
+	// last record of bucket 1 goes to the segment before the one bucket
+	// 2 starts, which goes once bucket 1 is compacted.
+	for i := int64(0); i <= 260; i++ { // b until 210 s (in bucket 3), a throughout
+		if i <= 210 {
+			appendAt(t, db, compactB, i*sec, float64(i*sec))
+		}
+		appendAt(t, db, compactA, i*sec, float64(i*sec))
+		if i%20 == 19 {
+			checkpoint(t, db)
+		}
+		if i == 200 { // buckets 0 and 1 complete, 2 not; b evicted after their segments went
+			before := segments()
+			if st := compactAll(t, db); st.buckets != 2 {
+				t.Fatalf("%d buckets compacted, want 2", st.buckets)
+			}
+			checkpoint(t, db) // removes their segments
+			if after := segments(); len(after) == 0 || after[0] <= before[0] {
+				t.Fatalf("journal segments %v, before %v: none of the compacted buckets' went", after, before)
+			}
+		}
+	}
+	checkpoint(t, db) // b leaves the active set
+	checkpoint(t, db) // and memory, its chain moved to badger
+	if n := db.head.NumIndexedSeries(); n != 1 {
+		t.Fatalf("%d series in memory, want b evicted", n)
+	}
+	got := dbSelect(t, db, 0, 260*sec, matchAll)
+	checkSeries(t, got[compactB.String()], 0, sec, 211)
+	checkSeries(t, got[compactA.String()], 0, sec, 261)
 }
