@@ -271,7 +271,7 @@ func (j *chunkJournal) append(rec journalRecord, bucket int64) (journalPos, erro
 	if len(j.buf)-journalHeader > maxJournalBody {
 		return 0, fmt.Errorf("journal record of %d bytes for series %d: over %d", len(j.buf), rec.ref, maxJournalBody)
 	}
-	if j.out == nil || int64(j.off)+int64(len(j.buf)) > j.segmentBytes {
+	if j.out == nil || int64(j.off)+int64(len(j.buf)) > j.segmentBytes || j.newerBucket(bucket) {
 		if err := j.nextSegment(); err != nil {
 			return 0, err
 		}
@@ -287,6 +287,18 @@ func (j *chunkJournal) append(rec journalRecord, bucket int64) (journalPos, erro
 		j.noteSpan(j.seg, bucket)
 	}
 	return pos, nil
+}
+
+// newerBucket reports whether bucket is newer than every record of the
+// segment being written: the journal then starts a segment per bucket, so
+// a segment's newest bucket is the one it began with (older records, the
+// other side of a boundary or late chunks, go to the segment being
+// written), and it goes once that bucket is compacted. Without it a node
+// too small to fill a segment in a bucket kept every compacted bucket's
+// records on disk until the segment filled.
+func (j *chunkJournal) newerBucket(bucket int64) bool {
+	sp := j.spans[j.seg] // read without the lock: only the writer writes spans
+	return sp.set && bucket > sp.max
 }
 
 // segments returns how many segments the journal has.

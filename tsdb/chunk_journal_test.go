@@ -354,3 +354,47 @@ func TestChunkJournalRemovesDeadSegments(t *testing.T) {
 		t.Fatalf("segments %v after every bucket died, want only the one being written (%d)", segs, last.segment())
 	}
 }
+
+// TestChunkJournalSegmentPerBucket starts a segment when a record of a
+// newer bucket comes, however little the segment holds, and keeps older
+// records (a boundary's other side, late chunks) in the segment being
+// written: a small node's compacted buckets then leave the disk.
+func TestChunkJournalSegmentPerBucket(t *testing.T) {
+	j, err := openChunkJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.close()
+	buckets := []int64{0, 0, 1, 0, 1, 1, 0, 2, 1, 2}
+	var pos []journalPos
+	for i, b := range buckets {
+		p, err := j.append(testJournalRecord(i), b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos = append(pos, p)
+	}
+	if err := j.flush(); err != nil {
+		t.Fatal(err)
+	}
+	var segs []uint32
+	for _, p := range pos {
+		segs = append(segs, p.segment())
+	}
+	if want := []uint32{1, 1, 2, 2, 2, 2, 2, 3, 3, 3}; !slices.Equal(segs, want) {
+		t.Fatalf("records of buckets %v went to segments %v, want %v", buckets, segs, want)
+	}
+	for i, p := range pos {
+		rec, _, err := j.read(p, nil)
+		if err != nil || rec.ref != testJournalRecord(i).ref {
+			t.Fatalf("record %d at %v: %+v, %v", i, p, rec, err)
+		}
+	}
+	j.deferRemoval(1, 1) // buckets 0 and 1 compacted
+	if err := j.removeDeferred(2); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := journalSegments(j.dir); !slices.Equal(got, []uint32{3}) {
+		t.Fatalf("segments %v once buckets 0 and 1 are compacted, want [3]", got)
+	}
+}
