@@ -18,9 +18,14 @@ func (h *Head) Querier(mint, maxt int64) (Querier, error) {
 // Querier returns a querier over [mint, maxt] that reads the head and the
 // store's chunks as one.
 func (db *DB) Querier(mint, maxt int64) (Querier, error) {
+	// The epoch is entered before the store's snapshot takes the newest
+	// compacted bucket: a compaction that marks a bucket after it then
+	// removes that bucket's journal segments only once this reader has
+	// left, and one marked before it is skipped by this reader.
+	epoch := db.head.readers.enter()
 	released := db.store.released.Load() // before the snapshot: see storeFor
 	return &headQuerier{head: db.head, mint: mint, maxt: maxt, store: db.store.reader(), st: db.store,
-		released: released, epoch: db.head.readers.enter()}, nil
+		released: released, epoch: epoch}, nil
 }
 
 type headQuerier struct {
