@@ -351,11 +351,7 @@ func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, s
 // table have chains. The caller holds s.mu.
 func (cp *checkpointer) moveChainLocked(s *memSeries) error {
 	st := cp.db.store
-	dead := cp.db.journalDeadThrough()
-	live := int64(minInt64) // the oldest time of a bucket not dead
-	if dead != minInt64 {
-		live = (dead + 1) * st.bucketRange
-	}
+	dead, live := cp.db.journalDeadThrough(), cp.db.journalLiveFrom()
 	for pos := cp.db.head.series.refs.chain(s.ref); pos != 0; {
 		rec, buf, err := cp.db.journal.read(pos, cp.readBuf)
 		cp.readBuf = buf

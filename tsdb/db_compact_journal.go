@@ -56,6 +56,15 @@ func (db *DB) journalDeadThrough() int64 {
 	return dead
 }
 
+// journalLiveFrom is the oldest time of a bucket whose journal records
+// are not dead; minInt64 if none is.
+func (db *DB) journalLiveFrom() int64 {
+	if dead := db.journalDeadThrough(); dead != minInt64 {
+		return (dead + 1) * db.store.bucketRange
+	}
+	return minInt64
+}
+
 // deferJournalRemoval queues the removal of the segments wholly in dead
 // buckets for when the readers open now have left. The caller holds
 // checkpointMu.
@@ -78,6 +87,14 @@ func (db *DB) removeJournalSegments() error {
 func (db *DB) readJournalBatch(bucket int64, series []compactSeries, from, limit SeriesRef, batch int) ([]compactSeries, SeriesRef, error) {
 	lo := bucket * db.store.bucketRange
 	hi := lo + db.store.bucketRange - 1
+	// As a reader: retention that drops the bucket meanwhile removes its
+	// segments only once the read is done, and one that dropped it
+	// before has left nothing to read.
+	epoch := db.head.readers.enter()
+	defer db.head.readers.exit(epoch)
+	if lo < db.journalLiveFrom() {
+		return series, limit, nil
+	}
 	var buf []byte
 	var journaled []compactSeries
 	stopped := SeriesRef(0) // where the journal's series were cut off, 0 if they were not

@@ -69,7 +69,7 @@ func chunksPer(t *testing.T, db *DB) map[cacheKey]int {
 			if bucket := db.store.bucketOf(rec.chunk.minT); bucket > dead {
 				out[cacheKey{bucket: bucket, ref: s.ref}]++
 			}
-			if dead != minInt64 && rec.prevMaxT < (dead+1)*db.store.bucketRange {
+			if rec.prevMaxT < db.journalLiveFrom() {
 				break // the rest is dead, and its segments may be gone
 			}
 			pos = rec.prev

@@ -30,8 +30,9 @@ import (
 // share its segment. Measured with the journal: 1.582, 1.473 and 1.312
 // bytes a sample uncompressed over 3, 8 and 24 hours, 1.549, 1.433 and
 // 1.263 with snappy; the journal's share 0.76, 0.55 and 0.18. Before
-// the journal (figures below) badger held the last bucket. The synthetic values grow, and so do their XOR
-// bits: eight hours cost more per sample than three, compacted or not;
+// the journal (figures below) badger held the last bucket.
+//
+// The synthetic values grow, and so do their XOR bits: eight hours cost more per sample than three, compacted or not;
 // compaction writes the integer series as integer chunks (intchunk.go),
 // whose deltas do not grow, so the uncompacted last bucket makes most of
 // the difference. Measured: 1.42 and 1.43 bytes a sample uncompressed,
