@@ -148,6 +148,7 @@ type checkpointer struct {
 	snap        *snapshotWriter
 	evict       evictor // series leaving memory (series_evict.go)
 	readBuf     []byte  // journal records read
+	ints        intChunker
 	// mustFinish: the checkpoint recovers a failed WAL, whose segment may
 	// have lost pages the head still holds; a shutdown does not stop it.
 	mustFinish bool
@@ -316,6 +317,7 @@ func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, s
 	st := cp.db.store
 	dead := cp.db.journalDeadThrough()
 	appendPiece := func(piece memChunk) error {
+		piece = cp.ints.smaller(piece)
 		bucket := st.bucketOf(piece.minT)
 		cp.markChunk(bucket, item.s.ref)
 		if bucket <= dead {

@@ -544,7 +544,7 @@ func TestCompactLeavesMalformedChunks(t *testing.T) {
 			defer db.Close()
 			for i := int64(0); i < 200; i++ { // buckets 0 and 1 complete
 				for _, ls := range []labels.Labels{compactA, compactB, compactC} {
-					appendAt(t, db, ls, i*1000, float64(i))
+					appendAt(t, db, ls, i*1000, float64(i)+0.5) // fractions: XOR chunks, whose header the corruption targets
 				}
 			}
 			checkpoint(t, db)
@@ -1022,7 +1022,7 @@ func TestCompactMovesMalformedJournalChunks(t *testing.T) {
 	defer db.Close()
 	for i := int64(0); i < 200; i++ { // buckets 0 and 1 complete
 		for _, ls := range []labels.Labels{compactA, compactB, compactC} {
-			appendAt(t, db, ls, i*1000, float64(i))
+			appendAt(t, db, ls, i*1000, float64(i)+0.5) // fractions: XOR chunks, whose header the corruption targets
 		}
 	}
 	checkpoint(t, db)

@@ -14,8 +14,9 @@ import (
 // of two such values spends most of the mantissa, while the difference
 // of the integers takes a few bits. Compaction (db_compact.go) writes a
 // window whose values are all integers (intValue) in the form below when
-// that is smaller than its XOR form; nothing else writes it, and head
-// chunks, the WAL and the head snapshot hold XOR chunks only.
+// that is smaller than its XOR form, and so does a checkpoint with each
+// closed chunk it moves to the store (intChunker); head chunks, the WAL
+// and the head snapshot hold XOR chunks only.
 //
 // Telling them apart. An XOR chunk starts with its sample count, 2 bytes
 // big-endian; an integer chunk starts with the byte intChunkTag (0xFF),
@@ -554,4 +555,53 @@ func appendIntAsXOR(dst, c []byte) ([]byte, error) {
 		return dst[:n], it.err
 	}
 	return dst, nil
+}
+
+// intChunker rewrites closed head chunks as a checkpoint moves them to
+// the store (the chunk journal, or badger for a late chunk): in integer
+// form where that is smaller. Until compaction merges a bucket, the
+// journal holds a series' samples as the head's chunks; written as XOR,
+// they cost half again what compaction's integer chunks do. Its buffers
+// are reused.
+type intChunker struct {
+	enc     intEncoder
+	it      chunksIterator
+	one     [1]memChunk // the chunk it reads
+	samples []sample
+	buf     []byte
+}
+
+// smaller returns c as an integer chunk when its values are all integers
+// and that is smaller than c; else c itself. An integer chunk's bytes are
+// the chunker's until the next call. A chunk that does not decode to
+// exactly what it declares (its sample count, minT and maxT, times
+// strictly rising) is returned as it is: the rewrite never drops or
+// invents a sample.
+func (ic *intChunker) smaller(c memChunk) memChunk {
+	if len(c.data) < xorChunkHeader || isIntChunk(c.data) {
+		return c
+	}
+	ic.one[0] = c
+	ic.samples = ic.samples[:0]
+	for ic.it.reset(ic.one[:], minInt64, maxInt64); ic.it.Next(); {
+		t, v := ic.it.At()
+		ic.samples = append(ic.samples, sample{t: t, v: v})
+	}
+	ic.one[0] = memChunk{}
+	n := len(ic.samples)
+	if n == 0 || n != xorNumSamples(c.data) || ic.samples[0].t != c.minT || ic.samples[n-1].t != c.maxT {
+		return c
+	}
+	for i := 1; i < n; i++ {
+		if ic.samples[i].t <= ic.samples[i-1].t {
+			return c
+		}
+	}
+	data, ok := ic.enc.encode(ic.buf[:0], ic.samples)
+	ic.buf = data
+	if !ok || len(data) >= len(c.data) {
+		return c
+	}
+	c.data = data
+	return c
 }

@@ -488,15 +488,12 @@ func FuzzIntChunkDecode(f *testing.F) {
 	})
 }
 
-// TestCompactIntChunksExact: a query over compacted buckets returns
-// exactly the samples written, value bits included (stale markers, -0,
-// ±Inf, the 2^53 boundary), before and after a restart, through the
-// series iterator, a seek into the middle and the chunks handed to the
-// ring; the integer windows are integer chunks, the others XOR.
-func TestCompactIntChunksExact(t *testing.T) {
-	const sec = 1000
+// exactTestSeries are series whose values an integer chunk must keep
+// bit for bit, by name: integers, values that are not (stale markers,
+// -0, ±Inf, fractions) among them, and the 2^53 boundary.
+func exactTestSeries() map[string]func(i int64) float64 {
 	stale := math.Float64frombits(value.StaleNaN)
-	series := map[string]func(i int64) float64{
+	return map[string]func(i int64) float64{
 		"counter": func(i int64) float64 { return float64(i*37 + i%5) },
 		"bucket":  func(i int64) float64 { return float64(i * i % 1000 * 3) },
 		"special": func(i int64) float64 {
@@ -520,6 +517,16 @@ func TestCompactIntChunksExact(t *testing.T) {
 		},
 		"float": func(i int64) float64 { return float64(i) * 0.1 },
 	}
+}
+
+// TestCompactIntChunksExact: a query over compacted buckets returns
+// exactly the samples written, value bits included (stale markers, -0,
+// ±Inf, the 2^53 boundary), before and after a restart, through the
+// series iterator, a seek into the middle and the chunks handed to the
+// ring; the integer windows are integer chunks, the others XOR.
+func TestCompactIntChunksExact(t *testing.T) {
+	const sec = 1000
+	series := exactTestSeries()
 	dir := t.TempDir()
 	db := openTestDB(t, dir, compactTestOptions())
 	defer func() { db.Close() }()
