@@ -186,7 +186,11 @@ func chooseIntParams(res []int64, order byte) intParams {
 			trimmed, first = r, false
 		}
 	}
-	for _, base := range [...]int64{0, lo, trimmed} {
+	bases := [...]int64{0, lo, trimmed}
+	for i, base := range bases {
+		if slices.Contains(bases[:i], base) {
+			continue // priced already: the same costs
+		}
 		// Per field width k (1..65: never) a residual needs, the bits of
 		// escaping those that need it; residuals 0 apart (the zero flag's
 		// case), all needing zeroK.
@@ -585,6 +589,10 @@ func (ic *intChunker) smaller(c memChunk) memChunk {
 	ic.samples = ic.samples[:0]
 	for ic.it.reset(ic.one[:], minInt64, maxInt64); ic.it.Next(); {
 		t, v := ic.it.At()
+		if _, ok := intValue(v); !ok {
+			ic.one[0] = memChunk{}
+			return c // most gauges: no need to decode the rest
+		}
 		ic.samples = append(ic.samples, sample{t: t, v: v})
 	}
 	ic.one[0] = memChunk{}
