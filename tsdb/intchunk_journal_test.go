@@ -48,23 +48,12 @@ func journalEncodings(t *testing.T, db *DB) (ints, xors map[SeriesRef]int) {
 // merges the journal's records.
 func TestJournalIntChunksExact(t *testing.T) {
 	const sec = 1000
-	series := exactTestSeries()
 	opts := compactTestOptions()
 	opts.Head.ChunkSamples = 30 // long enough for integer chunks to win
 	dir := t.TempDir()
 	db := openTestDB(t, dir, opts)
 	defer func() { db.Close() }()
-	want := map[string][]sample{}
-	for i := int64(0); i < 300; i++ {
-		for name, f := range series {
-			appendAt(t, db, labels.FromStrings("__name__", name), i*sec, f(i))
-			want[name] = append(want[name], sample{i * sec, f(i)})
-		}
-		if i%40 == 39 {
-			checkpoint(t, db)
-		}
-	}
-	checkpoint(t, db)
+	want := appendExactSeries(t, db, 40)
 	ints, xors := journalEncodings(t, db)
 	encodings := func(name string) (int, int) {
 		ref := refOf(t, db, labels.FromStrings("__name__", name))
@@ -84,26 +73,14 @@ func TestJournalIntChunksExact(t *testing.T) {
 	if i, x := encodings("special"); i == 0 || x == 0 {
 		t.Errorf("journal holds %d integer and %d XOR chunks of special, want both", i, x)
 	}
-	check := func(what string) {
-		t.Helper()
-		got := dbSelect(t, db, minInt64, maxInt64, matchAll)
-		for name, w := range want {
-			sameBits(t, what+" "+name, got[`{__name__="`+name+`"}`], w)
-			chunks, ok, _ := chunkSeriesOf(t, db, name, 0, 299*sec)
-			if !ok {
-				t.Fatalf("%s %s: no chunks", what, name)
-			}
-			sameBits(t, what+" chunks of "+name, decodeChunks(t, chunks, 0, 299*sec), w)
-		}
-	}
-	check("from the journal")
+	checkExactSeries(t, db, "from the journal", want, 299*sec)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db = openTestDB(t, dir, opts)
-	check("after a restart")
+	checkExactSeries(t, db, "after a restart", want, 299*sec)
 	compactAll(t, db)
-	check("compacted")
+	checkExactSeries(t, db, "compacted", want, 299*sec)
 }
 
 // TestIntChunkerKeepsWhatItCannotRewrite: the checkpoint's rewrite

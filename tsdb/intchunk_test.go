@@ -519,6 +519,26 @@ func exactTestSeries() map[string]func(i int64) float64 {
 	}
 }
 
+// appendExactSeries appends 300 samples a second apart to each of
+// exactTestSeries, checkpointing after every n and at the end, and
+// returns the samples by name.
+func appendExactSeries(t *testing.T, db *DB, n int64) map[string][]sample {
+	t.Helper()
+	const sec = 1000
+	want := map[string][]sample{}
+	for i := int64(0); i < 300; i++ {
+		for name, f := range exactTestSeries() {
+			appendAt(t, db, labels.FromStrings("__name__", name), i*sec, f(i))
+			want[name] = append(want[name], sample{i * sec, f(i)})
+		}
+		if i%n == n-1 {
+			checkpoint(t, db)
+		}
+	}
+	checkpoint(t, db)
+	return want
+}
+
 // TestCompactIntChunksExact: a query over compacted buckets returns
 // exactly the samples written, value bits included (stale markers, -0,
 // ±Inf, the 2^53 boundary), before and after a restart, through the
@@ -526,61 +546,53 @@ func exactTestSeries() map[string]func(i int64) float64 {
 // ring; the integer windows are integer chunks, the others XOR.
 func TestCompactIntChunksExact(t *testing.T) {
 	const sec = 1000
-	series := exactTestSeries()
 	dir := t.TempDir()
 	db := openTestDB(t, dir, compactTestOptions())
 	defer func() { db.Close() }()
-	want := map[string][]sample{}
-	for i := int64(0); i < 300; i++ {
-		for name, f := range series {
-			appendAt(t, db, labels.FromStrings("__name__", name), i*sec, f(i))
-			want[name] = append(want[name], sample{i * sec, f(i)})
-		}
-		if i%20 == 19 {
-			checkpoint(t, db)
-		}
-	}
-	checkpoint(t, db)
+	want := appendExactSeries(t, db, 20)
 	compactAll(t, db)
 	last, _ := db.compactBefore()
 	ints, xors := compactedEncodings(t, db, last)
 	if ints == 0 || xors == 0 {
 		t.Fatalf("compacted buckets hold %d integer and %d XOR chunks, want both", ints, xors)
 	}
-	check := func(what string) {
-		t.Helper()
-		got := dbSelect(t, db, minInt64, maxInt64, matchAll)
-		for name, w := range want {
-			sameBits(t, what+" "+name, got[`{__name__="`+name+`"}`], w)
-			// The ring's chunks of the compacted range: XOR only.
-			maxt := (last+1)*60*sec - 1
-			chunks, ok, _ := chunkSeriesOf(t, db, name, 0, maxt)
-			if !ok {
-				t.Fatalf("%s %s: no chunks", what, name)
-			}
-			sameBits(t, what+" chunks of "+name, decodeChunks(t, chunks, 0, maxt), w[:maxt/sec+1])
-			// A seek into a compacted bucket.
-			q, err := db.Querier(minInt64, maxInt64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			set := q.Select(context.Background(), labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
-			if !set.Next() {
-				t.Fatal(set.Err())
-			}
-			it := set.At().Iterator(nil)
-			if !it.SeekTo(75*sec + 1) {
-				t.Fatalf("%s %s: seek: %v", what, name, it.Err())
-			}
-			ts, v := it.At()
-			sameBits(t, what+" seek in "+name, []sample{{ts, v}}, w[76:77])
-			q.Close()
-		}
-	}
-	check("compacted")
+	maxt := (last+1)*60*sec - 1 // the compacted range
+	checkExactSeries(t, db, "compacted", want, maxt)
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 	db = openTestDB(t, dir, compactTestOptions())
-	check("after a restart")
+	checkExactSeries(t, db, "after a restart", want, maxt)
+}
+
+// checkExactSeries checks that db returns exactly the samples of want,
+// through the series iterator, a seek to the sample at 76 s, and the
+// chunks handed to the ring (XOR only) in [0, maxt].
+func checkExactSeries(t *testing.T, db *DB, what string, want map[string][]sample, maxt int64) {
+	t.Helper()
+	const sec = 1000
+	got := dbSelect(t, db, minInt64, maxInt64, matchAll)
+	for name, w := range want {
+		sameBits(t, what+" "+name, got[`{__name__="`+name+`"}`], w)
+		chunks, ok, _ := chunkSeriesOf(t, db, name, 0, maxt)
+		if !ok {
+			t.Fatalf("%s %s: no chunks", what, name)
+		}
+		sameBits(t, what+" chunks of "+name, decodeChunks(t, chunks, 0, maxt), w[:maxt/sec+1])
+		q, err := db.Querier(minInt64, maxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := q.Select(context.Background(), labels.MustNewMatcher(labels.MatchEqual, "__name__", name))
+		if !set.Next() {
+			t.Fatal(set.Err())
+		}
+		it := set.At().Iterator(nil)
+		if !it.SeekTo(75*sec + 1) {
+			t.Fatalf("%s %s: seek: %v", what, name, it.Err())
+		}
+		ts, v := it.At()
+		sameBits(t, what+" seek in "+name, []sample{{ts, v}}, w[76:77])
+		q.Close()
+	}
 }
