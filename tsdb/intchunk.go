@@ -570,7 +570,7 @@ func appendIntAsXOR(dst, c []byte) ([]byte, error) {
 type intChunker struct {
 	enc     intEncoder
 	it      chunksIterator
-	one     [1]memChunk // the chunk it reads
+	one     [1]memChunk // the chunk it reads; kept, as it is, until the next call
 	samples []sample
 	buf     []byte
 }
@@ -590,12 +590,10 @@ func (ic *intChunker) smaller(c memChunk) memChunk {
 	for ic.it.reset(ic.one[:], minInt64, maxInt64); ic.it.Next(); {
 		t, v := ic.it.At()
 		if _, ok := intValue(v); !ok {
-			ic.one[0] = memChunk{}
 			return c // most gauges: no need to decode the rest
 		}
 		ic.samples = append(ic.samples, sample{t: t, v: v})
 	}
-	ic.one[0] = memChunk{}
 	n := len(ic.samples)
 	if n == 0 || n != xorNumSamples(c.data) || ic.samples[0].t != c.minT || ic.samples[n-1].t != c.maxT {
 		return c
