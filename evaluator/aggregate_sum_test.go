@@ -16,7 +16,7 @@ func TestSumIntoMatchesAccumulate(t *testing.T) {
 		{{T: 1000, F: 1}, {T: 1015, F: 1e100}, {T: 1030, F: 3}, {T: 1045, F: 4}},
 		{{T: 1015, F: 1}, {T: 1030, F: -1e100}, {T: 1090, F: 0.1}, {T: 1105, F: 0.2}, {T: 1165, F: 7}},
 		{{T: 1030, F: math.MaxFloat64}, {T: 1045, F: math.NaN()}, {T: 1060, F: 0.3}, {T: 1165, F: math.Inf(-1)}},
-		{{T: 1030, F: math.MaxFloat64}, {T: 1075, F: -0.0}, {T: 1090, F: 1e-300}},
+		{{T: 1030, F: math.MaxFloat64}, {T: 1075, F: math.Copysign(0, -1)}, {T: 1090, F: 1e-300}},
 	}
 	want := make([]groupState, steps)
 	got := make([]groupState, steps)

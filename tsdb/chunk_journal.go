@@ -188,8 +188,8 @@ type chunkJournal struct {
 	segmentBytes int64 // journalSegment; tests make it small
 
 	mu    sync.RWMutex
-	files map[uint32]*os.File // every segment, open for reading
-	first uint32              // the oldest segment; 0 if none
+	files map[uint32]*journalFile // every segment, open for reading
+	first uint32                  // the oldest segment; 0 if none
 
 	appended atomic.Int64 // bytes appended since open, framing included
 
@@ -203,13 +203,40 @@ type chunkJournal struct {
 	// The writer's: append, flush, sync and removeBefore are called by
 	// one goroutine at a time (the checkpoint's or the compaction's,
 	// under checkpointMu).
-	seg      uint32 // segment being written; 0 before the first append
-	off      uint32 // its size, buffered bytes included
+	seg      uint32       // segment being written; 0 before the first append
+	cur      *journalFile // its reading side
+	off      uint32       // its size, buffered bytes included
 	out      *os.File
 	w        *bufio.Writer
 	buf      []byte
 	unsynced []uint32 // segments written since the last sync, seg last
 	dirDirty bool     // a segment was created or removed since the last sync
+}
+
+// journalFile is a segment open for reading, and mapped: a query's read
+// of a record copies it from the mapping instead of calling pread, which
+// cost a system call a record. The segment being written is mapped at the
+// size it may grow to, and read through the mapping only up to what has
+// been flushed to the file: a page past the file's end must never be
+// touched (SIGBUS).
+type journalFile struct {
+	f    *os.File
+	data []byte       // the mapping; nil when mapping failed (reads use pread)
+	end  atomic.Int64 // bytes of data a read may touch: the file's, flushed
+}
+
+// openJournalFile maps the segment f for reads of up to mapped bytes, of
+// which the first end are in the file.
+func openJournalFile(f *os.File, mapped, end int64) *journalFile {
+	jf := &journalFile{f: f, data: mapSegment(f, mapped)}
+	jf.end.Store(end)
+	return jf
+}
+
+func (jf *journalFile) close() error {
+	err := unmapSegment(jf.data)
+	jf.data = nil
+	return errors.Join(err, jf.f.Close())
 }
 
 // openChunkJournal opens the journal in dir, creating dir. It appends to
@@ -222,14 +249,18 @@ func openChunkJournal(dir string) (*chunkJournal, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &chunkJournal{dir: dir, segmentBytes: journalSegment, files: make(map[uint32]*os.File, len(segs)), spans: map[uint32]bucketSpan{}, dropped: minInt64}
+	j := &chunkJournal{dir: dir, segmentBytes: journalSegment, files: make(map[uint32]*journalFile, len(segs)), spans: map[uint32]bucketSpan{}, dropped: minInt64}
 	for _, s := range segs {
 		f, err := os.Open(j.segmentPath(s))
 		if err != nil {
 			j.close()
 			return nil, err
 		}
-		j.files[s] = f
+		var size int64
+		if fi, err := f.Stat(); err == nil {
+			size = fi.Size()
+		}
+		j.files[s] = openJournalFile(f, size, size)
 	}
 	if len(segs) > 0 {
 		j.first, j.seg = segs[0], segs[len(segs)-1]
@@ -462,7 +493,8 @@ func (j *chunkJournal) nextSegment() error {
 		return err
 	}
 	j.mu.Lock()
-	j.files[seg] = in
+	j.cur = openJournalFile(in, max(j.segmentBytes, int64(len(journalMagic)+journalHeader+maxJournalBody)), 0)
+	j.files[seg] = j.cur
 	if j.first == 0 {
 		j.first = seg
 	}
@@ -488,6 +520,7 @@ func (j *chunkJournal) flush() error {
 	if err := j.w.Flush(); err != nil {
 		return fmt.Errorf("write chunk journal segment %d: %w", j.seg, err)
 	}
+	j.cur.end.Store(int64(j.off))
 	return nil
 }
 
@@ -527,15 +560,38 @@ func syncFile(path string) error {
 	return errors.Join(err, f.Close())
 }
 
+// readMapped is read through the segment's mapping. A record the
+// mapping does not yield whole and intact is read again with pread, which
+// reports what is wrong with it. The pages a read touches count in the
+// node's resident set until the kernel reclaims them or the segment is
+// removed, so it serves queries, whose reads are few records of many
+// series; compaction and eviction, which read whole buckets of records
+// once, read with pread.
+func (j *chunkJournal) readMapped(pos journalPos, buf []byte) (journalRecord, []byte, error) {
+	j.mu.RLock()
+	if jf := j.files[pos.segment()]; jf != nil && jf.data != nil {
+		rec, b, err := readMappedRecord(jf.data[:min(jf.end.Load(), int64(len(jf.data)))], pos, buf)
+		j.mu.RUnlock() // after the copy: removal unmaps under the write lock
+		if err == nil {
+			return rec, b, nil
+		}
+		buf = b
+	} else {
+		j.mu.RUnlock()
+	}
+	return j.read(pos, buf)
+}
+
 // read returns the record at pos, its chunk's data in buf (grown as
 // needed and returned).
 func (j *chunkJournal) read(pos journalPos, buf []byte) (journalRecord, []byte, error) {
 	j.mu.RLock()
-	f := j.files[pos.segment()]
+	jf := j.files[pos.segment()]
 	j.mu.RUnlock()
-	if f == nil || pos.offset() < uint32(len(journalMagic)) {
+	if jf == nil || pos.offset() < uint32(len(journalMagic)) {
 		return journalRecord{}, buf, fmt.Errorf("chunk journal: no record at %v", pos)
 	}
+	f := jf.f
 	buf = slices.Grow(buf[:0], journalReadAhead)[:journalReadAhead]
 	n, err := f.ReadAt(buf, int64(pos.offset()))
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -561,14 +617,37 @@ func (j *chunkJournal) read(pos journalPos, buf []byte) (journalRecord, []byte, 
 	return rec, buf, nil
 }
 
+// readMappedRecord is read from a sealed segment's mapping: the record's
+// body is checked in place and copied to buf, which the returned chunk's
+// data then lies in.
+func readMappedRecord(data []byte, pos journalPos, buf []byte) (journalRecord, []byte, error) {
+	off := int(pos.offset())
+	if off < len(journalMagic) || off >= len(data) {
+		return journalRecord{}, buf, fmt.Errorf("chunk journal: no record at %v", pos)
+	}
+	body, _, _, err := checkJournalFrame(data[off:])
+	if err == nil && body == nil {
+		err = fmt.Errorf("%w: truncated", errBadJournalRecord)
+	}
+	if err != nil {
+		return journalRecord{}, buf, fmt.Errorf("chunk journal at %v: %w", pos, err)
+	}
+	buf = append(buf[:0], body...)
+	rec, err := decodeJournalBody(buf)
+	if err != nil {
+		return journalRecord{}, buf, fmt.Errorf("chunk journal at %v: %w", pos, err)
+	}
+	return rec, buf, nil
+}
+
 // removeBefore deletes the segments older than seg; never the one being
 // written.
 func (j *chunkJournal) removeBefore(seg uint32) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	for j.first != 0 && j.first < seg && j.first != j.seg {
-		if f := j.files[j.first]; f != nil {
-			f.Close()
+		if jf := j.files[j.first]; jf != nil {
+			jf.close()
 			delete(j.files, j.first)
 		}
 		if err := os.Remove(j.segmentPath(j.first)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -593,8 +672,8 @@ func (j *chunkJournal) close() error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for s, f := range j.files {
-		err = errors.Join(err, f.Close())
+	for s, jf := range j.files {
+		err = errors.Join(err, jf.close())
 		delete(j.files, s)
 	}
 	return err

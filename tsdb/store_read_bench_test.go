@@ -157,8 +157,18 @@ func BenchmarkPersistedSelectRefresh(b *testing.B) {
 // bucket), in ref order, one querier per op, on one goroutine. With the
 // cache on, every read after the first op is a hit.
 func BenchmarkStoreChunks(b *testing.B) {
-	for _, cache := range []string{"off", "on"} {
+	for _, bc := range []struct{ cache, segment string }{{"off", "written"}, {"on", "written"}, {"off", "sealed"}} {
+		cache := bc.cache
 		db := openPersistedBenchDB(b, persistedBenchOptions(cache))
+		if bc.segment == "sealed" {
+			// After a restart every segment is sealed and read through
+			// its mapping.
+			dir := db.dir
+			if err := db.Close(); err != nil {
+				b.Fatal(err)
+			}
+			db = openTestDB(b, dir, persistedBenchOptions(cache))
+		}
 		var refs []SeriesRef
 		q, err := db.Querier(minInt64, maxInt64)
 		if err != nil {
@@ -170,7 +180,7 @@ func BenchmarkStoreChunks(b *testing.B) {
 		}
 		q.Close()
 		slices.Sort(refs)
-		b.Run("cache="+cache, func(b *testing.B) {
+		b.Run("cache="+cache+"/segment="+bc.segment, func(b *testing.B) {
 			b.ReportAllocs()
 			cpu := cpuTime(b)
 			for b.Loop() {

@@ -56,7 +56,7 @@ func (si *storeIterator) readChain(r *storeReader, pos journalPos, ref SeriesRef
 		mint = max(mint, (r.compacted+1)*st.bucketRange)
 	}
 	for pos != 0 {
-		rec, buf, err := st.journal.read(pos, si.journal.buf)
+		rec, buf, err := st.journal.readMapped(pos, si.journal.buf)
 		si.journal.buf = buf
 		if err != nil {
 			return fmt.Errorf("persisted chunks of series %d: %w", ref, err)
