@@ -218,18 +218,7 @@ func TestChunkJournalRemoveBefore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer j.close()
-	j.segmentBytes = 4 << 10
-	var pos []journalPos
-	for i := range 200 {
-		p, err := j.append(testJournalRecord(i), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pos = append(pos, p)
-	}
-	if err := j.sync(); err != nil {
-		t.Fatal(err)
-	}
+	pos := appendTestRecords(t, j, 200)
 	lastSeg := pos[len(pos)-1].segment()
 	if err := j.removeBefore(4); err != nil {
 		t.Fatal(err)
