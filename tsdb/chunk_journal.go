@@ -571,7 +571,11 @@ func (j *chunkJournal) readMapped(pos journalPos, buf []byte) (journalRecord, []
 	j.mu.RLock()
 	if jf := j.files[pos.segment()]; jf != nil && jf.data != nil {
 		rec, b, err := readMappedRecord(jf.data[:min(jf.end.Load(), int64(len(jf.data)))], pos, buf)
-		j.mu.RUnlock() // after the copy: removal unmaps under the write lock
+		// After the copy: removal unmaps under the write lock. A page
+		// fault during the copy (the record's page not in memory) holds
+		// the read lock for one page's disk read; a writer taking the
+		// lock meanwhile (removal, a new segment) waits that long.
+		j.mu.RUnlock()
 		if err == nil {
 			return rec, b, nil
 		}
@@ -617,9 +621,9 @@ func (j *chunkJournal) read(pos journalPos, buf []byte) (journalRecord, []byte, 
 	return rec, buf, nil
 }
 
-// readMappedRecord is read from a sealed segment's mapping: the record's
-// body is checked in place and copied to buf, which the returned chunk's
-// data then lies in.
+// readMappedRecord is read from a segment's mapping, data being the part
+// a read may touch: the record's body is checked in place and copied to
+// buf, which the returned chunk's data then lies in.
 func readMappedRecord(data []byte, pos journalPos, buf []byte) (journalRecord, []byte, error) {
 	off := int(pos.offset())
 	if off < len(journalMagic) || off >= len(data) {

@@ -8,8 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mapSegment maps size bytes of a sealed journal segment for reading, or
-// returns nil when it cannot (the segment is then read with pread). Reads
+// mapSegment maps size bytes of a journal segment for reading (for the
+// segment being written, more than the file holds yet), or returns nil
+// when it cannot (the segment is then read with pread). Reads
 // of a series' chain jump between segments, so the kernel is told not to
 // read ahead: a fault brings in the page a record is on, not its
 // neighbours, which would only swell the node's resident set.
