@@ -4,12 +4,13 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/etcdgate/etcdgate/internal/scavenge"
 )
 
 // checkpointBatch is how many series a checkpoint collects before writing
@@ -110,8 +111,9 @@ func (db *DB) Checkpoint() (err error) {
 	}
 	// A checkpoint allocates a burst of short-lived buffers (records,
 	// badger's table builders) that the runtime would return to the OS
-	// only slowly; RSS would stay at the burst's peak for minutes.
-	debug.FreeOSMemory()
+	// only slowly; RSS would stay at the burst's peak for minutes. A
+	// checkpoint that wrote little is not worth the forced GC cycle.
+	scavenge.IfWorthwhile()
 	// The snapshot just replaced is now head.snapshot.prev: the WAL is
 	// kept from its segment on.
 	keepFrom := db.lastCut

@@ -24,6 +24,7 @@ import (
 	"github.com/etcdgate/etcdgate/api"
 	"github.com/etcdgate/etcdgate/evaluator"
 	"github.com/etcdgate/etcdgate/ingest"
+	"github.com/etcdgate/etcdgate/internal/scavenge"
 	"github.com/etcdgate/etcdgate/probe"
 	"github.com/etcdgate/etcdgate/relabel"
 	"github.com/etcdgate/etcdgate/ring"
@@ -85,12 +86,11 @@ const defaultGOGC = 30
 // against 32.5 s). The tuned percent replaces it once the store is open.
 const recoveryGOGC = 100
 
-// scavengeInterval is how often freed heap is handed back to the OS. The
-// runtime's scavenger does it lazily (it keeps ~10% above the heap goal
-// and paces itself), so bursts — badger compactions, big queries — leave
-// RSS high for minutes, while RSS is the capacity figure operators
-// watch. Each call forces a GC: at a million series ~0.3 s of one core,
-// under 1% of it every 30 s.
+// scavengeInterval is how often the node checks whether freed heap is
+// worth handing back to the OS (internal/scavenge): the runtime's
+// scavenger does it lazily, so bursts (badger compactions, big queries)
+// would leave RSS high for minutes. Returning it forces a GC cycle, so
+// the check skips it unless the memory to return is worth the cycle.
 const scavengeInterval = 30 * time.Second
 
 func runServe(args []string, stderr io.Writer) int {
@@ -359,8 +359,8 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 
 	opened := make(chan error, 1)
 	go func() { opened <- g.openStore() }()
-	scavenge := time.NewTicker(scavengeInterval)
-	defer scavenge.Stop()
+	scavengeTick := time.NewTicker(scavengeInterval)
+	defer scavengeTick.Stop()
 	tuner := newGCTuner(g.goMemLimit)
 	gcCycles := notifyGCCycles()
 	defer gcCycles.stop()
@@ -371,9 +371,9 @@ func (g *gateway) run(ctx context.Context, hup <-chan os.Signal) error {
 		select {
 		case <-gcTune:
 			tuner.tune()
-		case <-scavenge.C:
+		case <-scavengeTick.C:
 			if ready { // recovery's heap is live: a forced GC would free little
-				debug.FreeOSMemory()
+				scavenge.IfWorthwhile()
 			}
 		case err := <-opened:
 			if err != nil {

@@ -1,0 +1,62 @@
+package scavenge
+
+import (
+	"runtime"
+	"runtime/debug"
+	"testing"
+)
+
+func TestWorthwhile(t *testing.T) {
+	for _, c := range []struct {
+		returnable, live uint64
+		want             bool
+	}{
+		{0, 0, false},
+		{MinBytes - 1, 0, false},
+		{MinBytes, 0, true},
+		{MinBytes, 100 << 20, true}, // a small heap: the floor decides
+		{MinBytes, 8 * MinBytes, true},
+		{MinBytes, 8*MinBytes + LiveFraction, false}, // the fraction decides
+		{300 << 20, 2400 << 20, true},
+		{299 << 20, 2400 << 20, false},
+	} {
+		if got := Worthwhile(c.returnable, c.live); got != c.want {
+			t.Errorf("Worthwhile(%d, %d) = %v, want %v", c.returnable, c.live, got, c.want)
+		}
+	}
+}
+
+var sink []byte
+
+// TestIfWorthwhile drops a garbage buffer well past MinBytes and checks
+// that it is counted, returned, and that a second call finds nothing
+// worth a cycle. Not parallel: it reads the process's heap.
+func TestIfWorthwhile(t *testing.T) {
+	debug.FreeOSMemory()
+	if IfWorthwhile() {
+		t.Fatal("forced a cycle right after one, with nothing allocated")
+	}
+	// Garbage not yet collected: counted as objects past the live heap,
+	// as long as no cycle ran while the buffer was live (no estimate
+	// short of a cycle sees garbage the last cycle marked live).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	sink = make([]byte, 2*MinBytes)
+	for i := range sink {
+		sink[i] = byte(i)
+	}
+	sink = nil
+	if r, live := Returnable(); !Worthwhile(r, live) {
+		t.Fatalf("returnable %d with live %d after dropping %d bytes: want a cycle worth forcing", r, live, 2*MinBytes)
+	}
+	// Collected but not returned: counted as free spans.
+	runtime.GC()
+	if r, live := Returnable(); !Worthwhile(r, live) {
+		t.Fatalf("returnable %d with live %d after collecting %d bytes: want a cycle worth forcing", r, live, 2*MinBytes)
+	}
+	if !IfWorthwhile() {
+		t.Fatal("did not force a cycle with the buffer's memory returnable")
+	}
+	if r, live := Returnable(); Worthwhile(r, live) {
+		t.Fatalf("returnable %d with live %d after the forced cycle: want nothing worth another", r, live)
+	}
+}
