@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"runtime"
-	"slices"
 	"sync"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -36,11 +35,8 @@ type headAppender struct {
 	// is what follows a Lookup, takes it without a second random read of
 	// the ref table. It may have been removed since; check tells.
 	looked *memSeries
-	// Scratch of Prefetch, and what it read, kept so that its loads are
-	// not optimised away.
-	prefetchTables []*slotTable
-	prefetchSeries []*memSeries
-	prefetched     uint64
+	// What Prefetch read, kept so that its loads are not optimised away.
+	prefetched uint64
 }
 
 // errSeriesRemoved: the series was removed from the index between lookup
@@ -83,9 +79,6 @@ func (p *appenderPool) put(a *headAppender) {
 		a.samples = a.samples[:0]
 	}
 	a.looked = nil
-	if cap(a.prefetchTables) > pooledAppenderSeries {
-		a.prefetchTables, a.prefetchSeries = nil, nil
-	}
 	if cap(a.touched) > pooledAppenderSeries {
 		a.touched = nil
 	} else {
@@ -146,10 +139,7 @@ func (a *headAppender) Lookup(hash uint64, ls []labels.Label) SeriesRef {
 }
 
 func (a *headAppender) Prefetch(hashes []uint64) {
-	n := len(hashes)
-	a.prefetchTables = slices.Grow(a.prefetchTables[:0], n)[:n]
-	a.prefetchSeries = slices.Grow(a.prefetchSeries[:0], n)[:n]
-	a.prefetched += a.head.series.prefetch(hashes, a.prefetchTables, a.prefetchSeries)
+	a.prefetched += a.head.series.prefetch(hashes)
 }
 
 // buffer keeps a checked sample for Commit, or counts why it was refused.

