@@ -113,6 +113,7 @@ func (r *targetRun) fill(rep *TargetReport, before, after targetSample, d snapsh
 	rep.MaxRSSBytes = known(r.maxRSS)
 	rep.Timeline = r.timeline
 	r.mu.Unlock()
+	rep.MaxLagSecondHalf = maxLagFrom(rep.Timeline, rep.ElapsedSeconds/2)
 	rep.RSSBytes = known(after.rss)
 	cpuSeconds := after.cpuSeconds - before.cpuSeconds
 	rep.CPUCores = known(cpuSeconds / after.at.Sub(before.at).Seconds())
@@ -126,4 +127,16 @@ func (r *targetRun) fill(rep *TargetReport, before, after targetSample, d snapsh
 	if d.sent > 0 {
 		rep.HarnessMicrosPerSample = cpu.Seconds() * 1e6 / float64(d.sent)
 	}
+}
+
+// maxLagFrom returns the furthest lag of the timeline's points from
+// second from of the run on.
+func maxLagFrom(timeline []Point, from float64) float64 {
+	lag := 0.0
+	for _, p := range timeline {
+		if p.Seconds >= from {
+			lag = math.Max(lag, p.MaxLagSeconds)
+		}
+	}
+	return lag
 }

@@ -71,23 +71,27 @@ type TargetReport struct {
 	// SeriesWritten counts the distinct series the harness wrote (those of
 	// the members scraped at least once);
 	// SeriesCreated the growth of the target's head series meanwhile.
-	SeriesWritten      int64             `json:"series_written"`
-	SeriesCreated      *float64          `json:"series_created"`
-	HeadSeries         *float64          `json:"head_series"`
-	TargetIngested     *float64          `json:"target_ingested_samples"`
-	Requests           map[string]int64  `json:"requests_by_code"`
-	Retries            map[string]int64  `json:"retries_by_code"`
-	DroppedByCode      map[string]int64  `json:"dropped_samples_by_code"`
-	NetworkErrors      int64             `json:"network_errors"`
-	LastErrors         map[string]string `json:"last_errors,omitempty"`
-	LatencyP50Ms       float64           `json:"latency_p50_ms"`
-	LatencyP99Ms       float64           `json:"latency_p99_ms"`
-	MaxLagSeconds      float64           `json:"max_lag_seconds"`
-	RSSBytes           *float64          `json:"rss_bytes"`
-	MaxRSSBytes        *float64          `json:"max_rss_bytes"`
-	CPUCores           *float64          `json:"cpu_cores"`
-	CPUMicrosPerSample *float64          `json:"cpu_us_per_sample"`
-	BytesPerSeries     *float64          `json:"rss_bytes_per_head_series"`
+	SeriesWritten  int64             `json:"series_written"`
+	SeriesCreated  *float64          `json:"series_created"`
+	HeadSeries     *float64          `json:"head_series"`
+	TargetIngested *float64          `json:"target_ingested_samples"`
+	Requests       map[string]int64  `json:"requests_by_code"`
+	Retries        map[string]int64  `json:"retries_by_code"`
+	DroppedByCode  map[string]int64  `json:"dropped_samples_by_code"`
+	NetworkErrors  int64             `json:"network_errors"`
+	LastErrors     map[string]string `json:"last_errors,omitempty"`
+	LatencyP50Ms   float64           `json:"latency_p50_ms"`
+	LatencyP99Ms   float64           `json:"latency_p99_ms"`
+	MaxLagSeconds  float64           `json:"max_lag_seconds"`
+	// MaxLagSecondHalf is the furthest a scrape ran behind in the second
+	// half of the run, from the timeline: past the creation of a fleet's
+	// series and the catching up after it, what a steady node keeps.
+	MaxLagSecondHalf   float64  `json:"max_lag_seconds_second_half"`
+	RSSBytes           *float64 `json:"rss_bytes"`
+	MaxRSSBytes        *float64 `json:"max_rss_bytes"`
+	CPUCores           *float64 `json:"cpu_cores"`
+	CPUMicrosPerSample *float64 `json:"cpu_us_per_sample"`
+	BytesPerSeries     *float64 `json:"rss_bytes_per_head_series"`
 	// The harness's own CPU (user+system) over the run, per sample sent.
 	HarnessCPUSeconds      float64       `json:"harness_cpu_seconds"`
 	HarnessMicrosPerSample float64       `json:"harness_cpu_us_per_sample"`
@@ -133,7 +137,10 @@ type Point struct {
 	RSSBytes          *float64 `json:"rss_bytes"`
 	HeadSeries        *float64 `json:"head_series"`
 	CPUCores          *float64 `json:"cpu_cores"`
-	accepted          float64  // samples accepted so far, for the next point's rate
+	// MaxLagSeconds is the furthest a scrape ran behind its due time
+	// since the previous point.
+	MaxLagSeconds float64 `json:"max_lag_seconds"`
+	accepted      float64 // samples accepted so far, for the next point's rate
 }
 
 func newReport(o *Options, l *layout, clusters int) *Report {

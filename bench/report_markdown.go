@@ -112,7 +112,9 @@ func (r *Report) rows() []row {
 	text("retries by code", func(t *TargetReport) string { return codes(t.Retries) })
 	num("request latency p50", func(t *TargetReport) float64 { return t.LatencyP50Ms }, ms)
 	num("request latency p99", func(t *TargetReport) float64 { return t.LatencyP99Ms }, ms)
-	num("max scrape lag", func(t *TargetReport) float64 { return t.MaxLagSeconds }, func(v float64) string { return fmt.Sprintf("%.2f s", v) })
+	seconds := func(v float64) string { return fmt.Sprintf("%.2f s", v) }
+	num("max scrape lag", func(t *TargetReport) float64 { return t.MaxLagSeconds }, seconds)
+	num("max scrape lag, second half", func(t *TargetReport) float64 { return t.MaxLagSecondHalf }, seconds)
 	num("target RSS at the end", func(t *TargetReport) float64 { return deref(t.RSSBytes) }, bytesIEC)
 	num("target max RSS", func(t *TargetReport) float64 { return deref(t.MaxRSSBytes) }, bytesIEC)
 	num("target RSS per head series", func(t *TargetReport) float64 { return deref(t.BytesPerSeries) }, func(v float64) string { return fmt.Sprintf("%.0f B", v) })

@@ -237,7 +237,8 @@ func (r *targetRun) record(s targetSample) {
 	accepted := float64(r.stats.samplesAccepted.Load())
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	p := Point{Seconds: s.at.Sub(r.start).Seconds(), RSSBytes: known(s.rss), HeadSeries: known(s.headSeries)}
+	p := Point{Seconds: s.at.Sub(r.start).Seconds(), RSSBytes: known(s.rss), HeadSeries: known(s.headSeries),
+		MaxLagSeconds: time.Duration(r.stats.readingLagNanos.Swap(0)).Seconds()}
 	prevAt, prevAccepted := r.start, 0.0
 	if n := len(r.timeline); n > 0 {
 		prevAt = r.start.Add(time.Duration(r.timeline[n-1].Seconds * float64(time.Second)))

@@ -159,6 +159,10 @@ func TestRunSteadyTwoTargets(t *testing.T) {
 			t.Errorf("%s: target figures: ingested %v, bytes/series %v, %d timeline points",
 				tr.Name, deref(tr.TargetIngested), deref(tr.BytesPerSeries), len(tr.Timeline))
 		}
+		// Every scrape's lag lands in a reading: the last one follows the drain.
+		if lag := maxLagFrom(tr.Timeline, 0); lag != tr.MaxLagSeconds || tr.MaxLagSecondHalf > lag {
+			t.Errorf("%s: max lag %v s, %v s over the timeline, %v s in its second half", tr.Name, tr.MaxLagSeconds, lag, tr.MaxLagSecondHalf)
+		}
 		if tr.Requests["204"] == 0 || tr.LatencyP99Ms <= 0 || tr.HarnessMicrosPerSample <= 0 {
 			t.Errorf("%s: requests %v, p99 %v ms, harness %v µs/sample", tr.Name, tr.Requests, tr.LatencyP99Ms, tr.HarnessMicrosPerSample)
 		}
@@ -177,7 +181,8 @@ func checkOutputs(t *testing.T, rep *Report) {
 	if err := rep.WriteMarkdown(&md); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(md.String(), "| figure | a | b | b / a |") || !strings.Contains(md.String(), "| samples accepted / s |") {
+	if !strings.Contains(md.String(), "| figure | a | b | b / a |") || !strings.Contains(md.String(), "| samples accepted / s |") ||
+		!strings.Contains(md.String(), "| max scrape lag, second half |") {
 		t.Errorf("Markdown:\n%s", md.String())
 	}
 	if err := rep.WriteJSON(&js); err != nil {
@@ -329,5 +334,15 @@ func TestRunBackfillStampsRoundsApart(t *testing.T) {
 	}
 	if last := time.UnixMilli(stamps[len(stamps)-1]); time.Since(last) > time.Minute || time.Until(last) > 0 {
 		t.Fatalf("backfill ended at %s, not caught up with the clock", last)
+	}
+}
+
+// TestMaxLagFrom: only the points from the given second count.
+func TestMaxLagFrom(t *testing.T) {
+	timeline := []Point{{Seconds: 5, MaxLagSeconds: 60}, {Seconds: 10, MaxLagSeconds: 3}, {Seconds: 15, MaxLagSeconds: 7}, {Seconds: 20}}
+	for _, c := range []struct{ from, want float64 }{{0, 60}, {5, 60}, {6, 7}, {15, 7}, {16, 0}, {30, 0}} {
+		if got := maxLagFrom(timeline, c.from); got != c.want {
+			t.Errorf("maxLagFrom(%v) = %v, want %v", c.from, got, c.want)
+		}
 	}
 }

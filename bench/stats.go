@@ -18,6 +18,7 @@ type stats struct {
 	samplesFailed   atomic.Int64 // given up on at the end of the run, still unanswered
 	netErrors       atomic.Int64 // attempts that got no HTTP response
 	maxLagNanos     atomic.Int64 // the furthest any scrape ran behind its due time
+	readingLagNanos atomic.Int64 // the same since the timeline's last reading
 	byCode          [600]codeStats
 	latency         latencyHist
 
@@ -41,9 +42,15 @@ func (s *stats) code(c int) *codeStats {
 }
 
 func (s *stats) observeLag(d time.Duration) {
+	raise(&s.maxLagNanos, int64(d))
+	raise(&s.readingLagNanos, int64(d))
+}
+
+// raise sets a to v if v is larger.
+func raise(a *atomic.Int64, v int64) {
 	for {
-		cur := s.maxLagNanos.Load()
-		if int64(d) <= cur || s.maxLagNanos.CompareAndSwap(cur, int64(d)) {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
 			return
 		}
 	}
