@@ -47,6 +47,18 @@ func mostInWindow(cuts []int, window int) (most, at int) {
 	return most, at
 }
 
+// lastFirstCut returns the latest scrape at which one of series closed
+// its first chunk (scrapes counted from its first sample).
+func lastFirstCut(series []*memSeries) int {
+	last := 0
+	for _, s := range series {
+		if cs := s.closedChunks(); len(cs) > 0 {
+			last = max(last, xorNumSamples(cs[0].data))
+		}
+	}
+	return last
+}
+
 // steadyChunkSamples returns the sample counts of s's closed chunks that
 // start at or after its first range boundary (its phase), where chunks
 // divide whole ranges.
@@ -63,22 +75,22 @@ func steadyChunkSamples(s *memSeries, from, chunkRange int64) []int {
 
 // TestChunkCutsSpread: series created in one scrape, on a boundary of the
 // chunk range, do not close their chunks together. Aligned ranges closed
-// all of them in the same scrape every 30 minutes; now, over six hours,
-// at most a fifth of them close within any 2 minutes (the default
-// checkpoint interval, whose checkpoint writes and releases them): their
-// first chunks end between 0 and 30 minutes in, most of them near 30
-// (cutEvenly divides ranges of up to 2 hours into chunks of at most 120
-// samples), and a fifteenth, as uniform spreading gives, once every
-// series is past its first range boundary. There every series cuts
-// chunks of exactly 120 samples, four a range.
+// all of them in the same scrape every 30 minutes; dividing only the rest
+// of each series' first range closed a sixth of them within 2 minutes
+// (the default checkpoint interval, whose checkpoint writes and releases
+// them) just before the 30th. Now, over six hours, at most a fifteenth
+// of them and a hundredth more close within any 2 minutes, as uniform
+// spreading gives: their first chunks end on the division of their whole
+// range, between 0 and 45 minutes in. Past its first range boundary
+// every series cuts chunks of exactly 120 samples, four a range.
 func TestChunkCutsSpread(t *testing.T) {
 	const n, scrapes, window = 4000, 6 * 240, 8
 	series, cuts := cutRun(n, scrapes, func(int) int64 { return 0 })
-	if most, at := mostInWindow(cuts, window); most > n/5 {
-		t.Fatalf("%d of %d series cut a chunk in the %d scrapes from scrape %d, want at most a fifth", most, n, window, at)
+	if most, at := mostInWindow(cuts, window); most > n/15+n/100 {
+		t.Fatalf("%d of %d series cut a chunk in the %d scrapes from scrape %d, want about a fifteenth", most, n, window, at)
 	}
-	if most, at := mostInWindow(cuts[len(cuts)-240:], window); most > n/15+n/100 {
-		t.Fatalf("%d of %d series cut a chunk in the %d scrapes from scrape %d of the last hour, want about a fifteenth", most, n, window, at)
+	if last := lastFirstCut(series); last > 180 {
+		t.Fatalf("a first chunk closed at scrape %d, want by 180 (45 minutes)", last)
 	}
 	chunkRange := int64(2 * time.Hour / time.Millisecond)
 	steady := 0

@@ -149,9 +149,10 @@ func chunkRangeEnd(t, r int64) int64 {
 // scrape at every range boundary, and ten million closed chunks at once
 // are a peak of memory the steady state never needs (the 10M scenario
 // peaked at 7.4 GB at such a cut). Within its range a series' chunks are
-// of even length, about ChunkSamples samples each, as in Prometheus
-// (cutEvenly); series created together thus cut together only while
-// their first range lasts, and even then spread over its length.
+// of even length, about ChunkSamples samples each, as in Prometheus, and
+// close on the boundaries of an even division of the range (cutEvenly),
+// so that series created together close even their first chunks as
+// spread as all later ones.
 //
 // The store keeps its time buckets aligned (store.bucketOf): the
 // checkpoint splits a chunk at the bucket boundary it spans, and
@@ -191,13 +192,13 @@ func (s *memSeries) headFullLocked(t int64, chunkSamples int, chunkRange int64) 
 	case n >= maxHeadSamples(chunkSamples):
 		return true
 	case n < 2 || n < chunkSamples/2:
-		// A range's share of a chunk is at least half of chunkSamples
-		// once it is divided (cutEvenly): at an even interval no cut
-		// comes sooner (after a gap one comes a few samples late), and
-		// the arithmetic is skipped for the first half of every chunk.
+		// A chunk closes at least half of chunkSamples past its start
+		// (cutEvenly): at an even interval no cut comes sooner (after a
+		// gap one comes a few samples late), and the arithmetic is
+		// skipped for the first half of every chunk.
 		return false
 	}
-	return cutEvenly(start, s.maxT, n, t, end, chunkSamples)
+	return cutEvenly(start, s.maxT, n, t, end, chunkRange, chunkSamples)
 }
 
 // maxHeadSamples bounds an open chunk whatever its samples' spacing: the
@@ -208,19 +209,35 @@ func maxHeadSamples(chunkSamples int) int { return min(2*chunkSamples, maxXORSam
 
 // cutEvenly reports whether the chunk that started at start, holding n
 // samples up to last, closes before the sample at t, its series' range
-// ending at end. Counted in slots of the interval its samples came at,
-// the range is divided into as few chunks as keep each within
-// chunkSamples (half a slot more is let pass, so that jitter in the
-// interval does not add a chunk); t starts the next one once its slot
-// reaches the chunk's share, rounded. A chunk never starts in the range's
-// last half slot: a sample that jitter puts just before the end joins the
-// chunk instead of making one of its own.
-func cutEvenly(start, last int64, n int, t, end int64, chunkSamples int) bool {
+// of length r ending at end. Counted in slots of the interval its samples
+// came at, the whole range is divided into as few equal shares as keep
+// each within chunkSamples (half a slot more is let pass, so that jitter
+// in the interval does not add a chunk), and chunks close on the
+// boundaries of that division: the first at least half a chunk past the
+// chunk's start, t starting the next chunk once its slot reaches it,
+// rounded. A chunk that starts with its range thus ends on the first
+// boundary; one that starts inside it, the first chunk of a new series,
+// ends on the next boundary but one if the next is less than half a chunk
+// away. Series created together therefore close their first chunks spread
+// as evenly as the later ones (over the first 45 minutes at 15 s), not
+// piled up before the 30th as dividing only the rest of the range did. A
+// chunk never starts in the range's last half slot: a sample that jitter
+// puts just before the end joins the chunk instead of making one of its
+// own.
+func cutEvenly(start, last int64, n int, t, end, r int64, chunkSamples int) bool {
 	slot := float64(last-start) / float64(n-1)
-	slots := float64(end-start) / slot
-	chunks := math.Ceil(slots / (float64(chunkSamples) + 0.5))
+	slots := float64(r) / slot
+	share := slots / math.Ceil(slots/(float64(chunkSamples)+0.5))
+	toEnd := float64(end-start) / slot
+	// The chunk's start in whole slots from its range's: the range's
+	// first sample comes up to a slot after the range starts, and the
+	// division is counted from that sample. An end saturated near the
+	// ends of int64 (seriesRangeEnd) counts as a range that starts with
+	// the chunk.
+	from := math.Floor(max(slots-toEnd, 0))
+	cut := math.Ceil((from+float64(chunkSamples)/2)/share)*share - from
 	at := float64(t-start) / slot
-	return at >= slots/chunks-0.5 && at < slots-0.5
+	return at >= cut-0.5 && at < toEnd-0.5
 }
 
 // appendInOrderLocked reports whether it started a new chunk.
