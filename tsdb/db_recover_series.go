@@ -160,20 +160,25 @@ func parallel(workers, n int, fn func(int)) {
 	wg.Wait()
 }
 
-// localRefBytes is the expected size of one series' local refs.
-const localRefBytes = 32
+// localRefBytes is the expected size of one series' local refs: an etcd
+// series spells its ~12 labels in 30 to 40 bytes, most values taking two
+// bytes once a range holds more than 127 strings. Too little costs a
+// copy of the whole range's refs at ten million series.
+const localRefBytes = 40
 
 // loadRange decodes the series records of r's refs.
 func loadRange(src seriesRecords, r *refRange, dict *symbolDict) error {
 	r.ids = map[string]uint32{}
-	// Refs are dense but for series removed by retention or evicted: the
-	// range's span is the likely count, and bounded so that a sparse
-	// range does not reserve much.
+	// The series index file gives the count. Badger's refs are dense but
+	// for series removed by retention or evicted: the range's span is the
+	// likely count, bounded so that a sparse range does not reserve much.
 	n := min(int(r.hi-r.lo)+1, 1<<20)
+	if r.entries != nil {
+		n = len(r.entries)
+	}
 	r.series, r.hashes, r.ends = make([]*memSeries, 0, n), make([]uint64, 0, n), make([]uint32, 0, n)
-	// An etcd series spells its ~11 labels in about 30 bytes of local
-	// refs; growing local by append from nothing copied it some twenty
-	// times over at ten million series.
+	// Growing local by append from nothing copied it some twenty times
+	// over at ten million series.
 	r.local = make([]byte, 0, n*localRefBytes)
 	var pairs []labels.Label
 	var hashBuf []byte

@@ -219,12 +219,17 @@ func chooseIntParams(res []int64, order byte) intParams {
 				esc[zeroK] += zeros * intEscapeLenBit
 			}
 			// Escapes of residuals that need more than w bits, for w
-			// from intMaxWidth down.
+			// from the widest any residual needs down: a wider field
+			// only costs more.
+			top := intMaxWidth
+			for top > 0 && esc[top] == 0 {
+				top--
+			}
 			over := 0
-			for k := intMaxWidth + 1; k <= 65; k++ {
+			for k := top + 1; k <= 65; k++ {
 				over += esc[k]
 			}
-			for w := intMaxWidth; w >= 0; w-- {
+			for w := top; w >= 0; w-- {
 				cost := flagBits + fields*w + over
 				if cost < best.bits || (cost == best.bits && w < int(best.width)) {
 					best = intParams{flags: order, width: uint8(w), base: base, bits: cost}
