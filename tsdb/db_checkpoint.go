@@ -151,6 +151,7 @@ type checkpointer struct {
 	evict       evictor // series leaving memory (series_evict.go)
 	readBuf     []byte  // journal records read
 	ints        intChunker
+	split       chunkSplitter
 	// mustFinish: the checkpoint recovers a failed WAL, whose segment may
 	// have lost pages the head still holds; a shutdown does not stop it.
 	mustFinish bool
@@ -338,11 +339,39 @@ func (cp *checkpointer) journalChunk(item *persistItem, c memChunk, kind byte, s
 	if st.bucketOf(c.minT) == st.bucketOf(c.maxT) {
 		return appendPiece(c)
 	}
-	samples := appendChunkSamples(nil, c, c.minT, c.maxT)
+	return cp.split.pieces(c, st.bucketRange, appendPiece)
+}
+
+// chunkSplitter cuts chunks at bucket boundaries for the checkpoint,
+// reusing its buffers. When the clock passes a bucket boundary, every
+// series' open chunk spans it, and each piece decoded and encoded into
+// slices of its own (grown from nothing, as the head's chunks grow) came
+// to 28 GB allocated in a 33-minute run at ten million series: a GC
+// cycle every 15 s, a fifth of the node's CPU.
+type chunkSplitter struct {
+	it      chunksIterator
+	one     [1]memChunk
+	samples []sample
+	buf     []byte
+}
+
+// pieces calls piece with c cut at the multiples of bucketRange, in time
+// order. A piece's bytes are the splitter's until the next call. A
+// malformed chunk gives the samples before the fault.
+func (sp *chunkSplitter) pieces(c memChunk, bucketRange int64, piece func(memChunk) error) error {
+	sp.one[0] = c
+	sp.samples = sp.samples[:0]
+	for sp.it.reset(sp.one[:], c.minT, c.maxT); sp.it.Next(); {
+		t, v := sp.it.At()
+		sp.samples = append(sp.samples, sample{t: t, v: v})
+	}
+	sp.one[0] = memChunk{} // not kept past the call
+	samples := sp.samples
 	for len(samples) > 0 {
-		end := chunkRangeEnd(samples[0].t, st.bucketRange)
+		end := chunkRangeEnd(samples[0].t, bucketRange)
 		n, _ := slices.BinarySearchFunc(samples, end, func(x sample, t int64) int { return cmp.Compare(x.t, t) })
-		if err := appendPiece(encodeSamples(samples[:n])); err != nil {
+		sp.buf = appendXORSamples(sp.buf[:0], samples[:n])
+		if err := piece(memChunk{data: sp.buf, minT: samples[0].t, maxT: samples[n-1].t}); err != nil {
 			return err
 		}
 		samples = samples[n:]

@@ -303,14 +303,23 @@ func (s *memSeries) spillOutOfOrderLocked() {
 
 // encodeSamples returns a chunk of samples, which must be sorted by time.
 func encodeSamples(samples []sample) memChunk {
-	c, x := newXORChunk(0), newXORState()
+	return memChunk{data: slices.Clone(appendXORSamples(nil, samples)), minT: samples[0].t, maxT: samples[len(samples)-1].t}
+}
+
+// appendXORSamples appends samples, sorted by time, to dst as an XOR
+// chunk. dst is grown once, for the most bytes they can take, rather
+// than a size class at a time as the head's chunks grow.
+func appendXORSamples(dst []byte, samples []sample) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, xorChunkHeader+maxXORSampleBytes*len(samples))
+	c, x := append(dst, 0, 0)[n:], newXORState()
 	var prevT int64
 	var prevV uint64
 	for _, smp := range samples {
 		c = x.append(c, prevT, prevV, smp.t, smp.v)
 		prevT, prevV = smp.t, math.Float64bits(smp.v)
 	}
-	return memChunk{data: slices.Clone(c), minT: samples[0].t, maxT: samples[len(samples)-1].t}
+	return append(dst[:n], c...) // c is dst's tail, by the Grow above: a copy onto itself
 }
 
 // valueAtLocked finds a stored sample at timestamp t. It decodes chunks,
