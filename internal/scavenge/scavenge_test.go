@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 func TestWorthwhile(t *testing.T) {
@@ -29,11 +30,12 @@ func TestWorthwhile(t *testing.T) {
 var sink []byte
 
 // TestIfWorthwhile drops a garbage buffer well past MinBytes and checks
-// that it is counted, returned, and that a second call finds nothing
-// worth a cycle. Not parallel: it reads the process's heap.
+// that it is counted, returned only once the collector has been idle
+// for the time asked, and that a second call finds nothing worth a
+// cycle. Not parallel: it reads the process's heap.
 func TestIfWorthwhile(t *testing.T) {
 	debug.FreeOSMemory()
-	if IfWorthwhile() {
+	if ifIdleAndWorthwhile(0) {
 		t.Fatal("forced a cycle right after one, with nothing allocated")
 	}
 	// Garbage not yet collected: counted as objects past the live heap,
@@ -53,7 +55,13 @@ func TestIfWorthwhile(t *testing.T) {
 	if r, live := Returnable(); !Worthwhile(r, live) {
 		t.Fatalf("returnable %d with live %d after collecting %d bytes: want a cycle worth forcing", r, live, 2*MinBytes)
 	}
-	if !IfWorthwhile() {
+	if IfWorthwhile() {
+		t.Fatalf("forced a cycle %s after the last, want none before %s", time.Since(lastCycleEnd()), MinIdle)
+	}
+	if r, live := Returnable(); !Worthwhile(r, live) {
+		t.Fatalf("returnable %d with live %d after a refused call: want the buffer still returnable", r, live)
+	}
+	if !ifIdleAndWorthwhile(0) {
 		t.Fatal("did not force a cycle with the buffer's memory returnable")
 	}
 	if r, live := Returnable(); Worthwhile(r, live) {
