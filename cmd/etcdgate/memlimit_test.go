@@ -140,6 +140,10 @@ func TestServeSetsGoMemLimit(t *testing.T) {
 	if got := metricValue(t, url, "etcdgate_ingest_inflight_bytes"); got != "0" {
 		t.Fatalf("etcdgate_ingest_inflight_bytes %q at rest", got)
 	}
+	// The process's forced cycles so far (other tests' gateways share it).
+	if got := metricValue(t, url, "etcdgate_gc_forced_cycles_total"); got == "" || strings.HasPrefix(got, "-") {
+		t.Fatalf("etcdgate_gc_forced_cycles_total %q, want a count", got)
+	}
 }
 
 // TestServeSetsGOGCOnceOpen: serve recovers at recoveryGOGC and serves at

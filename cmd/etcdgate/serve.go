@@ -203,6 +203,10 @@ func newGateway(cfg Config, flags serveFlags, logger *slog.Logger, level *slog.L
 		Help:        "A metric with a constant '1' value labeled by version, revision and goversion.",
 		ConstLabels: prometheus.Labels{"version": bi.Version, "revision": bi.Revision, "goversion": bi.GoVersion},
 	}, func() float64 { return 1 }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "etcdgate_gc_forced_cycles_total",
+		Help: "GC cycles forced to return freed memory to the OS (after a checkpoint, or on the 30 s check, when worth a cycle).",
+	}, func() float64 { return float64(scavenge.Forced()) }))
 
 	if err := g.newRelabel(cfg); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -92,8 +93,16 @@ func ifIdleAndWorthwhile(minIdle time.Duration) bool {
 		return false
 	}
 	debug.FreeOSMemory()
+	forced.Add(1)
 	return true
 }
+
+// forced counts the cycles IfWorthwhile forced.
+var forced atomic.Uint64
+
+// Forced returns how many GC cycles IfWorthwhile has forced in this
+// process: the operator's view of what returning memory costs.
+func Forced() uint64 { return forced.Load() }
 
 // lastCycleEnd returns when the last GC cycle ended; the zero time
 // before the first.

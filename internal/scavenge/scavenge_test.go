@@ -61,8 +61,12 @@ func TestIfWorthwhile(t *testing.T) {
 	if r, live := Returnable(); !Worthwhile(r, live) {
 		t.Fatalf("returnable %d with live %d after a refused call: want the buffer still returnable", r, live)
 	}
+	before := Forced()
 	if !ifIdleAndWorthwhile(0) {
 		t.Fatal("did not force a cycle with the buffer's memory returnable")
+	}
+	if got := Forced(); got != before+1 {
+		t.Fatalf("Forced() = %d after one forced cycle, want %d", got, before+1)
 	}
 	if r, live := Returnable(); Worthwhile(r, live) {
 		t.Fatalf("returnable %d with live %d after the forced cycle: want nothing worth another", r, live)
