@@ -553,17 +553,20 @@ func (in *Ingester) prefetchStored(app tsdb.Appender, batch []TimeSeries, lim *L
 // appendStored appends the samples of a series stored as sent that the
 // store already holds, by ref, without validating its labels: they were
 // valid when the series was created, and what may have changed since
-// (the limits on counts and lengths) is checked here. Validation was a
+// (the limits on counts and lengths) is checked here, or by
+// prefetchStored when it gives a hash. Validation was a
 // quarter of the CPU of steady ingest, where nearly every series is
 // known. It returns the samples it did not take, for the caller to
 // validate the labels and append by them: all of them when the labels
 // are not in the form the store holds (sorted, without empty values) or
 // name no series in memory, the rest when the series was removed midway.
 func (in *Ingester) appendStored(app tsdb.Appender, ts *TimeSeries, hash uint64, lim *Limits, maxT int64, sc *writeScratch, res *Result) []Sample {
-	if !storableAsSent(ts.Labels, lim) {
-		return ts.Samples
-	}
 	if hash == 0 {
+		// prefetchStored leaves 0 for labels not storable as sent (and,
+		// once in 2^64, for storable ones that hash to 0): checked again.
+		if !storableAsSent(ts.Labels, lim) {
+			return ts.Samples
+		}
 		hash, sc.storedBuf = tsdb.LabelPairsHash(ts.Labels, sc.storedBuf)
 	}
 	ref := app.Lookup(hash, ts.Labels)
