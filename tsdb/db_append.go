@@ -53,7 +53,7 @@ func (a *dbAppender) Commit() error {
 		a.ha.Rollback()
 		return nil
 	}
-	for _, s := range a.ha.touched {
+	for _, s := range a.ha.taken.series {
 		if !s.logged.Load() {
 			a.logged = append(a.logged, s)
 		}

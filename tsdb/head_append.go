@@ -23,14 +23,11 @@ type headAppender struct {
 	head    *Head
 	epoch   uint64 // entered in head.readers until Commit or Rollback
 	samples []pendingSample
-	// newest maps each series touched by this batch to its newest accepted
-	// sample, so that a batch holding several samples of a series is
-	// checked as if the earlier ones were already applied.
-	newest map[*memSeries]sample
-	// touched lists newest's series in the order the batch first took
-	// them, each once: Commit walks it rather than the map, whose
-	// iteration costs its capacity and visits series in random order.
-	touched []*memSeries
+	// taken holds the series this batch took a sample of, each pinned,
+	// with its newest accepted sample, so that a batch holding several
+	// samples of a series is checked as if the earlier ones were already
+	// applied.
+	taken batchSeries
 	// looked is the series Lookup found last: AppendRef of its ref, which
 	// is what follows a Lookup, takes it without a second random read of
 	// the ref table. It may have been removed since; check tells.
@@ -55,23 +52,18 @@ func (p *appenderPool) get() *headAppender {
 	if a, ok := p.pool.Get().(*headAppender); ok {
 		return a
 	}
-	return &headAppender{newest: map[*memSeries]sample{}}
+	return &headAppender{}
 }
 
 // pooledAppenderSeries bounds what a pooled appender keeps of its largest
-// batch. A Go map keeps its capacity when cleared, and iterating or
-// clearing it costs its capacity, not its length: one batch of a million
-// series (a restart's backlog, a large request) would otherwise make
-// every later commit of the appender walk a million slots.
+// batch: clearing its buffers costs their capacity, and one batch of a
+// million series (a restart's backlog, a large request) would otherwise
+// make every later commit of the appender clear a million slots.
 const pooledAppenderSeries = 8192
 
 // put clears every reference so pooled appenders keep no series alive.
 func (p *appenderPool) put(a *headAppender) {
-	if len(a.newest) > pooledAppenderSeries {
-		a.newest = map[*memSeries]sample{}
-	} else {
-		clear(a.newest)
-	}
+	a.taken.reset(pooledAppenderSeries)
 	if cap(a.samples) > pooledAppenderSeries {
 		a.samples = nil
 	} else {
@@ -79,12 +71,6 @@ func (p *appenderPool) put(a *headAppender) {
 		a.samples = a.samples[:0]
 	}
 	a.looked = nil
-	if cap(a.touched) > pooledAppenderSeries {
-		a.touched = nil
-	} else {
-		clear(a.touched)
-		a.touched = a.touched[:0]
-	}
 	a.head.readers.exit(a.epoch)
 	a.head = nil
 	p.pool.Put(a)
@@ -152,9 +138,6 @@ func (a *headAppender) buffer(s *memSeries, outcome appendOutcome, err error, t 
 		a.head.metrics.duplicatesIgnored.Inc()
 		return nil
 	}
-	if n, ok := a.newest[s]; !ok || t > n.t {
-		a.newest[s] = sample{t: t, v: v}
-	}
 	a.samples = append(a.samples, pendingSample{series: s, t: t, v: v})
 	return nil
 }
@@ -163,8 +146,9 @@ func (a *headAppender) buffer(s *memSeries, outcome appendOutcome, err error, t 
 // the samples this batch already holds for it.
 func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, error) {
 	window := a.head.opts.OutOfOrderWindow.Milliseconds()
-	n, seen := a.newest[s]
-	if seen && n.t >= t {
+	i := a.taken.find(s)
+	if i >= 0 && a.taken.newest[i].t >= t {
+		n := a.taken.newest[i]
 		if outcome, decided, err := checkAgainstNewest(n.t, math.Float64bits(n.v), t, v, window); decided {
 			return outcome, err
 		}
@@ -181,10 +165,13 @@ func (a *headAppender) check(s *memSeries, t int64, v float64) (appendOutcome, e
 		a.head.activateLocked(s)
 	}
 	outcome, err := s.checkLocked(t, v, window)
-	if err == nil && outcome != ignoredDuplicate && !seen {
-		// buffer adds s to newest: unpinned on Commit or Rollback.
-		s.pinLocked()
-		a.touched = append(a.touched, s)
+	switch {
+	case err != nil || outcome == ignoredDuplicate:
+	case i < 0:
+		s.pinLocked() // unpinned on Commit or Rollback
+		a.taken.add(s, sample{t: t, v: v})
+	case t > a.taken.newest[i].t:
+		a.taken.newest[i] = sample{t: t, v: v}
 	}
 	return outcome, err
 }
@@ -201,7 +188,7 @@ func (s *memSeries) pinLocked() {
 
 // unpinAll releases the pins check took on the batch's series.
 func (a *headAppender) unpinAll() {
-	for _, s := range a.touched {
+	for _, s := range a.taken.series {
 		s.mu.Lock()
 		if s.pins < math.MaxUint8 {
 			s.pins--
@@ -220,6 +207,7 @@ func (a *headAppender) Commit() error {
 	// The head's time range is widened once per batch: a CAS per sample
 	// on one shared word would serialise the writers.
 	mint, maxt := int64(maxInt64), int64(minInt64)
+	a.prefetchOpenChunks()
 	for _, p := range a.samples {
 		if p.series != locked {
 			if locked != nil {
@@ -252,6 +240,42 @@ func (a *headAppender) Commit() error {
 	}
 	h.metrics.samplesAppended.Add(float64(appended))
 	return nil
+}
+
+// prefetchOpenChunks reads the open chunks of the batch's series, the
+// ends an append touches (the first timestamp, which the append checks
+// its range against, and the last bytes), a run of series at a time, so
+// that their cache misses overlap rather than come one append after
+// another: at ten million series they were 5% of the node's CPU. It
+// reads bytes that no append changes again (an append rewrites only a
+// chunk's count and its last byte, and a grown chunk leaves its old
+// array as it was), so it takes each series' lock only to read where
+// its chunk is.
+func (a *headAppender) prefetchOpenChunks() {
+	series := a.taken.series
+	for len(series) > 0 {
+		n := min(len(series), prefetchRun)
+		a.prefetched += prefetchChunkRun(series[:n])
+		series = series[n:]
+	}
+}
+
+// prefetchChunkRun is prefetchOpenChunks for up to prefetchRun series.
+// The chunks' locations go to the stack, not the heap: no write barrier.
+func prefetchChunkRun(series []*memSeries) uint64 {
+	var chunks [prefetchRun]openChunk
+	for i, s := range series {
+		s.mu.Lock()
+		chunks[i] = s.head
+		s.mu.Unlock()
+	}
+	var sink uint64
+	for _, c := range chunks[:len(series)] {
+		if b := c.bytes(); len(b) > xorChunkHeader+1 {
+			sink += uint64(b[xorChunkHeader]) + uint64(b[len(b)-2])
+		}
+	}
+	return sink
 }
 
 func (a *headAppender) Rollback() {

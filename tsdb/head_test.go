@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -553,11 +554,11 @@ func TestHeadLookup(t *testing.T) {
 }
 
 // TestAppenderPoolDropsLargeBatches: a pooled appender that served a
-// batch of many series does not keep their map, whose capacity every
-// later commit would walk; one that served a small batch keeps its map.
+// batch of many series does not keep its buffers, whose capacity every
+// later commit would clear; one that served a small batch keeps them.
 func TestAppenderPoolDropsLargeBatches(t *testing.T) {
 	h := newTestHead(t, nil)
-	mapOf := func(a *headAppender) uintptr { return reflect.ValueOf(a.newest).Pointer() }
+	indexOf := func(a *headAppender) *uint32 { return unsafe.SliceData(a.taken.index) }
 	for _, c := range []struct {
 		series int
 		kept   bool
@@ -568,14 +569,20 @@ func TestAppenderPoolDropsLargeBatches(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m := mapOf(a)
+		index := indexOf(a)
 		h.appenders.put(a) // as Commit does, without sync.Pool's choice of what to return
 		a.head = h
-		if kept := mapOf(a) == m; kept != c.kept || len(a.newest) != 0 || len(a.samples) != 0 {
-			t.Errorf("%d series: map kept %v, want %v; %d series and %d samples left", c.series, kept, c.kept, len(a.newest), len(a.samples))
+		if kept := indexOf(a) == index; kept != c.kept || len(a.taken.series) != 0 || len(a.samples) != 0 {
+			t.Errorf("%d series: index kept %v, want %v; %d series and %d samples left", c.series, kept, c.kept, len(a.taken.series), len(a.samples))
 		}
-		if !c.kept && cap(a.samples) != 0 {
-			t.Errorf("%d series: the pooled appender keeps room for %d samples", c.series, cap(a.samples))
+		if c.kept && slices.ContainsFunc(a.taken.series[:cap(a.taken.series)], func(s *memSeries) bool { return s != nil }) {
+			t.Errorf("%d series: the pooled appender keeps series alive", c.series)
+		}
+		if c.kept && slices.ContainsFunc(a.taken.index, func(k uint32) bool { return k != 0 }) {
+			t.Errorf("%d series: the pooled appender's index is not cleared", c.series)
+		}
+		if !c.kept && (cap(a.samples) != 0 || cap(a.taken.index) != 0) {
+			t.Errorf("%d series: the pooled appender keeps room for %d samples, %d index slots", c.series, cap(a.samples), cap(a.taken.index))
 		}
 	}
 }
