@@ -72,3 +72,24 @@ func TestIfWorthwhile(t *testing.T) {
 		t.Fatalf("returnable %d with live %d after the forced cycle: want nothing worth another", r, live)
 	}
 }
+
+func TestNearCycle(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		objects, live, goal uint64
+		want                bool
+	}{
+		{2800 * mb, 2778 * mb, 3334 * mb, false}, // just after a cycle
+		{3000 * mb, 2778 * mb, 3334 * mb, false},
+		{3056 * mb, 2778 * mb, 3334 * mb, true}, // half the room taken
+		{3185 * mb, 2778 * mb, 3334 * mb, true}, // a cycle running (its start, in the 22-minute run)
+		{3400 * mb, 2778 * mb, 3334 * mb, true}, // past the goal
+		{100 * mb, 200 * mb, 300 * mb, false},   // fewer objects than the last cycle marked
+		{500 * mb, 200 * mb, 200 * mb, false},   // no room at all: no goal to go by
+		{500 * mb, 200 * mb, 0, false},          // no goal reported
+	} {
+		if got := nearCycle(c.objects, c.live, c.goal); got != c.want {
+			t.Errorf("nearCycle(%d, %d, %d MiB) = %v, want %v", c.objects/mb, c.live/mb, c.goal/mb, got, c.want)
+		}
+	}
+}
