@@ -247,7 +247,7 @@ func Open(dir string, opts Options, reg prometheus.Registerer, logger *slog.Logg
 		closeFiles()
 		return nil, err
 	}
-	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, logger); err != nil {
+	if db.wal, err = openWAL(filepath.Join(dir, "wal"), opts.fs(), opts.WALSync, opts.WALSyncInterval, db.metrics.walFsyncSeconds, logger); err != nil {
 		closeFiles()
 		return nil, err
 	}

@@ -15,6 +15,8 @@ type dbMetrics struct {
 	compactionFailures     prometheus.Counter
 	compactionMalformed    prometheus.Counter
 	compactionSeconds      prometheus.Gauge
+
+	walFsyncSeconds prometheus.Histogram
 }
 
 func newDBMetrics(reg prometheus.Registerer, journal *chunkJournal) *dbMetrics {
@@ -63,6 +65,14 @@ func newDBMetrics(reg prometheus.Registerer, journal *chunkJournal) *dbMetrics {
 			Name: "etcdgate_tsdb_compaction_last_duration_seconds",
 			Help: "Time spent compacting the last compacted bucket, summed over its passes.",
 		}),
+		// From a millisecond to 16 s: an fsync queued behind a
+		// checkpoint's writes takes seconds, and acknowledgements wait
+		// for it.
+		walFsyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "etcdgate_tsdb_wal_fsync_duration_seconds",
+			Help:    "Time a round of WAL fsyncs took (the segments written since the last round and the directory); writes are acknowledged after theirs.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
 	}
 	if reg != nil && journal != nil {
 		reg.MustRegister(
@@ -78,7 +88,7 @@ func newDBMetrics(reg prometheus.Registerer, journal *chunkJournal) *dbMetrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.recoverySeconds, m.checkpoints, m.checkpointFailures, m.checkpointSeconds, m.seriesRemoved, m.bucketsDropped,
-			m.compactionBuckets, m.compactionChunksMerged, m.compactionFailures, m.compactionMalformed, m.compactionSeconds)
+			m.compactionBuckets, m.compactionChunksMerged, m.compactionFailures, m.compactionMalformed, m.compactionSeconds, m.walFsyncSeconds)
 	}
 	return m
 }

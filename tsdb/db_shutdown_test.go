@@ -262,7 +262,7 @@ func TestRecoverScansJournalTail(t *testing.T) {
 }
 
 // TestJournalMetrics: the journal's appended bytes and segments are
-// exported.
+// exported, and the WAL's fsyncs, of which a checkpoint does one round.
 func TestJournalMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	db, err := Open(t.TempDir(), testDBOptions(), reg, nil)
@@ -289,11 +289,16 @@ func TestJournalMetrics(t *testing.T) {
 				got[f.GetName()] = c.GetValue()
 			} else if g := m[0].GetGauge(); g != nil {
 				got[f.GetName()] = g.GetValue()
+			} else if h := m[0].GetHistogram(); h != nil {
+				got[f.GetName()] = float64(h.GetSampleCount())
 			}
 		}
 	}
 	if got["etcdgate_tsdb_journal_appended_bytes_total"] < 100 || got["etcdgate_tsdb_journal_segments"] != 1 {
 		t.Fatalf("journal metrics after a checkpoint of two closed chunks: appended %v bytes, %v segments",
 			got["etcdgate_tsdb_journal_appended_bytes_total"], got["etcdgate_tsdb_journal_segments"])
+	}
+	if got["etcdgate_tsdb_wal_fsync_duration_seconds"] < 1 {
+		t.Fatalf("%v WAL fsync rounds observed after a checkpoint, want at least 1", got["etcdgate_tsdb_wal_fsync_duration_seconds"])
 	}
 }

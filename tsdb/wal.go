@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // WALSync says when a write is acknowledged relative to fsync.
@@ -60,6 +62,7 @@ type wal struct {
 	interval time.Duration
 	logger   *slog.Logger
 	fs       WALFS
+	fsyncs   prometheus.Observer // seconds each syncSegments spent in fsync
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -104,7 +107,8 @@ func walSegments(dir string) ([]int, error) {
 
 // openWAL starts a new segment after the newest one in dir: replay has
 // already read (and repaired) the existing ones.
-func openWAL(dir string, fs WALFS, mode WALSync, interval time.Duration, logger *slog.Logger) (*wal, error) {
+// fsyncs observes the time each round of fsyncs takes.
+func openWAL(dir string, fs WALFS, mode WALSync, interval time.Duration, fsyncs prometheus.Observer, logger *slog.Logger) (*wal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -116,7 +120,7 @@ func openWAL(dir string, fs WALFS, mode WALSync, interval time.Duration, logger 
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
 	}
-	w := &wal{dir: dir, fs: fs, sync: mode, interval: interval, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	w := &wal{dir: dir, fs: fs, sync: mode, interval: interval, fsyncs: fsyncs, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
 	w.cond = sync.NewCond(&w.mu)
 	f, err := w.fs.Create(walSegmentName(dir, next))
 	if err != nil {
@@ -326,6 +330,7 @@ func (w *wal) syncSegments(recovering bool) error {
 	w.closing, w.dirDirty = nil, false
 	w.mu.Unlock()
 
+	start := time.Now()
 	var err error
 	for _, f := range closing {
 		if serr := f.Sync(); serr != nil && err == nil && !recovering {
@@ -344,6 +349,7 @@ func (w *wal) syncSegments(recovering bool) error {
 		}
 	}
 
+	w.fsyncs.Observe(time.Since(start).Seconds())
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.syncing = false
