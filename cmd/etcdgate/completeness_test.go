@@ -33,25 +33,39 @@ func TestCompletenessProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, base := startGateway(t, "--config", cfg)
+	scrape := func(inst string, i int, ts int64) {
+		var series []prompb.TimeSeries
+		for s := range 10 {
+			series = append(series, prompb.TimeSeries{
+				Labels: []prompb.Label{{Name: "__name__", Value: "etcd_metric_" + strconv.Itoa(s)}, {Name: "cluster", Value: "etcd-1"},
+					{Name: "instance", Value: inst}, {Name: "job", Value: "etcd"}},
+				Samples: []prompb.Sample{{Value: float64(i), Timestamp: ts}},
+			})
+		}
+		remoteWrite(t, base, series[:3])
+		remoteWrite(t, base, series[3:])
+	}
 	last := time.Now().Truncate(15 * time.Second)
 	for i := range 360 {
 		ts := last.Add(-time.Duration(359-i) * 15 * time.Second).UnixMilli()
 		for _, inst := range []string{"a", "b"} {
-			if inst == "a" && i%100 == 99 {
-				continue
+			if inst != "a" || i%100 != 99 {
+				scrape(inst, i, ts)
 			}
-			var series []prompb.TimeSeries
-			for s := range 10 {
-				series = append(series, prompb.TimeSeries{
-					Labels: []prompb.Label{{Name: "__name__", Value: "etcd_metric_" + strconv.Itoa(s)}, {Name: "cluster", Value: "etcd-1"},
-						{Name: "instance", Value: inst}, {Name: "job", Value: "etcd"}},
-					Samples: []prompb.Sample{{Value: float64(i), Timestamp: ts}},
-				})
-			}
-			remoteWrite(t, base, series[:3])
-			remoteWrite(t, base, series[3:])
 		}
 	}
+	// Both targets go on being scraped, without a miss, while the test
+	// waits below: a scrape that does not come when due lowers their
+	// completeness over 5 minutes, and on a loaded machine the waits
+	// outlast an interval. Each is sent a little ahead of its time.
+	next, i := last.Add(15*time.Second), 360
+	scrapeDue := func() {
+		for ; time.Until(next) < 5*time.Second; next, i = next.Add(15*time.Second), i+1 {
+			scrape("a", i, next.UnixMilli())
+			scrape("b", i, next.UnixMilli())
+		}
+	}
+	scrapeDue()
 	code, body := httpGet(base + "/api/v1/status/targets?" + url.Values{"job": {"etcd"}}.Encode())
 	var r struct {
 		Data struct {
@@ -87,6 +101,7 @@ func TestCompletenessProcess(t *testing.T) {
 	}
 	q := url.Values{"query": {`etcdgate_target_completeness_ratio{window="1h",product="payments"}`}}
 	waitFor(t, 20*time.Second, "the completeness series", func() bool {
+		scrapeDue()
 		_, body := httpGet(base + "/api/v1/query?" + q.Encode())
 		return countResults(body) == 2
 	})
@@ -108,6 +123,7 @@ func TestCompletenessProcess(t *testing.T) {
 		}{{d.SLI.ErrorQuery, func(v float64) bool { return v == 0 }}, {d.SLI.TotalQuery, func(v float64) bool { return v >= 20 }}} {
 			expr := strings.ReplaceAll(c.query, "[{{.window}}:5m]", "[30s:1s]")
 			waitFor(t, 20*time.Second, "SLI "+expr, func() bool {
+				scrapeDue()
 				_, body := httpGet(base + "/api/v1/query?" + url.Values{"query": {expr}}.Encode())
 				var r struct {
 					Data struct {
